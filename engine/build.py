@@ -1,0 +1,132 @@
+"""Turn a validated config into objects: data module, components, task.
+
+This is where targets are imported (and so torch). Data facts flow here: a
+model or task parameter named like a fact the data source exposes is filled
+from it when the user did not set it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from engine.component import Component
+from engine.config import LOADER_PARAMS, check_params
+from engine.errors import ConfigError, EngineError
+from engine.registry import Registry
+
+
+class Factory:
+    """A component with its config parameters bound, called later with runtime arguments.
+
+    Optimizers and schedulers are built this way: the task calls
+    ``optimizer(params)`` and ``scheduler(optimizer, total_steps=..., max_epochs=...)``;
+    keyword arguments the target does not accept are dropped.
+    """
+
+    def __init__(self, component: Component, fn: Callable[..., Any], params: dict[str, Any]) -> None:
+        self.component, self.fn, self.params = component, fn, params
+        sig = inspect.signature(fn)
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        self._accepts = set(sig.parameters)
+
+    def __call__(self, *args: Any, **context: Any) -> Any:
+        extra = {k: v for k, v in context.items() if self._accepts_any or k in self._accepts}
+        return self.fn(*args, **extra, **self.params)
+
+    def __repr__(self) -> str:
+        return f"Factory({self.component.qualified_name}, {self.params})"
+
+
+def _call(component: Component, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return fn(**kwargs)
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(
+            f"building {component.kind} '{component.qualified_name}' failed: {type(exc).__name__}: {exc}",
+            hint="check its parameters (`engine components show "
+            f"{component.qualified_name}`); rerun with --debug for the traceback",
+        ) from exc
+
+
+def with_facts(
+    registry: Registry, component: Component, params: dict[str, Any], facts: dict[str, Any], where: str
+) -> dict[str, Any]:
+    """``params`` plus every fact the component's signature asks for and the user left unset."""
+    sig = registry.load_signature(component)
+    filled = dict(params)
+    for p in sig.params:
+        if p.name in facts and p.name not in params:
+            filled[p.name] = facts[p.name]
+    # Re-check: facts must fit the parameter types too, and nothing required may be missing.
+    return check_params(where, f"{component.kind} '{component.qualified_name}'", filled, sig)
+
+
+def build_component(
+    registry: Registry,
+    kind: str,
+    name: str,
+    params: dict[str, Any],
+    facts: dict[str, Any] | None = None,
+    where: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    """Build one component: objects for models, losses, data, tasks; a :class:`Factory` otherwise."""
+    component: Component = registry.resolve(kind, name)
+    where = where or kind
+    fn = component.load()
+    sig = registry.load_signature(component)
+    if facts is not None:
+        params = with_facts(registry, component, params, facts, where)
+    else:
+        params = check_params(where, f"{kind} '{component.qualified_name}'", params, sig)
+    if kind in ("optimizer", "scheduler", "deploy"):
+        return Factory(component, fn, params)
+    return _call(component, fn, {**params, **(extra or {})})
+
+
+def build_data(registry: Registry, cfg: dict[str, Any]) -> Any:
+    """The run's ``LightningDataModule`` (a core adaptor unless the source is one itself)."""
+    import lightning as L
+
+    from engine.data import SourceDataModule
+
+    section = dict(cfg["data"])
+    name = section.pop("name")
+    loader = {k: section.pop(k) for k in list(section) if k in LOADER_PARAMS}
+    source = build_component(registry, "data", name, section)
+    if isinstance(source, L.LightningDataModule):
+        if not hasattr(source, "facts"):
+            raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
+        return source
+    if not hasattr(source, "datasets") or not hasattr(source, "facts"):
+        raise EngineError(
+            f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
+            hint="data sources subclass engine.data.DataSource",
+        )
+    return SourceDataModule(source, seed=cfg["seed"], **loader)
+
+
+def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any]) -> Any:
+    """The run's ``LightningModule``: each slot built by kind, then the task around them."""
+    task: Component = registry.resolve("task", cfg["task"]["name"])
+    slots: dict[str, Any] = {}
+    for slot, kind in task.slots.items():
+        section = cfg.get(slot)
+        if section is None:
+            slots[slot] = None
+            continue
+        params = {k: v for k, v in section.items() if k != "name"}
+        slots[slot] = build_component(
+            registry, kind, section["name"], params, facts=facts if kind == "model" else None, where=slot
+        )
+    params = {k: v for k, v in cfg["task"].items() if k != "name"}
+    return build_component(registry, "task", task.qualified_name, params, facts=facts, extra=slots)
+
+
+def check_facts(facts: dict[str, Any], data_name: str) -> None:
+    if not isinstance(facts, dict):
+        raise ConfigError(f"data source '{data_name}' has facts of type {type(facts).__name__}, expected a mapping")

@@ -1,0 +1,188 @@
+"""Built-in data sources: seeded synthetic data and local CSV tables."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from engine.data import ArrayDataset, DataSource, split_indices
+from engine.errors import ConfigError
+
+
+class _Table(DataSource):
+    """Feature vectors with targets, split and standardised on the training part."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    class_names: list[str] | None
+    feature_names: list[str]
+
+    def _prepare(self, val_fraction: float, test_fraction: float, seed: int, standardize: bool) -> None:
+        stratify = self.y if self.class_names is not None else None
+        self._idx = split_indices(len(self.x), val_fraction, test_fraction, seed, stratify)
+        train = self.x[self._idx["train"]]
+        if standardize:
+            self.mean = train.mean(0)
+            self.std = train.std(0).clamp_min(1e-6)
+        else:
+            self.mean = torch.zeros(self.x.shape[1])
+            self.std = torch.ones(self.x.shape[1])
+        self.x = (self.x - self.mean) / self.std
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        n = self.x.shape[1]
+        facts: dict[str, Any] = {"in_features": n, "input_shape": [n], "feature_names": self.feature_names}
+        if self.class_names is not None:
+            facts.update(
+                problem="classification",
+                num_classes=len(self.class_names),
+                out_features=len(self.class_names),
+                class_names=list(self.class_names),
+            )
+        else:
+            facts.update(problem="regression", out_features=1 if self.y.dim() == 1 else self.y.shape[1])
+        facts["preprocessing"] = {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return facts
+
+    def datasets(self) -> dict[str, ArrayDataset]:
+        return {k: ArrayDataset(self.x[i], self.y[i]) for k, i in self._idx.items()}
+
+
+class Synthetic(_Table):
+    """Seeded synthetic classification: each class a mixture of Gaussian clusters in a random subspace.
+
+    Args:
+        num_samples: total number of samples (all splits).
+        num_features: dimension of each sample.
+        num_classes: number of classes.
+        clusters_per_class: Gaussian clusters making up each class.
+        class_sep: distance scale between cluster centres; smaller is harder.
+        informative: dimensions carrying signal (the rest is noise).
+        seed: seed of the data and of the split.
+        val_fraction: fraction held out for validation.
+        test_fraction: fraction held out for the final test.
+    """
+
+    def __init__(
+        self,
+        num_samples: int = 2000,
+        num_features: int = 16,
+        num_classes: int = 4,
+        clusters_per_class: int = 2,
+        class_sep: float = 1.5,
+        informative: int = 8,
+        seed: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+    ) -> None:
+        if num_classes < 2 or num_samples < 2 * num_classes or num_features < 1:
+            raise ConfigError("synthetic data needs num_classes >= 2, num_features >= 1, num_samples >= 2*num_classes")
+        g = torch.Generator().manual_seed(seed)
+        k = min(informative, num_features)
+        centres = torch.randn(num_classes, clusters_per_class, k, generator=g) * class_sep
+        y = torch.arange(num_samples) % num_classes
+        which = torch.randint(clusters_per_class, (num_samples,), generator=g)
+        signal = centres[y, which] + torch.randn(num_samples, k, generator=g)
+        noise = torch.randn(num_samples, num_features - k, generator=g)
+        rotation, _ = torch.linalg.qr(torch.randn(num_features, num_features, generator=g))
+        self.x = torch.cat([signal, noise], 1) @ rotation
+        self.y = y
+        self.class_names = [f"class_{i}" for i in range(num_classes)]
+        self.feature_names = [f"x{i}" for i in range(num_features)]
+        self._prepare(val_fraction, test_fraction, seed, standardize=True)
+
+
+class CSVTable(_Table):
+    """A local CSV file: one row per sample, numeric feature columns and a label column.
+
+    Args:
+        path: the CSV file (with a header row).
+        label: name of the target column.
+        features: feature columns (default: every other column).
+        problem: classification, regression, or auto (text or few distinct integer labels: classification).
+        val_fraction: fraction held out for validation.
+        test_fraction: fraction held out for the final test.
+        seed: seed of the split.
+        standardize: scale features to zero mean, unit variance (statistics of the training split).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        label: str = "label",
+        features: list[str] | None = None,
+        problem: Literal["auto", "classification", "regression"] = "auto",
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        standardize: bool = True,
+    ) -> None:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"CSV file not found: {file}", hint="check data.path")
+        with file.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+        if label not in columns:
+            raise ConfigError(
+                f"{file}: no label column '{label}'; columns are {', '.join(columns) or '(none)'}",
+                hint="set data.label to the target column",
+            )
+        features = features or [c for c in columns if c != label]
+        missing = [c for c in features if c not in columns]
+        if missing:
+            raise ConfigError(f"{file}: no column(s) {', '.join(missing)}; columns are {', '.join(columns)}")
+        if not rows:
+            raise ConfigError(f"{file}: no data rows")
+        x = torch.empty(len(rows), len(features))
+        for r, row in enumerate(rows):
+            for c, name in enumerate(features):
+                try:
+                    x[r, c] = float(row[name])
+                except (TypeError, ValueError):
+                    raise ConfigError(
+                        f"{file}, line {r + 2}: column '{name}' is not a number: {row[name]!r}",
+                        hint="fix the value, or leave the column out with data.features",
+                    ) from None
+        labels = [row[label] for row in rows]
+        if any(v is None or v == "" for v in labels):
+            line = next(i for i, v in enumerate(labels) if v is None or v == "") + 2
+            raise ConfigError(f"{file}, line {line}: empty label")
+        if problem == "auto":
+            problem = "classification" if _looks_categorical(labels) else "regression"
+        if problem == "classification":
+            self.class_names = sorted(set(labels), key=_natural)
+            index = {c: i for i, c in enumerate(self.class_names)}
+            self.y = torch.tensor([index[v] for v in labels])
+        else:
+            try:
+                self.y = torch.tensor([float(v) for v in labels])
+            except ValueError:
+                raise ConfigError(
+                    f"{file}: label column '{label}' is not numeric; use problem=classification"
+                ) from None
+            self.class_names = None
+        self.x, self.feature_names = x, list(features)
+        self._prepare(val_fraction, test_fraction, seed, standardize)
+
+
+def _natural(v: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(v))
+    except ValueError:
+        return (1, v)
+
+
+def _looks_categorical(labels: list[str]) -> bool:
+    values = set(labels)
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return True
+    return all(math.isfinite(n) and n == int(n) for n in numbers) and len(values) <= 50

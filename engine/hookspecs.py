@@ -1,0 +1,219 @@
+"""The plugin contract: every hook a plugin may implement.
+
+A plugin is a module (or object) with functions decorated by
+``engine.hookimpl`` whose names match the specifications below; it is made
+known to the engine through an entry point in the ``engine.plugins`` group::
+
+    # pyproject.toml of your distribution
+    [project.entry-points."engine.plugins"]
+    vision = "engine_vision.plugin"
+
+The entry point's name (``vision``) is the plugin's name and qualifies every
+component it declares (``vision.resnet``; recipes ``vision/digits``).
+
+Registration hooks (``engine_models`` … ``engine_recipes``) are called once,
+when the registry is first needed (listing, resolving a name, validating a
+config). They return *declarations* (:class:`engine.Component`,
+:class:`engine.Recipe`) whose targets are ``"module:attr"`` strings: keep the
+plugin module itself free of heavy imports (torch, numpy) so that
+``engine --help``, listing and validation stay fast. The target is imported only
+when a run is built.
+
+A hook that raises marks its plugin *broken*: the error is reported (plugin,
+distribution, error) by ``engine plugins list`` and the plugin's components are
+left out, while every other plugin keeps working.
+
+The built-in components of the core are declared by :mod:`engine.builtins`
+through these same hooks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from engine.component import Component, Recipe
+
+hookspec = pluggy.HookspecMarker("engine")
+
+
+# --------------------------------------------------------------------------- components
+
+
+@hookspec
+def engine_models() -> list[Component]:
+    """Declare models (``torch.nn.Module`` factories).
+
+    The target is a class or function returning an ``nn.Module``. Its
+    parameters, read from its signature and docstring, become the ``model.*``
+    config keys. Parameters named like a data fact (``num_classes``,
+    ``in_features``, ``input_shape``, ``vocab_size`` …) are filled from the data
+    source when the user leaves them unset, so declare them without defaults::
+
+        @hookimpl
+        def engine_models():
+            return [Component("cnn", "engine_vision.models:SmallCNN", "Small conv net")]
+
+        # engine_vision/models.py
+        class SmallCNN(nn.Module):
+            def __init__(self, input_shape: tuple[int, int, int], num_classes: int, width: int = 32):
+                '''Args:
+                    width: channels of the first convolution.'''
+    """
+
+
+@hookspec
+def engine_losses() -> list[Component]:
+    """Declare losses.
+
+    The target returns a callable ``loss(outputs, targets) -> scalar tensor``
+    (usually an ``nn.Module``). The supervised task calls it with the model's
+    output and the batch's target.
+    """
+
+
+@hookspec
+def engine_optimizers() -> list[Component]:
+    """Declare optimizers.
+
+    The target is a factory whose **first parameter is** ``params`` (the
+    parameters or parameter groups to optimise, supplied by the task) and whose
+    other parameters are the ``optimizer.*`` config keys; it returns a
+    ``torch.optim.Optimizer``::
+
+        def lion(params, lr: float = 1e-4, weight_decay: float = 0.0) -> Optimizer: ...
+    """
+
+
+@hookspec
+def engine_schedulers() -> list[Component]:
+    """Declare learning-rate schedulers.
+
+    The target is a factory taking ``optimizer`` and, if it asks for them,
+    ``total_steps`` (optimizer steps the whole run will make) and
+    ``max_epochs``, which the task supplies; its other parameters are the
+    ``scheduler.*`` config keys. It returns a ``torch.optim.lr_scheduler``
+    object (stepped once per epoch) or a Lightning lr-scheduler dict
+    (``{"scheduler": s, "interval": "step", "monitor": "val/loss"}``).
+    """
+
+
+@hookspec
+def engine_data_sources() -> list[Component]:
+    """Declare data sources.
+
+    The target returns an object with
+
+    - ``facts``: a mapping of what the data knows about itself
+      (``num_classes``, ``in_features``, ``input_shape``, ``class_names``,
+      ``vocab_size``, ``observation_space`` …), and
+    - ``datasets()``: a mapping ``{"train": Dataset, "val": Dataset,
+      "test": Dataset}`` (``val``/``test`` optional) of map-style
+      ``torch.utils.data.Dataset`` yielding ``(input, target)``;
+
+    subclass :class:`engine.data.DataSource` for both. The core wraps it in a
+    ``LightningDataModule`` (``data.batch_size``, ``data.num_workers``). A
+    source may instead return a ``lightning.LightningDataModule`` with a
+    ``facts`` attribute when it needs full control (RL environments do).
+
+    List the facts in the declaration so configs validate without loading data::
+
+        Component("digits", "engine_vision.data:Digits", "sklearn 8x8 digits",
+                  facts=("num_classes", "input_shape", "class_names"))
+    """
+
+
+@hookspec
+def engine_deploy_targets() -> list[Component]:
+    """Declare deployment targets (export formats).
+
+    The target is a factory ``export(model, example_inputs, out_dir, **params)``
+    that writes an artifact for the eval-mode ``model`` into ``out_dir``,
+    returns its path, and can be reloaded by the same plugin for verification.
+    ``model``, ``example_inputs`` and ``out_dir`` are supplied by the core.
+    """
+
+
+@hookspec
+def engine_tasks() -> list[Component]:
+    """Declare tasks: ``LightningModule`` templates that define a training step.
+
+    The target is a ``LightningModule`` subclass. Its *slots* name the
+    components it is built from, each becoming a config section; the core
+    builds each slot from the registry and passes it in by parameter name:
+
+    - ``model`` slots: a built ``nn.Module`` (facts filled in);
+    - ``loss`` slots: a built loss;
+    - ``optimizer`` / ``scheduler`` slots: a *factory* (``functools.partial``)
+      the task calls in ``configure_optimizers`` with the parameters
+      (and, for schedulers, the optimizer and ``total_steps``).
+
+    Its other parameters are the ``task.*`` config keys; ones named like data
+    facts are filled from the data. The built-in supervised task::
+
+        Component("supervised", "engine.tasks.supervised:SupervisedTask",
+                  "model + loss + optimizer, torchmetrics metrics",
+                  slots={"model": "model", "loss": "loss",
+                         "optimizer": "optimizer", "scheduler": "scheduler"},
+                  defaults={"optimizer": "adamw"}, required_slots=("model",))
+    """
+
+
+@hookspec
+def engine_recipes() -> list[Recipe]:
+    """Declare recipes: named, complete run configurations.
+
+    ``engine run vision/digits trainer.max_epochs=3`` starts from the recipe and
+    applies the user's files and overrides on top. A recipe is a mapping or a
+    YAML file shipped inside the package::
+
+        Recipe("digits", "engine_vision:recipes/digits.yaml", "ResNet on digits, >=99% test accuracy")
+    """
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@hookspec
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """Adjust the composed configuration before it is validated and built.
+
+    ``config`` is the composed configuration as plain, mutable data (recipe,
+    files and overrides already applied); change it in place. Called for every
+    ``engine run`` including ``--dry-run``, so do not import torch here.
+    """
+
+
+@hookspec
+def engine_callbacks(config: dict[str, Any]) -> list[Any]:
+    """Return Lightning callbacks and/or loggers to add to the Trainer.
+
+    Called when a run is built (torch is imported by then). Return instances of
+    ``lightning.pytorch.Callback`` or ``lightning.pytorch.loggers.Logger``; the
+    core sorts them into the Trainer's ``callbacks`` and ``logger`` arguments.
+    ``config`` is the resolved configuration (read it, do not change it).
+    """
+
+
+@hookspec
+def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add subcommands to the ``engine`` command.
+
+    ``subparsers`` is the ``argparse`` sub-parser collection of ``engine``. Add a
+    parser and name its handler lazily, as ``"module:function"``; the handler is
+    imported only when the command runs and is called with the parsed
+    ``argparse.Namespace``; its return value is the exit code::
+
+        @hookimpl
+        def engine_add_commands(subparsers):
+            p = subparsers.add_parser("generate", help="sample text from a trained LM")
+            p.add_argument("run")
+            p.set_defaults(handler="engine_nlp.cli:generate")
+
+    Raise :class:`engine.EngineError` for user mistakes: the CLI prints it on one
+    line and exits 2.
+    """

@@ -1,0 +1,257 @@
+"""A run: config -> objects -> ``lightning.Trainer`` -> run directory.
+
+Lightning does the training; the runner only assembles the Trainer (checkpoints,
+early stopping, loggers, plugin callbacks) and records the run::
+
+    runs/<name>/
+      config.yaml        the resolved config (re-runnable with -c)
+      environment.json   plugin distributions and versions, library versions, command
+      facts.json         what the data source reported
+      checkpoints/       best.ckpt, last.ckpt
+      metrics.csv        every logged metric (CSVLogger); tb/ when TensorBoard is installed
+      summary.json       status, final metrics, wall time, steps
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.registry import Registry
+
+RUN_DIR_ENV = "ENGINE_RUN_DIR"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1:
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def new_run_dir(cfg: dict[str, Any]) -> Path:
+    """A fresh directory under ``run.dir``; shared with DDP worker processes through the environment."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited:
+        return Path(inherited)
+    root = Path(cfg["run"]["dir"]).expanduser()
+    name = cfg["run"]["name"]
+    if not name:
+        model = next((cfg[k]["name"] for k in ("model", "generator", "policy") if isinstance(cfg.get(k), dict)), None)
+        parts = [p.split(".")[-1] for p in (model, cfg["data"]["name"]) if p]
+        name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    path = root / name
+    if path.exists() and any(path.iterdir()) and not cfg["run"]["name"]:
+        i = 1
+        while (root / f"{name}-{i}").exists():
+            i += 1
+        path = root / f"{name}-{i}"
+    elif path.exists() and any(path.iterdir()):
+        raise EngineError(
+            f"run directory {path} already exists",
+            hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def environment(registry: Registry) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for lib in ("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"):
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = None
+    plugins = [
+        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status}
+        for p in registry.manager.plugins.values()
+    ]
+    return {
+        "plugins": plugins,
+        "libraries": libs,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": sys.argv,
+    }
+
+
+def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[Any], Any]:
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from engine.callbacks import RNGState
+
+    ck = cfg["checkpoint"]
+    monitor = ck["monitor"] or ("val/loss" if has_val else "train/loss")
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=monitor,
+        mode=ck["mode"],
+        save_top_k=ck["save_top_k"],
+        save_last=ck["save_last"],
+        every_n_epochs=None if ck["every_n_train_steps"] else ck["every_n_epochs"],
+        every_n_train_steps=ck["every_n_train_steps"],
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    callbacks: list[Any] = [checkpoint, RNGState()]
+    es = cfg["early_stopping"]
+    if es is not None:
+        callbacks.append(
+            EarlyStopping(
+                monitor=es["monitor"] or monitor,
+                patience=es["patience"],
+                mode=es["mode"] or ck["mode"],
+                min_delta=es["min_delta"],
+            )
+        )
+    if cfg.get("scheduler"):
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    return callbacks, checkpoint
+
+
+def _loggers(run_dir: Path) -> list[Any]:
+    import importlib.util
+
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    loggers: list[Any] = [CSVLogger(run_dir, name="", version="")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False))
+    return loggers
+
+
+def _plugin_extras(registry: Registry, cfg: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    from lightning.pytorch import Callback
+    from lightning.pytorch.loggers import Logger
+
+    callbacks, loggers = [], []
+    for info, result in registry.manager.call_each("engine_callbacks", config=cfg):
+        for item in result or []:
+            if isinstance(item, Callback):
+                callbacks.append(item)
+            elif isinstance(item, Logger):
+                loggers.append(item)
+            else:
+                raise EngineError(
+                    f"plugin '{info.name}' returned {type(item).__name__} from engine_callbacks; "
+                    "expected Lightning callbacks or loggers"
+                )
+    return callbacks, loggers
+
+
+def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None, echo: Any = print) -> RunResult:
+    """Train (and test) the validated ``cfg``; ``resume`` continues that run directory."""
+    import lightning as L
+    import yaml
+
+    from engine.build import build_data, build_task
+
+    started = time.time()
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    last = resume / "checkpoints" / "last.ckpt" if resume is not None else None
+    if last is not None and not last.is_file():
+        raise EngineError(
+            f"nothing to resume in {resume}: no checkpoints/last.ckpt",
+            hint=f"start it again with -c {resume / 'config.yaml'}",
+        )
+    # Build before creating the run directory: a mistake found here leaves nothing behind.
+    datamodule = build_data(registry, cfg)
+    facts = dict(datamodule.facts)
+    model = build_task(registry, cfg, facts)
+
+    run_dir = resume if resume is not None else new_run_dir(cfg)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
+    rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg["seed"]}
+    if rank_zero:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+        write_json(run_dir / "environment.json", environment(registry))
+        write_json(run_dir / "facts.json", facts)
+        write_json(run_dir / "summary.json", summary)
+
+    has_val = getattr(datamodule, "has_split", lambda s: True)("val")
+    has_test = getattr(datamodule, "has_split", lambda s: True)("test")
+    callbacks, checkpoint = _callbacks(cfg, run_dir, has_val)
+    extra_callbacks, extra_loggers = _plugin_extras(registry, cfg)
+    trainer_args = dict(cfg["trainer"])
+    if not has_val:
+        trainer_args.setdefault("limit_val_batches", 0)
+    trainer = L.Trainer(
+        default_root_dir=run_dir,
+        callbacks=callbacks + extra_callbacks,
+        logger=_loggers(run_dir) + extra_loggers,
+        **trainer_args,
+    )
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        fit_metrics = {k: v for k, v in trainer.callback_metrics.items()}
+        test_metrics: dict[str, Any] = {}
+        if has_test and trainer.limit_test_batches != 0:
+            best = "best" if checkpoint.best_model_path else None
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            test_metrics = results[0] if results else {}
+    except BaseException as exc:
+        summary.update(
+            status="interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed",
+            error=f"{type(exc).__name__}: {exc}",
+            wall_time_s=round(time.time() - started, 3),
+            global_step=trainer.global_step,
+            epoch=trainer.current_epoch,
+        )
+        if rank_zero:
+            write_json(run_dir / "summary.json", summary)
+        raise
+    summary.update(
+        status="completed",
+        metrics={**fit_metrics, **test_metrics},
+        best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
+        best_score=checkpoint.best_model_score,
+        monitor=checkpoint.monitor,
+        last_checkpoint=_relative(checkpoint.last_model_path, run_dir),
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        wall_time_s=round(time.time() - started, 3),
+    )
+    summary = _jsonable(summary)
+    if trainer.is_global_zero:
+        write_json(run_dir / "summary.json", summary)
+    return RunResult(run_dir, summary)
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path

@@ -1,0 +1,476 @@
+"""Read a component's parameters without importing it.
+
+Listing components, showing their parameters and validating a config must not
+import torch, yet parameters are declared where Python users expect them: in the
+target's signature and docstring.  We read them from the target's source with
+:mod:`ast` (the module is located, never executed) and fall back to
+:func:`inspect.signature` at build time when the source cannot be read.
+
+Type annotations stay strings; :func:`check_type` understands the common ones
+(``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``tuple[int, ...]``,
+``dict``, ``Literal[...]``, ``X | None``, ``Optional``/``Union``) and accepts
+anything it does not understand.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REQUIRED: Any = type("REQUIRED", (), {"__repr__": lambda self: "<required>"})()
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a component: name, annotation (as text), default, doc."""
+
+    name: str
+    annotation: str | None = None
+    default: Any = REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The user-settable parameters of a target; ``open`` if it takes ``**kwargs``."""
+
+    params: tuple[Param, ...]
+    open: bool = False
+
+    def get(self, name: str) -> Param | None:
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+
+# --------------------------------------------------------------------------- locate
+
+
+def locate_module(module: str) -> Path | None:
+    """Path of ``module``'s source file, found without importing it.
+
+    Only the top-level package's spec is looked up (which does not execute it);
+    sub-packages are found by walking its search locations.
+    """
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if len(parts) == 1:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    locations = list(spec.submodule_search_locations or [])
+    for i, part in enumerate(parts[1:], start=1):
+        last = i == len(parts) - 1
+        found = None
+        for loc in locations:
+            pkg = Path(loc) / part
+            if (pkg / "__init__.py").is_file():
+                found = pkg
+                break
+            if last and (Path(loc) / f"{part}.py").is_file():
+                return Path(loc) / f"{part}.py"
+        if found is None:
+            return None
+        if last:
+            return found / "__init__.py"
+        locations = [str(found)]
+    return None
+
+
+_TREES: dict[Path, ast.Module] = {}
+
+
+def _parse(path: Path) -> ast.Module | None:
+    tree = _TREES.get(path)
+    if tree is None:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            return None
+        _TREES[path] = tree
+    return tree
+
+
+# --------------------------------------------------------------------------- docstrings
+
+_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params)\s*:?\s*$")
+_ITEM = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
+
+
+def parse_param_docs(doc: str | None) -> dict[str, str]:
+    """Map parameter name to its description from a Google- or NumPy-style docstring."""
+    if not doc:
+        return {}
+    docs: dict[str, str] = {}
+    lines = doc.expandtabs().splitlines()
+    inside = False
+    current: str | None = None
+    base_indent = 0
+    for line in lines:
+        if _SECTION.match(line):
+            inside, current = True, None
+            base_indent = -1
+            continue
+        if not inside:
+            continue
+        stripped = line.strip()
+        if set(stripped) <= {"-"} and stripped:
+            continue  # numpy underline
+        if not stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        if base_indent < 0:
+            base_indent = indent
+        if indent < base_indent or re.match(r"^\s*(Returns?|Raises|Yields|Examples?|Notes?)\s*:?\s*$", line):
+            inside = False
+            continue
+        if indent == base_indent:
+            m = _ITEM.match(line)
+            if m:
+                current = m.group(1)
+                docs[current] = m.group(3).strip()
+                continue
+        if current is not None:
+            docs[current] = (docs[current] + " " + stripped).strip()
+    return docs
+
+
+# --------------------------------------------------------------------------- AST reading
+
+
+def _literal(node: ast.expr | None) -> Any:
+    if node is None:
+        return REQUIRED
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        # A computed default (a call, a name): keep its text, it is informative.
+        return _Unevaluated(ast.unparse(node))
+
+
+class _Unevaluated(str):
+    """A default we could not evaluate statically; shown as its source text."""
+
+
+def _params_of_function(fn: ast.FunctionDef, skip: int, docs: dict[str, str]) -> Signature:
+    args = fn.args
+    positional = args.posonlyargs + args.args
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    params: list[Param] = []
+    for i, (arg, default) in enumerate(zip(positional, defaults, strict=True)):
+        if i < skip:
+            continue
+        params.append(_param(arg, default, docs))
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+        params.append(_param(arg, default, docs))
+    return Signature(tuple(params), open=args.kwarg is not None)
+
+
+def _param(arg: ast.arg, default: ast.expr | None, docs: dict[str, str]) -> Param:
+    ann = ast.unparse(arg.annotation) if arg.annotation is not None else None
+    if ann and ann[0] in "'\"":
+        ann = ann.strip("'\"")
+    return Param(arg.arg, ann, _literal(default), docs.get(arg.arg, ""))
+
+
+def _is_dataclass(cls: ast.ClassDef) -> bool:
+    for d in cls.decorator_list:
+        target = d.func if isinstance(d, ast.Call) else d
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name == "dataclass":
+            return True
+    return False
+
+
+def _params_of_class(cls: ast.ClassDef, tree: ast.Module, path: Path, depth: int) -> Signature | None:
+    class_docs = parse_param_docs(ast.get_docstring(cls))
+    for node in cls.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+            docs = {**class_docs, **parse_param_docs(ast.get_docstring(node))}
+            return _params_of_function(node, 1, docs)
+    if _is_dataclass(cls):
+        params = []
+        for node in cls.body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                ann = ast.unparse(node.annotation)
+                if ann.startswith(("ClassVar", "typing.ClassVar")):
+                    continue
+                default = node.value
+                if isinstance(default, ast.Call) and getattr(default.func, "id", "") == "field":
+                    kw = {k.arg: k.value for k in default.keywords}
+                    default = kw.get("default")
+                    if default is None and "default_factory" in kw:
+                        factory = kw["default_factory"]
+                        default = ast.Call(factory, [], []) if not isinstance(factory, ast.Lambda) else factory.body
+                params.append(Param(node.target.id, ann, _literal(default), class_docs.get(node.target.id, "")))
+        return Signature(tuple(params))
+    # No __init__ here: look at a base class defined or imported in this module.
+    for base in cls.bases:
+        if isinstance(base, ast.Name):
+            sig = _find(tree, path, base.id, depth + 1)
+            if sig is not None:
+                return sig
+    return None
+
+
+def _resolve_import(tree: ast.Module, path: Path, name: str) -> tuple[Path, str] | None:
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if (alias.asname or alias.name) != name:
+                    continue
+                if node.level:
+                    base = path.parent
+                    for _ in range(node.level - 1):
+                        base = base.parent
+                    mod_path = base.joinpath(*(node.module or "").split(".")) if node.module else base
+                    candidates = [mod_path.with_suffix(".py"), mod_path / "__init__.py"]
+                    for c in candidates:
+                        if c.is_file():
+                            return c, alias.name
+                    return None
+                found = locate_module(node.module or "")
+                return (found, alias.name) if found else None
+    return None
+
+
+def _find(tree: ast.Module, path: Path, name: str, depth: int = 0) -> Signature | None:
+    if depth > 5:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return _params_of_function(node, 0, parse_param_docs(ast.get_docstring(node)))
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return _params_of_class(node, tree, path, depth)
+    imported = _resolve_import(tree, path, name)
+    if imported is not None:
+        sub = _parse(imported[0])
+        if sub is not None:
+            return _find(sub, imported[0], imported[1], depth + 1)
+    return None
+
+
+def read_signature(target: str) -> Signature | None:
+    """Parameters of ``"module:attr"`` read from source, or ``None`` if unreadable.
+
+    Results are cached on disk (``$ENGINE_CACHE_DIR``, default ``~/.cache/engine``)
+    keyed by the source file's path, size and modification time, like ``.pyc`` files.
+    """
+    module, _, attr = target.partition(":")
+    path = locate_module(module)
+    if path is None:
+        return None
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{attr}"
+    cache = _disk_cache()
+    if key in cache:
+        return _decode(cache[key])
+    sig = _read_signature(path, attr)
+    if sig is not None:
+        cache[key] = _encode(sig)
+        _save_cache()
+    return sig
+
+
+def _read_signature(path: Path, attr: str) -> Signature | None:
+    tree = _parse(path)
+    if tree is None:
+        return None
+    node_name, *rest = attr.split(".")
+    if rest:  # "module:Class.factory" — a method (classmethod/staticmethod)
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == node_name:
+                for fn in node.body:
+                    if isinstance(fn, ast.FunctionDef) and fn.name == rest[-1]:
+                        static = any(getattr(d, "id", "") == "staticmethod" for d in fn.decorator_list)
+                        docs = parse_param_docs(ast.get_docstring(fn))
+                        return _params_of_function(fn, 0 if static else 1, docs)
+        return None
+    return _find(tree, path, node_name)
+
+
+# --------------------------------------------------------------------------- disk cache
+
+_CACHE: dict[str, Any] | None = None
+_CACHE_VERSION = 1
+
+
+def _cache_file() -> Path:
+    root = os.environ.get("ENGINE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "engine")
+    return Path(root) / f"signatures-v{_CACHE_VERSION}.json"
+
+
+def _disk_cache() -> dict[str, Any]:
+    global _CACHE
+    if _CACHE is None:
+        try:
+            _CACHE = json.loads(_cache_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            _CACHE = {}
+    return _CACHE
+
+
+def _save_cache() -> None:
+    file = _cache_file()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_CACHE), encoding="utf-8")
+        os.replace(tmp, file)
+    except OSError:
+        pass  # a read-only home only costs speed
+
+
+def _encode(sig: Signature) -> dict[str, Any]:
+    params = []
+    for p in sig.params:
+        if p.required:
+            default: list[Any] = ["required"]
+        elif isinstance(p.default, _Unevaluated):
+            default = ["source", str(p.default)]
+        else:
+            default = ["value", repr(p.default)]
+        params.append([p.name, p.annotation, default, p.doc])
+    return {"params": params, "open": sig.open}
+
+
+def _decode(data: dict[str, Any]) -> Signature:
+    params = []
+    for name, ann, default, doc in data["params"]:
+        if default[0] == "required":
+            value = REQUIRED
+        elif default[0] == "source":
+            value = _Unevaluated(default[1])
+        else:
+            value = ast.literal_eval(default[1])
+        params.append(Param(name, ann, value, doc))
+    return Signature(tuple(params), data["open"])
+
+
+def signature_from_object(obj: Any) -> Signature:
+    """Parameters of an imported callable (the fallback when source is unavailable)."""
+    import inspect
+
+    sig = inspect.signature(obj)
+    docs = parse_param_docs(inspect.getdoc(obj))
+    if inspect.isclass(obj):
+        docs = {**docs, **parse_param_docs(inspect.getdoc(obj.__init__))}
+    params, open_ = [], False
+    for p in sig.parameters.values():
+        if p.kind is p.VAR_KEYWORD:
+            open_ = True
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        ann = None
+        if p.annotation is not p.empty:
+            ann = p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation)
+        default = REQUIRED if p.default is p.empty else p.default
+        params.append(Param(p.name, ann, default, docs.get(p.name, "")))
+    return Signature(tuple(params), open_)
+
+
+# --------------------------------------------------------------------------- types
+
+_NUMBERS = {"int": (int,), "float": (int, float), "complex": (int, float, complex)}
+
+
+def check_type(value: Any, annotation: str | None) -> bool:
+    """Whether ``value`` (plain Python data) fits ``annotation``; unknown types pass."""
+    if annotation is None:
+        return True
+    try:
+        node = ast.parse(annotation, mode="eval").body
+    except SyntaxError:
+        return True
+    return _check(value, node)
+
+
+def _name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return ""
+
+
+def _check(value: Any, node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        if node.value is None:
+            return value is None
+        if isinstance(node.value, str):  # a forward reference
+            try:
+                return _check(value, ast.parse(node.value, mode="eval").body)
+            except SyntaxError:
+                return True
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _check(value, node.left) or _check(value, node.right)
+    if isinstance(node, ast.Subscript):
+        outer = _name(node.value)
+        inner = node.slice
+        items = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        if outer in ("Optional",):
+            return value is None or _check(value, items[0])
+        if outer == "Union":
+            return any(_check(value, i) for i in items)
+        if outer == "Literal":
+            return any(isinstance(i, ast.Constant) and i.value == value and type(i.value) is type(value) for i in items)
+        if outer in ("list", "List", "Sequence", "MutableSequence", "Iterable", "Collection"):
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
+                return False
+            return all(_check(v, items[0]) for v in value)
+        if outer in ("tuple", "Tuple"):
+            if not isinstance(value, (list, tuple)):
+                return False
+            if len(items) == 2 and isinstance(items[1], ast.Constant) and items[1].value is Ellipsis:
+                return all(_check(v, items[0]) for v in value)
+            return len(value) == len(items) and all(_check(v, i) for v, i in zip(value, items, strict=True))
+        if outer in ("dict", "Dict", "Mapping", "MutableMapping"):
+            if not isinstance(value, dict):
+                return False
+            if len(items) == 2:
+                return all(_check(k, items[0]) and _check(v, items[1]) for k, v in value.items())
+            return True
+        return True
+    name = _name(node)
+    if name in _NUMBERS:
+        return isinstance(value, _NUMBERS[name]) and not isinstance(value, bool)
+    if name == "bool":
+        return isinstance(value, bool)
+    if name == "str":
+        return isinstance(value, str)
+    if name in ("list", "List", "Sequence"):
+        return isinstance(value, (list, tuple))
+    if name in ("tuple", "Tuple"):
+        return isinstance(value, (list, tuple))
+    if name in ("dict", "Dict", "Mapping"):
+        return isinstance(value, dict)
+    if name in ("Path", "PathLike"):
+        return isinstance(value, str)
+    if name == "None":
+        return value is None
+    return True

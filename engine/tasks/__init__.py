@@ -1,0 +1,1 @@
+"""LightningModule templates (tasks). The built-in one is :mod:`engine.tasks.supervised`."""

@@ -1,0 +1,1 @@
+"""Conformance kit for plugin authors (also registered as a pytest plugin)."""
