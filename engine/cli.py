@@ -39,14 +39,26 @@ def _registry(args: argparse.Namespace) -> Any:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    # markup=False: names, docs and errors are data, never rich markup ("list[int]" must print as is).
+    return Console(highlight=False, soft_wrap=False, markup=False)
 
 
-def _table(*columns: str, title: str | None = None) -> Any:
+def _styled(text: str, style: str) -> Any:
+    from rich.text import Text
+
+    return Text(text, style=style)
+
+
+def _table(*columns: str) -> Any:
     from rich.table import Table
 
-    table = Table(*columns, title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
-    return table
+    return Table(*columns, header_style="bold", box=None, pad_edge=False)
+
+
+def _add_row(table: Any, *cells: Any) -> None:
+    from rich.text import Text
+
+    table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
 
 
 # --------------------------------------------------------------------------- plugins
@@ -59,15 +71,21 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
         counts[entry.plugin] = counts.get(entry.plugin, 0) + 1
     table = _table("plugin", "distribution", "version", "status", "components", "hooks")
     for info in reg.manager.plugins.values():
-        status = {"ok": "[green]ok[/]", "disabled": "[yellow]disabled[/]"}.get(info.status, "[red]broken[/]")
+        status = _styled(info.status, {"ok": "green", "disabled": "yellow"}.get(info.status, "red"))
         hooks = ", ".join(h.removeprefix("engine_") for h in info.hooks)
-        table.add_row(
-            info.name, info.distribution or "-", info.version or "-", status, str(counts.get(info.name, 0)), hooks
+        _add_row(
+            table,
+            info.name,
+            info.distribution or "-",
+            info.version or "-",
+            status,
+            str(counts.get(info.name, 0)),
+            hooks,
         )
     console = _console()
     console.print(table)
     for info in reg.manager.broken():
-        console.print(f"[red]broken[/] {info.label}: {info.error}", markup=True, highlight=False)
+        console.print(_styled("broken", "red"), f"{info.label}: {info.error}")
     return 0
 
 
@@ -82,7 +100,7 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
         )
     info = plugins[args.name]
     console = _console()
-    console.print(f"[bold]{info.name}[/]  {info.distribution or '-'} {info.version or ''}")
+    console.print(_styled(info.name, "bold"), f" {info.distribution or '-'} {info.version or ''}")
     console.print(f"module:  {info.module}")
     console.print(f"status:  {info.status}" + (f" — {info.error}" if info.error else ""))
     console.print(f"hooks:   {', '.join(info.hooks) or '-'}")
@@ -90,7 +108,7 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     if entries:
         table = _table("kind", "name", "summary")
         for e in entries:
-            table.add_row(e.kind, e.qualified_name, e.summary)
+            _add_row(table, e.kind, e.qualified_name, e.summary)
         console.print(table)
     return 0
 
@@ -110,7 +128,7 @@ def cmd_components_list(args: argparse.Namespace) -> int:
     entries = reg.list(args.kind, args.pattern)
     table = _table("kind", "name", "summary")
     for e in entries:
-        table.add_row(e.kind, e.qualified_name, e.summary)
+        _add_row(table, e.kind, e.qualified_name, e.summary)
     console = _console()
     if entries:
         console.print(table)
@@ -119,11 +137,11 @@ def cmd_components_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_default(p: Any) -> str:
+def _fmt_default(p: Any) -> Any:
     from engine.signature import REQUIRED
 
     if p.default is REQUIRED:
-        return "[bold]required[/]"
+        return _styled("required", "bold")
     return repr(p.default)
 
 
@@ -147,7 +165,7 @@ def cmd_components_show(args: argparse.Namespace) -> int:
         )
     console = _console()
     for entry in found:
-        console.print(f"[bold]{entry.qualified_name}[/]  ({entry.kind})  {entry.summary}")
+        console.print(_styled(entry.qualified_name, "bold"), f" ({entry.kind})  {entry.summary}")
         console.print(f"  plugin:  {entry.plugin} ({entry.distribution or '-'} {entry.version or ''})")
         console.print(f"  target:  {entry.target_text}")
         if entry.kind == "recipe":
@@ -167,14 +185,18 @@ def cmd_components_show(args: argparse.Namespace) -> int:
             continue
         table = _table("parameter", "type", "default", "description")
         for p in sig.params:
-            table.add_row(
-                f"{entry.kind if entry.kind != 'data' else 'data'}.{p.name}", p.annotation or "", _fmt_default(p), p.doc
+            _add_row(
+                table,
+                f"{entry.kind if entry.kind != 'data' else 'data'}.{p.name}",
+                p.annotation or "",
+                _fmt_default(p),
+                p.doc,
             )
         if entry.kind == "data":
             from engine.config import LOADER_PARAMS
 
             for p in LOADER_PARAMS.values():
-                table.add_row(f"data.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
+                _add_row(table, f"data.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
         console.print(table)
         if sig.open:
             console.print("  (also accepts other keyword arguments)")
@@ -230,7 +252,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in sorted(metrics):
         if key.startswith(("test/", "val/")):
             value = metrics[key]
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            _add_row(table, key, f"{value:.4f}" if isinstance(value, float) else str(value))
     console.print(table)
     console.print(f"wall time {result.summary['wall_time_s']:.1f} s, {result.summary['global_step']} steps")
     console.print(f"run directory: {result.run_dir}")
@@ -259,7 +281,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     table = _table("run", "status", "metric", "wall time")
     for name, status, shown, wall, _ in sorted(rows, key=lambda r: r[-1]):
-        table.add_row(name, status, shown, wall)
+        _add_row(table, name, status, shown, wall)
     console.print(table)
     return 0
 

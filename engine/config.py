@@ -87,13 +87,18 @@ TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
 # --------------------------------------------------------------------------- composing
 
 
-def merge(base: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces)."""
+def merge(base: dict[str, Any], other: dict[str, Any], sections: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+    """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces).
+
+    In the component ``sections``, choosing another name replaces the whole section:
+    the old component's parameters do not apply to the new one.
+    """
     out = copy.deepcopy(base)
     for key, value in other.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            if "name" in value and value["name"] != out[key].get("name") and "name" in out[key]:
-                out[key] = copy.deepcopy(value)  # another component: the old parameters do not apply
+            old_name = out[key].get("name")
+            if key in sections and "name" in value and old_name is not None and value["name"] != old_name:
+                out[key] = copy.deepcopy(value)
             else:
                 out[key] = merge(out[key], value)
         else:
@@ -166,9 +171,9 @@ def compose(
     sections = component_sections(registry)
     cfg = copy.deepcopy(base if base is not None else DEFAULTS)
     if recipe:
-        cfg = merge(cfg, normalize(registry.resolve("recipe", recipe).load_config(), sections))
+        cfg = merge(cfg, normalize(registry.resolve("recipe", recipe).load_config(), sections), sections)
     for file in files:
-        cfg = merge(cfg, normalize(load_file(file), sections))
+        cfg = merge(cfg, normalize(load_file(file), sections), sections)
     for item in overrides:
         keys, value = parse_override(item)
         if len(keys) == 1 and keys[0] in sections and isinstance(value, str):
@@ -176,7 +181,7 @@ def compose(
         nested: Any = value
         for k in reversed(keys):
             nested = {k: nested}
-        cfg = merge(cfg, nested)
+        cfg = merge(cfg, nested, sections)
     registry.manager.call_each("engine_adjust_config", config=cfg)
     return resolve_interpolations(cfg)
 
@@ -222,9 +227,11 @@ def check_params(
             if sig is None or sig.open:
                 out[key] = value
                 continue
+            names = list(params)
+            takes = ", ".join(names) if len(names) <= 12 else ", ".join(names[:12]) + ", …"
             raise ConfigError(
                 f"unknown parameter '{where}.{key}' for {label}{did_you_mean(key, params)}",
-                hint=f"{label} takes: {', '.join(params) or 'no parameters'}",
+                hint=f"{label} takes: {takes or 'no parameters'}",
             )
         if not check_type(value, p.annotation):
             raise ConfigError(f"{where}.{key} must be {p.annotation}, got {_describe(value)}")
@@ -240,8 +247,17 @@ def check_params(
                         hint=f"set {where}.{name}=...",
                     )
             elif not isinstance(p.default, _Unevaluated) and name not in provided:
-                out[name] = p.default
+                out[name] = _plain(p.default)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """Defaults as config data: tuples become lists (YAML and OmegaConf have no tuples)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
@@ -305,6 +321,8 @@ def validate(cfg: dict[str, Any], registry: Registry) -> dict[str, Any]:
                 )
             out[slot] = None
             continue
+        if isinstance(cfg[slot], dict) and "name" not in cfg[slot] and task.defaults.get(slot):
+            cfg[slot] = {"name": task.defaults[slot], **cfg[slot]}  # optimizer.lr=… tunes the default
         section = _section(cfg, slot)
         comp: Component = registry.resolve(kind, section["name"])
         out[slot] = {

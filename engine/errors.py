@@ -40,6 +40,8 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         lowered = word.lower()
         close = [c for c in choices if lowered in c.lower() or c.lower().endswith("." + lowered)][:n]
+    # "cosine" and "core.cosine" are one suggestion: keep the short form.
+    close = [c for c in close if not ("." in c and c.split(".", 1)[1] in close)]
     if not close:
         return ""
     return " — did you mean " + " or ".join(f"'{c}'" for c in close) + "?"

@@ -73,6 +73,10 @@ class PluginManager:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
             info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None, ep.value)
+            if ep.name in self.disabled:
+                info.status = "disabled"
+                self.plugins[ep.name] = info
+                continue
             if ep.name in self.plugins:
                 other = self.plugins[ep.name]
                 if other.distribution == info.distribution:
@@ -82,10 +86,6 @@ class PluginManager:
                     f"{other.distribution} {other.version} and {info.distribution} {info.version}",
                     hint=f"uninstall one of them, or disable the name with --disable {ep.name}",
                 )
-            if ep.name in self.disabled:
-                info.status = "disabled"
-                self.plugins[ep.name] = info
-                continue
             try:
                 obj = ep.load()
             except Exception as exc:

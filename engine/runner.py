@@ -8,7 +8,8 @@ early stopping, loggers, plugin callbacks) and records the run::
       environment.json   plugin distributions and versions, library versions, command
       facts.json         what the data source reported
       checkpoints/       best.ckpt, last.ckpt
-      metrics.csv        every logged metric (CSVLogger); tb/ when TensorBoard is installed
+      csv/0/metrics.csv  every logged metric (CSVLogger; a resume writes csv/1/, …)
+      tb/                TensorBoard events, when TensorBoard is installed
       summary.json       status, final metrics, wall time, steps
 """
 
@@ -19,6 +20,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -57,8 +59,8 @@ def write_json(path: Path, data: Any) -> None:
 def new_run_dir(cfg: dict[str, Any]) -> Path:
     """A fresh directory under ``run.dir``; shared with DDP worker processes through the environment."""
     inherited = os.environ.get(RUN_DIR_ENV)
-    if inherited:
-        return Path(inherited)
+    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(inherited)  # a DDP worker started by Lightning: the directory rank 0 made
     root = Path(cfg["run"]["dir"]).expanduser()
     name = cfg["run"]["name"]
     if not name:
@@ -138,11 +140,15 @@ def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[
 
 
 def _loggers(run_dir: Path) -> list[Any]:
+    """CSV metrics in ``csv/<attempt>/metrics.csv`` (a resume starts attempt 1, keeping attempt 0), TensorBoard."""
     import importlib.util
 
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    loggers: list[Any] = [CSVLogger(run_dir, name="", version="")]
+    attempt = 0
+    while (run_dir / "csv" / str(attempt) / "metrics.csv").exists():
+        attempt += 1
+    loggers: list[Any] = [CSVLogger(run_dir, name="csv", version=str(attempt))]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False))
     return loggers
@@ -167,13 +173,15 @@ def _plugin_extras(registry: Registry, cfg: dict[str, Any]) -> tuple[list[Any], 
     return callbacks, loggers
 
 
-def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None, echo: Any = print) -> RunResult:
+def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None) -> RunResult:
     """Train (and test) the validated ``cfg``; ``resume`` continues that run directory."""
     import lightning as L
-    import yaml
 
     from engine.build import build_data, build_task
 
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     started = time.time()
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     last = resume / "checkpoints" / "last.ckpt" if resume is not None else None
@@ -186,9 +194,35 @@ def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None, ech
     datamodule = build_data(registry, cfg)
     facts = dict(datamodule.facts)
     model = build_task(registry, cfg, facts)
+    check = getattr(model, "check_data", None)
+    if check is not None:
+        check(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
 
     run_dir = resume if resume is not None else new_run_dir(cfg)
+    previous_env = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
+    try:
+        return _run(cfg, registry, run_dir, last, datamodule, facts, model, started)
+    finally:
+        if previous_env is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous_env
+
+
+def _run(
+    cfg: dict[str, Any],
+    registry: Registry,
+    run_dir: Path,
+    last: Path | None,
+    datamodule: Any,
+    facts: dict[str, Any],
+    model: Any,
+    started: float,
+) -> RunResult:
+    import lightning as L
+    import yaml
+
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg["seed"]}
     if rank_zero:

@@ -1,1 +1,260 @@
-"""Conformance kit for plugin authors (also registered as a pytest plugin)."""
+"""Conformance kit for plugin authors (also a pytest plugin: the ``engine_check`` fixture).
+
+One call checks every component a plugin contributes, the way scikit-learn's
+``check_estimator`` checks an estimator::
+
+    from engine.testing import check_plugin
+
+    def test_conformance(tmp_path):
+        check_plugin("vision", run_dir=tmp_path)
+
+Checks, each failing with a message naming the component and what was wrong:
+
+- the plugin is loaded and not broken;
+- every target imports and its parameters are introspectable;
+- data sources build with their defaults (or ``data_params``), expose the facts
+  they declare, and yield a training batch whose input matches ``input_shape``;
+- models build from defaults plus data facts (the plugin's own data source, or
+  ``facts``) and run forward and backward on a batch;
+- losses return a differentiable scalar; optimizers and schedulers step;
+- recipes validate, and each completes a ``fast_dev_run`` (one batch of
+  training, validation and test) unless ``fast_dev_run=False``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.errors import EngineError
+
+
+class ConformanceError(AssertionError):
+    """One or more components failed their conformance checks."""
+
+
+def _first_batch(datamodule: Any) -> Any:
+    if hasattr(datamodule, "setup"):
+        datamodule.setup("fit")
+    return next(iter(datamodule.train_dataloader()))
+
+
+def check_plugin(
+    name: str,
+    *,
+    run_dir: str | Path | None = None,
+    data_params: dict[str, dict[str, Any]] | None = None,
+    facts: dict[str, Any] | None = None,
+    fast_dev_run: bool = True,
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """Check every component plugin ``name`` contributes; raise :class:`ConformanceError` on failure.
+
+    Args:
+        name: the plugin (entry-point) name.
+        run_dir: where recipe smoke runs write (default: a temporary directory).
+        data_params: parameters per data source (qualified name) for sources
+            without usable defaults, e.g. ``{"vision.image_folder": {"path": ...}}``.
+        facts: data facts for models when the plugin ships no data source.
+        fast_dev_run: also train each recipe for one batch.
+        skip: qualified names of components not to check.
+
+    Returns:
+        the names of the checks that passed.
+    """
+    import engine
+    from engine.build import build_component, build_data
+    from engine.config import compose, validate
+
+    reg = engine.get_registry(fresh=True)
+    info = reg.manager.plugins.get(name)
+    if info is None:
+        raise ConformanceError(f"plugin '{name}' is not installed (see `engine plugins list`)")
+    if info.status != "ok":
+        raise ConformanceError(f"plugin '{name}' is {info.status}: {info.error}")
+    entries = [e for e in reg.list() if e.plugin == name and e.qualified_name not in set(skip)]
+    failures: list[str] = []
+    passed: list[str] = []
+    batches: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+    def attempt(label: str, fn: Any) -> Any:
+        try:
+            result = fn()
+        except Exception as exc:
+            failures.append(f"{label}: {type(exc).__name__}: {exc}")
+            return None
+        passed.append(label)
+        return result
+
+    # 1. every target imports and exposes its parameters
+    for e in entries:
+        if e.kind != "recipe":
+            attempt(f"{e.kind} '{e.qualified_name}' imports", e.load)
+            attempt(f"{e.kind} '{e.qualified_name}' parameters", lambda e=e: reg.load_signature(e))
+
+    # 2. data sources
+    for e in [e for e in entries if e.kind == "data"]:
+        params = (data_params or {}).get(e.qualified_name, {})
+
+        def check_data(e: Any = e, params: dict[str, Any] = params) -> None:
+            cfg = {"data": {"name": e.qualified_name, "batch_size": 8, **params}, "seed": 0}
+            dm = build_data(reg, cfg)
+            got = dict(dm.facts)
+            missing = [f for f in e.facts if f not in got]
+            if missing:
+                raise AssertionError(f"declares facts {missing} but its facts are {sorted(got)}")
+            batch = _first_batch(dm)
+            x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            shape = got.get("input_shape")
+            if shape is not None and hasattr(x, "shape") and list(x.shape[1:]) != list(shape):
+                raise AssertionError(f"batch input shape {list(x.shape[1:])} != input_shape fact {list(shape)}")
+            batches[e.qualified_name] = (batch, got)
+
+        attempt(f"data '{e.qualified_name}' builds and yields batches", check_data)
+
+    # 3. models: forward and backward on a batch of the plugin's data (or given facts)
+    for e in [e for e in entries if e.kind == "model"]:
+
+        def check_model(e: Any = e) -> None:
+            import torch
+
+            if facts is not None:
+                model_facts, batch = facts, None
+            elif batches:
+                batch, model_facts = next(iter(batches.values()))
+            else:
+                raise AssertionError("no data to build it from: pass facts=... to check_plugin")
+            model = build_component(reg, "model", e.qualified_name, {}, facts=model_facts)
+            if not isinstance(model, torch.nn.Module):
+                raise AssertionError(f"built a {type(model).__name__}, not a torch.nn.Module")
+            if batch is None:
+                shape = model_facts.get("input_shape")
+                if shape is None:
+                    return
+                x = torch.randn(2, *shape)
+            else:
+                x = batch[0] if isinstance(batch, (list, tuple)) else batch
+            out = model(x)
+            tensor = out if isinstance(out, torch.Tensor) else out[0]
+            tensor.float().mean().backward()
+            if not any(p.grad is not None for p in model.parameters()):
+                raise AssertionError("backward reached no parameter")
+
+        attempt(f"model '{e.qualified_name}' forward/backward", check_model)
+
+    # 4. losses, optimizers, schedulers
+    for e in [e for e in entries if e.kind == "loss"]:
+
+        def check_loss(e: Any = e) -> None:
+            import torch
+
+            loss = build_component(reg, "loss", e.qualified_name, {})
+            tries = [
+                (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
+                (torch.randn(4, 1, requires_grad=True), torch.rand(4)),
+            ]
+            errors = []
+            for out, target in tries:
+                try:
+                    value = loss(out, target)
+                except Exception as exc:
+                    errors.append(str(exc))
+                    continue
+                if value.dim() != 0 or not value.requires_grad:
+                    raise AssertionError("does not return a differentiable scalar")
+                return
+            raise AssertionError("fails on classification and regression examples: " + "; ".join(errors))
+
+        attempt(f"loss '{e.qualified_name}' returns a differentiable scalar", check_loss)
+
+    for e in [e for e in entries if e.kind in ("optimizer", "scheduler")]:
+
+        def check_optim(e: Any = e) -> None:
+            import torch
+
+            layer = torch.nn.Linear(3, 2)
+            if e.kind == "optimizer":
+                opt = build_component(reg, "optimizer", e.qualified_name, {})(layer.parameters())
+            else:
+                opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+            layer(torch.randn(4, 3)).sum().backward()
+            opt.step()
+            if e.kind == "scheduler":
+                sched = build_component(reg, "scheduler", e.qualified_name, {})(opt, total_steps=10, max_epochs=2)
+                sched = sched["scheduler"] if isinstance(sched, dict) else sched
+                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    sched.step(1.0)
+                else:
+                    sched.step()
+
+        attempt(f"{e.kind} '{e.qualified_name}' steps", check_optim)
+
+    # 5. recipes validate, and train one batch
+    root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="engine-check-"))
+    for e in [e for e in entries if e.kind == "recipe"]:
+        cfg = attempt(
+            f"recipe '{e.qualified_name}' validates", lambda e=e: validate(compose(reg, e.qualified_name), reg)
+        )
+        if cfg is None or not fast_dev_run:
+            continue
+
+        def smoke(cfg: dict[str, Any] = cfg, e: Any = e) -> None:
+            from engine.runner import run
+
+            cfg = {
+                **cfg,
+                "trainer": {
+                    **cfg["trainer"],
+                    "fast_dev_run": True,
+                    "enable_progress_bar": False,
+                    "enable_model_summary": False,
+                },
+            }
+            cfg["run"] = {"dir": str(root), "name": e.qualified_name.replace("/", "-")}
+            run(cfg, reg)
+
+        attempt(f"recipe '{e.qualified_name}' completes fast_dev_run", smoke)
+
+    if failures:
+        raise ConformanceError(
+            f"plugin '{name}': {len(failures)} conformance check(s) failed:\n  - " + "\n  - ".join(failures)
+        )
+    return passed
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """Run the installed ``engine`` command in a subprocess; returns the ``CompletedProcess``.
+
+    Output is captured as text, rich tables are 200 columns wide so lines do not wrap.
+    """
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("engine")
+    return subprocess.run(
+        [str(exe), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=900,
+    )
+
+
+@pytest.fixture
+def engine_check(tmp_path: Path) -> Any:
+    """``engine_check("myplugin", **kwargs)`` runs :func:`check_plugin` with runs in ``tmp_path``."""
+
+    def run(name: str, **kwargs: Any) -> list[str]:
+        kwargs.setdefault("run_dir", tmp_path)
+        return check_plugin(name, **kwargs)
+
+    return run
+
+
+__all__ = ["ConformanceError", "EngineError", "check_plugin", "engine_check", "run_cli"]

@@ -68,7 +68,7 @@ def engine_schedulers() -> list[Component]:
 @hookimpl
 def engine_data_sources() -> list[Component]:
     m = "engine.builtins.data"
-    facts = ("num_classes", "out_features", "in_features", "input_shape", "class_names")
+    facts = ("problem", "num_classes", "out_features", "in_features", "input_shape", "class_names")
     return [
         Component("synthetic", f"{m}:Synthetic", "Seeded synthetic classification (Gaussian clusters)", facts=facts),
         Component(

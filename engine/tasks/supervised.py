@@ -77,6 +77,30 @@ class SupervisedTask(L.LightningModule):
 
         return torchmetrics.MetricCollection({n: make(n) for n in names}, prefix=prefix)
 
+    def check_data(self, datamodule: Any) -> None:
+        """Run the model on two training samples; a mismatch becomes one clear error before training."""
+        from engine.errors import ConfigError
+
+        if hasattr(datamodule, "splits"):
+            x, y = next(iter(torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2)))
+        else:
+            x, y = next(iter(datamodule.train_dataloader()))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.model(x)
+                self.loss(out, y)
+        except Exception as exc:
+            shape = tuple(x.shape[1:]) if hasattr(x, "shape") else type(x).__name__
+            raise ConfigError(
+                f"the model does not fit the data: input of shape {shape} and targets of shape "
+                f"{tuple(getattr(y, 'shape', ()))[1:] or 'scalar'}: {type(exc).__name__}: {exc}",
+                hint="check model parameters you set that the data also provides (see facts with --dry-run)",
+            ) from exc
+        finally:
+            self.model.train(was_training)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
@@ -110,7 +134,9 @@ class SupervisedTask(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        scheduler = self.scheduler_factory(
+            optimizer, total_steps=int(self.trainer.estimated_stepping_batches), max_epochs=self.trainer.max_epochs
+        )
         if not isinstance(scheduler, dict):
             scheduler = {"scheduler": scheduler, "interval": "epoch"}
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

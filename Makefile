@@ -1,0 +1,41 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ENGINE := $(VENV)/bin/engine
+# Every first-party and contrib plugin is a directory with its own pyproject.toml.
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml))
+STAMP  := $(VENV)/.installed
+# The main job: recipe and overrides for `make demo`.
+DEMO   ?= core/mlp-synthetic
+
+.PHONY: setup demo test bench lint clean
+
+setup: $(STAMP)
+
+# Idempotent: reinstalls only when a pyproject.toml or this Makefile changed.
+# torch==2.13.0 first: that CPU wheel is on local disk; an unpinned torch would pull a CUDA build.
+$(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	@touch $(STAMP)
+
+demo: setup
+	$(ENGINE) plugins list
+	$(ENGINE) run $(DEMO)
+	$(ENGINE) runs list
+
+test: setup
+	$(PY) -m pytest tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests)) -q
+
+bench: setup
+	$(PY) bench/p1_startup.py
+	$(PY) bench/p2_overhead.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs

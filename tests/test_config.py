@@ -1,0 +1,133 @@
+"""Composition and validation, all before any compute."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import engine
+from engine.config import compose, validate
+from engine.errors import ConfigError
+
+
+def resolved(*overrides: str, recipe: str | None = None, files: list[str] = ()) -> dict:  # type: ignore[assignment]
+    reg = engine.get_registry()
+    return validate(compose(reg, recipe, list(files), list(overrides)), reg)
+
+
+def test_shorthand_and_parameters() -> None:
+    cfg = resolved("model=mlp", "data=synthetic", "model.hidden=[64,32]", "optimizer.lr=3e-4")
+    assert cfg["model"]["name"] == "core.mlp" and cfg["model"]["hidden"] == [64, 32]
+    assert cfg["optimizer"] == {
+        "name": "core.adamw",
+        "lr": 3e-4,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "weight_decay": 0.01,
+    }
+    assert cfg["data"]["batch_size"] == 64  # loader defaults are written out
+    assert "in_features" not in cfg["model"]  # left for the data's facts
+
+
+def test_switching_a_component_drops_the_old_parameters() -> None:
+    cfg = resolved("model=mlp", "data=synthetic", "optimizer=sgd", "optimizer.lr=0.05", "optimizer=adam")
+    assert cfg["optimizer"]["name"] == "core.adam" and cfg["optimizer"]["lr"] == 1e-3
+    same = resolved("model=mlp", "data=synthetic", "optimizer.lr=0.05", "optimizer=adamw")
+    assert same["optimizer"]["lr"] == 0.05  # same name: parameters kept
+
+
+def test_sources_apply_in_order(tmp_path) -> None:
+    first = tmp_path / "a.yaml"
+    first.write_text("model: mlp\ndata: {name: synthetic, num_classes: 3}\ntrainer: {max_epochs: 2}\n")
+    second = tmp_path / "b.yaml"
+    second.write_text("trainer:\n  max_epochs: 4\n  gradient_clip_val: 1.0\nseed: 7\n")
+    cfg = resolved("trainer.max_epochs=5", files=[str(first), str(second)])
+    assert cfg["trainer"] == {"max_epochs": 5, "gradient_clip_val": 1.0}
+    assert cfg["seed"] == 7 and cfg["data"]["num_classes"] == 3
+
+
+def test_recipe_then_overrides() -> None:
+    cfg = resolved("trainer.max_epochs=1", "scheduler=null", recipe="core/mlp-synthetic")
+    assert cfg["trainer"]["max_epochs"] == 1 and cfg["scheduler"] is None
+    assert cfg["data"]["num_classes"] == 6
+
+
+def test_interpolation() -> None:
+    cfg = resolved("model=mlp", "data=synthetic", "seed=3", "data.seed=${seed}")
+    assert cfg["data"]["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=mlpp", "data=synthetic"], "unknown model 'mlpp' — did you mean 'mlp'?"),
+        (
+            ["model=mlp", "data=synthetic", "model.hiden=[3]"],
+            "unknown parameter 'model.hiden' for model 'core.mlp' — did you mean 'hidden'?",
+        ),
+        (
+            ["model=mlp", "data=synthetic", "trainer.max_epoch=3"],
+            "unknown parameter 'trainer.max_epoch' for lightning.Trainer — did you mean 'max_epochs'",
+        ),
+        (["model=mlp", "data=synthetic", "optimizer.lr=abc"], "optimizer.lr must be float, got 'abc' (str)"),
+        (["model=mlp", "data=synthetic", "model.hidden=3"], "model.hidden must be list[int]"),
+        (["model=mlp", "data=synthetic", "model.activation=foo"], "model.activation must be Literal"),
+        (["model=mlp", "data=synthetic", "modle.depth=3"], "unknown config section 'modle' — did you mean 'model'?"),
+        (["model=mlp", "data=csv"], "data source 'core.csv' needs parameter 'path'"),
+        (["model=mlp"], "no data source chosen"),
+        (["data=synthetic"], "needs a model"),
+        (["model=mlp", "data=synthetic", "trainer.logger=false"], "trainer.logger is set by the engine"),
+        (["model=mlp", "data=synthetic", "seed=x"], "seed must be an integer"),
+        (["model=mlp", "data=synthetic", "checkpoint.mode=up"], "checkpoint.mode must be"),
+        (["model=mlp", "data=synthetic", "early_stopping.patiance=2"], "did you mean 'patience'"),
+        (["model=mlp", "data=synthetic", "task=superviesd"], "did you mean 'supervised'"),
+        (["model", "data=synthetic"], "expected key=value"),
+    ],
+)
+def test_mistakes_are_caught_before_compute(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        resolved(*overrides)
+    assert message in str(err.value)
+
+
+def test_missing_and_bad_files(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        resolved(files=[str(tmp_path / "nope.yaml")])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        resolved(files=[str(bad)])
+
+
+def test_required_model_parameter_not_a_fact(plugin_site) -> None:
+    plugin_site(
+        "needs",
+        """
+from engine import Component, hookimpl
+
+@hookimpl
+def engine_models():
+    return [Component("net", "needs_target:Net")]
+""",
+    )
+    site = plugin_site("other", "")
+    (site / "needs_target.py").write_text(
+        "class Net:\n    def __init__(self, in_features: int, depth: int):\n        pass\n"
+    )
+    with pytest.raises(ConfigError, match="needs parameter 'depth'"):
+        resolved("model=needs.net", "data=synthetic")  # in_features is a fact, depth is not
+    assert resolved("model=needs.net", "data=synthetic", "model.depth=2")["model"] == {"name": "needs.net", "depth": 2}
+
+
+def test_validation_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from engine.cli import main\n"
+        "rc = main(['run', 'core/mlp-synthetic', 'model.hidden=[8]', '--dry-run'])\n"
+        "rc2 = main(['run', 'model=mlpp', 'data=synthetic'])\n"
+        "print(rc, rc2, 'torch' in sys.modules, 'lightning' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 2 False False"

@@ -1,0 +1,206 @@
+"""Runs: the run directory, facts flowing into the model, CSV data, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+import engine
+from engine import hookimpl
+from engine.config import compose, validate
+from engine.errors import ConfigError
+from engine.plugins import PluginInfo
+from engine.runner import run
+
+TINY = [
+    "model=mlp",
+    "data=synthetic",
+    "data.num_samples=600",
+    "data.num_features=7",
+    "data.num_classes=3",
+    "model.hidden=[16]",
+    "trainer.max_epochs=4",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def train(tmp_path: Path, *overrides: str, name: str = "run", reg: Any = None, resume: Path | None = None):
+    reg = reg or engine.get_registry()
+    cfg = validate(compose(reg, None, [], [*TINY, f"run.dir={tmp_path}", f"run.name={name}", *overrides]), reg)
+    return run(cfg, reg, resume=resume)
+
+
+def test_run_directory_and_facts(tmp_path: Path) -> None:
+    result = train(tmp_path)
+    d = result.run_dir
+    assert d == tmp_path / "run"
+    for f in (
+        "config.yaml",
+        "environment.json",
+        "facts.json",
+        "summary.json",
+        "csv/0/metrics.csv",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ):
+        assert (d / f).is_file(), f
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs"] == 4 and summary["global_step"] > 0
+    assert 0.0 <= summary["metrics"]["test/accuracy"] <= 1.0 and summary["best_checkpoint"] == "checkpoints/best.ckpt"
+    env = json.loads((d / "environment.json").read_text())
+    assert {"plugin": "core", "distribution": "engine", "version": engine.__version__, "status": "ok"} in env["plugins"]
+    assert env["libraries"]["lightning"]
+    # Facts flowed into the model: the first layer takes the data's 7 features and outputs its 3 classes.
+    facts = json.loads((d / "facts.json").read_text())
+    assert facts["in_features"] == 7 and facts["num_classes"] == 3
+    state = torch.load(d / "checkpoints/best.ckpt", weights_only=True)["state_dict"]
+    weights = [v for k, v in state.items() if k.startswith("model.") and k.endswith("weight") and v.dim() == 2]
+    assert weights[0].shape[1] == 7 and weights[-1].shape[0] == 3
+
+
+def test_user_setting_wins_over_a_fact(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"the model does not fit the data: input of shape \(7,\)"):
+        train(tmp_path, "model.in_features=5", "trainer.max_epochs=1")
+    assert not (tmp_path / "run").exists()
+
+
+def test_same_config_and_seed_same_metrics(tmp_path: Path) -> None:
+    a = train(tmp_path, name="a").summary["metrics"]
+    b = train(tmp_path, name="b").summary["metrics"]
+    c = train(tmp_path, "seed=1", name="c").summary["metrics"]
+    assert a == b
+    assert a != c
+
+
+class _Crash(L.Callback):
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 2:
+            raise RuntimeError("simulated crash")
+
+
+class _CrashPlugin:
+    @hookimpl
+    def engine_callbacks(self, config: dict) -> list:
+        return [_Crash()]
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None:
+    extra = ["model.dropout=0.3", "scheduler=cosine"]  # randomness and LR state must both survive
+    whole = train(tmp_path, *extra, name="whole").summary
+
+    crashing = engine.get_registry(fresh=True)
+    crashing.manager.register(_CrashPlugin(), PluginInfo("crash", None, None, "tests"))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(tmp_path, *extra, name="cut", reg=crashing)
+    cut = tmp_path / "cut"
+    failed = json.loads((cut / "summary.json").read_text())
+    assert failed["status"] == "failed" and "simulated crash" in failed["error"]
+    assert (cut / "checkpoints/last.ckpt").is_file()
+
+    resumed = train(tmp_path, *extra, name="ignored", reg=engine.get_registry(fresh=True), resume=cut).summary
+    assert resumed["status"] == "completed" and resumed["run_dir"] == str(cut)
+    assert resumed["global_step"] == whole["global_step"]
+    assert resumed["metrics"] == pytest.approx(whole["metrics"], rel=1e-6, abs=1e-7)
+
+
+def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(engine.EngineError, match="nothing to resume"):
+        train(tmp_path, reg=engine.get_registry(), resume=tmp_path / "empty")
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "step", "onecycle", "reduce_on_plateau"])
+def test_schedulers_train(tmp_path: Path, scheduler: str) -> None:
+    result = train(tmp_path, f"scheduler={scheduler}", "trainer.max_epochs=2", "optimizer=sgd")
+    assert result.summary["status"] == "completed"
+    assert any(
+        k.startswith("lr-") for k in (tmp_path / "run" / "csv/0/metrics.csv").read_text().splitlines()[0].split(",")
+    )
+
+
+def _write_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_csv_classification_and_regression(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 3, generator=g)
+    labels = ["cat" if a + b > 0 else "dog" for a, b, _ in x.tolist()]
+    cls = _write_csv(
+        tmp_path / "cls.csv",
+        ["a,b,c,animal"] + [f"{a},{b},{c},{y}" for (a, b, c), y in zip(x.tolist(), labels, strict=True)],
+    )
+    reg = engine.get_registry()
+    cfg = validate(
+        compose(
+            reg,
+            None,
+            [],
+            [
+                "model=mlp",
+                "data=csv",
+                f"data.path={cls}",
+                "data.label=animal",
+                "trainer.max_epochs=3",
+                "trainer.enable_progress_bar=false",
+                f"run.dir={tmp_path}",
+                "run.name=cls",
+            ],
+        ),
+        reg,
+    )
+    summary = run(cfg, reg).summary
+    assert summary["metrics"]["test/accuracy"] > 0.8
+    facts = json.loads((tmp_path / "cls" / "facts.json").read_text())
+    assert facts["class_names"] == ["cat", "dog"] and facts["in_features"] == 3
+
+    target = [2 * a - b for a, b, _ in x.tolist()]
+    reg_csv = _write_csv(
+        tmp_path / "reg.csv",
+        ["a,b,c,y"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(x.tolist(), target, strict=True)],
+    )
+    cfg = validate(
+        compose(
+            reg,
+            None,
+            [],
+            [
+                "model=mlp",
+                "data=csv",
+                f"data.path={reg_csv}",
+                "data.label=y",
+                "trainer.max_epochs=3",
+                "trainer.enable_progress_bar=false",
+                f"run.dir={tmp_path}",
+                "run.name=reg",
+            ],
+        ),
+        reg,
+    )
+    summary = run(cfg, reg).summary
+    assert "test/mae" in summary["metrics"] and "test/accuracy" not in summary["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "params", "message"),
+    [
+        (["a,b,label", "1,2,x"], ["data.label=y"], "no label column 'y'; columns are a, b, label"),
+        (["a,b,label", "1,2,x", "1,oops,y"], [], "line 3: column 'b' is not a number: 'oops'"),
+        (["a,b,label"], [], "no data rows"),
+    ],
+)
+def test_csv_mistakes(tmp_path: Path, rows: list[str], params: list[str], message: str) -> None:
+    path = _write_csv(tmp_path / "d.csv", rows)
+    with pytest.raises(ConfigError, match=message):
+        train(tmp_path, "data=csv", f"data.path={path}", *params)
+    assert not (tmp_path / "run").exists()  # nothing left behind for a mistake found while building
+    with pytest.raises(ConfigError, match="CSV file not found"):
+        train(tmp_path, "data=csv", f"data.path={tmp_path / 'missing.csv'}")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.signature import REQUIRED, check_type, parse_param_docs, read_signature
+
+
+def test_reads_function_parameters_docs_and_defaults_without_import() -> None:
+    sig = read_signature("engine.builtins.optim:adamw")
+    assert sig is not None
+    assert sig.names == ["params", "lr", "betas", "eps", "weight_decay"]
+    lr = sig.get("lr")
+    assert lr is not None and lr.default == 1e-3 and lr.annotation == "float" and lr.doc == "learning rate."
+    assert sig.get("params").default is REQUIRED  # type: ignore[union-attr]
+
+
+def test_reads_class_init_and_class_docstring() -> None:
+    sig = read_signature("engine.builtins.models:MLP")
+    assert sig is not None
+    assert sig.get("in_features").required  # type: ignore[union-attr]
+    assert sig.get("hidden").default == [128, 128]  # type: ignore[union-attr]
+    assert "hidden layer" in sig.get("hidden").doc  # type: ignore[union-attr]
+
+
+def test_reads_inherited_init_and_dataclasses(tmp_path, monkeypatch) -> None:
+    (tmp_path / "sigmod.py").write_text(
+        "from dataclasses import dataclass, field\n"
+        "class Base:\n"
+        "    def __init__(self, a: int, b: str = 'x', **kw):\n"
+        "        pass\n"
+        "class Child(Base):\n"
+        "    pass\n"
+        "@dataclass\n"
+        "class Conf:\n"
+        "    n: int = 3\n"
+        "    xs: list[int] = field(default_factory=list)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    child = read_signature("sigmod:Child")
+    assert child is not None and child.names == ["a", "b"] and child.open
+    conf = read_signature("sigmod:Conf")
+    assert conf is not None and conf.get("n").default == 3  # type: ignore[union-attr]
+    assert read_signature("sigmod:Missing") is None
+    assert read_signature("no_such_module_xyz:thing") is None
+
+
+def test_parse_google_docstring() -> None:
+    docs = parse_param_docs(
+        """Summary.
+
+        Args:
+            lr (float): learning rate,
+                continued here.
+            momentum: factor.
+
+        Returns:
+            nothing: not a parameter.
+        """
+    )
+    assert docs == {"lr": "learning rate, continued here.", "momentum": "factor."}
+
+
+@pytest.mark.parametrize(
+    ("value", "annotation", "ok"),
+    [
+        (3, "int", True),
+        (True, "int", False),
+        (3, "float", True),
+        ("3", "float", False),
+        ([1, 2], "list[int]", True),
+        ([1, "a"], "list[int]", False),
+        ((1, 2), "tuple[int, int]", True),
+        ([1, 2, 3], "tuple[int, int]", False),
+        ([1, 2, 3], "tuple[int, ...]", True),
+        (None, "int | None", True),
+        (None, "Optional[int]", True),
+        ("relu", "Literal['relu', 'gelu']", True),
+        ("tanh", "Literal['relu', 'gelu']", False),
+        ({"a": 1}, "dict[str, int]", True),
+        (object(), "SomethingUnknown", True),
+        ("x", None, True),
+    ],
+)
+def test_check_type(value: object, annotation: str | None, ok: bool) -> None:
+    assert check_type(value, annotation) is ok
