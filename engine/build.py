@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.component import Component
 from engine.config import LOADER_PARAMS, check_params
-from engine.errors import ConfigError, EngineError
+from engine.errors import EngineError
 from engine.registry import Registry
 
 
@@ -125,8 +125,3 @@ def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any]) -
         )
     params = {k: v for k, v in cfg["task"].items() if k != "name"}
     return build_component(registry, "task", task.qualified_name, params, facts=facts, extra=slots)
-
-
-def check_facts(facts: dict[str, Any], data_name: str) -> None:
-    if not isinstance(facts, dict):
-        raise ConfigError(f"data source '{data_name}' has facts of type {type(facts).__name__}, expected a mapping")

@@ -153,9 +153,9 @@ def check_plugin(
             import torch
 
             loss = build_component(reg, "loss", e.qualified_name, {})
-            tries = [
-                (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
+            tries = [  # a regression pair first: classification losses reject it, regression ones would broadcast
                 (torch.randn(4, 1, requires_grad=True), torch.rand(4)),
+                (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
             ]
             errors = []
             for out, target in tries:
@@ -181,11 +181,13 @@ def check_plugin(
                 opt = build_component(reg, "optimizer", e.qualified_name, {})(layer.parameters())
             else:
                 opt = torch.optim.SGD(layer.parameters(), lr=0.1)
-            layer(torch.randn(4, 3)).sum().backward()
-            opt.step()
+            sched = None
             if e.kind == "scheduler":
                 sched = build_component(reg, "scheduler", e.qualified_name, {})(opt, total_steps=10, max_epochs=2)
                 sched = sched["scheduler"] if isinstance(sched, dict) else sched
+            layer(torch.randn(4, 3)).sum().backward()
+            opt.step()
+            if sched is not None:
                 if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     sched.step(1.0)
                 else:

@@ -204,3 +204,29 @@ def test_csv_mistakes(tmp_path: Path, rows: list[str], params: list[str], messag
     assert not (tmp_path / "run").exists()  # nothing left behind for a mistake found while building
     with pytest.raises(ConfigError, match="CSV file not found"):
         train(tmp_path, "data=csv", f"data.path={tmp_path / 'missing.csv'}")
+
+
+def test_early_stopping_from_one_line(tmp_path: Path) -> None:
+    # Nothing counts as an improvement after the first epoch, so patience 1 stops after the second.
+    result = train(tmp_path, "early_stopping.patience=1", "early_stopping.min_delta=100")
+    assert result.summary["epochs"] == 2
+
+
+class _ConfigPlugin:
+    @hookimpl
+    def engine_adjust_config(self, config: dict) -> None:
+        config["trainer"]["max_epochs"] = 1
+
+    @hookimpl
+    def engine_callbacks(self, config: dict) -> list:
+        from lightning.pytorch.loggers import CSVLogger
+
+        return [CSVLogger(config["run"]["dir"], name="extra", version="")]
+
+
+def test_lifecycle_hooks_adjust_config_and_add_loggers(tmp_path: Path) -> None:
+    reg = engine.get_registry(fresh=True)
+    reg.manager.register(_ConfigPlugin(), PluginInfo("adjust", None, None, "tests"))
+    result = train(tmp_path, reg=reg)
+    assert result.summary["epochs"] == 1
+    assert (tmp_path / "extra" / "metrics.csv").is_file()
