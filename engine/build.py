@@ -74,7 +74,7 @@ def build_component(
     where: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Any:
-    """Build one component: objects for models, losses, data, tasks; a :class:`Factory` otherwise."""
+    """Build one component: a :class:`Factory` for optimizers and schedulers, the built object otherwise."""
     component: Component = registry.resolve(kind, name)
     where = where or kind
     fn = component.load()
@@ -83,7 +83,7 @@ def build_component(
         params = with_facts(registry, component, params, facts, where)
     else:
         params = check_params(where, f"{kind} '{component.qualified_name}'", params, sig)
-    if kind in ("optimizer", "scheduler", "deploy"):
+    if kind in ("optimizer", "scheduler"):
         return Factory(component, fn, params)
     return _call(component, fn, {**params, **(extra or {})})
 

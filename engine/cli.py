@@ -24,6 +24,7 @@ examples:
   engine run core/mlp-synthetic --dry-run      validate and print the resolved config
   engine run --resume runs/mlp-synthetic-...   continue an interrupted run
   engine runs list
+  engine new plugin myplugin                   scaffold a plugin package
 
 Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error.
 Set ENGINE_DISABLE_PLUGINS=a,b or pass --disable NAME to turn plugins off.
@@ -84,8 +85,9 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
         )
     console = _console()
     console.print(table)
-    for info in reg.manager.broken():
-        console.print(_styled("broken", "red"), f"{info.label}: {info.error}")
+    for info in reg.manager.plugins.values():
+        if info.error:
+            console.print(_styled(info.status, "red"), f"{info.label}: {info.error}")
     return 0
 
 
@@ -110,7 +112,12 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
         for e in entries:
             _add_row(table, e.kind, e.qualified_name, e.summary)
         console.print(table)
-    return 0
+    from engine.manage import check_components
+
+    problems = check_components(reg, info.name, import_targets=args.import_)
+    for name, problem in problems:
+        console.print(_styled("problem", "red"), f"{name}: {problem}")
+    return 1 if problems or info.status != "ok" else 0
 
 
 # --------------------------------------------------------------------------- components
@@ -310,9 +317,37 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     psub.add_parser("list", help="every plugin: distribution, version, status, hooks").set_defaults(
         handler=cmd_plugins_list
     )
-    p = psub.add_parser("info", help="one plugin: its hooks and components")
+    p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
     p.add_argument("name")
+    p.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="import every target (slower; catches errors inside target modules too)",
+    )
     p.set_defaults(handler=cmd_plugins_info)
+    p = psub.add_parser("install", help="pip-install plugin distributions here, then list what they contribute")
+    p.add_argument("spec", nargs="*", help="anything pip install accepts: names, paths, -e DIR, --no-deps, …")
+    p.set_defaults(handler="engine.manage:cmd_install")
+    p = psub.add_parser("uninstall", help="pip-uninstall the distribution providing a plugin")
+    p.add_argument("name", help="plugin name (see `engine plugins list`)")
+    p.set_defaults(handler="engine.manage:cmd_uninstall")
+    p = psub.add_parser("disable", help="turn a plugin off for every command (saved under ENGINE_HOME)")
+    p.add_argument("name")
+    p.set_defaults(handler="engine.manage:cmd_disable")
+    p = psub.add_parser("enable", help="turn a disabled plugin back on")
+    p.add_argument("name")
+    p.set_defaults(handler="engine.manage:cmd_enable")
+
+    new = sub.add_parser("new", help="scaffold a new plugin package")
+    nsub = new.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
+    p = nsub.add_parser(
+        "plugin",
+        help="a pip-installable plugin: a model, a data source, a recipe, tests using the conformance kit",
+    )
+    p.add_argument("name", help="plugin name: lower-case letters, digits, _ (package engine_<name>)")
+    p.add_argument("--dir", help="where to write it (default: ./engine-<name>)")
+    p.set_defaults(handler="engine.scaffold:cmd_new_plugin")
 
     comps = sub.add_parser("components", help="query the registry of models, data sources, recipes, …")
     csub = comps.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
@@ -381,7 +416,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         reg = engine.get_registry(tuple(disable))
         parser = build_parser(reg.manager)
+        pip_args: list[str] = []
+        for i in range(len(argv) - 1):
+            if (
+                argv[i : i + 2] == ["plugins", "install"]
+                and "-h" not in argv[i + 2 :]
+                and "--help" not in argv[i + 2 :]
+            ):
+                argv, pip_args = argv[: i + 2], argv[i + 2 :]  # everything after `install` belongs to pip
+                break
         args = parser.parse_args(argv)
+        if pip_args:
+            args.spec = pip_args
         handler = getattr(args, "handler", None)
         if handler is None:
             sub = parser._subparsers._group_actions[0].choices.get(args.command) if args.command else None  # type: ignore[union-attr]

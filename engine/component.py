@@ -22,7 +22,6 @@ KINDS = ("task", "model", "loss", "optimizer", "scheduler", "data", "deploy", "r
 INJECTED: dict[str, tuple[str, ...]] = {
     "optimizer": ("params",),
     "scheduler": ("optimizer", "total_steps", "max_epochs"),
-    "deploy": ("model", "example_inputs", "out_dir"),
 }
 
 

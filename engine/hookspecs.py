@@ -131,10 +131,21 @@ def engine_data_sources() -> list[Component]:
 def engine_deploy_targets() -> list[Component]:
     """Declare deployment targets (export formats).
 
-    The target is a factory ``export(model, example_inputs, out_dir, **params)``
-    that writes an artifact for the eval-mode ``model`` into ``out_dir``,
-    returns its path, and can be reloaded by the same plugin for verification.
-    ``model``, ``example_inputs`` and ``out_dir`` are supplied by the core.
+    The target is a class whose constructor parameters are the user's options
+    (``opset``, ``quantize`` …) and whose instances provide
+
+    - ``export(model, example_inputs, out_dir) -> Path``: write an artifact for
+      the eval-mode ``model`` into ``out_dir`` and return its path;
+    - ``load(path) -> callable``: reload the artifact as a callable taking the
+      same inputs as the model, used to verify it against eager PyTorch;
+    - ``tolerance``: the largest absolute difference to eager outputs that
+      still counts as correct (``1e-5`` for exact formats, more for int8)::
+
+        class TorchScript:
+            tolerance = 1e-5
+            def __init__(self, method: str = "trace"): ...
+            def export(self, model, example_inputs, out_dir): ...
+            def load(self, path): ...
     """
 
 

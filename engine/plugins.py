@@ -36,7 +36,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     module: str
-    status: str = "ok"  # ok | broken | disabled
+    status: str = "ok"  # ok | broken | incompatible | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
 
@@ -50,6 +50,26 @@ def disabled_from_env() -> set[str]:
     return {n.strip() for n in os.environ.get("ENGINE_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
+def check_api(obj: Any) -> str | None:
+    """Why plugin ``obj`` cannot work with this engine, or None.
+
+    A plugin states the engine API versions it supports as a PEP 440 specifier in a
+    module attribute, ``ENGINE_API = ">=1,<2"``; no attribute means any version.
+    """
+    spec = getattr(obj, "ENGINE_API", None)
+    if spec is None:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    from engine import API_VERSION
+
+    try:
+        ok = SpecifierSet(str(spec)).contains(str(API_VERSION))
+    except InvalidSpecifier:
+        return f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
+    return None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
+
+
 class PluginManager:
     """Loads plugins and calls their hooks one plugin at a time."""
 
@@ -57,7 +77,9 @@ class PluginManager:
         self.pm = pluggy.PluginManager("engine")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
-        self.disabled = set(disable) | disabled_from_env()
+        from engine.settings import disabled_plugins
+
+        self.disabled = set(disable) | disabled_from_env() | disabled_plugins()
         if CORE in self.disabled:
             raise PluginError("the core plugin cannot be disabled")
         from engine import __version__, builtins
@@ -89,7 +111,12 @@ class PluginManager:
             try:
                 obj = ep.load()
             except Exception as exc:
-                self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                self._broken(info, f"import of '{ep.value}' failed: {type(exc).__name__}: {exc}")
+                continue
+            why = check_api(obj)
+            if why is not None:
+                info.status, info.error = "incompatible", why
+                self.plugins[ep.name] = info
                 continue
             self.register(obj, info)
 

@@ -17,6 +17,7 @@ Checks, each failing with a message naming the component and what was wrong:
 - models build from defaults plus data facts (the plugin's own data source, or
   ``facts``) and run forward and backward on a batch;
 - losses return a differentiable scalar; optimizers and schedulers step;
+- deployment targets export a tiny model, reload it and match eager outputs;
 - recipes validate, and each completes a ``fast_dev_run`` (one batch of
   training, validation and test) unless ``fast_dev_run=False``.
 """
@@ -195,7 +196,33 @@ def check_plugin(
 
         attempt(f"{e.kind} '{e.qualified_name}' steps", check_optim)
 
-    # 5. recipes validate, and train one batch
+    # 5. deployment targets export a tiny model, reload it, and agree with eager
+    for e in [e for e in entries if e.kind == "deploy"]:
+
+        def check_deploy(e: Any = e) -> None:
+            import torch
+
+            target = build_component(reg, "deploy", e.qualified_name, {})
+            for method in ("export", "load"):
+                if not callable(getattr(target, method, None)):
+                    raise AssertionError(f"has no {method}() method (see the engine_deploy_targets hookspec)")
+            model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+            x = torch.randn(2, 4)
+            with tempfile.TemporaryDirectory() as out:
+                path = target.export(model, x, Path(out))
+                if not Path(path).exists():
+                    raise AssertionError(f"export() returned {path}, which does not exist")
+                loaded = target.load(Path(path))
+                got = torch.as_tensor(loaded(x))
+            with torch.no_grad():
+                diff = (got - model(x)).abs().max().item()
+            tolerance = float(getattr(target, "tolerance", 1e-5))
+            if diff > tolerance:
+                raise AssertionError(f"reloaded artifact differs from eager by {diff:.3g} > tolerance {tolerance:g}")
+
+        attempt(f"deploy '{e.qualified_name}' exports and reloads", check_deploy)
+
+    # 6. recipes validate, and train one batch
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="engine-check-"))
     for e in [e for e in entries if e.kind == "recipe"]:
         cfg = attempt(

@@ -16,6 +16,10 @@ def test_core_plugin_conforms(tmp_path: Path) -> None:
     assert "model 'core.mlp' forward/backward" in passed
     assert "recipe 'core/mlp-synthetic' completes fast_dev_run" in passed
     assert "scheduler 'core.cosine' steps" in passed
+    assert (
+        "deploy 'core.torchscript' exports and reloads" in passed
+        and "deploy 'core.export' exports and reloads" in passed
+    )
 
 
 def test_failures_name_the_component(plugin_site, tmp_path: Path) -> None:
@@ -45,6 +49,125 @@ def engine_models():
     assert "model 'faulty.nograd' forward/backward" in text
     with pytest.raises(ConformanceError, match="not installed"):
         check_plugin("nope")
+
+
+HOOKS = """
+from engine import Component, Recipe, hookimpl
+
+@hookimpl
+def engine_{hook}():
+    return [{declaration}]
+"""
+IMPL = """
+import torch
+from torch import nn
+from engine.data import ArrayDataset, DataSource
+
+class WrongShape(DataSource):
+    facts = {"input_shape": [5], "num_classes": 2}
+    def datasets(self):
+        return {"train": ArrayDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))}
+
+class MissingFact(DataSource):
+    facts = {"in_features": 4}
+    def datasets(self):
+        return {"train": ArrayDataset(torch.randn(8, 4), torch.zeros(8, dtype=torch.long))}
+
+def vector_loss():
+    return lambda out, target: (out - out.detach()).abs()
+
+def no_params_optimizer(params, lr: float = 0.1):
+    return torch.optim.SGD([], lr=lr)
+
+class NoLoad:
+    def export(self, model, example_inputs, out_dir):
+        return out_dir
+
+class Drifts:
+    tolerance = 1e-6
+    def export(self, model, example_inputs, out_dir):
+        path = out_dir / "m.pt"
+        torch.save(model, path)
+        return path
+    def load(self, path):
+        model = torch.load(path, weights_only=False)
+        return lambda x: model(x) + 1.0
+
+class TrainBoom(DataSource):
+    facts = {"in_features": 4, "out_features": 2, "num_classes": 2, "problem": "classification"}
+    def datasets(self):
+        class Boom(torch.utils.data.Dataset):
+            def __len__(self):
+                return 8
+            def __getitem__(self, i):
+                if i >= 2:  # the pre-training check reads samples 0 and 1 only
+                    raise RuntimeError("only in training")
+                return torch.randn(4), torch.tensor(i % 2)
+        return {"train": Boom()}
+
+class NotAModule:
+    def __init__(self, in_features: int):
+        pass
+"""
+
+
+BOOM_DATA = (
+    'Component("kit_data", "kit_impl:TrainBoom", facts=("in_features", "out_features", "num_classes", "problem"))'
+)
+
+
+@pytest.mark.parametrize(
+    ("hook", "declaration", "message"),
+    [
+        ("models", 'Component("gone", "kit_impl:Missing")', "model 'kit.gone' imports: PluginError"),
+        (
+            "models",
+            'Component("plain", "kit_impl:NotAModule")',
+            "model 'kit.plain' forward/backward: AssertionError: built a NotAModule",
+        ),
+        (
+            "data_sources",
+            'Component("shape", "kit_impl:WrongShape", facts=("input_shape",))',
+            "batch input shape [4] != input_shape fact [5]",
+        ),
+        (
+            "data_sources",
+            'Component("fact", "kit_impl:MissingFact", facts=("in_features", "num_classes"))',
+            "declares facts ['num_classes']",
+        ),
+        ("losses", 'Component("vec", "kit_impl:vector_loss")', "loss 'kit.vec' returns a differentiable scalar"),
+        ("optimizers", 'Component("empty", "kit_impl:no_params_optimizer")', "optimizer 'kit.empty' steps: ValueError"),
+        ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "has no load() method"),
+        ("deploy_targets", 'Component("drift", "kit_impl:Drifts")', "differs from eager by 1 > tolerance"),
+        (
+            "recipes",
+            'Recipe("bad", {"model": "nosuch", "data": "synthetic"})',
+            "recipe 'kit/bad' validates: ConfigError: unknown model 'nosuch'",
+        ),
+        (
+            "recipes",
+            'Recipe("odd", {"model": "mlp", "data": "synthetic", "model.hidden": 1})',
+            "unknown config section 'model.hidden'",
+        ),
+        (
+            "recipes",
+            'Recipe("boom", {"model": "mlp", "data": "kit_data"})',
+            "recipe 'kit/boom' completes fast_dev_run: RuntimeError: only in training",
+        ),
+    ],
+)
+def test_kit_names_each_failing_check(plugin_site, tmp_path: Path, hook: str, declaration: str, message: str) -> None:
+    code = HOOKS.format(hook=hook, declaration=declaration)
+    if "kit_data" in declaration:
+        code += HOOKS.format(
+            hook="data_sources",
+            declaration=BOOM_DATA,
+        )
+    site = plugin_site("kit", code)
+    (site / "kit_impl.py").write_text(IMPL)
+    with pytest.raises(ConformanceError) as err:
+        check_plugin("kit", run_dir=tmp_path, facts={"in_features": 4, "input_shape": [4]})
+    assert message in str(err.value)
 
 
 def test_fixture_is_registered(engine_check) -> None:

@@ -1,0 +1,57 @@
+"""User settings persisted under ``ENGINE_HOME`` (default ``~/.config/engine``).
+
+Only what ``engine plugins disable|enable`` changes lives here, as JSON in
+``$ENGINE_HOME/settings.json``: ``{"disabled_plugins": ["name", ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def home() -> Path:
+    return Path(os.environ.get("ENGINE_HOME") or Path.home() / ".config" / "engine")
+
+
+def _file() -> Path:
+    return home() / "settings.json"
+
+
+def load() -> dict[str, Any]:
+    try:
+        data = json.loads(_file().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        from engine.errors import EngineError
+
+        raise EngineError(f"cannot read {_file()}: {exc}", hint="fix or delete the file") from None
+    return data if isinstance(data, dict) else {}
+
+
+def save(data: dict[str, Any]) -> None:
+    file = _file()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, file)
+
+
+def disabled_plugins() -> set[str]:
+    return set(load().get("disabled_plugins", []))
+
+
+def set_disabled(name: str, disabled: bool) -> bool:
+    """Persist ``name`` as disabled (or not); returns whether anything changed."""
+    data = load()
+    names = set(data.get("disabled_plugins", []))
+    before = set(names)
+    (names.add if disabled else names.discard)(name)
+    if names == before:
+        return False
+    data["disabled_plugins"] = sorted(names)
+    save(data)
+    return True
