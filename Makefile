@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # The main job: recipe and overrides for `make demo`.
 DEMO   ?= core/mlp-synthetic
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench docs lint clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
 	@touch $(STAMP)
 
 demo: setup
@@ -32,6 +32,10 @@ test: setup
 bench: setup
 	$(PY) bench/p1_startup.py
 	$(PY) bench/p2_overhead.py
+
+# The documentation site; --strict fails on broken links and missing pages.
+docs: setup
+	$(VENV)/bin/mkdocs build --strict
 
 lint: setup
 	$(VENV)/bin/ruff check .
