@@ -312,7 +312,8 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    plugins = sub.add_parser("plugins", help="list installed plugins and inspect one")
+    plugins = sub.add_parser("plugins", help="list, inspect, install, enable and disable plugins")
+    plugins.set_defaults(handler=_group_help(plugins))
     psub = plugins.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     psub.add_parser("list", help="every plugin: distribution, version, status, hooks").set_defaults(
         handler=cmd_plugins_list
@@ -340,6 +341,7 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     p.set_defaults(handler="engine.manage:cmd_enable")
 
     new = sub.add_parser("new", help="scaffold a new plugin package")
+    new.set_defaults(handler=_group_help(new))
     nsub = new.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     p = nsub.add_parser(
         "plugin",
@@ -350,6 +352,7 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     p.set_defaults(handler="engine.scaffold:cmd_new_plugin")
 
     comps = sub.add_parser("components", help="query the registry of models, data sources, recipes, …")
+    comps.set_defaults(handler=_group_help(comps))
     csub = comps.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     p = csub.add_parser("list", help="components, filtered by kind and glob pattern")
     p.add_argument("pattern", nargs="?", help="glob on the (qualified) name, e.g. 'res*'")
@@ -387,6 +390,7 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     runs = sub.add_parser("runs", help="list run directories")
+    runs.set_defaults(handler=_group_help(runs))
     rsub = runs.add_subparsers(dest="subcommand", metavar="SUBCOMMAND")
     p = rsub.add_parser("list", help="runs with status, main metric and wall time")
     p.add_argument("--dir", default="runs", help="directory holding runs (default: runs)")
@@ -395,6 +399,16 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     if manager is not None:
         manager.call_each("engine_add_commands", subparsers=sub)
     return parser
+
+
+def _group_help(group: argparse.ArgumentParser) -> Any:
+    """Handler for a command group called without a subcommand: show its help, exit 2."""
+
+    def show(args: argparse.Namespace) -> int:
+        group.print_help()
+        return 2
+
+    return show
 
 
 def _dispatch(handler: Any, args: argparse.Namespace) -> int:
@@ -428,12 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if pip_args:
             args.spec = pip_args
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            sub = parser._subparsers._group_actions[0].choices.get(args.command) if args.command else None  # type: ignore[union-attr]
-            (sub or parser).print_help()
-            return 0 if args.command is None else 2
-        return _dispatch(handler, args)
+        if not hasattr(args, "handler"):  # `engine` alone
+            parser.print_help()
+            return 0
+        return _dispatch(args.handler, args)
     except EngineError as exc:
         if debug:
             raise

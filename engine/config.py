@@ -17,6 +17,7 @@ qualified names, every component parameter's default written out.
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
 # --------------------------------------------------------------------------- composing
 
 
-def merge(base: dict[str, Any], other: dict[str, Any], sections: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+def merge(base: dict[str, Any], other: dict[str, Any], sections: Collection[str] = frozenset()) -> dict[str, Any]:
     """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces).
 
     In the component ``sections``, choosing another name replaces the whole section:
@@ -163,8 +164,8 @@ def load_file(path: str) -> dict[str, Any]:
 def compose(
     registry: Registry,
     recipe: str | None = None,
-    files: list[str] = (),  # type: ignore[assignment]
-    overrides: list[str] = (),  # type: ignore[assignment]
+    files: Sequence[str] = (),
+    overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compose defaults (or ``base``), a recipe, files and overrides into one plain config."""
@@ -210,7 +211,7 @@ def check_params(
     values: dict[str, Any],
     sig: Signature | None,
     extra: dict[str, Param] | None = None,
-    provided: set[str] = frozenset(),  # type: ignore[assignment]
+    provided: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
     """Validate ``values`` against ``sig``; return them with defaults filled in.
 
