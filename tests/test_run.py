@@ -230,3 +230,34 @@ def test_lifecycle_hooks_adjust_config_and_add_loggers(tmp_path: Path) -> None:
     result = train(tmp_path, reg=reg)
     assert result.summary["epochs"] == 1
     assert (tmp_path / "extra" / "metrics.csv").is_file()
+
+
+def test_open_run_rebuilds_the_trained_task(tmp_path: Path) -> None:
+    from engine.runs import open_run
+
+    result = train(tmp_path, "trainer.max_epochs=2")
+    opened = open_run(result.run_dir)
+    assert opened.config["model"]["name"] == "core.mlp" and opened.facts["num_classes"] == 3
+    task = opened.task()
+    assert not task.training
+    state = torch.load(opened.checkpoint(), weights_only=True)["state_dict"]
+    for key, value in task.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    dm = opened.datamodule()
+    dm.setup("test")
+    with torch.no_grad():
+        hits = [(task(x).argmax(-1) == y).float() for x, y in dm.test_dataloader()]
+    # The best checkpoint's weights on the same test split give the recorded test accuracy.
+    assert torch.cat(hits).mean().item() == pytest.approx(result.summary["metrics"]["test/accuracy"], abs=1e-6)
+
+
+def test_open_run_mistakes(tmp_path: Path) -> None:
+    from engine.runs import open_run
+
+    with pytest.raises(engine.EngineError, match="run directory not found"):
+        open_run(tmp_path / "nope")
+    with pytest.raises(engine.EngineError, match="not a run directory"):
+        open_run(tmp_path)
+    (tmp_path / "config.yaml").write_text("model: {name: mlp}\n")
+    with pytest.raises(engine.EngineError, match="has no checkpoint"):
+        open_run(tmp_path).checkpoint()
