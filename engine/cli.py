@@ -24,6 +24,7 @@ examples:
   engine run core/mlp-synthetic --dry-run      validate and print the resolved config
   engine run --resume runs/mlp-synthetic-...   continue an interrupted run
   engine runs list
+  engine evaluate runs/mlp-synthetic-...      evaluate a trained run again (test split)
   engine new plugin myplugin                   scaffold a plugin package
 
 Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error.
@@ -388,6 +389,10 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved config; build nothing")
     run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     run.set_defaults(handler=cmd_run)
+
+    from engine.evaluate import add_parser as add_evaluate
+
+    add_evaluate(sub)
 
     runs = sub.add_parser("runs", help="list run directories")
     runs.set_defaults(handler=_group_help(runs))

@@ -121,6 +121,15 @@ def test_run_dry_run_resume_and_runs_list(tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "csv" / "1" / "metrics.csv").is_file()  # the first attempt's metrics are kept
     listing = run_cli("runs", "list", "--dir", str(tmp_path))
     assert "demo" in listing.stdout and "completed" in listing.stdout and "test/accuracy" in listing.stdout
+    # evaluate reloads the best checkpoint and reproduces the recorded test accuracy
+    evaluated = run_cli("evaluate", str(tmp_path / "demo"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "test/accuracy" in evaluated.stdout and "GPU available" not in evaluated.stderr
+    recorded = summary["metrics"]["test/accuracy"]
+    line = next(x for x in evaluated.stdout.splitlines() if x.startswith("test/accuracy"))
+    assert float(line.split()[1]) == pytest.approx(recorded, abs=1e-4)
+    missing = run_cli("evaluate", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "run directory not found" in missing.stderr
 
 
 def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
