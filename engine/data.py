@@ -151,7 +151,7 @@ class SourceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=self.source.collate_fn,
+            collate_fn=getattr(self.source, "collate_fn", None),  # any object with facts + datasets() will do
             generator=generator,
         )
 

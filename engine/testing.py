@@ -18,6 +18,9 @@ Checks, each failing with a message naming the component and what was wrong:
   ``facts``) and run forward and backward on a batch;
 - losses return a differentiable scalar; optimizers and schedulers step;
 - deployment targets export a tiny model, reload it and match eager outputs;
+- tasks complete a ``fast_dev_run`` on the plugin's data (or the core's
+  ``synthetic``) with its models (or the core's ``mlp``) in their model slots,
+  or with the overrides given in ``task_overrides``;
 - recipes validate, and each completes a ``fast_dev_run`` (one batch of
   training, validation and test) unless ``fast_dev_run=False``.
 """
@@ -52,6 +55,7 @@ def check_plugin(
     facts: dict[str, Any] | None = None,
     fast_dev_run: bool = True,
     skip: Iterable[str] = (),
+    task_overrides: dict[str, list[str]] | None = None,
 ) -> list[str]:
     """Check every component plugin ``name`` contributes; raise :class:`ConformanceError` on failure.
 
@@ -61,15 +65,19 @@ def check_plugin(
         data_params: parameters per data source (qualified name) for sources
             without usable defaults, e.g. ``{"vision.image_folder": {"path": ...}}``.
         facts: data facts for models when the plugin ships no data source.
-        fast_dev_run: also train each recipe for one batch.
+        fast_dev_run: also train each recipe and task for one batch.
         skip: qualified names of components not to check.
+        task_overrides: config overrides per task (qualified name) for its
+            ``fast_dev_run``, e.g. ``{"rl.dqn": ["data=rl.gym", "data.env_id=CartPole-v1"]}``;
+            by default the task gets the plugin's first data source (else the core's
+            ``synthetic``) and, in each model slot, the plugin's first model (else ``mlp``).
 
     Returns:
         the names of the checks that passed.
     """
     import engine
     from engine.build import build_component, build_data
-    from engine.config import compose, validate
+    from engine.config import DEFAULTS, compose, merge, validate
 
     reg = engine.get_registry(fresh=True)
     info = reg.manager.plugins.get(name)
@@ -222,31 +230,41 @@ def check_plugin(
 
         attempt(f"deploy '{e.qualified_name}' exports and reloads", check_deploy)
 
-    # 6. recipes validate, and train one batch
+    # 6. tasks and recipes validate, and train one batch
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="engine-check-"))
+
+    def smoke(cfg: dict[str, Any], name: str) -> None:
+        from engine.runner import run
+
+        quiet = {"fast_dev_run": True, "enable_progress_bar": False, "enable_model_summary": False}
+        cfg = {**cfg, "trainer": {**cfg["trainer"], **quiet}}
+        cfg["run"] = {"dir": str(root), "name": name.replace("/", "-")}
+        run(cfg, reg)
+
+    own = {kind: [e.qualified_name for e in entries if e.kind == kind] for kind in ("data", "model")}
+    for e in [e for e in entries if e.kind == "task"]:
+        overrides = (task_overrides or {}).get(e.qualified_name)
+        base = DEFAULTS
+        if overrides is None:
+            data = (own["data"] or ["synthetic"])[0]
+            base = merge(DEFAULTS, {"data": {"name": data, **(data_params or {}).get(data, {})}})
+            overrides = [f"{slot}={(own['model'] or ['mlp'])[0]}" for slot, k in e.slots.items() if k == "model"]
+        overrides = [f"task={e.qualified_name}", *overrides]
+        cfg = attempt(
+            f"task '{e.qualified_name}' validates with {' '.join(overrides[1:]) or 'its defaults'}",
+            lambda o=overrides, b=base: validate(compose(reg, None, (), o, base=b), reg),
+        )
+        if cfg is not None and fast_dev_run:
+            attempt(f"task '{e.qualified_name}' completes fast_dev_run", lambda c=cfg, e=e: smoke(c, e.qualified_name))
+
     for e in [e for e in entries if e.kind == "recipe"]:
         cfg = attempt(
             f"recipe '{e.qualified_name}' validates", lambda e=e: validate(compose(reg, e.qualified_name), reg)
         )
-        if cfg is None or not fast_dev_run:
-            continue
-
-        def smoke(cfg: dict[str, Any] = cfg, e: Any = e) -> None:
-            from engine.runner import run
-
-            cfg = {
-                **cfg,
-                "trainer": {
-                    **cfg["trainer"],
-                    "fast_dev_run": True,
-                    "enable_progress_bar": False,
-                    "enable_model_summary": False,
-                },
-            }
-            cfg["run"] = {"dir": str(root), "name": e.qualified_name.replace("/", "-")}
-            run(cfg, reg)
-
-        attempt(f"recipe '{e.qualified_name}' completes fast_dev_run", smoke)
+        if cfg is not None and fast_dev_run:
+            attempt(
+                f"recipe '{e.qualified_name}' completes fast_dev_run", lambda c=cfg, e=e: smoke(c, e.qualified_name)
+            )
 
     if failures:
         raise ConformanceError(

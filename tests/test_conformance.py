@@ -108,6 +108,21 @@ class TrainBoom(DataSource):
 class NotAModule:
     def __init__(self, in_features: int):
         pass
+
+import lightning as L
+
+class BoomTask(L.LightningModule):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+    def training_step(self, batch, batch_idx):
+        raise RuntimeError("task boom")
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+class NeedsDepth(BoomTask):
+    def __init__(self, model, depth: int):
+        super().__init__(model)
 """
 
 
@@ -139,6 +154,16 @@ BOOM_DATA = (
         ("optimizers", 'Component("empty", "kit_impl:no_params_optimizer")', "optimizer 'kit.empty' steps: ValueError"),
         ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "has no load() method"),
         ("deploy_targets", 'Component("drift", "kit_impl:Drifts")', "differs from eager by 1 > tolerance"),
+        (
+            "tasks",
+            'Component("boomtask", "kit_impl:BoomTask", slots={"model": "model"}, required_slots=("model",))',
+            "task 'kit.boomtask' completes fast_dev_run: RuntimeError: task boom",
+        ),
+        (
+            "tasks",
+            'Component("deep", "kit_impl:NeedsDepth", slots={"model": "model"})',
+            "task 'kit.deep' validates with model=mlp: ConfigError: task 'kit.deep' needs parameter 'depth'",
+        ),
         (
             "recipes",
             'Recipe("bad", {"model": "nosuch", "data": "synthetic"})',

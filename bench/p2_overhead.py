@@ -1,0 +1,154 @@
+"""P2: does training through `engine run` cost anything over hand-written Lightning?
+
+The same MLP, data, batch size, optimizer and number of steps are trained
+
+  (a) through the engine: config -> registry -> built-in supervised task -> run directory, and
+  (b) as the LightningModule + Trainer a user would write by hand.
+
+A timing callback records the wall time of every training step in both; the first
+steps are dropped as warm-up. The two are run alternately, several times, and the
+median per-step time of each is compared. Target: a/b ≤ 1.02.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from engine.builtins.models import MLP
+
+FEATURES, CLASSES, HIDDEN, BATCH, SAMPLES = 64, 10, [512, 512], 256, 40_000
+WARMUP = 20
+
+
+class StepTimer(L.Callback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.stamps.append(time.perf_counter())
+
+    def per_step(self) -> float:
+        gaps = [b - a for a, b in zip(self.stamps[WARMUP:], self.stamps[WARMUP + 1 :], strict=False)]
+        return statistics.median(gaps)
+
+
+# ----------------------------------------------------------------------------- (a) engine
+
+
+class _TimerPlugin:
+    def __init__(self, timer: StepTimer) -> None:
+        self.timer = timer
+
+    from engine import hookimpl
+
+    @hookimpl
+    def engine_callbacks(self, config: dict) -> list:
+        return [self.timer]
+
+
+def run_engine(steps: int, root: Path, i: int) -> float:
+    import engine
+    from engine.config import compose, validate
+    from engine.plugins import PluginInfo
+    from engine.runner import run
+
+    timer = StepTimer()
+    reg = engine.get_registry(fresh=True)
+    reg.manager.register(_TimerPlugin(timer), PluginInfo("bench", None, None, "bench"))
+    overrides = [
+        "model=mlp",
+        f"model.hidden={HIDDEN}",
+        "model.dropout=0.1",
+        "model.norm=true",
+        "data=synthetic",
+        f"data.num_samples={SAMPLES}",
+        f"data.num_features={FEATURES}",
+        f"data.num_classes={CLASSES}",
+        "data.val_fraction=0.0",
+        "data.test_fraction=0.0",
+        f"data.batch_size={BATCH}",
+        "optimizer=adamw",
+        "optimizer.lr=1e-3",
+        f"trainer.max_steps={steps}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        f"run.dir={root}",
+        f"run.name=engine-{i}",
+    ]
+    run(validate(compose(reg, None, [], overrides), reg), reg)
+    return timer.per_step()
+
+
+# ----------------------------------------------------------------------------- (b) by hand
+
+
+class HandModule(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        # The same network definition the engine's `mlp` builds (Linear, LayerNorm, ReLU, Dropout).
+        self.model = MLP(FEATURES, CLASSES, hidden=HIDDEN, dropout=0.1, norm=True)
+        self.loss = nn.CrossEntropyLoss()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = self.loss(self.model(x), y)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+
+def run_by_hand(steps: int, root: Path, i: int) -> float:
+    L.seed_everything(0, verbose=False)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(SAMPLES, FEATURES, generator=g)
+    y = torch.randint(CLASSES, (SAMPLES,), generator=g)
+    loader = DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True)
+    timer = StepTimer()
+    trainer = L.Trainer(
+        max_steps=steps,
+        callbacks=[timer],
+        default_root_dir=root / f"hand-{i}",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(HandModule(), loader)
+    return timer.per_step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args()
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    engine_times, hand_times = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for i in range(args.repeats):
+            engine_times.append(run_engine(args.steps, root, i))
+            hand_times.append(run_by_hand(args.steps, root, i))
+            print(f"  repeat {i + 1}: engine {engine_times[-1] * 1e3:.3f} ms/step, by hand {hand_times[-1] * 1e3:.3f}")
+    a, b = statistics.median(engine_times), statistics.median(hand_times)
+    print(f"P2: MLP {FEATURES}-{HIDDEN}-{CLASSES}, batch {BATCH}, {args.steps} steps, {args.repeats} repeats")
+    print(f"  (a) engine run        {a * 1e3:8.3f} ms/step (median)")
+    print(f"  (b) hand-written      {b * 1e3:8.3f} ms/step (median)")
+    print(f"  ratio a/b             {a / b:8.3f}   (target ≤ 1.02)")
+
+
+if __name__ == "__main__":
+    main()

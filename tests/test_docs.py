@@ -1,0 +1,112 @@
+"""The hook reference's examples run: each section is installed as a plugin and checked."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.config import compose, validate
+from engine.runner import run
+from engine.testing import check_plugin, run_cli
+
+HOOKS_MD = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
+TINY = [
+    "data.num_samples=200",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+def sections() -> dict[str, dict[str, str]]:
+    """``{hook: {"my_plugin.py": code, "my_targets.py": code}}`` from docs/hooks.md."""
+    out: dict[str, dict[str, str]] = {}
+    for part in re.split(r"^## `(engine_\w+)`$", HOOKS_MD.read_text(), flags=re.M)[1:]:
+        if part.startswith("engine_"):
+            hook = part
+            out[hook] = {}
+            continue
+        for block in re.findall(r"```python\n(.*?)```", part, flags=re.S):
+            first = block.splitlines()[0]
+            out[hook][first.removeprefix("# ").strip()] = block
+    return out
+
+
+SECTIONS = sections()
+
+
+def test_every_hookspec_has_a_runnable_example() -> None:
+    from engine import hookspecs
+
+    specs = {name for name in dir(hookspecs) if name.startswith("engine_")}
+    assert set(SECTIONS) == specs
+    for hook, files in SECTIONS.items():
+        assert set(files) == {"my_plugin.py", "my_targets.py"}, hook
+
+
+@pytest.fixture
+def install(plugin_site, monkeypatch: pytest.MonkeyPatch):
+    def make(hook: str) -> Path:
+        files = SECTIONS[hook]
+        site = plugin_site("my", files["my_plugin.py"], module="my_plugin")
+        (site / "my_targets.py").write_text(files["my_targets.py"])
+        return site
+
+    yield make
+    sys.modules.pop("my_targets", None)
+
+
+@pytest.mark.parametrize(
+    "hook",
+    [
+        "engine_models",
+        "engine_losses",
+        "engine_optimizers",
+        "engine_schedulers",
+        "engine_data_sources",
+        "engine_deploy_targets",
+        "engine_tasks",
+        "engine_recipes",
+    ],
+)
+def test_component_examples_pass_the_kit(install, tmp_path: Path, hook: str) -> None:
+    install(hook)
+    passed = check_plugin("my", run_dir=tmp_path, facts={"input_shape": [1, 8, 8], "num_classes": 10})
+    assert passed and all("my" in p for p in passed)
+    if hook == "engine_data_sources":  # the core's mlp takes its sizes from the example's facts
+        reg = engine.get_registry(fresh=True)
+        cfg = validate(compose(reg, None, [], ["model=mlp", "data=my.moons", f"run.dir={tmp_path}", *TINY[1:]]), reg)
+        assert cfg["data"]["name"] == "my.moons"
+        assert run(cfg, reg).summary["status"] == "completed"
+
+
+def test_adjust_config_example(install, monkeypatch: pytest.MonkeyPatch) -> None:
+    install("engine_adjust_config")
+    monkeypatch.setenv("MY_SMOKE", "1")
+    reg = engine.get_registry(fresh=True)
+    cfg = validate(compose(reg, "core/mlp-synthetic"), reg)
+    assert cfg["trainer"]["max_epochs"] == 1 and cfg["trainer"]["limit_train_batches"] == 2
+
+
+def test_callbacks_example(install, tmp_path: Path) -> None:
+    install("engine_callbacks")
+    reg = engine.get_registry(fresh=True)
+    cfg = validate(compose(reg, None, [], ["model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY]), reg)
+    result = run(cfg, reg)
+    header = (result.run_dir / "csv/0/metrics.csv").read_text().splitlines()[0]
+    assert "train/samples_per_s" in header
+
+
+def test_add_commands_example(install, tmp_path: Path) -> None:
+    install("engine_add_commands")
+    out = run_cli("run", "model=mlp", "data=synthetic", f"run.dir={tmp_path}", "run.name=r", *TINY)
+    assert out.returncode == 0, out.stderr
+    counted = run_cli("count", str(tmp_path / "r"))
+    assert counted.returncode == 0, counted.stderr
+    assert "train: 140" in counted.stdout and "test: 40" in counted.stdout  # 200 samples, 10 % val, 20 % test
+    mistake = run_cli("count", str(tmp_path / "nope"))
+    assert mistake.returncode == 2 and "run directory not found" in mistake.stderr
