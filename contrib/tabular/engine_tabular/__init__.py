@@ -1,0 +1,1 @@
+"""engine-tabular: mixed numeric/categorical tables for engine (a third-party-style plugin)."""
