@@ -32,6 +32,10 @@ class DataSource:
         """``{"train": ..., "val": ..., "test": ...}``; ``val`` and ``test`` are optional."""
         raise NotImplementedError
 
+    # Optional, called by the runner once the run directory exists (rank zero only):
+    #   def save_artifacts(self, run_dir: Path) -> None:
+    #       """Write what later use of the run needs (a trained tokenizer, a vocabulary)."""
+
 
 class ArrayDataset(Dataset):
     """``(x[i], y[i])`` pairs from tensors, with an optional per-sample transform on x."""
@@ -134,6 +138,12 @@ class SourceDataModule(L.LightningDataModule):
             if "train" not in self._splits:
                 raise ValueError(f"data source {type(self.source).__name__} has no 'train' split")
         return self._splits
+
+    def save_artifacts(self, run_dir: Any) -> None:
+        """Let the source write what later use of the run needs (e.g. a trained tokenizer)."""
+        save = getattr(self.source, "save_artifacts", None)
+        if save is not None:
+            save(run_dir)
 
     def has_split(self, name: str) -> bool:
         return name in self.splits and len(self.splits[name]) > 0  # type: ignore[arg-type]

@@ -115,7 +115,10 @@ def engine_data_sources() -> list[Component]:
       "test": Dataset}`` (``val``/``test`` optional) of map-style
       ``torch.utils.data.Dataset`` yielding ``(input, target)``;
 
-    subclass :class:`engine.data.DataSource` for both. The core wraps it in a
+    subclass :class:`engine.data.DataSource` for both. Optionally it has
+    ``save_artifacts(run_dir)``, called once the run directory exists, to write
+    what later use of the run needs (a tokenizer trained on the data), and
+    ``load_input(path) -> Tensor`` to read one input file for prediction. The core wraps it in a
     ``LightningDataModule`` (``data.batch_size``, ``data.num_workers``). A
     source may instead return a ``lightning.LightningDataModule`` with a
     ``facts`` attribute when it needs full control (RL environments do).

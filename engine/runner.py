@@ -7,6 +7,7 @@ early stopping, loggers, plugin callbacks) and records the run::
       config.yaml        the resolved config (re-runnable with -c)
       environment.json   plugin distributions and versions, library versions, command
       facts.json         what the data source reported
+      (data artifacts)   whatever the data source's save_artifacts(run_dir) writes, e.g. tokenizer.json
       checkpoints/       best.ckpt, last.ckpt
       csv/0/metrics.csv  every logged metric (CSVLogger; a resume writes csv/1/, …)
       tb/                TensorBoard events, when TensorBoard is installed
@@ -230,6 +231,9 @@ def _run(
         write_json(run_dir / "environment.json", environment(registry))
         write_json(run_dir / "facts.json", facts)
         write_json(run_dir / "summary.json", summary)
+        save_artifacts = getattr(datamodule, "save_artifacts", None)
+        if save_artifacts is not None:
+            save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
 
     has_val = getattr(datamodule, "has_split", lambda s: True)("val")
     has_test = getattr(datamodule, "has_split", lambda s: True)("test")

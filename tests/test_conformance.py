@@ -120,6 +120,11 @@ class BoomTask(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
+def frozen_scheduler(optimizer, total_steps: int):
+    return object()  # not a scheduler: .step() fails
+
+NOT_CALLABLE = 42
+
 class NeedsDepth(BoomTask):
     def __init__(self, model, depth: int):
         super().__init__(model)
@@ -152,6 +157,8 @@ BOOM_DATA = (
         ),
         ("losses", 'Component("vec", "kit_impl:vector_loss")', "loss 'kit.vec' returns a differentiable scalar"),
         ("optimizers", 'Component("empty", "kit_impl:no_params_optimizer")', "optimizer 'kit.empty' steps: ValueError"),
+        ("schedulers", 'Component("frozen", "kit_impl:frozen_scheduler")', "scheduler 'kit.frozen' steps: Attribute"),
+        ("losses", 'Component("num", "kit_impl:NOT_CALLABLE")', "loss 'kit.num' parameters: "),
         ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "has no load() method"),
         ("deploy_targets", 'Component("drift", "kit_impl:Drifts")', "differs from eager by 1 > tolerance"),
         (
@@ -193,6 +200,14 @@ def test_kit_names_each_failing_check(plugin_site, tmp_path: Path, hook: str, de
     with pytest.raises(ConformanceError) as err:
         check_plugin("kit", run_dir=tmp_path, facts={"in_features": 4, "input_shape": [4]})
     assert message in str(err.value)
+
+
+def test_kit_reports_a_plugin_whose_entry_point_points_nowhere(plugin_site, tmp_path: Path) -> None:
+    site = plugin_site("nowhere", "x = 1\n")
+    entry_points = site / "engine_nowhere-1.0.dist-info" / "entry_points.txt"
+    entry_points.write_text("[engine.plugins]\nnowhere = no_such_module\n")
+    with pytest.raises(ConformanceError, match="plugin 'nowhere' is broken: import of 'no_such_module' failed"):
+        check_plugin("nowhere", run_dir=tmp_path)
 
 
 def test_fixture_is_registered(engine_check) -> None:

@@ -261,3 +261,33 @@ def test_open_run_mistakes(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("model: {name: mlp}\n")
     with pytest.raises(engine.EngineError, match="has no checkpoint"):
         open_run(tmp_path).checkpoint()
+
+
+class _ArtifactSource:
+    """The core's synthetic data, plus a file the run directory must keep."""
+
+    def __init__(self) -> None:
+        from engine.builtins.data import Synthetic
+
+        self.inner = Synthetic(num_samples=200, num_features=7, num_classes=3)
+        self.facts = self.inner.facts
+
+    def datasets(self) -> dict:
+        return self.inner.datasets()
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        (run_dir / "vocab.txt").write_text("a b c\n")
+
+
+class _ArtifactPlugin:
+    @hookimpl
+    def engine_data_sources(self) -> list:
+        return [engine.Component("arty", _ArtifactSource, facts=("in_features", "out_features", "num_classes"))]
+
+
+def test_data_source_saves_artifacts_into_the_run(tmp_path: Path) -> None:
+    reg = engine.get_registry(fresh=True)
+    reg.manager.register(_ArtifactPlugin(), PluginInfo("arty", None, None, "tests"))
+    reg = type(reg)(reg.manager)  # re-read the declarations with the new plugin
+    result = train(tmp_path, "data=arty.arty", "trainer.max_epochs=1", reg=reg)
+    assert (result.run_dir / "vocab.txt").read_text() == "a b c\n"
