@@ -1,0 +1,169 @@
+"""Handlers of ``engine deploy``, ``engine predict`` and ``engine serve`` (imported only when they run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from engine.errors import EngineError
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False, markup=False)
+
+
+def _table(*columns: str) -> Any:
+    from rich.table import Table
+
+    return Table(*columns, header_style="bold", box=None, pad_edge=False)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    from engine.config import parse_override
+
+    options: dict[str, Any] = {}
+    for item in args.option:
+        keys, value = parse_override(item)
+        if len(keys) != 1:
+            raise EngineError(f"cannot read option '{item}': expected KEY=VALUE", hint="for example -o opset=17")
+        options[keys[0]] = value
+    if args.opset is not None:
+        options["opset"] = args.opset
+    return options
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from engine_deploy.deploy import deploy
+
+    if args.threads < 0:
+        raise EngineError(f"--threads must be >= 0, got {args.threads}")
+    if args.samples < 1:
+        raise EngineError(f"--samples must be >= 1, got {args.samples}")
+    manifest = deploy(
+        args.run,
+        args.target,
+        out=args.out,
+        options=_options(args),
+        samples=args.samples,
+        timing=not args.no_timing,
+        threads=args.threads,
+    )
+    if args.json:
+        sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+        return 0
+    v = manifest["verification"]
+    console = _console()
+    table = _table("check", "value")
+    options = ", ".join(f"{k}={v}" for k, v in manifest["options"].items())
+    table.add_row("target", f"{manifest['target']} ({options})")
+    table.add_row("input", f"{manifest['input']['shape']} {manifest['input']['dtype']}")
+    table.add_row(
+        "max abs diff", f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:g}, {v['samples']} {v['split']} samples)"
+    )
+    if "top1_agreement" in v:
+        table.add_row("top-1 agreement", f"{v['top1_agreement']:.4f}")
+    metric = v.get("metric", {})
+    if "eager" in metric:
+        table.add_row(
+            metric["name"],
+            f"eager {metric['eager']:.4f}  artifact {metric['artifact']:.4f}  change {metric['change']:+.4f}",
+        )
+    sizes = v["size_bytes"]
+    ratio = sizes["artifact"] / sizes["eager"]
+    table.add_row("size", f"eager {_size(sizes['eager'])}  artifact {_size(sizes['artifact'])}  ({ratio:.2f}x)")
+    weights = v.get("target_report", {}).get("weights_bytes")
+    if weights:
+        before, after = weights["float32"], weights["int8"]
+        table.add_row("weights", f"float32 {_size(before)}  int8 {_size(after)}  ({after / before:.2f}x)")
+    console.print(table)
+    if v.get("latency_ms"):
+        lat = _table("latency (ms)", "eager p50", "eager p95", "artifact p50", "artifact p95", "ratio p50")
+        for batch, row in v["latency_ms"].items():
+            e, a = row["eager"], row["artifact"]
+            lat.add_row(
+                batch.replace("batch", "batch "),
+                f"{e['p50_ms']:.3f}",
+                f"{e['p95_ms']:.3f}",
+                f"{a['p50_ms']:.3f}",
+                f"{a['p95_ms']:.3f}",
+                f"{a['p50_ms'] / e['p50_ms']:.2f}x",
+            )
+        console.print(lat)
+    console.print(f"verified: {manifest['out_dir']}/{manifest['artifact']} (+ manifest.json)")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from engine_deploy.predictor import Predictor
+
+    if args.top < 1:
+        raise EngineError(f"--top must be >= 1, got {args.top}")
+    predictor = Predictor(args.run, args.artifact)
+    batch, names = predictor.read(args.inputs, raw=args.raw)
+    records = predictor.predict(batch, args.top)
+    if args.json:
+        for name, record in zip(names, records, strict=True):
+            sys.stdout.write(json.dumps({"input": name, **record}) + "\n")
+        return 0
+    console = _console()
+    if predictor.problem != "classification":
+        table = _table("input", "prediction")
+        for name, record in zip(names, records, strict=True):
+            value = record["value"]
+            table.add_row(name, ", ".join(f"{x:.4g}" for x in value) if isinstance(value, list) else f"{value:.4g}")
+    else:
+        table = _table("input", "label", "probability", "top")
+        for name, record in zip(names, records, strict=True):
+            top = "  ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
+            table.add_row(name, record["label"], f"{record['probability']:.4f}", top)
+    console.print(table)
+    console.print(f"({predictor.backend})", style="dim")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from engine_deploy.predictor import Predictor
+    from engine_deploy.server import create_app, free_port, make_server
+
+    if not 0 <= args.port <= 65535:
+        raise EngineError(f"--port must be between 0 and 65535, got {args.port}")
+    if args.threads < 0:
+        raise EngineError(f"--threads must be >= 0, got {args.threads}")
+    api_key = args.api_key or os.environ.get("ENGINE_API_KEY") or None
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    predictor = Predictor(args.run, args.artifact)
+    app = create_app(predictor, args.max_batch_size, args.max_wait_ms, api_key, args.max_body_bytes)
+    port = args.port or free_port(args.host)
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    console = _console()
+    console.print(f"serving {predictor.run.path} ({predictor.backend}) on http://{args.host}:{port}")
+    console.print(
+        f"  POST /predict  GET /health  GET /metadata  docs /docs; batching {args.max_batch_size} samples / "
+        f"{args.max_wait_ms:g} ms; API key {'required' if api_key else 'off'}; body limit {args.max_body_bytes} bytes"
+    )
+    if not loopback and not api_key:
+        console.print(f"warning: {args.host} is reachable from other machines and no API key is set", style="yellow")
+    server = make_server(app, args.host, port, args.log_level)
+    server.run()
+    return 0 if server.started else 1

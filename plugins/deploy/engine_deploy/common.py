@@ -1,0 +1,237 @@
+"""What deploy, predict and serve share: a run's model, its data, deployed artifacts and their manifests."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import EngineError
+from engine.runs import Run, open_run
+
+MANIFEST = "manifest.json"
+
+
+def plugin_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("engine-deploy")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        from engine_deploy import __version__
+
+        return __version__
+
+
+def versions() -> dict[str, str]:
+    """Versions of the engine, this plugin and the libraries an artifact depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for dist in ("engine", "engine-deploy", "torch", "onnx", "onnxruntime"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def open_trained(path: str | Path) -> Run:
+    """Open a run directory and fail early, with one message, when it has no checkpoint."""
+    run = open_run(path)
+    run.checkpoint("best")
+    return run
+
+
+def run_facts(run: Run, datamodule: Any = None) -> dict[str, Any]:
+    """The run's facts: the recorded ``facts.json``, completed by the live datamodule's when given."""
+    facts = dict(run.facts)
+    if datamodule is not None:
+        facts.update(dict(getattr(datamodule, "facts", {}) or {}))
+    return facts
+
+
+def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
+    """The run's trained ``task.model`` (best checkpoint, eval mode, CPU)."""
+    facts = run_facts(run, datamodule)
+    try:
+        task = run.task(facts=facts)
+    except EngineError:
+        raise
+    except Exception:
+        if datamodule is not None:
+            raise
+        # a fact that did not survive JSON: rebuild the data and retry with its facts
+        return eager_model(run, run.datamodule())
+    model = getattr(task, "model", None)
+    if not isinstance(model, torch.nn.Module):
+        raise EngineError(
+            f"the run's task ({type(task).__name__}) has no `model` module to deploy",
+            hint="deploy works on tasks that keep their network in `self.model` (the supervised task does)",
+        )
+    return model.eval()
+
+
+def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """Up to ``limit`` real inputs (and targets) of the test split (else validation, else training)."""
+    if hasattr(datamodule, "setup"):
+        datamodule.setup("test")
+    loaders = [("test", datamodule.test_dataloader), ("val", datamodule.val_dataloader)]
+    loaders.append(("train", datamodule.train_dataloader))
+    for split, make in loaders:
+        try:
+            loader = make()
+        except Exception:
+            continue
+        if isinstance(loader, (list, tuple)):
+            if not loader:
+                continue
+            loader = loader[0]
+        xs: list[torch.Tensor] = []
+        ys: list[torch.Tensor] = []
+        seen = 0
+        for batch in loader:
+            x, y = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) and len(batch) > 1 else (batch, None)
+            if not isinstance(x, torch.Tensor):
+                raise EngineError(
+                    f"the run's data yields {type(x).__name__} inputs; deployment needs models taking one tensor"
+                )
+            xs.append(x)
+            if isinstance(y, torch.Tensor):
+                ys.append(y)
+            seen += len(x)
+            if seen >= limit:
+                break
+        if xs:
+            inputs = torch.cat(xs)[:limit]
+            targets = torch.cat(ys)[:limit] if len(ys) == len(xs) else None
+            return inputs, targets, split
+    raise EngineError("the run's data source yields no samples to verify the model on")
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+@dataclass
+class Artifact:
+    """A deployed artifact reloaded from its directory (``manifest.json`` + the file it names)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    fn: Any = field(repr=False)
+
+    @property
+    def target(self) -> str:
+        return str(self.manifest["target"])
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    root = Path(directory).expanduser()
+    file = root / MANIFEST if root.is_dir() else root
+    if not file.is_file():
+        raise EngineError(
+            f"no deployed artifact in {root} (no {MANIFEST})",
+            hint="deploy first: `engine deploy RUN --target onnx`; --artifact takes the directory it wrote",
+        )
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise EngineError(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, dict) or "target" not in data or "artifact" not in data:
+        raise EngineError(f"{file} is not a deployment manifest (no target/artifact)")
+    return data
+
+
+def load_artifact(directory: str | Path) -> Artifact:
+    """Rebuild the target named in the manifest with its options and load the artifact."""
+    import engine
+    from engine.build import build_component
+
+    manifest = read_manifest(directory)
+    root = Path(directory).expanduser()
+    root = root if root.is_dir() else root.parent
+    file = root / manifest["artifact"]
+    if not file.exists():
+        raise EngineError(f"the manifest names {file.name}, which is missing from {root}", hint="deploy again")
+    target = build_component(engine.get_registry(), "deploy", manifest["target"], dict(manifest.get("options") or {}))
+    fn = target.load(file)
+    return Artifact(root, manifest, fn)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def call(fn: Any, x: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        out = fn(x)
+    if isinstance(out, (list, tuple)):
+        out = out[0]
+    return torch.as_tensor(out)
+
+
+def outputs(fn: Any, inputs: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """``fn`` over ``inputs`` in batches (the last one smaller: it exercises a dynamic batch)."""
+    return torch.cat([call(fn, inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
+
+
+def batch_of(inputs: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch of exactly ``size`` real samples (repeated when the split is smaller)."""
+    reps = -(-size // len(inputs))
+    return inputs.repeat(reps, *([1] * (inputs.dim() - 1)))[:size].contiguous()
+
+
+def latency(
+    fn: Any, x: torch.Tensor, iterations: int = 200, budget_s: float = 2.0, warmup: int = 10
+) -> dict[str, float]:
+    """p50 / p95 latency of ``fn(x)`` in milliseconds (at most ``iterations`` calls or ``budget_s`` seconds)."""
+    for _ in range(warmup):
+        call(fn, x)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < iterations and (time.perf_counter() - start < budget_s or len(times) < 10):
+        t0 = time.perf_counter()
+        call(fn, x)
+        times.append((time.perf_counter() - t0) * 1000)
+    ordered = torch.tensor(times, dtype=torch.float64)
+    return {
+        "p50_ms": round(float(ordered.quantile(0.5)), 4),
+        "p95_ms": round(float(ordered.quantile(0.95)), 4),
+        "calls": len(times),
+    }
+
+
+def state_size(model: torch.nn.Module) -> int:
+    """Bytes of the model's serialized weights (what the eager checkpoint of the model costs)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def artifact_size(path: Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    extra = [p for p in path.parent.glob(path.name + ".data") if p.is_file()]  # ONNX external data
+    return path.stat().st_size + sum(p.stat().st_size for p in extra)
+
+
+def metric(outputs_: torch.Tensor, targets: torch.Tensor, problem: str, num_classes: int | None) -> tuple[str, float]:
+    """The test metric: accuracy for classification, mean absolute error for regression (torchmetrics)."""
+    import torchmetrics.functional as tmf
+
+    if problem == "classification":
+        classes = int(num_classes or outputs_.shape[-1])
+        return "accuracy", float(tmf.accuracy(outputs_, targets, task="multiclass", num_classes=classes))
+    if outputs_.shape != targets.shape and outputs_.numel() == targets.numel():
+        outputs_ = outputs_.view_as(targets)
+    return "mae", float(tmf.mean_absolute_error(outputs_, targets.to(outputs_.dtype)))
+
+
+def to_probabilities(out: torch.Tensor, problem: str) -> torch.Tensor:
+    return out.float().softmax(-1) if problem == "classification" else out.float()

@@ -1,0 +1,180 @@
+"""``engine deploy``: export a run's model to a target, then verify the artifact against eager PyTorch."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import EngineError
+from engine_deploy import common
+
+
+class VerificationError(EngineError):
+    """The exported artifact does not reproduce the eager model within the target's tolerance."""
+
+    exit_code = 1
+
+
+def deploy(
+    run_path: str | Path,
+    target_name: str,
+    out: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    samples: int = 1024,
+    timing: bool = True,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Export the run's model with ``target_name``, reload it, verify it; return the manifest written.
+
+    Args:
+        run_path: a run directory with a checkpoint.
+        target_name: a deployment target (``onnx``, ``deploy.int8``, ``torchscript`` …).
+        out: where to write (default ``RUN/deploy/<target>/``).
+        options: the target's parameters (``{"opset": 17}``).
+        samples: test inputs to compare and to measure the metric on.
+        timing: measure latency at batch 1 and 32 (eager and artifact).
+        threads: torch threads (and the target's ``threads`` option when it has one and it is not given)
+            while exporting and measuring; 0 keeps the defaults.
+    """
+    import engine
+    from engine.build import build_component
+
+    registry = engine.get_registry()
+    component = registry.resolve("deploy", target_name)  # unknown names: did-you-mean, before any work
+    run = common.open_trained(run_path)
+    options = dict(options or {})
+    sig = registry.load_signature(component)
+    if threads > 0 and sig is not None and "threads" in {p.name for p in sig.params}:
+        options.setdefault("threads", threads)
+    target = build_component(registry, "deploy", component.qualified_name, options)
+    tolerance = float(getattr(target, "tolerance", 1e-5))
+
+    datamodule = run.datamodule()
+    facts = common.run_facts(run, datamodule)
+    model = common.eager_model(run, datamodule)
+    inputs, targets, split = common.split_inputs(datamodule, samples)
+    problem = str(facts.get("problem") or run.config.get("task", {}).get("problem") or "classification")
+
+    out_dir = Path(out) if out is not None else run.path / "deploy" / component.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / common.MANIFEST).unlink(missing_ok=True)  # a half-written deployment never looks finished
+    example = common.batch_of(inputs, min(len(inputs), 8) if len(inputs) > 1 else 2)
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    artifact = Path(target.export(model, example, out_dir))
+    export_s = time.perf_counter() - t0
+    if not artifact.exists():
+        raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
+    loaded = target.load(artifact)
+
+    eager_out = common.outputs(model, inputs)
+    try:
+        artifact_out = common.outputs(loaded, inputs)
+    except Exception as exc:
+        raise VerificationError(
+            f"the reloaded {component.name} artifact failed on the run's {split} inputs: {type(exc).__name__}: {exc}",
+            hint="a fixed-batch export cannot take other batch sizes; keep dynamic_batch=true",
+        ) from exc
+    if artifact_out.shape != eager_out.shape:
+        raise VerificationError(
+            f"the artifact's outputs have shape {tuple(artifact_out.shape)}, eager {tuple(eager_out.shape)}"
+        )
+    diff = float((artifact_out.float() - eager_out.float()).abs().max())
+    verification: dict[str, Any] = {
+        "split": split,
+        "samples": len(inputs),
+        "threads": torch.get_num_threads(),
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "passed": diff <= tolerance,
+        "export_s": round(export_s, 3),
+        "size_bytes": {"eager": common.state_size(model), "artifact": common.artifact_size(artifact)},
+    }
+    report = getattr(target, "report", None)
+    if isinstance(report, dict) and report:
+        verification["target_report"] = _plain(report)
+    if problem == "classification":
+        same = (artifact_out.argmax(-1) == eager_out.argmax(-1)).float().mean()
+        verification["top1_agreement"] = round(float(same), 6)
+    if targets is not None:
+        try:
+            name, eager_metric = common.metric(eager_out, targets, problem, facts.get("num_classes"))
+            _, artifact_metric = common.metric(artifact_out, targets, problem, facts.get("num_classes"))
+            verification["metric"] = {
+                "name": f"{split}/{name}",
+                "eager": round(eager_metric, 6),
+                "artifact": round(artifact_metric, 6),
+                "change": round(artifact_metric - eager_metric, 6),
+            }
+        except Exception as exc:  # a metric we cannot compute is reported, not fatal
+            verification["metric"] = {"error": f"{type(exc).__name__}: {exc}"}
+    if timing:
+        verification["latency_ms"] = {}
+        for size in (1, 32):
+            x = common.batch_of(inputs, size)
+            verification["latency_ms"][f"batch{size}"] = {
+                "eager": common.latency(model, x),
+                "artifact": common.latency(loaded, x),
+            }
+
+    sample_shape = list(inputs.shape[1:])
+    dynamic = bool(getattr(target, "dynamic_batch", True))
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "target": component.qualified_name,
+        "options": _plain(_options(target, component, registry)),
+        "artifact": artifact.name,
+        "run": str(run.path.resolve()),
+        "checkpoint": str(run.checkpoint("best").resolve()),
+        "model": _plain(run.config.get("model", {})),
+        "problem": problem,
+        "input": {
+            "name": "input",
+            "shape": (["batch"] if dynamic else [int(example.shape[0])]) + sample_shape,
+            "dtype": str(inputs.dtype).removeprefix("torch."),
+            "dynamic_batch": dynamic,
+        },
+        "output": {
+            "shape": ["batch", *list(eager_out.shape[1:])],
+            "dtype": str(eager_out.dtype).removeprefix("torch."),
+        },
+        "preprocessing": _plain(facts.get("preprocessing")),
+        "class_names": _plain(facts.get("class_names")),
+        "versions": {**common.versions(), "target_plugin": f"{component.distribution} {component.version}"},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "verification": verification,
+    }
+    (out_dir / common.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if diff > tolerance:
+        raise VerificationError(
+            f"verification failed: the {component.name} artifact differs from eager PyTorch by {diff:.3g} "
+            f"(tolerance {tolerance:g}) on {len(inputs)} {split} samples",
+            hint=f"the artifact and its manifest (passed: false) are in {out_dir}",
+        )
+    manifest["out_dir"] = str(out_dir)
+    return manifest
+
+
+def _options(target: Any, component: Any, registry: Any) -> dict[str, Any]:
+    """The target's parameters as built (defaults included), read back from the instance."""
+    sig = registry.load_signature(component)
+    return {p.name: getattr(target, p.name) for p in (sig.params if sig else ()) if hasattr(target, p.name)}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy (tuples to lists, tensors to lists, other objects to strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -1,0 +1,181 @@
+"""Turn user inputs (files, JSON values) into a batch tensor shaped like the model's input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.errors import EngineError
+
+
+class InputError(EngineError):
+    """An input does not fit the model (shape, type, values)."""
+
+
+def _dtype(name: str | None) -> torch.dtype:
+    dtype = getattr(torch, str(name or "float32"), None)
+    return dtype if isinstance(dtype, torch.dtype) else torch.float32
+
+
+def as_batch(
+    value: Any, sample_shape: Sequence[int] | None, dtype: str | None = "float32", where: str = "input"
+) -> torch.Tensor:
+    """A nested list / array that is one sample or a batch -> a ``[batch, *sample_shape]`` tensor.
+
+    Raises :class:`InputError` with a message naming the expected shape when it does not fit.
+    """
+    if isinstance(value, dict):
+        if "inputs" not in value:
+            raise InputError(f"{where}: a JSON object must have an 'inputs' key, got keys {sorted(value)[:5]}")
+        value = value["inputs"]
+    target = _dtype(dtype)
+    try:
+        if isinstance(value, torch.Tensor):
+            tensor = value
+        else:
+            import numpy as np
+
+            array = np.asarray(value)
+            if array.dtype == object or array.dtype.kind not in "biuf":
+                raise ValueError("not a rectangular array of numbers")
+            tensor = torch.from_numpy(array.copy())
+    except (ValueError, TypeError) as exc:
+        expected = f"[batch, {', '.join(map(str, sample_shape))}]" if sample_shape else "numbers"
+        raise InputError(f"{where}: expected a nested list of numbers shaped {expected}: {exc}") from None
+    if tensor.dtype == torch.bool:
+        tensor = tensor.to(torch.int64)
+    if target.is_floating_point:
+        tensor = tensor.to(target)
+    elif tensor.is_floating_point():
+        if not torch.equal(tensor, tensor.round()):
+            raise InputError(f"{where}: the model takes {str(target).removeprefix('torch.')} values, got fractions")
+        tensor = tensor.to(target)
+    else:
+        tensor = tensor.to(target)
+    if sample_shape is None:
+        return tensor if tensor.dim() > 1 else tensor.unsqueeze(0)
+    shape = [int(s) for s in sample_shape]
+    if list(tensor.shape) == shape:
+        tensor = tensor.unsqueeze(0)
+    elif list(tensor.shape[1:]) != shape:
+        numel = 1
+        for s in shape:
+            numel *= s
+        if tensor.dim() >= 1 and tensor.numel() == numel and tensor.dim() == 1:
+            tensor = tensor.reshape(1, *shape)  # a flat sample of the right size
+        else:
+            raise InputError(
+                f"{where}: expected one sample of shape {shape} or a batch [batch, {', '.join(map(str, shape))}], "
+                f"got shape {list(tensor.shape)}"
+            )
+    if tensor.shape[0] == 0:
+        raise InputError(f"{where}: the batch is empty")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise InputError(f"{where}: inputs must be finite numbers (no NaN or infinity)")
+    return tensor.contiguous()
+
+
+def _read_csv(path: Path, feature_names: Sequence[str] | None) -> list[list[float]]:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = [row for row in csv.reader(fh) if row and any(cell.strip() for cell in row)]
+    if not rows:
+        raise InputError(f"{path}: no rows")
+
+    def numeric(row: list[str]) -> bool:
+        try:
+            [float(c) for c in row]
+        except ValueError:
+            return False
+        return True
+
+    header: list[str] | None = None
+    if not numeric(rows[0]):
+        header, rows = [c.strip() for c in rows[0]], rows[1:]
+    columns: list[int] | None = None
+    if header and feature_names and all(f in header for f in feature_names):
+        columns = [header.index(f) for f in feature_names]  # named columns, label and extras left out
+    out: list[list[float]] = []
+    for line, row in enumerate(rows, start=2 if header else 1):
+        cells = [row[i] for i in columns] if columns else row
+        try:
+            out.append([float(c) for c in cells])
+        except ValueError:
+            bad = next(c for c in cells if not _is_number(c))
+            raise InputError(f"{path}, line {line}: {bad!r} is not a number") from None
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_file(
+    path: str | Path,
+    sample_shape: Sequence[int] | None,
+    dtype: str | None,
+    feature_names: Sequence[str] | None = None,
+    loader: Any = None,
+    own_format: bool = False,
+) -> torch.Tensor:
+    """One input file -> ``[batch, *sample_shape]``; ``loader`` is the data source's ``load_input`` when it has one."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"input file not found: {file}")
+    suffix = "" if own_format else file.suffix.lower()
+    if suffix == ".json":
+        try:
+            value = json.loads(file.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise InputError(f"{file}: not valid JSON: {exc}") from None
+        return as_batch(value, sample_shape, dtype, where=str(file))
+    if suffix == ".npy":
+        import numpy as np
+
+        try:
+            value = np.load(file, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{file}: not a numpy .npy array: {exc}") from None
+        return as_batch(value, sample_shape, dtype, where=str(file))
+    if suffix == ".csv":
+        return as_batch(_read_csv(file, feature_names), sample_shape, dtype, where=str(file))
+    if loader is not None:
+        try:
+            sample = loader(str(file))
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise InputError(f"{file}: the run's data source cannot read it: {type(exc).__name__}: {exc}") from None
+        return as_batch(torch.as_tensor(sample).unsqueeze(0), sample_shape, dtype, where=str(file))
+    raise InputError(
+        f"{file}: unsupported input type '{suffix or '(none)'}'",
+        hint="use .json (nested list), .npy or .csv; the run's data source reads no other files",
+    )
+
+
+def standardize(batch: torch.Tensor, preprocessing: Any) -> torch.Tensor:
+    """Apply a recorded ``{"mean": [...], "std": [...]}`` standardisation to raw feature rows."""
+    if not isinstance(preprocessing, dict) or "mean" not in preprocessing or "std" not in preprocessing:
+        raise InputError(
+            "--raw: the run records no mean/std standardisation to apply",
+            hint="give already preprocessed inputs (drop --raw)",
+        )
+    mean = torch.as_tensor(preprocessing["mean"], dtype=batch.dtype)
+    std = torch.as_tensor(preprocessing["std"], dtype=batch.dtype)
+    if batch.dim() != 2 or mean.dim() != 1 or len(mean) != batch.shape[1]:
+        raise InputError(
+            "--raw applies a per-feature mean/std to feature vectors; this run's inputs are not feature vectors",
+            hint="give preprocessed inputs, or files the run's data source reads itself (images for vision runs)",
+        )
+    try:
+        return (batch - mean) / std
+    except RuntimeError as exc:
+        raise InputError(f"--raw: the recorded standardisation does not fit the inputs: {exc}") from None

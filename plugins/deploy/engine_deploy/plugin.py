@@ -1,0 +1,153 @@
+"""The deploy plugin: the ``onnx`` and ``int8`` targets and the ``deploy``, ``predict`` and ``serve`` commands.
+
+Hook implementations only: nothing here imports torch, onnx or fastapi, so listing
+and ``--help`` stay fast and work even when the optional ONNX packages are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine import Component, hookimpl
+
+ENGINE_API = ">=1,<2"
+
+_DEPLOY_EPILOG = """\
+examples:
+  engine deploy runs/digits --target onnx                 ONNX + onnxruntime parity, latency
+  engine deploy runs/digits --target onnx --opset 17 -o threads=1
+  engine deploy runs/digits --target int8                 int8 Linear/LSTM/GRU: size and metric change
+  engine deploy runs/digits --target torchscript --out exported/ts
+  engine components list --kind deploy                    every target and its plugin
+
+Writes the artifact and manifest.json into --out (default RUN/deploy/<target>/).
+Exit codes: 0 verified, 1 verification failed (artifact kept, manifest says passed: false), 2 usage error.
+"""
+
+_PREDICT_EPILOG = """\
+inputs:
+  x.json   a nested list: one sample or a batch, or {"inputs": ...}
+  x.npy    a numpy array: one sample or a batch
+  x.csv    rows of features (a header row is skipped; named columns are matched to the run's features)
+  other    files the run's data source reads itself (load_input), e.g. images for vision runs
+
+examples:
+  engine predict runs/digits sample.json
+  engine predict runs/digits batch.npy --artifact runs/digits/deploy/onnx --top 3 --json
+  engine predict runs/table rows.csv --raw            apply the run's standardisation to raw rows
+"""
+
+_SERVE_EPILOG = """\
+endpoints:
+  POST /predict    {"inputs": one sample or a batch, "top_k": 3} -> labels and probabilities
+  GET  /health     liveness (no API key needed)
+  GET  /metadata   input signature, class names, preprocessing, batching settings
+  GET  /docs       OpenAPI UI (schema at /openapi.json)
+
+examples:
+  engine serve runs/digits
+  engine serve runs/digits --artifact runs/digits/deploy/onnx --max-batch-size 64 --max-wait-ms 2
+  ENGINE_API_KEY=secret engine serve runs/digits --port 9000
+  curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"inputs": [[...]]}'
+"""
+
+
+@hookimpl
+def engine_deploy_targets() -> list[Component]:
+    m = "engine_deploy.targets"
+    return [
+        Component("onnx", f"{m}:Onnx", "ONNX model (model.onnx), dynamic batch, onnx.checker + onnxruntime parity"),
+        Component("int8", f"{m}:Int8", "Dynamic int8 quantization of Linear/LSTM/GRU layers (TorchScript model.pt)"),
+    ]
+
+
+def _formatter(prog: str) -> Any:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+@hookimpl
+def engine_add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "deploy",
+        help="export a run's model (onnx, int8, torchscript, export) and verify it against eager PyTorch",
+        description="Export the run's best model to a deployment target, reload the artifact, run it on the "
+        "run's test inputs, and report the max abs difference to eager PyTorch (fails above the target's "
+        "tolerance), latency p50/p95 at batch 1 and 32, size and test metric. Writes manifest.json beside it.",
+        epilog=_DEPLOY_EPILOG,
+        formatter_class=_formatter,
+    )
+    p.add_argument("run", help="run directory (with a checkpoint)")
+    p.add_argument("--target", "-t", required=True, metavar="NAME", help="deployment target (onnx, int8, ...)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: RUN/deploy/<target>/)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset (shorthand for -o opset=N)")
+    p.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a target parameter, repeatable (see `engine components show TARGET`)",
+    )
+    p.add_argument("--samples", type=int, default=1024, metavar="N", help="test inputs to verify on (default 1024)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="CPU threads for torch and the runtime while verifying (default 1: steadier latency; 0: all)",
+    )
+    p.add_argument("--no-timing", action="store_true", help="skip the latency measurements")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a table")
+    p.set_defaults(handler="engine_deploy.cli:cmd_deploy")
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict labels/probabilities for input files with a run's model or a deployed artifact",
+        description="Run the run's model (eager, default) or a deployed artifact (--artifact) on input files and "
+        "print the top labels with their probabilities (values for regression).",
+        epilog=_PREDICT_EPILOG,
+        formatter_class=_formatter,
+    )
+    p.add_argument("run", help="run directory (with a checkpoint)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.json, .npy, .csv, or the data's own)")
+    p.add_argument("--artifact", metavar="DIR", help="use the artifact deployed in DIR (with its manifest.json)")
+    p.add_argument("--top", type=int, default=3, metavar="K", help="labels to show per sample (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per sample)")
+    p.add_argument(
+        "--raw", action="store_true", help="inputs are raw features: apply the run's recorded standardisation first"
+    )
+    p.set_defaults(handler="engine_deploy.cli:cmd_predict")
+
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a run's model over HTTP (FastAPI + uvicorn, dynamic batching, optional API key)",
+        description="Serve the run's model (or a deployed artifact) over HTTP with dynamic batching: requests "
+        "arriving together are run as one batch (up to --max-batch-size samples, waiting at most --max-wait-ms "
+        "for the batch to fill). Binds 127.0.0.1 unless told otherwise.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=_formatter,
+    )
+    p.add_argument("run", help="run directory (with a checkpoint)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--artifact", metavar="DIR", help="serve the artifact deployed in DIR instead of eager PyTorch")
+    p.add_argument(
+        "--max-batch-size", type=int, default=32, metavar="N", help="samples per model call (default 32; 1 = off)"
+    )
+    p.add_argument(
+        "--max-wait-ms", type=float, default=5.0, metavar="T", help="how long a batch waits to fill (default 5)"
+    )
+    p.add_argument(
+        "--api-key", metavar="KEY", help="require this key (X-API-Key or Bearer); default: env ENGINE_API_KEY"
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1_048_576,
+        metavar="N",
+        help="largest request body accepted (default 1 MiB)",
+    )
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch intra-op threads (default: torch's)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(handler="engine_deploy.cli:cmd_serve")

@@ -1,0 +1,364 @@
+"""``engine serve``: a FastAPI app over a :class:`Predictor`, with dynamic batching, an API key and a body limit.
+
+Why FastAPI + uvicorn rather than LitServe (both install here): one process, started in
+well under a second (tests start it in-process on a free port), with the request checks
+(size limit, API key, JSON, shape) written as plain code returning 4xx with a message; the
+OpenAPI schema comes from pydantic models. LitServe adds inference worker processes fed
+through queues, which on a small CPU machine costs more than it gives. Dynamic batching
+here is a small asyncio loop (:class:`Batcher`); the model runs in one worker thread, so
+the event loop keeps accepting requests while a batch computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from engine.errors import EngineError
+from engine_deploy.inputs import InputError
+from engine_deploy.predictor import Predictor
+
+# --------------------------------------------------------------------------- schema (OpenAPI)
+
+
+class PredictRequest(BaseModel):
+    """One sample or a batch of samples, shaped like the model's input (see GET /metadata)."""
+
+    inputs: list[Any] = Field(description="one sample (nested list shaped like the input) or a batch of them")
+    top_k: int = Field(3, ge=1, description="labels to return per sample (classification)")
+
+
+class Label(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class Prediction(BaseModel):
+    label: str | None = Field(None, description="most probable class (classification)")
+    index: int | None = None
+    probability: float | None = None
+    top: list[Label] | None = Field(None, description="the top_k classes, most probable first")
+    value: Any = Field(None, description="predicted value(s) (regression)")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+# --------------------------------------------------------------------------- batching
+
+
+@dataclass
+class _Item:
+    x: torch.Tensor
+    future: asyncio.Future[torch.Tensor]
+
+
+@dataclass
+class Batcher:
+    """Collects queued requests into batches of at most ``max_batch_size`` samples.
+
+    The first request of a batch waits at most ``max_wait_ms`` for others to join;
+    requests already waiting are taken without delay. ``max_batch_size=1`` turns
+    batching off (one request per model call, no waiting).
+    """
+
+    forward: Any
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    queue: asyncio.Queue[_Item] | None = None
+    calls: int = 0
+    samples: int = 0
+    _held: _Item | None = None
+    _task: asyncio.Task[None] | None = None
+    _executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="model"))
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False)
+
+    async def submit(self, x: torch.Tensor) -> torch.Tensor:
+        assert self.queue is not None, "Batcher.start() was not called"
+        future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Item(x, future))
+        return await future
+
+    async def _next(self) -> list[_Item]:
+        assert self.queue is not None
+        first = self._held or await self.queue.get()
+        self._held = None
+        items, size = [first], len(first.x)
+        deadline = time.monotonic() + self.max_wait_ms / 1000
+        while size < self.max_batch_size:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            if size + len(item.x) > self.max_batch_size:
+                self._held = item  # starts the next batch
+                break
+            items.append(item)
+            size += len(item.x)
+        return items
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._next()
+            live = [i for i in items if not i.future.done()]  # a client may have gone away
+            if not live:
+                continue
+            x = live[0].x if len(live) == 1 else torch.cat([i.x for i in live])
+            try:
+                out = await loop.run_in_executor(self._executor, self.forward, x)
+            except Exception as exc:
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            self.calls += 1
+            self.samples += len(x)
+            start = 0
+            for item in live:
+                n = len(item.x)
+                if not item.future.done():
+                    item.future.set_result(out[start : start + n])
+                start += n
+
+
+# --------------------------------------------------------------------------- request size limit
+
+
+class BodyLimit:
+    """ASGI middleware: answer 413 to a request body larger than ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def _reject(self, send: Any, status: int, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await self._reject(send, 400, "invalid Content-Length header")
+                return
+            if size > self.max_bytes:
+                await self._reject(send, 413, f"request body of {size} bytes exceeds the limit of {self.max_bytes}")
+                return
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.max_bytes:
+                await self._reject(send, 413, f"request body exceeds the limit of {self.max_bytes} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# --------------------------------------------------------------------------- the app
+
+
+def create_app(
+    predictor: Predictor,
+    max_batch_size: int = 32,
+    max_wait_ms: float = 5.0,
+    api_key: str | None = None,
+    max_body_bytes: int = 1_048_576,
+) -> Any:
+    """The ASGI app serving ``predictor`` (FastAPI, wrapped in the body-size limit)."""
+    if max_batch_size < 1:
+        raise EngineError(f"--max-batch-size must be >= 1, got {max_batch_size}")
+    if max_wait_ms < 0:
+        raise EngineError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
+    if max_body_bytes < 64:
+        raise EngineError(f"--max-body-bytes must be at least 64, got {max_body_bytes}")
+    batcher = Batcher(predictor.forward, max_batch_size, max_wait_ms)
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        batcher.start()
+        yield
+        await batcher.stop()
+
+    app = FastAPI(
+        title="engine model server",
+        description=f"Predictions from run {predictor.run.path.name} ({predictor.backend}).",
+        version=str(predictor.metadata()["versions"].get("engine-deploy", "")),
+        lifespan=lifespan,
+    )
+    app.state.batcher = batcher
+    errors = {
+        400: {"model": ErrorResponse, "description": "malformed JSON"},
+        401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+        413: {"model": ErrorResponse, "description": "request body too large"},
+        422: {"model": ErrorResponse, "description": "inputs of the wrong shape or type"},
+    }
+    max_samples = max(max_batch_size, 256)
+
+    def check_key(request: Request) -> None:
+        if not api_key:
+            return
+        given = request.headers.get("x-api-key")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if not given:
+            raise HTTPException(401, "missing API key: send it in the X-API-Key header (or Authorization: Bearer)")
+        if not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPException(401, "wrong API key")
+
+    @app.get("/health", summary="liveness check")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "backend": predictor.backend}
+
+    @app.get("/metadata", summary="input signature, class names, preprocessing, batching", responses=errors)
+    async def metadata(request: Request) -> dict[str, Any]:
+        check_key(request)
+        info = predictor.metadata()
+        info["batching"] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
+        info["limits"] = {"max_body_bytes": max_body_bytes, "max_samples_per_request": max_samples}
+        info["stats"] = {"model_calls": batcher.calls, "samples": batcher.samples}
+        if predictor.manifest is not None:
+            info["deployment"] = {
+                k: predictor.manifest.get(k) for k in ("target", "options", "created", "verification")
+            }
+        return info
+
+    @app.post(
+        "/predict",
+        summary="labels and probabilities for one sample or a batch",
+        response_model=None,
+        responses={200: {"model": PredictResponse}, **errors},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def predict(request: Request) -> JSONResponse:
+        check_key(request)
+        raw = await request.body()
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, f"malformed JSON: {exc}") from None
+        if not isinstance(payload, dict) or "inputs" not in payload:
+            raise HTTPException(422, 'expected a JSON object {"inputs": [...], "top_k": 3}')
+        top_k = payload.get("top_k", 3)
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise HTTPException(422, f"top_k must be a positive integer, got {top_k!r}")
+        try:
+            x = predictor.batch(payload["inputs"])
+        except InputError as exc:
+            raise HTTPException(422, exc.message) from None
+        if len(x) > max_samples:
+            raise HTTPException(422, f"{len(x)} samples in one request; at most {max_samples}")
+        out = await batcher.submit(x)
+        return JSONResponse({"predictions": predictor.describe(out, top_k)})
+
+    return BodyLimit(app, max_body_bytes)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def make_server(app: Any, host: str, port: int, log_level: str = "warning") -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+    return uvicorn.Server(config)
+
+
+class BackgroundServer:
+    """Run an app with uvicorn in a thread (tests, benchmarks): ``with BackgroundServer(app) as url: ...``."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+        self.host, self.port = host, port or free_port(host)
+        self.server = make_server(app, self.host, self.port, log_level)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return self.url
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
