@@ -198,7 +198,10 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
 
     ``config`` is the composed configuration as plain, mutable data (recipe,
     files and overrides already applied); change it in place. Called for every
-    ``engine run`` including ``--dry-run``, so do not import torch here.
+    ``engine run`` including ``--dry-run``, so do not import torch here. Raise
+    :class:`engine.ConfigError` for a config that cannot work (a task that does not
+    fit the chosen data, say): the user sees its message, exit code 2, and the
+    plugin is not marked broken.
     """
 
 

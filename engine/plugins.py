@@ -20,9 +20,11 @@ from typing import Any
 import pluggy
 
 from engine import hookspecs
-from engine.errors import PluginError
+from engine.errors import EngineError, PluginError
 
 ENTRY_POINT_GROUP = "engine.plugins"
+#: Hooks that look at a user's config: an EngineError they raise is the user's mistake, reported as such.
+_USER_FACING = frozenset({"engine_adjust_config", "engine_callbacks"})
 CORE = "core"
 
 hookimpl = pluggy.HookimplMarker("engine")
@@ -163,8 +165,8 @@ class PluginManager:
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
             except Exception as exc:
-                if info.name == CORE:
-                    raise
+                if info.name == CORE or (isinstance(exc, EngineError) and hook in _USER_FACING):
+                    raise  # a plugin telling the user what is wrong with their config is not broken
                 self._broken(info, f"hook {hook} raised {type(exc).__name__}: {exc}")
                 continue
             results.append((info, result))

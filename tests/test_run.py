@@ -291,3 +291,18 @@ def test_data_source_saves_artifacts_into_the_run(tmp_path: Path) -> None:
     reg = type(reg)(reg.manager)  # re-read the declarations with the new plugin
     result = train(tmp_path, "data=arty.arty", "trainer.max_epochs=1", reg=reg)
     assert (result.run_dir / "vocab.txt").read_text() == "a b c\n"
+
+
+class _StrictPlugin:
+    @hookimpl
+    def engine_adjust_config(self, config: dict) -> None:
+        if config.get("seed") == 13:
+            raise engine.ConfigError("seed 13 is unlucky", hint="choose another seed")
+
+
+def test_a_config_error_from_a_plugin_reaches_the_user(tmp_path: Path) -> None:
+    reg = engine.get_registry(fresh=True)
+    reg.manager.register(_StrictPlugin(), PluginInfo("strict", None, None, "tests"))
+    with pytest.raises(ConfigError, match="seed 13 is unlucky"):
+        compose(reg, None, [], ["model=mlp", "data=synthetic", "seed=13"])
+    assert reg.manager.plugins["strict"].status == "ok"  # the user's mistake, not a broken plugin
