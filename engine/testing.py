@@ -19,7 +19,7 @@ Checks, each failing with a message naming the component and what was wrong:
 - losses return a differentiable scalar; optimizers and schedulers step;
 - deployment targets export a tiny model, reload it and match eager outputs;
 - tasks complete a ``fast_dev_run`` on the plugin's data (or the core's
-  ``synthetic``) with its models (or the core's ``mlp``) in their model slots,
+  ``synthetic``) with the slot's default model (or the plugin's first, or ``mlp``),
   or with the overrides given in ``task_overrides``;
 - recipes validate, and each completes a ``fast_dev_run`` (one batch of
   training, validation and test) unless ``fast_dev_run=False``.
@@ -70,7 +70,8 @@ def check_plugin(
         task_overrides: config overrides per task (qualified name) for its
             ``fast_dev_run``, e.g. ``{"rl.dqn": ["data=rl.gym", "data.env_id=CartPole-v1"]}``;
             by default the task gets the plugin's first data source (else the core's
-            ``synthetic``) and, in each model slot, the plugin's first model (else ``mlp``).
+            ``synthetic``) and, in each model slot, the task's default for it, else the
+            plugin's first model, else ``mlp``.
 
     Returns:
         the names of the checks that passed.
@@ -248,7 +249,11 @@ def check_plugin(
         if overrides is None:
             data = (own["data"] or ["synthetic"])[0]
             base = merge(DEFAULTS, {"data": {"name": data, **(data_params or {}).get(data, {})}})
-            overrides = [f"{slot}={(own['model'] or ['mlp'])[0]}" for slot, k in e.slots.items() if k == "model"]
+            overrides = [
+                f"{slot}={e.defaults.get(slot) or (own['model'] or ['mlp'])[0]}"
+                for slot, k in e.slots.items()
+                if k == "model"
+            ]
         overrides = [f"task={e.qualified_name}", *overrides]
         cfg = attempt(
             f"task '{e.qualified_name}' validates with {' '.join(overrides[1:]) or 'its defaults'}",

@@ -1,0 +1,1 @@
+"""engine-rl: reinforcement learning for engine."""

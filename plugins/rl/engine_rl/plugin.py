@@ -1,0 +1,137 @@
+"""engine-rl: reinforcement learning on gymnasium environments (declarations only: no torch here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import Component, Recipe, hookimpl
+
+ENGINE_API = ">=1,<2"
+
+_FACTS = (
+    "env_id",
+    "num_envs",
+    "observation_shape",
+    "observation_discrete",
+    "num_states",
+    "in_features",
+    "input_shape",
+    "action_discrete",
+    "num_actions",
+    "action_shape",
+    "action_dim",
+    "action_low",
+    "action_high",
+    "normalize_observation",
+    "normalize_reward",
+)
+
+
+@hookimpl
+def engine_data_sources() -> list[Component]:
+    return [
+        Component(
+            "gym",
+            "engine_rl.envs:GymEnvironment",
+            "Any gymnasium environment, vectorised and seeded; streams experience to RL tasks",
+            facts=_FACTS,
+        )
+    ]
+
+
+@hookimpl
+def engine_models() -> list[Component]:
+    m = "engine_rl.models"
+    return [
+        Component("mlp_policy", f"{m}:MLPPolicy", "Actor-critic MLP, categorical or Gaussian head (PPO)"),
+        Component("q_network", f"{m}:QNetwork", "MLP Q-network, one value per discrete action (DQN)"),
+    ]
+
+
+@hookimpl
+def engine_schedulers() -> list[Component]:
+    return [Component("linear", "engine_rl.optim:linear", "Linear learning-rate decay over the run (per step)")]
+
+
+@hookimpl
+def engine_tasks() -> list[Component]:
+    t = "engine_rl.tasks"
+    return [
+        Component(
+            "q_learning",
+            f"{t}:QLearning",
+            "Tabular Q-learning (discrete observations and actions), TD update as an SGD step",
+        ),
+        Component(
+            "dqn",
+            f"{t}:DQN",
+            "DQN: replay buffer, target network, epsilon schedule, double DQN",
+            slots={"q_network": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"q_network": "rl.q_network", "optimizer": "adam", "scheduler": None},
+            required_slots=("q_network",),
+        ),
+        Component(
+            "ppo",
+            f"{t}:PPO",
+            "PPO: clipped objective, GAE, entropy bonus; discrete and continuous actions",
+            slots={"policy": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"policy": "rl.mlp_policy", "optimizer": "adam", "scheduler": None},
+            required_slots=("policy",),
+        ),
+    ]
+
+
+@hookimpl
+def engine_recipes() -> list[Recipe]:
+    r = "engine_rl:recipes"
+    return [
+        Recipe(
+            "frozenlake-q", f"{r}/frozenlake-q.yaml", "Tabular Q-learning on FrozenLake 4x4 slippery, success >= 0.70"
+        ),
+        Recipe(
+            "cartpole-dqn",
+            f"{r}/cartpole-dqn.yaml",
+            "Double DQN on CartPole-v1, 100k steps (target eval >= 475 not yet reached)",
+        ),
+        Recipe("cartpole-ppo", f"{r}/cartpole-ppo.yaml", "PPO solves CartPole-v1 (eval >= 475) in <= 100k steps"),
+        Recipe("pendulum-ppo", f"{r}/pendulum-ppo.yaml", "PPO, Gaussian policy, on Pendulum-v1: mean return >= -250"),
+    ]
+
+
+def _short(section: Any) -> str | None:
+    name = section.get("name") if isinstance(section, dict) else section
+    return name if isinstance(name, str) else None
+
+
+@hookimpl
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """The environment follows the run's seed unless ``data.seed`` is set.
+
+    (Environment ids and task/space mismatches are checked when the data source and task are
+    built, before any run directory or compute: errors raised from this hook would mark the
+    plugin broken instead of reaching the user.)
+    """
+    data = config.get("data")
+    if _short(data) in ("gym", "rl.gym") and isinstance(data, dict):
+        if "seed" not in data and isinstance(config.get("seed"), int):
+            data["seed"] = config["seed"]
+
+
+@hookimpl
+def engine_add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rl",
+        help="reinforcement-learning helpers (gymnasium environments)",
+        description="Reinforcement-learning helpers. Train with `engine run rl/cartpole-ppo`, "
+        "evaluate with `engine evaluate RUN --episodes 100`.",
+    )
+    p.set_defaults(handler="engine_rl.cli:usage")
+    sub = p.add_subparsers(dest="rl_command", metavar="COMMAND")
+    envs = sub.add_parser(
+        "envs",
+        help="list registered gymnasium environment ids",
+        description="List the gymnasium environment ids usable as data.env_id, optionally with their spaces.",
+    )
+    envs.add_argument("pattern", nargs="?", help="glob or substring to filter ids, e.g. 'cart' or '*-v1'")
+    envs.add_argument("--spaces", action="store_true", help="also make each environment and show its spaces")
+    envs.set_defaults(handler="engine_rl.cli:envs")

@@ -1,0 +1,326 @@
+"""engine-rl tests: conformance, environments, each task trained briefly, evaluation, bad input, commands.
+
+Fast by design (tiny budgets). Quality runs (CartPole solved, FrozenLake success,
+Pendulum return) live in the recipes and in ``bench/rl_seeds.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import engine
+from engine.config import compose, validate
+from engine.errors import ConfigError
+from engine.runner import run
+from engine.runs import open_run
+from engine.testing import run_cli
+
+QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+
+
+def train(tmp_path: Path, *overrides: str, recipe: str | None = None) -> Path:
+    """Compose, validate and run a config in-process; return its run directory."""
+    reg = engine.get_registry(fresh=True)
+    cfg = validate(compose(reg, recipe, overrides=[*QUIET, f"run.dir={tmp_path}", *overrides]), reg)
+    return run(cfg, reg).run_dir
+
+
+def evaluate(run_dir: Path, episodes: int = 10, seed: int = 123) -> dict[str, float]:
+    """What `engine evaluate` does for a run."""
+    r = open_run(run_dir)
+    dm = r.datamodule()
+    task = r.task(facts=dm.facts)
+    return task.evaluate_run(dm, episodes=episodes, seed=seed)
+
+
+# --------------------------------------------------------------------------- conformance
+
+
+def test_conformance(engine_check: Any) -> None:
+    # rl.gym builds with its defaults (CartPole-v1), so the models are checked on CartPole facts and
+    # observations; every recipe validates and completes a one-batch fast_dev_run (one rollout).
+    # Tasks get their own small configs: the kit's default (first model in every model slot, default
+    # environment) would put the actor-critic in DQN's q_network slot and CartPole under tabular Q-learning.
+    passed = engine_check(
+        "rl",
+        task_overrides={
+            "rl.q_learning": ["data=rl.gym", "data.env_id=FrozenLake-v1"],
+            "rl.dqn": ["data=rl.gym", "q_network=rl.q_network", "task.learning_starts=64", "task.train_frequency=1"],
+            "rl.ppo": ["data=rl.gym", "policy=rl.mlp_policy", "task.rollout_steps=16"],
+        },
+    )
+    assert any("recipe 'rl/cartpole-ppo' completes" in p for p in passed)
+    assert any("model 'rl.q_network' forward/backward" in p for p in passed)
+
+
+# --------------------------------------------------------------------------- environments
+
+
+@pytest.mark.parametrize(
+    "env_id, kwargs",
+    [("CartPole-v1", {}), ("FrozenLake-v1", {"map_name": "4x4", "is_slippery": True}), ("Pendulum-v1", {})],
+)
+def test_env_checker_passes_on_the_plugin_environments(env_id: str, kwargs: dict[str, Any]) -> None:
+    from engine_rl.envs import GymEnvironment
+    from engine_rl.spaces import make_env
+
+    env = make_env(env_id, kwargs)
+    check_env(env.unwrapped, skip_render_check=True)
+    env.close()
+    # the vectorised, wrapped environment of the data source agrees with its facts
+    dm = GymEnvironment(env_id, kwargs, num_envs=3, seed=7, normalize_observation=env_id == "Pendulum-v1")
+    dm.setup("fit")
+    obs, _ = dm.env.reset(seed=7)
+    assert obs.shape == (3, *dm.facts["observation_shape"])
+    assert dm.env.single_observation_space.contains(obs[0])
+    facts = dm.facts
+    if isinstance(dm.env.single_action_space, gym.spaces.Discrete):
+        assert facts["num_actions"] == facts["action_discrete"] == dm.env.single_action_space.n
+    else:
+        assert facts["action_dim"] == 1 and facts["action_low"] == [-2.0] and facts["action_high"] == [2.0]
+    dm.teardown("fit")
+
+
+def test_facts_are_json_friendly_and_seeded() -> None:
+    import json
+
+    from engine_rl.envs import GymEnvironment
+
+    dm = GymEnvironment("FrozenLake-v1", {"is_slippery": True}, num_envs=2, seed=3)
+    facts = json.loads(json.dumps(dm.facts))
+    assert facts["observation_discrete"] == 16 and facts["num_states"] == 16 and facts["in_features"] == 16
+    assert facts["action_discrete"] == 4 and facts["action_low"] is None and facts["env_id"] == "FrozenLake-v1"
+    # without a task, the source streams random transitions; the same seed gives the same stream
+    a = next(iter(dm.train_dataloader()))
+    dm2 = GymEnvironment("FrozenLake-v1", {"is_slippery": True}, num_envs=2, seed=3)
+    b = next(iter(dm2.train_dataloader()))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert a[0].shape == (32,)
+
+
+def test_normalisation_wrappers_and_model_statistics() -> None:
+    from engine_rl.envs import GymEnvironment
+    from engine_rl.models import MLPPolicy
+
+    dm = GymEnvironment("Pendulum-v1", num_envs=2, normalize_observation=True, normalize_reward=True)
+    dm.setup("fit")
+    dm.env.reset(seed=0)
+    for _ in range(200):
+        dm.env.step(dm.env.action_space.sample())
+    mean, var = dm.observation_stats()
+    f = dm.facts
+    policy = MLPPolicy(f["in_features"], None, f["action_dim"], None, f["action_low"], f["action_high"])
+    policy.encoder.set_stats(torch.as_tensor(mean), torch.as_tensor(var))
+    assert len(dm._obs_normalizers) == 2 and all(w.obs_rms.count > 100 for w in dm._obs_normalizers)
+    raw = np.array([[1.0, 0.0, 3.0]], dtype=np.float32)
+    expected = torch.as_tensor((raw - mean) / np.sqrt(var + 1e-8), dtype=torch.float32)
+    assert torch.allclose(policy.encoder(torch.as_tensor(raw)), expected, atol=1e-5)
+    # the deployable forward maps raw observations to a bounded action
+    out = policy(torch.randn(5, 3) * 10)
+    assert out.shape == (5, 1) and bool((out.abs() <= 2.0).all())
+    dm.teardown("fit")
+
+
+# --------------------------------------------------------------------------- tasks train and evaluate
+
+
+def test_q_learning_learns_deterministic_frozenlake(tmp_path: Path) -> None:
+    run_dir = train(
+        tmp_path,
+        "task=rl.q_learning",
+        "data=rl.gym",
+        "data.env_id=FrozenLake-v1",
+        "data.env_kwargs={is_slippery: false}",
+        "data.num_envs=16",
+        "task.total_env_steps=24000",
+        "task.learning_rate=0.5",
+        "task.epsilon_end=0.1",
+        "trainer.max_epochs=1",
+    )
+    summary = open_run(run_dir).summary
+    assert summary["status"] == "completed" and summary["global_step"] == 1500
+    assert summary["metrics"]["train/env_steps"] == 24000
+    result = evaluate(run_dir, episodes=20)
+    assert result["eval/episodes"] == 20
+    assert result["eval/success_rate"] == 1.0  # the greedy policy walks the shortest path to the goal
+    assert result["eval/length_mean"] == 6.0
+
+
+def test_dqn_trains_and_evaluates(tmp_path: Path) -> None:
+    run_dir = train(
+        tmp_path,
+        "task=rl.dqn",
+        "data=rl.gym",
+        "q_network.hidden=[32]",
+        "task.total_env_steps=600",
+        "task.learning_starts=200",
+        "task.train_frequency=4",
+        "task.gradient_steps=2",
+        "task.target_update_interval=50",
+        "data.num_envs=2",
+        "trainer.max_epochs=1",
+    )
+    r = open_run(run_dir)
+    assert r.summary["status"] == "completed"
+    # learning from env step 200 to 600 = vector steps 100..300 (2 copies); every 4th trains twice: 51 * 2
+    assert r.summary["global_step"] == 102
+    assert r.summary["metrics"]["train/episodes"] > 0
+    task = r.task()
+    assert set(task.state_dict()) >= {"model.net.0.weight", "target.net.0.weight"}
+    result = evaluate(run_dir, episodes=5)
+    assert result["eval/episodes"] == 5
+    assert 1 <= result["eval/return_min"] <= result["eval/return_mean"] <= result["eval/return_max"] <= 500
+    assert result["eval/return_std"] >= 0
+
+
+def test_ppo_discrete_improves_on_cartpole(tmp_path: Path) -> None:
+    run_dir = train(tmp_path, "trainer.max_epochs=1", "task.total_env_steps=12288", recipe="rl/cartpole-ppo")
+    r = open_run(run_dir)
+    assert r.summary["status"] == "completed"
+    assert r.summary["metrics"]["train/env_steps"] == 12288
+    result = evaluate(run_dir, episodes=10)
+    # a uniformly random policy averages ~22 on CartPole; 12k steps of PPO are far past that
+    assert result["eval/return_mean"] > 60, result
+
+
+def test_ppo_continuous_trains_and_evaluates(tmp_path: Path) -> None:
+    run_dir = train(
+        tmp_path,
+        "trainer.max_epochs=1",
+        "task.total_env_steps=512",
+        "task.rollout_steps=128",
+        "task.update_epochs=2",
+        recipe="rl/pendulum-ppo",
+    )
+    r = open_run(run_dir)
+    assert r.summary["status"] == "completed" and r.summary["global_step"] == 16
+    task = r.task()
+    # the observation normaliser's statistics travel in the checkpoint, inside the deployable model
+    assert not torch.allclose(task.model.encoder.obs_var, torch.ones(3))
+    result = evaluate(run_dir, episodes=4, seed=5)
+    assert result["eval/episodes"] == 4 and result["eval/length_mean"] == 200
+    assert -2000 < result["eval/return_mean"] < 0
+    assert evaluate(run_dir, episodes=4, seed=5) == result  # fresh seeds, deterministic policy: reproducible
+
+
+def test_trained_policy_deploys_like_any_model(tmp_path: Path) -> None:
+    from engine_rl.models import MLPPolicy, QNetwork
+
+    from engine.builtins.deploy import Export
+
+    for model in (
+        MLPPolicy(4, 2, None, None, None, None),
+        MLPPolicy(3, None, 1, None, [-2.0], [2.0]),
+        QNetwork(16, 4, 16),
+    ):
+        model.eval()
+        x = torch.randint(0, 16, (6,)) if isinstance(model, QNetwork) else torch.randn(6, model.encoder.in_features)
+        target = Export()
+        path = target.export(model, x, tmp_path)
+        got = target.load(path)(x)
+        assert torch.allclose(got, model(x), atol=1e-5)
+
+
+def test_linear_scheduler() -> None:
+    from engine_rl.optim import linear
+
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    sched = linear(opt, total_steps=4, end_factor=0.0)["scheduler"]
+    lrs = []
+    for _ in range(5):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_unknown_environment_suggests_the_registered_id() -> None:
+    from engine_rl.spaces import check_env_id
+
+    with pytest.raises(ConfigError, match="did you mean 'CartPole-v1'"):
+        check_env_id("CartPol-v1")
+    with pytest.raises(ConfigError, match="CartPole-v1"):
+        check_env_id("cartpole")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.env_id=CartPol-v1"], "unknown gymnasium environment 'CartPol-v1' — did you mean 'CartPole-v1'"),
+        (["task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.q_network needs a discrete action space"),
+        (["task=rl.q_learning", "data.env_id=CartPole-v1"], "rl.q_learning is tabular and needs discrete obs"),
+        (["task=rl.q_learning", "data.env_id=MountainCarContinuous-v0"], "needs discrete actions"),
+        (["data.env_kwargs={no_such_kwarg: 1}"], "cannot make gymnasium environment 'CartPole-v1'"),
+        (["data.env_id=FrozenLake-v1", "data.normalize_observation=true"], "discrete observations: they cannot"),
+        (["policy=rl.q_network"], "rl.ppo needs an actor-critic policy"),
+    ],
+)
+def test_bad_input_fails_before_any_compute(tmp_path: Path, overrides: list[str], message: str) -> None:
+    reg = engine.get_registry(fresh=True)
+    cfg = validate(compose(reg, None, overrides=["task=rl.ppo", "data=rl.gym", f"run.dir={tmp_path}", *overrides]), reg)
+    with pytest.raises(ConfigError, match=message):
+        run(cfg, reg)
+    assert not any(tmp_path.iterdir())  # no run directory: nothing was trained
+
+
+def test_task_checks_spaces_when_built_directly() -> None:
+    from engine_rl.tasks import DQN, QLearning
+
+    with pytest.raises(ConfigError, match="discrete observations"):
+        QLearning(None, 2, None, 2)
+    with pytest.raises(ConfigError, match="discrete actions"):
+        DQN(torch.nn.Linear(3, 1), torch.optim.Adam, None, None)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_cli_dry_run_error_and_evaluate(tmp_path: Path) -> None:
+    bad = run_cli("run", "task=rl.q_learning", "data=rl.gym", "data.env_id=Pendulum-v1", f"run.dir={tmp_path}")
+    assert bad.returncode == 2, bad.stderr
+    assert "needs discrete actions" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_cli("run", "rl/cartpole-dqn", "data.env_id=CartPoel-v1", f"run.dir={tmp_path}")
+    assert bad.returncode == 2 and "did you mean 'CartPole-v1'" in bad.stderr
+    assert not any(tmp_path.iterdir())
+    run_dir = train(
+        tmp_path,
+        "task=rl.q_learning",
+        "data=rl.gym",
+        "data.env_id=FrozenLake-v1",
+        "task.total_env_steps=200",
+        "trainer.max_epochs=1",
+    )
+    done = run_cli("evaluate", str(run_dir), "--episodes", "7", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert "eval/success_rate" in done.stdout and "7.0" in done.stdout
+
+
+def test_rl_envs_command() -> None:
+    out = run_cli("rl", "envs", "frozen", "--spaces")
+    assert out.returncode == 0, out.stderr
+    assert "FrozenLake-v1" in out.stdout and "Discrete(16)" in out.stdout
+    missing = run_cli("rl", "envs", "no-such-env-anywhere")
+    assert missing.returncode == 2 and "no gymnasium environment matches" in missing.stderr
+    helped = run_cli("rl", "envs", "--help")
+    assert helped.returncode == 0 and "--spaces" in helped.stdout
+
+
+def test_episode_return_metric_is_the_mean_of_the_last_100_episodes() -> None:
+    from engine_rl.tasks import RLTask
+
+    task = RLTask(10, None, None)
+    for i in range(150):
+        task._record({"episode": {"r": np.array([float(i)]), "l": np.array([i])}, "_episode": np.array([True])})
+    assert task.episodes == 150
+    assert math.isclose(float(np.mean(task.recent_returns)), float(np.mean(np.arange(50, 150))))
