@@ -6,8 +6,11 @@ ENGINE := $(VENV)/bin/engine
 # Every first-party and contrib plugin is a directory with its own pyproject.toml.
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml))
 STAMP  := $(VENV)/.installed
-# The main job: recipe and overrides for `make demo`.
-DEMO   ?= core/mlp-synthetic
+# The main job of `make demo`: train the digits recipe, test it, export it to ONNX and verify it.
+DEMO     ?= vision/digits
+DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
+# Every benchmark script: the core's, then each plugin's (files starting with _ are helpers).
+BENCHES  := $(wildcard bench/p*.py) $(wildcard plugins/*/bench/[a-z]*.py)
 
 .PHONY: setup demo test bench docs lint clean
 
@@ -23,15 +26,15 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 
 demo: setup
 	$(ENGINE) plugins list
-	$(ENGINE) run $(DEMO)
-	$(ENGINE) runs list
+	$(ENGINE) run $(DEMO) run.dir=$(dir $(DEMO_RUN)) run.name=$(notdir $(DEMO_RUN))
+	$(ENGINE) deploy $(DEMO_RUN) --target onnx
+	@echo "run directory: $(DEMO_RUN)  (ONNX model and manifest in $(DEMO_RUN)/deploy/onnx)"
 
 test: setup
 	$(PY) -m pytest tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests)) -q
 
 bench: setup
-	$(PY) bench/p1_startup.py
-	$(PY) bench/p2_overhead.py
+	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done
 
 # The documentation site; --strict fails on broken links and missing pages.
 docs: setup

@@ -1,1 +1,33 @@
-"""LightningModule templates (tasks). The built-in one is :mod:`engine.tasks.supervised`."""
+"""Task templates (LightningModules) and what every task needs from the core."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def configure_optimizers(
+    module: Any,
+    optimizer: Callable[..., Any],
+    scheduler: Callable[..., Any] | None = None,
+    params: Iterable[Any] | None = None,
+) -> Any:
+    """What ``LightningModule.configure_optimizers`` returns for a task's optimizer and scheduler slots.
+
+    ``optimizer`` and ``scheduler`` are the factories the core passes into a task's
+    slots; ``params`` defaults to all of ``module``'s parameters (pass parameter
+    groups to tune them separately). The scheduler is told the run's
+    ``total_steps`` and ``max_epochs``; one that returns a bare scheduler is
+    stepped once per epoch::
+
+        def configure_optimizers(self):
+            return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+    """
+    opt = optimizer(module.parameters() if params is None else params)
+    if scheduler is None:
+        return opt
+    trainer = module.trainer
+    sched = scheduler(opt, total_steps=int(trainer.estimated_stepping_batches), max_epochs=trainer.max_epochs)
+    if not isinstance(sched, dict):
+        sched = {"scheduler": sched, "interval": "epoch"}
+    return {"optimizer": opt, "lr_scheduler": sched}

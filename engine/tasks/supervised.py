@@ -10,6 +10,8 @@ import torch
 import torchmetrics
 from torch import nn
 
+from engine.tasks import configure_optimizers
+
 _CLASSIFICATION = ("accuracy", "f1")
 _REGRESSION = ("mae", "mse")
 
@@ -131,12 +133,4 @@ class SupervisedTask(L.LightningModule):
         return out.softmax(-1) if self.problem == "classification" else out
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(
-            optimizer, total_steps=int(self.trainer.estimated_stepping_batches), max_epochs=self.trainer.max_epochs
-        )
-        if not isinstance(scheduler, dict):
-            scheduler = {"scheduler": scheduler, "interval": "epoch"}
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
