@@ -1,0 +1,148 @@
+"""The recsys plugin: hook implementations only (no torch or numpy imported here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine import Component, Recipe, hookimpl
+
+#: The engine plugin-API versions this plugin supports.
+ENGINE_API = ">=1,<2"
+
+_FACTS = (
+    "num_users",
+    "num_items",
+    "num_interactions",
+    "num_train",
+    "num_val_users",
+    "num_test_users",
+    "user_feature_dim",
+    "item_feature_dim",
+    "split",
+)
+_TASK_NAMES = ("ranking", "recsys.ranking")
+_METRICS = ("recall@", "ndcg@", "hit@")
+
+
+@hookimpl
+def engine_tasks() -> list[Component]:
+    return [
+        Component(
+            "ranking",
+            "engine_recsys.task:RankingTask",
+            "Implicit-feedback ranking: sampled-negative training, full-ranking Recall/NDCG/HitRate@K + popularity",
+            slots={"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"loss": "recsys.bpr", "optimizer": "adam", "scheduler": None},
+            required_slots=("model",),
+        )
+    ]
+
+
+@hookimpl
+def engine_models() -> list[Component]:
+    m = "engine_recsys.models"
+    return [
+        Component("mf", f"{m}:MF", "Matrix factorisation with user/item/global biases"),
+        Component("ncf", f"{m}:NeuMF", "Neural collaborative filtering (NeuMF: GMF + MLP branches)"),
+        Component("two_tower", f"{m}:TwoTower", "Two-tower retrieval: user/item towers over IDs + side features"),
+    ]
+
+
+@hookimpl
+def engine_losses() -> list[Component]:
+    m = "engine_recsys.losses"
+    return [
+        Component("bpr", f"{m}:bpr", "Bayesian personalised ranking (pairwise, positive vs sampled negatives)"),
+        Component("sampled_softmax", f"{m}:sampled_softmax", "Softmax cross-entropy over positive + sampled negatives"),
+        Component("bce", f"{m}:bce", "Binary cross-entropy: positives 1, sampled negatives 0 (pointwise)"),
+    ]
+
+
+@hookimpl
+def engine_data_sources() -> list[Component]:
+    m = "engine_recsys.data"
+    return [
+        Component(
+            "synthetic",
+            f"{m}:Synthetic",
+            "Seeded implicit feedback: latent preferences, long-tailed popularity, side features",
+            facts=_FACTS,
+        ),
+        Component(
+            "interactions",
+            f"{m}:Interactions",
+            "User-item interactions from CSV/TSV/Parquet (MovieLens u.data, ratings.csv, ratings.dat)",
+            facts=_FACTS,
+        ),
+    ]
+
+
+@hookimpl
+def engine_recipes() -> list[Recipe]:
+    return [
+        Recipe(
+            "synthetic-mf",
+            "engine_recsys:recipes/synthetic-mf.yaml",
+            "MF + BPR on recsys.synthetic: Recall@10 >= 2x popularity, >= 90% of EASE",
+        ),
+        Recipe(
+            "synthetic-two-tower",
+            "engine_recsys:recipes/synthetic-two-tower.yaml",
+            "Two-tower (IDs + side features) + sampled softmax on recsys.synthetic",
+        ),
+    ]
+
+
+@hookimpl
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """Recsys data implies the ranking task; ranking runs keep the checkpoint with the best val NDCG."""
+    data = config.get("data")
+    task = config.get("task")
+    data_name = data.get("name") if isinstance(data, dict) else None
+    if not isinstance(task, dict):
+        return
+    if (
+        isinstance(data_name, str)
+        and data_name.startswith("recsys.")
+        and task.get("name") in ("supervised", "core.supervised")
+    ):
+        config["task"] = {**task, "name": "recsys.ranking"}
+        task = config["task"]
+    if task.get("name") not in _TASK_NAMES:
+        return
+    ck = config.get("checkpoint")
+    if not isinstance(ck, dict):
+        return
+    ks = task.get("k") or [10, 20]
+    if ck.get("monitor") is None and isinstance(data, dict):
+        first = min(ks) if isinstance(ks, list) and ks and all(isinstance(v, int) for v in ks) else 10
+        ck["monitor"] = f"val/ndcg@{first}"
+    monitor = ck.get("monitor")
+    if isinstance(monitor, str) and any(m in monitor for m in _METRICS):
+        ck["mode"] = "max"  # every ranking metric is higher-is-better
+
+
+@hookimpl
+def engine_add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "recommend",
+        help="top-K items for a user from a trained recsys run",
+        description="Rank every item for one user with a trained recsys run and print the top K with\n"
+        "their scores. Items the user interacted with (in any split) are left out unless\n"
+        "--include-seen. Unknown user or item ids are reported, with examples of valid ones.",
+        epilog="examples:\n"
+        "  engine recommend runs/mf-synthetic-20260101-120000 --user 42\n"
+        "  engine recommend RUN --user 196 --k 20 --json\n"
+        "  engine recommend RUN --user 196 --items 50 172 181   # rank only these items",
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", help="run directory of a recsys.ranking run (see `engine runs list`)")
+    p.add_argument("--user", required=True, help="user id as written in the data (e.g. 196 for MovieLens)")
+    p.add_argument("--k", type=int, default=10, help="how many items to recommend (default: 10)")
+    p.add_argument("--items", nargs="+", metavar="ITEM", help="rank only these item ids (default: every item)")
+    p.add_argument("--include-seen", action="store_true", help="also rank items the user already interacted with")
+    p.add_argument(
+        "--checkpoint", choices=("best", "last"), default="best", help="which checkpoint to use (default: best)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler="engine_recsys.cli:recommend")
