@@ -1,0 +1,31 @@
+"""Handlers of the ``engine vision`` commands (imported only when one runs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.errors import EngineError
+
+
+def group_help(args: argparse.Namespace) -> int:
+    """``engine vision`` without a subcommand: show the subcommands, exit 2."""
+    print("usage: engine vision SUBCOMMAND ...\n\nsubcommands:\n  shapes DIR   write a folder of generated shape PNGs")
+    print("\nsee `engine vision shapes --help`")
+    return 2
+
+
+def shapes(args: argparse.Namespace) -> int:
+    """``engine vision shapes DIR``: write a demo image folder."""
+    from engine_vision.shapes import SHAPES, write_shapes
+
+    root = Path(args.dir).expanduser()
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise EngineError(f"{root} already exists and is not an empty folder", hint="choose a new folder")
+    if args.per_class < 1 or args.size < 8:
+        raise EngineError(f"need --per-class >= 1 and --size >= 8, got {args.per_class} and {args.size}")
+    write_shapes(root, args.per_class, args.size, args.classes, args.grey, args.seed)
+    names = ", ".join(SHAPES[: args.classes])
+    print(f"wrote {args.per_class * args.classes} images ({names}) of {args.size}x{args.size} px to {root}")
+    print(f"train on it: engine run model=vision.resnet model.width=16 data=vision.image_folder data.root={root}")
+    return 0
