@@ -153,7 +153,7 @@ class QNetwork(nn.Module):
         if num_actions is None:
             raise ConfigError(
                 "rl.q_network needs a discrete action space (the environment's actions are continuous)",
-                hint="use task=rl.ppo model=rl.mlp_policy for continuous actions",
+                hint="use task=rl.ppo (policy=rl.mlp_policy) for continuous actions",
             )
         if activation not in _ACTIVATIONS:
             raise ConfigError(f"model.activation must be relu or tanh, got {activation!r}")

@@ -91,10 +91,14 @@ def engine_recipes() -> list[Recipe]:
         Recipe(
             "cartpole-dqn",
             f"{r}/cartpole-dqn.yaml",
-            "Double DQN on CartPole-v1, 100k steps (target eval >= 475 not yet reached)",
+            "Double DQN on CartPole-v1, 100k steps; periodic greedy evaluation keeps the best checkpoint",
         ),
         Recipe("cartpole-ppo", f"{r}/cartpole-ppo.yaml", "PPO solves CartPole-v1 (eval >= 475) in <= 100k steps"),
-        Recipe("pendulum-ppo", f"{r}/pendulum-ppo.yaml", "PPO, Gaussian policy, on Pendulum-v1: mean return >= -250"),
+        Recipe(
+            "pendulum-ppo",
+            f"{r}/pendulum-ppo.yaml",
+            "PPO, Gaussian policy, on Pendulum-v1 (target mean return >= -250, not reached yet)",
+        ),
     ]
 
 
@@ -105,16 +109,26 @@ def _short(section: Any) -> str | None:
 
 @hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
-    """The environment follows the run's seed unless ``data.seed`` is set.
+    """The environment follows the run's seed unless ``data.seed`` is set; bad ids and task/space mismatches fail here.
 
-    (Environment ids and task/space mismatches are checked when the data source and task are
-    built, before any run directory or compute: errors raised from this hook would mark the
-    plugin broken instead of reaching the user.)
+    Runs for every ``engine run``, ``--dry-run`` included, so a typo in ``data.env_id`` (with a
+    did-you-mean) or a task that cannot handle the environment's spaces (tabular Q-learning on
+    continuous observations, DQN on continuous actions) is reported before anything is built.
+    A periodic evaluation (``task.eval_every``) also sets ``checkpoint.every_n_train_steps`` to
+    the same value unless it is set, so the best checkpoint is an evaluated one.
     """
     data = config.get("data")
-    if _short(data) in ("gym", "rl.gym") and isinstance(data, dict):
-        if "seed" not in data and isinstance(config.get("seed"), int):
-            data["seed"] = config["seed"]
+    if _short(data) not in ("gym", "rl.gym"):
+        return
+    from engine_rl.checks import check_config  # plain Python: no gymnasium for gymnasium's own ids
+
+    check_config(config)
+    if isinstance(data, dict) and "seed" not in data and isinstance(config.get("seed"), int):
+        data["seed"] = config["seed"]
+    task, ck = config.get("task"), config.get("checkpoint")
+    every = task.get("eval_every") if isinstance(task, dict) else None
+    if isinstance(every, int) and every > 0 and isinstance(ck, dict) and ck.get("every_n_train_steps") is None:
+        ck["every_n_train_steps"] = every
 
 
 @hookimpl

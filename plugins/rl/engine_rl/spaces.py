@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from engine.errors import ConfigError, did_you_mean
+from engine_rl.checks import check_task_fits  # noqa: F401 - re-exported
 
 
 def check_env_id(env_id: str) -> None:
@@ -105,18 +106,3 @@ def space_facts(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[s
         return _space_facts(env.observation_space, env.action_space)
     finally:
         env.close()
-
-
-def check_task_fits(task: str, facts: dict[str, Any]) -> None:
-    """Raise a :class:`ConfigError` when task ``task`` (short name) cannot handle the environment's spaces."""
-    env_id = facts.get("env_id") or "the environment"
-    if task in ("q_learning", "dqn") and facts.get("action_discrete") is None:
-        raise ConfigError(
-            f"task rl.{task} needs discrete actions, but {env_id} has continuous actions",
-            hint="use task=rl.ppo model=rl.mlp_policy for continuous actions",
-        )
-    if task == "q_learning" and facts.get("observation_discrete") is None:
-        raise ConfigError(
-            f"task rl.q_learning is tabular and needs discrete observations, but {env_id} has continuous observations",
-            hint="use task=rl.dqn model=rl.q_network (or rl.ppo) for continuous observations",
-        )

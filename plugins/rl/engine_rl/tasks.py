@@ -82,18 +82,69 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     return start + (end - start) * min(1.0, progress / fraction)
 
 
+class GreedyEvaluation(L.Callback):
+    """Every ``every`` optimizer steps, play ``episodes`` greedy episodes and log ``val/eval_return``.
+
+    Added by a task's ``configure_callbacks`` when ``task.eval_every`` is set. Lightning runs
+    checkpoint callbacks after all others, so with ``checkpoint.every_n_train_steps`` equal to
+    ``task.eval_every`` and ``checkpoint.monitor=val/eval_return`` the best checkpoint holds exactly
+    the weights that were evaluated best. Each evaluation uses new episode seeds (1,000,000 + …,
+    away from training and from ``engine evaluate``'s usual seeds); its environment steps are
+    *not* part of ``task.total_env_steps`` and are logged separately as ``val/env_steps``.
+    """
+
+    def __init__(self, every: int, episodes: int) -> None:
+        super().__init__()
+        self.every, self.episodes = every, episodes
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every or trainer.sanity_checking:
+            return
+        pl_module.evaluations += 1
+        seed = 1_000_000 + pl_module.evaluations * self.episodes
+        was_training = pl_module.training
+        pl_module.eval()
+        result = run_episodes(trainer.datamodule, pl_module.model.act, self.episodes, seed)
+        pl_module.train(was_training)
+        pl_module.eval_env_steps += int(result["eval/length_mean"] * result["eval/episodes"])
+        logged = {
+            "val/eval_return": result["eval/return_mean"],
+            "val/eval_return_std": result["eval/return_std"],
+            "val/env_steps": float(pl_module.eval_env_steps),
+        }
+        if "eval/success_rate" in result:
+            logged["val/success_rate"] = result["eval/success_rate"]
+        # straight to the loggers (one row per evaluation) and to the metrics checkpointing monitors
+        for logger in trainer.loggers:
+            logger.log_metrics(logged, step=trainer.global_step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in logged.items()})
+
+
 class RLTask(L.LightningModule):
     """Shared machinery: the env-step budget, episode statistics, observation statistics, evaluation."""
 
     model: nn.Module
 
     def __init__(
-        self, total_env_steps: int, optimizer: Callable[..., Any] | None, scheduler: Any, num_threads: int = 1
+        self,
+        total_env_steps: int,
+        optimizer: Callable[..., Any] | None,
+        scheduler: Any,
+        num_threads: int = 1,
+        eval_every: int | None = None,
+        eval_episodes: int = 10,
     ) -> None:
         super().__init__()
         self.num_threads = num_threads
         if total_env_steps < 1:
             raise ConfigError(f"task.total_env_steps must be positive, got {total_env_steps}")
+        if eval_every is not None and eval_every < 1:
+            raise ConfigError(f"task.eval_every must be a positive number of optimizer steps, got {eval_every}")
+        if eval_episodes < 1:
+            raise ConfigError(f"task.eval_episodes must be at least 1, got {eval_episodes}")
+        self.eval_every, self.eval_episodes = eval_every, eval_episodes
+        self.evaluations = 0
+        self.eval_env_steps = 0
         self.total_env_steps = total_env_steps
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.env_steps = 0
@@ -144,6 +195,10 @@ class RLTask(L.LightningModule):
     def on_fit_start(self) -> None:
         torch.set_num_threads(self.num_threads)
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """The periodic greedy evaluation, when ``task.eval_every`` is set."""
+        return [GreedyEvaluation(self.eval_every, self.eval_episodes)] if self.eval_every else []
+
     def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(obs, device=self.device)
 
@@ -153,6 +208,8 @@ class RLTask(L.LightningModule):
             "episodes": self.episodes,
             "recent_returns": list(self.recent_returns),
             "recent_lengths": list(self.recent_lengths),
+            "evaluations": self.evaluations,
+            "eval_env_steps": self.eval_env_steps,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -161,6 +218,8 @@ class RLTask(L.LightningModule):
         self.episodes = int(state.get("episodes", 0))
         self.recent_returns.extend(state.get("recent_returns", []))
         self.recent_lengths.extend(state.get("recent_lengths", []))
+        self.evaluations = int(state.get("evaluations", 0))
+        self.eval_env_steps = int(state.get("eval_env_steps", 0))
 
     # ---------------------------------------------------------------- evaluation and deployment
 
@@ -207,6 +266,8 @@ class QLearning(RLTask):
         exploration_fraction: fraction of total_env_steps over which epsilon decays linearly.
         q_init: initial Q-value of every state-action pair.
         num_threads: torch CPU threads while training and evaluating (1 is fastest for small RL networks).
+        eval_every: every this many optimizer steps, evaluate the greedy policy and log val/eval_return (None: never).
+        eval_episodes: episodes per periodic evaluation (their env steps are logged as val/env_steps, not budgeted).
     """
 
     def __init__(
@@ -223,11 +284,13 @@ class QLearning(RLTask):
         exploration_fraction: float = 0.5,
         q_init: float = 0.0,
         num_threads: int = 1,
+        eval_every: int | None = None,
+        eval_episodes: int = 10,
     ) -> None:
         check_task_fits(
             "q_learning", {"observation_discrete": observation_discrete, "action_discrete": action_discrete}
         )
-        super().__init__(total_env_steps, None, None, num_threads)
+        super().__init__(total_env_steps, None, None, num_threads, eval_every, eval_episodes)
         from engine_rl.models import QTable
 
         self.model = QTable(int(num_states), int(num_actions), q_init)  # type: ignore[arg-type]
@@ -306,6 +369,20 @@ class ReplayBuffer:
             self.pos = (p + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
+    _FIELDS = ("obs", "next_obs", "action", "reward", "terminated")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored transitions (oldest first) as tensors: small enough for a checkpoint on classic-control tasks."""
+        order = np.arange(self.size) if self.size < self.capacity else (np.arange(self.size) + self.pos) % self.capacity
+        return {k: torch.from_numpy(getattr(self, k)[order].copy()) for k in self._FIELDS}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Refill from :meth:`state_dict` (keeping the newest transitions if this buffer is smaller)."""
+        n = min(len(state["reward"]), self.capacity)
+        for k in self._FIELDS:
+            getattr(self, k)[:n] = np.asarray(state[k][len(state[k]) - n :])
+        self.size, self.pos = n, n % self.capacity
+
     def sample(self, n: int) -> dict[str, torch.Tensor]:
         idx = self.rng.integers(0, self.size, n)
         return {
@@ -343,7 +420,10 @@ class DQN(RLTask):
         exploration_fraction: fraction of total_env_steps over which epsilon decays linearly.
         double_dqn: choose the next action with the online network, value it with the target (double DQN).
         loss: TD loss, huber (smooth L1) or mse.
+        save_replay_buffer: keep the replay buffer in checkpoints, so a resumed run continues with it.
         num_threads: torch CPU threads while training and evaluating (1 is fastest for small RL networks).
+        eval_every: every this many optimizer steps, evaluate the greedy policy and log val/eval_return (None: never).
+        eval_episodes: episodes per periodic evaluation (their env steps are logged as val/env_steps, not budgeted).
     """
 
     def __init__(
@@ -366,10 +446,13 @@ class DQN(RLTask):
         exploration_fraction: float = 0.2,
         double_dqn: bool = True,
         loss: Literal["huber", "mse"] = "huber",
+        save_replay_buffer: bool = True,
         num_threads: int = 1,
+        eval_every: int | None = None,
+        eval_episodes: int = 10,
     ) -> None:
         check_task_fits("dqn", {"action_discrete": action_discrete})
-        super().__init__(total_env_steps, optimizer, scheduler, num_threads)
+        super().__init__(total_env_steps, optimizer, scheduler, num_threads, eval_every, eval_episodes)
         if not hasattr(q_network, "q_values"):
             raise ConfigError(
                 f"task rl.dqn needs a Q-network (rl.q_network), got {type(q_network).__name__}",
@@ -388,15 +471,21 @@ class DQN(RLTask):
             exploration_fraction,
         )
         self.double_dqn, self.loss_name = double_dqn, loss
+        self.save_replay_buffer = save_replay_buffer
         self.epsilon = epsilon_start
         self._last_target_update = 0
+        self.buffer: ReplayBuffer | None = None
+        self._restored_buffer: dict[str, Any] | None = None
 
     def experience(self, dm: Any) -> Iterator[dict[str, torch.Tensor]]:
         env = dm.env
         space = env.single_observation_space
         dtype = np.int64 if space.shape == () else np.float32
-        buffer = ReplayBuffer(self.buffer_size, tuple(space.shape), dtype, dm.seed + 1)
-        rng = np.random.default_rng(dm.seed + 2)
+        buffer = self.buffer = ReplayBuffer(self.buffer_size, tuple(space.shape), dtype, dm.seed + 1 + self.env_steps)
+        if self._restored_buffer is not None:  # resumed run: continue with the saved transitions
+            buffer.load_state_dict(self._restored_buffer)
+            self._restored_buffer = None
+        rng = np.random.default_rng(dm.seed + 2 + self.env_steps)
         obs, _ = env.reset(seed=dm.seed)
         calls = 0
         while self._budget_left():
@@ -426,6 +515,18 @@ class DQN(RLTask):
                 self._sync_observation_stats(dm)
                 for _ in range(self.gradient_steps):
                     yield buffer.sample(self.batch_size)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["rl"]["last_target_update"] = self._last_target_update
+        if self.save_replay_buffer and self.buffer is not None:
+            checkpoint["rl"]["replay_buffer"] = self.buffer.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("rl", {})
+        self._last_target_update = int(state.get("last_target_update", 0))
+        self._restored_buffer = state.get("replay_buffer")
 
     @torch.no_grad()
     def _update_target(self) -> None:
@@ -487,6 +588,8 @@ class PPO(RLTask):
         normalize_advantages: standardise advantages in each minibatch.
         target_kl: stop a rollout's updates early once the approximate KL exceeds it (None: never).
         num_threads: torch CPU threads while training and evaluating (1 is fastest for small RL networks).
+        eval_every: every this many optimizer steps, evaluate the greedy policy and log val/eval_return (None: never).
+        eval_episodes: episodes per periodic evaluation (their env steps are logged as val/env_steps, not budgeted).
     """
 
     def __init__(
@@ -507,8 +610,10 @@ class PPO(RLTask):
         normalize_advantages: bool = True,
         target_kl: float | None = None,
         num_threads: int = 1,
+        eval_every: int | None = None,
+        eval_episodes: int = 10,
     ) -> None:
-        super().__init__(total_env_steps, optimizer, scheduler, num_threads)
+        super().__init__(total_env_steps, optimizer, scheduler, num_threads, eval_every, eval_episodes)
         if not hasattr(policy, "distribution") or not hasattr(policy, "value"):
             raise ConfigError(
                 f"task rl.ppo needs an actor-critic policy (rl.mlp_policy), got {type(policy).__name__}",

@@ -46,18 +46,11 @@ def evaluate(run_dir: Path, episodes: int = 10, seed: int = 123) -> dict[str, fl
 
 def test_conformance(engine_check: Any) -> None:
     # rl.gym builds with its defaults (CartPole-v1), so the models are checked on CartPole facts and
-    # observations; every recipe validates and completes a one-batch fast_dev_run (one rollout).
-    # Tasks get their own small configs: the kit's default (first model in every model slot, default
-    # environment) would put the actor-critic in DQN's q_network slot and CartPole under tabular Q-learning.
-    passed = engine_check(
-        "rl",
-        task_overrides={
-            "rl.q_learning": ["data=rl.gym", "data.env_id=FrozenLake-v1"],
-            "rl.dqn": ["data=rl.gym", "q_network=rl.q_network", "task.learning_starts=64", "task.train_frequency=1"],
-            "rl.ppo": ["data=rl.gym", "policy=rl.mlp_policy", "task.rollout_steps=16"],
-        },
-    )
+    # observations; each task gets rl.gym and its own slot defaults (rl.q_network, rl.mlp_policy); every
+    # recipe validates and completes a one-batch fast_dev_run. Tabular Q-learning needs a discrete world.
+    passed = engine_check("rl", task_overrides={"rl.q_learning": ["data=rl.gym", "data.env_id=FrozenLake-v1"]})
     assert any("recipe 'rl/cartpole-ppo' completes" in p for p in passed)
+    assert any("task 'rl.dqn' completes" in p for p in passed)
     assert any("model 'rl.q_network' forward/backward" in p for p in passed)
 
 
@@ -198,6 +191,7 @@ def test_ppo_continuous_trains_and_evaluates(tmp_path: Path) -> None:
         "task.total_env_steps=512",
         "task.rollout_steps=128",
         "task.update_epochs=2",
+        "task.minibatch_size=64",
         recipe="rl/pendulum-ppo",
     )
     r = open_run(run_dir)
@@ -258,7 +252,7 @@ def test_unknown_environment_suggests_the_registered_id() -> None:
     "overrides, message",
     [
         (["data.env_id=CartPol-v1"], "unknown gymnasium environment 'CartPol-v1' — did you mean 'CartPole-v1'"),
-        (["task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.q_network needs a discrete action space"),
+        (["task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.dqn needs discrete actions, but Pendulum-v1"),
         (["task=rl.q_learning", "data.env_id=CartPole-v1"], "rl.q_learning is tabular and needs discrete obs"),
         (["task=rl.q_learning", "data.env_id=MountainCarContinuous-v0"], "needs discrete actions"),
         (["data.env_kwargs={no_such_kwarg: 1}"], "cannot make gymnasium environment 'CartPole-v1'"),
@@ -267,9 +261,12 @@ def test_unknown_environment_suggests_the_registered_id() -> None:
     ],
 )
 def test_bad_input_fails_before_any_compute(tmp_path: Path, overrides: list[str], message: str) -> None:
+    # caught while composing (engine_adjust_config: ids, spaces) or when building (kwargs, model slots)
     reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, None, overrides=["task=rl.ppo", "data=rl.gym", f"run.dir={tmp_path}", *overrides]), reg)
     with pytest.raises(ConfigError, match=message):
+        cfg = validate(
+            compose(reg, None, overrides=["task=rl.ppo", "data=rl.gym", f"run.dir={tmp_path}", *overrides]), reg
+        )
         run(cfg, reg)
     assert not any(tmp_path.iterdir())  # no run directory: nothing was trained
 
@@ -284,6 +281,116 @@ def test_task_checks_spaces_when_built_directly() -> None:
 
 
 # --------------------------------------------------------------------------- commands
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.env_id=CartPol-v1"], "did you mean 'CartPole-v1'"),
+        (["task=rl.q_learning", "data.env_id=CartPole-v1"], "needs discrete observations, but CartPole-v1"),
+        (["task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.dqn needs discrete actions, but Pendulum-v1"),
+        (["data.env_id=FrozenLake-v1", "data.normalize_observation=true"], "cannot be normalised"),
+        (["data.env_id=Blackjack-v1"], "observation space of Blackjack-v1 is not supported"),
+    ],
+)
+def test_dry_run_catches_bad_environments(overrides: list[str], message: str) -> None:
+    out = run_cli("run", "rl/cartpole-ppo", *overrides, "--dry-run")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_config_checks_do_not_import_gymnasium_for_known_ids() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from engine_rl.checks import check_config; "
+        "check_config({'data': {'name': 'rl.gym', 'env_id': 'Pendulum-v1'}, 'task': {'name': 'rl.ppo'}}); "
+        "check_config({'data': {'name': 'rl.gym', 'env_id': 'LunarLander-v3', 'env_kwargs': {'continuous': True}}, "
+        "'task': 'rl.dqn'}); "
+        "assert 'gymnasium' not in sys.modules and 'torch' not in sys.modules and 'numpy' not in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_known_environment_table_matches_gymnasium() -> None:
+    from engine_rl.checks import KNOWN_ENVS
+    from engine_rl.spaces import space_facts
+
+    checked = 0
+    for env_id, kinds in KNOWN_ENVS.items():
+        if env_id not in gym.registry:
+            continue
+        try:
+            facts = space_facts(env_id)
+        except ConfigError as exc:
+            if "not supported" in str(exc):  # Blackjack's Tuple observations
+                assert kinds[0] == "o", env_id
+                checked += 1
+            continue  # Box2D / MuJoCo extras not installed here
+        assert kinds[0] == ("d" if facts["observation_discrete"] else "b"), env_id
+        assert kinds[1] == ("d" if facts["action_discrete"] else "b"), env_id
+        checked += 1
+    assert checked >= 12
+
+
+def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buffer(tmp_path: Path) -> None:
+    overrides = [
+        "task=rl.dqn",
+        "data=rl.gym",
+        "q_network.hidden=[32]",
+        "task.total_env_steps=800",
+        "task.learning_starts=100",
+        "task.train_frequency=10",
+        "task.gradient_steps=5",
+        "task.eval_every=20",
+        "task.eval_episodes=3",
+        "checkpoint.monitor=val/eval_return",
+        "checkpoint.mode=max",
+        "trainer.max_epochs=1",
+    ]
+    run_dir = train(tmp_path, *overrides)
+    r = open_run(run_dir)
+    assert r.config["checkpoint"]["every_n_train_steps"] == 20  # filled in from task.eval_every
+    summary = r.summary
+    assert (
+        summary["status"] == "completed" and summary["global_step"] == 355
+    )  # 71 phases (env steps 100, 110, ..., 800) x 5 updates
+    assert summary["monitor"] == "val/eval_return" and summary["best_checkpoint"]
+    best_score = summary["best_score"]
+    metrics = (run_dir / "csv" / "0" / "metrics.csv").read_text().splitlines()
+    header = metrics[0].split(",")
+    col = header.index("val/eval_return")
+    evals = [float(row.split(",")[col]) for row in metrics[1:] if row.split(",")[col]]
+    assert len(evals) == 17 and math.isclose(max(evals), best_score, rel_tol=1e-6)  # one row per evaluation
+    assert summary["metrics"]["val/env_steps"] >= 17 * 3 * 8  # evaluation steps are reported, not budgeted
+    assert summary["metrics"]["train/env_steps"] == 800
+    # the replay buffer travels in the checkpoint and a resumed run continues with it
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    saved = ckpt["rl"]["replay_buffer"]
+    assert saved["reward"].shape[0] == ckpt["rl"]["env_steps"] and saved["obs"].shape[1:] == (4,)
+    reg = engine.get_registry(fresh=True)
+    cfg = validate(compose(reg, None, overrides=[*QUIET, f"run.dir={tmp_path}", *overrides[:-1]]), reg)
+    cfg["task"]["total_env_steps"] = 1000
+    run(cfg, reg, resume=run_dir)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["rl"]["env_steps"] > 800 and ckpt["rl"]["replay_buffer"]["reward"].shape[0] == ckpt["rl"]["env_steps"]
+
+
+def test_replay_buffer_state_round_trip_keeps_order_after_wrapping() -> None:
+    from engine_rl.tasks import ReplayBuffer
+
+    buf = ReplayBuffer(5, (2,), np.float32, 0)
+    for i in range(7):  # wraps: holds transitions 2..6
+        x = np.full((1, 2), i, dtype=np.float32)
+        buf.add(x, np.array([i % 2]), np.array([float(i)]), x + 1, np.array([0.0]))
+    state = buf.state_dict()
+    assert state["reward"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
+    small = ReplayBuffer(3, (2,), np.float32, 0)
+    small.load_state_dict(state)
+    assert small.size == 3 and small.reward.tolist() == [4.0, 5.0, 6.0]
+    assert torch.equal(small.state_dict()["next_obs"][:, 0], torch.tensor([5.0, 6.0, 7.0]))
 
 
 def test_cli_dry_run_error_and_evaluate(tmp_path: Path) -> None:

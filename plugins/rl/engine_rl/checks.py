@@ -1,0 +1,131 @@
+"""Config checks without gymnasium, numpy or torch, and the spaces of gymnasium's own environments as plain data.
+
+``engine run --dry-run`` checks a config through the ``engine_adjust_config`` hook, which must
+stay fast: importing gymnasium costs most of a second, so the common case (one of gymnasium's
+own ids) is answered from this table. Each value is two letters: the observation space then the
+action space, ``d`` for Discrete, ``b`` for Box, ``o`` for anything else. Ids not listed here
+(third-party environments, a typo) fall back to gymnasium's registry; the data source checks
+everything again when it makes the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import ConfigError
+
+#: gymnasium 1.x ids -> observation/action kinds (read from gymnasium 1.4.0; MuJoCo/Box2D from their docs)
+KNOWN_ENVS: dict[str, str] = {
+    "Acrobot-v1": "bd",
+    "Blackjack-v1": "od",
+    "CartPole-v0": "bd",
+    "CartPole-v1": "bd",
+    "CliffWalking-v1": "dd",
+    "CliffWalkingSlippery-v1": "dd",
+    "FrozenLake-v1": "dd",
+    "FrozenLake8x8-v1": "dd",
+    "MountainCar-v0": "bd",
+    "MountainCarContinuous-v0": "bb",
+    "Pendulum-v1": "bb",
+    "Taxi-v4": "dd",
+    # Box2D (gymnasium[box2d]); LunarLander and CarRacing switch action spaces with env_kwargs.continuous
+    "LunarLander-v3": "bd",
+    "LunarLanderContinuous-v3": "bb",
+    "BipedalWalker-v3": "bb",
+    "BipedalWalkerHardcore-v3": "bb",
+    "CarRacing-v3": "bb",
+    # MuJoCo (gymnasium[mujoco]): vector observations, continuous actions
+    **{
+        f"{name}-v{v}": "bb"
+        for name in (
+            "Ant",
+            "HalfCheetah",
+            "Hopper",
+            "Humanoid",
+            "HumanoidStandup",
+            "InvertedDoublePendulum",
+            "InvertedPendulum",
+            "Pusher",
+            "Reacher",
+            "Swimmer",
+            "Walker2d",
+        )
+        for v in (4, 5)
+    },
+}
+
+#: keyword arguments that change an environment's spaces (the table is not trusted when one is given)
+SPACE_KWARGS = ("continuous",)
+
+
+def known_kinds(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[str, str] | None:
+    """``(observation kind, action kind)`` of a gymnasium id from the table, or None when unknown here."""
+    kinds = KNOWN_ENVS.get(env_id)
+    if kinds is None or any(k in (env_kwargs or {}) for k in SPACE_KWARGS):
+        return None
+    return kinds[0], kinds[1]
+
+
+def check_task_fits(task: str, facts: dict[str, Any]) -> None:
+    """Raise a :class:`ConfigError` when task ``task`` (short name) cannot handle the environment's spaces."""
+    env_id = facts.get("env_id") or "the environment"
+    if task in ("q_learning", "dqn") and facts.get("action_discrete") is None:
+        raise ConfigError(
+            f"task rl.{task} needs discrete actions, but {env_id} has continuous actions",
+            hint="use task=rl.ppo (policy=rl.mlp_policy) for continuous actions",
+        )
+    if task == "q_learning" and facts.get("observation_discrete") is None:
+        raise ConfigError(
+            f"task rl.q_learning is tabular and needs discrete observations, but {env_id} has continuous observations",
+            hint="use task=rl.dqn or task=rl.ppo for continuous observations",
+        )
+
+
+def _name(section: Any) -> str | None:
+    name = section.get("name") if isinstance(section, dict) else section
+    return name if isinstance(name, str) else None
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Check an ``rl.gym`` run's environment id and task/space fit on the composed config (dry-run included).
+
+    Gymnasium's own ids are answered from :data:`KNOWN_ENVS` (no import); any other id is looked up
+    in gymnasium's registry (importing gymnasium, slower) so a typo gets its did-you-mean.
+    """
+    data = config.get("data")
+    if _name(data) not in ("gym", "rl.gym"):
+        return
+    data = data if isinstance(data, dict) else {}
+    env_id = data.get("env_id", "CartPole-v1")
+    if not isinstance(env_id, str):
+        raise ConfigError(f"data.env_id must be a gymnasium id (a string), got {env_id!r}")
+    kwargs = data.get("env_kwargs") if isinstance(data.get("env_kwargs"), dict) else {}
+    kinds = known_kinds(env_id, kwargs)
+    if kinds is None:
+        if env_id in KNOWN_ENVS:
+            return  # env_kwargs change its spaces: checked when the environment is made
+        from engine_rl.spaces import check_env_id  # imports gymnasium: only for ids outside the table
+
+        check_env_id(env_id)
+        return
+    if kinds[0] == "o":
+        raise ConfigError(
+            f"the observation space of {env_id} is not supported",
+            hint="rl.gym handles Discrete and Box observations; flatten others with a gymnasium wrapper",
+        )
+    task = _name(config.get("task"))
+    short = task.split(".", 1)[1] if task and task.startswith("rl.") else task
+    if short in ("q_learning", "dqn", "ppo"):
+        check_task_fits(
+            short,
+            {
+                "env_id": env_id,
+                "observation_discrete": 1 if kinds[0] == "d" else None,
+                "action_discrete": 1 if kinds[1] == "d" else None,
+            },
+        )
+    if kinds[0] == "d" and data.get("normalize_observation") is True:
+        raise ConfigError(
+            f"{env_id} has discrete observations: they cannot be normalised",
+            hint="set data.normalize_observation=false",
+        )
