@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 
-def train(root: Path, name: str, recipe: str | None, overrides: list[str]) -> Path:
+def _train(root: Path, name: str, recipe: str | None, overrides: list[str]) -> Path:
     import engine
     from engine.config import compose, validate
     from engine.runner import run
@@ -21,7 +22,7 @@ def train(root: Path, name: str, recipe: str | None, overrides: list[str]) -> Pa
 @pytest.fixture(scope="session")
 def mlp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    return train(
+    return _train(
         root,
         "mlp",
         "core/mlp-synthetic",
@@ -38,10 +39,22 @@ def onnx_dir(mlp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """The engine command in-process (same parser, handlers and error printing as the installed script)."""
     from engine.cli import main
 
     code = main(list(args))
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def train() -> Any:
+    """``train(root, name, recipe, overrides) -> run directory``: a quiet run through the engine's runner."""
+    return _train
+
+
+@pytest.fixture(scope="session")
+def cli() -> Any:
+    """``cli(capsys, *args) -> (exit code, stdout, stderr)``: the engine command in-process."""
+    return _cli

@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine import ConfigError, EngineError
 from engine.testing import run_cli
-
-from .conftest import cli
 
 
 def test_conformance(engine_check) -> None:
@@ -53,7 +52,7 @@ def test_every_target_verifies(mlp_run: Path, tmp_path: Path, target: str) -> No
     assert manifest["out_dir"] == str(tmp_path)
 
 
-def test_deploy_command_reports_parity_latency_and_writes_default_dir(mlp_run: Path, capsys) -> None:
+def test_deploy_command_reports_parity_latency_and_writes_default_dir(cli: Any, mlp_run: Path, capsys) -> None:
     code, out, err = cli(capsys, "deploy", str(mlp_run), "--target", "onnx", "--opset", "17", "-o", "threads=1")
     assert code == 0, err
     for text in ("max abs diff", "test/accuracy", "batch 1", "batch 32", "eager p50", "verified:"):
@@ -88,7 +87,7 @@ def test_bad_deploy_requests(mlp_run: Path, tmp_path: Path) -> None:
         deploy(tmp_path / "nope", "onnx")
 
 
-def test_run_without_checkpoint_is_one_clear_line(mlp_run: Path, tmp_path: Path, capsys) -> None:
+def test_run_without_checkpoint_is_one_clear_line(cli: Any, mlp_run: Path, tmp_path: Path, capsys) -> None:
     empty = tmp_path / "run"
     empty.mkdir()
     (empty / "config.yaml").write_text((mlp_run / "config.yaml").read_text())
@@ -117,7 +116,7 @@ def test_missing_onnx_says_what_to_install(mlp_run: Path, tmp_path: Path) -> Non
     assert "pip install 'engine-deploy[onnx]'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_help_texts(capsys) -> None:
+def test_help_texts(cli: Any, capsys) -> None:
     for cmd in ("deploy", "predict", "serve"):
         with pytest.raises(SystemExit) as exit_:
             cli(capsys, cmd, "--help")

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-
-from .conftest import train
 
 pytest.importorskip("engine_vision")
 
 
 @pytest.fixture(scope="module")
-def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def digits_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     quick = [
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=4",

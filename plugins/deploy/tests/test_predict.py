@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-
-from .conftest import cli
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def test_predict_files_eager_and_artifact_agree(mlp_run: Path, onnx_dir: Path, s
     assert [r["label"] for r in re[1:3]] == [r["label"] for r in re[7:9]]
 
 
-def test_predict_command_json(mlp_run: Path, onnx_dir: Path, samples: dict[str, Path], capsys) -> None:
+def test_predict_command_json(cli: Any, mlp_run: Path, onnx_dir: Path, samples: dict[str, Path], capsys) -> None:
     code, out, err = cli(
         capsys, "predict", str(mlp_run), str(samples["batch"]), "--artifact", str(onnx_dir), "--json", "--top", "4"
     )
@@ -101,7 +100,7 @@ def test_bad_inputs_are_one_clear_line(mlp_run: Path, tmp_path: Path, content: s
         Predictor(mlp_run).read([str(tmp_path / name)])
 
 
-def test_bad_predict_command(mlp_run: Path, tmp_path: Path, capsys) -> None:
+def test_bad_predict_command(cli: Any, mlp_run: Path, tmp_path: Path, capsys) -> None:
     code, _, err = cli(capsys, "predict", str(mlp_run), str(tmp_path / "missing.json"))
     assert code == 2 and "input file not found" in err and "Traceback" not in err
     code, _, err = cli(capsys, "predict", str(mlp_run), "x.json", "--artifact", str(tmp_path))
