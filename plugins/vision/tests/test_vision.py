@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -398,3 +399,30 @@ def test_shapes_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "--per-class >= 1" in _main_error(capsys, "vision", "shapes", str(tmp_path / "new"), "--per-class", "0")
     assert main(["vision"]) == 2
     assert "shapes DIR" in capsys.readouterr().out
+
+
+def test_without_the_vision_plugin_everything_else_works(tmp_path: Path) -> None:
+    """As if engine-vision were uninstalled: not loaded, and its package not importable."""
+    code = (
+        "import sys, importlib.abc\n"
+        "class NoVision(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'engine_vision':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoVision())\n"
+        "from engine.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    env = {**os.environ, "ENGINE_DISABLE_PLUGINS": "vision", "COLUMNS": "200"}
+
+    def engine_cmd(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+
+    listing = engine_cmd("components", "list")
+    assert listing.returncode == 0 and "core.mlp" in listing.stdout and "vision." not in listing.stdout
+    assert engine_cmd("run", "core/mlp-synthetic", "--dry-run").returncode == 0
+    others = [e for e in ("tabular/churn", "recsys/synthetic-mf") if e.split("/")[0] in listing.stdout]
+    for recipe in others:
+        assert engine_cmd("run", recipe, "--dry-run").returncode == 0, recipe
+    gone = engine_cmd("run", "vision/digits", "--dry-run")
+    assert gone.returncode == 2 and "unknown recipe 'vision/digits'" in gone.stderr
