@@ -84,7 +84,9 @@ class SupervisedTask(L.LightningModule):
         from engine.errors import ConfigError
 
         if hasattr(datamodule, "splits"):
-            x, y = next(iter(torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2)))
+            collate = getattr(datamodule.source, "collate_fn", None)  # e.g. padding of variable-length text
+            loader = torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2, collate_fn=collate)
+            x, y = next(iter(loader))
         else:
             x, y = next(iter(datamodule.train_dataloader()))
         was_training = self.model.training

@@ -1,0 +1,127 @@
+"""Handlers of the plugin's commands: ``engine generate`` and ``engine nlp baselines``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine.errors import EngineError
+
+
+def _tokenizer(run: Any) -> Any:
+    from engine_nlp.tokenizer import TextTokenizer
+
+    path = run.path / "tokenizer.json"
+    if not path.is_file():
+        raise EngineError(
+            f"run {run.path} has no tokenizer.json",
+            hint="generate works on runs of the nlp plugin's data sources (e.g. `engine run nlp/char-gpt`)",
+        )
+    return TextTokenizer.load(path)
+
+
+def generate_text(
+    run_path: str,
+    prompt: str,
+    max_new_tokens: int = 200,
+    temperature: float = 0.8,
+    top_k: int | None = 40,
+    seed: int = 0,
+    which: str = "best",
+) -> str:
+    """Sample a continuation of ``prompt`` from the language model of run ``run_path``; returns the whole text."""
+    from engine.runs import open_run
+
+    if max_new_tokens < 0:
+        raise EngineError(f"--max-new-tokens must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        raise EngineError(f"--temperature must be >= 0 (0 is greedy), got {temperature}")
+    if top_k is not None and top_k < 0:
+        raise EngineError(f"--top-k must be >= 0 (0 keeps every token), got {top_k}")
+    run = open_run(run_path)
+    tok = _tokenizer(run)
+    ids = tok.encode_prompt(prompt) if prompt else []
+    if not ids:
+        start = tok.encode("\n")
+        if not start or tok.unknown_chars("\n"):
+            raise EngineError("give a non-empty --prompt", hint="this run's tokenizer cannot start from a newline")
+        ids = start[-1:]
+    import torch
+
+    task = run.task(which)
+    model = getattr(task, "model", task)
+    if not callable(getattr(model, "generate", None)):
+        raise EngineError(
+            f"run {run.path} is not a language model (its model {type(model).__name__} cannot generate)",
+            hint="train one with `engine run nlp/char-gpt`",
+        )
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([ids], dtype=torch.long), max_new_tokens, temperature, top_k or None, generator=gen
+        )
+    text = tok.decode(out[0].tolist())
+    return prompt + text[len(tok.decode(ids)) :] if prompt else text
+
+
+def generate(args: argparse.Namespace) -> int:
+    text = generate_text(
+        args.run, args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.seed, args.checkpoint
+    )
+    print(text)
+    return 0
+
+
+def baselines(args: argparse.Namespace) -> int:
+    """Print a run's metrics next to the baseline of its kind (bigram LM or majority class)."""
+    import torch
+
+    from engine.runs import open_run
+    from engine_nlp.baselines import best_bigram_loss, bits, majority_accuracy
+
+    run = open_run(args.run)
+    metrics = run.summary.get("metrics") or {}
+    dm = run.datamodule()
+    source = getattr(dm, "source", None)
+    rows: list[tuple[str, str, str]] = []
+    if source is not None and hasattr(source, "ids"):
+        v = int(dm.facts["vocab_size"])
+        for split in ("val", "test"):
+            if split not in source.ids:
+                continue
+            loss, alpha = best_bigram_loss(source.ids["train"], source.ids[split], v)
+            model = metrics.get(f"{split}/loss")
+            rows.append(
+                (
+                    f"{split}/loss (nats/token)",
+                    f"{model:.4f} ({bits(model):.3f} bits)" if model is not None else "-",
+                    f"{loss:.4f} ({bits(loss):.3f} bits, bigram, add-{alpha:g})",
+                )
+            )
+    elif source is not None and hasattr(source, "class_names"):
+        splits = dm.splits
+        train = torch.stack([splits["train"][i][1] for i in range(len(splits["train"]))])
+        for split in ("val", "test"):
+            if split not in splits:
+                continue
+            labels = torch.stack([splits[split][i][1] for i in range(len(splits[split]))])
+            model = metrics.get(f"{split}/accuracy")
+            rows.append(
+                (
+                    f"{split}/accuracy",
+                    f"{model:.4f}" if model is not None else "-",
+                    f"{majority_accuracy(train, labels):.4f} (majority class)",
+                )
+            )
+    else:
+        raise EngineError(f"run {run.path} does not use an nlp data source", hint="see `engine runs list`")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'metric'.ljust(width)}  {'run':<26}  baseline")
+    for name, model_value, base in rows:
+        print(f"{name.ljust(width)}  {model_value:<26}  {base}")
+    return 0
+
+
+def group_help(args: argparse.Namespace) -> int:
+    args.nlp_parser.print_help()
+    return 0

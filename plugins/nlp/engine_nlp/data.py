@@ -1,0 +1,345 @@
+"""Text data sources: a language-modelling corpus in blocks, and labelled texts for classification."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from engine.data import DataSource, split_indices
+from engine.errors import ConfigError
+from engine_nlp.tokenizer import TextTokenizer
+
+
+def _check_fractions(val_fraction: float, test_fraction: float) -> None:
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ConfigError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) and sum below 1"
+        )
+
+
+def _tokenizer(
+    tokenizer_file: str | None, kind: Literal["char", "bpe"], texts: list[str], vocab_size: int
+) -> TextTokenizer:
+    if tokenizer_file:
+        return TextTokenizer.load(tokenizer_file)
+    return TextTokenizer.train(kind, texts, vocab_size)
+
+
+class BlockDataset(Dataset):
+    """Consecutive blocks of ``block`` tokens: ``(ids[i*s : i*s+block], ids[i*s+1 : i*s+block+1])``."""
+
+    def __init__(self, ids: torch.Tensor, block: int, stride: int) -> None:
+        self.ids, self.block, self.stride = ids, block, stride
+        self.n = max(0, (len(ids) - block - 1) // stride + 1)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        start = i * self.stride
+        chunk = self.ids[start : start + self.block + 1]
+        return chunk[:-1], chunk[1:]
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for pattern in paths:
+        p = Path(pattern).expanduser()
+        if p.is_dir():
+            matches = sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            matches = [p]
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+        if not matches:
+            raise ConfigError(f"no text file matches '{pattern}'", hint="check data.paths (files, folders or globs)")
+        files += matches
+    return files
+
+
+class TextFiles(DataSource):
+    """Local text files as one corpus for language modelling, in blocks of the context length.
+
+    The files are read in the given order (a glob's or folder's matches sorted), concatenated, and split by
+    position into contiguous train / val / test parts (train first, test last), so no text of a
+    validation block is ever trained on. The tokenizer is trained on the train part only, and saved as
+    ``tokenizer.json`` in the run directory. Without ``paths`` the corpus is the running Python's own
+    standard library: its top-level ``*.py`` modules in sorted order.
+
+    Args:
+        paths: text files, folders (every file below) or glob patterns; default: the Python stdlib sources.
+        tokenizer: char (one token per character) or bpe (byte-level BPE trained on the train part).
+        vocab_size: BPE vocabulary size, special tokens included (ignored by the char tokenizer).
+        context_length: tokens per training block (the model's context).
+        max_chars: read at most this many characters of the corpus (None: all of it).
+        val_fraction: fraction of the text, after the train part, held out for validation.
+        test_fraction: fraction of the text at the end held out for the final test.
+        stride: tokens between the starts of consecutive training blocks (default: context_length, no overlap).
+        tokenizer_file: reuse this tokenizer.json (e.g. from an earlier run) instead of training one.
+    """
+
+    def __init__(
+        self,
+        paths: list[str] | None = None,
+        tokenizer: Literal["char", "bpe"] = "char",
+        vocab_size: int = 1024,
+        context_length: int = 128,
+        max_chars: int | None = 2_000_000,
+        val_fraction: float = 0.05,
+        test_fraction: float = 0.05,
+        stride: int | None = None,
+        tokenizer_file: str | None = None,
+    ) -> None:
+        _check_fractions(val_fraction, test_fraction)
+        if context_length < 1:
+            raise ConfigError(f"context_length must be at least 1, got {context_length}")
+        if stride is not None and stride < 1:
+            raise ConfigError(f"stride must be at least 1, got {stride}")
+        if paths:
+            files = _expand(list(paths))
+            parts = []
+            for f in files:
+                try:
+                    parts.append(f.read_text(encoding="utf-8"))
+                except UnicodeDecodeError:
+                    raise ConfigError(f"{f} is not UTF-8 text", hint="give only text files in data.paths") from None
+            text = "\n\n".join(parts)
+            if max_chars is not None:
+                text = text[:max_chars]
+            self.corpus = ", ".join(str(f) for f in files[:5]) + (
+                f" and {len(files) - 5} more" if len(files) > 5 else ""
+            )
+        else:
+            from engine_nlp.corpus import stdlib_dir, stdlib_text
+
+            text, files_read = stdlib_text(max_chars)
+            self.corpus = f"{len(files_read)} stdlib modules of {stdlib_dir()}"
+        if not text.strip():
+            raise ConfigError(
+                f"the corpus is empty ({self.corpus or 'no files'})", hint="point data.paths at non-empty text files"
+            )
+        n = len(text)
+        n_test, n_val = int(n * test_fraction), int(n * val_fraction)
+        n_train = n - n_val - n_test
+        texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
+        self.tokenizer = _tokenizer(tokenizer_file, tokenizer, [texts["train"]], vocab_size)
+        self.context_length = context_length
+        self.ids: dict[str, torch.Tensor] = {}
+        self._splits: dict[str, BlockDataset] = {}
+        for split, part in texts.items():
+            if split != "train" and not part:
+                continue
+            ids = torch.tensor(self.tokenizer.encode(part), dtype=torch.long)
+            ds = BlockDataset(ids, context_length, (stride or context_length) if split == "train" else context_length)
+            if len(ds) == 0:
+                raise ConfigError(
+                    f"the {split} text is shorter than one block: {len(ids)} tokens ({len(part)} characters) "
+                    f"for a context_length of {context_length} (+1 for the next-token target)",
+                    hint="give more text, a smaller data.context_length"
+                    + (f", or a larger data.{split}_fraction" if split != "train" else ""),
+                )
+            self.ids[split], self._splits[split] = ids, ds
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return {
+            "vocab_size": self.tokenizer.vocab_size,
+            "context_length": self.context_length,
+            "pad_id": self.tokenizer.pad_id,
+            "tokenizer": self.tokenizer.kind,
+            "tokens": {k: len(v) for k, v in self.ids.items()},
+            "corpus": self.corpus,
+        }
+
+    def datasets(self) -> dict[str, Dataset]:
+        return dict(self._splits)
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """Write ``tokenizer.json`` (what generation, prediction and deployment read)."""
+        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+
+    def load_input(self, path: str) -> torch.Tensor:
+        """A text file -> its last ``context_length`` token ids (left-padded with ``<pad>``)."""
+        ids = self.tokenizer.encode(Path(path).read_text(encoding="utf-8"))[-self.context_length :]
+        ids = [self.tokenizer.pad_id] * (self.context_length - len(ids)) + ids
+        return torch.tensor(ids, dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _read_rows(file: Path, fmt: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    if fmt == "auto":
+        fmt = "jsonl" if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
+    texts, labels = [], []
+    if fmt == "csv":
+        with file.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = list(reader.fieldnames or [])
+            for name in (text_column, label_column):
+                if name not in columns:
+                    role = "text" if name == text_column else "label"
+                    raise ConfigError(
+                        f"{file}: no {role} column '{name}'; columns are {', '.join(columns) or '(none)'}",
+                        hint=f"set data.{role}_column to one of them",
+                    )
+            for line, row in enumerate(reader, start=2):
+                text, label = row.get(text_column), row.get(label_column)
+                if text is None or label is None or label == "":
+                    raise ConfigError(f"{file}, line {line}: missing {text_column} or {label_column}")
+                texts.append(text)
+                labels.append(label)
+        return texts, labels
+    with file.open(encoding="utf-8") as fh:
+        for line, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{file}, line {line}: not valid JSON: {exc}") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{file}, line {line}: expected a JSON object per line")
+            for name in (text_column, label_column):
+                if name not in row:
+                    role = "text" if name == text_column else "label"
+                    raise ConfigError(
+                        f"{file}, line {line}: no {role} column '{name}'; keys are {', '.join(row) or '(none)'}",
+                        hint=f"set data.{role}_column to one of them",
+                    )
+            texts.append(str(row[text_column]))
+            labels.append(str(row[label_column]))
+    return texts, labels
+
+
+class PaddedSequences(Dataset):
+    """``(ids right-padded with pad_id to length, label)``: fixed-shape samples batch with the default collate.
+
+    (Padding here rather than in a ``collate_fn`` keeps every consumer that builds its own DataLoader over
+    the split, such as the supervised task's pre-flight check and the deploy plugin, working.)
+    """
+
+    def __init__(self, ids: list[torch.Tensor], labels: torch.Tensor, pad_id: int, length: int) -> None:
+        self.ids, self.labels, self.pad_id, self.length = ids, labels, pad_id, length
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.ids[i][: self.length]
+        x = torch.full((self.length,), self.pad_id, dtype=torch.long)
+        x[: len(ids)] = ids
+        return x, self.labels[i]
+
+
+class TextClassification(DataSource):
+    """Labelled texts from a CSV or JSONL file; samples are right-padded token ids and a class label.
+
+    Without ``path`` the data is a real labelled set built from the running Python's standard library:
+    snippets of 8 consecutive non-blank source lines, labelled with the package they come from (asyncio,
+    email, idlelib, importlib, multiprocessing, tkinter, unittest, xml; tests folders excluded; at most
+    800 snippets per package). The split is stratified and seeded; the tokenizer is trained on the training
+    texts only and saved as ``tokenizer.json`` in the run directory.
+
+    Args:
+        path: a .csv file (with a header row) or a .jsonl file (one object per line); default: stdlib snippets.
+        text_column: name of the text column / key.
+        label_column: name of the label column / key.
+        format: csv, jsonl, or auto (from the file's extension).
+        tokenizer: bpe (byte-level BPE trained on the training texts) or char.
+        vocab_size: BPE vocabulary size, special tokens included (ignored by the char tokenizer).
+        max_length: texts are cut to this many tokens, and padded to it.
+        max_samples: keep at most this many samples, taken evenly (None: all).
+        val_fraction: fraction held out for validation.
+        test_fraction: fraction held out for the final test.
+        seed: seed of the split.
+        tokenizer_file: reuse this tokenizer.json (e.g. from an earlier run) instead of training one.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        format: Literal["auto", "csv", "jsonl"] = "auto",
+        tokenizer: Literal["bpe", "char"] = "bpe",
+        vocab_size: int = 2000,
+        max_length: int = 128,
+        max_samples: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        seed: int = 0,
+        tokenizer_file: str | None = None,
+    ) -> None:
+        _check_fractions(val_fraction, test_fraction)
+        if max_length < 1:
+            raise ConfigError(f"max_length must be at least 1, got {max_length}")
+        if path is None:
+            from engine_nlp.corpus import stdlib_snippets
+
+            rows = stdlib_snippets(max_per_class=800)
+            texts, labels = [t for t, _ in rows], [c for _, c in rows]
+            self.corpus = "stdlib package snippets"
+        else:
+            file = Path(path).expanduser()
+            if not file.is_file():
+                raise ConfigError(f"text file not found: {file}", hint="check data.path")
+            texts, labels = _read_rows(file, format, text_column, label_column)
+            self.corpus = str(file)
+        if max_samples is not None and len(texts) > max_samples:
+            step = len(texts) / max_samples
+            keep = [int(i * step) for i in range(max_samples)]
+            texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+        if not texts:
+            raise ConfigError(f"{self.corpus}: no samples", hint="the file has a header but no rows")
+        self.class_names = sorted(set(labels))
+        if len(self.class_names) < 2:
+            raise ConfigError(f"{self.corpus}: only one label ({self.class_names[0]!r}); classification needs two")
+        index = {c: i for i, c in enumerate(self.class_names)}
+        y = torch.tensor([index[c] for c in labels])
+        self._idx = split_indices(len(texts), val_fraction, test_fraction, seed, stratify=y)
+        train_texts = [texts[i] for i in self._idx["train"].tolist()]
+        if not any(t.strip() for t in train_texts):
+            raise ConfigError(f"{self.corpus}: every training text is empty")
+        self.tokenizer = _tokenizer(tokenizer_file, tokenizer, train_texts, vocab_size)
+        self.max_length = max_length
+        ids = [torch.tensor(e[:max_length], dtype=torch.long) for e in self.tokenizer.encode_batch(texts)]
+        pad = self.tokenizer.pad_id
+        self._splits = {
+            k: PaddedSequences([ids[j] for j in i.tolist()], y[i], pad, max_length) for k, i in self._idx.items()
+        }
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return {
+            "problem": "classification",
+            "num_classes": len(self.class_names),
+            "class_names": list(self.class_names),
+            "vocab_size": self.tokenizer.vocab_size,
+            "context_length": self.max_length,
+            "pad_id": self.tokenizer.pad_id,
+            "tokenizer": self.tokenizer.kind,
+            "corpus": self.corpus,
+        }
+
+    def datasets(self) -> dict[str, Dataset]:
+        return dict(self._splits)
+
+    def save_artifacts(self, run_dir: Path) -> None:
+        """Write ``tokenizer.json`` (what prediction and deployment read)."""
+        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+
+    def load_input(self, path: str) -> torch.Tensor:
+        """A text file -> its first ``max_length`` token ids, right-padded with ``<pad>``."""
+        ids = self.tokenizer.encode(Path(path).read_text(encoding="utf-8"))[: self.max_length]
+        x = torch.full((self.max_length,), self.tokenizer.pad_id, dtype=torch.long)
+        x[: len(ids)] = torch.tensor(ids, dtype=torch.long)
+        return x

@@ -1,0 +1,134 @@
+"""The language-modelling task: next-token cross-entropy, perplexity, bits per token, tokens/s."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from engine.errors import ConfigError
+
+
+class LanguageModelingTask(L.LightningModule):
+    """Next-token prediction on ``(tokens [B, T], next tokens [B, T])`` batches.
+
+    Logs ``train/loss`` and ``train/tokens_per_s`` every step, and per evaluated split the token-weighted
+    mean ``loss`` (nats per token), ``perplexity`` (exp of it) and ``bits_per_token`` (``loss / ln 2``):
+    ``val/loss``, ``val/perplexity``, ``val/bits_per_token``, ``test/...``.
+
+    Args:
+        compile: run the training forward pass through ``torch.compile`` (weights and checkpoints unchanged).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.nll = nn.ModuleDict({s: torchmetrics.MeanMetric() for s in ("val", "test")})
+        self.compile = compile
+        self.__dict__["_train_forward"] = torch.compile(model) if compile else model  # not a registered submodule
+        self._t0: float | None = None
+
+    # ------------------------------------------------------------------ checks
+    def check_data(self, datamodule: Any) -> None:
+        """One forward pass on two training samples: a model or data that does not fit fails here, clearly."""
+        x, y = next(iter(torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2)))
+        if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() == 2 and y.shape == x.shape):
+            raise ConfigError(
+                "the language-modelling task needs (tokens [B, T], next tokens [B, T]) batches; this data yields "
+                f"inputs of shape {tuple(getattr(x, 'shape', ()))} and targets of shape "
+                f"{tuple(getattr(y, 'shape', ()))}",
+                hint="use data=nlp.text_files (or the supervised task for labelled texts)",
+            )
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                out = self.model(x)
+        except Exception as exc:
+            raise ConfigError(f"the model does not fit the data: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.model.train(was)
+        if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != x.shape:
+            raise ConfigError(
+                f"the model returns {tuple(getattr(out, 'shape', ()))} for tokens of shape {tuple(x.shape)}; "
+                "a language model returns next-token logits [B, T, vocab]",
+                hint="use model=nlp.gpt",
+            )
+        if int(y.max()) >= out.shape[-1]:
+            raise ConfigError(
+                f"token id {int(y.max())} is outside the model's vocabulary of {out.shape[-1]}",
+                hint="leave model.vocab_size unset so the data fills it",
+            )
+
+    # ------------------------------------------------------------------ steps
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.model(idx)
+
+    @staticmethod
+    def _loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._t0 = time.perf_counter()
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self._loss(self.__dict__["_train_forward"](x), y)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._t0 is not None:
+            dt = time.perf_counter() - self._t0
+            self.log("train/tokens_per_s", batch[0].numel() / max(dt, 1e-9), prog_bar=True)
+
+    def _evaluate(self, batch: Any, split: str) -> None:
+        x, y = batch
+        loss = self._loss(self.model(x), y)
+        self.nll[split].update(loss, weight=y.numel())
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def _log_epoch(self, split: str) -> None:
+        metric = self.nll[split]
+        if metric.update_count == 0:
+            return
+        nll = metric.compute()
+        metric.reset()
+        self.log(f"{split}/loss", nll, prog_bar=True)
+        self.log(f"{split}/perplexity", torch.exp(nll))
+        self.log(f"{split}/bits_per_token", nll / math.log(2))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+        return self.model(x)[:, -1].softmax(-1)  # next-token distribution after each sequence
+
+    def configure_optimizers(self) -> Any:
+        from engine.tasks import configure_optimizers
+
+        return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from engine.errors import ConfigError, EngineError
+from engine.testing import run_cli
+
+TINY = {"max_chars": 30_000, "context_length": 32}
+
+
+def _run(overrides: list[str], tmp_path: Path) -> dict:
+    import engine
+    from engine.config import compose, validate
+    from engine.runner import run
+
+    reg = engine.get_registry()
+    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"run.dir={tmp_path}"]
+    cfg = validate(compose(reg, None, (), [*overrides, *quiet]), reg)
+    return run(cfg, reg).summary
+
+
+# --------------------------------------------------------------------------- conformance
+
+
+def test_conformance(engine_check) -> None:
+    passed = engine_check(
+        "nlp",
+        data_params={
+            "nlp.text_classification": {"max_samples": 160, "vocab_size": 300, "max_length": 32},
+            "nlp.text_files": dict(TINY),
+        },
+        task_overrides={
+            "nlp.language_modeling": [
+                "data=nlp.text_files",
+                "data.max_chars=30000",
+                "data.context_length=32",
+                "model=nlp.gpt",
+                "model.n_layer=1",
+                "model.d_model=32",
+            ]
+        },
+    )
+    assert any("recipe 'nlp/char-gpt' completes" in p for p in passed)
+    assert any("recipe 'nlp/classify' completes" in p for p in passed)
+
+
+def test_plugin_module_imports_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, engine_nlp.plugin; print('torch' in sys.modules, 'tokenizers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+# --------------------------------------------------------------------------- tokenizers and data
+
+
+def test_char_tokenizer_round_trip_and_unknown_chars(tmp_path: Path) -> None:
+    from engine_nlp.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.train("char", ["def f(x):\n    return x\n"])
+    text = "def fx(r):\n"
+    assert tok.decode(tok.encode(text)) == text
+    assert tok.encode(text) == tok.tokenizer.encode(text).ids  # fast path == the tokenizers pipeline
+    tok.save(tmp_path / "t.json")
+    again = TextTokenizer.load(tmp_path / "t.json")
+    assert again.kind == "char" and again.encode(text) == tok.encode(text)
+    with pytest.raises(EngineError, match="never seen"):
+        again.encode_prompt("λ")
+
+
+def test_bpe_tokenizer_encodes_anything(tmp_path: Path, corpus_file: Path) -> None:
+    from engine_nlp.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.train("bpe", [corpus_file.read_text()], vocab_size=400)
+    assert tok.vocab_size == 400 and tok.pad_id == 0
+    text = "naïve ☃ import os"
+    assert tok.decode(tok.encode_prompt(text)) == text
+    assert len(tok.encode("import os\n")) < len("import os\n")  # merges learned
+    with pytest.raises(ConfigError, match="at least 260"):
+        TextTokenizer.train("bpe", ["abc"], vocab_size=100)
+
+
+def test_text_files_split_by_position(corpus_file: Path) -> None:
+    from engine_nlp.data import TextFiles
+
+    src = TextFiles(paths=[str(corpus_file)], val_fraction=0.1, test_fraction=0.1, **TINY)
+    ds = src.datasets()
+    x, y = ds["train"][3]
+    assert x.shape == y.shape == (32,) and (x[1:] == y[:-1]).all()
+    n = sum(len(v) for v in src.ids.values())
+    assert abs(len(src.ids["val"]) / n - 0.1) < 0.01
+    # contiguous: train text, then val, then test; the tokenizer never saw val/test text
+    text = corpus_file.read_text()[: TINY["max_chars"]]
+    test_text = text[-len(src.ids["test"]) :]
+    vocab = src.tokenizer.tokenizer.get_vocab()
+    expected = "".join(c if c in vocab else "<unk>" for c in test_text)  # chars unseen in train are <unk>
+    assert src.tokenizer.decode(src.ids["test"].tolist()) == expected
+    facts = src.facts
+    assert facts["context_length"] == 32 and facts["vocab_size"] == src.tokenizer.vocab_size
+
+
+def test_tokenizer_saved_in_run_and_reused(tiny_lm_run: Path, corpus_file: Path) -> None:
+    from engine_nlp.data import TextFiles
+    from engine_nlp.tokenizer import TextTokenizer
+
+    saved = TextTokenizer.load(tiny_lm_run / "tokenizer.json")
+    facts = json.loads((tiny_lm_run / "facts.json").read_text())
+    assert saved.vocab_size == facts["vocab_size"]
+    reused = TextFiles(paths=[str(corpus_file)], tokenizer_file=str(tiny_lm_run / "tokenizer.json"), **TINY)
+    assert reused.tokenizer.tokenizer.get_vocab() == saved.tokenizer.get_vocab()
+    rebuilt = TextFiles(paths=[str(corpus_file)], **TINY)  # retraining on the same text is deterministic
+    assert rebuilt.tokenizer.tokenizer.get_vocab() == saved.tokenizer.get_vocab()
+
+
+def test_text_classification_jsonl_columns(labelled_jsonl: Path) -> None:
+    from engine_nlp.data import TextClassification
+
+    src = TextClassification(
+        path=str(labelled_jsonl), text_column="body", label_column="package", vocab_size=300, max_length=400
+    )
+    assert src.facts["class_names"] == ["email", "tkinter"] and src.facts["num_classes"] == 2
+    x, y = src.datasets()["train"][0]
+    assert x.shape == (400,) and y.dim() == 0
+    lengths = [len(s) for s in src.datasets()["train"].ids]
+    assert max(lengths) <= 400 and min(lengths) < 400  # cut to max_length; short texts get padded
+    assert (x[lengths[0] :] == src.facts["pad_id"]).all()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_empty_corpus(tmp_path: Path) -> None:
+    from engine_nlp.data import TextFiles
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(ConfigError, match="corpus is empty"):
+        TextFiles(paths=[str(empty)])
+    with pytest.raises(ConfigError, match="no text file matches"):
+        TextFiles(paths=[str(tmp_path / "nothing*.txt")])
+
+
+def test_text_shorter_than_one_block(tmp_path: Path) -> None:
+    from engine_nlp.data import TextFiles
+
+    short = tmp_path / "short.txt"
+    short.write_text("print('hello world')\n" * 3)
+    with pytest.raises(ConfigError, match="shorter than one block"):
+        TextFiles(paths=[str(short)], context_length=128)
+
+
+def test_missing_label_column(tmp_path: Path, labelled_jsonl: Path) -> None:
+    from engine_nlp.data import TextClassification
+
+    with pytest.raises(ConfigError, match="no label column 'label'; keys are body, package"):
+        TextClassification(path=str(labelled_jsonl), text_column="body")
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("text,category\nhello,a\nworld,b\n")
+    with pytest.raises(ConfigError, match="no label column 'label'; columns are text, category"):
+        TextClassification(path=str(csv_file))
+    # through the CLI: one line, exit code 2, no traceback
+    r = run_cli("run", "model=nlp.lstm_classifier", "data=nlp.text_classification", f"data.path={csv_file}")
+    assert r.returncode == 2, r.stderr
+    assert "no label column 'label'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_classifier_model_with_lm_task_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="language-modelling task needs"):
+        _run(
+            [
+                "task=nlp.language_modeling",
+                "model=nlp.gpt",
+                "data=nlp.text_classification",
+                "data.max_samples=100",
+                "data.vocab_size=300",
+            ],
+            tmp_path,
+        )
+
+
+# --------------------------------------------------------------------------- models train
+
+
+def test_gpt_rotary_learns(tmp_path: Path, corpus_file: Path) -> None:
+    summary = _run(
+        [
+            "task=nlp.language_modeling",
+            "model=nlp.gpt",
+            "model.positions=rotary",
+            "model.n_layer=1",
+            "model.d_model=32",
+            "model.n_head=2",
+            "data=nlp.text_files",
+            f"data.paths=[{corpus_file}]",
+            "data.context_length=32",
+            "data.batch_size=16",
+            "optimizer.lr=0.01",
+            "trainer.max_steps=40",
+            "trainer.val_check_interval=40",
+        ],
+        tmp_path,
+    )
+    m = summary["metrics"]
+    vocab = json.loads((Path(summary["run_dir"]) / "facts.json").read_text())["vocab_size"]
+    assert m["val/loss"] < 0.75 * math.log(vocab)  # far from uniform after 40 steps
+    assert m["val/perplexity"] == pytest.approx(math.exp(m["val/loss"]), rel=1e-4)
+    assert m["val/bits_per_token"] == pytest.approx(m["val/loss"] / math.log(2), rel=1e-4)
+    assert m["train/tokens_per_s"] > 0 and "test/loss" in m
+
+
+@pytest.mark.parametrize(
+    ("model", "min_val_accuracy", "max_train_loss"),
+    [
+        # a few hundred snippets: small, mean-pooled, gentle LR (wider [CLS] encoders need more data, see nlp/classify)
+        (
+            [
+                "model=nlp.transformer_classifier",
+                "model.pooling=mean",
+                "model.n_layer=1",
+                "model.d_model=64",
+                "optimizer.lr=0.0005",
+            ],
+            0.7,
+            0.65,
+        ),
+        # the LSTM fits its training texts fast and overfits this little data: check both
+        (["model=nlp.lstm_classifier", "optimizer.lr=0.003"], 0.6, 0.4),
+    ],
+    ids=["transformer", "lstm"],
+)
+def test_classifiers_learn(
+    tmp_path: Path, labelled_jsonl: Path, model: list[str], min_val_accuracy: float, max_train_loss: float
+) -> None:
+    summary = _run(
+        [
+            *model,
+            "model.dropout=0.0",
+            "data=nlp.text_classification",
+            f"data.path={labelled_jsonl}",
+            "data.text_column=body",
+            "data.label_column=package",
+            "data.vocab_size=300",
+            "data.max_length=48",
+            "data.batch_size=16",
+            "trainer.max_epochs=3",
+        ],
+        tmp_path,
+    )
+    m = summary["metrics"]
+    assert m["val/accuracy"] >= min_val_accuracy  # two balanced classes: chance is 0.5
+    assert m["train/loss"] < max_train_loss  # ln 2 = 0.69 at chance
+
+
+def test_padding_is_ignored() -> None:
+    import torch
+    from engine_nlp.models import LSTMClassifier, TransformerClassifier
+
+    for model in (TransformerClassifier(50, 3, 16, 0, dropout=0.0), LSTMClassifier(50, 3, 0, dropout=0.0)):
+        model.eval()
+        x = torch.randint(1, 50, (2, 10))
+        padded = torch.cat([x, torch.zeros(2, 6, dtype=torch.long)], 1)
+        torch.testing.assert_close(model(x), model(padded), atol=1e-5, rtol=1e-5)
+
+
+def test_gpt_is_causal_and_ties_weights() -> None:
+    import torch
+    from engine_nlp.models import GPT
+
+    model = GPT(40, 16, n_layer=2, d_model=32, n_head=4).eval()
+    assert model.head.weight is model.tok_emb.weight
+    x = torch.randint(40, (1, 16))
+    y = x.clone()
+    y[0, 10:] = (y[0, 10:] + 1) % 40
+    torch.testing.assert_close(model(x)[:, :10], model(y)[:, :10])  # the future does not leak
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_generate_command(tiny_lm_run: Path) -> None:
+    r = run_cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("def ") and len(r.stdout.rstrip("\n")) >= 40
+    again = run_cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
+    assert again.stdout == r.stdout  # seeded
+    greedy = run_cli("generate", str(tiny_lm_run), "--max-new-tokens", "10", "--temperature", "0")
+    assert greedy.returncode == 0, greedy.stderr
+
+
+def test_generate_bad_input(tiny_lm_run: Path, tmp_path: Path) -> None:
+    r = run_cli("generate", str(tiny_lm_run), "--prompt", "☃ snow")
+    assert r.returncode == 2 and "never seen" in r.stderr and "'☃'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("generate", str(tmp_path / "nope"), "--prompt", "x")
+    assert r.returncode == 2 and "run directory not found" in r.stderr
+    assert "--top-k" in run_cli("generate", "--help").stdout
+
+
+def test_baselines_command(tiny_lm_run: Path) -> None:
+    r = run_cli("nlp", "baselines", str(tiny_lm_run))
+    assert r.returncode == 0, r.stderr
+    assert "bigram" in r.stdout and "val/loss" in r.stdout
