@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from engine.errors import ConfigError
-from engine_rl.spaces import FACTS, space_facts  # noqa: F401 - FACTS re-exported
+from engine_rl.spaces import space_facts
 
 
 class ExperienceSource(IterableDataset):

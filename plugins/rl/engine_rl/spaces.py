@@ -80,25 +80,6 @@ def _space_facts(obs_space: gym.Space, act_space: gym.Space) -> dict[str, Any]:
     return facts
 
 
-FACTS = (
-    "env_id",
-    "num_envs",
-    "observation_shape",
-    "observation_discrete",
-    "num_states",
-    "in_features",
-    "input_shape",
-    "action_discrete",
-    "num_actions",
-    "action_shape",
-    "action_dim",
-    "action_low",
-    "action_high",
-    "normalize_observation",
-    "normalize_reward",
-)
-
-
 def space_facts(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Facts of an environment id, read from one (closed) instance."""
     env = make_env(env_id, env_kwargs)
