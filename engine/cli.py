@@ -57,6 +57,11 @@ def _table(*columns: str) -> Any:
     return Table(*columns, header_style="bold", box=None, pad_edge=False)
 
 
+def _metric(value: Any) -> str:
+    """A metric for a table: floats to 4 decimals, a missing one as '-'."""
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def _add_row(table: Any, *cells: Any) -> None:
     from rich.text import Text
 
@@ -260,7 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in sorted(metrics):
         if key.startswith(("test/", "val/")):
             value = metrics[key]
-            _add_row(table, key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            _add_row(table, key, _metric(value))
     console.print(table)
     console.print(f"wall time {result.summary['wall_time_s']:.1f} s, {result.summary['global_step']} steps")
     console.print(f"run directory: {result.run_dir}")

@@ -56,7 +56,7 @@ def evaluate(path: str, split: str = "test", episodes: int = 100, seed: int = 12
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.cli import _add_row, _console, _table
+    from engine.cli import _add_row, _console, _metric, _table
 
     columns: dict[str, dict[str, Any]] = {}
     for path in args.runs:
@@ -64,11 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     keys = sorted({k for metrics in columns.values() for k in metrics})
     table = _table("metric", *columns)
     for key in keys:
-        cells = []
-        for metrics in columns.values():
-            value = metrics.get(key)
-            cells.append("-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value))
-        _add_row(table, key, *cells)
+        _add_row(table, key, *(_metric(metrics.get(key)) for metrics in columns.values()))
     _console().print(table)
     return 0
 
