@@ -102,12 +102,18 @@ def build_data(registry: Registry, cfg: dict[str, Any]) -> Any:
         if not hasattr(source, "facts"):
             raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
         return source
-    if not hasattr(source, "datasets") or not hasattr(source, "facts"):
+    # Look the attributes up without evaluating them: ``facts`` may be a property that does
+    # work (training a tokenizer) which ``load_artifacts`` can still replace with the run's own.
+    if not all(_defines(source, attr) for attr in ("datasets", "facts")):
         raise EngineError(
             f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
             hint="data sources subclass engine.data.DataSource",
         )
     return SourceDataModule(source, seed=cfg["seed"], **loader)
+
+
+def _defines(obj: Any, attr: str) -> bool:
+    return attr in getattr(obj, "__dict__", {}) or any(attr in vars(k) for k in type(obj).__mro__)
 
 
 def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any]) -> Any:

@@ -35,6 +35,8 @@ class DataSource:
     # Optional, called by the runner once the run directory exists (rank zero only):
     #   def save_artifacts(self, run_dir: Path) -> None:
     #       """Write what later use of the run needs (a trained tokenizer, a vocabulary)."""
+    #   def load_artifacts(self, run_dir: Path) -> None:
+    #       """Read them back when the run is reopened (``open_run(RUN).datamodule()``)."""
 
 
 class ArrayDataset(Dataset):
@@ -144,6 +146,12 @@ class SourceDataModule(L.LightningDataModule):
         save = getattr(self.source, "save_artifacts", None)
         if save is not None:
             save(run_dir)
+
+    def load_artifacts(self, run_dir: Any) -> None:
+        """Let the source read back what ``save_artifacts`` wrote, instead of rebuilding it."""
+        load = getattr(self.source, "load_artifacts", None)
+        if load is not None:
+            load(run_dir)
 
     def has_split(self, name: str) -> bool:
         return name in self.splits and len(self.splits[name]) > 0  # type: ignore[arg-type]

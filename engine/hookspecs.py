@@ -117,7 +117,9 @@ def engine_data_sources() -> list[Component]:
 
     subclass :class:`engine.data.DataSource` for both. Optionally it has
     ``save_artifacts(run_dir)``, called once the run directory exists, to write
-    what later use of the run needs (a tokenizer trained on the data), and
+    what later use of the run needs (a tokenizer trained on the data),
+    ``load_artifacts(run_dir)``, called when a finished run is reopened
+    (``engine.runs.open_run(RUN).datamodule()``) to read them back, and
     ``load_input(path) -> Tensor`` to read one input file for prediction. The core wraps it in a
     ``LightningDataModule`` (``data.batch_size``, ``data.num_workers``). A
     source may instead return a ``lightning.LightningDataModule`` with a

@@ -57,10 +57,18 @@ class Run:
         )
 
     def datamodule(self) -> Any:
-        """The run's ``LightningDataModule``, rebuilt from its config (same seed, same splits)."""
+        """The run's ``LightningDataModule``, rebuilt from its config (same seed, same splits).
+
+        A data source with ``load_artifacts(run_dir)`` reads back what it saved in the run
+        (e.g. the run's own tokenizer) instead of rebuilding it.
+        """
         from engine.build import build_data
 
-        return build_data(self._registry(), self.config)
+        datamodule = build_data(self._registry(), self.config)
+        load_artifacts = getattr(datamodule, "load_artifacts", None)
+        if load_artifacts is not None:
+            load_artifacts(self.path)
+        return datamodule
 
     def task(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
         """The run's ``LightningModule`` with the checkpoint's weights, in eval mode, on the CPU.
