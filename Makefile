@@ -12,7 +12,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 # Every benchmark script: the core's, then each plugin's (files starting with _ are helpers).
 BENCHES  := $(wildcard bench/p*.py) $(wildcard plugins/*/bench/[a-z]*.py)
 
-.PHONY: setup demo test bench docs lint clean
+.PHONY: setup espeak demo test bench docs lint clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,22 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	@$(MAKE) --no-print-directory espeak
 	@touch $(STAMP)
+
+# The speech plugin synthesises its spoken-digit data with Debian's espeak-ng: install it when it
+# is missing and we can (root with apt-get); otherwise say so (the speech data source then fails
+# with the same hint).
+espeak:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing espeak-ng (speech synthesis for engine-speech)"; \
+	    apt-get install -y -qq espeak-ng >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq espeak-ng >/dev/null 2>&1; } || \
+	      echo "warning: could not install espeak-ng; speech data will not be synthesised"; \
+	  else \
+	    echo "warning: espeak-ng not found; install it (apt-get install espeak-ng) for engine-speech"; \
+	  fi; }
 
 demo: setup
 	$(ENGINE) plugins list

@@ -38,23 +38,72 @@ def _registry(args: argparse.Namespace) -> Any:
     return engine.get_registry(tuple(args.disable or ()))
 
 
-def _console() -> Any:
-    from rich.console import Console
+# Output: aligned plain-text tables, bold/colour only on a terminal (and not with NO_COLOR).
+# Written here rather than with rich: importing rich.table costs ~70 ms of CPU, a third of the
+# start-up budget of `engine plugins list` and `engine components list` (bench/p1_startup.py).
 
-    # markup=False: names, docs and errors are data, never rich markup ("list[int]" must print as is).
-    return Console(highlight=False, soft_wrap=False, markup=False)
+_ANSI = {"bold": "1", "red": "31", "green": "32", "yellow": "33"}
+
+
+class _Styled(str):
+    """Text printed in a style (``bold``, ``red``, ``green``, ``yellow``) when colour is on."""
+
+    style = ""
+
+
+class _Table:
+    """Columns padded to their widest cell; the last column wraps to the terminal width."""
+
+    def __init__(self, *columns: str) -> None:
+        self.rows: list[tuple[Any, ...]] = [tuple(_styled(c, "bold") for c in columns)]
+
+    def add_row(self, *cells: Any) -> None:
+        self.rows.append(tuple(cells))
+
+    def lines(self, paint: Any) -> list[str]:
+        import shutil
+        import textwrap
+
+        text = [[" ".join(str(c).split()) for c in row] for row in self.rows]
+        widths = [max(len(row[i]) for row in text) for i in range(len(text[0]) - 1)]
+        indent = sum(widths) + 2 * len(widths)
+        room = shutil.get_terminal_size((200, 24)).columns - indent
+        out = []
+        for row, cells in zip(self.rows, text, strict=True):
+            padded = [paint(row[i], cells[i]) + " " * (widths[i] - len(cells[i]) + 2) for i in range(len(widths))]
+            last = textwrap.wrap(cells[-1], room) if room >= 20 and len(cells[-1]) > room else [cells[-1]]
+            out.append("".join(padded) + paint(row[-1], last[0] if last else ""))
+            out.extend(" " * indent + more for more in last[1:])
+        return [line.rstrip() for line in out]
+
+
+class _Console:
+    def __init__(self) -> None:
+        self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+    def paint(self, cell: Any, text: str) -> str:
+        style = getattr(cell, "style", "")
+        return f"\033[{_ANSI[style]}m{text}\033[0m" if self.color and style and text else text
+
+    def print(self, *parts: Any) -> None:
+        if len(parts) == 1 and isinstance(parts[0], _Table):
+            print("\n".join(parts[0].lines(self.paint)))
+        else:
+            print(" ".join(self.paint(p, str(p)) for p in parts))
+
+
+def _console() -> Any:
+    return _Console()
 
 
 def _styled(text: str, style: str) -> Any:
-    from rich.text import Text
-
-    return Text(text, style=style)
+    styled = _Styled(text)
+    styled.style = style
+    return styled
 
 
 def _table(*columns: str) -> Any:
-    from rich.table import Table
-
-    return Table(*columns, header_style="bold", box=None, pad_edge=False)
+    return _Table(*columns)
 
 
 def _metric(value: Any) -> str:
@@ -63,9 +112,7 @@ def _metric(value: Any) -> str:
 
 
 def _add_row(table: Any, *cells: Any) -> None:
-    from rich.text import Text
-
-    table.add_row(*(c if isinstance(c, Text) else Text(str(c)) for c in cells))
+    table.add_row(*cells)
 
 
 # --------------------------------------------------------------------------- plugins
@@ -463,6 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             print(f"  hint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `engine components list | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except KeyboardInterrupt:
         run_dir = os.environ.get("ENGINE_RUN_DIR")
         print("interrupted" + (f"; continue with `engine run --resume {run_dir}`" if run_dir else ""), file=sys.stderr)

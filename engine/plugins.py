@@ -1,7 +1,11 @@
 """Plugin discovery: entry points, enable/disable, broken-plugin isolation.
 
 Plugins are found through ``importlib.metadata`` entry points in the
-``engine.plugins`` group. Loading a plugin imports only its plugin module (keep
+``engine.plugins`` group. What it finds is cached (``$ENGINE_CACHE_DIR/plugins.json``)
+under a fingerprint of the installed distributions (every ``*.dist-info`` on
+``sys.path`` and its ``entry_points.txt``), so a command that only lists or
+validates does not pay for importing and scanning package metadata; installing,
+removing or reinstalling any distribution changes the fingerprint. Loading a plugin imports only its plugin module (keep
 it light); a plugin that fails to import, implements an unknown hook, or raises
 in a hook is recorded as *broken* with its error, and everything else keeps
 working. ``--disable NAME`` and ``ENGINE_DISABLE_PLUGINS=a,b`` keep a plugin
@@ -10,10 +14,13 @@ from being loaded at all.
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
+import sys
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
@@ -52,24 +59,136 @@ def disabled_from_env() -> set[str]:
     return {n.strip() for n in os.environ.get("ENGINE_DISABLE_PLUGINS", "").split(",") if n.strip()}
 
 
-def check_api(obj: Any) -> str | None:
+def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | None:
     """Why plugin ``obj`` cannot work with this engine, or None.
 
     A plugin states the engine API versions it supports as a PEP 440 specifier in a
     module attribute, ``ENGINE_API = ">=1,<2"``; no attribute means any version.
+    ``verdicts`` memoises the answer per specifier (the discovery cache keeps it).
     """
     spec = getattr(obj, "ENGINE_API", None)
     if spec is None:
         return None
+    spec = str(spec)
+    if verdicts is not None and spec in verdicts:
+        return verdicts[spec]
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     from engine import API_VERSION
 
     try:
-        ok = SpecifierSet(str(spec)).contains(str(API_VERSION))
+        ok = SpecifierSet(spec).contains(str(API_VERSION))
+        why = None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
     except InvalidSpecifier:
-        return f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
-    return None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
+        why = f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
+    if verdicts is not None:
+        verdicts[spec] = why
+    return why
+
+
+# --------------------------------------------------------------------------- discovery cache
+
+_CACHE_VERSION = 1
+
+
+def _fingerprint() -> str:
+    """What discovery depends on: the interpreter, the engine API, every distribution on ``sys.path``.
+
+    One ``scandir`` per ``sys.path`` directory and one ``stat`` per distribution: a few
+    milliseconds, against tens for importing ``importlib.metadata`` and reading metadata.
+    """
+    from engine import API_VERSION
+
+    parts = [sys.version, str(API_VERSION)]
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as it:
+                dists = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, or gone
+            try:
+                parts.append(f"{entry} {os.stat(entry).st_mtime_ns}")
+            except OSError:
+                pass
+            continue
+        parts.append(entry)
+        for name in dists:
+            try:
+                st = os.stat(os.path.join(entry, name, "entry_points.txt"))
+                parts.append(f" {name} {st.st_mtime_ns} {st.st_size}")
+            except OSError:
+                parts.append(f" {name}")
+    text = "\n".join(parts).encode()
+    return f"{len(text)}-{zlib.crc32(text):08x}-{zlib.adler32(text):08x}"
+
+
+def _cache_file() -> Any:
+    from engine.settings import cache_dir
+
+    return cache_dir() / f"plugins-v{_CACHE_VERSION}.json"
+
+
+def _scan() -> list[dict[str, Any]]:
+    """The ``engine.plugins`` entry points, read with ``importlib.metadata``."""
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        found.append(
+            {
+                "name": ep.name,
+                "value": ep.value,
+                "dist": dist.name if dist else None,
+                "version": dist.version if dist else None,
+            }
+        )
+    return found
+
+
+def _load(value: str) -> Any:
+    """Import an entry point's object, ``module`` or ``module:attr.attr`` (extras ignored)."""
+    module, _, attr = value.split("[", 1)[0].partition(":")
+    obj: Any = importlib.import_module(module.strip())
+    for part in filter(None, attr.strip().split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+class _DiscoveryCache:
+    """The entry points and ``ENGINE_API`` verdicts of the current set of distributions.
+
+    The file keeps the last few fingerprints: ``engine`` (script directory first on
+    ``sys.path``) and ``python -m engine`` (current directory first) see different paths.
+    """
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self.key = _fingerprint()
+        try:
+            data = json.loads(_cache_file().read_text(encoding="utf-8"))
+            self.known: dict[str, Any] = data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            self.known = {}
+        entry = self.known.get(self.key)
+        self.dirty = not (isinstance(entry, dict) and {"entry_points", "verdicts"} <= entry.keys())
+        if self.dirty:
+            entry = {"entry_points": _scan(), "verdicts": {}}
+        self.entry_points: list[dict[str, Any]] = entry["entry_points"]
+        self.verdicts: dict[str, str | None] = entry["verdicts"]
+
+    def save(self, verdicts: dict[str, str | None]) -> None:
+        if not self.dirty and verdicts == self.verdicts:
+            return
+        from engine.settings import write_json_atomic
+
+        self.known.pop(self.key, None)
+        kept = dict(list(self.known.items())[-(self.KEEP - 1) :])
+        kept[self.key] = {"entry_points": self.entry_points, "verdicts": verdicts}  # newest last
+        try:
+            write_json_atomic(_cache_file(), kept)
+        except OSError:
+            pass  # a read-only cache directory only costs speed
 
 
 class PluginManager:
@@ -94,33 +213,36 @@ class PluginManager:
 
     def discover(self) -> None:
         """Load every plugin advertised in the ``engine.plugins`` entry-point group."""
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None, ep.value)
-            if ep.name in self.disabled:
+        cache = _DiscoveryCache()
+        verdicts = dict(cache.verdicts)
+        for ep in cache.entry_points:
+            name, value = ep["name"], ep["value"]
+            info = PluginInfo(name, ep["dist"], ep["version"], value)
+            if name in self.disabled:
                 info.status = "disabled"
-                self.plugins[ep.name] = info
+                self.plugins[name] = info
                 continue
-            if ep.name in self.plugins:
-                other = self.plugins[ep.name]
+            if name in self.plugins:
+                other = self.plugins[name]
                 if other.distribution == info.distribution:
                     continue  # the same distribution seen twice on sys.path
                 raise PluginError(
-                    f"two distributions provide the plugin '{ep.name}': "
+                    f"two distributions provide the plugin '{name}': "
                     f"{other.distribution} {other.version} and {info.distribution} {info.version}",
-                    hint=f"uninstall one of them, or disable the name with --disable {ep.name}",
+                    hint=f"uninstall one of them, or disable the name with --disable {name}",
                 )
             try:
-                obj = ep.load()
+                obj = _load(value)
             except Exception as exc:
-                self._broken(info, f"import of '{ep.value}' failed: {type(exc).__name__}: {exc}")
+                self._broken(info, f"import of '{value}' failed: {type(exc).__name__}: {exc}")
                 continue
-            why = check_api(obj)
+            why = check_api(obj, verdicts)
             if why is not None:
                 info.status, info.error = "incompatible", why
-                self.plugins[ep.name] = info
+                self.plugins[name] = info
                 continue
             self.register(obj, info)
+        cache.save(verdicts)
 
     def register(self, obj: Any, info: PluginInfo) -> None:
         """Register a plugin object (module, class instance) under ``info.name``."""

@@ -16,6 +16,19 @@ def home() -> Path:
     return Path(os.environ.get("ENGINE_HOME") or Path.home() / ".config" / "engine")
 
 
+def cache_dir() -> Path:
+    """Where the engine caches what it can recompute (``$ENGINE_CACHE_DIR``, default ``~/.cache/engine``)."""
+    return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
+
+
+def write_json_atomic(file: Path, data: Any) -> None:
+    """Write JSON so that a concurrent reader sees the old file or the new one, never half of one."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, file)
+
+
 def _file() -> Path:
     return home() / "settings.json"
 
@@ -33,11 +46,7 @@ def load() -> dict[str, Any]:
 
 
 def save(data: dict[str, Any]) -> None:
-    file = _file()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, file)
+    write_json_atomic(_file(), data)
 
 
 def disabled_plugins() -> set[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,8 +316,9 @@ _CACHE_VERSION = 1
 
 
 def _cache_file() -> Path:
-    root = os.environ.get("ENGINE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "engine")
-    return Path(root) / f"signatures-v{_CACHE_VERSION}.json"
+    from engine.settings import cache_dir
+
+    return cache_dir() / f"signatures-v{_CACHE_VERSION}.json"
 
 
 def _disk_cache() -> dict[str, Any]:
@@ -332,12 +332,10 @@ def _disk_cache() -> dict[str, Any]:
 
 
 def _save_cache() -> None:
-    file = _cache_file()
+    from engine.settings import write_json_atomic
+
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_CACHE), encoding="utf-8")
-        os.replace(tmp, file)
+        write_json_atomic(_cache_file(), _CACHE)
     except OSError:
         pass  # a read-only home only costs speed
 

@@ -178,3 +178,32 @@ def test_list_patterns_and_create() -> None:
     assert model(torch.randn(2, 5)).shape == (2, 3)
     with pytest.raises(ConfigError, match="did you mean 'hidden'"):
         engine.create("model", "mlp", in_features=5, out_features=3, hiden=[8])
+
+
+def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
+    from engine.plugins import _cache_file
+
+    assert "alpha" not in PluginManager().plugins
+    assert _cache_file().exists()  # the first discovery wrote the cache
+    site = plugin_site("alpha", PLUGIN.format(model="net"))  # installed after: a new fingerprint
+    assert PluginManager().plugins["alpha"].status == "ok"
+    # an entry point rewritten in place (reinstalling over the same version) is seen too
+    (site / "engine_beta_plugin.py").write_text(PLUGIN.format(model="other"))
+    eps = site / "engine_alpha-1.0.dist-info" / "entry_points.txt"
+    eps.write_text("[engine.plugins]\nbeta = engine_beta_plugin\n")
+    import importlib
+
+    importlib.invalidate_caches()
+    names = PluginManager().plugins
+    assert "beta" in names and "alpha" not in names
+
+
+def test_discovery_cache_survives_a_corrupt_file_and_keeps_api_verdicts(plugin_site) -> None:
+    from engine.plugins import _cache_file
+
+    plugin_site("old", "ENGINE_API = '<1'\n" + PLUGIN.format(model="net"))
+    _cache_file().parent.mkdir(parents=True, exist_ok=True)
+    _cache_file().write_text("{not json")
+    for _ in range(2):  # computed, then read back from the cache
+        info = PluginManager().plugins["old"]
+        assert info.status == "incompatible" and "supports engine API <1" in (info.error or "")
