@@ -1,0 +1,120 @@
+"""The speech plugin: declarations only (no torch, numpy or soundfile imported here)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine import Component, ConfigError, Recipe, hookimpl
+
+ENGINE_API = ">=1,<2"
+
+_FEATURES = ("n_mels", "sample_rate", "features", "clip_seconds")
+_CLIP_FACTS = ("problem", "num_classes", "out_features", "class_names", "input_shape", *_FEATURES)
+_ASR_FACTS = ("problem", "vocabulary", "vocab_size", *_FEATURES)
+
+
+@hookimpl
+def engine_data_sources() -> list[Component]:
+    m = "engine_speech.data"
+    return [
+        # spoken_digits first: the conformance kit builds every model from the first source's facts.
+        Component(
+            "spoken_digits",
+            f"{m}:SpokenDigits",
+            "Digits spoken by espeak-ng voices (words for KWS, digit strings for ASR), test voices held out",
+            facts=(*_CLIP_FACTS, "vocabulary", "vocab_size"),
+        ),
+        Component(
+            "wav_folder", f"{m}:WavFolder", "Keyword clips from class subfolders of WAV/FLAC files", facts=_CLIP_FACTS
+        ),
+        Component(
+            "transcribed",
+            f"{m}:Transcribed",
+            "Utterances and transcripts from a CSV/JSONL manifest (character vocabulary)",
+            facts=_ASR_FACTS,
+        ),
+    ]
+
+
+@hookimpl
+def engine_models() -> list[Component]:
+    m = "engine_speech.models"
+    return [
+        Component("kws_cnn", f"{m}:KWSCNN", "Keyword-spotting CNN on log-mel clips"),
+        Component("ctc_asr", f"{m}:CTCASR", "Conv front-end + BiGRU/transformer encoder + CTC head over characters"),
+    ]
+
+
+@hookimpl
+def engine_tasks() -> list[Component]:
+    return [
+        Component(
+            "ctc",
+            "engine_speech.task:CTCTask",
+            "Speech recognition: CTC loss, greedy/beam decoding, WER and CER (torchmetrics)",
+            slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"model": "speech.ctc_asr", "optimizer": "adamw", "scheduler": None},
+            required_slots=("model",),
+        )
+    ]
+
+
+@hookimpl
+def engine_recipes() -> list[Recipe]:
+    return [
+        Recipe(
+            "digits-kws",
+            "engine_speech:recipes/digits-kws.yaml",
+            "Keyword spotting of spoken digits (10 classes), held-out voices: >= 97 % test accuracy",
+        ),
+        Recipe(
+            "digits-asr",
+            "engine_speech:recipes/digits-asr.yaml",
+            "CTC recognition of 3-6 spoken digits, held-out voices: WER <= 10 %",
+        ),
+    ]
+
+
+def _name(section: Any) -> str:
+    return str(section.get("name", "")) if isinstance(section, dict) else ""
+
+
+@hookimpl
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """Catch a task that cannot work on the chosen speech data before anything is built."""
+    task, data = _name(config.get("task")), _name(config.get("data"))
+    if data not in ("spoken_digits", "speech.spoken_digits", "transcribed", "speech.transcribed"):
+        return
+    sequences = data.endswith("transcribed") or config["data"].get("mode", "words") == "strings"
+    if task in ("ctc", "speech.ctc") and not sequences:
+        raise ConfigError(
+            "task speech.ctc needs transcribed speech, but speech.spoken_digits is in words mode",
+            hint="set data.mode=strings (or use the supervised task with model=speech.kws_cnn for words)",
+        )
+    if task in ("supervised", "") and sequences:
+        raise ConfigError(
+            f"the supervised task classifies clips, but {data} yields transcribed sequences",
+            hint="use task=speech.ctc model=speech.ctc_asr (or data.mode=words for keyword spotting)",
+        )
+
+
+@hookimpl
+def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files with a trained speech run (speech plugin)",
+        description="Print what run RUN hears in each audio file: the transcript for a speech recognition "
+        "run (task speech.ctc), the predicted word and its probability for a keyword-spotting run. Files of "
+        "any sample rate and channel count are resampled to the run's rate and downmixed to mono.",
+        epilog="example:\n  espeak-ng -v en-us+f5 -w /tmp/d.wav 'four two seven'\n"
+        "  engine transcribe runs/digits-asr /tmp/d.wav",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("run", help="a run directory of a speech run (e.g. from `engine run speech/digits-asr`)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
+    p.add_argument(
+        "--beam-width", type=int, default=None, help="CTC prefix beam search width (default: the run's task.beam_width)"
+    )
+    p.set_defaults(handler="engine_speech.cli:transcribe")
