@@ -21,7 +21,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	$(PY) -m pip install --quiet -e ".[test,docs,report]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
 	@$(MAKE) --no-print-directory espeak
 	@touch $(STAMP)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.component import Component
-from engine.config import LOADER_PARAMS, check_params
+from engine.config import LOADER_PARAMS, check_params, split_reserved
 from engine.errors import EngineError
 from engine.registry import Registry
 
@@ -25,15 +25,40 @@ class Factory:
     keyword arguments the target does not accept are dropped.
     """
 
-    def __init__(self, component: Component, fn: Callable[..., Any], params: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        component: Component,
+        fn: Callable[..., Any],
+        params: dict[str, Any],
+        param_groups: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.component, self.fn, self.params = component, fn, params
+        #: ``optimizer.param_groups`` from the config; applied by :meth:`with_names`.
+        self.param_groups = list(param_groups or [])
         sig = inspect.signature(fn)
         self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
         self._accepts = set(sig.parameters)
 
     def __call__(self, *args: Any, **context: Any) -> Any:
+        if self.param_groups:
+            raise EngineError(
+                "optimizer.param_groups needs parameter names, but this task builds its optimizer from bare parameters",
+                hint="the task should call engine.tasks.configure_optimizers (or factory.with_names(named_parameters))",
+            )
+        return self._call(*args, **context)
+
+    def _call(self, *args: Any, **context: Any) -> Any:
         extra = {k: v for k, v in context.items() if self._accepts_any or k in self._accepts}
         return self.fn(*args, **extra, **self.params)
+
+    def with_names(self, named_parameters: Any, **context: Any) -> Any:
+        """Build the optimizer from ``(name, parameter)`` pairs, applying ``param_groups`` by name."""
+        named = list(named_parameters)
+        if not self.param_groups:
+            return self._call([p for _, p in named], **context)
+        from engine.transfer import param_groups
+
+        return self._call(param_groups(named, self.param_groups), **context)
 
     def __repr__(self) -> str:
         return f"Factory({self.component.qualified_name}, {self.params})"
@@ -73,8 +98,12 @@ def build_component(
     facts: dict[str, Any] | None = None,
     where: str | None = None,
     extra: dict[str, Any] | None = None,
+    reserved: dict[str, Any] | None = None,
 ) -> Any:
-    """Build one component: a :class:`Factory` for optimizers and schedulers, the built object otherwise."""
+    """Build one component: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
+
+    ``reserved`` are the engine's own keys of the slot (``optimizer.param_groups``), already split off.
+    """
     component: Component = registry.resolve(kind, name)
     where = where or kind
     fn = component.load()
@@ -84,7 +113,7 @@ def build_component(
     else:
         params = check_params(where, f"{kind} '{component.qualified_name}'", params, sig)
     if kind in ("optimizer", "scheduler"):
-        return Factory(component, fn, params)
+        return Factory(component, fn, params, param_groups=(reserved or {}).get("param_groups"))
     return _call(component, fn, {**params, **(extra or {})})
 
 
@@ -116,8 +145,13 @@ def _defines(obj: Any, attr: str) -> bool:
     return attr in getattr(obj, "__dict__", {}) or any(attr in vars(k) for k in type(obj).__mro__)
 
 
-def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any]) -> Any:
-    """The run's ``LightningModule``: each slot built by kind, then the task around them."""
+def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any], init_weights: bool = True) -> Any:
+    """The run's ``LightningModule``: each slot built by kind, then the task around them.
+
+    Model slots get their transfer-learning keys applied (``init_from``, ``freeze``; see
+    :mod:`engine.transfer`); ``init_weights=False`` skips loading ``init_from`` weights (reopening a
+    finished run, whose checkpoint replaces them anyway).
+    """
     task: Component = registry.resolve("task", cfg["task"]["name"])
     slots: dict[str, Any] = {}
     for slot, kind in task.slots.items():
@@ -125,9 +159,22 @@ def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any]) -
         if section is None:
             slots[slot] = None
             continue
-        params = {k: v for k, v in section.items() if k != "name"}
-        slots[slot] = build_component(
-            registry, kind, section["name"], params, facts=facts if kind == "model" else None, where=slot
+        component = registry.resolve(kind, section["name"])
+        params, reserved = split_reserved(
+            kind, {k: v for k, v in section.items() if k != "name"}, registry.load_signature(component)
         )
+        slots[slot] = build_component(
+            registry,
+            kind,
+            section["name"],
+            params,
+            facts=facts if kind == "model" else None,
+            where=slot,
+            reserved=reserved,
+        )
+        if kind == "model" and reserved:
+            from engine.transfer import apply_model_keys
+
+            apply_model_keys(slots[slot], reserved, slot, load=init_weights)
     params = {k: v for k, v in cfg["task"].items() if k != "name"}
     return build_component(registry, "task", task.qualified_name, params, facts=facts, extra=slots)

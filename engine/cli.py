@@ -25,6 +25,8 @@ examples:
   engine run --resume runs/mlp-synthetic-...   continue an interrupted run
   engine runs list
   engine evaluate runs/mlp-synthetic-...      evaluate a trained run again (test split)
+  engine evaluate RUN1 RUN2 RUN3 --ensemble    average several runs' probabilities
+  engine report RUN [RUN...]                   training curves (PNG) and a Markdown summary
   engine new plugin myplugin                   scaffold a plugin package
 
 Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error.
@@ -257,6 +259,10 @@ def cmd_components_show(args: argparse.Namespace) -> int:
 
             for p in LOADER_PARAMS.values():
                 _add_row(table, f"data.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
+        from engine.config import reserved_keys
+
+        for p in reserved_keys(entry.kind, sig).values():  # model.init_from, model.freeze, optimizer.param_groups
+            _add_row(table, f"{entry.kind}.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
         console.print(table)
         if sig.open:
             console.print("  (also accepts other keyword arguments)")
@@ -433,6 +439,9 @@ def build_parser(manager: Any = None) -> argparse.ArgumentParser:
         "  data.batch_size=128   loader: batch_size, num_workers, pin_memory\n"
         "  checkpoint.monitor=val/accuracy checkpoint.mode=max\n"
         "  early_stopping.patience=5   switch on early stopping\n"
+        "  prune.amount=0.5      prune 50% of the weights during training (see docs/techniques.md)\n"
+        "  model.init_from=RUN model.freeze=[features.*]   fine-tune from another run\n"
+        "  task=distill task.teacher=RUN   distil a trained run into the model\n"
         "  seed=1  run.dir=runs  run.name=my-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

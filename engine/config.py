@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
         "every_n_train_steps": None,
     },
     "early_stopping": None,
+    "prune": None,
     "run": {"dir": "runs", "name": None},
 }
 
@@ -58,6 +59,23 @@ SCHEMAS: dict[str, dict[str, tuple[str, str]]] = {
         "mode": ("Literal['min', 'max'] | None", "whether lower or higher is better (default: checkpoint mode)"),
         "min_delta": ("float", "smallest change that counts as improvement"),
     },
+    "prune": {
+        "amount": ("float", "final fraction of pruned weights (unstructured) or channels (structured), in (0, 1)"),
+        "method": (
+            "Literal['l1_unstructured', 'random_unstructured', 'ln_structured']",
+            "l1_unstructured: smallest |w|; random_unstructured; ln_structured: whole output channels by L2 norm",
+        ),
+        "scope": ("Literal['global', 'layer']", "unstructured: rank weights across all layers (global) or per layer"),
+        "start_epoch": ("int | None", "first epoch that prunes, at its end (default: half of trainer.max_epochs)"),
+        "end_epoch": (
+            "int | None",
+            "epoch reaching the final amount (default: three quarters of trainer.max_epochs); later ones fine-tune",
+        ),
+        "schedule": (
+            "Literal['cubic', 'linear']",
+            "how the sparsity grows from start to end epoch (cubic: fast first)",
+        ),
+    },
     "run": {
         "dir": ("str", "directory holding run directories"),
         "name": ("str | None", "run directory name (default: <model>-<data>-<timestamp>)"),
@@ -66,6 +84,53 @@ SCHEMAS: dict[str, dict[str, tuple[str, str]]] = {
 
 #: Defaults of the early_stopping section once it is switched on (e.g. ``early_stopping.patience=5``).
 EARLY_STOPPING = {"monitor": None, "patience": 3, "mode": None, "min_delta": 0.0}
+
+#: Defaults of the prune section once it is switched on (e.g. ``prune.amount=0.5``).
+PRUNE = {
+    "amount": 0.5,
+    "method": "l1_unstructured",
+    "scope": "global",
+    "start_epoch": None,
+    "end_epoch": None,
+    "schedule": "cubic",
+}
+
+#: Sections that are off (``null``) unless one of their keys is set, with their defaults once on.
+SWITCHED = {"early_stopping": EARLY_STOPPING, "prune": PRUNE}
+
+#: Keys every model slot accepts besides the model's own parameters (transfer learning); kept only when set.
+MODEL_KEYS = {
+    "init_from": Param(
+        "init_from", "str | None", None, "run directory (its best checkpoint) or .ckpt file to load weights from"
+    ),
+    "init_skip": Param(
+        "init_skip",
+        "list[str]",
+        [],
+        "glob patterns of parameters not to load (kept freshly initialised), e.g. [head.*]",
+    ),
+    "init_strict": Param("init_strict", "bool", False, "fail on missing or unexpected keys instead of reporting them"),
+    "init_mismatch": Param(
+        "init_mismatch",
+        "Literal['error', 'reinit']",
+        "error",
+        "parameters whose shape differs (a head for other classes): fail, or keep them freshly initialised",
+    ),
+    "freeze": Param("freeze", "list[str] | str", [], "glob patterns of parameters to freeze, e.g. [features.*]"),
+    "unfreeze_at_epoch": Param(
+        "unfreeze_at_epoch", "int | None", None, "unfreeze the frozen parameters when this epoch starts"
+    ),
+}
+
+#: Keys every optimizer slot accepts besides the optimizer's own parameters; kept only when set.
+OPTIMIZER_KEYS = {
+    "param_groups": Param(
+        "param_groups",
+        "list[dict[str, Any]]",
+        [],
+        "per-group settings: [{params: 'features.*', lr: 1e-4}, ...] (globs on parameter names; the rest: defaults)",
+    ),
+}
 
 #: Loader parameters every ``data`` section accepts besides the source's own.
 LOADER_PARAMS = {
@@ -326,15 +391,18 @@ def validate(cfg: dict[str, Any], registry: Registry) -> dict[str, Any]:
             cfg[slot] = {"name": task.defaults[slot], **cfg[slot]}  # optimizer.lr=… tunes the default
         section = _section(cfg, slot)
         comp: Component = registry.resolve(kind, section["name"])
+        sig = registry.signature(comp)
+        params, reserved = split_reserved(kind, _params(section), sig)
         out[slot] = {
             "name": comp.qualified_name,
             **check_params(
                 slot,
                 f"{kind} '{comp.qualified_name}'",
-                _params(section),
-                registry.signature(comp),
+                params,
+                sig,
                 provided=facts if kind == "model" else set(),
             ),
+            **check_reserved(slot, kind, reserved, sig),
         }
 
     seed = cfg.get("seed")
@@ -353,15 +421,135 @@ def validate(cfg: dict[str, Any], registry: Registry) -> dict[str, Any]:
 
     for name, schema in SCHEMAS.items():
         value = cfg.get(name)
-        if value is None and name == "early_stopping":
+        if value is None and name in SWITCHED:
             out[name] = None
             continue
         if not isinstance(value, dict):
             raise ConfigError(f"'{name}' must be a mapping, got {_describe(value)}")
-        defaults = EARLY_STOPPING if name == "early_stopping" else DEFAULTS[name]
+        defaults = SWITCHED.get(name) or DEFAULTS[name]
         sig = Signature(tuple(Param(k, ann, defaults.get(k), doc) for k, (ann, doc) in schema.items()))
         out[name] = check_params(name, f"the {name} section", value, sig)
+    if out.get("prune") is not None:
+        check_prune(out["prune"], out["trainer"])
     return out
+
+
+# --------------------------------------------------------------------------- technique keys
+
+
+def reserved_keys(kind: str, sig: Signature | None) -> dict[str, Param]:
+    """The engine's own keys a ``kind`` slot accepts (``model.freeze``, ``optimizer.param_groups``).
+
+    A component parameter of the same name wins: its own meaning is kept.
+    """
+    keys = MODEL_KEYS if kind == "model" else OPTIMIZER_KEYS if kind == "optimizer" else {}
+    own = {p.name for p in sig.params} if sig is not None else set()
+    return {k: p for k, p in keys.items() if k not in own}
+
+
+def split_reserved(kind: str, params: dict[str, Any], sig: Signature | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``params`` split into the component's own and the engine's reserved keys."""
+    keys = reserved_keys(kind, sig)
+    return {k: v for k, v in params.items() if k not in keys}, {k: v for k, v in params.items() if k in keys}
+
+
+def check_reserved(slot: str, kind: str, values: dict[str, Any], sig: Signature | None) -> dict[str, Any]:
+    """Validate the reserved keys set in a slot (torch-free); only the keys that were set are returned."""
+    if not values:
+        return {}
+    keys = reserved_keys(kind, sig)
+    checked = check_params(slot, f"the {slot} section", values, Signature(tuple(keys.values())))
+    out = {k: checked[k] for k in values}
+    for key in ("freeze", "init_skip"):
+        if isinstance(out.get(key), str):
+            out[key] = [out[key]]  # one pattern
+    if kind == "model":
+        _check_model_keys(slot, out)
+    elif kind == "optimizer":
+        _check_param_groups(slot, out.get("param_groups") or [], sig)
+    return out
+
+
+def _check_model_keys(slot: str, keys: dict[str, Any]) -> None:
+    source = keys.get("init_from")
+    for key in ("init_skip", "init_strict", "init_mismatch"):
+        if key in keys and source is None:
+            raise ConfigError(f"{slot}.{key} needs {slot}.init_from", hint=f"set {slot}.init_from=RUN_DIR")
+    if source is not None:
+        check_run_dir(source, f"{slot}.init_from", checkpoint_ok=True)
+    epoch = keys.get("unfreeze_at_epoch")
+    if epoch is not None:
+        if not keys.get("freeze"):
+            raise ConfigError(f"{slot}.unfreeze_at_epoch needs {slot}.freeze", hint=f"e.g. {slot}.freeze=[features.*]")
+        if epoch < 1:
+            raise ConfigError(f"{slot}.unfreeze_at_epoch must be >= 1, got {epoch}", hint="or drop freeze altogether")
+    for pattern in keys.get("freeze") or []:
+        if not pattern:
+            raise ConfigError(f"{slot}.freeze holds an empty pattern")
+
+
+def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
+    """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise."""
+    run = Path(path).expanduser()
+    what = "a run directory (see `engine runs list`)" + (" or a .ckpt file" if checkpoint_ok else "")
+    if not run.exists():
+        raise ConfigError(f"{where}: {run} does not exist", hint=f"give {what}")
+    if run.is_file() and checkpoint_ok:
+        return run
+    if not run.is_dir() or not (run / "config.yaml").is_file():
+        raise ConfigError(f"{where}: {run} is not a run directory (no config.yaml)", hint=f"give {what}")
+    return run
+
+
+def _check_param_groups(slot: str, groups: list[dict[str, Any]], sig: Signature | None) -> None:
+    params = {p.name: p for p in (sig.params if sig else ()) if p.name != "params"}
+    for i, group in enumerate(groups):
+        where = f"{slot}.param_groups[{i}]"
+        patterns = group.get("params")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns or not all(isinstance(p, str) and p for p in patterns):
+            raise ConfigError(
+                f"{where} needs 'params': a glob pattern or a list of them on parameter names",
+                hint=f"for example {slot}.param_groups=[{{params: 'features.*', lr: 1e-4}}]",
+            )
+        for key, value in group.items():
+            if key == "params":
+                continue
+            p = params.get(key)
+            if p is None:
+                if sig is not None and not sig.open:
+                    raise ConfigError(
+                        f"unknown setting '{key}' in {where}{did_you_mean(key, params)}",
+                        hint=f"a group may set: {', '.join(params) or 'nothing'}",
+                    )
+                continue
+            if not check_type(value, p.annotation):
+                raise ConfigError(f"{where}.{key} must be {p.annotation}, got {_describe(value)}")
+
+
+def check_prune(prune: dict[str, Any], trainer: dict[str, Any]) -> None:
+    """The prune section makes sense: amount in (0, 1), epochs in order, time left to fine-tune."""
+    amount = prune["amount"]
+    if not 0.0 < amount < 1.0:
+        raise ConfigError(
+            f"prune.amount must be between 0 and 1 (exclusive), got {amount}", hint="e.g. prune.amount=0.5"
+        )
+    start, end = prune["start_epoch"], prune["end_epoch"]
+    if start is not None and start < 0:
+        raise ConfigError(f"prune.start_epoch must be >= 0, got {start}")
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"prune.end_epoch ({end}) comes before prune.start_epoch ({start})")
+    epochs = trainer.get("max_epochs", DEFAULTS["trainer"]["max_epochs"])
+    if isinstance(epochs, int) and epochs > 0 and "max_steps" not in trainer:
+        last = max(start or 0, end if end is not None else 0)
+        if last >= epochs - 1:
+            raise ConfigError(
+                f"prune: the last pruning epoch ({last}) leaves no epoch of fine-tuning within "
+                f"trainer.max_epochs={epochs}",
+                hint="lower prune.end_epoch or raise trainer.max_epochs (the best checkpoint is chosen among "
+                "epochs after the final prune)",
+            )
 
 
 def _params(section: dict[str, Any]) -> dict[str, Any]:

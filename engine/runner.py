@@ -135,8 +135,8 @@ def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[
                 min_delta=es["min_delta"],
             )
         )
-    if cfg.get("scheduler"):
-        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    # Always: `engine report` plots the learning rate of every run (constant ones too).
+    callbacks.append(LearningRateMonitor(logging_interval="step"))
     return callbacks, checkpoint
 
 
@@ -280,10 +280,27 @@ def _run(
         epochs=trainer.current_epoch,
         wall_time_s=round(time.time() - started, 3),
     )
+    summary.update(_technique_info(trainer, model))
     summary = _jsonable(summary)
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, summary)
+
+
+def _technique_info(trainer: Any, model: Any) -> dict[str, Any]:
+    """What training techniques report for summary.json: weights loaded (``init_from``), frozen
+    parameters, and anything a callback returns from ``summary_info()`` (pruning: sparsity)."""
+    from engine.transfer import init_reports
+
+    info: dict[str, Any] = {}
+    transfer = init_reports(model)
+    if transfer:
+        info["transfer"] = transfer
+    for callback in trainer.callbacks:
+        report = getattr(callback, "summary_info", None)
+        if callable(report):
+            info.update(report())
+    return info
 
 
 def _relative(path: str | None, root: Path) -> str | None:

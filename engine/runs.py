@@ -81,7 +81,10 @@ class Run:
         from engine.build import build_task
 
         path = self.checkpoint(which)
-        module = build_task(self._registry(), self.config, dict(facts if facts is not None else self.facts))
+        # init_weights=False: the checkpoint replaces any model.init_from weights (whose source may be gone).
+        module = build_task(
+            self._registry(), self.config, dict(facts if facts is not None else self.facts), init_weights=False
+        )
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
         except Exception as exc:

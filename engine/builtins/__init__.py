@@ -6,6 +6,8 @@ built. Third-party plugins look exactly like this module.
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.component import Component, Recipe
 from engine.plugins import hookimpl
 
@@ -22,7 +24,15 @@ def engine_tasks() -> list[Component]:
             slots=_SUPERVISED_SLOTS,
             defaults={"optimizer": "adamw", "loss": None, "scheduler": None},
             required_slots=("model",),
-        )
+        ),
+        Component(
+            "distill",
+            "engine.tasks.distill:DistillTask",
+            "Knowledge distillation: the model (student) learns from a trained run (teacher) and the labels",
+            slots=_SUPERVISED_SLOTS,
+            defaults={"optimizer": "adamw", "loss": None, "scheduler": None},
+            required_slots=("model",),
+        ),
     ]
 
 
@@ -101,3 +111,38 @@ def engine_recipes() -> list[Recipe]:
             "MLP on seeded synthetic data: a quick end-to-end run",
         )
     ]
+
+
+@hookimpl
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """Check what the techniques name on disk before anything is built (torch-free)."""
+    task = config.get("task")
+    if isinstance(task, dict) and str(task.get("name", "")).split(".")[-1] == "distill":
+        from engine.config import check_run_dir
+
+        teacher = task.get("teacher")
+        if isinstance(teacher, str):
+            check_run_dir(teacher, "task.teacher")
+
+
+@hookimpl
+def engine_callbacks(config: dict[str, Any]) -> list[Any]:
+    """Pruning (the ``prune`` section) and unfreezing (``model.unfreeze_at_epoch`` of any model slot)."""
+    out: list[Any] = []
+    if config.get("prune"):
+        from engine.callbacks import Prune
+
+        out.append(Prune(**config["prune"]))
+    if any(isinstance(v, dict) and v.get("unfreeze_at_epoch") is not None for v in config.values()):
+        from engine.transfer import UnfreezeAtEpoch
+
+        out.append(UnfreezeAtEpoch())
+    return out
+
+
+@hookimpl
+def engine_add_commands(subparsers: Any) -> None:
+    """``engine report``: training curves and a Markdown summary of runs."""
+    from engine.report import add_parser
+
+    add_parser(subparsers)

@@ -16,14 +16,18 @@ def configure_optimizers(
 
     ``optimizer`` and ``scheduler`` are the factories the core passes into a task's
     slots; ``params`` defaults to all of ``module``'s parameters (pass parameter
-    groups to tune them separately). The scheduler is told the run's
+    groups to tune them separately), named, so that ``optimizer.param_groups``
+    (globs on parameter names) applies. The scheduler is told the run's
     ``total_steps`` and ``max_epochs``; one that returns a bare scheduler is
     stepped once per epoch::
 
         def configure_optimizers(self):
             return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
     """
-    opt = optimizer(module.parameters() if params is None else params)
+    if params is None and hasattr(optimizer, "with_names"):
+        opt = optimizer.with_names(module.named_parameters())
+    else:
+        opt = optimizer(module.parameters() if params is None else params)
     if scheduler is None:
         return opt
     trainer = module.trainer

@@ -113,10 +113,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise EngineError(f"--top must be >= 1, got {args.top}")
     predictor = Predictor(args.run, args.artifact)
     batch, names = predictor.read(args.inputs, raw=args.raw)
-    records = predictor.predict(batch, args.top)
+    members: list[list[str]] = []
+    if args.ensemble:
+        records, members = _ensemble(predictor, args, batch)
+    else:
+        records = predictor.predict(batch, args.top)
     if args.json:
-        for name, record in zip(names, records, strict=True):
-            sys.stdout.write(json.dumps({"input": name, **record}) + "\n")
+        for i, (name, record) in enumerate(zip(names, records, strict=True)):
+            extra = {"members": [m[i] for m in members]} if members else {}
+            sys.stdout.write(json.dumps({"input": name, **record, **extra}) + "\n")
         return 0
     console = _console()
     if predictor.problem != "classification":
@@ -130,8 +135,52 @@ def cmd_predict(args: argparse.Namespace) -> int:
             top = "  ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
             table.add_row(name, record["label"], f"{record['probability']:.4f}", top)
     console.print(table)
-    console.print(f"({predictor.backend})", style="dim")
+    if members:
+        runs = [args.run, *args.ensemble]
+        console.print(f"(ensemble of {len(runs)} runs: {', '.join(runs)})", style="dim")
+        for run, labels in zip(runs, members, strict=True):
+            console.print(f"  {run}: {' '.join(labels)}", style="dim")
+    else:
+        console.print(f"({predictor.backend})", style="dim")
     return 0
+
+
+def _ensemble(predictor: Any, args: argparse.Namespace, batch: Any) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Average the probabilities (values) of ``args.run`` and every ``--ensemble`` run on ``batch``."""
+    import torch
+
+    from engine_deploy import common
+    from engine_deploy.predictor import Predictor
+
+    if args.artifact:
+        raise EngineError("--ensemble uses the runs' own models; it does not combine with --artifact")
+    others = [Predictor(run) for run in args.ensemble]
+    for other in others:
+        if other.class_names != predictor.class_names or other.problem != predictor.problem:
+            raise EngineError(
+                f"{other.run.path} cannot be ensembled with {predictor.run.path}: it predicts "
+                f"{other.problem} {other.class_names or ''} instead of "
+                f"{predictor.problem} {predictor.class_names or ''}",
+                hint="ensemble runs trained on the same data (vary the seed)",
+            )
+        if other.sample_shape != predictor.sample_shape:
+            raise EngineError(
+                f"{other.run.path} takes inputs of shape {other.sample_shape}, "
+                f"{predictor.run.path} {predictor.sample_shape}"
+            )
+    outputs = [common.to_probabilities(p.forward(batch), p.problem) for p in [predictor, *others]]
+    members = [
+        [r.get("label", str(r.get("value"))) for r in p.describe(o, 1)]
+        for p, o in zip(
+            [predictor, *others],
+            [torch.log(o.clamp_min(1e-12)) if predictor.problem == "classification" else o for o in outputs],
+            strict=True,
+        )
+    ]
+    mean = torch.stack(outputs).mean(0)
+    if predictor.problem == "classification":
+        mean = torch.log(mean.clamp_min(1e-12))  # describe() applies a softmax: softmax(log p) = p
+    return predictor.describe(mean, args.top), members
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ examples:
   engine predict runs/digits sample.json
   engine predict runs/digits batch.npy --artifact runs/digits/deploy/onnx --top 3 --json
   engine predict runs/table rows.csv --raw            apply the run's standardisation to raw rows
+  engine predict runs/seed0 digit.png --ensemble runs/seed1 --ensemble runs/seed2   average 3 runs
 """
 
 _SERVE_EPILOG = """\
@@ -116,6 +117,14 @@ def engine_add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (one object per sample)")
     p.add_argument(
         "--raw", action="store_true", help="inputs are raw features: apply the run's recorded standardisation first"
+    )
+    p.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="another run to average with RUN (repeatable): probabilities (values for regression) are averaged; "
+        "every run must predict the same classes from the same inputs",
     )
     p.set_defaults(handler="engine_deploy.cli:cmd_predict")
 

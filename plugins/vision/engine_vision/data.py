@@ -110,6 +110,8 @@ class Digits(VisionSource):
         seed: seed of the split and of the augmentation (recipes set it to the run's seed).
         augment: augmentation of the training split, e.g. {rotate: 10, shift: 0.1, scale: [0.9, 1.1]};
             keys rotate, shift, scale, shear, hflip, vflip, noise, erase.
+        classes: keep only these digits, e.g. [5, 6, 7, 8, 9] (labels become 0..k-1 in this order,
+            class names stay the digits); default: all ten.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Digits(VisionSource):
         test_fraction: float = 0.2,
         seed: int = 0,
         augment: dict[str, float | bool | list[float]] | None = None,
+        classes: list[int] | None = None,
     ) -> None:
         from sklearn.datasets import load_digits
 
@@ -125,6 +128,16 @@ class Digits(VisionSource):
         raw = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
         self.y = torch.tensor(bunch.target, dtype=torch.long)
         self.class_names = [str(i) for i in range(10)]
+        if classes is not None:
+            if not classes or len(set(classes)) != len(classes) or any(not 0 <= c <= 9 for c in classes):
+                raise ConfigError(
+                    f"data.classes must be distinct digits 0..9, got {list(classes)}", hint="e.g. data.classes=[5,6,7]"
+                )
+            keep = torch.isin(self.y, torch.tensor(classes))
+            remap = torch.full((10,), -1, dtype=torch.long)
+            remap[torch.tensor(classes)] = torch.arange(len(classes))
+            raw, self.y = raw[keep], remap[self.y[keep]]
+            self.class_names = [str(c) for c in classes]
         self.seed = seed
         self.index = split_indices(len(raw), val_fraction, test_fraction, seed, stratify=self.y)
         self._normalise(raw, None, None)
