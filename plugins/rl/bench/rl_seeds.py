@@ -1,6 +1,7 @@
 """Train the RL recipes over several seeds and evaluate each greedy policy on fresh episodes.
 
-Prints one row per (recipe, seed): environment steps, training wall time, evaluation
+Prints one row per (recipe, seed): environment steps (of training, and when the evaluated best
+checkpoint was written), training wall time, evaluation
 mean ± std over ``--episodes`` episodes (seeds ``--eval-seed`` …, never used in training),
 and whether the issue's target is met::
 
@@ -58,12 +59,18 @@ def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, 
     r = open_run(result.run_dir)
     dm = r.datamodule()
     task = r.task(facts=dm.facts)
+    import torch
+
+    # training env steps at which the evaluated (best) checkpoint was written
+    ckpt = torch.load(r.checkpoint("best"), map_location="cpu", weights_only=False)
+    best_steps = int(ckpt.get("rl", {}).get("env_steps", -1))
     started = time.time()
     metrics = task.evaluate_run(dm, episodes=episodes, seed=eval_seed)
     return {
         "recipe": recipe,
         "seed": seed,
         "env_steps": int(result.summary["metrics"]["train/env_steps"]),
+        "best_steps": best_steps,
         "train_s": train_s,
         "eval_s": time.time() - started,
         "run_dir": str(result.run_dir),
@@ -91,7 +98,7 @@ def main() -> None:
 
     rows = []
     header = (
-        f"{'recipe':17s} {'seed':>4s} {'env steps':>9s} {'train s':>8s} {'eval mean ± std':>18s} "
+        f"{'recipe':17s} {'seed':>4s} {'env steps':>9s} {'best at':>8s} {'train s':>8s} {'eval mean ± std':>18s} "
         f"{'success':>7s} {'target':>14s} ok"
     )
     print(header, flush=True)
@@ -105,7 +112,7 @@ def main() -> None:
             success = f"{row['eval/success_rate']:.3f}" if "eval/success_rate" in row else "-"
             target = f"{metric.split('/')[1].split('_')[0]}>={threshold:g}"
             print(
-                f"{recipe:17s} {seed:>4d} {row['env_steps']:>9d} {row['train_s']:>8.1f} "
+                f"{recipe:17s} {seed:>4d} {row['env_steps']:>9d} {row['best_steps']:>8d} {row['train_s']:>8.1f} "
                 f"{row['eval/return_mean']:>9.2f} ± {row['eval/return_std']:<6.2f} {success:>7s} {target:>14s} "
                 f"{'yes' if ok else 'NO'}",
                 flush=True,

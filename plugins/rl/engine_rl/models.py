@@ -75,7 +75,11 @@ class MLPPolicy(nn.Module):
         action_high: upper bounds of a continuous action (from the data).
         hidden: widths of the hidden layers of the actor and of the critic.
         activation: hidden activation, tanh or relu.
-        log_std_init: initial log standard deviation of the Gaussian head.
+        log_std_init: initial log standard deviation of the Gaussian head (of each gSDE weight with use_sde).
+        use_sde: generalized state-dependent exploration (gSDE, Raffin et al. 2021) for continuous actions: the
+            exploration noise is the actor's last hidden features times a random matrix, resampled every
+            sde_sample_freq steps, so it is smooth in time and scaled per state.
+        sde_sample_freq: with use_sde, resample the noise matrix every this many rollout steps (-1: once per rollout).
     """
 
     def __init__(
@@ -89,6 +93,8 @@ class MLPPolicy(nn.Module):
         hidden: list[int] = [64, 64],  # noqa: B006 - read as a literal default by the engine
         activation: Literal["tanh", "relu"] = "tanh",
         log_std_init: float = 0.0,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
     ) -> None:
         super().__init__()
         if (num_actions is None) == (action_dim is None):
@@ -100,8 +106,21 @@ class MLPPolicy(nn.Module):
         out = num_actions if num_actions is not None else int(action_dim)  # type: ignore[arg-type]
         self.actor = _mlp([in_features, *hidden, out], activation, out_gain=0.01)
         self.critic = _mlp([in_features, *hidden, 1], activation, out_gain=1.0)
+        if use_sde and self.discrete:
+            raise ConfigError(
+                "policy.use_sde (state-dependent exploration) is for continuous actions; the actions are discrete",
+                hint="set policy.use_sde=false",
+            )
+        if sde_sample_freq == 0 or sde_sample_freq < -1:
+            raise ConfigError(
+                f"policy.sde_sample_freq must be positive or -1 (once per rollout), got {sde_sample_freq}"
+            )
+        self.use_sde, self.sde_sample_freq = use_sde, sde_sample_freq
+        self._noise: torch.Tensor | None = None  # gSDE exploration matrices, one per environment copy
         if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((out,), float(log_std_init)))
+            latent = hidden[-1] if hidden else in_features
+            shape = (latent, out) if use_sde else (out,)
+            self.log_std = nn.Parameter(torch.full(shape, float(log_std_init)))
             low = torch.tensor(action_low if action_low is not None else [-float("inf")] * out, dtype=torch.float32)
             high = torch.tensor(action_high if action_high is not None else [float("inf")] * out, dtype=torch.float32)
             self.register_buffer("action_low", low)
@@ -109,10 +128,35 @@ class MLPPolicy(nn.Module):
 
     def distribution(self, obs: torch.Tensor, normalized: bool = False) -> Distribution:
         """The action distribution at ``obs`` (training path: ``normalized=True`` skips the model's normaliser)."""
+        if self.use_sde:
+            latent, mean = self._latent_and_mean(obs, normalized)
+            variance = (latent.detach() ** 2) @ (self.log_std.exp() ** 2)
+            return Independent(Normal(mean, torch.sqrt(variance + 1e-6)), 1)
         out = self.actor(self.encoder(obs, normalized))
         if self.discrete:
             return Categorical(logits=out)
         return Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
+
+    def _latent_and_mean(self, obs: torch.Tensor, normalized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        latent = self.actor[:-1](self.encoder(obs, normalized))
+        return latent, self.actor[-1](latent)
+
+    def sample(self, obs: torch.Tensor, dist: Distribution, step: int, normalized: bool = False) -> torch.Tensor:
+        """An exploratory action for each observation (rollouts; ``step`` counts the rollout's steps from 0).
+
+        Without gSDE a sample of ``dist``; with gSDE ``mean + latent @ noise`` with one noise matrix per
+        environment copy, resampled at step 0 and every ``sde_sample_freq`` steps (its law given the state is
+        ``dist``, so the PPO ratio uses ``dist.log_prob``).
+        """
+        if not self.use_sde:
+            return dist.sample()
+        latent, mean = self._latent_and_mean(obs, normalized)
+        n = latent.shape[0]
+        freq = self.sde_sample_freq
+        if self._noise is None or self._noise.shape[0] != n or step == 0 or (freq > 0 and step % freq == 0):
+            std = self.log_std.detach().exp()
+            self._noise = torch.randn((n, *std.shape), device=std.device) * std
+        return mean + torch.bmm(latent.unsqueeze(1), self._noise).squeeze(1)
 
     def value(self, obs: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """State values, shape ``[batch]``."""

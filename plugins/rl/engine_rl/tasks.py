@@ -631,10 +631,10 @@ class PPO(RLTask):
         n, T = dm.num_envs, self.rollout_steps
         obs_buf, act_buf, logp_buf, val_buf, rew_buf, done_buf = [], [], [], [], [], []
         policy = self.model
-        for _ in range(T):
+        for t in range(T):
             o = self._obs_tensor(obs)
             dist = policy.distribution(o, normalized=True)
-            action = dist.sample()
+            action = policy.sample(o, dist, t, normalized=True) if hasattr(policy, "sample") else dist.sample()
             value = policy.value(o, normalized=True)
             a = action.cpu().numpy()
             if not policy.discrete:

@@ -192,6 +192,7 @@ def test_ppo_continuous_trains_and_evaluates(tmp_path: Path) -> None:
         "task.rollout_steps=128",
         "task.update_epochs=2",
         "task.minibatch_size=64",
+        "data.normalize_observation=true",
         recipe="rl/pendulum-ppo",
     )
     r = open_run(run_dir)
@@ -205,6 +206,33 @@ def test_ppo_continuous_trains_and_evaluates(tmp_path: Path) -> None:
     assert evaluate(run_dir, episodes=4, seed=5) == result  # fresh seeds, deterministic policy: reproducible
 
 
+def test_gsde_exploration_noise_is_state_dependent_and_resampled_on_schedule() -> None:
+    from engine_rl.models import MLPPolicy
+
+    torch.manual_seed(0)
+    policy = MLPPolicy(3, None, 1, None, [-2.0], [2.0], hidden=[8, 8], use_sde=True, sde_sample_freq=2)
+    assert policy.log_std.shape == (8, 1)  # one std per (latent feature, action)
+    obs = torch.randn(4, 3)
+    with torch.no_grad():
+        dist = policy.distribution(obs, normalized=True)
+        latent, mean = policy._latent_and_mean(obs, normalized=True)
+        # the Gaussian's variance is sum_j latent_j^2 * std_j^2: state-dependent
+        assert torch.allclose(dist.variance, (latent**2) @ policy.log_std.exp() ** 2 + 1e-6, atol=1e-6)
+        a0 = policy.sample(obs, dist, 0, normalized=True)
+        noise0 = policy._noise.clone()
+        a1 = policy.sample(obs, dist, 1, normalized=True)  # same matrices: same action for the same state
+        assert torch.equal(a0, a1) and torch.equal(policy._noise, noise0)
+        policy.sample(obs, dist, 2, normalized=True)  # every sde_sample_freq steps: new matrices
+        assert not torch.equal(policy._noise, noise0) and policy._noise.shape == (4, 8, 1)
+        assert torch.allclose(a0, mean + torch.bmm(latent.unsqueeze(1), noise0).squeeze(1))
+        assert torch.isfinite(dist.log_prob(a0)).all()
+        assert torch.equal(policy(obs), mean.clamp(-2, 2))  # deployment: the deterministic action
+    with pytest.raises(ConfigError, match="use_sde"):
+        MLPPolicy(4, 2, None, None, None, None, use_sde=True)
+    with pytest.raises(ConfigError, match="sde_sample_freq"):
+        MLPPolicy(3, None, 1, None, [-2.0], [2.0], use_sde=True, sde_sample_freq=0)
+
+
 def test_trained_policy_deploys_like_any_model(tmp_path: Path) -> None:
     from engine_rl.models import MLPPolicy, QNetwork
 
@@ -213,6 +241,7 @@ def test_trained_policy_deploys_like_any_model(tmp_path: Path) -> None:
     for model in (
         MLPPolicy(4, 2, None, None, None, None),
         MLPPolicy(3, None, 1, None, [-2.0], [2.0]),
+        MLPPolicy(3, None, 1, None, [-2.0], [2.0], use_sde=True, sde_sample_freq=4),
         QNetwork(16, 4, 16),
     ):
         model.eval()
