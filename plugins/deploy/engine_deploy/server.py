@@ -5,8 +5,8 @@ well under a second (tests start it in-process on a free port), with the request
 (size limit, API key, JSON, shape) written as plain code returning 4xx with a message; the
 OpenAPI schema comes from pydantic models. LitServe adds inference worker processes fed
 through queues, which on a small CPU machine costs more than it gives. Dynamic batching
-here is a small asyncio loop (:class:`Batcher`); the model runs in one worker thread, so
-the event loop keeps accepting requests while a batch computes.
+here is a small asyncio loop (:class:`Batcher`); the model and its post-processing run once
+per batch in one worker thread, so the event loop keeps accepting requests while a batch computes.
 """
 
 from __future__ import annotations
@@ -67,19 +67,22 @@ class ErrorResponse(BaseModel):
 @dataclass
 class _Item:
     x: torch.Tensor
-    future: asyncio.Future[torch.Tensor]
+    top_k: int
+    future: asyncio.Future[list[dict[str, Any]]]
 
 
 @dataclass
 class Batcher:
     """Collects queued requests into batches of at most ``max_batch_size`` samples.
 
-    The first request of a batch waits at most ``max_wait_ms`` for others to join;
-    requests already waiting are taken without delay. ``max_batch_size=1`` turns
-    batching off (one request per model call, no waiting).
+    ``predict(batch, top_k)`` runs in one worker thread per batch and returns one JSON-ready
+    record per sample, so the model call *and* the post-processing (softmax, top-k, labels)
+    are done once per batch, off the event loop. The first request of a batch waits at most
+    ``max_wait_ms`` for others to join; requests already waiting are taken without delay.
+    ``max_batch_size=1`` turns batching off (one request per model call, no waiting).
     """
 
-    forward: Any
+    predict: Any
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
     queue: asyncio.Queue[_Item] | None = None
@@ -102,10 +105,11 @@ class Batcher:
                 pass
         self._executor.shutdown(wait=False)
 
-    async def submit(self, x: torch.Tensor) -> torch.Tensor:
+    async def submit(self, x: torch.Tensor, top_k: int = 3) -> list[dict[str, Any]]:
+        """The records of the samples in ``x`` (computed with the batch they joined)."""
         assert self.queue is not None, "Batcher.start() was not called"
-        future: asyncio.Future[torch.Tensor] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Item(x, future))
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Item(x, top_k, future))
         return await future
 
     async def _next(self) -> list[_Item]:
@@ -140,8 +144,9 @@ class Batcher:
             if not live:
                 continue
             x = live[0].x if len(live) == 1 else torch.cat([i.x for i in live])
+            top_k = max(i.top_k for i in live)
             try:
-                out = await loop.run_in_executor(self._executor, self.forward, x)
+                records = await loop.run_in_executor(self._executor, self.predict, x, top_k)
             except Exception as exc:
                 for item in live:
                     if not item.future.done():
@@ -153,7 +158,10 @@ class Batcher:
             for item in live:
                 n = len(item.x)
                 if not item.future.done():
-                    item.future.set_result(out[start : start + n])
+                    mine = records[start : start + n]
+                    if item.top_k < top_k:  # this request asked for fewer labels than the batch computed
+                        mine = [{**r, "top": r["top"][: item.top_k]} if "top" in r else r for r in mine]
+                    item.future.set_result(mine)
                 start += n
 
 
@@ -230,7 +238,7 @@ def create_app(
         raise EngineError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
     if max_body_bytes < 64:
         raise EngineError(f"--max-body-bytes must be at least 64, got {max_body_bytes}")
-    batcher = Batcher(predictor.forward, max_batch_size, max_wait_ms)
+    batcher = Batcher(predictor.predict, max_batch_size, max_wait_ms)
 
     from contextlib import asynccontextmanager
 
@@ -314,8 +322,7 @@ def create_app(
             raise HTTPException(422, exc.message) from None
         if len(x) > max_samples:
             raise HTTPException(422, f"{len(x)} samples in one request; at most {max_samples}")
-        out = await batcher.submit(x)
-        return JSONResponse({"predictions": predictor.describe(out, top_k)})
+        return JSONResponse({"predictions": await batcher.submit(x, top_k)})
 
     return BodyLimit(app, max_body_bytes)
 
