@@ -31,6 +31,15 @@ def _tokenizer(
     return TextTokenizer.train(kind, texts, vocab_size)
 
 
+def _load_run_tokenizer(source: Any, run_dir: Path) -> bool:
+    """Replace ``source``'s tokenizer by the run's ``tokenizer.json``; False (keep it) when the run has none."""
+    file = Path(run_dir) / "tokenizer.json"
+    if not file.is_file():
+        return False
+    source._tokenizer = TextTokenizer.load(file)
+    return True
+
+
 class BlockDataset(Dataset):
     """Consecutive blocks of ``block`` tokens: ``(ids[i*s : i*s+block], ids[i*s+1 : i*s+block+1])``."""
 
@@ -129,24 +138,47 @@ class TextFiles(DataSource):
         n = len(text)
         n_test, n_val = int(n * test_fraction), int(n * val_fraction)
         n_train = n - n_val - n_test
-        texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
-        self.tokenizer = _tokenizer(tokenizer_file, tokenizer, [texts["train"]], vocab_size)
+        self._texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
+        self._tokenizer_spec = (tokenizer_file, tokenizer, vocab_size)
+        self._stride = stride or context_length
         self.context_length = context_length
-        self.ids: dict[str, torch.Tensor] = {}
+        # Tokenizer and token ids are built on first use: a reopened run (``load_artifacts``) reads its own
+        # tokenizer.json instead of training one again.
+        self._tokenizer: TextTokenizer | None = None
+        self._ids: dict[str, torch.Tensor] | None = None
         self._splits: dict[str, BlockDataset] = {}
-        for split, part in texts.items():
-            if split != "train" and not part:
-                continue
-            ids = torch.tensor(self.tokenizer.encode(part), dtype=torch.long)
-            ds = BlockDataset(ids, context_length, (stride or context_length) if split == "train" else context_length)
-            if len(ds) == 0:
-                raise ConfigError(
-                    f"the {split} text is shorter than one block: {len(ids)} tokens ({len(part)} characters) "
-                    f"for a context_length of {context_length} (+1 for the next-token target)",
-                    hint="give more text, a smaller data.context_length"
-                    + (f", or a larger data.{split}_fraction" if split != "train" else ""),
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        """The tokenizer: the run's own (after ``load_artifacts``), a given file, or trained on the train part."""
+        if self._tokenizer is None:
+            file, kind, vocab_size = self._tokenizer_spec
+            self._tokenizer = _tokenizer(file, kind, [self._texts["train"]], vocab_size)
+        return self._tokenizer
+
+    @property
+    def ids(self) -> dict[str, torch.Tensor]:
+        """Token ids of each split (``train``, ``val``, ``test``), one long 1-D tensor each."""
+        if self._ids is None:
+            ids: dict[str, torch.Tensor] = {}
+            splits: dict[str, BlockDataset] = {}
+            for split, part in self._texts.items():
+                if split != "train" and not part:
+                    continue
+                tokens = torch.tensor(self.tokenizer.encode(part), dtype=torch.long)
+                ds = BlockDataset(
+                    tokens, self.context_length, self._stride if split == "train" else self.context_length
                 )
-            self.ids[split], self._splits[split] = ids, ds
+                if len(ds) == 0:
+                    raise ConfigError(
+                        f"the {split} text is shorter than one block: {len(tokens)} tokens ({len(part)} characters) "
+                        f"for a context_length of {self.context_length} (+1 for the next-token target)",
+                        hint="give more text, a smaller data.context_length"
+                        + (f", or a larger data.{split}_fraction" if split != "train" else ""),
+                    )
+                ids[split], splits[split] = tokens, ds
+            self._ids, self._splits = ids, splits
+        return self._ids
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -160,11 +192,17 @@ class TextFiles(DataSource):
         }
 
     def datasets(self) -> dict[str, Dataset]:
+        self.ids  # noqa: B018 -- tokenizes on first use
         return dict(self._splits)
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Write ``tokenizer.json`` (what generation, prediction and deployment read)."""
         self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+
+    def load_artifacts(self, run_dir: Path) -> None:
+        """Use the run's own ``tokenizer.json`` (a reopened run: evaluate, deploy, predict, baselines)."""
+        if _load_run_tokenizer(self, run_dir):
+            self._ids, self._splits = None, {}
 
     def load_input(self, path: str) -> torch.Tensor:
         """A text file -> its last ``context_length`` token ids (left-padded with ``<pad>``)."""
@@ -306,16 +344,22 @@ class TextClassification(DataSource):
         index = {c: i for i, c in enumerate(self.class_names)}
         y = torch.tensor([index[c] for c in labels])
         self._idx = split_indices(len(texts), val_fraction, test_fraction, seed, stratify=y)
-        train_texts = [texts[i] for i in self._idx["train"].tolist()]
-        if not any(t.strip() for t in train_texts):
+        if not any(texts[i].strip() for i in self._idx["train"].tolist()):
             raise ConfigError(f"{self.corpus}: every training text is empty")
-        self.tokenizer = _tokenizer(tokenizer_file, tokenizer, train_texts, vocab_size)
+        self._texts, self._y = texts, y
+        self._tokenizer_spec = (tokenizer_file, tokenizer, vocab_size)
         self.max_length = max_length
-        ids = [torch.tensor(e[:max_length], dtype=torch.long) for e in self.tokenizer.encode_batch(texts)]
-        pad = self.tokenizer.pad_id
-        self._splits = {
-            k: PaddedSequences([ids[j] for j in i.tolist()], y[i], pad, max_length) for k, i in self._idx.items()
-        }
+        self._tokenizer: TextTokenizer | None = None  # built on first use, or read back by load_artifacts
+        self._splits: dict[str, PaddedSequences] | None = None
+
+    @property
+    def tokenizer(self) -> TextTokenizer:
+        """The tokenizer: the run's own (after ``load_artifacts``), a given file, or trained on the train texts."""
+        if self._tokenizer is None:
+            file, kind, vocab_size = self._tokenizer_spec
+            train_texts = [self._texts[i] for i in self._idx["train"].tolist()]
+            self._tokenizer = _tokenizer(file, kind, train_texts, vocab_size)
+        return self._tokenizer
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -331,11 +375,22 @@ class TextClassification(DataSource):
         }
 
     def datasets(self) -> dict[str, Dataset]:
+        if self._splits is None:
+            pad, n = self.tokenizer.pad_id, self.max_length
+            ids = [torch.tensor(e[:n], dtype=torch.long) for e in self.tokenizer.encode_batch(self._texts)]
+            self._splits = {
+                k: PaddedSequences([ids[j] for j in i.tolist()], self._y[i], pad, n) for k, i in self._idx.items()
+            }
         return dict(self._splits)
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Write ``tokenizer.json`` (what prediction and deployment read)."""
         self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+
+    def load_artifacts(self, run_dir: Path) -> None:
+        """Use the run's own ``tokenizer.json`` (a reopened run: evaluate, deploy, predict, baselines)."""
+        if _load_run_tokenizer(self, run_dir):
+            self._splits = None
 
     def load_input(self, path: str) -> torch.Tensor:
         """A text file -> its first ``max_length`` token ids, right-padded with ``<pad>``."""

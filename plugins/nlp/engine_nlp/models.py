@@ -27,12 +27,12 @@ class Rotary(nn.Module):
         self.register_buffer("cos", emb.cos()[None, None], persistent=False)
         self.register_buffer("sin", emb.sin()[None, None], persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate ``x`` ``[B, heads, T, head_dim]``."""
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Rotate ``x`` ``[B, heads, T, head_dim]`` whose first position is ``start``."""
         t = x.shape[-2]
         half = x.shape[-1] // 2
         rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
-        return x * self.cos[..., :t, :] + rotated * self.sin[..., :t, :]
+        return x * self.cos[..., start : start + t, :] + rotated * self.sin[..., start : start + t, :]
 
 
 class SelfAttention(nn.Module):
@@ -43,11 +43,22 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(d_model, d_model, bias=bias)
         self.rotary = rotary
 
-    def forward(self, x: torch.Tensor, causal: bool, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, causal: bool, mask: torch.Tensor | None = None, cache: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``cache`` (generation): keys and values of earlier positions, extended in place with these ones."""
         b, t, c = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
+        past = cache[0].shape[2] if cache else 0
         if self.rotary is not None:
-            q, k = self.rotary(q), self.rotary(k)
+            q, k = self.rotary(q, past), self.rotary(k, past)
+        if cache is not None:
+            if past and t > 1:
+                raise ValueError("a KV cache extends by one token at a time")
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+            causal = causal and past == 0  # one new token after a cached prefix attends to every key
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=causal, dropout_p=self.dropout if self.training else 0.0
         )
@@ -68,8 +79,10 @@ class Block(nn.Module):
         self.out = nn.Linear(mlp_ratio * d_model, d_model, bias=bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, causal: bool, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), causal, mask))
+    def forward(
+        self, x: torch.Tensor, causal: bool, mask: torch.Tensor | None = None, cache: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), causal, mask, cache))
         return x + self.drop(self.out(F.gelu(self.fc(self.ln2(x)), approximate="tanh")))
 
 
@@ -132,16 +145,18 @@ class GPT(nn.Module):
         if tie_weights:
             self.head.weight = self.tok_emb.weight
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None = None) -> torch.Tensor:
+        """Logits ``[B, T, vocab]``; ``cache`` (one list per block, see :meth:`generate`) holds earlier positions."""
         t = idx.shape[1]
-        if t > self.context_length:
-            raise ValueError(f"sequence of {t} tokens is longer than the context length {self.context_length}")
+        past = cache[0][0].shape[2] if cache and cache[0] else 0
+        if past + t > self.context_length:
+            raise ValueError(f"sequence of {past + t} tokens is longer than the context length {self.context_length}")
         x = self.tok_emb(idx)
         if self.pos_emb is not None:
-            x = x + self.pos_emb.weight[:t]
+            x = x + self.pos_emb.weight[past : past + t]
         x = self.drop(x)
-        for block in self.blocks:
-            x = block(x, causal=True)
+        for i, block in enumerate(self.blocks):
+            x = block(x, causal=True, cache=None if cache is None else cache[i])
         return self.head(self.ln_f(x))
 
     @torch.no_grad()
@@ -152,10 +167,26 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` ``[B, T]`` (temperature 0: greedy)."""
+        """Append ``max_new_tokens`` sampled tokens to ``idx`` ``[B, T]`` (temperature 0: greedy).
+
+        With ``use_cache`` the keys and values of earlier positions are kept (a KV cache), so each new token
+        costs one position's forward pass. When the context is full the cache restarts from the last
+        ``context_length // 2`` tokens (without it, every step re-reads the last ``context_length``); up to a
+        full context both give the same tokens.
+        """
+        cache: list[list[torch.Tensor]] | None = None
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.context_length :])[:, -1, :].float()
+            if not use_cache:
+                logits = self(idx[:, -self.context_length :])
+            elif cache is None or cache[0][0].shape[2] >= self.context_length:
+                cache = [[] for _ in self.blocks]  # (re)fill the cache from the recent tokens
+                keep = self.context_length if idx.shape[1] <= self.context_length else self.context_length // 2
+                logits = self(idx[:, -max(keep, 1) :], cache)
+            else:
+                logits = self(idx[:, -1:], cache)
+            logits = logits[:, -1, :].float()
             if temperature <= 0:
                 nxt = logits.argmax(-1, keepdim=True)
             else:

@@ -118,6 +118,66 @@ def test_tokenizer_saved_in_run_and_reused(tiny_lm_run: Path, corpus_file: Path)
     assert rebuilt.tokenizer.tokenizer.get_vocab() == saved.tokenizer.get_vocab()
 
 
+def _no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine_nlp.tokenizer import TextTokenizer
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a tokenizer was trained although the run has its own tokenizer.json")
+
+    monkeypatch.setattr(TextTokenizer, "train", refuse)
+
+
+def test_reopened_run_reads_its_tokenizer(tiny_lm_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.runs import open_run
+
+    _no_training(monkeypatch)
+    dm = open_run(tiny_lm_run).datamodule()  # the core calls load_artifacts(run_dir)
+    saved = json.loads((tiny_lm_run / "tokenizer.json").read_text())["model"]["vocab"]
+    assert dm.source.tokenizer.tokenizer.get_vocab() == saved
+    assert dm.facts["vocab_size"] == json.loads((tiny_lm_run / "facts.json").read_text())["vocab_size"]
+    x, y = dm.splits["val"][0]
+    assert x.shape == (32,) and (x[1:] == y[:-1]).all()
+
+
+def test_evaluate_uses_the_runs_tokenizer(tiny_lm_run: Path, corpus_file: Path, tmp_path: Path) -> None:
+    """Change the corpus so that retraining would give another vocabulary: evaluate must use the run's."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_lm_run, run)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("λμ☃\n" + corpus_file.read_text(), encoding="utf-8")  # 3 new characters in the train part
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["paths"] = [str(corpus)]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    r = run_cli("evaluate", str(run))
+    assert r.returncode == 0, r.stderr  # a retrained tokenizer would have 3 more tokens: the checkpoint would not fit
+    assert "test/loss" in r.stdout
+    from engine.runs import open_run
+
+    facts = json.loads((run / "facts.json").read_text())
+    (run / "tokenizer.json").rename(tmp_path / "elsewhere.json")  # without it the tokenizer is trained again:
+    assert open_run(run).datamodule().facts["vocab_size"] == facts["vocab_size"] + 3  # so the check above can fail
+
+
+def test_classification_reads_run_tokenizer(
+    labelled_jsonl: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine_nlp.data import TextClassification
+    from engine_nlp.tokenizer import TextTokenizer
+
+    kw = {"path": str(labelled_jsonl), "text_column": "body", "label_column": "package", "max_length": 40}
+    TextTokenizer.train("char", ["import os\n"]).save(tmp_path / "tokenizer.json")  # not what training would give
+    _no_training(monkeypatch)
+    src = TextClassification(vocab_size=300, **kw)
+    src.load_artifacts(tmp_path)
+    assert src.facts["tokenizer"] == "char" and src.facts["vocab_size"] == 2 + len(set("import os\n"))
+    x, _ = src.datasets()["train"][0]
+    assert int(x.max()) < src.facts["vocab_size"]
+
+
 def test_text_classification_jsonl_columns(labelled_jsonl: Path) -> None:
     from engine_nlp.data import TextClassification
 
@@ -152,7 +212,7 @@ def test_text_shorter_than_one_block(tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("print('hello world')\n" * 3)
     with pytest.raises(ConfigError, match="shorter than one block"):
-        TextFiles(paths=[str(short)], context_length=128)
+        TextFiles(paths=[str(short)], context_length=128).facts  # noqa: B018 -- tokenized on first use, as the runner does
 
 
 def test_missing_label_column(tmp_path: Path, labelled_jsonl: Path) -> None:
@@ -305,3 +365,21 @@ def test_baselines_command(tiny_lm_run: Path) -> None:
     r = run_cli("nlp", "baselines", str(tiny_lm_run))
     assert r.returncode == 0, r.stderr
     assert "bigram" in r.stdout and "val/loss" in r.stdout
+
+
+@pytest.mark.parametrize("positions", ["learned", "rotary"])
+def test_gpt_kv_cache_matches_full_forward(positions: str) -> None:
+    import torch
+    from engine_nlp.models import GPT
+
+    torch.manual_seed(0)
+    model = GPT(60, 16, n_layer=1, d_model=16, n_head=2, positions=positions).eval()
+    x = torch.randint(60, (2, 6))
+    cache: list = [[] for _ in model.blocks]
+    steps = [model(x[:, :4], cache), model(x[:, 4:5], cache), model(x[:, 5:6], cache)]
+    torch.testing.assert_close(torch.cat(steps, 1), model(x), atol=1e-5, rtol=1e-5)
+    # within the context, cached and uncached generation give the same tokens; beyond it, the cache restarts
+    greedy = model.generate(x, 10, temperature=0, use_cache=True)
+    assert torch.equal(greedy, model.generate(x, 10, temperature=0, use_cache=False))
+    long = model.generate(x, 24, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(0))
+    assert long.shape == (2, 30) and int(long.max()) < 60
