@@ -193,6 +193,9 @@ def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None) -> 
         )
     # Build before creating the run directory: a mistake found here leaves nothing behind.
     datamodule = build_data(registry, cfg)
+    load_artifacts = getattr(datamodule, "load_artifacts", None)
+    if resume is not None and load_artifacts is not None:
+        load_artifacts(resume)  # the run's own tokenizer …, not one rebuilt from data that may have changed
     facts = dict(datamodule.facts)
     model = build_task(registry, cfg, facts)
     check = getattr(model, "check_data", None)
@@ -252,6 +255,7 @@ def _run(
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
         if trainer.interrupted:
             raise KeyboardInterrupt
+        _save_final_last(trainer, checkpoint)
         fit_metrics = {k: v for k, v in trainer.callback_metrics.items()}
         test_metrics: dict[str, Any] = {}
         if has_test and trainer.limit_test_batches != 0:
@@ -285,6 +289,21 @@ def _run(
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, summary)
+
+
+def _save_final_last(trainer: Any, checkpoint: Any) -> None:
+    """Write ``last.ckpt`` at the final step when Lightning did not.
+
+    Lightning saves ``last`` when it validates or ends an epoch; a run that stops at
+    ``max_steps`` between two of those would otherwise lose its final steps on resume.
+    """
+    if not checkpoint.save_last or trainer.fast_dev_run:
+        return
+    if getattr(checkpoint, "_last_global_step_saved", None) == trainer.global_step:
+        return
+    path = Path(checkpoint.dirpath) / "last.ckpt"
+    trainer.save_checkpoint(path)
+    checkpoint.last_model_path = str(path)
 
 
 def _technique_info(trainer: Any, model: Any) -> dict[str, Any]:

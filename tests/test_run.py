@@ -110,6 +110,16 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None
     assert resumed["metrics"] == pytest.approx(whole["metrics"], rel=1e-6, abs=1e-7)
 
 
+def test_last_checkpoint_holds_the_final_step_between_validations(tmp_path: Path) -> None:
+    # 600 samples, batch 64: 9 steps an epoch; validation every 4 steps (across epochs), stop at 11.
+    result = train(
+        tmp_path, "trainer.max_steps=11", "trainer.val_check_interval=4", "trainer.check_val_every_n_epoch=null"
+    )
+    last = torch.load(result.run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert result.summary["global_step"] == 11 and last["global_step"] == 11
+    assert result.summary["last_checkpoint"] == "checkpoints/last.ckpt"
+
+
 def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(engine.EngineError, match="nothing to resume"):
