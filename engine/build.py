@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from engine.component import Component
@@ -117,8 +118,12 @@ def build_component(
     return _call(component, fn, {**params, **(extra or {})})
 
 
-def build_data(registry: Registry, cfg: dict[str, Any]) -> Any:
-    """The run's ``LightningDataModule`` (a core adaptor unless the source is one itself)."""
+def build_data(registry: Registry, cfg: dict[str, Any], artifacts: Path | None = None) -> Any:
+    """The run's ``LightningDataModule`` (a core adaptor unless the source is one itself).
+
+    ``artifacts``: the directory of an existing run whose saved artifacts (its tokenizer …) the
+    data source reads back with ``load_artifacts``, instead of rebuilding them from the data.
+    """
     import lightning as L
 
     from engine.data import SourceDataModule
@@ -130,15 +135,20 @@ def build_data(registry: Registry, cfg: dict[str, Any]) -> Any:
     if isinstance(source, L.LightningDataModule):
         if not hasattr(source, "facts"):
             raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
-        return source
-    # Look the attributes up without evaluating them: ``facts`` may be a property that does
-    # work (training a tokenizer) which ``load_artifacts`` can still replace with the run's own.
-    if not all(_defines(source, attr) for attr in ("datasets", "facts")):
-        raise EngineError(
-            f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
-            hint="data sources subclass engine.data.DataSource",
-        )
-    return SourceDataModule(source, seed=cfg["seed"], **loader)
+        datamodule = source
+    else:
+        # Look the attributes up without evaluating them: ``facts`` may be a property that does
+        # work (training a tokenizer) which ``load_artifacts`` can still replace with the run's own.
+        if not all(_defines(source, attr) for attr in ("datasets", "facts")):
+            raise EngineError(
+                f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
+                hint="data sources subclass engine.data.DataSource",
+            )
+        datamodule = SourceDataModule(source, seed=cfg["seed"], **loader)
+    load_artifacts = getattr(datamodule, "load_artifacts", None)
+    if artifacts is not None and load_artifacts is not None:
+        load_artifacts(artifacts)
+    return datamodule
 
 
 def _defines(obj: Any, attr: str) -> bool:

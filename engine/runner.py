@@ -192,10 +192,8 @@ def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None) -> 
             hint=f"start it again with -c {resume / 'config.yaml'}",
         )
     # Build before creating the run directory: a mistake found here leaves nothing behind.
-    datamodule = build_data(registry, cfg)
-    load_artifacts = getattr(datamodule, "load_artifacts", None)
-    if resume is not None and load_artifacts is not None:
-        load_artifacts(resume)  # the run's own tokenizer …, not one rebuilt from data that may have changed
+    # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
+    datamodule = build_data(registry, cfg, artifacts=resume)
     facts = dict(datamodule.facts)
     model = build_task(registry, cfg, facts)
     check = getattr(model, "check_data", None)

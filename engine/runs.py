@@ -64,11 +64,7 @@ class Run:
         """
         from engine.build import build_data
 
-        datamodule = build_data(self._registry(), self.config)
-        load_artifacts = getattr(datamodule, "load_artifacts", None)
-        if load_artifacts is not None:
-            load_artifacts(self.path)
-        return datamodule
+        return build_data(self._registry(), self.config, artifacts=self.path)
 
     def task(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
         """The run's ``LightningModule`` with the checkpoint's weights, in eval mode, on the CPU.

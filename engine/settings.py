@@ -21,11 +21,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
 
 
-def write_json_atomic(file: Path, data: Any) -> None:
+def write_json_atomic(file: Path, data: Any, indent: int | None = None) -> None:
     """Write JSON so that a concurrent reader sees the old file or the new one, never half of one."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
     os.replace(tmp, file)
 
 
@@ -46,7 +46,7 @@ def load() -> dict[str, Any]:
 
 
 def save(data: dict[str, Any]) -> None:
-    write_json_atomic(_file(), data)
+    write_json_atomic(_file(), data, indent=2)
 
 
 def disabled_plugins() -> set[str]:
