@@ -44,11 +44,11 @@ def _registry(args: argparse.Namespace) -> Any:
 # Written here rather than with rich: importing rich.table costs ~70 ms of CPU, a third of the
 # start-up budget of `engine plugins list` and `engine components list` (bench/p1_startup.py).
 
-_ANSI = {"bold": "1", "red": "31", "green": "32", "yellow": "33"}
+_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33"}
 
 
 class _Styled(str):
-    """Text printed in a style (``bold``, ``red``, ``green``, ``yellow``) when colour is on."""
+    """Text printed in a style (``bold``, ``dim``, ``red``, ``green``, ``yellow``) when colour is on."""
 
     style = ""
 
@@ -66,7 +66,7 @@ class _Table:
         import shutil
         import textwrap
 
-        text = [[" ".join(str(c).split()) for c in row] for row in self.rows]
+        text = [[" ".join(str(c).splitlines()) for c in row] for row in self.rows]
         widths = [max(len(row[i]) for row in text) for i in range(len(text[0]) - 1)]
         indent = sum(widths) + 2 * len(widths)
         room = shutil.get_terminal_size((200, 24)).columns - indent
@@ -80,6 +80,8 @@ class _Table:
 
 
 class _Console:
+    """``print(table)`` or ``print(*parts, style=...)``; every command prints through one of these."""
+
     def __init__(self) -> None:
         self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
@@ -87,9 +89,11 @@ class _Console:
         style = getattr(cell, "style", "")
         return f"\033[{_ANSI[style]}m{text}\033[0m" if self.color and style and text else text
 
-    def print(self, *parts: Any) -> None:
+    def print(self, *parts: Any, style: str = "") -> None:
         if len(parts) == 1 and isinstance(parts[0], _Table):
             print("\n".join(parts[0].lines(self.paint)))
+        elif style:
+            print(self.paint(_styled(" ".join(map(str, parts)), style), " ".join(map(str, parts))))
         else:
             print(" ".join(self.paint(p, str(p)) for p in parts))
 
@@ -113,10 +117,6 @@ def _metric(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def _add_row(table: Any, *cells: Any) -> None:
-    table.add_row(*cells)
-
-
 # --------------------------------------------------------------------------- plugins
 
 
@@ -129,8 +129,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     for info in reg.manager.plugins.values():
         status = _styled(info.status, {"ok": "green", "disabled": "yellow"}.get(info.status, "red"))
         hooks = ", ".join(h.removeprefix("engine_") for h in info.hooks)
-        _add_row(
-            table,
+        table.add_row(
             info.name,
             info.distribution or "-",
             info.version or "-",
@@ -165,7 +164,7 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     if entries:
         table = _table("kind", "name", "summary")
         for e in entries:
-            _add_row(table, e.kind, e.qualified_name, e.summary)
+            table.add_row(e.kind, e.qualified_name, e.summary)
         console.print(table)
     from engine.manage import check_components
 
@@ -190,7 +189,7 @@ def cmd_components_list(args: argparse.Namespace) -> int:
     entries = reg.list(args.kind, args.pattern)
     table = _table("kind", "name", "summary")
     for e in entries:
-        _add_row(table, e.kind, e.qualified_name, e.summary)
+        table.add_row(e.kind, e.qualified_name, e.summary)
     console = _console()
     if entries:
         console.print(table)
@@ -247,8 +246,7 @@ def cmd_components_show(args: argparse.Namespace) -> int:
             continue
         table = _table("parameter", "type", "default", "description")
         for p in sig.params:
-            _add_row(
-                table,
+            table.add_row(
                 f"{entry.kind if entry.kind != 'data' else 'data'}.{p.name}",
                 p.annotation or "",
                 _fmt_default(p),
@@ -258,11 +256,11 @@ def cmd_components_show(args: argparse.Namespace) -> int:
             from engine.config import LOADER_PARAMS
 
             for p in LOADER_PARAMS.values():
-                _add_row(table, f"data.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
+                table.add_row(f"data.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
         from engine.config import reserved_keys
 
         for p in reserved_keys(entry.kind, sig).values():  # model.init_from, model.freeze, optimizer.param_groups
-            _add_row(table, f"{entry.kind}.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
+            table.add_row(f"{entry.kind}.{p.name}", p.annotation or "", _fmt_default(p), p.doc)
         console.print(table)
         if sig.open:
             console.print("  (also accepts other keyword arguments)")
@@ -318,7 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for key in sorted(metrics):
         if key.startswith(("test/", "val/")):
             value = metrics[key]
-            _add_row(table, key, _metric(value))
+            table.add_row(key, _metric(value))
     console.print(table)
     console.print(f"wall time {result.summary['wall_time_s']:.1f} s, {result.summary['global_step']} steps")
     console.print(f"run directory: {result.run_dir}")
@@ -347,7 +345,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         return 0
     table = _table("run", "status", "metric", "wall time")
     for name, status, shown, wall, _ in sorted(rows, key=lambda r: r[-1]):
-        _add_row(table, name, status, shown, wall)
+        table.add_row(name, status, shown, wall)
     console.print(table)
     return 0
 

@@ -166,7 +166,7 @@ def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from engine.cli import _add_row, _console, _metric, _table
+    from engine.cli import _console, _metric, _table
 
     if args.ensemble:
         if args.checkpoint not in ("best", "last"):
@@ -174,7 +174,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = ensemble(list(args.runs), split=args.split, which=args.checkpoint)
         table = _table("metric", *result)
         for key in next(iter(result.values())):
-            _add_row(table, f"{args.split}/{key}", *(_metric(m[key]) for m in result.values()))
+            table.add_row(f"{args.split}/{key}", *(_metric(m[key]) for m in result.values()))
         console = _console()
         console.print(table)
         best_key = "accuracy" if "accuracy" in result["ensemble"] else "mae"
@@ -190,7 +190,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     keys = sorted({k for metrics in columns.values() for k in metrics})
     table = _table("metric", *columns)
     for key in keys:
-        _add_row(table, key, *(_metric(metrics.get(key)) for metrics in columns.values()))
+        table.add_row(key, *(_metric(metrics.get(key)) for metrics in columns.values()))
     _console().print(table)
     return 0
 

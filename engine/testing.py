@@ -281,7 +281,7 @@ def check_plugin(
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:
     """Run the installed ``engine`` command in a subprocess; returns the ``CompletedProcess``.
 
-    Output is captured as text, rich tables are 200 columns wide so lines do not wrap.
+    Output is captured as text, tables are 200 columns wide so lines do not wrap.
     """
     import os
     import subprocess

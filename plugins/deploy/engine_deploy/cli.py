@@ -8,19 +8,8 @@ import os
 import sys
 from typing import Any
 
+from engine.cli import _console, _table
 from engine.errors import EngineError
-
-
-def _console() -> Any:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=False, markup=False)
-
-
-def _table(*columns: str) -> Any:
-    from rich.table import Table
-
-    return Table(*columns, header_style="bold", box=None, pad_edge=False)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
