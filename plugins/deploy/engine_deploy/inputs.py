@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine.errors import EngineError
@@ -22,62 +24,69 @@ def _dtype(name: str | None) -> torch.dtype:
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
-def as_batch(
+def numpy_dtype(name: str | None) -> np.dtype[Any]:
+    """The numpy dtype holding a model input dtype (float32 for one numpy lacks, such as bfloat16)."""
+    try:
+        return np.dtype(str(name or "float32"))
+    except TypeError:
+        return np.dtype(np.float32)
+
+
+def as_array(
     value: Any, sample_shape: Sequence[int] | None, dtype: str | None = "float32", where: str = "input"
-) -> torch.Tensor:
-    """A nested list / array that is one sample or a batch -> a ``[batch, *sample_shape]`` tensor.
+) -> np.ndarray:
+    """A nested list / array that is one sample or a batch -> a ``[batch, *sample_shape]`` numpy array.
 
     Raises :class:`InputError` with a message naming the expected shape when it does not fit.
+    Pure numpy, so the server can check a request on its event loop without torch.
     """
     if isinstance(value, dict):
         if "inputs" not in value:
             raise InputError(f"{where}: a JSON object must have an 'inputs' key, got keys {sorted(value)[:5]}")
         value = value["inputs"]
-    target = _dtype(dtype)
+    target = numpy_dtype(dtype)
     try:
-        if isinstance(value, torch.Tensor):
-            tensor = value
-        else:
-            import numpy as np
-
-            array = np.asarray(value)
-            if array.dtype == object or array.dtype.kind not in "biuf":
-                raise ValueError("not a rectangular array of numbers")
-            tensor = torch.from_numpy(array.copy())
+        array = np.asarray(value)
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise ValueError("not a rectangular array of numbers")
     except (ValueError, TypeError) as exc:
         expected = f"[batch, {', '.join(map(str, sample_shape))}]" if sample_shape else "numbers"
         raise InputError(f"{where}: expected a nested list of numbers shaped {expected}: {exc}") from None
-    if tensor.dtype == torch.bool:
-        tensor = tensor.to(torch.int64)
-    if target.is_floating_point:
-        tensor = tensor.to(target)
-    elif tensor.is_floating_point():
-        if not torch.equal(tensor, tensor.round()):
-            raise InputError(f"{where}: the model takes {str(target).removeprefix('torch.')} values, got fractions")
-        tensor = tensor.to(target)
-    else:
-        tensor = tensor.to(target)
+    if array.dtype.kind == "f" and target.kind != "f":
+        if not np.array_equal(array, np.round(array)):
+            raise InputError(f"{where}: the model takes {target} values, got fractions")
+    array = array.astype(target, copy=False)
     if sample_shape is None:
-        return tensor if tensor.dim() > 1 else tensor.unsqueeze(0)
-    shape = [int(s) for s in sample_shape]
-    if list(tensor.shape) == shape:
-        tensor = tensor.unsqueeze(0)
-    elif list(tensor.shape[1:]) != shape:
-        numel = 1
-        for s in shape:
-            numel *= s
-        if tensor.dim() >= 1 and tensor.numel() == numel and tensor.dim() == 1:
-            tensor = tensor.reshape(1, *shape)  # a flat sample of the right size
+        return np.ascontiguousarray(array if array.ndim > 1 else array[None])
+    shape = tuple(int(s) for s in sample_shape)
+    if array.shape == shape:
+        array = array[None]
+    elif array.shape[1:] != shape:
+        if array.ndim == 1 and array.size == math.prod(shape):
+            array = array.reshape(1, *shape)  # a flat sample of the right size
         else:
+            dims = ", ".join(map(str, shape))
             raise InputError(
-                f"{where}: expected one sample of shape {shape} or a batch [batch, {', '.join(map(str, shape))}], "
-                f"got shape {list(tensor.shape)}"
+                f"{where}: expected one sample of shape {list(shape)} or a batch [batch, {dims}], "
+                f"got shape {list(array.shape)}"
             )
-    if tensor.shape[0] == 0:
+    if array.shape[0] == 0:
         raise InputError(f"{where}: the batch is empty")
-    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise InputError(f"{where}: inputs must be finite numbers (no NaN or infinity)")
-    return tensor.contiguous()
+    return np.ascontiguousarray(array)
+
+
+def as_batch(
+    value: Any, sample_shape: Sequence[int] | None, dtype: str | None = "float32", where: str = "input"
+) -> torch.Tensor:
+    """:func:`as_array` as a tensor of the model's input dtype (``value`` may be a tensor)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    tensor = torch.from_numpy(as_array(value, sample_shape, dtype, where))
+    target = _dtype(dtype)
+    return tensor if tensor.dtype == target else tensor.to(target)
 
 
 def _read_csv(path: Path, feature_names: Sequence[str] | None) -> list[list[float]]:
@@ -138,8 +147,6 @@ def read_file(
             raise InputError(f"{file}: not valid JSON: {exc}") from None
         return as_batch(value, sample_shape, dtype, where=str(file))
     if suffix == ".npy":
-        import numpy as np
-
         try:
             value = np.load(file, allow_pickle=False)
         except Exception as exc:

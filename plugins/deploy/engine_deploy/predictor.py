@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from engine_deploy import common
-from engine_deploy.inputs import InputError, as_batch, read_file, standardize
+from engine_deploy.inputs import InputError, as_array, read_file, standardize
 
 
 class Predictor:
@@ -86,9 +87,9 @@ class Predictor:
             names += [path if len(batch) == 1 else f"{path}[{i}]" for i in range(len(batch))]
         return torch.cat(batches), names
 
-    def batch(self, value: Any, where: str = "inputs") -> torch.Tensor:
-        """A JSON value (one sample or a batch) -> a batch tensor (raises ``InputError``)."""
-        return as_batch(value, self.sample_shape, self.dtype, where=where)
+    def array(self, value: Any, where: str = "inputs") -> np.ndarray:
+        """A JSON value (one sample or a batch) -> a batch array (raises ``InputError``); no torch involved."""
+        return as_array(value, self.sample_shape, self.dtype, where=where)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return common.call(self.fn, batch)

@@ -126,3 +126,69 @@ def test_serve_command_starts_and_stops(mlp_run: Path) -> None:
         proc.terminate()
         proc.wait(timeout=30)
     assert "127.0.0.1" in (proc.stdout.read() if proc.stdout else "")
+
+
+def test_a_failing_model_is_a_500_with_a_message_and_the_fastapi_app_alone_serves_too(mlp_run: Path) -> None:
+    from engine_deploy.predictor import Predictor
+    from engine_deploy.server import BackgroundServer, create_app
+
+    predictor = Predictor(mlp_run)
+    real = predictor.predict
+
+    def predict(batch: Any, top_k: int = 3) -> Any:
+        if bool((batch == 999).any()):
+            raise RuntimeError("the model cannot take 999")
+        return real(batch, top_k)
+
+    predictor.predict = predict  # type: ignore[method-assign]
+    front = create_app(predictor, max_batch_size=1, api_key=KEY)
+    good = json.dumps({"inputs": [0.1] * 12}).encode()
+    bad = json.dumps({"inputs": [999.0] * 12}).encode()
+    # the whole app (Front answers POST /predict), then the FastAPI app on its own (its /predict route)
+    for app in (front, front.app):
+        with BackgroundServer(app) as url:
+            status, out = call(f"{url}/predict", bad, {"X-API-Key": KEY})
+            assert status == 500 and out["detail"] == "prediction failed: RuntimeError: the model cannot take 999"
+            status, out = call(f"{url}/predict", good, {"X-API-Key": KEY})
+            assert status == 200 and out["predictions"][0]["label"].startswith("class_")
+            status, out = call(f"{url}/predict", good)
+            assert status == 401 and "missing API key" in out["detail"]
+
+
+def test_a_request_queued_behind_a_busy_model_does_not_wait_again() -> None:
+    """max_wait_ms counts from a request's arrival: once the model is free, a request that
+    already waited that long while the previous batch computed goes at once."""
+    import asyncio
+    import threading
+
+    import numpy as np
+    from engine_deploy.server import Batcher
+
+    gate = threading.Event()
+    sizes: list[int] = []
+
+    def predict(batch: Any, top_k: int) -> list[dict[str, Any]]:
+        if not sizes:
+            gate.wait(30)  # the first batch holds the model until the test lets it go
+        sizes.append(len(batch))
+        return [{"value": float(v)} for v in batch[:, 0].tolist()]
+
+    async def scenario() -> float:
+        batcher = Batcher(predict, max_batch_size=2, max_wait_ms=1000)
+        batcher.start()
+        loop = asyncio.get_running_loop()
+        first = [asyncio.ensure_future(batcher.submit(np.full((1, 3), v, np.float32))) for v in (1, 2)]
+        await asyncio.sleep(0.1)  # a full batch: the model has it now
+        late = asyncio.ensure_future(batcher.submit(np.full((1, 3), 3, np.float32)))
+        await asyncio.sleep(1.2)  # longer than max_wait_ms, while the model is busy
+        released = loop.time()
+        gate.set()
+        assert await late == [{"value": 3.0}]
+        took = loop.time() - released
+        assert [r[0]["value"] for r in await asyncio.gather(*first)] == [1.0, 2.0]
+        await batcher.stop()
+        return took
+
+    took = asyncio.run(scenario())
+    assert sizes == [2, 1]
+    assert took < 0.8, f"the late request waited {took:.2f} s more after the model was free (max_wait_ms is 1 s)"
