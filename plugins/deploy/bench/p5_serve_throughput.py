@@ -134,13 +134,14 @@ def main() -> None:
         for label, (batch, wait) in settings.items():
             port = free_port()
             procs[label] = serve(run_dir, port, batch, wait, args.threads)
-            urls[label] = f"http://127.0.0.1:{port}/predict"
+            urls[label] = f"http://127.0.0.1:{port}"
         for label, proc in procs.items():
-            wait_up(urls[label].removesuffix("/predict"), proc)
-            asyncio.run(load(urls[label], bodies, args.clients, min(500, args.requests), 60))  # warm-up
+            wait_up(urls[label], proc)
+            asyncio.run(load(f"{urls[label]}/predict", bodies, args.clients, min(500, args.requests), 60))  # warm-up
         for _ in range(args.repeats):
             for label in settings:
-                results[label].append(asyncio.run(load(urls[label], bodies, args.clients, args.requests, 300)))
+                result = asyncio.run(load(f"{urls[label]}/predict", bodies, args.clients, args.requests, 300))
+                results[label].append(result)
     finally:
         for proc in procs.values():
             proc.terminate()

@@ -24,7 +24,7 @@ def _dtype(name: str | None) -> torch.dtype:
     return dtype if isinstance(dtype, torch.dtype) else torch.float32
 
 
-def numpy_dtype(name: str | None) -> np.dtype[Any]:
+def _numpy_dtype(name: str | None) -> np.dtype[Any]:
     """The numpy dtype holding a model input dtype (float32 for one numpy lacks, such as bfloat16)."""
     try:
         return np.dtype(str(name or "float32"))
@@ -44,7 +44,7 @@ def as_array(
         if "inputs" not in value:
             raise InputError(f"{where}: a JSON object must have an 'inputs' key, got keys {sorted(value)[:5]}")
         value = value["inputs"]
-    target = numpy_dtype(dtype)
+    target = _numpy_dtype(dtype)
     try:
         array = np.asarray(value)
         if array.dtype == object or array.dtype.kind not in "biuf":

@@ -262,20 +262,23 @@ class Front:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
+    async def _reject(self, send: Any, status: int, detail: str) -> None:
+        await self._send(send, status, _json({"detail": detail}))
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        declared = headers.get("content-length")
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
-                await self._send(send, 400, _json({"detail": "invalid Content-Length header"}))
+                await self._reject(send, 400, "invalid Content-Length header")
                 return
             if size > self.max_bytes:
-                detail = f"request body of {size} bytes exceeds the limit of {self.max_bytes}"
-                await self._send(send, 413, _json({"detail": detail}))
+                await self._reject(send, 413, f"request body of {size} bytes exceeds the limit of {self.max_bytes}")
                 return
         chunks: list[bytes] = []
         total = 0
@@ -286,15 +289,13 @@ class Front:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self.max_bytes:
-                detail = f"request body exceeds the limit of {self.max_bytes} bytes"
-                await self._send(send, 413, _json({"detail": detail}))
+                await self._reject(send, 413, f"request body exceeds the limit of {self.max_bytes} bytes")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
         if scope["path"] == "/predict" and scope["method"] == "POST":
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             await self._send(send, *await self.endpoint(body, headers))
             return
         sent = False
