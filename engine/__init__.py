@@ -2,9 +2,9 @@
 
 Public API for users and plugin authors (importing it does not import torch)::
 
-    from engine import Component, Recipe, hookimpl   # write a plugin
+    from engine import Component, Recipe, Section, hookimpl   # write a plugin
     import engine
-    engine.list_components("model", "*res*")          # query the registry
+    engine.list_components("model", "*res*")                  # query the registry
     model = engine.create("model", "mlp", in_features=8, out_features=3)
 """
 
@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.component import Component, Recipe
+from engine.component import Component, Recipe, Section
 from engine.errors import ConfigError, EngineError, PluginError
-from engine.plugins import hookimpl
-
-__version__ = "0.1.0"
-#: Version of the plugin API (the hookspecs); plugins may state the range they support.
-API_VERSION = 1
+from engine.hookspecs import hookimpl
+from engine.version import API_VERSION, __version__
 
 __all__ = [
     "API_VERSION",
@@ -27,6 +24,7 @@ __all__ = [
     "EngineError",
     "PluginError",
     "Recipe",
+    "Section",
     "__version__",
     "create",
     "get_registry",
@@ -34,18 +32,12 @@ __all__ = [
     "list_components",
 ]
 
-_REGISTRIES: dict[tuple[str, ...], Any] = {}
 
+def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Any:
+    """The registry of every enabled plugin's components (see :func:`engine.registry.get_registry`)."""
+    from engine.registry import get_registry
 
-def get_registry(disable: tuple[str, ...] = (), *, fresh: bool = False) -> Any:
-    """The registry of every enabled plugin's components (built once per ``disable`` set)."""
-    key = tuple(sorted(disable))
-    if fresh or key not in _REGISTRIES:
-        from engine.plugins import PluginManager
-        from engine.registry import Registry
-
-        _REGISTRIES[key] = Registry(PluginManager(disable=key))
-    return _REGISTRIES[key]
+    return get_registry(disable, fresh=fresh)
 
 
 def list_components(kind: str | None = None, pattern: str | None = None) -> list[str]:

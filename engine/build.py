@@ -1,8 +1,9 @@
-"""Turn a validated config into objects: data module, components, task.
+"""Turn a plan (:class:`engine.plan.Plan`) into objects: data module, components, task.
 
 This is where targets are imported (and so torch). Data facts flow here: a
 model or task parameter named like a fact the data source exposes is filled
-from it when the user did not set it.
+from it when the user did not set it. Nothing here resolves a name or splits a
+slot's settings again: the plan did.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.component import Component
-from engine.config import LOADER_PARAMS, check_params, split_reserved
 from engine.errors import EngineError
+from engine.params import check_params
+from engine.plan import Plan
+from engine.protocols import DataSource, HasFacts, LoadsArtifacts, implements
 from engine.registry import Registry
 
 
@@ -99,92 +102,108 @@ def build_component(
     facts: dict[str, Any] | None = None,
     where: str | None = None,
     extra: dict[str, Any] | None = None,
-    reserved: dict[str, Any] | None = None,
+    keys: dict[str, Any] | None = None,
 ) -> Any:
-    """Build one component: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
+    """Build one component by name (``engine.create``, the conformance kit); see :func:`construct`."""
+    return construct(registry, registry.resolve(kind, name), params, facts, where, extra, keys)
 
-    ``reserved`` are the engine's own keys of the slot (``optimizer.param_groups``), already split off.
+
+def construct(
+    registry: Registry,
+    component: Component,
+    params: dict[str, Any],
+    facts: dict[str, Any] | None = None,
+    where: str | None = None,
+    extra: dict[str, Any] | None = None,
+    keys: dict[str, Any] | None = None,
+) -> Any:
+    """Build ``component``: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
+
+    ``facts`` fill the parameters named like them; ``extra`` are passed as they are (a task's built
+    slots); ``keys`` are the engine's keys of the slot (``optimizer.param_groups``).
     """
-    component: Component = registry.resolve(kind, name)
-    where = where or kind
+    kind = component.kind
     fn = component.load()
-    sig = registry.load_signature(component)
-    if facts is not None:
-        params = with_facts(registry, component, params, facts, where)
-    else:
-        params = check_params(where, f"{kind} '{component.qualified_name}'", params, sig)
+    params = with_facts(registry, component, params, facts or {}, where or kind)
     if kind in ("optimizer", "scheduler"):
-        return Factory(component, fn, params, param_groups=(reserved or {}).get("param_groups"))
+        return Factory(component, fn, params, param_groups=(keys or {}).get("param_groups"))
     return _call(component, fn, {**params, **(extra or {})})
 
 
-def build_data(registry: Registry, cfg: dict[str, Any], artifacts: Path | None = None) -> Any:
-    """The run's ``LightningDataModule`` (a core adaptor unless the source is one itself).
+def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
+    """The run's ``LightningDataModule`` (see :func:`datamodule`)."""
+    return datamodule(plan.registry, plan.data, plan.data_params, plan.loader, plan.config["seed"], artifacts)
 
-    ``artifacts``: the directory of an existing run whose saved artifacts (its tokenizer …) the
-    data source reads back with ``load_artifacts``, instead of rebuilding them from the data.
+
+def datamodule(
+    registry: Registry,
+    component: Component,
+    params: dict[str, Any],
+    loader: dict[str, Any] | None = None,
+    seed: int = 0,
+    artifacts: Path | None = None,
+) -> Any:
+    """Data source ``component`` built as a ``LightningDataModule`` (a core adaptor unless it is one).
+
+    ``loader`` are the loader settings (``batch_size`` …); ``artifacts``: the directory of an
+    existing run whose saved artifacts (its tokenizer …) the data source reads back with
+    ``load_artifacts``, instead of rebuilding them from the data.
     """
     import lightning as L
 
     from engine.data import SourceDataModule
 
-    section = dict(cfg["data"])
-    name = section.pop("name")
-    loader = {k: section.pop(k) for k in list(section) if k in LOADER_PARAMS}
-    source = build_component(registry, "data", name, section)
+    name = component.qualified_name
+    source = construct(registry, component, params, where="data")
     if isinstance(source, L.LightningDataModule):
-        if not hasattr(source, "facts"):
+        if not implements(source, HasFacts):
             raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
-        datamodule = source
+        built = source
     else:
-        # Look the attributes up without evaluating them: ``facts`` may be a property that does
-        # work (training a tokenizer) which ``load_artifacts`` can still replace with the run's own.
-        if not all(_defines(source, attr) for attr in ("datasets", "facts")):
+        # Checked without evaluating ``facts``: it may be a property that does work (training a
+        # tokenizer) which ``load_artifacts`` can still replace with the run's own.
+        if not implements(source, DataSource):
             raise EngineError(
                 f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
                 hint="data sources subclass engine.data.DataSource",
             )
-        datamodule = SourceDataModule(source, seed=cfg["seed"], **loader)
-    load_artifacts = getattr(datamodule, "load_artifacts", None)
-    if artifacts is not None and load_artifacts is not None:
-        load_artifacts(artifacts)
-    return datamodule
+        built = SourceDataModule(source, seed=seed, **(loader or {}))
+    if artifacts is not None and implements(built, LoadsArtifacts):
+        built.load_artifacts(artifacts)
+    return built
 
 
-def _defines(obj: Any, attr: str) -> bool:
-    return attr in getattr(obj, "__dict__", {}) or any(attr in vars(k) for k in type(obj).__mro__)
+def build_slots(plan: Plan, facts: dict[str, Any], init_weights: bool = True) -> dict[str, Any]:
+    """Every slot of the run's task built by kind (None for an empty slot).
 
-
-def build_task(registry: Registry, cfg: dict[str, Any], facts: dict[str, Any], init_weights: bool = True) -> Any:
-    """The run's ``LightningModule``: each slot built by kind, then the task around them.
-
-    Model slots get their transfer-learning keys applied (``init_from``, ``freeze``; see
-    :mod:`engine.transfer`); ``init_weights=False`` skips loading ``init_from`` weights (reopening a
-    finished run, whose checkpoint replaces them anyway).
+    Model slots get their keys applied (``init_from``, ``freeze``; see :mod:`engine.transfer`);
+    ``init_weights=False`` skips loading ``init_from`` weights (reopening a finished run, whose
+    checkpoint replaces them anyway).
     """
-    task: Component = registry.resolve("task", cfg["task"]["name"])
-    slots: dict[str, Any] = {}
-    for slot, kind in task.slots.items():
-        section = cfg.get(slot)
-        if section is None:
-            slots[slot] = None
+    built: dict[str, Any] = {}
+    for slot, planned in plan.slots.items():
+        if planned is None:
+            built[slot] = None
             continue
-        component = registry.resolve(kind, section["name"])
-        params, reserved = split_reserved(
-            kind, {k: v for k, v in section.items() if k != "name"}, registry.load_signature(component)
-        )
-        slots[slot] = build_component(
-            registry,
-            kind,
-            section["name"],
-            params,
-            facts=facts if kind == "model" else None,
+        model = planned.kind == "model"
+        built[slot] = construct(
+            plan.registry,
+            planned.component,
+            planned.params,
+            facts=facts if model else None,
             where=slot,
-            reserved=reserved,
+            keys=planned.keys,
         )
-        if kind == "model" and reserved:
+        if model and planned.keys:
             from engine.transfer import apply_model_keys
 
-            apply_model_keys(slots[slot], reserved, slot, load=init_weights)
-    params = {k: v for k, v in cfg["task"].items() if k != "name"}
-    return build_component(registry, "task", task.qualified_name, params, facts=facts, extra=slots)
+            apply_model_keys(built[slot], planned.keys, slot, load=init_weights)
+    return built
+
+
+def build_task(
+    plan: Plan, facts: dict[str, Any], init_weights: bool = True, slots: dict[str, Any] | None = None
+) -> Any:
+    """The run's ``LightningModule``: the task built around its slots (:func:`build_slots` unless given)."""
+    built = slots if slots is not None else build_slots(plan, facts, init_weights)
+    return construct(plan.registry, plan.task, plan.task_params, facts=facts, where="task", extra=built)

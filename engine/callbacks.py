@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class RNGState(L.Callback):
@@ -41,6 +42,40 @@ class RNGState(L.Callback):
 
             name, np_keys, pos, has_gauss, cached = state["numpy"]
             np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+class BestCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` that also remembers every logged metric when the best was saved.
+
+    ``best_metrics`` is what ``summary.json`` and the end-of-run table show beside the final
+    figures: a run whose last epochs got worse (an RL policy collapsing) is reported, and kept, as
+    its best checkpoint. It travels in checkpoints, so a resumed run still knows it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.best_metrics: dict[str, float] = {}
+        self.best_step: int | None = None
+
+    def _update_best_and_save(self, current: torch.Tensor, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        # Set before saving, so that the checkpoint written now carries its own figures (testing
+        # restores the callback's state from best.ckpt); put back if this one did not become the best.
+        previous = self.best_metrics, self.best_step
+        self.best_metrics = {
+            k: float(v) for k, v in monitor_candidates.items() if k not in ("epoch", "step") and v.numel() == 1
+        }
+        self.best_step = int(trainer.global_step)
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+        if self.best_model_score is None or float(self.best_model_score) != float(current):
+            self.best_metrics, self.best_step = previous
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "engine_best_metrics": self.best_metrics, "engine_best_step": self.best_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_metrics = dict(state_dict.get("engine_best_metrics") or {})
+        self.best_step = state_dict.get("engine_best_step")
 
 
 # --------------------------------------------------------------------------- pruning
@@ -226,3 +261,5 @@ def _reset_best(checkpoint: Any) -> None:
     checkpoint.best_model_path = ""
     inf = torch.tensor(float("inf"))
     checkpoint.kth_value = inf if checkpoint.mode == "min" else -inf
+    if isinstance(checkpoint, BestCheckpoint):
+        checkpoint.best_metrics, checkpoint.best_step = {}, None

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-#: The kinds of component the core composes, in the order the CLI lists them.
-KINDS = ("task", "model", "loss", "optimizer", "scheduler", "data", "deploy", "recipe")
+#: The kinds of component the core composes, in the order the CLI lists them (``section``: config sections).
+KINDS = ("task", "model", "loss", "optimizer", "scheduler", "data", "deploy", "recipe", "section")
 
 #: Parameters the core supplies itself, per kind: never set from the config.
 INJECTED: dict[str, tuple[str, ...]] = {
@@ -46,6 +46,8 @@ class Component:
         defaults: tasks only — a default component name per slot
             (``{"optimizer": "adamw"}``); ``None`` leaves a slot empty.
         required_slots: tasks only — slots the user must fill.
+        primary_slot: tasks only — the slot holding the model the run is about (named in run
+            directories, used by ``init_from`` of other runs); default: the first ``model`` slot.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Component:
     slots: Mapping[str, str] = field(default_factory=dict)
     defaults: Mapping[str, str | None] = field(default_factory=dict)
     required_slots: tuple[str, ...] = ()
+    primary_slot: str | None = None
     # Filled in by the registry:
     kind: str = ""
     plugin: str = ""
@@ -67,34 +70,21 @@ class Component:
 
     @property
     def target_text(self) -> str:
-        if isinstance(self.target, str):
-            return self.target
-        return f"{getattr(self.target, '__module__', '?')}:{getattr(self.target, '__qualname__', repr(self.target))}"
+        return _target_text(self.target)
+
+    @property
+    def main_slot(self) -> str | None:
+        """The task's primary slot: ``primary_slot``, else its first ``model`` slot (None without one)."""
+        if self.primary_slot is not None:
+            return self.primary_slot
+        return next((slot for slot, kind in self.slots.items() if kind == "model"), None)
 
     def bind(self, kind: str, plugin: str, distribution: str | None, version: str | None) -> Component:
         return replace(self, kind=kind, plugin=plugin, distribution=distribution, version=version)
 
     def load(self) -> Callable[..., Any]:
         """Import and return the target (this is where torch may get imported)."""
-        if not isinstance(self.target, str):
-            return self.target
-        from importlib import import_module
-
-        from engine.errors import PluginError
-
-        module, _, attr = self.target.partition(":")
-        try:
-            obj: Any = import_module(module)
-            for part in attr.split("."):
-                obj = getattr(obj, part)
-        except Exception as exc:
-            raise PluginError(
-                f"{self.kind} '{self.qualified_name}' could not be loaded from '{self.target}': "
-                f"{type(exc).__name__}: {exc}",
-                hint=f"the plugin '{self.plugin}' ({self.distribution or 'unknown distribution'}) is broken; "
-                f"reinstall it or disable it with --disable {self.plugin}",
-            ) from exc
-        return obj
+        return _load_target(self, self.target)
 
 
 @dataclass(frozen=True)
@@ -149,3 +139,88 @@ class Recipe:
         if not isinstance(data, dict):
             raise PluginError(f"recipe '{self.qualified_name}' is not a mapping of config sections")
         return data
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section a plugin contributes, declared like a component: its keys are a dataclass's fields.
+
+    The core's own sections (``checkpoint``, ``early_stopping``, ``prune``, ``run``, and the
+    ``init_from``/``freeze`` and ``param_groups`` keys of model and optimizer slots) are declared
+    this way by :mod:`engine.builtins`. Keys, types, defaults and docs are read from the target's
+    source without importing it, and checked before any compute (unknown key: did-you-mean; wrong
+    type: a clear message). The resolved config holds the section with its defaults filled in, and
+    ``engine_callbacks`` reads it from there.
+
+    Args:
+        name: the config key (``privacy``). For a ``slot_kind`` section, only an identifier.
+        target: ``"package.module:Dataclass"`` whose fields are the keys (annotated, with defaults,
+            documented in the class docstring's ``Args:``).
+        summary: one line shown by ``engine components list --kind section``.
+        optional: the section is off (``null``) unless the user sets one of its keys
+            (``early_stopping.patience=5``) or the whole section (``early_stopping={}``); then its
+            defaults apply.
+        slot_kind: instead of a section, add the keys to every slot of this component kind
+            (``"model"``: ``model.freeze``, ``generator.freeze`` …); only keys the user sets are kept.
+        check: ``"package.module:function"`` (torch-free) called as ``check(values, where, config)``
+            once types are checked, with the section's values (or the keys set in one slot), the
+            config path (``prune``, ``model``) and the resolved config; raise
+            :class:`engine.ConfigError` for values that cannot work together. It may return the
+            values normalised (a dict that replaces them); None keeps them.
+    """
+
+    name: str
+    target: str | Callable[..., Any]
+    summary: str = ""
+    optional: bool = False
+    slot_kind: str | None = None
+    check: str | Callable[..., Any] | None = None
+    kind: str = "section"
+    plugin: str = ""
+    distribution: str | None = None
+    version: str | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return self.name  # config keys are one namespace: a second plugin claiming a name is refused
+
+    @property
+    def target_text(self) -> str:
+        return _target_text(self.target)
+
+    def bind(self, kind: str, plugin: str, distribution: str | None, version: str | None) -> Section:
+        return replace(self, plugin=plugin, distribution=distribution, version=version)
+
+    def load(self) -> Callable[..., Any]:
+        return _load_target(self, self.target)
+
+    def load_check(self) -> Callable[..., Any] | None:
+        return None if self.check is None else _load_target(self, self.check)
+
+
+def _target_text(target: str | Callable[..., Any]) -> str:
+    if isinstance(target, str):
+        return target
+    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+
+def _load_target(entry: Any, target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import ``"module:attr.attr"`` for ``entry``; a PluginError naming the entry and its plugin."""
+    if not isinstance(target, str):
+        return target
+    from importlib import import_module
+
+    from engine.errors import PluginError
+
+    module, _, attr = target.partition(":")
+    try:
+        obj: Any = import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        raise PluginError(
+            f"{entry.kind} '{entry.qualified_name}' could not be loaded from '{target}': {type(exc).__name__}: {exc}",
+            hint=f"the plugin '{entry.plugin}' ({entry.distribution or 'unknown distribution'}) is broken; "
+            f"reinstall it or disable it with --disable {entry.plugin}",
+        ) from exc
+    return obj

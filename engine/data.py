@@ -16,6 +16,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from engine.protocols import Collates, LoadsArtifacts, SavesArtifacts, implements
+
 
 class DataSource:
     """Base class for data sources: override :meth:`datasets` and :attr:`facts`."""
@@ -32,11 +34,9 @@ class DataSource:
         """``{"train": ..., "val": ..., "test": ...}``; ``val`` and ``test`` are optional."""
         raise NotImplementedError
 
-    # Optional, called by the runner once the run directory exists (rank zero only):
-    #   def save_artifacts(self, run_dir: Path) -> None:
-    #       """Write what later use of the run needs (a trained tokenizer, a vocabulary)."""
-    #   def load_artifacts(self, run_dir: Path) -> None:
-    #       """Read them back when the run is reopened (``open_run(RUN).datamodule()``)."""
+    # Optional methods the core calls when present (the protocols of engine.protocols):
+    #   save_artifacts(run_dir) (SavesArtifacts), load_artifacts(run_dir) (LoadsArtifacts),
+    #   load_input(path) -> Tensor (LoadsInput).
 
 
 class ArrayDataset(Dataset):
@@ -143,15 +143,18 @@ class SourceDataModule(L.LightningDataModule):
 
     def save_artifacts(self, run_dir: Any) -> None:
         """Let the source write what later use of the run needs (e.g. a trained tokenizer)."""
-        save = getattr(self.source, "save_artifacts", None)
-        if save is not None:
-            save(run_dir)
+        if implements(self.source, SavesArtifacts):
+            self.source.save_artifacts(run_dir)
 
     def load_artifacts(self, run_dir: Any) -> None:
         """Let the source read back what ``save_artifacts`` wrote, instead of rebuilding it."""
-        load = getattr(self.source, "load_artifacts", None)
-        if load is not None:
-            load(run_dir)
+        if implements(self.source, LoadsArtifacts):
+            self.source.load_artifacts(run_dir)
+
+    @property
+    def collate_fn(self) -> Callable[[list[Any]], Any] | None:
+        """The source's ``collate_fn`` (padding of variable-length text …), if it has one."""
+        return self.source.collate_fn if implements(self.source, Collates) else None
 
     def has_split(self, name: str) -> bool:
         return name in self.splits and len(self.splits[name]) > 0  # type: ignore[arg-type]
@@ -169,7 +172,7 @@ class SourceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=getattr(self.source, "collate_fn", None),  # any object with facts + datasets() will do
+            collate_fn=self.collate_fn,
             generator=generator,
         )
 
@@ -184,3 +187,17 @@ class SourceDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test" if self.has_split("test") else "val", shuffle=False)
+
+
+def sample_batch(datamodule: Any, n: int = 2, split: str = "train") -> Any:
+    """The first ``n`` samples of ``split`` as one batch, for a task's ``check_data``.
+
+    A :class:`SourceDataModule` batches them itself (with the source's ``collate_fn``), without
+    starting worker processes; any other ``LightningDataModule`` gives the first batch of its
+    ``train_dataloader()`` as it is.
+    """
+    if isinstance(datamodule, SourceDataModule):
+        loader = DataLoader(datamodule.splits[split], batch_size=n, collate_fn=datamodule.collate_fn)
+        return next(iter(loader))
+    datamodule.setup("fit")
+    return next(iter(datamodule.train_dataloader()))

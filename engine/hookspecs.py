@@ -19,12 +19,28 @@ plugin module itself free of heavy imports (torch, numpy) so that
 ``engine --help``, listing and validation stay fast. The target is imported only
 when a run is built.
 
-A hook that raises marks its plugin *broken*: the error is reported (plugin,
-distribution, error) by ``engine plugins list`` and the plugin's components are
-left out, while every other plugin keeps working.
+**Order.** Every hook is called on the core first, then on each plugin in
+alphabetical order of plugin name (``deploy``, ``gan``, ``nlp`` …), whatever the
+install order; pluggy's ``tryfirst``/``trylast`` do not change it. A later
+plugin sees what earlier ones did (``engine_adjust_config``) and loses a name
+clash with them (a command, a config section).
 
-The built-in components of the core are declared by :mod:`engine.builtins`
-through these same hooks.
+**Names.** Every hook that receives a configuration receives it with component
+names in qualified form (``vision.resnet``, ``core.supervised``), so compare
+names with ``==``.
+
+**Failures.** A plugin whose module fails to import (``sys.exit`` included), whose
+hooks do not match these specifications, or that raises in a registration hook
+(``engine_models`` … ``engine_config_sections``, ``engine_add_commands``) is
+*broken*: ``engine plugins list`` shows it with its error, its components and
+commands are left out, and every other plugin keeps working. A lifecycle hook
+(``engine_adjust_config``, ``engine_callbacks``) that raises anything but an
+:class:`engine.EngineError` stops the run (exit 2, plugin, hook and error
+named) and the plugin is recorded broken until it is reinstalled or
+``engine plugins enable NAME`` retries it.
+
+The built-in components, commands and config sections of the core are declared
+by :mod:`engine.builtins` through these same hooks.
 """
 
 from __future__ import annotations
@@ -36,9 +52,11 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
-    from engine.component import Component, Recipe
+    from engine.component import Component, Recipe, Section
 
 hookspec = pluggy.HookspecMarker("engine")
+#: Decorates a plugin's hook implementations (``from engine import hookimpl``).
+hookimpl = pluggy.HookimplMarker("engine")
 
 
 # --------------------------------------------------------------------------- components
@@ -120,7 +138,8 @@ def engine_data_sources() -> list[Component]:
     what later use of the run needs (a tokenizer trained on the data),
     ``load_artifacts(run_dir)``, called when a finished run is reopened
     (``engine.runs.open_run(RUN).datamodule()``) to read them back, and
-    ``load_input(path) -> Tensor`` to read one input file for prediction. The core wraps it in a
+    ``load_input(path) -> Tensor`` to read one input file for prediction (the
+    protocols of :mod:`engine.protocols`). The core wraps it in a
     ``LightningDataModule`` (``data.batch_size``, ``data.num_workers``). A
     source may instead return a ``lightning.LightningDataModule`` with a
     ``facts`` attribute when it needs full control (RL environments do).
@@ -160,7 +179,8 @@ def engine_tasks() -> list[Component]:
 
     The target is a ``LightningModule`` subclass. Its *slots* name the
     components it is built from, each becoming a config section; the core
-    builds each slot from the registry and passes it in by parameter name:
+    builds each slot from the registry and passes it in by parameter name
+    (``primary_slot`` names the one the run is about; default: the first model slot):
 
     - ``model`` slots: a built ``nn.Module`` (facts filled in);
     - ``loss`` slots: a built loss;
@@ -169,7 +189,9 @@ def engine_tasks() -> list[Component]:
       (and, for schedulers, the optimizer and ``total_steps``).
 
     Its other parameters are the ``task.*`` config keys; ones named like data
-    facts are filled from the data. The built-in supervised task::
+    facts are filled from the data. The optional methods the core calls on a
+    task (``check_data``, ``evaluate_run``, ``primary_metric``) are the protocols
+    of :mod:`engine.protocols`. The built-in supervised task::
 
         Component("supervised", "engine.tasks.supervised:SupervisedTask",
                   "model + loss + optimizer, torchmetrics metrics",
@@ -191,6 +213,34 @@ def engine_recipes() -> list[Recipe]:
     """
 
 
+@hookspec
+def engine_config_sections() -> list[Section]:
+    """Declare config sections (or keys every slot of one kind accepts).
+
+    A :class:`engine.Section` names a dataclass whose fields are the section's
+    keys: types, defaults and ``Args:`` docs are read from its source, like a
+    component's parameters, and checked before any compute. The resolved config
+    then holds the section with its defaults, for your ``engine_callbacks`` to
+    read. Keep the dataclass's module free of torch (``check`` too)::
+
+        @hookimpl
+        def engine_config_sections():
+            return [Section("notify", "my_sections:Notify", "Print a line every N epochs", optional=True)]
+
+        # my_sections.py
+        @dataclass
+        class Notify:
+            '''Args:
+                every: epochs between two lines.'''
+            every: int = 1
+
+    A name the core or an earlier plugin already uses is refused (the plugin is
+    marked broken, both owners named). The core declares ``checkpoint``,
+    ``early_stopping``, ``prune``, ``run`` and the model/optimizer slot keys
+    (``init_from``, ``freeze``, ``param_groups`` …) the same way.
+    """
+
+
 # --------------------------------------------------------------------------- lifecycle
 
 
@@ -199,11 +249,16 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
     """Adjust the composed configuration before it is validated and built.
 
     ``config`` is the composed configuration as plain, mutable data (recipe,
-    files and overrides already applied); change it in place. Called for every
-    ``engine run`` including ``--dry-run``, so do not import torch here. Raise
+    files and overrides applied; every component name already qualified:
+    ``config["data"]["name"] == "vision.digits"``, ``config["task"]["name"] ==
+    "core.supervised"``); change it in place. Sections the user did not set hold
+    their defaults; slots the user left out are absent (the task's defaults apply
+    later). Called for every ``engine run`` including ``--dry-run``, core first,
+    then plugins by name; do not import torch here. Raise
     :class:`engine.ConfigError` for a config that cannot work (a task that does not
     fit the chosen data, say): the user sees its message, exit code 2, and the
-    plugin is not marked broken.
+    plugin is not marked broken. Any other exception stops the run too, naming
+    your plugin, and marks it broken.
     """
 
 
@@ -214,7 +269,9 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
     Called when a run is built (torch is imported by then). Return instances of
     ``lightning.pytorch.Callback`` or ``lightning.pytorch.loggers.Logger``; the
     core sorts them into the Trainer's ``callbacks`` and ``logger`` arguments.
-    ``config`` is the resolved configuration (read it, do not change it).
+    ``config`` is the resolved configuration (qualified names, every section's
+    defaults; read it, do not change it). An exception stops the run before its
+    run directory is created, naming your plugin.
     """
 
 
@@ -234,5 +291,8 @@ def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
             p.set_defaults(handler="engine_nlp.cli:generate")
 
     Raise :class:`engine.EngineError` for user mistakes: the CLI prints it on one
-    line and exits 2.
+    line and exits 2. The core's own commands (``run``, ``plugins``, ``components``,
+    ``runs``, ``evaluate``, ``report``, ``new``) come in through this hook first;
+    a command name that the core or an earlier plugin already added is refused
+    and the plugin is marked broken (both owners named), everything else works.
     """

@@ -10,28 +10,53 @@ from typing import Any
 from engine.errors import EngineError, PluginError, did_you_mean
 
 
-def _pip(*args: str) -> int:
-    """Run pip of the running interpreter, streaming its output."""
-    return subprocess.call([sys.executable, "-m", "pip", *args])
+def _pip(*args: str) -> tuple[int, str]:
+    """Run pip of the running interpreter, streaming its output; returns its exit code and last error line."""
+    proc = subprocess.Popen([sys.executable, "-m", "pip", *args], stderr=subprocess.PIPE, text=True)
+    last = ""
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        if line.strip() and not line.startswith(("WARNING", "[notice]")):
+            last = line.strip()
+    return proc.wait(), last
 
 
-def _plugins() -> dict[str, Any]:
+def _plugins() -> Any:
     from engine.plugins import PluginManager
 
-    return PluginManager(disable=()).plugins
+    return PluginManager(disable=())
 
 
 _SNAPSHOT = (
     "import json; from engine.plugins import PluginManager; "
-    "print(json.dumps({n: [p.distribution, p.version] for n, p in PluginManager().plugins.items()}))"
+    "print(json.dumps({p.name + ('@' + (p.distribution or '') if p.refused else ''): [p.distribution, p.version] "
+    "for p in PluginManager().infos()}))"
 )
+
+
+def _fresh_python(code: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter that sees the installed engine, never the current directory's.
+
+    A folder named ``engine/`` where the user stands (the tutorial's layout next to a clone) must
+    not shadow the installed package: the helper starts in an empty directory and drops the
+    current directory from its path before importing anything.
+    """
+    import tempfile
+
+    prelude = "import os, sys; sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())]\n"
+    with tempfile.TemporaryDirectory(prefix="engine-") as empty:
+        return subprocess.run([sys.executable, "-c", prelude + code], capture_output=capture, text=True, cwd=empty)
 
 
 def _snapshot() -> dict[str, list[str | None]]:
     """Installed plugins as a fresh interpreter sees them (new .pth files only apply at start-up)."""
     import json
 
-    out = subprocess.run([sys.executable, "-c", _SNAPSHOT], capture_output=True, text=True, check=True)
+    out = _fresh_python(_SNAPSHOT)
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EngineError(f"cannot list the installed plugins with {sys.executable}: {last}")
     return json.loads(out.stdout)
 
 
@@ -40,48 +65,69 @@ def cmd_install(args: argparse.Namespace) -> int:
     if not args.spec:
         raise EngineError("nothing to install", hint="engine plugins install NAME|PATH|-e DIR …")
     before = _snapshot()
-    rc = _pip("install", *args.spec)
+    rc, error = _pip("install", *args.spec)
     if rc != 0:
-        raise EngineError(f"pip install {' '.join(args.spec)} failed (exit {rc})", hint="see pip's output above")
+        raise EngineError(
+            f"pip install {' '.join(args.spec)} failed (exit {rc}): {error}", hint="see pip's output above"
+        )
     after = _snapshot()
-    changed = [name for name, dist in after.items() if before.get(name) != dist]
+    changed = [name for name, dist in after.items() if before.get(name) != dist and "@" not in name]
     if not changed:
         print("installed, but no new engine plugin appeared (does the package declare an engine.plugins entry point?)")
         return 0
     rc = 0
     for name in changed:
-        rc |= subprocess.call([sys.executable, "-m", "engine", "plugins", "info", name])
+        info = f"from engine.cli import main; sys.exit(main(['plugins', 'info', {name!r}]))"
+        rc |= _fresh_python(info, capture=False).returncode
     return 1 if rc else 0
 
 
-def cmd_uninstall(args: argparse.Namespace) -> int:
-    plugins = _plugins()
-    info = plugins.get(args.name)
-    if info is None:
-        raise EngineError(
-            f"unknown plugin '{args.name}'{did_you_mean(args.name, plugins)}", hint="see `engine plugins list`"
-        )
-    if info.name == "core":
+def _distribution(name: str) -> str:
+    """The distribution to uninstall for ``name``: a plugin's (when one provides it) or a distribution's name."""
+    infos = _plugins().infos()
+    by_dist = {i.distribution for i in infos if i.distribution and name.lower() == i.distribution.lower()}
+    if by_dist:
+        return by_dist.pop()
+    providers = [i for i in infos if i.name == name]
+    if not providers:
+        names = {i.name for i in infos} | {i.distribution for i in infos if i.distribution}
+        raise EngineError(f"unknown plugin '{name}'{did_you_mean(name, names)}", hint="see `engine plugins list`")
+    if name == "core" and all(i.distribution == "engine" for i in providers):
         raise EngineError("the core plugin is part of the engine; uninstall the 'engine' distribution instead")
-    if not info.distribution:
-        raise EngineError(f"plugin '{args.name}' has no distribution to uninstall")
-    rc = _pip("uninstall", "-y", info.distribution)
+    dists = sorted({i.distribution for i in providers if i.distribution and i.distribution != "engine"})
+    if not dists:
+        raise EngineError(f"plugin '{name}' has no distribution to uninstall")
+    if len(dists) > 1:
+        raise EngineError(
+            f"{len(dists)} distributions provide the plugin '{name}': {', '.join(dists)}",
+            hint=f"name the one to remove: engine plugins uninstall {dists[-1]}",
+        )
+    return dists[0]
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    dist = _distribution(args.name)
+    rc, error = _pip("uninstall", "-y", dist)
     if rc != 0:
-        raise EngineError(f"pip uninstall {info.distribution} failed (exit {rc})")
+        raise EngineError(f"pip uninstall {dist} failed (exit {rc}): {error}")
     return 0
 
 
 def _toggle(args: argparse.Namespace, disabled: bool) -> int:
     from engine import settings
 
-    plugins = _plugins()
-    if args.name not in plugins:
+    infos = _plugins().infos()
+    names = {i.name for i in infos}
+    if args.name not in names:
         raise EngineError(
-            f"unknown plugin '{args.name}'{did_you_mean(args.name, plugins)}", hint="see `engine plugins list`"
+            f"unknown plugin '{args.name}'{did_you_mean(args.name, names)}", hint="see `engine plugins list`"
         )
     if args.name == "core" and disabled:
         raise PluginError("the core plugin cannot be disabled")
     changed = settings.set_disabled(args.name, disabled)
+    if not disabled and settings.clear_broken(args.name):
+        changed = True
+        print(f"plugin '{args.name}': its recorded failure is forgotten; the next command loads it again")
     state = "disabled" if disabled else "enabled"
     print(f"plugin '{args.name}' {state}" + ("" if changed else " (no change)") + f" — saved in {settings.home()}")
     return 0

@@ -1,24 +1,22 @@
 """Plugin discovery: entry points, enable/disable, broken-plugin isolation.
 
 Plugins are found through ``importlib.metadata`` entry points in the
-``engine.plugins`` group. What it finds is cached (``$ENGINE_CACHE_DIR/plugins.json``)
-under a fingerprint of the installed distributions (every ``*.dist-info`` on
-``sys.path`` and its ``entry_points.txt``), so a command that only lists or
-validates does not pay for importing and scanning package metadata; installing,
-removing or reinstalling any distribution changes the fingerprint. Loading a plugin imports only its plugin module (keep
-it light); a plugin that fails to import, implements an unknown hook, or raises
-in a hook is recorded as *broken* with its error, and everything else keeps
-working. ``--disable NAME`` and ``ENGINE_DISABLE_PLUGINS=a,b`` keep a plugin
-from being loaded at all.
+``engine.plugins`` group (cached, see :mod:`engine.discovery`); the entry point's
+name is the plugin's name. Loading a plugin imports only its plugin module (keep it light).
+
+Nothing a plugin does stops the others: a plugin that fails to import (``sys.exit`` too),
+implements an unknown hook or raises in a hook is *broken*: listed with its error, left out,
+everything else working. A name two distributions claim goes to the one installed first; the
+later one is refused (broken, both named), as is an entry point called ``core``. Hooks are called
+core first, then plugins in alphabetical order of name (:meth:`PluginManager.hookimpls`).
+``--disable NAME`` and ``ENGINE_DISABLE_PLUGINS=a,b`` keep a plugin from being loaded at all.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import sys
-import zlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -27,14 +25,17 @@ from typing import Any
 import pluggy
 
 from engine import hookspecs
+from engine.discovery import ENTRY_POINT_GROUP, DiscoveryCache
 from engine.errors import EngineError, PluginError
+from engine.hookspecs import hookimpl
 
-ENTRY_POINT_GROUP = "engine.plugins"
-#: Hooks that look at a user's config: an EngineError they raise is the user's mistake, reported as such.
-_USER_FACING = frozenset({"engine_adjust_config", "engine_callbacks"})
+#: Hooks called while a run is composed and built. An EngineError they raise is the user's
+#: mistake (reported, the plugin stays ok); any other exception stops the run and is recorded.
+LIFECYCLE = frozenset({"engine_adjust_config", "engine_callbacks"})
 CORE = "core"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
-hookimpl = pluggy.HookimplMarker("engine")
+__all__ = ["CORE", "ENTRY_POINT_GROUP", "LIFECYCLE", "PluginInfo", "PluginManager", "hookimpl"]
 
 
 @dataclass
@@ -48,6 +49,8 @@ class PluginInfo:
     status: str = "ok"  # ok | broken | incompatible | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
+    #: An entry point refused its name (claimed by an earlier distribution, or ``core``).
+    refused: bool = False
 
     @property
     def label(self) -> str:
@@ -74,7 +77,7 @@ def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | 
         return verdicts[spec]
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    from engine import API_VERSION
+    from engine.version import API_VERSION
 
     try:
         ok = SpecifierSet(spec).contains(str(API_VERSION))
@@ -86,65 +89,6 @@ def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | 
     return why
 
 
-# --------------------------------------------------------------------------- discovery cache
-
-_CACHE_VERSION = 1
-
-
-def _fingerprint() -> str:
-    """What discovery depends on: the interpreter, the engine API, every distribution on ``sys.path``.
-
-    One ``scandir`` per ``sys.path`` directory and one ``stat`` per distribution: a few
-    milliseconds, against tens for importing ``importlib.metadata`` and reading metadata.
-    """
-    from engine import API_VERSION
-
-    parts = [sys.version, str(API_VERSION)]
-    for entry in sys.path:
-        try:
-            with os.scandir(entry or ".") as it:
-                dists = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
-        except OSError:  # a zip file, or gone
-            try:
-                parts.append(f"{entry} {os.stat(entry).st_mtime_ns}")
-            except OSError:
-                pass
-            continue
-        parts.append(entry)
-        for name in dists:
-            try:
-                st = os.stat(os.path.join(entry, name, "entry_points.txt"))
-                parts.append(f" {name} {st.st_mtime_ns} {st.st_size}")
-            except OSError:
-                parts.append(f" {name}")
-    text = "\n".join(parts).encode()
-    return f"{len(text)}-{zlib.crc32(text):08x}-{zlib.adler32(text):08x}"
-
-
-def _cache_file() -> Any:
-    from engine.settings import cache_dir
-
-    return cache_dir() / f"plugins-v{_CACHE_VERSION}.json"
-
-
-def _scan() -> list[dict[str, Any]]:
-    """The ``engine.plugins`` entry points, read with ``importlib.metadata``."""
-    from importlib.metadata import entry_points
-
-    found = []
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        found.append(
-            {
-                "name": ep.name,
-                "value": ep.value,
-                "dist": dist.name if dist else None,
-                "version": dist.version if dist else None,
-            }
-        )
-    return found
-
-
 def _load(value: str) -> Any:
     """Import an entry point's object, ``module`` or ``module:attr.attr`` (extras ignored)."""
     module, _, attr = value.split("[", 1)[0].partition(":")
@@ -154,57 +98,36 @@ def _load(value: str) -> Any:
     return obj
 
 
-class _DiscoveryCache:
-    """The entry points and ``ENGINE_API`` verdicts of the current set of distributions.
+def describe(exc: BaseException) -> str:
+    """``"ValueError: boom"``, or ``"sys.exit('bye')"`` for a plugin that tried to end the process."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
-    The file keeps the last few fingerprints: ``engine`` (script directory first on
-    ``sys.path``) and ``python -m engine`` (current directory first) see different paths.
-    """
 
-    KEEP = 8
-
-    def __init__(self) -> None:
-        self.key = _fingerprint()
-        try:
-            data = json.loads(_cache_file().read_text(encoding="utf-8"))
-            self.known: dict[str, Any] = data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            self.known = {}
-        entry = self.known.get(self.key)
-        self.dirty = not (isinstance(entry, dict) and {"entry_points", "verdicts"} <= entry.keys())
-        if self.dirty:
-            entry = {"entry_points": _scan(), "verdicts": {}}
-        self.entry_points: list[dict[str, Any]] = entry["entry_points"]
-        self.verdicts: dict[str, str | None] = entry["verdicts"]
-
-    def save(self, verdicts: dict[str, str | None]) -> None:
-        if not self.dirty and verdicts == self.verdicts:
-            return
-        from engine.settings import write_json_atomic
-
-        self.known.pop(self.key, None)
-        kept = dict(list(self.known.items())[-(self.KEEP - 1) :])
-        kept[self.key] = {"entry_points": self.entry_points, "verdicts": verdicts}  # newest last
-        try:
-            write_json_atomic(_cache_file(), kept)
-        except OSError:
-            pass  # a read-only cache directory only costs speed
+def call_order(name: str) -> tuple[int, str]:
+    """Where plugin ``name``'s hook implementations are called: the core first, then by name."""
+    return (0, "") if name == CORE else (1, name)
 
 
 class PluginManager:
-    """Loads plugins and calls their hooks one plugin at a time."""
+    """Loads plugins and calls their hooks one plugin at a time, in :func:`call_order`."""
 
     def __init__(self, disable: Iterable[str] = (), discover: bool = True) -> None:
+        from engine import builtins
+        from engine.settings import broken_plugins, disabled_plugins
+        from engine.version import __version__
+
         self.pm = pluggy.PluginManager("engine")
         self.pm.add_hookspecs(hookspecs)
+        #: Every plugin holding a name (loaded, disabled, broken, incompatible), by name.
         self.plugins: dict[str, PluginInfo] = {}
-        from engine.settings import disabled_plugins
-
+        #: Entry points refused their name; listed, never loaded.
+        self.refused: list[PluginInfo] = []
         self.disabled = set(disable) | disabled_from_env() | disabled_plugins()
         if CORE in self.disabled:
             raise PluginError("the core plugin cannot be disabled")
-        from engine import __version__, builtins
-
+        self.recorded = broken_plugins()
         self.register(builtins, PluginInfo(CORE, "engine", __version__, builtins.__name__))
         if discover:
             self.discover()
@@ -213,28 +136,33 @@ class PluginManager:
 
     def discover(self) -> None:
         """Load every plugin advertised in the ``engine.plugins`` entry-point group."""
-        cache = _DiscoveryCache()
+        cache = DiscoveryCache()
         verdicts = dict(cache.verdicts)
         for ep in cache.entry_points:
             name, value = ep["name"], ep["value"]
             info = PluginInfo(name, ep["dist"], ep["version"], value)
+            other = self.plugins.get(name)
+            if other is not None and other.distribution == info.distribution:
+                continue  # the same distribution seen twice on sys.path
+            why = self._refusal(info, other)
+            if why is not None:
+                info.status, info.error, info.refused = "broken", why, True
+                self.refused.append(info)
+                continue
             if name in self.disabled:
                 info.status = "disabled"
                 self.plugins[name] = info
                 continue
-            if name in self.plugins:
-                other = self.plugins[name]
-                if other.distribution == info.distribution:
-                    continue  # the same distribution seen twice on sys.path
-                raise PluginError(
-                    f"two distributions provide the plugin '{name}': "
-                    f"{other.distribution} {other.version} and {info.distribution} {info.version}",
-                    hint=f"uninstall one of them, or disable the name with --disable {name}",
-                )
+            recorded = self._recorded_failure(info)
+            if recorded is not None:
+                info.status = "broken"
+                info.error = f"{recorded} (recorded by an earlier command; `engine plugins enable {name}` retries it)"
+                self.plugins[name] = info
+                continue
             try:
                 obj = _load(value)
-            except Exception as exc:
-                self._broken(info, f"import of '{value}' failed: {type(exc).__name__}: {exc}")
+            except (Exception, SystemExit) as exc:
+                self._broken(info, f"import of '{value}' failed: {describe(exc)}")
                 continue
             why = check_api(obj, verdicts)
             if why is not None:
@@ -244,18 +172,36 @@ class PluginManager:
             self.register(obj, info)
         cache.save(verdicts)
 
+    def _recorded_failure(self, info: PluginInfo) -> str | None:
+        """The failure an earlier command recorded for this very distribution and version, if any."""
+        rec = self.recorded.get(info.name)
+        if isinstance(rec, dict) and (rec.get("distribution"), rec.get("version")) == (info.distribution, info.version):
+            return str(rec.get("error"))
+        return None
+
+    @staticmethod
+    def _refusal(info: PluginInfo, other: PluginInfo | None) -> str | None:
+        """Why ``info`` may not have its name (another distribution holds it, it is reserved), or None."""
+        fix = f"uninstall it (`engine plugins uninstall {info.distribution}`)" if info.distribution else "remove it"
+        if info.name == CORE:
+            return f"the plugin name 'core' is the engine's own; {info.label} cannot use it: {fix}"
+        if not _NAME.match(info.name):
+            return f"'{info.name}' is not a valid plugin name (letters, digits, _ and -): {fix}"
+        if other is not None:
+            return (
+                f"two distributions provide the plugin '{info.name}': {other.label} (installed first, kept) "
+                f"and {info.label} (refused); {fix}, or uninstall the other one"
+            )
+        return None
+
     def register(self, obj: Any, info: PluginInfo) -> None:
         """Register a plugin object (module, class instance) under ``info.name``."""
-        if info.name in self.plugins and self.plugins[info.name].status != "disabled":
-            other = self.plugins[info.name]
-            raise PluginError(
-                f"two plugins are named '{info.name}': {other.label} and {info.label}",
-                hint=f"uninstall one of them, or disable the name with --disable {info.name}",
-            )
         try:
             self.pm.register(obj, name=info.name)
             self.pm.check_pending()
         except Exception as exc:
+            if info.name == CORE:
+                raise
             if self.pm.is_registered(obj):
                 self.pm.unregister(obj)
             self._broken(info, f"invalid hooks: {exc}")
@@ -271,31 +217,76 @@ class PluginManager:
         if plugin is not None:
             self.pm.unregister(plugin)
 
+    def mark_broken(self, info: PluginInfo, error: str, record: bool = False) -> None:
+        """Mark a plugin broken: its components, commands and sections are left out from now on.
+
+        ``record`` keeps the verdict for later commands (until the distribution changes or
+        ``engine plugins enable NAME``): lifecycle hooks run only in some commands.
+        """
+        if info.name == CORE:
+            raise PluginError(f"the core plugin failed: {error}")
+        self._broken(info, error)
+        if record:
+            from engine.settings import record_broken
+
+            record_broken(info.name, info.distribution, info.version, error)
+
     # ------------------------------------------------------------------ calling
 
-    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginInfo, Any]]:
-        """Call ``hook`` on each plugin separately; a plugin that raises is marked broken.
+    def hookimpls(self, hook: str) -> list[tuple[PluginInfo, Any]]:
+        """``(plugin, implementation)`` of every working plugin implementing ``hook``, in call order."""
+        pairs = [(self.plugins[impl.plugin_name], impl) for impl in getattr(self.pm.hook, hook).get_hookimpls()]
+        return sorted((p for p in pairs if p[0].status == "ok"), key=lambda p: call_order(p[0].name))
 
-        Returns ``(plugin, result)`` pairs in registration order (core first).
+    def call(self, info: PluginInfo, impl: Any, hook: str, **kwargs: Any) -> tuple[bool, Any]:
+        """Call one implementation; ``(False, None)`` when it raised and its plugin was marked broken.
+
+        The core's own errors propagate; so does an :class:`EngineError` from a lifecycle hook (a
+        plugin telling the user what is wrong with their config). Any other exception in a
+        lifecycle hook marks the plugin broken *and* stops the command with a PluginError naming
+        the plugin, the hook and the error: a run never goes on without a hook that failed.
         """
-        caller = getattr(self.pm.hook, hook)
+        try:
+            return True, impl.function(*[kwargs[a] for a in impl.argnames])
+        except (Exception, SystemExit) as exc:
+            if info.name == CORE or (isinstance(exc, EngineError) and hook in LIFECYCLE):
+                raise
+            error = f"hook {hook} raised {describe(exc)}"
+            self.mark_broken(info, error, record=hook in LIFECYCLE)
+            if hook in LIFECYCLE:
+                raise PluginError(
+                    f"plugin '{info.name}' ({info.distribution or 'no distribution'} {info.version or ''}) "
+                    f"failed in {hook}: {describe(exc)}",
+                    hint=f"the plugin is marked broken and left out from now on; fix or reinstall it, `engine plugins "
+                    f"enable {info.name}` to retry it, `engine plugins disable {info.name}` to keep it off",
+                ) from (exc if isinstance(exc, Exception) else None)
+            return False, None
+
+    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginInfo, Any]]:
+        """Call ``hook`` on each working plugin in call order; returns ``(plugin, result)`` pairs.
+
+        A plugin that raises is marked broken (see :meth:`call`) and left out of the results.
+        """
         results = []
-        for impl in reversed(caller.get_hookimpls()):  # pluggy stores LIFO
-            info = self.plugins[impl.plugin_name]
-            if info.status != "ok":
+        for info, impl in self.hookimpls(hook):
+            if info.status != "ok":  # broken by an earlier implementation's call in this loop
                 continue
-            try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as exc:
-                if info.name == CORE or (isinstance(exc, EngineError) and hook in _USER_FACING):
-                    raise  # a plugin telling the user what is wrong with their config is not broken
-                self._broken(info, f"hook {hook} raised {type(exc).__name__}: {exc}")
-                continue
-            results.append((info, result))
+            ok, result = self.call(info, impl, hook, **kwargs)
+            if ok:
+                results.append((info, result))
         return results
 
+    def infos(self) -> list[PluginInfo]:
+        """Every plugin, refused entry points included, in call order."""
+        every = [*self.plugins.values(), *self.refused]
+        return sorted(every, key=lambda p: (*call_order(p.name), p.refused))
+
     def broken(self) -> list[PluginInfo]:
-        return [p for p in self.plugins.values() if p.status == "broken"]
+        return [p for p in self.infos() if p.status == "broken"]
+
+    def is_ok(self, name: str) -> bool:
+        info = self.plugins.get(name)
+        return info is not None and info.status == "ok"
 
     def module_of(self, name: str) -> ModuleType | Any:
         return self.pm.get_plugin(name)

@@ -18,10 +18,13 @@ import fnmatch
 import re
 from typing import Any
 
-from engine.component import INJECTED, KINDS, Component, Recipe
+from engine.component import INJECTED, KINDS, Component, Recipe, Section
 from engine.errors import ConfigError, PluginError, did_you_mean
 from engine.plugins import CORE, PluginManager
 from engine.signature import Signature, read_signature, signature_from_object
+
+#: Config keys the core composes itself; no plugin's section may take them.
+CORE_KEYS = ("task", "data", "seed", "trainer")
 
 _HOOKS = {
     "task": "engine_tasks",
@@ -32,10 +35,11 @@ _HOOKS = {
     "data": "engine_data_sources",
     "deploy": "engine_deploy_targets",
     "recipe": "engine_recipes",
+    "section": "engine_config_sections",
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
-Entry = Component | Recipe
+Entry = Component | Recipe | Section
 
 
 class Registry:
@@ -44,30 +48,66 @@ class Registry:
     def __init__(self, manager: PluginManager) -> None:
         self.manager = manager
         self._by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
-        self._signatures: dict[tuple[str, str], Signature | None] = {}
+        self._signatures: dict[tuple[str, str], Signature | None] = {}  # read from source
+        self._imported: dict[tuple[str, str], Signature] = {}  # read by importing the target
         for kind in KINDS:
             for info, declared in manager.call_each(_HOOKS[kind]):
                 try:
                     entries = self._check(kind, info.name, declared)
+                    if kind == "section":
+                        self._check_sections(info.name, entries)
                 except PluginError as exc:
-                    manager._broken(info, exc.message)
+                    manager.mark_broken(info, exc.message)
                     continue
                 for entry in entries:
                     bound = entry.bind(kind, info.name, info.distribution, info.version)
                     self._by_kind[kind][bound.qualified_name] = bound
-        # A plugin found broken while declaring one kind loses all its components.
-        broken = {p.name for p in manager.broken()}
-        if broken:
-            for kind, entries in self._by_kind.items():
-                self._by_kind[kind] = {q: e for q, e in entries.items() if e.plugin not in broken}
+
+    def _entries(self, kind: str) -> dict[str, Entry]:
+        """The entries of ``kind`` whose plugin works *now*: one found broken later (a command that
+        clashes, a lifecycle hook that raised) loses every component it declared."""
+        entries = self._by_kind[kind]
+        if all(self.manager.is_ok(e.plugin) for e in entries.values()):
+            return entries
+        return {q: e for q, e in entries.items() if self.manager.is_ok(e.plugin)}
+
+    def _check_sections(self, plugin: str, sections: list[Any]) -> None:
+        """A section name (or slot key) the core or an earlier plugin has is refused, both owners named."""
+        earlier = list(self._by_kind["section"].values())
+        taken = {name: "the core" for name in CORE_KEYS} | {
+            s.name: f"plugin '{s.plugin}'" for s in earlier if s.slot_kind is None
+        }
+        for section in sections:
+            if section.slot_kind is None and section.name in taken:
+                raise PluginError(
+                    f"plugin '{plugin}' declares the config section '{section.name}', "
+                    f"which {taken[section.name]} already provides",
+                    hint="rename the section",
+                )
+            if section.slot_kind is None:
+                continue
+            # Slot keys (rare outside the core): read the declarations to compare their keys.
+            mine = set(self._keys(section.bind("section", plugin, None, None)))
+            for other in earlier:
+                clash = mine & set(self._keys(other)) if other.slot_kind == section.slot_kind else set()
+                if clash:
+                    raise PluginError(
+                        f"plugin '{plugin}' adds the key(s) {sorted(clash)} to {section.slot_kind} slots, "
+                        f"which plugin '{other.plugin}' already adds",
+                        hint="rename the keys",
+                    )
+
+    def _keys(self, section: Any) -> list[str]:
+        sig = self.signature(section)
+        return sig.names if sig is not None else []
 
     @staticmethod
     def _check(kind: str, plugin: str, declared: Any) -> list[Entry]:
         if declared is None:
             return []
-        if isinstance(declared, (Component, Recipe)):
+        if isinstance(declared, (Component, Recipe, Section)):
             declared = [declared]
-        expected = Recipe if kind == "recipe" else Component
+        expected = {"recipe": Recipe, "section": Section}.get(kind, Component)
         entries: list[Entry] = []
         seen: set[str] = set()
         for entry in declared:
@@ -88,19 +128,19 @@ class Registry:
         kinds = [kind] if kind else list(KINDS)
         out: list[Entry] = []
         for k in kinds:
-            for q, entry in sorted(self._by_kind[k].items()):
+            for q, entry in sorted(self._entries(k).items()):
                 if pattern is None or fnmatch.fnmatch(q, pattern) or fnmatch.fnmatch(entry.name, pattern):
                     out.append(entry)
         return out
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._by_kind[kind])
+        return sorted(self._entries(kind))
 
     def resolve(self, kind: str, name: str) -> Any:
         """The component of ``kind`` called ``name`` (qualified or unambiguous short name)."""
         if kind not in self._by_kind:
             raise ConfigError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}")
-        entries = self._by_kind[kind]
+        entries = self._entries(kind)
         if name in entries:
             return entries[name]
         matches = [e for e in entries.values() if e.name == name]
@@ -117,7 +157,7 @@ class Registry:
             return matches[0]
         choices = list(entries) + [e.name for e in entries.values()]
         message = f"unknown {kind} '{name}'{did_you_mean(name, set(choices))}"
-        broken = [p for p in self.manager.broken() if name.startswith(p.name + ".")]
+        broken = [p for p in self.manager.broken() if name.startswith((p.name + ".", p.name + "/"))]
         hint = (
             f"the plugin '{broken[0].name}' is broken: {broken[0].error}"
             if broken
@@ -125,7 +165,11 @@ class Registry:
         )
         raise ConfigError(message, hint=hint)
 
-    def signature(self, component: Component) -> Signature | None:
+    def sections(self, slot_kind: str | None = None) -> list[Section]:
+        """Config sections (``slot_kind=None``), or the slot-key sections of one component kind."""
+        return [s for s in self.list("section") if s.slot_kind == slot_kind]  # type: ignore[union-attr]
+
+    def signature(self, component: Component | Section) -> Signature | None:
         """User-settable parameters of ``component`` (read from source; torch-free).
 
         Returns None when the source cannot be read statically; :meth:`load_signature`
@@ -140,18 +184,53 @@ class Registry:
             self._signatures[key] = _without_injected(component, sig)
         return self._signatures[key]
 
-    def load_signature(self, component: Component) -> Signature:
+    def load_signature(self, component: Component | Section) -> Signature:
         """Parameters of ``component``, importing the target when the source was unreadable."""
         sig = self.signature(component)
-        if sig is None:
-            sig = _without_injected(component, signature_from_object(component.load()))
-            self._signatures[(component.kind, component.qualified_name)] = sig
-        assert sig is not None
-        return sig
+        if sig is not None:
+            return sig
+        key = (component.kind, component.qualified_name)
+        if key not in self._imported:
+            imported = _without_injected(component, signature_from_object(component.load()))
+            assert imported is not None
+            self._imported[key] = imported
+        return self._imported[key]
 
 
-def _without_injected(component: Component, sig: Signature | None) -> Signature | None:
+def _without_injected(component: Component | Section, sig: Signature | None) -> Signature | None:
     if sig is None:
         return None
-    hidden = set(INJECTED.get(component.kind, ())) | set(component.slots)
+    hidden = set(INJECTED.get(component.kind, ()))
+    if isinstance(component, Component):
+        hidden |= set(component.slots)
     return Signature(tuple(p for p in sig.params if p.name not in hidden), sig.open)
+
+
+# --------------------------------------------------------------------------- the process's registries
+
+_REGISTRIES: dict[tuple[str, ...], Registry] = {}
+#: The plugins the running command disabled (``engine --disable NAME ...``): every registry the
+#: process builds without naming its own set, e.g. when a run is reopened, leaves them out too.
+_DEFAULT_DISABLE: list[tuple[str, ...]] = [()]
+
+
+def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
+    """The registry of every enabled plugin's components, built once per ``disable`` set.
+
+    ``disable=None`` means the set the running command was given (see :func:`use_disabled`).
+    """
+    key = tuple(sorted(_DEFAULT_DISABLE[0] if disable is None else disable))
+    if fresh or key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry(PluginManager(disable=key))
+    return _REGISTRIES[key]
+
+
+def use_disabled(disable: tuple[str, ...]) -> None:
+    """Make ``disable`` the process's default plugin set for :func:`get_registry`."""
+    _DEFAULT_DISABLE[0] = tuple(sorted(disable))
+
+
+def clear_registries() -> None:
+    """Forget built registries and the default disabled set (tests, ``fresh`` reloads)."""
+    _REGISTRIES.clear()
+    _DEFAULT_DISABLE[0] = ()

@@ -247,22 +247,3 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"curves:  {result['png']}  (panels: {', '.join(result['panels'])})")
     print(f"summary: {result['markdown']}")
     return 0
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "report",
-        help="training curves (PNG) and a Markdown summary of one or more runs, compared on one chart",
-        description="Read each run's metrics CSV, config and summary; draw loss, metrics and learning rate "
-        "against the step (every run on the same axes: train dashed, validation solid) into OUT/curves.png, "
-        "and write OUT/report.md: each run's final metrics, steps and wall time, techniques used (pruning, "
-        "init_from, freeze), and the config keys that differ between the runs. Needs matplotlib.",
-        epilog="examples:\n  engine report runs/digits                         -> runs/digits/report/\n"
-        "  engine report runs/scratch runs/finetuned --out cmp  compare two runs on one chart\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
-    p.add_argument(
-        "--out", metavar="DIR", help="output directory (default: RUN/report for one run, reports/<time> for several)"
-    )
-    p.set_defaults(handler="engine.report:cmd_report")

@@ -1,4 +1,4 @@
-"""A run: config -> objects -> ``lightning.Trainer`` -> run directory.
+"""A run: plan -> objects -> ``lightning.Trainer`` -> run directory.
 
 Lightning does the training; the runner only assembles the Trainer (checkpoints,
 early stopping, loggers, plugin callbacks) and records the run::
@@ -11,12 +11,15 @@ early stopping, loggers, plugin callbacks) and records the run::
       checkpoints/       best.ckpt, last.ckpt
       csv/0/metrics.csv  every logged metric (CSVLogger; a resume writes csv/1/, …)
       tb/                TensorBoard events, when TensorBoard is installed
-      summary.json       status, final metrics, wall time, steps
+      summary.json       status, final and best-checkpoint metrics, the task's primary metric, wall time
+
+Everything that can fail on the user's input (building the data, the task, the plugins'
+callbacks, the Trainer itself) happens before the run directory is created: a failed build
+leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -28,7 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.plan import Plan, make_plan
+from engine.protocols import ChecksData, HasPrimaryMetric, HasSplits, ReportsSummary, SavesArtifacts, implements
 from engine.registry import Registry
+from engine.rundir import to_jsonable, write_json
 
 RUN_DIR_ENV = "ENGINE_RUN_DIR"
 
@@ -39,34 +45,17 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 2)() == 1:
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return repr(value)
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def new_run_dir(cfg: dict[str, Any]) -> Path:
-    """A fresh directory under ``run.dir``; shared with DDP worker processes through the environment."""
+def run_dir_path(plan: Plan) -> Path:
+    """Where the run goes (not created yet); DDP worker processes get rank zero's through the environment."""
     inherited = os.environ.get(RUN_DIR_ENV)
     if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
         return Path(inherited)  # a DDP worker started by Lightning: the directory rank 0 made
+    cfg = plan.config
     root = Path(cfg["run"]["dir"]).expanduser()
     name = cfg["run"]["name"]
     if not name:
-        model = next((cfg[k]["name"] for k in ("model", "generator", "policy") if isinstance(cfg.get(k), dict)), None)
-        parts = [p.split(".")[-1] for p in (model, cfg["data"]["name"]) if p]
+        primary = plan.primary
+        parts = [p.split(".")[-1] for p in (primary.component.name if primary else None, plan.data.name) if p]
         name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
     path = root / name
     if path.exists() and any(path.iterdir()) and not cfg["run"]["name"]:
@@ -79,7 +68,6 @@ def new_run_dir(cfg: dict[str, Any]) -> Path:
             f"run directory {path} already exists",
             hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -93,8 +81,8 @@ def environment(registry: Registry) -> dict[str, Any]:
         except PackageNotFoundError:
             libs[lib] = None
     plugins = [
-        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status}
-        for p in registry.manager.plugins.values()
+        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status, "error": p.error}
+        for p in registry.manager.infos()
     ]
     return {
         "plugins": plugins,
@@ -106,13 +94,13 @@ def environment(registry: Registry) -> dict[str, Any]:
 
 
 def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[Any], Any]:
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
 
-    from engine.callbacks import RNGState
+    from engine.callbacks import BestCheckpoint, RNGState
 
     ck = cfg["checkpoint"]
     monitor = ck["monitor"] or ("val/loss" if has_val else "train/loss")
-    checkpoint = ModelCheckpoint(
+    checkpoint = BestCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor=monitor,
@@ -174,37 +162,76 @@ def _plugin_extras(registry: Registry, cfg: dict[str, Any]) -> tuple[list[Any], 
     return callbacks, loggers
 
 
-def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None) -> RunResult:
-    """Train (and test) the validated ``cfg``; ``resume`` continues that run directory."""
+def _splits(datamodule: Any) -> tuple[bool, bool]:
+    if implements(datamodule, HasSplits):
+        return datamodule.has_split("val"), datamodule.has_split("test")
+    return True, True
+
+
+def _trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]:
+    """The Trainer and its checkpoint callback; Lightning's objections become one clear error."""
+    import lightning as L
+
+    has_val, _ = _splits(datamodule)
+    callbacks, checkpoint = _callbacks(plan.config, run_dir, has_val)
+    extra_callbacks, extra_loggers = _plugin_extras(plan.registry, plan.config)
+    trainer_args = dict(plan.config["trainer"])
+    if not has_val:
+        trainer_args.setdefault("limit_val_batches", 0)
+    try:
+        trainer = L.Trainer(
+            default_root_dir=run_dir,
+            callbacks=callbacks + extra_callbacks,
+            logger=_loggers(run_dir) + extra_loggers,
+            **trainer_args,
+        )
+    except Exception as exc:  # MisconfigurationException, a device that is not there, …
+        raise EngineError(
+            f"lightning.Trainer refused the trainer settings {trainer_args}: {type(exc).__name__}: {exc}",
+            hint="see `engine run --help` and Lightning's Trainer documentation",
+        ) from exc
+    return trainer, checkpoint
+
+
+def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: Path | None = None) -> RunResult:
+    """Train (and test) the planned run (a :class:`Plan`, or a validated config and its registry).
+
+    ``resume`` continues that run directory from its last checkpoint.
+    """
     import lightning as L
 
     from engine.build import build_data, build_task
 
+    if not isinstance(plan, Plan):
+        if registry is None:
+            raise TypeError("run(config) needs the registry the config was validated with")
+        plan = make_plan(plan, registry)
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     started = time.time()
-    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    L.seed_everything(plan.config["seed"], workers=True, verbose=False)
     last = resume / "checkpoints" / "last.ckpt" if resume is not None else None
     if last is not None and not last.is_file():
         raise EngineError(
             f"nothing to resume in {resume}: no checkpoints/last.ckpt",
             hint=f"start it again with -c {resume / 'config.yaml'}",
         )
-    # Build before creating the run directory: a mistake found here leaves nothing behind.
+    # Build everything before creating the run directory: a mistake found here leaves nothing behind.
     # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
-    datamodule = build_data(registry, cfg, artifacts=resume)
+    datamodule = build_data(plan, artifacts=resume)
     facts = dict(datamodule.facts)
-    model = build_task(registry, cfg, facts)
-    check = getattr(model, "check_data", None)
-    if check is not None:
-        check(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
+    model = build_task(plan, facts)
+    if implements(model, ChecksData):
+        model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
+    run_dir = resume if resume is not None else run_dir_path(plan)
+    trainer, checkpoint = _trainer(plan, run_dir, datamodule)
 
-    run_dir = resume if resume is not None else new_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
     previous_env = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
     try:
-        return _run(cfg, registry, run_dir, last, datamodule, facts, model, started)
+        return _run(plan, run_dir, last, datamodule, facts, model, trainer, checkpoint, started)
     finally:
         if previous_env is None:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -213,48 +240,36 @@ def run(cfg: dict[str, Any], registry: Registry, resume: Path | None = None) -> 
 
 
 def _run(
-    cfg: dict[str, Any],
-    registry: Registry,
+    plan: Plan,
     run_dir: Path,
     last: Path | None,
     datamodule: Any,
     facts: dict[str, Any],
     model: Any,
+    trainer: Any,
+    checkpoint: Any,
     started: float,
 ) -> RunResult:
-    import lightning as L
     import yaml
 
+    cfg = plan.config
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
     summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg["seed"]}
     if rank_zero:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-        write_json(run_dir / "environment.json", environment(registry))
+        write_json(run_dir / "environment.json", environment(plan.registry))
         write_json(run_dir / "facts.json", facts)
         write_json(run_dir / "summary.json", summary)
-        save_artifacts = getattr(datamodule, "save_artifacts", None)
-        if save_artifacts is not None:
-            save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
+        if implements(datamodule, SavesArtifacts):
+            datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
 
-    has_val = getattr(datamodule, "has_split", lambda s: True)("val")
-    has_test = getattr(datamodule, "has_split", lambda s: True)("test")
-    callbacks, checkpoint = _callbacks(cfg, run_dir, has_val)
-    extra_callbacks, extra_loggers = _plugin_extras(registry, cfg)
-    trainer_args = dict(cfg["trainer"])
-    if not has_val:
-        trainer_args.setdefault("limit_val_batches", 0)
-    trainer = L.Trainer(
-        default_root_dir=run_dir,
-        callbacks=callbacks + extra_callbacks,
-        logger=_loggers(run_dir) + extra_loggers,
-        **trainer_args,
-    )
+    _, has_test = _splits(datamodule)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
         if trainer.interrupted:
             raise KeyboardInterrupt
         _save_final_last(trainer, checkpoint)
-        fit_metrics = {k: v for k, v in trainer.callback_metrics.items()}
+        fit_metrics = dict(trainer.callback_metrics.items())
         test_metrics: dict[str, Any] = {}
         if has_test and trainer.limit_test_batches != 0:
             best = "best" if checkpoint.best_model_path else None
@@ -271,9 +286,13 @@ def _run(
         if rank_zero:
             write_json(run_dir / "summary.json", summary)
         raise
+    best_metrics = {**checkpoint.best_metrics, **(test_metrics if checkpoint.best_model_path else {})}
     summary.update(
         status="completed",
         metrics={**fit_metrics, **test_metrics},
+        best_metrics=best_metrics,
+        best_step=checkpoint.best_step,
+        primary_metric=primary_metric(model, {**fit_metrics, **test_metrics}, best_metrics),
         best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
         best_score=checkpoint.best_model_score,
         monitor=checkpoint.monitor,
@@ -283,10 +302,23 @@ def _run(
         wall_time_s=round(time.time() - started, 3),
     )
     summary.update(_technique_info(trainer, model))
-    summary = _jsonable(summary)
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
-    return RunResult(run_dir, summary)
+    return RunResult(run_dir, to_jsonable(summary))
+
+
+def primary_metric(task: Any, final: dict[str, Any], best: dict[str, Any]) -> dict[str, Any] | None:
+    """The metric the task is judged by (``test/NAME``, else ``val/NAME``) with its best and final values."""
+    name, mode = task.primary_metric if implements(task, HasPrimaryMetric) else ("loss", "min")
+    for key in (f"test/{name}", f"val/{name}"):
+        if key in final or key in best:
+            value = best.get(key, final.get(key))
+            return {"name": key, "mode": mode, "value": _number(value), "final": _number(final.get(key))}
+    return None
+
+
+def _number(value: Any) -> Any:
+    return float(value) if value is not None and not isinstance(value, (str, bool)) else value
 
 
 def _save_final_last(trainer: Any, checkpoint: Any) -> None:
@@ -297,7 +329,7 @@ def _save_final_last(trainer: Any, checkpoint: Any) -> None:
     """
     if not checkpoint.save_last or trainer.fast_dev_run:
         return
-    if getattr(checkpoint, "_last_global_step_saved", None) == trainer.global_step:
+    if checkpoint._last_global_step_saved == trainer.global_step:
         return
     path = Path(checkpoint.dirpath) / "last.ckpt"
     trainer.save_checkpoint(path)
@@ -314,9 +346,8 @@ def _technique_info(trainer: Any, model: Any) -> dict[str, Any]:
     if transfer:
         info["transfer"] = transfer
     for callback in trainer.callbacks:
-        report = getattr(callback, "summary_info", None)
-        if callable(report):
-            info.update(report())
+        if implements(callback, ReportsSummary):
+            info.update(callback.summary_info())
     return info
 
 

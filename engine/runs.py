@@ -16,12 +16,12 @@ Opening reads only JSON and YAML (no torch); :meth:`Run.task` and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
+from engine.rundir import checkpoint_path, read_config, read_json, run_root
 
 
 @dataclass
@@ -33,28 +33,30 @@ class Run:
     facts: dict[str, Any]
     summary: dict[str, Any]
     registry: Any = field(repr=False, default=None)
+    _plan: Any = field(repr=False, default=None, init=False)
 
     def _registry(self) -> Any:
         if self.registry is None:
-            import engine
+            from engine.registry import get_registry
 
-            self.registry = engine.get_registry()
+            self.registry = get_registry()  # with the plugins the running command disabled
         return self.registry
+
+    def plan(self) -> Any:
+        """The run's :class:`~engine.plan.Plan`, from its resolved config (made once).
+
+        The sections' checks of the world at training time (``model.init_from`` exists …) are
+        not repeated: the run's weights replace what they loaded.
+        """
+        if self._plan is None:
+            from engine.plan import make_plan
+
+            self._plan = make_plan(self.config, self._registry(), checks=False)
+        return self._plan
 
     def checkpoint(self, which: str = "best") -> Path:
         """Path of the ``best`` (falls back to ``last``) or ``last`` checkpoint."""
-        if which not in ("best", "last"):
-            raise EngineError(f"unknown checkpoint '{which}'", hint="choose best or last")
-        names = ["best.ckpt", "last.ckpt"] if which == "best" else ["last.ckpt"]
-        recorded = self.summary.get(f"{which}_checkpoint")
-        candidates = ([self.path / recorded] if recorded else []) + [self.path / "checkpoints" / n for n in names]
-        for path in candidates:
-            if path.is_file():
-                return path
-        raise EngineError(
-            f"run {self.path} has no checkpoint (status: {self.summary.get('status', 'unknown')})",
-            hint=f"train it first, or continue it with `engine run --resume {self.path}`",
-        )
+        return checkpoint_path(self.path, self.summary, which)
 
     def datamodule(self) -> Any:
         """The run's ``LightningDataModule``, rebuilt from its config (same seed, same splits).
@@ -64,7 +66,7 @@ class Run:
         """
         from engine.build import build_data
 
-        return build_data(self._registry(), self.config, artifacts=self.path)
+        return build_data(self.plan(), artifacts=self.path)
 
     def task(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
         """The run's ``LightningModule`` with the checkpoint's weights, in eval mode, on the CPU.
@@ -72,15 +74,31 @@ class Run:
         ``facts`` overrides the recorded ``facts.json`` (pass the datamodule's facts
         when a fact does not survive JSON).
         """
+        return self._build(which, facts)[0]
+
+    def model(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
+        """The trained model of the task's primary slot (``model``, a GAN's ``generator`` …), eval mode.
+
+        What ``task.teacher`` distils from and ``engine deploy`` exports: the object built for that
+        slot, holding the checkpoint's weights.
+        """
+        _, slots = self._build(which, facts)
+        slot = self.plan().task.main_slot
+        if slot is None or slots.get(slot) is None:
+            raise EngineError(f"run {self.path}: its task '{self.plan().task.qualified_name}' has no model slot")
+        return slots[slot].eval()
+
+    def _build(self, which: str, facts: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
         import torch
 
-        from engine.build import build_task
+        from engine.build import build_slots, build_task
 
         path = self.checkpoint(which)
+        plan = self.plan()
+        facts = dict(facts if facts is not None else self.facts)
         # init_weights=False: the checkpoint replaces any model.init_from weights (whose source may be gone).
-        module = build_task(
-            self._registry(), self.config, dict(facts if facts is not None else self.facts), init_weights=False
-        )
+        slots = build_slots(plan, facts, init_weights=False)
+        module = build_task(plan, facts, slots=slots)
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
         except Exception as exc:
@@ -93,31 +111,13 @@ class Run:
                 hint="was the plugin providing the model changed since the run? reinstall the version in "
                 f"{self.path / 'environment.json'}",
             )
-        return module.eval()
+        return module.eval(), slots
 
 
 def open_run(path: str | Path, registry: Any = None) -> Run:
-    """Read run directory ``path``; a clear :class:`EngineError` when it is not one."""
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise EngineError(f"run directory not found: {root}", hint="see `engine runs list`")
-    config_file = root / "config.yaml"
-    if not config_file.is_file():
-        raise EngineError(f"{root} is not a run directory (no config.yaml)", hint="see `engine runs list`")
-    import yaml
+    """Read run directory ``path``; a clear :class:`EngineError` when it is not one.
 
-    try:
-        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise EngineError(f"cannot read {config_file}: {exc}") from None
-
-    def read_json(name: str) -> dict[str, Any]:
-        file = root / name
-        if not file.is_file():
-            return {}
-        try:
-            return json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise EngineError(f"cannot read {file}: {exc}") from None
-
-    return Run(root, config, read_json("facts.json"), read_json("summary.json"), registry)
+    ``registry`` defaults to the running command's (its ``--disable`` set included).
+    """
+    root = run_root(path)
+    return Run(root, read_config(root), read_json(root, "facts.json"), read_json(root, "summary.json"), registry)

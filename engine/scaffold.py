@@ -218,7 +218,7 @@ def validate_name(name: str) -> None:
 
 def scaffold(name: str, directory: Path) -> list[Path]:
     """Write the plugin package for ``name`` into ``directory``; returns the files written."""
-    from engine import __version__
+    from engine.version import __version__
 
     validate_name(name)
     if directory.exists() and any(directory.iterdir()):

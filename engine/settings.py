@@ -1,7 +1,10 @@
 """User settings persisted under ``ENGINE_HOME`` (default ``~/.config/engine``).
 
-Only what ``engine plugins disable|enable`` changes lives here, as JSON in
-``$ENGINE_HOME/settings.json``: ``{"disabled_plugins": ["name", ...]}``.
+What ``engine plugins disable|enable`` changes, and the plugins found broken while a command
+ran, live here as JSON in ``$ENGINE_HOME/settings.json``::
+
+    {"disabled_plugins": ["name", ...],
+     "broken_plugins": {"name": {"distribution": "...", "version": "...", "error": "..."}}}
 """
 
 from __future__ import annotations
@@ -62,5 +65,34 @@ def set_disabled(name: str, disabled: bool) -> bool:
     if names == before:
         return False
     data["disabled_plugins"] = sorted(names)
+    save(data)
+    return True
+
+
+def broken_plugins() -> dict[str, dict[str, Any]]:
+    """Plugins recorded broken by an earlier command (a lifecycle hook that raised), by name."""
+    recorded = load().get("broken_plugins", {})
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def record_broken(name: str, distribution: str | None, version: str | None, error: str) -> None:
+    """Remember that plugin ``name`` (this distribution and version) is broken, and why."""
+    data = load()
+    recorded = data.get("broken_plugins") if isinstance(data.get("broken_plugins"), dict) else {}
+    recorded[name] = {"distribution": distribution, "version": version, "error": error}
+    data["broken_plugins"] = recorded
+    try:
+        save(data)
+    except OSError:
+        pass  # a read-only home: the failure is still reported for this command
+
+
+def clear_broken(name: str) -> bool:
+    """Forget a recorded failure of plugin ``name``; returns whether there was one."""
+    data = load()
+    recorded = data.get("broken_plugins")
+    if not isinstance(recorded, dict) or name not in recorded:
+        return False
+    del recorded[name]
     save(data)
     return True

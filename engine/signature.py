@@ -6,10 +6,8 @@ target's signature and docstring.  We read them from the target's source with
 :mod:`ast` (the module is located, never executed) and fall back to
 :func:`inspect.signature` at build time when the source cannot be read.
 
-Type annotations stay strings; :func:`check_type` understands the common ones
-(``int``, ``float``, ``str``, ``bool``, ``list[int]``, ``tuple[int, ...]``,
-``dict``, ``Literal[...]``, ``X | None``, ``Optional``/``Union``) and accepts
-anything it does not understand.
+Type annotations stay strings; :func:`engine.typecheck.check_type` checks
+config values against them.
 """
 
 from __future__ import annotations
@@ -17,10 +15,11 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.docstrings import parse_param_docs
 
 REQUIRED: Any = type("REQUIRED", (), {"__repr__": lambda self: "<required>"})()
 
@@ -108,50 +107,6 @@ def _parse(path: Path) -> ast.Module | None:
     return tree
 
 
-# --------------------------------------------------------------------------- docstrings
-
-_SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Params)\s*:?\s*$")
-_ITEM = re.compile(r"^\s*\*{0,2}(\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$")
-
-
-def parse_param_docs(doc: str | None) -> dict[str, str]:
-    """Map parameter name to its description from a Google- or NumPy-style docstring."""
-    if not doc:
-        return {}
-    docs: dict[str, str] = {}
-    lines = doc.expandtabs().splitlines()
-    inside = False
-    current: str | None = None
-    base_indent = 0
-    for line in lines:
-        if _SECTION.match(line):
-            inside, current = True, None
-            base_indent = -1
-            continue
-        if not inside:
-            continue
-        stripped = line.strip()
-        if set(stripped) <= {"-"} and stripped:
-            continue  # numpy underline
-        if not stripped:
-            continue
-        indent = len(line) - len(line.lstrip())
-        if base_indent < 0:
-            base_indent = indent
-        if indent < base_indent or re.match(r"^\s*(Returns?|Raises|Yields|Examples?|Notes?)\s*:?\s*$", line):
-            inside = False
-            continue
-        if indent == base_indent:
-            m = _ITEM.match(line)
-            if m:
-                current = m.group(1)
-                docs[current] = m.group(3).strip()
-                continue
-        if current is not None:
-            docs[current] = (docs[current] + " " + stripped).strip()
-    return docs
-
-
 # --------------------------------------------------------------------------- AST reading
 
 
@@ -162,10 +117,10 @@ def _literal(node: ast.expr | None) -> Any:
         return ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError):
         # A computed default (a call, a name): keep its text, it is informative.
-        return _Unevaluated(ast.unparse(node))
+        return Unevaluated(ast.unparse(node))
 
 
-class _Unevaluated(str):
+class Unevaluated(str):
     """A default we could not evaluate statically; shown as its source text."""
 
 
@@ -218,7 +173,11 @@ def _params_of_class(cls: ast.ClassDef, tree: ast.Module, path: Path, depth: int
                     default = kw.get("default")
                     if default is None and "default_factory" in kw:
                         factory = kw["default_factory"]
-                        default = ast.Call(factory, [], []) if not isinstance(factory, ast.Lambda) else factory.body
+                        empty = {"list": ast.List([], ast.Load()), "dict": ast.Dict([], [])}
+                        if isinstance(factory, ast.Name) and factory.id in empty:
+                            default = empty[factory.id]  # field(default_factory=list): the default is []
+                        else:
+                            default = ast.Call(factory, [], []) if not isinstance(factory, ast.Lambda) else factory.body
                 params.append(Param(node.target.id, ann, _literal(default), class_docs.get(node.target.id, "")))
         return Signature(tuple(params))
     # No __init__ here: look at a base class defined or imported in this module.
@@ -297,16 +256,42 @@ def _read_signature(path: Path, attr: str) -> Signature | None:
     if tree is None:
         return None
     node_name, *rest = attr.split(".")
-    if rest:  # "module:Class.factory" — a method (classmethod/staticmethod)
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and node.name == node_name:
-                for fn in node.body:
-                    if isinstance(fn, ast.FunctionDef) and fn.name == rest[-1]:
-                        static = any(getattr(d, "id", "") == "staticmethod" for d in fn.decorator_list)
-                        docs = parse_param_docs(ast.get_docstring(fn))
-                        return _params_of_function(fn, 0 if static else 1, docs)
-        return None
+    if rest:  # "module:Class.method" — a method (classmethod/staticmethod too), inherited ones included
+        return _method(tree, path, node_name, rest[-1])
     return _find(tree, path, node_name)
+
+
+def _method(tree: ast.Module, path: Path, cls_name: str, method: str, depth: int = 0) -> Signature | None:
+    """Parameters of ``cls_name.method`` (``self`` dropped), looking through base classes."""
+    found = _class(tree, path, cls_name)
+    if found is None or depth > 5:
+        return None
+    cls, tree, path = found
+    for fn in cls.body:
+        if isinstance(fn, ast.FunctionDef) and fn.name == method:
+            static = any(getattr(d, "id", "") == "staticmethod" for d in fn.decorator_list)
+            return _params_of_function(fn, 0 if static else 1, parse_param_docs(ast.get_docstring(fn)))
+    for base in cls.bases:
+        if isinstance(base, ast.Name):
+            sig = _method(tree, path, base.id, method, depth + 1)
+            if sig is not None:
+                return sig
+    return None
+
+
+def _class(tree: ast.Module, path: Path, name: str) -> tuple[ast.ClassDef, ast.Module, Path] | None:
+    """The class ``name`` defined in (or imported into) the module ``tree``, with its own module."""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return node, tree, path
+    imported = _resolve_import(tree, path, name)
+    if imported is not None:
+        sub = _parse(imported[0])
+        if sub is not None:
+            for node in sub.body:
+                if isinstance(node, ast.ClassDef) and node.name == imported[1]:
+                    return node, sub, imported[0]
+    return None
 
 
 # --------------------------------------------------------------------------- disk cache
@@ -345,7 +330,7 @@ def _encode(sig: Signature) -> dict[str, Any]:
     for p in sig.params:
         if p.required:
             default: list[Any] = ["required"]
-        elif isinstance(p.default, _Unevaluated):
+        elif isinstance(p.default, Unevaluated):
             default = ["source", str(p.default)]
         else:
             default = ["value", repr(p.default)]
@@ -359,7 +344,7 @@ def _decode(data: dict[str, Any]) -> Signature:
         if default[0] == "required":
             value = REQUIRED
         elif default[0] == "source":
-            value = _Unevaluated(default[1])
+            value = Unevaluated(default[1])
         else:
             value = ast.literal_eval(default[1])
         params.append(Param(name, ann, value, doc))
@@ -387,88 +372,3 @@ def signature_from_object(obj: Any) -> Signature:
         default = REQUIRED if p.default is p.empty else p.default
         params.append(Param(p.name, ann, default, docs.get(p.name, "")))
     return Signature(tuple(params), open_)
-
-
-# --------------------------------------------------------------------------- types
-
-_NUMBERS = {"int": (int,), "float": (int, float), "complex": (int, float, complex)}
-
-
-def check_type(value: Any, annotation: str | None) -> bool:
-    """Whether ``value`` (plain Python data) fits ``annotation``; unknown types pass."""
-    if annotation is None:
-        return True
-    try:
-        node = ast.parse(annotation, mode="eval").body
-    except SyntaxError:
-        return True
-    return _check(value, node)
-
-
-def _name(node: ast.expr) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    return ""
-
-
-def _check(value: Any, node: ast.expr) -> bool:
-    if isinstance(node, ast.Constant):
-        if node.value is None:
-            return value is None
-        if isinstance(node.value, str):  # a forward reference
-            try:
-                return _check(value, ast.parse(node.value, mode="eval").body)
-            except SyntaxError:
-                return True
-        return True
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _check(value, node.left) or _check(value, node.right)
-    if isinstance(node, ast.Subscript):
-        outer = _name(node.value)
-        inner = node.slice
-        items = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
-        if outer in ("Optional",):
-            return value is None or _check(value, items[0])
-        if outer == "Union":
-            return any(_check(value, i) for i in items)
-        if outer == "Literal":
-            return any(isinstance(i, ast.Constant) and i.value == value and type(i.value) is type(value) for i in items)
-        if outer in ("list", "List", "Sequence", "MutableSequence", "Iterable", "Collection"):
-            if isinstance(value, str) or not isinstance(value, (list, tuple)):
-                return False
-            return all(_check(v, items[0]) for v in value)
-        if outer in ("tuple", "Tuple"):
-            if not isinstance(value, (list, tuple)):
-                return False
-            if len(items) == 2 and isinstance(items[1], ast.Constant) and items[1].value is Ellipsis:
-                return all(_check(v, items[0]) for v in value)
-            return len(value) == len(items) and all(_check(v, i) for v, i in zip(value, items, strict=True))
-        if outer in ("dict", "Dict", "Mapping", "MutableMapping"):
-            if not isinstance(value, dict):
-                return False
-            if len(items) == 2:
-                return all(_check(k, items[0]) and _check(v, items[1]) for k, v in value.items())
-            return True
-        return True
-    name = _name(node)
-    if name in _NUMBERS:
-        return isinstance(value, _NUMBERS[name]) and not isinstance(value, bool)
-    if name == "bool":
-        return isinstance(value, bool)
-    if name == "str":
-        return isinstance(value, str)
-    if name in ("list", "List", "Sequence"):
-        return isinstance(value, (list, tuple))
-    if name in ("tuple", "Tuple"):
-        return isinstance(value, (list, tuple))
-    if name in ("dict", "Dict", "Mapping"):
-        return isinstance(value, dict)
-    if name in ("Path", "PathLike"):
-        return isinstance(value, str)
-    if name == "None":
-        return value is None
-    return True

@@ -12,6 +12,9 @@ Checks, each failing with a message naming the component and what was wrong:
 
 - the plugin is loaded and not broken;
 - every target imports and its parameters are introspectable;
+- the optional methods the core calls (:mod:`engine.protocols`) have signatures it can call:
+  data sources' ``load_input``/``save_artifacts``/…, tasks' ``check_data``/``evaluate_run``/
+  ``primary_metric``, deploy targets' ``export``/``load``/``tolerance``;
 - data sources build with their defaults (or ``data_params``), expose the facts
   they declare, and yield a training batch whose input matches ``input_shape``;
 - models build from defaults plus data facts (the plugin's own data source, or
@@ -39,12 +42,6 @@ from engine.errors import EngineError
 
 class ConformanceError(AssertionError):
     """One or more components failed their conformance checks."""
-
-
-def _first_batch(datamodule: Any) -> Any:
-    if hasattr(datamodule, "setup"):
-        datamodule.setup("fit")
-    return next(iter(datamodule.train_dataloader()))
 
 
 def check_plugin(
@@ -76,11 +73,14 @@ def check_plugin(
     Returns:
         the names of the checks that passed.
     """
-    import engine
-    from engine.build import build_component, build_data
-    from engine.config import DEFAULTS, compose, merge, validate
+    from engine.build import build_component, datamodule
+    from engine.compose import compose, defaults, merge
+    from engine.data import SourceDataModule, sample_batch
+    from engine.plan import make_plan
+    from engine.protocols import problems
+    from engine.registry import get_registry
 
-    reg = engine.get_registry(fresh=True)
+    reg = get_registry(fresh=True)
     info = reg.manager.plugins.get(name)
     if info is None:
         raise ConformanceError(f"plugin '{name}' is not installed (see `engine plugins list`)")
@@ -100,24 +100,31 @@ def check_plugin(
         passed.append(label)
         return result
 
-    # 1. every target imports and exposes its parameters
+    def conforms(obj: Any, kind: str) -> None:
+        found = problems(obj, kind)
+        if found:
+            raise AssertionError("; ".join(found))
+
+    # 1. every target imports and exposes its parameters; tasks' optional methods fit the protocols
     for e in entries:
         if e.kind != "recipe":
             attempt(f"{e.kind} '{e.qualified_name}' imports", e.load)
             attempt(f"{e.kind} '{e.qualified_name}' parameters", lambda e=e: reg.load_signature(e))
+        if e.kind == "task":
+            attempt(f"task '{e.qualified_name}' protocols", lambda e=e: conforms(e.load(), "task"))
 
     # 2. data sources
     for e in [e for e in entries if e.kind == "data"]:
         params = (data_params or {}).get(e.qualified_name, {})
 
         def check_data(e: Any = e, params: dict[str, Any] = params) -> None:
-            cfg = {"data": {"name": e.qualified_name, "batch_size": 8, **params}, "seed": 0}
-            dm = build_data(reg, cfg)
+            dm = datamodule(reg, e, dict(params), {"batch_size": 8})
+            conforms(dm.source if isinstance(dm, SourceDataModule) else dm, "data")
             got = dict(dm.facts)
             missing = [f for f in e.facts if f not in got]
             if missing:
                 raise AssertionError(f"declares facts {missing} but its facts are {sorted(got)}")
-            batch = _first_batch(dm)
+            batch = sample_batch(dm, 8)
             x = batch[0] if isinstance(batch, (list, tuple)) else batch
             shape = got.get("input_shape")
             if shape is not None and hasattr(x, "shape") and list(x.shape[1:]) != list(shape):
@@ -212,9 +219,7 @@ def check_plugin(
             import torch
 
             target = build_component(reg, "deploy", e.qualified_name, {})
-            for method in ("export", "load"):
-                if not callable(getattr(target, method, None)):
-                    raise AssertionError(f"has no {method}() method (see the engine_deploy_targets hookspec)")
+            conforms(target, "deploy")
             model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
             x = torch.randn(2, 4)
             with tempfile.TemporaryDirectory() as out:
@@ -225,7 +230,7 @@ def check_plugin(
                 got = torch.as_tensor(loaded(x))
             with torch.no_grad():
                 diff = (got - model(x)).abs().max().item()
-            tolerance = float(getattr(target, "tolerance", 1e-5))
+            tolerance = float(target.tolerance)
             if diff > tolerance:
                 raise AssertionError(f"reloaded artifact differs from eager by {diff:.3g} > tolerance {tolerance:g}")
 
@@ -240,15 +245,15 @@ def check_plugin(
         quiet = {"fast_dev_run": True, "enable_progress_bar": False, "enable_model_summary": False}
         cfg = {**cfg, "trainer": {**cfg["trainer"], **quiet}}
         cfg["run"] = {"dir": str(root), "name": name.replace("/", "-")}
-        run(cfg, reg)
+        run(make_plan(cfg, reg))
 
     own = {kind: [e.qualified_name for e in entries if e.kind == kind] for kind in ("data", "model")}
     for e in [e for e in entries if e.kind == "task"]:
         overrides = (task_overrides or {}).get(e.qualified_name)
-        base = DEFAULTS
+        base = defaults(reg)
         if overrides is None:
             data = (own["data"] or ["synthetic"])[0]
-            base = merge(DEFAULTS, {"data": {"name": data, **(data_params or {}).get(data, {})}})
+            base = merge(base, {"data": {"name": data, **(data_params or {}).get(data, {})}})
             overrides = [
                 f"{slot}={e.defaults.get(slot) or (own['model'] or ['mlp'])[0]}"
                 for slot, k in e.slots.items()
@@ -257,14 +262,14 @@ def check_plugin(
         overrides = [f"task={e.qualified_name}", *overrides]
         cfg = attempt(
             f"task '{e.qualified_name}' validates with {' '.join(overrides[1:]) or 'its defaults'}",
-            lambda o=overrides, b=base: validate(compose(reg, None, (), o, base=b), reg),
+            lambda o=overrides, b=base: make_plan(compose(reg, None, (), o, base=b), reg).config,
         )
         if cfg is not None and fast_dev_run:
             attempt(f"task '{e.qualified_name}' completes fast_dev_run", lambda c=cfg, e=e: smoke(c, e.qualified_name))
 
     for e in [e for e in entries if e.kind == "recipe"]:
         cfg = attempt(
-            f"recipe '{e.qualified_name}' validates", lambda e=e: validate(compose(reg, e.qualified_name), reg)
+            f"recipe '{e.qualified_name}' validates", lambda e=e: make_plan(compose(reg, e.qualified_name), reg).config
         )
         if cfg is not None and fast_dev_run:
             attempt(

@@ -46,9 +46,10 @@ def _state_dict_of(source: str, slot: str) -> tuple[dict[str, torch.Tensor], str
     """The weights of model slot ``slot`` (else ``model``) in ``source``'s checkpoint, keys without the prefix."""
     path = Path(source).expanduser()
     if path.is_dir():
-        from engine.runs import open_run
+        from engine.rundir import checkpoint_path, read_json, run_root
 
-        ckpt = open_run(path).checkpoint("best")
+        root = run_root(path)
+        ckpt = checkpoint_path(root, read_json(root, "summary.json"), "best")
     else:
         ckpt = path
     try:

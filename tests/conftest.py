@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-import engine
+from engine.registry import clear_registries
 
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test gets fresh registries, its own cache dir and no inherited run directory."""
-    engine._REGISTRIES.clear()
+    clear_registries()
     monkeypatch.setenv("ENGINE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("ENGINE_RUN_DIR", raising=False)
     monkeypatch.delenv("ENGINE_DISABLE_PLUGINS", raising=False)
     yield
-    engine._REGISTRIES.clear()
+    clear_registries()
 
 
 @pytest.fixture

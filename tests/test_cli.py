@@ -156,13 +156,13 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
 
 
 def test_tables_align_and_wrap_the_last_column(monkeypatch) -> None:
-    from engine.cli import _console, _styled, _table
+    from engine.console import Console, Table, styled
 
     monkeypatch.setenv("COLUMNS", "40")
-    table = _table("name", "summary")
-    table.add_row(_styled("core.mlp", "green"), "a multi-layer perceptron with optional dropout and norm")
+    table = Table("name", "summary")
+    table.add_row(styled("core.mlp", "green"), "a multi-layer perceptron with optional dropout and norm")
     table.add_row("x", "short")
-    lines = table.lines(_console().paint)  # captured output is not a terminal: no colour codes
+    lines = table.lines(Console().paint)  # captured output is not a terminal: no colour codes
     assert lines[0] == "name      summary"
     assert lines[1].startswith("core.mlp  a multi-layer") and all(len(line) <= 40 for line in lines)
     assert lines[2].startswith("          ") and lines[-1] == "x         short"

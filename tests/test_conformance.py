@@ -164,7 +164,7 @@ BOOM_DATA = (
         ("optimizers", 'Component("empty", "kit_impl:no_params_optimizer")', "optimizer 'kit.empty' steps: ValueError"),
         ("schedulers", 'Component("frozen", "kit_impl:frozen_scheduler")', "scheduler 'kit.frozen' steps: Attribute"),
         ("losses", 'Component("num", "kit_impl:NOT_CALLABLE")', "loss 'kit.num' parameters: "),
-        ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "has no load() method"),
+        ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "deploy targets need load"),
         ("deploy_targets", 'Component("drift", "kit_impl:Drifts")', "differs from eager by 1 > tolerance"),
         (
             "tasks",
@@ -217,3 +217,26 @@ def test_kit_reports_a_plugin_whose_entry_point_points_nowhere(plugin_site, tmp_
 
 def test_fixture_is_registered(engine_check) -> None:
     assert callable(engine_check)
+
+
+def test_protocol_problems_name_what_the_core_cannot_call() -> None:
+    from engine.protocols import problems
+
+    class Task:
+        def check_data(self) -> None: ...
+
+        def evaluate_run(self, datamodule, episodes) -> dict: ...
+
+        primary_metric = ("accuracy", "best")
+
+    found = problems(Task(), "task")
+    assert any("check_data(): takes 0 positional argument(s), the core passes 1" in p for p in found)
+    assert any("evaluate_run(): parameters ['episodes'] need defaults" in p for p in found)
+    assert any("primary_metric must be (name, 'max' | 'min')" in p for p in found)
+    assert problems(Task, "task")[:2] == found[:2]  # a class is checked as the core will call its instances
+
+    class Source:
+        def load_input(self, path: str, *, size: int = 8): ...
+
+    assert problems(Source(), "data") == []
+    assert problems(object(), "deploy") == ["deploy targets need export, load, tolerance (DeployTarget protocol)"]

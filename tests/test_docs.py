@@ -84,6 +84,23 @@ def test_component_examples_pass_the_kit(install, tmp_path: Path, hook: str) -> 
         assert run(cfg, reg).summary["status"] == "completed"
 
 
+def test_config_sections_example(install, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engine.errors import ConfigError
+
+    install("engine_config_sections")
+    reg = engine.get_registry(fresh=True)
+    assert validate(compose(reg, "core/mlp-synthetic"), reg)["notify"] is None  # optional: off until set
+    with pytest.raises(ConfigError, match="did you mean 'every'"):
+        validate(compose(reg, "core/mlp-synthetic", overrides=["notify.evry=2"]), reg)
+    with pytest.raises(ConfigError, match=r"notify\.every must be >= 1"):
+        validate(compose(reg, "core/mlp-synthetic", overrides=["notify.every=0"]), reg)
+    overrides = ["model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY[:1], "trainer.max_epochs=2", *TINY[2:]]
+    cfg = validate(compose(reg, None, [], [*overrides, "notify.every=2", "notify.prefix=demo"]), reg)
+    assert cfg["notify"] == {"every": 2, "prefix": "demo"}
+    assert run(cfg, reg).summary["status"] == "completed"
+    assert "demo: epoch 2 val/loss" in capsys.readouterr().out
+
+
 def test_adjust_config_example(install, monkeypatch: pytest.MonkeyPatch) -> None:
     install("engine_adjust_config")
     monkeypatch.setenv("MY_SMOKE", "1")

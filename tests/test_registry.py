@@ -60,14 +60,16 @@ def test_core_wins_short_names(plugin_site) -> None:
     assert reg.resolve("model", "alpha.mlp").plugin == "alpha"
 
 
-def test_same_qualified_name_from_two_distributions_names_both(plugin_site) -> None:
+def test_same_plugin_name_from_two_distributions_names_both(plugin_site) -> None:
     plugin_site("alpha", PLUGIN.format(model="net"), dist="engine-alpha", module="first_alpha")
     plugin_site("alpha", PLUGIN.format(model="net"), dist="alpha-fork", module="second_alpha")
-    with pytest.raises(PluginError) as err:
-        PluginManager()
-    assert "engine-alpha" in str(err.value) and "alpha-fork" in str(err.value)
-    # Disabling the contested name lets everything else work.
-    assert "core.mlp" in Registry(PluginManager(disable=["alpha"])).names("model")
+    manager = PluginManager()  # no longer an error for every command: one of them keeps the name
+    (refused,) = manager.refused
+    assert refused.status == "broken" and "engine-alpha" in refused.error and "alpha-fork" in refused.error
+    assert manager.plugins["alpha"].distribution != refused.distribution
+    assert "alpha.net" in Registry(manager).names("model")
+    # Disabling the contested name leaves both out.
+    assert "alpha.net" not in Registry(PluginManager(disable=["alpha"])).names("model")
 
 
 def test_unknown_name_suggests() -> None:
@@ -181,10 +183,10 @@ def test_list_patterns_and_create() -> None:
 
 
 def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
-    from engine.plugins import _cache_file
+    from engine.discovery import cache_file
 
     assert "alpha" not in PluginManager().plugins
-    assert _cache_file().exists()  # the first discovery wrote the cache
+    assert cache_file().exists()  # the first discovery wrote the cache
     site = plugin_site("alpha", PLUGIN.format(model="net"))  # installed after: a new fingerprint
     assert PluginManager().plugins["alpha"].status == "ok"
     # an entry point rewritten in place (reinstalling over the same version) is seen too
@@ -199,11 +201,11 @@ def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
 
 
 def test_discovery_cache_survives_a_corrupt_file_and_keeps_api_verdicts(plugin_site) -> None:
-    from engine.plugins import _cache_file
+    from engine.discovery import cache_file
 
     plugin_site("old", "ENGINE_API = '<1'\n" + PLUGIN.format(model="net"))
-    _cache_file().parent.mkdir(parents=True, exist_ok=True)
-    _cache_file().write_text("{not json")
+    cache_file().parent.mkdir(parents=True, exist_ok=True)
+    cache_file().write_text("{not json")
     for _ in range(2):  # computed, then read back from the cache
         info = PluginManager().plugins["old"]
         assert info.status == "incompatible" and "supports engine API <1" in (info.error or "")

@@ -55,7 +55,8 @@ def test_run_directory_and_facts(tmp_path: Path) -> None:
     assert summary["status"] == "completed" and summary["epochs"] == 4 and summary["global_step"] > 0
     assert 0.0 <= summary["metrics"]["test/accuracy"] <= 1.0 and summary["best_checkpoint"] == "checkpoints/best.ckpt"
     env = json.loads((d / "environment.json").read_text())
-    assert {"plugin": "core", "distribution": "engine", "version": engine.__version__, "status": "ok"} in env["plugins"]
+    core = {"plugin": "core", "distribution": "engine", "version": engine.__version__, "status": "ok", "error": None}
+    assert core in env["plugins"]
     assert env["libraries"]["lightning"]
     # Facts flowed into the model: the first layer takes the data's 7 features and outputs its 3 classes.
     facts = json.loads((d / "facts.json").read_text())

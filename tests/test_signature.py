@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.signature import REQUIRED, check_type, parse_param_docs, read_signature
+from engine.signature import REQUIRED, parse_param_docs, read_signature
+from engine.typecheck import check_type
 
 
 def test_reads_function_parameters_docs_and_defaults_without_import() -> None:

@@ -18,6 +18,7 @@ import engine
 from engine.cli import main
 from engine.config import compose, validate
 from engine.errors import ConfigError, EngineError
+from engine.registry import clear_registries
 from engine.runner import run
 from engine.testing import run_cli
 
@@ -57,7 +58,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ENGINE_CACHE_DIR", str(root / "cache"))
         mp.setenv("ENGINE_HOME", str(root / "home"))
-        engine._REGISTRIES.clear()
+        clear_registries()
         return train(root, "teacher", "model.hidden=[32]", "trainer.max_epochs=4").run_dir
 
 
@@ -265,8 +266,8 @@ def test_ensemble_averages_members(tmp_path: Path, teacher: Path, capsys: pytest
     result = ensemble([str(teacher), str(other)])
     assert set(result) == {"teacher", "seed1", "ensemble"}
     assert result["teacher"]["accuracy"] == pytest.approx(evaluate(str(teacher))["test/accuracy"], abs=1e-6)
-    p1, y, _, _ = predictions(str(teacher))
-    p2, _, _, _ = predictions(str(other))
+    p1, y, *_ = predictions(str(teacher))
+    p2, *_ = predictions(str(other))
     assert result["ensemble"] == pytest.approx(scores((p1 + p2) / 2, y, "classification"))
     assert main(["evaluate", str(teacher), str(other), "--ensemble"]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The core's own plugin: built-in components, declared through the public hooks.
+"""The core's own plugin: built-in components, config sections and commands, through the public hooks.
 
 Nothing here imports torch: targets are named lazily and imported when a run is
 built. Third-party plugins look exactly like this module.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.component import Component, Recipe
-from engine.plugins import hookimpl
+from engine.component import Component, Recipe, Section
+from engine.hookspecs import hookimpl
 
 _SUPERVISED_SLOTS = {"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"}
 
@@ -114,15 +114,49 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
+def engine_config_sections() -> list[Section]:
+    m = "engine.sections"
+    return [
+        Section("checkpoint", f"{m}:Checkpoint", "Which checkpoints a run keeps (best by a metric, last)"),
+        Section(
+            "early_stopping",
+            f"{m}:EarlyStopping",
+            "Stop when a metric stops improving (off unless a key is set)",
+            optional=True,
+        ),
+        Section(
+            "prune",
+            f"{m}:Prune",
+            "Prune weights during training with a sparsity schedule (off unless a key is set)",
+            optional=True,
+            check=f"{m}:check_prune",
+        ),
+        Section("run", f"{m}:Run", "Where the run directory goes"),
+        Section(
+            "transfer",
+            f"{m}:ModelKeys",
+            "Keys of every model slot: init_from, init_skip, …, freeze, unfreeze_at_epoch",
+            slot_kind="model",
+            check=f"{m}:check_model_keys",
+        ),
+        Section(
+            "param_groups",
+            f"{m}:OptimizerKeys",
+            "Key of every optimizer slot: param_groups (per-group settings by parameter name)",
+            slot_kind="optimizer",
+            check=f"{m}:check_param_groups",
+        ),
+    ]
+
+
+@hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """Check what the techniques name on disk before anything is built (torch-free)."""
     task = config.get("task")
-    if isinstance(task, dict) and str(task.get("name", "")).split(".")[-1] == "distill":
-        from engine.config import check_run_dir
+    if isinstance(task, dict) and task.get("name") == "core.distill" and isinstance(task.get("teacher"), str):
+        from engine.sections import check_run_dir
 
-        teacher = task.get("teacher")
-        if isinstance(teacher, str):
-            check_run_dir(teacher, "task.teacher")
+        check_run_dir(task["teacher"], "task.teacher")
 
 
 @hookimpl
@@ -142,7 +176,7 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
 
 @hookimpl
 def engine_add_commands(subparsers: Any) -> None:
-    """``engine report``: training curves and a Markdown summary of runs."""
-    from engine.report import add_parser
+    """Every core command: run, plugins, components, runs, new, evaluate, report."""
+    from engine.commands import add_commands
 
-    add_parser(subparsers)
+    add_commands(subparsers)

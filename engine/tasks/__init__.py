@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -24,7 +25,9 @@ def configure_optimizers(
         def configure_optimizers(self):
             return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
     """
-    if params is None and hasattr(optimizer, "with_names"):
+    from engine.build import Factory
+
+    if params is None and isinstance(optimizer, Factory):
         opt = optimizer.with_names(module.named_parameters())
     else:
         opt = optimizer(module.parameters() if params is None else params)
@@ -35,3 +38,26 @@ def configure_optimizers(
     if not isinstance(sched, dict):
         sched = {"scheduler": sched, "interval": "epoch"}
     return {"optimizer": opt, "lr_scheduler": sched}
+
+
+@contextmanager
+def eval_mode(*modules: Any) -> Iterator[None]:
+    """Run the block with ``modules`` in eval mode and without gradients, then restore their modes.
+
+    For a task's ``check_data``::
+
+        x, y = sample_batch(datamodule)
+        with eval_mode(self.model):
+            self.loss(self.model(x), y)
+    """
+    import torch
+
+    was = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, mode in zip(modules, was, strict=True):
+            m.train(mode)

@@ -21,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.data import sample_batch
 from engine.errors import ConfigError
+from engine.tasks import eval_mode
 from engine.tasks.supervised import SupervisedTask
 
 
@@ -75,7 +77,7 @@ class DistillTask(SupervisedTask):
 
     def check_data(self, datamodule: Any) -> None:
         """The student fits the data (supervised check); the teacher's outputs match the student's."""
-        facts = dict(getattr(datamodule, "facts", {}) or {})
+        facts = dict(datamodule.facts)
         if facts.get("problem", "classification") != "classification":
             raise ConfigError(
                 f"task distill needs classification data, this data's problem is {facts['problem']}",
@@ -92,16 +94,9 @@ class DistillTask(SupervisedTask):
                     f"task.teacher {run.path} was trained on other data: its {fact} is {theirs}, this run's is {ours}",
                     hint="distill from a teacher trained on the same data (same classes and input shape)",
                 )
-        if hasattr(datamodule, "splits"):
-            collate = getattr(datamodule.source, "collate_fn", None)
-            loader = torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2, collate_fn=collate)
-            x, _ = next(iter(loader))
-        else:
-            x, _ = next(iter(datamodule.train_dataloader()))
-        was_training = self.model.training
-        self.model.eval()
+        x, _ = sample_batch(datamodule)
         try:
-            with torch.no_grad():
+            with eval_mode(self.model):
                 theirs = self.teacher(x)
                 ours = self.model(x)
         except Exception as exc:
@@ -109,8 +104,6 @@ class DistillTask(SupervisedTask):
                 f"task.teacher {run.path} cannot read this run's inputs: {type(exc).__name__}: {exc}",
                 hint="distill from a teacher trained on the same data",
             ) from None
-        finally:
-            self.model.train(was_training)
         if tuple(theirs.shape) != tuple(ours.shape):
             raise ConfigError(
                 f"task.teacher {run.path} outputs shape {list(theirs.shape[1:])} but the student outputs "
@@ -150,9 +143,7 @@ def load_teacher(path: str) -> nn.Module:
     """The trained model of run ``path``: frozen, eval mode."""
     from engine.runs import open_run
 
-    task = open_run(path).task()
-    teacher = getattr(task, "model", None)
-    teacher = teacher if isinstance(teacher, nn.Module) else task
+    teacher = open_run(path).model()  # the teacher task's primary slot, trained
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)

@@ -10,7 +10,8 @@ import torch
 import torchmetrics
 from torch import nn
 
-from engine.tasks import configure_optimizers
+from engine.data import sample_batch
+from engine.tasks import configure_optimizers, eval_mode
 
 _CLASSIFICATION = ("accuracy", "f1")
 _REGRESSION = ("mae", "mse")
@@ -79,31 +80,27 @@ class SupervisedTask(L.LightningModule):
 
         return torchmetrics.MetricCollection({n: make(n) for n in names}, prefix=prefix)
 
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """Classification runs are judged by accuracy, regression runs by mean absolute error."""
+        return ("accuracy", "max") if self.problem == "classification" else ("mae", "min")
+
     def check_data(self, datamodule: Any) -> None:
         """Run the model on two training samples; a mismatch becomes one clear error before training."""
         from engine.errors import ConfigError
 
-        if hasattr(datamodule, "splits"):
-            collate = getattr(datamodule.source, "collate_fn", None)  # e.g. padding of variable-length text
-            loader = torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2, collate_fn=collate)
-            x, y = next(iter(loader))
-        else:
-            x, y = next(iter(datamodule.train_dataloader()))
-        was_training = self.model.training
-        self.model.eval()
+        x, y = sample_batch(datamodule)
         try:
-            with torch.no_grad():
-                out = self.model(x)
-                self.loss(out, y)
+            with eval_mode(self.model):
+                self.loss(self.model(x), y)
         except Exception as exc:
-            shape = tuple(x.shape[1:]) if hasattr(x, "shape") else type(x).__name__
+            shape = tuple(x.shape[1:]) if isinstance(x, torch.Tensor) else type(x).__name__
+            targets = tuple(y.shape[1:]) if isinstance(y, torch.Tensor) else ()
             raise ConfigError(
                 f"the model does not fit the data: input of shape {shape} and targets of shape "
-                f"{tuple(getattr(y, 'shape', ()))[1:] or 'scalar'}: {type(exc).__name__}: {exc}",
+                f"{targets or 'scalar'}: {type(exc).__name__}: {exc}",
                 hint="check model parameters you set that the data also provides (see facts with --dry-run)",
             ) from exc
-        finally:
-            self.model.train(was_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from engine.cli import _console, _table
+from engine.console import Console, Table
 from engine.errors import EngineError
 
 
@@ -54,8 +54,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
         return 0
     v = manifest["verification"]
-    console = _console()
-    table = _table("check", "value")
+    console = Console()
+    table = Table("check", "value")
     options = ", ".join(f"{k}={v}" for k, v in manifest["options"].items())
     table.add_row("target", f"{manifest['target']} ({options})")
     table.add_row("input", f"{manifest['input']['shape']} {manifest['input']['dtype']}")
@@ -79,7 +79,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         table.add_row("weights", f"float32 {_size(before)}  int8 {_size(after)}  ({after / before:.2f}x)")
     console.print(table)
     if v.get("latency_ms"):
-        lat = _table("latency (ms)", "eager p50", "eager p95", "artifact p50", "artifact p95", "ratio p50")
+        lat = Table("latency (ms)", "eager p50", "eager p95", "artifact p50", "artifact p95", "ratio p50")
         for batch, row in v["latency_ms"].items():
             e, a = row["eager"], row["artifact"]
             lat.add_row(
@@ -112,14 +112,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             extra = {"members": [m[i] for m in members]} if members else {}
             sys.stdout.write(json.dumps({"input": name, **record, **extra}) + "\n")
         return 0
-    console = _console()
+    console = Console()
     if predictor.problem != "classification":
-        table = _table("input", "prediction")
+        table = Table("input", "prediction")
         for name, record in zip(names, records, strict=True):
             value = record["value"]
             table.add_row(name, ", ".join(f"{x:.4g}" for x in value) if isinstance(value, list) else f"{value:.4g}")
     else:
-        table = _table("input", "label", "probability", "top")
+        table = Table("input", "label", "probability", "top")
         for name, record in zip(names, records, strict=True):
             top = "  ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][1:])
             table.add_row(name, record["label"], f"{record['probability']:.4f}", top)
@@ -194,7 +194,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loopback = ipaddress.ip_address(args.host).is_loopback
     except ValueError:
         loopback = args.host == "localhost"
-    console = _console()
+    console = Console()
     console.print(f"serving {predictor.run.path} ({predictor.backend}) on http://{args.host}:{port}")
     console.print(
         f"  POST /predict  GET /health  GET /metadata  docs /docs; batching {args.max_batch_size} samples / "

@@ -51,15 +51,15 @@ def run_facts(run: Run, datamodule: Any = None) -> dict[str, Any]:
     """The run's facts: the recorded ``facts.json``, completed by the live datamodule's when given."""
     facts = dict(run.facts)
     if datamodule is not None:
-        facts.update(dict(getattr(datamodule, "facts", {}) or {}))
+        facts.update(dict(datamodule.facts))
     return facts
 
 
 def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
-    """The run's trained ``task.model`` (best checkpoint, eval mode, CPU)."""
+    """The run's trained model: its task's primary slot (best checkpoint, eval mode, CPU)."""
     facts = run_facts(run, datamodule)
     try:
-        task = run.task(facts=facts)
+        model = run.model(facts=facts)
     except EngineError:
         raise
     except Exception:
@@ -67,19 +67,17 @@ def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
             raise
         # a fact that did not survive JSON: rebuild the data and retry with its facts
         return eager_model(run, run.datamodule())
-    model = getattr(task, "model", None)
     if not isinstance(model, torch.nn.Module):
         raise EngineError(
-            f"the run's task ({type(task).__name__}) has no `model` module to deploy",
-            hint="deploy works on tasks that keep their network in `self.model` (the supervised task does)",
+            f"the run's model ({type(model).__name__}) is not a torch.nn.Module, so it cannot be exported",
+            hint="deploy works on runs whose task's primary slot holds a network (the supervised task's model)",
         )
-    return model.eval()
+    return model
 
 
 def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torch.Tensor | None, str]:
     """Up to ``limit`` real inputs (and targets) of the test split (else validation, else training)."""
-    if hasattr(datamodule, "setup"):
-        datamodule.setup("test")
+    datamodule.setup("test")
     loaders = [("test", datamodule.test_dataloader), ("val", datamodule.val_dataloader)]
     loaders.append(("train", datamodule.train_dataloader))
     for split, make in loaders:

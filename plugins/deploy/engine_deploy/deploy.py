@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from engine.errors import EngineError
+from engine.protocols import DeclaresBatching, DescribesArtifact, implements
 from engine_deploy import common
 
 
@@ -51,7 +52,7 @@ def deploy(
     if threads > 0 and sig is not None and "threads" in {p.name for p in sig.params}:
         options.setdefault("threads", threads)
     target = build_component(registry, "deploy", component.qualified_name, options)
-    tolerance = float(getattr(target, "tolerance", 1e-5))
+    tolerance = float(target.tolerance)
 
     datamodule = run.datamodule()
     facts = common.run_facts(run, datamodule)
@@ -96,9 +97,8 @@ def deploy(
         "export_s": round(export_s, 3),
         "size_bytes": {"eager": common.state_size(model), "artifact": common.artifact_size(artifact)},
     }
-    report = getattr(target, "report", None)
-    if isinstance(report, dict) and report:
-        verification["target_report"] = _plain(report)
+    if implements(target, DescribesArtifact) and target.report:
+        verification["target_report"] = _plain(dict(target.report))
     if problem == "classification":
         same = (artifact_out.argmax(-1) == eager_out.argmax(-1)).float().mean()
         verification["top1_agreement"] = round(float(same), 6)
@@ -124,7 +124,7 @@ def deploy(
             }
 
     sample_shape = list(inputs.shape[1:])
-    dynamic = bool(getattr(target, "dynamic_batch", True))
+    dynamic = bool(target.dynamic_batch) if implements(target, DeclaresBatching) else True
     manifest: dict[str, Any] = {
         "format": 1,
         "target": component.qualified_name,

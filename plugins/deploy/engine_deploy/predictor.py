@@ -58,11 +58,13 @@ class Predictor:
 
     def _loader(self) -> Any:
         """The data source's ``load_input(path)`` when it has one (images for vision runs …)."""
+        from engine.data import SourceDataModule
+        from engine.protocols import LoadsInput, implements
+
         dm = self.datamodule
-        for obj in (getattr(dm, "source", None), dm):
-            fn = getattr(obj, "load_input", None)
-            if callable(fn):
-                return fn
+        for obj in (dm.source if isinstance(dm, SourceDataModule) else None, dm):
+            if obj is not None and implements(obj, LoadsInput):
+                return obj.load_input
         return None
 
     def read(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str]]:

@@ -162,7 +162,7 @@ def test_a_request_queued_behind_a_busy_model_does_not_wait_again() -> None:
     import threading
 
     import numpy as np
-    from engine_deploy.server import Batcher
+    from engine_deploy.batching import Batcher
 
     gate = threading.Event()
     sizes: list[int] = []

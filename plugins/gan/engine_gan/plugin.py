@@ -9,8 +9,6 @@ from engine import Component, Recipe, hookimpl
 
 ENGINE_API = ">=1,<2"
 
-_TASK_NAMES = ("gan.adversarial", "adversarial")
-
 
 @hookimpl
 def engine_tasks() -> list[Component]:
@@ -83,10 +81,9 @@ def engine_recipes() -> list[Recipe]:
 @hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """GAN runs keep the checkpoint with the best ``val/score`` unless the user chose a monitor."""
-    task = config.get("task") or {}
-    if not isinstance(task, dict) or task.get("name") not in _TASK_NAMES:
+    if config["task"]["name"] != "gan.adversarial":
         return
-    ck = config.setdefault("checkpoint", {})
+    ck = config.get("checkpoint")
     if isinstance(ck, dict) and ck.get("monitor") is None:
         ck["monitor"] = "val/score"
         ck["mode"] = "max"

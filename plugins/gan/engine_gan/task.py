@@ -19,49 +19,13 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from engine.data import sample_batch
 from engine.errors import ConfigError, EngineError
-from engine_gan.metrics import ClassifierScore, ModeCoverage, classifier_probs, rbf_mmd
-
-LOSSES = ("non_saturating", "hinge", "wgan_gp")
-
-
-def _stats(pre: dict[str, Any] | None, shape: list[int] | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(mean, std)`` of a ``preprocessing`` fact, shaped to broadcast over one sample of ``shape``."""
-    if not isinstance(pre, dict) or "mean" not in pre or "std" not in pre:
-        return None
-    mean = torch.as_tensor(pre["mean"], dtype=torch.float32).flatten()
-    std = torch.as_tensor(pre["std"], dtype=torch.float32).flatten()
-    if len(mean) != len(std):
-        return None
-    if len(mean) == 1:
-        return mean.view(()), std.view(())
-    if shape is not None and len(shape) == 3 and len(mean) == shape[0]:
-        return mean.view(-1, 1, 1), std.view(-1, 1, 1)
-    if shape is not None and math.prod(shape) == len(mean):
-        return mean.view(*shape), std.view(*shape)
-    return None
-
-
-def data_bounds(
-    data_range: list[float] | None, pre: dict[str, Any] | None, shape: list[int] | None
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(low, high)`` of the data's values (per channel when normalised per channel), or None when unknown."""
-    if data_range is not None:
-        if len(data_range) != 2 or not data_range[0] < data_range[1]:
-            raise ConfigError(f"task.data_range must be [low, high] with low < high, got {data_range}")
-        return torch.tensor(float(data_range[0])), torch.tensor(float(data_range[1]))
-    if not isinstance(pre, dict) or "value_range" not in pre:
-        return None
-    stats = _stats(pre, shape)
-    if stats is None:
-        return None
-    mean, std = stats
-    scale = float(pre.get("scale", 1.0))
-    lo, hi = (float(v) * scale for v in pre["value_range"])
-    return (lo - mean) / std, (hi - mean) / std
+from engine.tasks import eval_mode
+from engine_gan.evaluation import data_bounds, load_classifier, measure_samples
+from engine_gan.losses import LOSSES, discriminator_loss, generator_loss
 
 
 class AdversarialTask(L.LightningModule):
@@ -181,15 +145,15 @@ class AdversarialTask(L.LightningModule):
             )
         return dim
 
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """GAN runs are judged by their sample score (``val/score``: mode coverage and quality, or classifier score)."""
+        return ("score", "max")
+
     def check_data(self, datamodule: Any) -> None:
         """Before any compute: real-valued inputs, a generator whose samples fit them, a usable classifier."""
         try:
-            if hasattr(datamodule, "splits"):
-                collate = getattr(getattr(datamodule, "source", None), "collate_fn", None)
-                loader = torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=4, collate_fn=collate)
-                batch = next(iter(loader))
-            else:
-                batch = next(iter(datamodule.train_dataloader()))
+            batch = sample_batch(datamodule, 4)
         except EngineError:
             raise
         except Exception as exc:
@@ -213,11 +177,8 @@ class AdversarialTask(L.LightningModule):
         if self.shape is not None and math.prod(self.shape) != math.prod(shape):
             raise ConfigError(f"the data's input_shape fact {self.shape} does not match its samples {shape}")
         dim = self._latent_dim()
-        was = (self.generator.training, self.discriminator.training)
-        self.generator.eval()
-        self.discriminator.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(self.generator, self.discriminator):
                 fake = self.generator(torch.randn(2, dim))
                 if math.prod(fake.shape[1:]) != math.prod(shape):
                     raise ConfigError(
@@ -232,9 +193,6 @@ class AdversarialTask(L.LightningModule):
                 f"the discriminator does not fit the data (samples of shape {shape}): {type(exc).__name__}: {exc}",
                 hint="leave discriminator.in_features / discriminator.input_shape to the data",
             ) from exc
-        finally:
-            self.generator.train(was[0])
-            self.discriminator.train(was[1])
         if score.numel() != 2:
             raise ConfigError(f"the discriminator must return one score per sample, got shape {list(score.shape)}")
         if getattr(self.generator, "output", None) == "tanh" and not self.bounded and x.abs().max() > 1:
@@ -249,62 +207,18 @@ class AdversarialTask(L.LightningModule):
     # ------------------------------------------------------------------ classifier
 
     def _load_classifier(self, shape: list[int] | None = None) -> tuple[nn.Module, int, Callable[..., Any]]:
-        if self._classifier:
-            return self._classifier[0]
-        from engine.runs import open_run
-
-        run = open_run(self.classifier_run)  # type: ignore[arg-type]
-        num_classes = run.facts.get("num_classes")
-        their_shape = run.facts.get("input_shape")
-        shape = shape or self.shape
-        if not isinstance(num_classes, int):
-            raise ConfigError(f"task.classifier_run {run.path} is not a classification run (no num_classes fact)")
-        if shape is not None and their_shape is not None and math.prod(their_shape) != math.prod(shape):
-            raise ConfigError(
-                f"task.classifier_run {run.path} classifies inputs of shape {their_shape}, the GAN makes {shape}",
-                hint="train the classifier on the same data source",
-            )
-        module = run.task().requires_grad_(False).eval()
-        ours, theirs = _stats(self.preprocessing, shape), _stats(run.facts.get("preprocessing"), their_shape)
-
-        def remap(x: torch.Tensor) -> torch.Tensor:
-            if their_shape is not None:
-                x = x.reshape(len(x), *their_shape)
-            if ours is None or theirs is None:
-                return x
-            raw = x * ours[1].to(x) + ours[0].to(x)  # the same images in the classifier's normalisation
-            return (raw - theirs[0].to(x)) / theirs[1].to(x)
-
-        self._classifier.append((module, num_classes, remap))
+        if not self._classifier:
+            run = self.classifier_run
+            self._classifier.append(load_classifier(run, self.preprocessing, shape or self.shape))  # type: ignore[arg-type]
         return self._classifier[0]
 
     # ------------------------------------------------------------------ losses
 
     def _d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if self.r1_weight > 0:
-            real = real.detach().requires_grad_(True)
-        d_real, d_fake = self.discriminator(real), self.discriminator(fake)
-        if self.loss_name == "non_saturating":
-            loss = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        elif self.loss_name == "hinge":
-            loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        else:
-            loss = d_fake.mean() - d_real.mean() + self.gp_weight * self._gradient_penalty(real.detach(), fake)
-        if self.r1_weight > 0:
-            (grad,) = torch.autograd.grad(d_real.sum(), real, create_graph=True)
-            loss = loss + 0.5 * self.r1_weight * grad.flatten(1).pow(2).sum(1).mean()
-        return loss
-
-    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        alpha = torch.rand(len(real), *([1] * (real.dim() - 1)), device=real.device)
-        mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
-        return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+        return discriminator_loss(self.discriminator, real, fake, self.loss_name, self.gp_weight, self.r1_weight)
 
     def _g_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
-        if self.loss_name == "non_saturating":
-            return F.softplus(-d_fake).mean()
-        return -d_fake.mean()  # hinge and WGAN: the generator maximises the critic's score
+        return generator_loss(self.loss_name, d_fake)
 
     # ------------------------------------------------------------------ divergence
 
@@ -419,31 +333,14 @@ class AdversarialTask(L.LightningModule):
 
     def measure(self, samples: torch.Tensor, reals: torch.Tensor | None = None) -> dict[str, float]:
         """The metrics of ``samples`` (data space): mixture modes/hq, classifier score, MMD to ``reals``."""
-        out: dict[str, float] = {}
-        score: float | None = None
-        if self.modes is not None and self.mode_std is not None:
-            min_samples = max(1, round(self.min_mode_samples * len(samples) / 2500))
-            metric = ModeCoverage(self.modes, self.mode_std, min_samples=min_samples).to(samples.device)
-            metric.update(samples)
-            m = {k: float(v) for k, v in metric.compute().items()}
-            out.update(modes=m["modes"], hq=m["hq"])
-            score = m["hq"] * m["modes"] / m["num_modes"]
-        if self.classifier_run is not None:
-            module, num_classes, remap = self._load_classifier()
-            module.to(samples.device)
-            metric = ClassifierScore(num_classes).to(samples.device)
-            metric.update(classifier_probs(module, remap(samples)))
-            c = {k: float(v) for k, v in metric.compute().items()}
-            out.update(c)
-            class_score = c["confidence"] * c["class_coverage"] / num_classes
-            score = class_score if score is None else score * class_score
-        if reals is not None and len(reals):
-            k = min(len(reals), len(samples), 2500)
-            out["mmd"] = float(rbf_mmd(samples[:k], reals[:k]))
-            # MMD orders runs without a quality metric, and breaks ties (say 0 modes everywhere) of those with one.
-            score = (score or 0.0) - (1.0 if score is None else 1e-3) * out["mmd"]
-        out["score"] = score if score is not None else 0.0
-        return out
+        return measure_samples(
+            samples,
+            reals,
+            modes=self.modes,
+            mode_std=self.mode_std,
+            min_mode_samples=self.min_mode_samples,
+            classifier=self._load_classifier if self.classifier_run is not None else None,
+        )
 
     def _evaluate(self, split: str, seed: int) -> None:
         reals = torch.cat(self._reals) if self._reals else None

@@ -191,7 +191,7 @@ def test_digits_with_default_models_validates() -> None:
 
 
 def test_data_range_from_preprocessing() -> None:
-    from engine_gan.task import data_bounds
+    from engine_gan.evaluation import data_bounds
 
     pre = {"value_range": [0, 16], "scale": 1 / 16, "mean": [0.25], "std": [0.5]}
     lo, hi = data_bounds(None, pre, [1, 8, 8])
@@ -219,11 +219,14 @@ def _task(**kwargs: Any) -> Any:
 
 
 def test_labels_only_data_is_refused_before_compute() -> None:
-    class DM:
-        splits = {"train": _Labels()}
+    from engine.data import DataSource, SourceDataModule
+
+    class Labels(DataSource):
+        def datasets(self) -> dict[str, Any]:
+            return {"train": _Labels()}
 
     with pytest.raises(ConfigError, match=r"real-valued inputs.*int64"):
-        _task().check_data(DM())
+        _task().check_data(SourceDataModule(Labels()))
 
 
 def test_task_parameter_errors() -> None:

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from engine.errors import EngineError
+
+
+@runtime_checkable
+class Generates(Protocol):
+    """A language model ``engine generate`` can sample from (``engine_nlp.models.GPT`` is one)."""
+
+    def generate(
+        self, idx: Any, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None, generator: Any = None
+    ) -> Any:
+        """``idx [B, T]`` followed by ``max_new_tokens`` sampled tokens (temperature 0: greedy)."""
+        ...
 
 
 def _tokenizer(run: Any) -> Any:
@@ -48,9 +59,8 @@ def generate_text(
         ids = start[-1:]
     import torch
 
-    task = run.task(which)
-    model = getattr(task, "model", task)
-    if not callable(getattr(model, "generate", None)):
+    model = run.model(which)  # the task's primary slot: the language model
+    if not isinstance(model, Generates):
         raise EngineError(
             f"run {run.path} is not a language model (its model {type(model).__name__} cannot generate)",
             hint="train one with `engine run nlp/char-gpt`",

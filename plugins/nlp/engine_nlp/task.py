@@ -13,7 +13,9 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+from engine.data import sample_batch
 from engine.errors import ConfigError
+from engine.tasks import eval_mode
 
 
 class LanguageModelingTask(L.LightningModule):
@@ -43,29 +45,29 @@ class LanguageModelingTask(L.LightningModule):
         self.__dict__["_train_forward"] = torch.compile(model) if compile else model  # not a registered submodule
         self._t0: float | None = None
 
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """Language models are judged by their perplexity."""
+        return ("perplexity", "min")
+
     # ------------------------------------------------------------------ checks
     def check_data(self, datamodule: Any) -> None:
         """One forward pass on two training samples: a model or data that does not fit fails here, clearly."""
-        x, y = next(iter(torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2)))
+        x, y = sample_batch(datamodule)
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() == 2 and y.shape == x.shape):
             raise ConfigError(
                 "the language-modelling task needs (tokens [B, T], next tokens [B, T]) batches; this data yields "
-                f"inputs of shape {tuple(getattr(x, 'shape', ()))} and targets of shape "
-                f"{tuple(getattr(y, 'shape', ()))}",
+                f"inputs of shape {_shape(x)} and targets of shape {_shape(y)}",
                 hint="use data=nlp.text_files (or the supervised task for labelled texts)",
             )
-        was = self.model.training
-        self.model.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(self.model):
                 out = self.model(x)
         except Exception as exc:
             raise ConfigError(f"the model does not fit the data: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self.model.train(was)
         if not isinstance(out, torch.Tensor) or out.dim() != 3 or out.shape[:2] != x.shape:
             raise ConfigError(
-                f"the model returns {tuple(getattr(out, 'shape', ()))} for tokens of shape {tuple(x.shape)}; "
+                f"the model returns {_shape(out)} for tokens of shape {tuple(x.shape)}; "
                 "a language model returns next-token logits [B, T, vocab]",
                 hint="use model=nlp.gpt",
             )
@@ -132,3 +134,7 @@ class LanguageModelingTask(L.LightningModule):
         from engine.tasks import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+
+def _shape(value: Any) -> Any:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

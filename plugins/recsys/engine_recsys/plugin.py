@@ -20,7 +20,7 @@ _FACTS = (
     "item_feature_dim",
     "split",
 )
-_TASK_NAMES = ("ranking", "recsys.ranking")
+_DATA_NAMES = ("recsys.synthetic", "recsys.interactions")
 _METRICS = ("recall@", "ndcg@", "hit@")
 
 
@@ -60,17 +60,16 @@ def engine_losses() -> list[Component]:
 
 @hookimpl
 def engine_data_sources() -> list[Component]:
-    m = "engine_recsys.data"
     return [
         Component(
             "synthetic",
-            f"{m}:Synthetic",
+            "engine_recsys.synthetic:Synthetic",
             "Seeded implicit feedback: latent preferences, long-tailed popularity, side features",
             facts=_FACTS,
         ),
         Component(
             "interactions",
-            f"{m}:Interactions",
+            "engine_recsys.files:Interactions",
             "User-item interactions from CSV/TSV/Parquet (MovieLens u.data, ratings.csv, ratings.dat)",
             facts=_FACTS,
         ),
@@ -96,25 +95,16 @@ def engine_recipes() -> list[Recipe]:
 @hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """Recsys data implies the ranking task; ranking runs keep the checkpoint with the best val NDCG."""
-    data = config.get("data")
-    task = config.get("task")
-    data_name = data.get("name") if isinstance(data, dict) else None
-    if not isinstance(task, dict):
-        return
-    if (
-        isinstance(data_name, str)
-        and data_name.startswith("recsys.")
-        and task.get("name") in ("supervised", "core.supervised")
-    ):
-        config["task"] = {**task, "name": "recsys.ranking"}
-        task = config["task"]
-    if task.get("name") not in _TASK_NAMES:
+    data, task = config.get("data"), config["task"]
+    if data is not None and data["name"] in _DATA_NAMES and task["name"] == "core.supervised":
+        task["name"] = "recsys.ranking"
+    if task["name"] != "recsys.ranking":
         return
     ck = config.get("checkpoint")
     if not isinstance(ck, dict):
         return
     ks = task.get("k") or [10, 20]
-    if ck.get("monitor") is None and isinstance(data, dict):
+    if ck.get("monitor") is None:
         first = min(ks) if isinstance(ks, list) and ks and all(isinstance(v, int) for v in ks) else 10
         ck["monitor"] = f"val/ndcg@{first}"
     monitor = ck.get("monitor")

@@ -10,7 +10,9 @@ import lightning as L
 import torch
 from torch import nn
 
+from engine.data import sample_batch
 from engine.errors import ConfigError
+from engine.tasks import eval_mode
 from engine_recsys.metrics import RankingMetrics
 
 
@@ -72,13 +74,16 @@ class RankingTask(L.LightningModule):
         if callable(set_features):
             set_features(getattr(source, "user_features", None), getattr(source, "item_features", None))
 
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """Ranking runs are judged by NDCG at the smallest cut-off (``task.k``)."""
+        return (f"ndcg@{min(self.ks)}", "max")
+
     def check_data(self, datamodule: Any) -> None:
         """Score two training rows and one user before training: a mismatch becomes one clear error."""
-        x, y = next(iter(datamodule.train_dataloader()))
-        was_training = self.model.training
-        self.model.eval()
+        x, y = sample_batch(datamodule)
         try:
-            with torch.no_grad():
+            with eval_mode(self.model):
                 self.loss(self.model(x[:2]), y[:2])
                 self.model.score_all(x[:1, 0])
         except Exception as exc:
@@ -87,8 +92,6 @@ class RankingTask(L.LightningModule):
                 f"{type(exc).__name__}: {exc}",
                 hint="use recsys models and losses with recsys data sources",
             ) from exc
-        finally:
-            self.model.train(was_training)
 
     # ------------------------------------------------------------------ training
 

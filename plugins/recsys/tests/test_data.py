@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from engine_recsys.data import Interactions, Synthetic
+from engine_recsys.files import Interactions
+from engine_recsys.synthetic import Synthetic
 
 from engine.errors import ConfigError
 

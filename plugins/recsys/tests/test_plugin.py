@@ -50,7 +50,7 @@ def test_training_beats_popularity(trained_run: Path) -> None:
 
 
 def test_recommend_command(trained_run: Path) -> None:
-    from engine_recsys.data import Synthetic
+    from engine_recsys.synthetic import Synthetic
 
     r = run_cli("recommend", str(trained_run), "--user", "7", "--k", "5", "--json")
     assert r.returncode == 0, r.stderr
@@ -90,8 +90,12 @@ def test_recommend_help_and_bad_run(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "not a run directory" in capsys.readouterr().err
 
 
-def test_recsys_data_implies_ranking_task(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "model=recsys.mf", "data=recsys.synthetic", "--dry-run"]) == 0
+@pytest.mark.parametrize("data", ["recsys.synthetic", "interactions"])
+def test_recsys_data_implies_ranking_task(capsys: pytest.CaptureFixture[str], tmp_path, data: str) -> None:
+    # short names too: the plugin sees them qualified (data=interactions once selected core.supervised)
+    (tmp_path / "u.csv").write_text("user,item,rating\n1,1,5\n1,2,4\n2,1,5\n2,3,4\n3,2,5\n3,3,4\n")
+    path = [f"data.path={tmp_path / 'u.csv'}"] if data == "interactions" else []
+    assert main(["run", "model=mf", f"data={data}", *path, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "name: recsys.ranking" in out and "monitor: val/ndcg@10" in out and "mode: max" in out
 

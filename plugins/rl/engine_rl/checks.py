@@ -67,35 +67,28 @@ def known_kinds(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[
 
 
 def check_task_fits(task: str, facts: dict[str, Any]) -> None:
-    """Raise a :class:`ConfigError` when task ``task`` (short name) cannot handle the environment's spaces."""
+    """Raise a :class:`ConfigError` when task ``task`` (qualified name) cannot handle the environment's spaces."""
     env_id = facts.get("env_id") or "the environment"
-    if task in ("q_learning", "dqn") and facts.get("action_discrete") is None:
+    if task in ("rl.q_learning", "rl.dqn") and facts.get("action_discrete") is None:
         raise ConfigError(
-            f"task rl.{task} needs discrete actions, but {env_id} has continuous actions",
+            f"task {task} needs discrete actions, but {env_id} has continuous actions",
             hint="use task=rl.ppo (policy=rl.mlp_policy) for continuous actions",
         )
-    if task == "q_learning" and facts.get("observation_discrete") is None:
+    if task == "rl.q_learning" and facts.get("observation_discrete") is None:
         raise ConfigError(
             f"task rl.q_learning is tabular and needs discrete observations, but {env_id} has continuous observations",
             hint="use task=rl.dqn or task=rl.ppo for continuous observations",
         )
 
 
-def _name(section: Any) -> str | None:
-    name = section.get("name") if isinstance(section, dict) else section
-    return name if isinstance(name, str) else None
-
-
 def check_config(config: dict[str, Any]) -> None:
     """Check an ``rl.gym`` run's environment id and task/space fit on the composed config (dry-run included).
 
+    Names in ``config`` are qualified (the core resolves them before plugins see the config).
     Gymnasium's own ids are answered from :data:`KNOWN_ENVS` (no import); any other id is looked up
     in gymnasium's registry (importing gymnasium, slower) so a typo gets its did-you-mean.
     """
-    data = config.get("data")
-    if _name(data) not in ("gym", "rl.gym"):
-        return
-    data = data if isinstance(data, dict) else {}
+    data = config["data"]
     env_id = data.get("env_id", "CartPole-v1")
     if not isinstance(env_id, str):
         raise ConfigError(f"data.env_id must be a gymnasium id (a string), got {env_id!r}")
@@ -113,11 +106,10 @@ def check_config(config: dict[str, Any]) -> None:
             f"the observation space of {env_id} is not supported",
             hint="rl.gym handles Discrete and Box observations; flatten others with a gymnasium wrapper",
         )
-    task = _name(config.get("task"))
-    short = task.split(".", 1)[1] if task and task.startswith("rl.") else task
-    if short in ("q_learning", "dqn", "ppo"):
+    task = config["task"]["name"]
+    if task in ("rl.q_learning", "rl.dqn"):
         check_task_fits(
-            short,
+            task,
             {
                 "env_id": env_id,
                 "observation_discrete": 1 if kinds[0] == "d" else None,

@@ -59,12 +59,12 @@ def engine_tasks() -> list[Component]:
     return [
         Component(
             "q_learning",
-            f"{t}:QLearning",
+            f"{t}.qlearning:QLearning",
             "Tabular Q-learning (discrete observations and actions), TD update as an SGD step",
         ),
         Component(
             "dqn",
-            f"{t}:DQN",
+            f"{t}.dqn:DQN",
             "DQN: replay buffer, target network, epsilon schedule, double DQN",
             slots={"q_network": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"q_network": "rl.q_network", "optimizer": "adam", "scheduler": None},
@@ -72,7 +72,7 @@ def engine_tasks() -> list[Component]:
         ),
         Component(
             "ppo",
-            f"{t}:PPO",
+            f"{t}.ppo:PPO",
             "PPO: clipped objective, GAE, entropy bonus; discrete and continuous actions",
             slots={"policy": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"policy": "rl.mlp_policy", "optimizer": "adam", "scheduler": None},
@@ -102,11 +102,6 @@ def engine_recipes() -> list[Recipe]:
     ]
 
 
-def _short(section: Any) -> str | None:
-    name = section.get("name") if isinstance(section, dict) else section
-    return name if isinstance(name, str) else None
-
-
 @hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """The environment follows the run's seed unless ``data.seed`` is set; bad ids and task/space mismatches fail here.
@@ -118,15 +113,15 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
     the same value unless it is set, so the best checkpoint is an evaluated one.
     """
     data = config.get("data")
-    if _short(data) not in ("gym", "rl.gym"):
+    if data is None or data["name"] != "rl.gym":
         return
     from engine_rl.checks import check_config  # plain Python: no gymnasium for gymnasium's own ids
 
     check_config(config)
-    if isinstance(data, dict) and "seed" not in data and isinstance(config.get("seed"), int):
+    if "seed" not in data and isinstance(config.get("seed"), int):
         data["seed"] = config["seed"]
-    task, ck = config.get("task"), config.get("checkpoint")
-    every = task.get("eval_every") if isinstance(task, dict) else None
+    ck = config.get("checkpoint")
+    every = config["task"].get("eval_every")
     if isinstance(every, int) and every > 0 and isinstance(ck, dict) and ck.get("every_n_train_steps") is None:
         ck["every_n_train_steps"] = every
 

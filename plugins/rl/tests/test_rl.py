@@ -301,7 +301,8 @@ def test_bad_input_fails_before_any_compute(tmp_path: Path, overrides: list[str]
 
 
 def test_task_checks_spaces_when_built_directly() -> None:
-    from engine_rl.tasks import DQN, QLearning
+    from engine_rl.tasks.dqn import DQN
+    from engine_rl.tasks.qlearning import QLearning
 
     with pytest.raises(ConfigError, match="discrete observations"):
         QLearning(None, 2, None, 2)
@@ -408,7 +409,7 @@ def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buff
 
 
 def test_replay_buffer_state_round_trip_keeps_order_after_wrapping() -> None:
-    from engine_rl.tasks import ReplayBuffer
+    from engine_rl.tasks.dqn import ReplayBuffer
 
     buf = ReplayBuffer(5, (2,), np.float32, 0)
     for i in range(7):  # wraps: holds transitions 2..6
@@ -437,7 +438,7 @@ def test_cli_dry_run_error_and_evaluate(tmp_path: Path) -> None:
         "task.total_env_steps=200",
         "trainer.max_epochs=1",
     )
-    done = run_cli("evaluate", str(run_dir), "--episodes", "7", "--seed", "1")
+    done = run_cli("evaluate", str(run_dir), "episodes=7", "seed=1")
     assert done.returncode == 0, done.stderr
     assert "eval/success_rate" in done.stdout and "7.0" in done.stdout
 
@@ -453,7 +454,7 @@ def test_rl_envs_command() -> None:
 
 
 def test_episode_return_metric_is_the_mean_of_the_last_100_episodes() -> None:
-    from engine_rl.tasks import RLTask
+    from engine_rl.tasks.common import RLTask
 
     task = RLTask(10, None, None)
     for i in range(150):

@@ -29,7 +29,7 @@ def transcribe_files(
     import torch
 
     from engine_speech.audio import load_audio
-    from engine_speech.data import prepare_input
+    from engine_speech.datasets import prepare_input
 
     task = run.task(which)
     if beam_width is not None and hasattr(task, "beam_width"):

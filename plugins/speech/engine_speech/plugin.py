@@ -16,21 +16,23 @@ _ASR_FACTS = ("problem", "vocabulary", "vocab_size", *_FEATURES)
 
 @hookimpl
 def engine_data_sources() -> list[Component]:
-    m = "engine_speech.data"
     return [
         # spoken_digits first: the conformance kit builds every model from the first source's facts.
         Component(
             "spoken_digits",
-            f"{m}:SpokenDigits",
+            "engine_speech.digits:SpokenDigits",
             "Digits spoken by espeak-ng voices (words for KWS, digit strings for ASR), test voices held out",
             facts=(*_CLIP_FACTS, "vocabulary", "vocab_size"),
         ),
         Component(
-            "wav_folder", f"{m}:WavFolder", "Keyword clips from class subfolders of WAV/FLAC files", facts=_CLIP_FACTS
+            "wav_folder",
+            "engine_speech.files:WavFolder",
+            "Keyword clips from class subfolders of WAV/FLAC files",
+            facts=_CLIP_FACTS,
         ),
         Component(
             "transcribed",
-            f"{m}:Transcribed",
+            "engine_speech.files:Transcribed",
             "Utterances and transcripts from a CSV/JSONL manifest (character vocabulary)",
             facts=_ASR_FACTS,
         ),
@@ -76,25 +78,21 @@ def engine_recipes() -> list[Recipe]:
     ]
 
 
-def _name(section: Any) -> str:
-    return str(section.get("name", "")) if isinstance(section, dict) else ""
-
-
 @hookimpl
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """Catch a task that cannot work on the chosen speech data before anything is built."""
-    task, data = _name(config.get("task")), _name(config.get("data"))
-    if data not in ("spoken_digits", "speech.spoken_digits", "transcribed", "speech.transcribed"):
+    task, data = config["task"]["name"], config.get("data")
+    if data is None or data["name"] not in ("speech.spoken_digits", "speech.transcribed"):
         return
-    sequences = data.endswith("transcribed") or config["data"].get("mode", "words") == "strings"
-    if task in ("ctc", "speech.ctc") and not sequences:
+    sequences = data["name"] == "speech.transcribed" or data.get("mode", "words") == "strings"
+    if task == "speech.ctc" and not sequences:
         raise ConfigError(
             "task speech.ctc needs transcribed speech, but speech.spoken_digits is in words mode",
             hint="set data.mode=strings (or use the supervised task with model=speech.kws_cnn for words)",
         )
-    if task in ("supervised", "") and sequences:
+    if task == "core.supervised" and sequences:
         raise ConfigError(
-            f"the supervised task classifies clips, but {data} yields transcribed sequences",
+            f"the supervised task classifies clips, but {data['name']} yields transcribed sequences",
             hint="use task=speech.ctc model=speech.ctc_asr (or data.mode=words for keyword spotting)",
         )
 

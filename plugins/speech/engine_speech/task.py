@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from engine.data import sample_batch
 from engine.errors import ConfigError
+from engine.tasks import eval_mode
 from engine_speech.models import decode
 
 
@@ -44,27 +46,27 @@ class CTCTask(L.LightningModule):
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
 
+    @property
+    def primary_metric(self) -> tuple[str, str]:
+        """Speech recognition is judged by its word error rate."""
+        return ("wer", "min")
+
     # ------------------------------------------------------------------ checks
     def check_data(self, datamodule: Any) -> None:
         """Two training samples through the model: wrong data or a misfit model fail here, in one line."""
-        collate = getattr(datamodule.source, "collate_fn", None) if hasattr(datamodule, "source") else None
-        loader = torch.utils.data.DataLoader(datamodule.splits["train"], batch_size=2, collate_fn=collate)
-        batch = next(iter(loader))
+        batch = sample_batch(datamodule)
         if not (isinstance(batch[1], (tuple, list)) and len(batch[1]) == 2):
+            shape = tuple(batch[1].shape) if isinstance(batch[1], torch.Tensor) else type(batch[1]).__name__
             raise ConfigError(
                 "speech.ctc needs transcribed batches ((features, lengths), (char ids, lengths)); this data yields "
-                f"targets of shape {tuple(getattr(batch[1], 'shape', ()))}",
+                f"targets of shape {shape}",
                 hint="use data=speech.spoken_digits data.mode=strings, or data=speech.transcribed",
             )
-        was = self.model.training
-        self.model.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(self.model):
                 out = self.model(batch[0])
         except Exception as exc:
             raise ConfigError(f"the model does not fit the data: {type(exc).__name__}: {exc}") from exc
-        finally:
-            self.model.train(was)
         if not (isinstance(out, tuple) and len(out) == 2 and out[0].dim() == 3):
             raise ConfigError(
                 "speech.ctc needs a model returning (log-probs [B, T, vocab], lengths)", hint="use model=speech.ctc_asr"

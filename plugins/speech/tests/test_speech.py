@@ -244,7 +244,7 @@ def test_spec_augment_and_noise() -> None:
 
 
 def test_wav_folder_reads_mixed_rates_and_channels(tone_folder: Path) -> None:
-    from engine_speech.data import WavFolder
+    from engine_speech.files import WavFolder
 
     src = WavFolder(str(tone_folder), val_fraction=0.2, test_fraction=0.2)
     facts = src.facts
@@ -260,7 +260,7 @@ def test_wav_folder_bad_files(tmp_path: Path, tone_folder: Path) -> None:
     import shutil
     import warnings
 
-    from engine_speech.data import WavFolder
+    from engine_speech.files import WavFolder
 
     with pytest.raises(ConfigError, match="not found"):
         WavFolder(str(tmp_path / "none"))
@@ -276,7 +276,8 @@ def test_wav_folder_bad_files(tmp_path: Path, tone_folder: Path) -> None:
 
 
 def test_manifest_csv_and_jsonl(tmp_path: Path, tone_folder: Path, tone_manifest: Path) -> None:
-    from engine_speech.data import Transcribed, collate_sequences
+    from engine_speech.datasets import collate_sequences
+    from engine_speech.files import Transcribed
 
     src = Transcribed(str(tone_manifest))
     assert src.facts["vocabulary"] == sorted(set("low tone high"))
@@ -300,7 +301,7 @@ def test_manifest_csv_and_jsonl(tmp_path: Path, tone_folder: Path, tone_manifest
 
 
 def test_spoken_digits_splits_by_voice(speech_cache: Path) -> None:
-    from engine_speech.data import SpokenDigits
+    from engine_speech.digits import SpokenDigits
 
     src = SpokenDigits(**tiny_digits(speech_cache, "words", n=20, n_eval=10))
     voices = {s: {u.voice for u in src.utterances(s)[0]} for s in ("train", "val", "test")}
@@ -315,7 +316,7 @@ def test_spoken_digits_splits_by_voice(speech_cache: Path) -> None:
 
 def test_unknown_voice_and_missing_espeak(speech_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from engine_speech import synth
-    from engine_speech.data import SpokenDigits
+    from engine_speech.digits import SpokenDigits
 
     with pytest.raises(ConfigError, match="no variant 'andy'"):
         SpokenDigits(**{**tiny_digits(speech_cache), "train_variants": ["andy"]}).datasets()
@@ -341,8 +342,8 @@ def test_synthesise_words_into_tmp(tmp_path: Path) -> None:
 
 def test_text_encoding_and_decoding() -> None:
     import torch
-    from engine_speech.data import encode_text
     from engine_speech.models import beam_decode, decode, greedy_decode
+    from engine_speech.text import encode_text
 
     vocab = sorted(set("one two"))
     assert encode_text("  ONE   two ", vocab) == [vocab.index(c) + 1 for c in "one two"]

@@ -69,7 +69,7 @@ def engine_recipes() -> list[Recipe]:
 def engine_adjust_config(config: dict[str, Any]) -> None:
     """Check ``data.augment`` of vision data sources already at ``--dry-run`` (torch-free)."""
     data = config.get("data")
-    if isinstance(data, dict) and str(data.get("name", "")).split(".")[-1] in ("digits", "image_folder"):
+    if data is not None and data["name"] in _DATA_SOURCES:
         from engine_vision.spec import check_augment
 
         check_augment(data.get("augment"))
@@ -77,8 +77,8 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
 
 @hookimpl
 def engine_callbacks(config: dict[str, Any]) -> list[Any]:
-    data = config.get("data") or {}
-    if data.get("name") in _DATA_SOURCES and data.get("augment"):
+    data = config["data"]
+    if data["name"] in _DATA_SOURCES and data.get("augment"):
         from engine_vision.augment import make_callback
 
         return [make_callback()]

@@ -1,0 +1,179 @@
+"""The core's commands, added through ``engine_add_commands`` like any plugin's (see :mod:`engine.builtins`).
+
+Only the parsers live here (argparse and nothing else, so ``engine --help`` stays fast); each
+handler is named lazily as ``"module:function"`` and imported when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+RUN_EPILOG = """\
+overrides:
+  model=NAME            choose a component (shorthand for model.name=NAME)
+  model.hidden=[64,64]  set a parameter (see `engine components show NAME`)
+  trainer.max_epochs=5  any lightning.Trainer argument
+  data.batch_size=128   loader: batch_size, num_workers, pin_memory
+  checkpoint.monitor=val/accuracy checkpoint.mode=max
+  early_stopping.patience=5   switch on early stopping
+  prune.amount=0.5      prune 50% of the weights during training (see docs/techniques.md)
+  model.init_from=RUN model.freeze=[features.*]   fine-tune from another run
+  task=distill task.teacher=RUN   distil a trained run into the model
+  seed=1  run.dir=runs  run.name=my-run
+  (every config section: `engine components list --kind section`)
+"""
+
+EVALUATE_EPILOG = """\
+examples:
+  engine evaluate runs/a
+  engine evaluate runs/a runs/b --split val
+  engine evaluate runs/cartpole episodes=20 seed=3     options of the task's own evaluation
+  engine evaluate runs/seed0 runs/seed1 runs/seed2 --ensemble
+"""
+
+REPORT_EPILOG = """\
+examples:
+  engine report runs/digits                         -> runs/digits/report/
+  engine report runs/scratch runs/finetuned --out cmp  compare two runs on one chart
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``run``, ``plugins``, ``components``, ``runs``, ``evaluate``, ``report`` and ``new``."""
+    _run(sub)
+    _plugins(sub)
+    _components(sub)
+    _runs(sub)
+    _evaluate(sub)
+    _report(sub)
+    _new(sub)
+
+
+def group(parser: argparse.ArgumentParser, dest: str = "subcommand") -> Any:
+    """Sub-commands of a command group; the group alone shows its help (exit 2)."""
+    parser.set_defaults(handler="engine.commands.inspect:group_help", help_parser=parser)
+    return parser.add_subparsers(dest=dest, metavar="SUBCOMMAND")
+
+
+def _run(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="compose a config from names and train it",
+        description="Compose a run: [RECIPE] then -c files then key=value overrides (later wins), "
+        "validate it, train with Lightning, test, and write a run directory.",
+        epilog=RUN_EPILOG,
+        formatter_class=_RAW,
+    )
+    run.add_argument("items", nargs="*", metavar="RECIPE|KEY=VALUE")
+    run.add_argument("-c", "--config", action="append", metavar="FILE", help="YAML config file (repeatable)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the resolved config; build nothing")
+    run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    run.set_defaults(handler="engine.commands.run:cmd_run")
+
+
+def _plugins(sub: Any) -> None:
+    psub = group(sub.add_parser("plugins", help="list, inspect, install, enable and disable plugins"))
+    psub.add_parser("list", help="every plugin: distribution, version, status, hooks").set_defaults(
+        handler="engine.commands.inspect:cmd_plugins_list"
+    )
+    p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
+    p.add_argument("name")
+    p.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="import every target (slower; catches errors inside target modules too)",
+    )
+    p.set_defaults(handler="engine.commands.inspect:cmd_plugins_info")
+    p = psub.add_parser("install", help="pip-install plugin distributions here, then list what they contribute")
+    p.add_argument("spec", nargs="*", help="anything pip install accepts: names, paths, -e DIR, --no-deps, …")
+    p.set_defaults(handler="engine.manage:cmd_install")
+    p = psub.add_parser("uninstall", help="pip-uninstall the distribution providing a plugin")
+    p.add_argument("name", help="plugin name or distribution name (see `engine plugins list`)")
+    p.set_defaults(handler="engine.manage:cmd_uninstall")
+    p = psub.add_parser("disable", help="turn a plugin off for every command (saved under ENGINE_HOME)")
+    p.add_argument("name")
+    p.set_defaults(handler="engine.manage:cmd_disable")
+    p = psub.add_parser("enable", help="turn a disabled plugin back on (and retry one recorded broken)")
+    p.add_argument("name")
+    p.set_defaults(handler="engine.manage:cmd_enable")
+
+
+def _components(sub: Any) -> None:
+    csub = group(sub.add_parser("components", help="query the registry of models, data sources, recipes, …"))
+    p = csub.add_parser("list", help="components, filtered by kind and glob pattern")
+    p.add_argument("pattern", nargs="?", help="glob on the (qualified) name, e.g. 'res*'")
+    p.add_argument("--kind", "-k", help="task, model, loss, optimizer, scheduler, data, deploy, recipe or section")
+    p.set_defaults(handler="engine.commands.inspect:cmd_components_list")
+    p = csub.add_parser("show", help="one component: target, facts, parameters with types and defaults")
+    p.add_argument("name", help="qualified (vision.resnet) or unambiguous short name")
+    p.add_argument("--kind", "-k", help="only look among this kind")
+    p.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="import the target when its source cannot be read statically",
+    )
+    p.set_defaults(handler="engine.commands.inspect:cmd_components_show")
+
+
+def _runs(sub: Any) -> None:
+    rsub = group(sub.add_parser("runs", help="list run directories"))
+    p = rsub.add_parser("list", help="runs with status, the task's main metric and wall time")
+    p.add_argument("--dir", default="runs", help="directory holding runs (default: runs)")
+    p.set_defaults(handler="engine.commands.run:cmd_runs_list")
+
+
+def _evaluate(sub: Any) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate trained runs again on their own data (test split, or the task's own evaluation)",
+        description="Load each run's best checkpoint and evaluate it on the run's data: Lightning's test "
+        "loop, or the task's own evaluation when it has one (an RL task plays episodes on fresh seeds); "
+        "KEY=VALUE items set that evaluation's options (see `engine components show TASK`). With "
+        "--ensemble, the runs' probabilities are averaged into one ensemble prediction.",
+        epilog=EVALUATE_EPILOG,
+        formatter_class=_RAW,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories, then evaluation options")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="average the runs' predicted probabilities (outputs for regression) on their shared split and report "
+        "each member and the ensemble (runs must share data and split: vary only the seed)",
+    )
+    p.set_defaults(handler="engine.evaluate:cmd_evaluate")
+
+
+def _report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report",
+        help="training curves (PNG) and a Markdown summary of one or more runs, compared on one chart",
+        description="Read each run's metrics CSV, config and summary; draw loss, metrics and learning rate "
+        "against the step (every run on the same axes: train dashed, validation solid) into OUT/curves.png, "
+        "and write OUT/report.md: each run's final metrics, steps and wall time, techniques used (pruning, "
+        "init_from, freeze), and the config keys that differ between the runs. Needs matplotlib.",
+        epilog=REPORT_EPILOG,
+        formatter_class=_RAW,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    p.add_argument(
+        "--out", metavar="DIR", help="output directory (default: RUN/report for one run, reports/<time> for several)"
+    )
+    p.set_defaults(handler="engine.report:cmd_report")
+
+
+def _new(sub: Any) -> None:
+    nsub = group(sub.add_parser("new", help="scaffold a new plugin package"))
+    p = nsub.add_parser(
+        "plugin",
+        help="a pip-installable plugin: a model, a data source, a recipe, tests using the conformance kit",
+    )
+    p.add_argument("name", help="plugin name: lower-case letters, digits, _ (package engine_<name>)")
+    p.add_argument("--dir", help="where to write it (default: ./engine-<name>)")
+    p.set_defaults(handler="engine.scaffold:cmd_new_plugin")

@@ -1,0 +1,119 @@
+"""``engine run`` and ``engine runs list``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.console import Console, Table, format_metric, styled
+from engine.errors import EngineError
+
+
+def plan_from_args(args: argparse.Namespace, reg: Any) -> tuple[Any, Path | None]:
+    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed and planned."""
+    from engine.compose import compose, load_file
+    from engine.plan import make_plan
+
+    recipe = None
+    overrides: list[str] = []
+    for item in args.items:
+        if "=" in item:
+            overrides.append(item)
+        elif recipe is None and not overrides and args.resume is None:
+            recipe = item
+        else:
+            raise EngineError(
+                f"cannot read '{item}': expected key=value",
+                hint="only one recipe name may come first; for example model=mlp",
+            )
+    resume = base = None
+    if args.resume:
+        resume = Path(args.resume)
+        if not (resume / "config.yaml").is_file():
+            raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
+        base = load_file(resume / "config.yaml")
+    cfg = compose(reg, recipe, args.config or [], overrides, base=base)
+    return make_plan(cfg, reg), resume
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from engine.commands.inspect import registry
+
+    reg = registry(args)
+    plan, resume = plan_from_args(args, reg)
+    for note in plan.notes:
+        print(f"# note: {note}", file=sys.stderr)
+    if args.dry_run:
+        sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
+        print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
+        return 0
+    from engine.runner import run
+
+    result = run(plan, resume=resume)
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return 0
+    console = Console()
+    console.print(results_table(result.summary))
+    s = result.summary
+    console.print(f"wall time {s['wall_time_s']:.1f} s, {s['global_step']} steps")
+    console.print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def results_table(summary: dict[str, Any]) -> Table:
+    """Validation and test metrics: final values beside the best checkpoint's, the primary metric first.
+
+    Test metrics are measured on the best checkpoint (when there is one), so they sit in its column.
+    """
+    final, best = summary.get("metrics", {}), summary.get("best_metrics", {})
+    primary = (summary.get("primary_metric") or {}).get("name")
+    step = summary.get("best_step")
+    keys = sorted(k for k in {*final, *best} if k.startswith(("test/", "val/")))
+    keys.sort(key=lambda k: k != primary)
+    tested_best = bool(summary.get("best_checkpoint"))
+    table = Table("metric", "final", "best checkpoint" + (f" (step {step})" if step is not None else ""))
+    for key in keys:
+        last = None if key.startswith("test/") and tested_best else final.get(key)
+        name = styled(key + " *", "bold") if key == primary else key
+        table.add_row(name, format_metric(last), format_metric(best.get(key)))
+    return table
+
+
+def _shown_metric(s: dict[str, Any]) -> str:
+    primary = s.get("primary_metric")
+    if isinstance(primary, dict) and isinstance(primary.get("value"), (int, float)):
+        return f"{primary['name']}={primary['value']:.4f}"
+    metrics = s.get("metrics", {})  # runs from before tasks named their primary metric
+    key = next((k for k in sorted(metrics) if k.startswith("test/") and k != "test/loss"), None)
+    key = key or next((k for k in sorted(metrics) if k.startswith("val/")), None)
+    return f"{key}={metrics[key]:.4f}" if key and isinstance(metrics[key], (int, float)) else "-"
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    rows = []
+    for summary_file in sorted(root.glob("*/summary.json")):
+        try:
+            s = json.loads(summary_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(s, dict):
+            continue
+        wall = f"{s['wall_time_s']:.1f}s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"
+        mtime = summary_file.parent.stat().st_mtime
+        rows.append((summary_file.parent.name, str(s.get("status", "?")), _shown_metric(s), wall, mtime))
+    console = Console()
+    if not rows:
+        console.print(f"no runs in {root}/")
+        return 0
+    table = Table("run", "status", "metric", "wall time")
+    for name, status, shown, wall, _ in sorted(rows, key=lambda r: r[-1]):
+        table.add_row(name, status, shown, wall)
+    console.print(table)
+    return 0

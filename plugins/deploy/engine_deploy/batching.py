@@ -1,0 +1,124 @@
+"""Dynamic batching for ``engine serve``: a small asyncio loop in front of one model thread."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+
+@dataclass
+class _Item:
+    x: np.ndarray
+    top_k: int
+    future: asyncio.Future[list[dict[str, Any]]]
+    arrived: float  # time.monotonic() when queued
+
+
+@dataclass
+class Batcher:
+    """Collects queued requests into batches of at most ``max_batch_size`` samples.
+
+    Requests are numpy arrays ``[n, *sample_shape]``. In one worker thread, each batch is
+    concatenated into one tensor and passed to ``predict(batch, top_k)``, which returns one
+    JSON-ready record per sample: the model call *and* the post-processing (softmax, top-k,
+    labels) are done once per batch, off the event loop. A batch is sent to the model when it
+    is full or when its first request has been queued for ``max_wait_ms``, counted from its
+    arrival: requests that queued while the model was busy with the previous batch go at
+    once, so the model is never idle while a request has waited its time. ``max_batch_size=1``
+    turns batching off (one request per model call, no waiting).
+    """
+
+    predict: Callable[[torch.Tensor, int], list[dict[str, Any]]]
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    queue: asyncio.Queue[_Item] | None = None
+    calls: int = 0
+    samples: int = 0
+    _held: _Item | None = None
+    _task: asyncio.Task[None] | None = None
+    _executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+
+    async def submit(self, x: np.ndarray, top_k: int = 3) -> list[dict[str, Any]]:
+        """The records of the samples in ``x`` (computed with the batch they joined)."""
+        assert self.queue is not None, "Batcher.start() was not called"
+        future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Item(x, top_k, future, time.monotonic()))
+        return await future
+
+    async def _next(self) -> list[_Item]:
+        assert self.queue is not None
+        first = self._held or await self.queue.get()
+        self._held = None
+        items, size = [first], len(first.x)
+        deadline = first.arrived + self.max_wait_ms / 1000
+        while size < self.max_batch_size:
+            try:
+                item = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            if size + len(item.x) > self.max_batch_size:
+                self._held = item  # starts the next batch
+                break
+            items.append(item)
+            size += len(item.x)
+        return items
+
+    def _compute(self, arrays: list[np.ndarray], top_k: int) -> list[dict[str, Any]]:
+        """In the model thread: one tensor for the whole batch, its records."""
+        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        return self.predict(torch.from_numpy(batch), top_k)
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._next()
+            live = [i for i in items if not i.future.done()]  # a client may have gone away
+            if not live:
+                continue
+            top_k = max(i.top_k for i in live)
+            try:
+                records = await loop.run_in_executor(self._executor, self._compute, [i.x for i in live], top_k)
+            except Exception as exc:
+                for item in live:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            self.calls += 1
+            self.samples += len(records)
+            start = 0
+            for item in live:
+                n = len(item.x)
+                if not item.future.done():
+                    mine = records[start : start + n]
+                    if item.top_k < top_k:  # this request asked for fewer labels than the batch computed
+                        mine = [{**r, "top": r["top"][: item.top_k]} if "top" in r else r for r in mine]
+                    item.future.set_result(mine)
+                start += n

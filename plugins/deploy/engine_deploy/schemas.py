@@ -1,0 +1,36 @@
+"""The pydantic request and response models of ``engine serve`` (its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PredictRequest(BaseModel):
+    """One sample or a batch of samples, shaped like the model's input (see GET /metadata)."""
+
+    inputs: list[Any] = Field(description="one sample (nested list shaped like the input) or a batch of them")
+    top_k: int = Field(3, ge=1, description="labels to return per sample (classification)")
+
+
+class Label(BaseModel):
+    label: str
+    index: int
+    probability: float
+
+
+class Prediction(BaseModel):
+    label: str | None = Field(None, description="most probable class (classification)")
+    index: int | None = None
+    probability: float | None = None
+    top: list[Label] | None = Field(None, description="the top_k classes, most probable first")
+    value: Any = Field(None, description="predicted value(s) (regression)")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
