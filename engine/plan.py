@@ -233,7 +233,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     out["trainer"] = check_trainer(cfg.get("trainer") or {})
 
     for name, section in sections.items():
-        value = cfg.get(name)
+        value = cfg.get(name, None if section.optional else {})  # a section installed after the config was written
         if value is None and section.optional:
             out[name] = None
             continue

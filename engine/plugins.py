@@ -259,7 +259,7 @@ class PluginManager:
                     f"failed in {hook}: {describe(exc)}",
                     hint=f"the plugin is marked broken and left out from now on; fix or reinstall it, `engine plugins "
                     f"enable {info.name}` to retry it, `engine plugins disable {info.name}` to keep it off",
-                ) from (exc if isinstance(exc, Exception) else None)
+                ) from exc
             return False, None
 
     def call_each(self, hook: str, **kwargs: Any) -> list[tuple[PluginInfo, Any]]:

@@ -131,3 +131,13 @@ def test_validation_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "0 2 False False"
+
+
+def test_a_section_missing_from_an_older_config_gets_its_defaults() -> None:
+    reg = engine.get_registry()
+    cfg = resolved("model=mlp", "data=synthetic")
+    del cfg["checkpoint"], cfg["early_stopping"]  # written before these sections existed
+    again = validate(cfg, reg)
+    assert again["checkpoint"]["save_last"] is True and again["early_stopping"] is None
+    with pytest.raises(ConfigError, match="'checkpoint' must be a mapping"):
+        validate({**cfg, "checkpoint": 3}, reg)
