@@ -45,17 +45,33 @@ class RNGState(L.Callback):
 
 
 class BestCheckpoint(ModelCheckpoint):
-    """Lightning's ``ModelCheckpoint`` that also remembers every logged metric when the best was saved.
+    """Lightning's ``ModelCheckpoint``, made to keep a run's work and to travel with its directory.
 
-    ``best_metrics`` is what ``summary.json`` and the end-of-run table show beside the final
-    figures: a run whose last epochs got worse (an RL policy collapsing) is reported, and kept, as
-    its best checkpoint. It travels in checkpoints, so a resumed run still knows it.
+    - ``last.ckpt`` is written at every checkpoint opportunity (each epoch, or every
+      ``checkpoint.every_n_train_steps``), not only when the best improved: a kill loses at most
+      one interval.
+    - ``best_metrics`` remembers every logged metric when the best was saved: ``summary.json``
+      and the end-of-run table show them beside the final figures (a run whose last epochs got
+      worse is reported, and kept, as its best checkpoint). It travels in checkpoints.
+    - Paths in its saved state are re-based on its own directory when a run was moved or copied,
+      so a resumed run tests and keeps *its* checkpoints, never the original's.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.best_metrics: dict[str, float] = {}
         self.best_step: int | None = None
+        self._last_written_step: int | None = None
+
+    def _save_topk_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
+        self._save_last_checkpoint(trainer, monitor_candidates)  # every opportunity, not only a new best
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        if self._last_written_step == trainer.global_step and self.last_model_path:
+            return  # Lightning asks again right after the top-k save: once per step is enough
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_written_step = trainer.global_step
 
     def _update_best_and_save(self, current: torch.Tensor, trainer: L.Trainer, monitor_candidates: dict) -> None:
         # Set before saving, so that the checkpoint written now carries its own figures (testing
@@ -73,9 +89,29 @@ class BestCheckpoint(ModelCheckpoint):
         return {**super().state_dict(), "engine_best_metrics": self.best_metrics, "engine_best_step": self.best_step}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self.best_metrics = dict(state_dict.get("engine_best_metrics") or {})
-        self.best_step = state_dict.get("engine_best_step")
+        state = dict(state_dict)
+        old = state.get("dirpath")
+        if self.dirpath is not None and old is not None and str(old) != str(self.dirpath):
+            state = rebase(state, str(self.dirpath))  # a moved or copied run: its own files
+        super().load_state_dict(state)
+        self.best_metrics = dict(state.get("engine_best_metrics") or {})
+        self.best_step = state.get("engine_best_step")
+
+
+def rebase(state: dict[str, Any], dirpath: str) -> dict[str, Any]:
+    """A ModelCheckpoint state whose file paths point into ``dirpath`` (same file names)."""
+    import os
+
+    def moved(path: Any) -> Any:
+        return os.path.join(dirpath, os.path.basename(path)) if isinstance(path, str) and path else path
+
+    out = {**state, "dirpath": dirpath}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in out:
+            out[key] = moved(out[key])
+    if isinstance(out.get("best_k_models"), dict):
+        out["best_k_models"] = {moved(k): v for k, v in out["best_k_models"].items()}
+    return out
 
 
 # --------------------------------------------------------------------------- pruning

@@ -149,6 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `engine components list | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except OSError as exc:  # the file system refused (disk full, read-only, a name too long): not a bug
+        if debug:
+            raise
+        where = f": {str(exc.filename)[:200]}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(
+            "  hint: check the path, free space and permissions; rerun with --debug for the traceback", file=sys.stderr
+        )
+        return 2
     except KeyboardInterrupt:
         run_dir = os.environ.get("ENGINE_RUN_DIR")
         print("interrupted" + (f"; continue with `engine run --resume {run_dir}`" if run_dir else ""), file=sys.stderr)

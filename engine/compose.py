@@ -15,6 +15,7 @@ then by plugin name. The result is plain data: :mod:`engine.plan` validates it.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,48 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+_INDEXED = re.compile(r"^([^\[\]]+)\[(-?\d+)\]$")
+
+
+def set_index(cfg: dict[str, Any], item: str) -> None:
+    """Apply ``a.b[i]=value`` to the list ``a.b`` of ``cfg``; a ConfigError with a hint otherwise."""
+    key, _, text = item.partition("=")
+    path: list[Any] = []
+    for part in key.split("."):
+        m = _INDEXED.match(part)
+        if m is None and ("[" in part or "]" in part):
+            raise ConfigError(f"cannot read override '{item}': bad index in '{part}'", hint="e.g. model.hidden[0]=64")
+        path += [m.group(1), int(m.group(2))] if m else [part]
+    _, value = parse_override(f"value={text}")
+    node: Any = cfg
+    for i, part in enumerate(path[:-1]):
+        where = _dotted(path[: i + 1])
+        if isinstance(part, int):
+            ok = isinstance(node, list) and -len(node) <= part < len(node)
+        else:
+            ok = isinstance(node, dict) and part in node
+        if not ok:
+            raise ConfigError(
+                f"cannot apply '{item}': {where} is not set in this config",
+                hint=f"a list's default comes from its component: set the whole list, e.g. {_dotted(path[:-1])}=[...]",
+            )
+        node = node[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise ConfigError(
+                f"cannot apply '{item}': {_dotted(path[:-1])} has no element {last}",
+                hint=f"set the whole list, e.g. {_dotted(path[:-1])}=[...]",
+            )
+    elif not isinstance(node, dict):
+        raise ConfigError(f"cannot apply '{item}': {_dotted(path[:-1])} is not a mapping")
+    node[last] = value
+
+
+def _dotted(path: list[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+
+
 def load_file(path: str | Path) -> dict[str, Any]:
     """A YAML config file as plain data; a ConfigError naming the file when it cannot be read."""
     from omegaconf import OmegaConf
@@ -141,6 +184,9 @@ def compose(
     for file in files:
         cfg = merge(cfg, normalize(load_file(file), kinds), kinds, same)
     for item in overrides:
+        if "[" in item.partition("=")[0]:
+            set_index(cfg, item)  # model.hidden[0]=5: one element of a list the config holds
+            continue
         keys, value = parse_override(item)
         if len(keys) == 1 and keys[0] in kinds and isinstance(value, str):
             value = {"name": value}

@@ -112,7 +112,7 @@ class DiscoveryCache:
     def save(self, verdicts: dict[str, str | None]) -> None:
         if not self.dirty and verdicts == self.verdicts:
             return
-        from engine.settings import write_json_atomic
+        from engine.files import write_json_atomic
 
         self.known.pop(self.key, None)
         kept = dict(list(self.known.items())[-(self.KEEP - 1) :])

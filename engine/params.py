@@ -8,6 +8,7 @@ from typing import Any
 from engine.errors import ConfigError, did_you_mean
 from engine.signature import REQUIRED, Param, Signature, Unevaluated
 from engine.typecheck import check_type
+from engine.typecheck import describe as describe_annotation
 
 
 def describe(value: Any) -> str:
@@ -44,7 +45,7 @@ def check_params(
                 hint=f"{label} takes: {takes or 'no parameters'}",
             )
         if not check_type(value, p.annotation):
-            raise ConfigError(f"{where}.{key} must be {p.annotation}, got {describe(value)}")
+            raise ConfigError(f"{where}.{key} must be {describe_annotation(p.annotation)}, got {describe(value)}")
         out[key] = value
     if sig is not None:
         for name, p in params.items():

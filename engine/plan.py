@@ -30,8 +30,8 @@ from engine.typecheck import check_type
 
 #: Loader parameters every ``data`` section accepts besides the source's own.
 LOADER_PARAMS = {
-    "batch_size": Param("batch_size", "int", 64, "samples per batch"),
-    "num_workers": Param("num_workers", "int", 0, "DataLoader worker processes"),
+    "batch_size": Param("batch_size", "Annotated[int, Ge(1)]", 64, "samples per batch"),
+    "num_workers": Param("num_workers", "Annotated[int, Ge(0)]", 0, "DataLoader worker processes"),
     "pin_memory": Param("pin_memory", "bool", False, "pin host memory (for GPU runs)"),
 }
 
@@ -83,6 +83,13 @@ def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
     if "name" not in value or not isinstance(value["name"], str):
         raise ConfigError(f"'{key}' needs a name", hint=f"set {key}=NAME (see `engine components list`)")
     return value
+
+
+def _shorthand(cfg: dict[str, Any], keys: Any) -> None:
+    """``model: core.mlp`` (a config written by hand) means ``model: {name: core.mlp}``."""
+    for key in keys:
+        if isinstance(cfg.get(key), str):
+            cfg[key] = {"name": cfg[key]}
 
 
 class _Signatures:
@@ -167,7 +174,9 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     signature = _Signatures(registry)
     out: dict[str, Any] = {}
 
+    _shorthand(cfg, ("task", "data"))
     task: Component = registry.resolve("task", _section(cfg, "task")["name"])
+    _shorthand(cfg, task.slots)
     if cfg.get("data") is None:
         raise ConfigError("no data source chosen", hint="set data=NAME (see `engine components list --kind data`)")
     data: Component = registry.resolve("data", _section(cfg, "data")["name"])

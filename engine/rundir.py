@@ -2,6 +2,10 @@
 
 The lowest layer for everything that takes a run (``evaluate``, ``deploy``, ``model.init_from``,
 ``task.teacher``): :mod:`engine.runs` builds the trained task on top of it.
+
+A run directory is data someone may have sent you: every path it records is relative to it, and
+one that is absolute or leads out of it is refused (:func:`inside`). A moved or copied run reads
+its own files.
 """
 
 from __future__ import annotations
@@ -10,14 +14,40 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError
+from engine.errors import ConfigError, EngineError
 
 CHECKPOINTS = ("best", "last")
+#: The best weights of a run as plain tensors (safetensors), beside its checkpoints.
+WEIGHTS_FILE = "model.safetensors"
+
+
+def expand(path: str | Path, where: str = "path") -> Path:
+    """``path`` with ``~`` expanded; a clear error for an unknown user or a name the system cannot take."""
+    try:
+        out = Path(path).expanduser()
+        out.exists()  # a name too long for the file system fails here, not later
+    except RuntimeError:
+        raise ConfigError(f"{where}: cannot expand '{path}' (no such user)") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: '{str(path)[:80]}…' is not a usable path: {exc.strerror}") from None
+    return out
+
+
+def inside(root: Path, recorded: str, what: str) -> Path:
+    """``root / recorded``, refusing an absolute path or one that leads out of ``root``."""
+    candidate = Path(recorded)
+    resolved = (root / candidate).resolve()
+    if candidate.is_absolute() or not resolved.is_relative_to(root.resolve()):
+        raise EngineError(
+            f"{what} names '{recorded}', outside the run directory {root}",
+            hint="a run directory's records name its own files only (relative paths); this one was altered",
+        )
+    return root / candidate
 
 
 def run_root(path: str | Path) -> Path:
     """``path`` as a run directory; a clear :class:`EngineError` when it is not one."""
-    root = Path(path).expanduser()
+    root = expand(path, "run directory")
     if not root.is_dir():
         raise EngineError(f"run directory not found: {root}", hint="see `engine runs list`")
     if not (root / "config.yaml").is_file():
@@ -31,11 +61,14 @@ def read_config(root: Path) -> dict[str, Any]:
 
     file = root / "config.yaml"
     try:
-        config = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        config = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise EngineError(f"cannot read {file}: {exc}") from None
-    if not isinstance(config, dict):
-        raise EngineError(f"{file} does not hold a mapping of config sections")
+    if not isinstance(config, dict) or not config:
+        raise EngineError(
+            f"{file} does not hold a run's config (a mapping of sections), but {type(config).__name__} {config!r:.60}",
+            hint="it is written by `engine run`; restore it from the run's origin",
+        )
     return config
 
 
@@ -46,9 +79,11 @@ def read_json(root: Path, name: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
         raise EngineError(f"cannot read {file}: {exc}") from None
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise EngineError(f"{file} does not hold a JSON object")
+    return data
 
 
 def to_jsonable(value: Any) -> Any:
@@ -66,7 +101,7 @@ def to_jsonable(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` (made JSON-able) so that a reader sees the old file or the new one, never half."""
-    from engine.settings import write_json_atomic
+    from engine.files import write_json_atomic
 
     write_json_atomic(path, to_jsonable(data), indent=2)
 
@@ -77,9 +112,8 @@ def checkpoint_path(root: Path, summary: dict[str, Any], which: str = "best") ->
         raise EngineError(f"unknown checkpoint '{which}'", hint="choose best or last")
     names = ["best.ckpt", "last.ckpt"] if which == "best" else ["last.ckpt"]
     recorded = summary.get(f"{which}_checkpoint")
-    candidates = ([root / recorded] if isinstance(recorded, str) and recorded else []) + [
-        root / "checkpoints" / n for n in names
-    ]
+    own = [inside(root, recorded, f"{root / 'summary.json'}")] if isinstance(recorded, str) and recorded else []
+    candidates = own + [root / "checkpoints" / n for n in names]
     for path in candidates:
         if path.is_file():
             return path
@@ -87,3 +121,16 @@ def checkpoint_path(root: Path, summary: dict[str, Any], which: str = "best") ->
         f"run {root} has no checkpoint (status: {summary.get('status', 'unknown')})",
         hint=f"train it first, or continue it with `engine run --resume {root}`",
     )
+
+
+def status(summary: dict[str, Any]) -> str:
+    """The run's status, ``interrupted`` for a ``running`` one whose process (on this host) is gone."""
+    import socket
+
+    from engine.files import process_alive
+
+    state = str(summary.get("status", "unknown"))
+    pid, host = summary.get("pid"), summary.get("host")
+    if state == "running" and isinstance(pid, int) and host == socket.gethostname() and not process_alive(pid):
+        return "interrupted"
+    return state

@@ -32,9 +32,9 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.plan import Plan, make_plan
-from engine.protocols import ChecksData, HasPrimaryMetric, HasSplits, ReportsSummary, SavesArtifacts, implements
+from engine.protocols import ChecksData, HasPrimaryMetric, ReportsSummary, SavesArtifacts, implements
 from engine.registry import Registry
-from engine.rundir import to_jsonable, write_json
+from engine.rundir import WEIGHTS_FILE, read_json, to_jsonable, write_json
 
 RUN_DIR_ENV = "ENGINE_RUN_DIR"
 
@@ -89,118 +89,20 @@ def environment(registry: Registry) -> dict[str, Any]:
         "libraries": libs,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "command": sys.argv,
+        "command": ["engine" if i == 0 else a for i, a in enumerate(sys.argv)],
     }
-
-
-def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[Any], Any]:
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
-
-    from engine.callbacks import BestCheckpoint, RNGState
-
-    ck = cfg["checkpoint"]
-    monitor = ck["monitor"] or ("val/loss" if has_val else "train/loss")
-    checkpoint = BestCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best",
-        monitor=monitor,
-        mode=ck["mode"],
-        save_top_k=ck["save_top_k"],
-        save_last=ck["save_last"],
-        every_n_epochs=None if ck["every_n_train_steps"] else ck["every_n_epochs"],
-        every_n_train_steps=ck["every_n_train_steps"],
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
-    callbacks: list[Any] = [checkpoint, RNGState()]
-    es = cfg["early_stopping"]
-    if es is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=es["monitor"] or monitor,
-                patience=es["patience"],
-                mode=es["mode"] or ck["mode"],
-                min_delta=es["min_delta"],
-            )
-        )
-    # Always: `engine report` plots the learning rate of every run (constant ones too).
-    callbacks.append(LearningRateMonitor(logging_interval="step"))
-    return callbacks, checkpoint
-
-
-def _loggers(run_dir: Path) -> list[Any]:
-    """CSV metrics in ``csv/<attempt>/metrics.csv`` (a resume starts attempt 1, keeping attempt 0), TensorBoard."""
-    import importlib.util
-
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
-    attempt = 0
-    while (run_dir / "csv" / str(attempt) / "metrics.csv").exists():
-        attempt += 1
-    loggers: list[Any] = [CSVLogger(run_dir, name="csv", version=str(attempt))]
-    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        loggers.append(TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False))
-    return loggers
-
-
-def _plugin_extras(registry: Registry, cfg: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    from lightning.pytorch import Callback
-    from lightning.pytorch.loggers import Logger
-
-    callbacks, loggers = [], []
-    for info, result in registry.manager.call_each("engine_callbacks", config=cfg):
-        for item in result or []:
-            if isinstance(item, Callback):
-                callbacks.append(item)
-            elif isinstance(item, Logger):
-                loggers.append(item)
-            else:
-                raise EngineError(
-                    f"plugin '{info.name}' returned {type(item).__name__} from engine_callbacks; "
-                    "expected Lightning callbacks or loggers"
-                )
-    return callbacks, loggers
-
-
-def _splits(datamodule: Any) -> tuple[bool, bool]:
-    if implements(datamodule, HasSplits):
-        return datamodule.has_split("val"), datamodule.has_split("test")
-    return True, True
-
-
-def _trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]:
-    """The Trainer and its checkpoint callback; Lightning's objections become one clear error."""
-    import lightning as L
-
-    has_val, _ = _splits(datamodule)
-    callbacks, checkpoint = _callbacks(plan.config, run_dir, has_val)
-    extra_callbacks, extra_loggers = _plugin_extras(plan.registry, plan.config)
-    trainer_args = dict(plan.config["trainer"])
-    if not has_val:
-        trainer_args.setdefault("limit_val_batches", 0)
-    try:
-        trainer = L.Trainer(
-            default_root_dir=run_dir,
-            callbacks=callbacks + extra_callbacks,
-            logger=_loggers(run_dir) + extra_loggers,
-            **trainer_args,
-        )
-    except Exception as exc:  # MisconfigurationException, a device that is not there, …
-        raise EngineError(
-            f"lightning.Trainer refused the trainer settings {trainer_args}: {type(exc).__name__}: {exc}",
-            hint="see `engine run --help` and Lightning's Trainer documentation",
-        ) from exc
-    return trainer, checkpoint
 
 
 def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: Path | None = None) -> RunResult:
     """Train (and test) the planned run (a :class:`Plan`, or a validated config and its registry).
 
-    ``resume`` continues that run directory from its last checkpoint.
+    ``resume`` continues that run directory from its newest checkpoint that loads (saying which),
+    or trains it again from the start when it has none yet (killed before its first checkpoint).
     """
     import lightning as L
 
     from engine.build import build_data, build_task
+    from engine.trainer import build_trainer
 
     if not isinstance(plan, Plan):
         if registry is None:
@@ -211,12 +113,7 @@ def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: P
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     started = time.time()
     L.seed_everything(plan.config["seed"], workers=True, verbose=False)
-    last = resume / "checkpoints" / "last.ckpt" if resume is not None else None
-    if last is not None and not last.is_file():
-        raise EngineError(
-            f"nothing to resume in {resume}: no checkpoints/last.ckpt",
-            hint=f"start it again with -c {resume / 'config.yaml'}",
-        )
+    last = _resume_point(resume) if resume is not None else None
     # Build everything before creating the run directory: a mistake found here leaves nothing behind.
     # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
     datamodule = build_data(plan, artifacts=resume)
@@ -225,9 +122,12 @@ def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: P
     if implements(model, ChecksData):
         model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
     run_dir = resume if resume is not None else run_dir_path(plan)
-    trainer, checkpoint = _trainer(plan, run_dir, datamodule)
+    trainer, checkpoint = build_trainer(plan, run_dir, datamodule)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(run_dir, exc) from None
     previous_env = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
     try:
@@ -250,20 +150,38 @@ def _run(
     checkpoint: Any,
     started: float,
 ) -> RunResult:
+    import socket
+
     import yaml
+
+    from engine.files import remove_stale_temps, write_text_atomic
+    from engine.trainer import splits
 
     cfg = plan.config
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
-    summary: dict[str, Any] = {"status": "running", "run_dir": str(run_dir), "seed": cfg["seed"]}
+    previous = _previous_summary(run_dir)
+    summary: dict[str, Any] = {
+        "status": "running",
+        "seed": cfg["seed"],
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
+    if previous.get("status") == "completed":
+        summary["previous"] = previous  # put back if this attempt fails: a completed run keeps its figures
     if rank_zero:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
-        write_json(run_dir / "environment.json", environment(plan.registry))
-        write_json(run_dir / "facts.json", facts)
-        write_json(run_dir / "summary.json", summary)
-        if implements(datamodule, SavesArtifacts):
-            datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
+        try:
+            for directory in (run_dir, run_dir / "checkpoints"):
+                remove_stale_temps(directory)  # what a killed attempt was writing
+            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+            write_json(run_dir / "environment.json", environment(plan.registry))
+            write_json(run_dir / "facts.json", facts)
+            write_json(run_dir / "summary.json", summary)
+            if implements(datamodule, SavesArtifacts):
+                datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
+        except OSError as exc:
+            raise _unwritable(run_dir, exc) from None
 
-    _, has_test = _splits(datamodule)
+    _, has_test = splits(datamodule)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
         if trainer.interrupted:
@@ -275,16 +193,24 @@ def _run(
             best = "best" if checkpoint.best_model_path else None
             results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
             test_metrics = results[0] if results else {}
-    except BaseException as exc:
-        summary.update(
-            status="interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed",
-            error=f"{type(exc).__name__}: {exc}",
-            wall_time_s=round(time.time() - started, 3),
-            global_step=trainer.global_step,
-            epoch=trainer.current_epoch,
-        )
         if rank_zero:
-            write_json(run_dir / "summary.json", summary)
+            _save_weights(model, checkpoint, run_dir)
+    except BaseException as exc:
+        attempt = {
+            "status": "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "wall_time_s": round(time.time() - started, 3),
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+        }
+        failed = {**previous, "last_attempt": attempt} if "previous" in summary else {**summary, **attempt}
+        if rank_zero:
+            try:
+                write_json(run_dir / "summary.json", failed)
+            except OSError:
+                pass  # the disk that failed the run may refuse this too; the error below says why
+        if isinstance(exc, OSError):
+            raise _unwritable(run_dir, exc) from exc
         raise
     best_metrics = {**checkpoint.best_metrics, **(test_metrics if checkpoint.best_model_path else {})}
     summary.update(
@@ -293,6 +219,7 @@ def _run(
         best_metrics=best_metrics,
         best_step=checkpoint.best_step,
         primary_metric=primary_metric(model, {**fit_metrics, **test_metrics}, best_metrics),
+        weights=WEIGHTS_FILE,
         best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
         best_score=checkpoint.best_model_score,
         monitor=checkpoint.monitor,
@@ -301,10 +228,50 @@ def _run(
         epochs=trainer.current_epoch,
         wall_time_s=round(time.time() - started, 3),
     )
+    summary.pop("previous", None)
     summary.update(_technique_info(trainer, model))
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
     return RunResult(run_dir, to_jsonable(summary))
+
+
+def _resume_point(run_dir: Path) -> Path | None:
+    """The checkpoint to resume ``run_dir`` from, said on stderr; None: train it again from the start."""
+    from engine.checkpoints import resume_point
+
+    path, skipped = resume_point(run_dir)
+    for reason in skipped:
+        print(f"resume: passing over {reason}", file=sys.stderr)
+    if path is None:
+        what = "no checkpoint that loads" if skipped else "no checkpoint yet"
+        print(f"resume: {run_dir} has {what}; training it again from the start", file=sys.stderr)
+    else:
+        print(f"resume: continuing {run_dir} from {path.relative_to(run_dir)}", file=sys.stderr)
+    return path
+
+
+def _previous_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return read_json(run_dir, "summary.json")
+    except EngineError:
+        return {}  # unreadable: the attempt starting now writes a new one
+
+
+def _unwritable(run_dir: Path, exc: OSError) -> EngineError:
+    where = exc.filename or run_dir
+    return EngineError(
+        f"cannot write the run directory {run_dir}: {exc.strerror or exc} ({where})",
+        hint="free some space or choose a writable run.dir; the run's checkpoints so far are kept",
+    )
+
+
+def _save_weights(model: Any, checkpoint: Any, run_dir: Path) -> None:
+    """The best checkpoint's weights (else the final ones) as ``model.safetensors``: plain tensors, for anyone."""
+    from engine.checkpoints import load_checkpoint, save_weights
+
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    state = load_checkpoint(best)["state_dict"] if best is not None and best.is_file() else model.state_dict()
+    save_weights(state, run_dir / WEIGHTS_FILE)
 
 
 def primary_metric(task: Any, final: dict[str, Any], best: dict[str, Any]) -> dict[str, Any] | None:
@@ -352,9 +319,5 @@ def _technique_info(trainer: Any, model: Any) -> dict[str, Any]:
 
 
 def _relative(path: str | None, root: Path) -> str | None:
-    if not path:
-        return None
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return path
+    """``path`` relative to the run directory (a record never names a file outside it)."""
+    return str(Path(path).relative_to(root)) if path else None

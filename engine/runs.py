@@ -49,9 +49,13 @@ class Run:
         not repeated: the run's weights replace what they loaded.
         """
         if self._plan is None:
+            from engine.errors import ConfigError
             from engine.plan import make_plan
 
-            self._plan = make_plan(self.config, self._registry(), checks=False)
+            try:
+                self._plan = make_plan(self.config, self._registry(), checks=False)
+            except ConfigError as exc:
+                raise ConfigError(f"{self.path / 'config.yaml'}: {exc.message}", hint=exc.hint) from None
         return self._plan
 
     def checkpoint(self, which: str = "best") -> Path:
@@ -89,9 +93,8 @@ class Run:
         return slots[slot].eval()
 
     def _build(self, which: str, facts: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-        import torch
-
         from engine.build import build_slots, build_task
+        from engine.checkpoints import load_checkpoint
 
         path = self.checkpoint(which)
         plan = self.plan()
@@ -99,10 +102,9 @@ class Run:
         # init_weights=False: the checkpoint replaces any model.init_from weights (whose source may be gone).
         slots = build_slots(plan, facts, init_weights=False)
         module = build_task(plan, facts, slots=slots)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-        except Exception as exc:
-            raise EngineError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+        state = load_checkpoint(path).get("state_dict")
+        if not isinstance(state, dict):
+            raise EngineError(f"checkpoint {path} holds no model weights (no state_dict)")
         missing, unexpected = module.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise EngineError(

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
 
 from engine.errors import ConfigError
 
@@ -30,10 +32,10 @@ class Checkpoint:
 
     monitor: str | None = None
     mode: Literal["min", "max"] = "min"
-    save_top_k: int = 1
+    save_top_k: Annotated[int, Ge(-1)] = 1
     save_last: bool = True
-    every_n_epochs: int = 1
-    every_n_train_steps: int | None = None
+    every_n_epochs: Annotated[int, Ge(0)] = 1
+    every_n_train_steps: Annotated[int, Ge(1)] | None = None
 
 
 @dataclass
@@ -48,9 +50,9 @@ class EarlyStopping:
     """
 
     monitor: str | None = None
-    patience: int = 3
+    patience: Annotated[int, Ge(0)] = 3
     mode: Literal["min", "max"] | None = None
-    min_delta: float = 0.0
+    min_delta: Annotated[float, Ge(0)] = 0.0
 
 
 @dataclass
@@ -191,8 +193,10 @@ def check_param_groups(values: dict[str, Any], where: str, config: dict[str, Any
 
 def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
     """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise."""
-    run = Path(path).expanduser()
-    what = "a run directory (see `engine runs list`)" + (" or a .ckpt file" if checkpoint_ok else "")
+    from engine.rundir import expand
+
+    run = expand(path, where)
+    what = "a run directory (see `engine runs list`)" + (" or a .ckpt / .safetensors file" if checkpoint_ok else "")
     if not run.exists():
         raise ConfigError(f"{where}: {run} does not exist", hint=f"give {what}")
     if run.is_file() and checkpoint_ok:

@@ -24,14 +24,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
 
 
-def write_json_atomic(file: Path, data: Any, indent: int | None = None) -> None:
-    """Write JSON so that a concurrent reader sees the old file or the new one, never half of one."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=indent) + "\n", encoding="utf-8")
-    os.replace(tmp, file)
-
-
 def _file() -> Path:
     return home() / "settings.json"
 
@@ -49,6 +41,8 @@ def load() -> dict[str, Any]:
 
 
 def save(data: dict[str, Any]) -> None:
+    from engine.files import write_json_atomic
+
     write_json_atomic(_file(), data, indent=2)
 
 

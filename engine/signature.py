@@ -317,7 +317,7 @@ def _disk_cache() -> dict[str, Any]:
 
 
 def _save_cache() -> None:
-    from engine.settings import write_json_atomic
+    from engine.files import write_json_atomic
 
     try:
         write_json_atomic(_cache_file(), _CACHE)

@@ -22,7 +22,6 @@ import fnmatch
 import sys
 import types
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -43,20 +42,25 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 
 
 def _state_dict_of(source: str, slot: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The weights of model slot ``slot`` (else ``model``) in ``source``'s checkpoint, keys without the prefix."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        from engine.rundir import checkpoint_path, read_json, run_root
+    """The weights of model slot ``slot`` (else ``model``) in ``source``, keys without the prefix.
 
+    ``source`` is a run directory (its best checkpoint), a ``.ckpt`` file or a ``.safetensors``
+    file; every one is read as data (``weights_only``, safetensors), never unpickled.
+    """
+    from engine.checkpoints import load_checkpoint, load_weights_file
+    from engine.rundir import checkpoint_path, expand, read_json, run_root
+
+    path = expand(source, f"{slot}.init_from")
+    if path.is_dir():
         root = run_root(path)
         ckpt = checkpoint_path(root, read_json(root, "summary.json"), "best")
     else:
         ckpt = path
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise EngineError(f"cannot read checkpoint {ckpt}: {type(exc).__name__}: {exc}") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if ckpt.suffix == ".safetensors":
+        state: Any = load_weights_file(ckpt)
+    else:
+        state = load_checkpoint(ckpt)
+        state = state.get("state_dict", state)
     if not isinstance(state, dict):
         raise EngineError(f"{ckpt} holds no state dict")
     for prefix in dict.fromkeys((slot, "model")):

@@ -3,6 +3,16 @@
 :func:`check_type` understands the common annotations (``int``, ``float``, ``str``, ``bool``,
 ``list[int]``, ``tuple[int, ...]``, ``dict``, ``Literal[...]``, ``X | None``,
 ``Optional``/``Union``) and accepts anything it does not understand.
+
+**Ranges** are declared with ``typing.Annotated`` and ``annotated_types``' constraints, read from
+the source like the rest of the annotation and checked at ``--dry-run``::
+
+    from typing import Annotated
+    from annotated_types import Ge, Gt, Lt
+
+    def __init__(self, batch_size: Annotated[int, Ge(1)] = 64, dropout: Annotated[float, Ge(0), Lt(1)] = 0.1):
+
+``Gt``, ``Ge``, ``Lt``, ``Le`` (bounds) and ``MinLen``, ``MaxLen`` (lengths) are understood.
 """
 
 from __future__ import annotations
@@ -50,6 +60,8 @@ def _check(value: Any, node: ast.expr) -> bool:
         outer = _name(node.value)
         inner = node.slice
         items = list(inner.elts) if isinstance(inner, ast.Tuple) else [inner]
+        if outer == "Annotated":
+            return _check(value, items[0]) and all(_holds(value, c) for c in items[1:])
         if outer in ("Optional",):
             return value is None or _check(value, items[0])
         if outer == "Union":
@@ -91,3 +103,59 @@ def _check(value: Any, node: ast.expr) -> bool:
     if name == "None":
         return value is None
     return True
+
+
+_BOUNDS = {"Gt": (">", lambda v, b: v > b), "Ge": (">=", lambda v, b: v >= b)}
+_BOUNDS |= {"Lt": ("<", lambda v, b: v < b), "Le": ("<=", lambda v, b: v <= b)}
+_LENGTHS = {"MinLen": (">=", lambda n, b: n >= b), "MaxLen": ("<=", lambda n, b: n <= b)}
+
+
+def _constraint(node: ast.expr) -> tuple[str, Any] | None:
+    """``Ge(1)`` / ``Ge(ge=1)`` -> ``("Ge", 1)``; None for anything else."""
+    if not isinstance(node, ast.Call) or _name(node.func) not in {**_BOUNDS, **_LENGTHS}:
+        return None
+    args = [*node.args, *(k.value for k in node.keywords)]
+    if len(args) != 1:
+        return None
+    try:
+        return _name(node.func), ast.literal_eval(args[0])
+    except (ValueError, SyntaxError):
+        return None
+
+
+def _holds(value: Any, node: ast.expr) -> bool:
+    found = _constraint(node)
+    if found is None:
+        return True  # metadata we do not understand
+    name, bound = found
+    try:
+        if name in _LENGTHS:
+            return _LENGTHS[name][1](len(value), bound)
+        return value is None or _BOUNDS[name][1](value, bound)
+    except TypeError:
+        return True  # the type check reports what is wrong
+
+
+def describe(annotation: str | None) -> str | None:
+    """An annotation as a user reads it: ``Annotated[int, Ge(1)] | None`` -> ``int >= 1 | None``."""
+    if annotation is None:
+        return None
+    try:
+        return _describe(ast.parse(annotation, mode="eval").body)
+    except SyntaxError:
+        return annotation
+
+
+def _describe(node: ast.expr) -> str:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return f"{_describe(node.left)} | {_describe(node.right)}"
+    if not (isinstance(node, ast.Subscript) and _name(node.value) == "Annotated"):
+        return ast.unparse(node)
+    items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    bounds = []
+    for item in items[1:]:
+        found = _constraint(item)
+        if found is not None:
+            name, bound = found
+            bounds.append(f"{'of length ' if name in _LENGTHS else ''}{(_BOUNDS | _LENGTHS)[name][0]} {bound}")
+    return " ".join([_describe(items[0]), ", ".join(bounds)]).strip()

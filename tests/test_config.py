@@ -71,7 +71,7 @@ def test_interpolation() -> None:
             ["model=mlp", "data=synthetic", "trainer.max_epoch=3"],
             "unknown parameter 'trainer.max_epoch' for lightning.Trainer — did you mean 'max_epochs'",
         ),
-        (["model=mlp", "data=synthetic", "optimizer.lr=abc"], "optimizer.lr must be float, got 'abc' (str)"),
+        (["model=mlp", "data=synthetic", "optimizer.lr=abc"], "optimizer.lr must be float >= 0, got 'abc' (str)"),
         (["model=mlp", "data=synthetic", "model.hidden=3"], "model.hidden must be list[int]"),
         (["model=mlp", "data=synthetic", "model.activation=foo"], "model.activation must be Literal"),
         (["model=mlp", "data=synthetic", "modle.depth=3"], "unknown config section 'modle' — did you mean 'model'?"),

@@ -105,8 +105,9 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None
     assert failed["status"] == "failed" and "simulated crash" in failed["error"]
     assert (cut / "checkpoints/last.ckpt").is_file()
 
-    resumed = train(tmp_path, *extra, name="ignored", reg=engine.get_registry(fresh=True), resume=cut).summary
-    assert resumed["status"] == "completed" and resumed["run_dir"] == str(cut)
+    result = train(tmp_path, *extra, name="ignored", reg=engine.get_registry(fresh=True), resume=cut)
+    resumed = result.summary
+    assert resumed["status"] == "completed" and result.run_dir == cut
     assert resumed["global_step"] == whole["global_step"]
     assert resumed["metrics"] == pytest.approx(whole["metrics"], rel=1e-6, abs=1e-7)
 
@@ -116,15 +117,16 @@ def test_last_checkpoint_holds_the_final_step_between_validations(tmp_path: Path
     result = train(
         tmp_path, "trainer.max_steps=11", "trainer.val_check_interval=4", "trainer.check_val_every_n_epoch=null"
     )
-    last = torch.load(result.run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    last = torch.load(result.run_dir / "checkpoints/last.ckpt", map_location="cpu", weights_only=True)
     assert result.summary["global_step"] == 11 and last["global_step"] == 11
     assert result.summary["last_checkpoint"] == "checkpoints/last.ckpt"
 
 
-def test_resume_needs_a_checkpoint(tmp_path: Path) -> None:
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(engine.EngineError, match="nothing to resume"):
-        train(tmp_path, reg=engine.get_registry(), resume=tmp_path / "empty")
+def test_resuming_a_run_killed_before_its_first_checkpoint_trains_it_in_place(tmp_path: Path, capsys) -> None:
+    (tmp_path / "early").mkdir()  # what a kill before the first checkpoint leaves
+    result = train(tmp_path, reg=engine.get_registry(), resume=tmp_path / "early")
+    assert result.run_dir == tmp_path / "early" and result.summary["status"] == "completed"
+    assert "has no checkpoint yet; training it again from the start" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "step", "onecycle", "reduce_on_plateau"])

@@ -11,7 +11,12 @@ def test_reads_function_parameters_docs_and_defaults_without_import() -> None:
     assert sig is not None
     assert sig.names == ["params", "lr", "betas", "eps", "weight_decay"]
     lr = sig.get("lr")
-    assert lr is not None and lr.default == 1e-3 and lr.annotation == "float" and lr.doc == "learning rate."
+    assert (
+        lr is not None
+        and lr.default == 1e-3
+        and lr.annotation == "Annotated[float, Ge(0)]"
+        and lr.doc == "learning rate."
+    )
     assert sig.get("params").default is REQUIRED  # type: ignore[union-attr]
 
 

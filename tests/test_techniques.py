@@ -48,7 +48,7 @@ def train(root: Path, name: str, *overrides: str) -> Any:
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    state = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
 
 
@@ -168,7 +168,7 @@ def test_unfreeze_at_epoch(tmp_path: Path, teacher: Path) -> None:
         "trainer.max_epochs=2",
         "checkpoint.save_top_k=0",  # `last` only: the weights after epoch 1
     )
-    last = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    last = torch.load(result.run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert not torch.equal(last["model.net.1.weight"], weights(teacher)["net.1.weight"])
 
 
@@ -210,7 +210,7 @@ def test_distill_trains_student_from_teacher(tmp_path: Path, teacher: Path) -> N
     assert result.summary["status"] == "completed"
     metrics = result.summary["metrics"]
     assert metrics["train/kd_loss"] > 0 and 0 <= metrics["test/accuracy"] <= 1
-    state = torch.load(result.run_dir / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    state = torch.load(result.run_dir / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     assert all(k.startswith(("model.", "val_metrics", "test_metrics", "loss")) for k in state)  # no teacher inside
     from engine.runs import open_run
 

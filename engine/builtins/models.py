@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from annotated_types import Ge, Lt
 from torch import nn
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -26,7 +27,7 @@ class MLP(nn.Module):
         in_features: int,
         out_features: int,
         hidden: list[int] = [128, 128],  # noqa: B006 - read-only, shown by `engine components show`
-        dropout: float = 0.1,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         activation: Literal["relu", "gelu", "silu", "tanh"] = "relu",
         norm: bool = True,
     ) -> None:

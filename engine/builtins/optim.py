@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge
 from torch.optim import Optimizer
 
 
 def sgd(
     params: Iterable[Any],
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
+    lr: Annotated[float, Ge(0)] = 0.1,
+    momentum: Annotated[float, Ge(0)] = 0.9,
+    weight_decay: Annotated[float, Ge(0)] = 0.0,
     nesterov: bool = False,
 ) -> Optimizer:
     """Stochastic gradient descent.
@@ -29,10 +30,10 @@ def sgd(
 
 def adam(
     params: Iterable[Any],
-    lr: float = 1e-3,
+    lr: Annotated[float, Ge(0)] = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
-    weight_decay: float = 0.0,
+    weight_decay: Annotated[float, Ge(0)] = 0.0,
 ) -> Optimizer:
     """Adam.
 
@@ -47,10 +48,10 @@ def adam(
 
 def adamw(
     params: Iterable[Any],
-    lr: float = 1e-3,
+    lr: Annotated[float, Ge(0)] = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
-    weight_decay: float = 0.01,
+    weight_decay: Annotated[float, Ge(0)] = 0.01,
 ) -> Optimizer:
     """AdamW: Adam with decoupled weight decay.
 
@@ -65,10 +66,10 @@ def adamw(
 
 def rmsprop(
     params: Iterable[Any],
-    lr: float = 1e-3,
+    lr: Annotated[float, Ge(0)] = 1e-3,
     alpha: float = 0.99,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
+    momentum: Annotated[float, Ge(0)] = 0.0,
+    weight_decay: Annotated[float, Ge(0)] = 0.0,
 ) -> Optimizer:
     """RMSprop.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.console import Console, Table, styled
 from engine.errors import ConfigError, EngineError, did_you_mean
+from engine.typecheck import describe
 
 
 def registry(args: argparse.Namespace) -> Any:
@@ -161,7 +162,7 @@ def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> N
     if entry.kind != "section":
         rows += slot_key_params(reg, entry.kind, sig)  # model.init_from, model.freeze, optimizer.param_groups
     for p in rows:
-        table.add_row(f"{where}.{p.name}", p.annotation or "", _default(p), p.doc)
+        table.add_row(f"{where}.{p.name}", describe(p.annotation) or "", _default(p), p.doc)
     console.print(table)
     if sig.open:
         console.print("  (also accepts other keyword arguments)")
@@ -180,5 +181,5 @@ def _show_evaluation_options(console: Console, task: Any) -> None:
         return
     table = Table("evaluate option", "type", "default", "description")
     for p in sig.params[1:]:  # after datamodule
-        table.add_row(p.name, p.annotation or "", _default(p), p.doc)
+        table.add_row(p.name, describe(p.annotation) or "", _default(p), p.doc)
     console.print(table)

@@ -11,6 +11,7 @@ from typing import Any
 
 from engine.console import Console, Table, format_metric, styled
 from engine.errors import EngineError
+from engine.rundir import status as run_status
 
 
 def plan_from_args(args: argparse.Namespace, reg: Any) -> tuple[Any, Path | None]:
@@ -107,7 +108,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
             continue
         wall = f"{s['wall_time_s']:.1f}s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"
         mtime = summary_file.parent.stat().st_mtime
-        rows.append((summary_file.parent.name, str(s.get("status", "?")), _shown_metric(s), wall, mtime))
+        rows.append((summary_file.parent.name, run_status(s), _shown_metric(s), wall, mtime))
     console = Console()
     if not rows:
         console.print(f"no runs in {root}/")

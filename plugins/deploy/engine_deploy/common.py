@@ -152,7 +152,13 @@ def load_artifact(directory: str | Path) -> Artifact:
     manifest = read_manifest(directory)
     root = Path(directory).expanduser()
     root = root if root.is_dir() else root.parent
-    file = root / manifest["artifact"]
+    name = manifest["artifact"]
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise EngineError(
+            f"{root / MANIFEST} names the artifact {name!r}, which is not a file of that directory",
+            hint="a manifest names its artifact by file name only; this one was altered, deploy again",
+        )
+    file = root / name
     if not file.exists():
         raise EngineError(f"the manifest names {file.name}, which is missing from {root}", hint="deploy again")
     target = build_component(engine.get_registry(), "deploy", manifest["target"], dict(manifest.get("options") or {}))

@@ -129,9 +129,8 @@ def deploy(
         "format": 1,
         "target": component.qualified_name,
         "options": _plain(_options(target, component, registry)),
-        "artifact": artifact.name,
-        "run": str(run.path.resolve()),
-        "checkpoint": str(run.checkpoint("best").resolve()),
+        "artifact": artifact.name,  # a file of this directory: a manifest names nothing outside it
+        "checkpoint": str(run.checkpoint("best").relative_to(run.path)),  # relative to the run directory
         "model": _plain(run.config.get("model", {})),
         "problem": problem,
         "input": {

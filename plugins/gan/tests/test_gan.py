@@ -277,6 +277,6 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(
 
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "failed" and "diverged" in summary["error"]
-    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if torch.is_floating_point(v))
     assert state and not math.isnan(float(next(iter(state.values())).float().sum()))

@@ -59,10 +59,10 @@ def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, 
     r = open_run(result.run_dir)
     dm = r.datamodule()
     task = r.task(facts=dm.facts)
-    import torch
+    from engine.checkpoints import load_checkpoint
 
     # training env steps at which the evaluated (best) checkpoint was written
-    ckpt = torch.load(r.checkpoint("best"), map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(r.checkpoint("best"))  # data only: weights_only=True
     best_steps = int(ckpt.get("rl", {}).get("env_steps", -1))
     started = time.time()
     metrics = task.evaluate_run(dm, episodes=episodes, seed=eval_seed)

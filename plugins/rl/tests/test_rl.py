@@ -397,14 +397,14 @@ def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buff
     assert summary["metrics"]["val/env_steps"] >= 17 * 3 * 8  # evaluation steps are reported, not budgeted
     assert summary["metrics"]["train/env_steps"] == 800
     # the replay buffer travels in the checkpoint and a resumed run continues with it
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     saved = ckpt["rl"]["replay_buffer"]
     assert saved["reward"].shape[0] == ckpt["rl"]["env_steps"] and saved["obs"].shape[1:] == (4,)
     reg = engine.get_registry(fresh=True)
     cfg = validate(compose(reg, None, overrides=[*QUIET, f"run.dir={tmp_path}", *overrides[:-1]]), reg)
     cfg["task"]["total_env_steps"] = 1000
     run(cfg, reg, resume=run_dir)
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["rl"]["env_steps"] > 800 and ckpt["rl"]["replay_buffer"]["reward"].shape[0] == ckpt["rl"]["env_steps"]
 
 
