@@ -6,11 +6,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+
+class Overloaded(Exception):
+    """The queue of samples waiting for the model is full: the request is refused (503), not queued."""
 
 
 @dataclass
@@ -23,32 +27,47 @@ class _Item:
 
 @dataclass
 class Batcher:
-    """Collects queued requests into batches of at most ``max_batch_size`` samples.
+    """Collects queued requests into batches of at most ``max_batch_size`` samples, adaptively.
 
     Requests are numpy arrays ``[n, *sample_shape]``. In one worker thread, each batch is
     concatenated into one tensor and passed to ``predict(batch, top_k)``, which returns one
     JSON-ready record per sample: the model call *and* the post-processing (softmax, top-k,
-    labels) are done once per batch, off the event loop. A batch is sent to the model when it
-    is full or when its first request has been queued for ``max_wait_ms``, counted from its
-    arrival: requests that queued while the model was busy with the previous batch go at
-    once, so the model is never idle while a request has waited its time. ``max_batch_size=1``
-    turns batching off (one request per model call, no waiting).
+    labels) are done once per batch, off the event loop.
+
+    **Adaptive.** A batch waits for more requests only when there is reason to expect them: it
+    aims at the size of the previous batch (the clients it just answered are likely to come
+    back), up to ``max_wait_ms`` counted from its first request's arrival. A request arriving
+    at an idle server after a batch of one (a single client) runs at once; under load, requests
+    that queued while the model was busy go at once too, so the model is never idle while a
+    request has waited its time. ``max_batch_size=1`` turns batching off.
+
+    **Bounded.** At most ``max_queue`` samples wait; beyond that :meth:`submit` raises
+    :class:`Overloaded` (the server answers 503 with ``Retry-After``), so memory stays bounded
+    under overload.
     """
 
     predict: Callable[[torch.Tensor, int], list[dict[str, Any]]]
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
-    queue: asyncio.Queue[_Item] | None = None
+    max_queue: int = 1024
+    on_batch: Callable[[int], None] | None = None  # called with each batch's size (metrics)
     calls: int = 0
     samples: int = 0
+    queued: int = 0  # samples waiting
+    _queue: asyncio.Queue[_Item] | None = None
     _held: _Item | None = None
+    _last_size: int = 1
     _task: asyncio.Task[None] | None = None
-    _executor: ThreadPoolExecutor | None = None
+    _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        self.queue = asyncio.Queue()
+        self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -62,26 +81,30 @@ class Batcher:
 
     async def submit(self, x: np.ndarray, top_k: int = 3) -> list[dict[str, Any]]:
         """The records of the samples in ``x`` (computed with the batch they joined)."""
-        assert self.queue is not None, "Batcher.start() was not called"
+        assert self._queue is not None, "Batcher.start() was not called"
+        if self.queued + len(x) > self.max_queue:
+            raise Overloaded(f"{self.queued} samples are waiting for the model (at most {self.max_queue})")
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Item(x, top_k, future, time.monotonic()))
+        self.queued += len(x)
+        self._queue.put_nowait(_Item(x, top_k, future, time.monotonic()))
         return await future
 
     async def _next(self) -> list[_Item]:
-        assert self.queue is not None
-        first = self._held or await self.queue.get()
+        assert self._queue is not None
+        first = self._held or await self._queue.get()
         self._held = None
         items, size = [first], len(first.x)
+        target = min(self.max_batch_size, self._last_size)  # adaptive: as many as were just answered
         deadline = first.arrived + self.max_wait_ms / 1000
         while size < self.max_batch_size:
             try:
-                item = self.queue.get_nowait()
+                item = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if size >= target or remaining <= 0:
                     break
                 try:
-                    item = await asyncio.wait_for(self.queue.get(), remaining)
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
             if size + len(item.x) > self.max_batch_size:
@@ -89,6 +112,7 @@ class Batcher:
                 break
             items.append(item)
             size += len(item.x)
+        self._last_size = size
         return items
 
     def _compute(self, arrays: list[np.ndarray], top_k: int) -> list[dict[str, Any]]:
@@ -100,6 +124,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             items = await self._next()
+            self.queued -= sum(len(i.x) for i in items)
             live = [i for i in items if not i.future.done()]  # a client may have gone away
             if not live:
                 continue
@@ -113,6 +138,8 @@ class Batcher:
                 continue
             self.calls += 1
             self.samples += len(records)
+            if self.on_batch is not None:
+                self.on_batch(len(records))
             start = 0
             for item in live:
                 n = len(item.x)

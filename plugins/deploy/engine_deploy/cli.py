@@ -92,6 +92,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             )
         console.print(lat)
     console.print(f"verified: {manifest['out_dir']}/{manifest['artifact']} (+ manifest.json)")
+    image = v.get("target_report", {}).get("image")
+    if image:  # the container target's build context
+        out = manifest["out_dir"]
+        console.print(f"build context: {out}  (docker build -t {image} {out}; see {out}/README.md)")
     return 0
 
 
@@ -175,8 +179,9 @@ def _ensemble(predictor: Any, args: argparse.Namespace, batch: Any) -> tuple[lis
 def cmd_serve(args: argparse.Namespace) -> int:
     import ipaddress
 
+    from engine_deploy.guard import Limits, make_server
     from engine_deploy.predictor import Predictor
-    from engine_deploy.server import create_app, free_port, make_server
+    from engine_deploy.server import create_app, free_port
 
     if not 0 <= args.port <= 65535:
         raise EngineError(f"--port must be between 0 and 65535, got {args.port}")
@@ -187,8 +192,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    limits = Limits(
+        max_body_bytes=args.max_body_bytes,
+        max_header_bytes=args.max_header_bytes,
+        read_timeout_s=args.read_timeout,
+        keep_alive_s=args.keep_alive,
+        max_connections=args.max_connections,
+        max_queue=args.max_queue,
+        max_samples=args.max_samples,
+        max_depth=args.max_depth,
+    ).check()
     predictor = Predictor(args.run, args.artifact)
-    app = create_app(predictor, args.max_batch_size, args.max_wait_ms, api_key, args.max_body_bytes)
+    app = create_app(
+        predictor, args.max_batch_size, args.max_wait_ms, api_key, limits=limits, access_log=args.access_log
+    )
     port = args.port or free_port(args.host)
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
@@ -197,11 +214,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"serving {predictor.run.path} ({predictor.backend}) on http://{args.host}:{port}")
     console.print(
-        f"  POST /predict  GET /health  GET /metadata  docs /docs; batching {args.max_batch_size} samples / "
-        f"{args.max_wait_ms:g} ms; API key {'required' if api_key else 'off'}; body limit {args.max_body_bytes} bytes"
+        f"  POST /predict  GET /health /ready /metrics /metadata  docs /docs; adaptive batching up to "
+        f"{args.max_batch_size} samples / {args.max_wait_ms:g} ms; API key {'required' if api_key else 'off'}; "
+        f"limits: body {limits.max_body_bytes} B, headers {limits.max_header_bytes} B, "
+        f"read {limits.read_timeout_s:g} s, {limits.max_connections} connections, queue {limits.max_queue} samples"
     )
     if not loopback and not api_key:
         console.print(f"warning: {args.host} is reachable from other machines and no API key is set", style="yellow")
-    server = make_server(app, args.host, port, args.log_level)
+    server = make_server(app, args.host, port, limits, args.log_level)
     server.run()
     return 0 if server.started else 1

@@ -12,6 +12,7 @@ import torch
 from engine.errors import EngineError
 from engine.protocols import DeclaresBatching, DescribesArtifact, implements
 from engine_deploy import common
+from engine_deploy.protocols import UsesRun
 
 
 class VerificationError(EngineError):
@@ -30,6 +31,8 @@ def deploy(
     threads: int = 1,
 ) -> dict[str, Any]:
     """Export the run's model with ``target_name``, reload it, verify it; return the manifest written.
+
+    A target implementing :class:`engine_deploy.protocols.UsesRun` is handed the run before ``export``.
 
     Args:
         run_path: a run directory with a checkpoint.
@@ -52,6 +55,8 @@ def deploy(
     if threads > 0 and sig is not None and "threads" in {p.name for p in sig.params}:
         options.setdefault("threads", threads)
     target = build_component(registry, "deploy", component.qualified_name, options)
+    if implements(target, UsesRun):  # a target packaging more than the model (the container's build context)
+        target.use_run(run)
     tolerance = float(target.tolerance)
 
     datamodule = run.datamodule()

@@ -1,4 +1,4 @@
-"""The deploy plugin: the ``onnx`` and ``int8`` targets and the ``deploy``, ``predict`` and ``serve`` commands.
+"""The deploy plugin: ``onnx``, ``int8`` and ``container`` targets; ``deploy``, ``predict`` and ``serve`` commands.
 
 Hook implementations only: nothing here imports torch, onnx or fastapi, so listing
 and ``--help`` stay fast and work even when the optional ONNX packages are missing.
@@ -19,9 +19,13 @@ examples:
   engine deploy runs/digits --target onnx --opset 17 -o threads=1
   engine deploy runs/digits --target int8                 int8 Linear/LSTM/GRU: size and metric change
   engine deploy runs/digits --target torchscript --out exported/ts
+  engine deploy runs/digits --target container --out image/   Docker/Podman build context serving the run
+  docker build -t digits image/ && docker run -p 8000:8000 digits    (see image/README.md)
   engine components list --kind deploy                    every target and its plugin
 
-Writes the artifact and manifest.json into --out (default RUN/deploy/<target>/).
+Writes the artifact and manifest.json into --out (default RUN/deploy/<target>/). The container target also
+writes a Dockerfile (non-root, HEALTHCHECK, ENTRYPOINT engine serve), pinned requirements.txt (CPU torch),
+wheels/ of the engine distributions the run used, and the run's files; -o format=onnx serves ONNX Runtime.
 Exit codes: 0 verified, 1 verification failed (artifact kept, manifest says passed: false), 2 usage error.
 """
 
@@ -43,8 +47,14 @@ _SERVE_EPILOG = """\
 endpoints:
   POST /predict    {"inputs": one sample or a batch, "top_k": 3} -> labels and probabilities
   GET  /health     liveness (no API key needed)
-  GET  /metadata   input signature, class names, preprocessing, batching settings
+  GET  /ready      readiness: 200 once the model is loaded and has answered a warm-up call
+  GET  /metrics    Prometheus metrics: requests by route and status, latency, batch sizes, queue, rejections
+  GET  /metadata   input signature, class names, preprocessing, batching settings, limits
   GET  /docs       OpenAPI UI (schema at /openapi.json)
+
+answers: 400 malformed JSON, 401 API key missing/wrong/repeated, 408 too slow, 413 body too large,
+415 not application/json, 422 inputs of the wrong shape or type, 431 headers too large,
+503 overloaded (Retry-After) or too many connections
 
 examples:
   engine serve runs/digits
@@ -60,6 +70,11 @@ def engine_deploy_targets() -> list[Component]:
     return [
         Component("onnx", f"{m}:Onnx", "ONNX model (model.onnx), dynamic batch, onnx.checker + onnxruntime parity"),
         Component("int8", f"{m}:Int8", "Dynamic int8 quantization of Linear/LSTM/GRU layers (TorchScript model.pt)"),
+        Component(
+            "container",
+            "engine_deploy.container:Container",
+            "Docker/Podman build context serving the run: Dockerfile, pinned requirements, engine wheels",
+        ),
     ]
 
 
@@ -71,7 +86,7 @@ def _formatter(prog: str) -> Any:
 def engine_add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "deploy",
-        help="export a run's model (onnx, int8, torchscript, export) and verify it against eager PyTorch",
+        help="export a run's model (onnx, int8, torchscript, export, container) and verify it against eager PyTorch",
         description="Export the run's best model to a deployment target, reload the artifact, run it on the "
         "run's test inputs, and report the max abs difference to eager PyTorch (fails above the target's "
         "tolerance), latency p50/p95 at batch 1 and 32, size and test metric. Writes manifest.json beside it.",
@@ -150,13 +165,34 @@ def engine_add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--api-key", metavar="KEY", help="require this key (X-API-Key or Bearer); default: env ENGINE_API_KEY"
     )
-    p.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=1_048_576,
-        metavar="N",
-        help="largest request body accepted (default 1 MiB)",
+    limits = p.add_argument_group("limits (what a public server must bound; the defaults suit one machine)")
+    limits.add_argument("--max-body-bytes", type=int, default=1_048_576, metavar="N", help="request body (413; 1 MiB)")
+    limits.add_argument(
+        "--max-header-bytes", type=int, default=16_384, metavar="N", help="request line + headers (431; 16 KiB)"
     )
+    limits.add_argument(
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="to receive a request head, then its body (408; 10)",
+    )
+    limits.add_argument("--keep-alive", type=float, default=5.0, metavar="S", help="idle keep-alive connection (5)")
+    limits.add_argument(
+        "--max-connections", type=int, default=512, metavar="N", help="open connections and requests (503; 512)"
+    )
+    limits.add_argument(
+        "--max-queue",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="samples waiting for the model (503 + Retry-After; 1024)",
+    )
+    limits.add_argument("--max-samples", type=int, default=256, metavar="N", help="samples in one request (422; 256)")
+    limits.add_argument(
+        "--max-depth", type=int, default=32, metavar="N", help="nesting of a request's inputs (422; 32)"
+    )
+    p.add_argument("--access-log", action="store_true", help="log one JSON line per request (method, path, status, ms)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch intra-op threads (default: torch's)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(handler="engine_deploy.cli:cmd_serve")

@@ -8,6 +8,13 @@ through queues, which on a small CPU machine costs more than it gives. Dynamic b
 here is a small asyncio loop (:class:`Batcher`); the model and its post-processing run once
 per batch in one worker thread, so the event loop keeps accepting requests while a batch computes.
 
+Limits (:class:`engine_deploy.guard.Limits`, one ``engine serve`` flag each) hold under hostile
+clients: the request head's size and read time are enforced by the protocol, connections by
+uvicorn, the body's size and read time by :class:`Front`, and everything a request body holds by
+:class:`engine_deploy.endpoint.PredictEndpoint` (4xx with a reason, never a 500); a full queue
+answers 503 with ``Retry-After``. ``GET /metrics`` is Prometheus, ``/health`` liveness,
+``/ready`` readiness.
+
 The hot path is kept off FastAPI: :class:`Front`, the ASGI entry, enforces the body limit
 and answers ``POST /predict`` itself (FastAPI's routing and middleware cost about 0.13 ms a
 request, as much as a sample of the digits model in a batch). Everything else (health,
@@ -18,134 +25,124 @@ on every request.
 
 from __future__ import annotations
 
-import hmac
+import asyncio
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from engine.errors import EngineError
 from engine_deploy.batching import Batcher
-from engine_deploy.inputs import InputError
+from engine_deploy.endpoint import Headers, PredictEndpoint, Refused, to_json
+from engine_deploy.guard import Limits, make_server
+from engine_deploy.metrics import REASONS, ServerMetrics
 from engine_deploy.predictor import Predictor
 from engine_deploy.schemas import ErrorResponse, PredictRequest, PredictResponse
 
 log = logging.getLogger("uvicorn.error")
 
-# --------------------------------------------------------------------------- POST /predict
-
-
-def _json(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-
-
-@dataclass
-class PredictEndpoint:
-    """``POST /predict`` and the API key check, on plain bytes and headers (no framework in the way)."""
-
-    predictor: Predictor
-    batcher: Batcher
-    api_key: str | None = None
-    max_samples: int = 256
-
-    def check_key(self, headers: Mapping[str, str]) -> None:
-        """Raise a 401 ``HTTPException`` unless the request carries the API key (when one is set)."""
-        if not self.api_key:
-            return
-        given = headers.get("x-api-key")
-        auth = headers.get("authorization", "")
-        if given is None and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not given:
-            raise HTTPException(401, "missing API key: send it in the X-API-Key header (or Authorization: Bearer)")
-        if not hmac.compare_digest(given.encode(), self.api_key.encode()):
-            raise HTTPException(401, "wrong API key")
-
-    async def __call__(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        """The status and JSON body answering a request (``headers`` with lower-case names)."""
-        try:
-            self.check_key(headers)
-            try:
-                payload = json.loads(body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise HTTPException(400, f"malformed JSON: {exc}") from None
-            if not isinstance(payload, dict) or "inputs" not in payload:
-                raise HTTPException(422, 'expected a JSON object {"inputs": [...], "top_k": 3}')
-            top_k = payload.get("top_k", 3)
-            if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-                raise HTTPException(422, f"top_k must be a positive integer, got {top_k!r}")
-            try:
-                x = self.predictor.array(payload["inputs"])
-            except InputError as exc:
-                raise HTTPException(422, exc.message) from None
-            if len(x) > self.max_samples:
-                raise HTTPException(422, f"{len(x)} samples in one request; at most {self.max_samples}")
-            return 200, _json({"predictions": await self.batcher.submit(x, top_k)})
-        except HTTPException as exc:
-            return exc.status_code, _json({"detail": exc.detail})
-        except Exception as exc:  # the model failed: say so, keep serving
-            log.exception("POST /predict failed")
-            return 500, _json({"detail": f"prediction failed: {type(exc).__name__}: {exc}"})
-
-
 # --------------------------------------------------------------------------- the ASGI entry
 
 
 class Front:
-    """The ASGI entry: a body-size limit on every request; ``POST /predict`` answered here, the rest by ``app``.
+    """The ASGI entry: body limits, metrics and the access log for every request; ``POST /predict`` here.
 
-    A body larger than ``max_bytes`` (declared or streamed) gets 413 before it is read whole.
+    A body larger than ``max_body_bytes`` (declared or streamed) gets 413 before it is read
+    whole; one that does not arrive within ``read_timeout_s`` gets 408 and the connection is
+    closed. Every answer is counted in :class:`ServerMetrics`; with ``access_log`` each request
+    is also one JSON line on the server's log.
     """
 
-    def __init__(self, app: Any, endpoint: PredictEndpoint, max_bytes: int) -> None:
-        self.app, self.endpoint, self.max_bytes = app, endpoint, max_bytes
+    def __init__(self, app: Any, endpoint: PredictEndpoint, metrics: ServerMetrics, access_log: bool = False) -> None:
+        self.app, self.endpoint, self.metrics, self.access_log = app, endpoint, metrics, access_log
+        self.limits = endpoint.limits
 
-    @staticmethod
-    async def _send(send: Any, status: int, body: bytes) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    async def _send(self, send: Any, status: int, body: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _reject(self, send: Any, status: int, detail: str) -> None:
-        await self._send(send, status, _json({"detail": detail}))
+    async def _read_body(self, receive: Any) -> bytes | tuple[int, str] | None:
+        """The whole body; ``(status, detail)`` when refused; None when the client went away."""
+        chunks: list[bytes] = []
+        total = 0
+        deadline = time.monotonic() + self.limits.read_timeout_s
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                return 408, f"request body not received within {self.limits.read_timeout_s:g} s"
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            total += len(chunk)
+            if total > self.limits.max_body_bytes:
+                return 413, f"request body exceeds the limit of {self.limits.max_body_bytes} bytes"
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        started = time.perf_counter()
+        path = scope["path"]
+        route = path if path in ROUTES else "other"
+        status = 500
+
+        async def counted(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, counted)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.answered(route, status, seconds)
+            if status in REASONS and status != 200:
+                self.metrics.rejected.labels(REASONS[status]).inc()
+            if self.access_log:
+                log.info(
+                    json.dumps(
+                        {
+                            "method": scope["method"],
+                            "path": path,
+                            "status": status,
+                            "ms": round(seconds * 1000, 3),
+                            "client": (scope.get("client") or ["-"])[0],
+                        }
+                    )
+                )
+
+    async def _handle(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = Headers(scope.get("headers") or [])
         declared = headers.get("content-length")
         if declared is not None:
             try:
                 size = int(declared)
             except ValueError:
-                await self._reject(send, 400, "invalid Content-Length header")
+                await self._send(send, 400, to_json({"detail": "invalid Content-Length header"}))
                 return
-            if size > self.max_bytes:
-                await self._reject(send, 413, f"request body of {size} bytes exceeds the limit of {self.max_bytes}")
+            if size > self.limits.max_body_bytes:
+                detail = f"request body of {size} bytes exceeds the limit of {self.limits.max_body_bytes}"
+                await self._send(send, 413, to_json({"detail": detail}), ((b"connection", b"close"),))
                 return
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            total += len(chunk)
-            if total > self.max_bytes:
-                await self._reject(send, 413, f"request body exceeds the limit of {self.max_bytes} bytes")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await self._read_body(receive)
+        if body is None:
+            return
+        if isinstance(body, tuple):
+            await self._send(send, body[0], to_json({"detail": body[1]}), ((b"connection", b"close"),))
+            return
         if scope["path"] == "/predict" and scope["method"] == "POST":
             await self._send(send, *await self.endpoint(body, headers))
             return
@@ -161,6 +158,9 @@ class Front:
         await self.app(scope, replay, send)
 
 
+ROUTES = ("/predict", "/health", "/ready", "/metadata", "/metrics", "/docs", "/openapi.json")
+
+
 # --------------------------------------------------------------------------- the app
 
 
@@ -169,55 +169,90 @@ def create_app(
     max_batch_size: int = 32,
     max_wait_ms: float = 5.0,
     api_key: str | None = None,
-    max_body_bytes: int = 1_048_576,
+    max_body_bytes: int | None = None,
+    limits: Limits | None = None,
+    access_log: bool = False,
 ) -> Front:
     """The ASGI app serving ``predictor``: :class:`Front` over the FastAPI app (its ``.app``)."""
+    limits = limits or Limits()
+    if max_body_bytes is not None:
+        limits = replace(limits, max_body_bytes=max_body_bytes)
+    limits.check()
     if max_batch_size < 1:
         raise EngineError(f"--max-batch-size must be >= 1, got {max_batch_size}")
     if max_wait_ms < 0:
         raise EngineError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
-    if max_body_bytes < 64:
-        raise EngineError(f"--max-body-bytes must be at least 64, got {max_body_bytes}")
-    batcher = Batcher(predictor.predict, max_batch_size, max_wait_ms)
-    max_samples = max(max_batch_size, 256)
-    endpoint = PredictEndpoint(predictor, batcher, api_key, max_samples)
+    meta = predictor.metadata()
+    metrics = ServerMetrics(
+        {
+            "run": predictor.run.path.name,
+            "backend": predictor.backend,
+            "task": str(predictor.run.config.get("task", {}).get("name", "")),
+            "model": str(predictor.run.config.get("model", {}).get("name", "")),
+        }
+    )
+    batcher = Batcher(predictor.predict, max_batch_size, max_wait_ms, limits.max_queue, metrics.batch.observe)
+    endpoint = PredictEndpoint(predictor, batcher, limits, api_key)
+    state = {"ready": False}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         batcher.start()
+        if predictor.sample_shape:  # the first model call (lazy init, allocations) happens before traffic
+            try:
+                await batcher.submit(predictor.array([0] * math.prod(predictor.sample_shape)), 1)
+            except Exception as exc:
+                log.warning("warm-up prediction on zeros failed (%s: %s); serving anyway", type(exc).__name__, exc)
+        state["ready"] = True
         yield
+        state["ready"] = False
         await batcher.stop()
 
     app = FastAPI(
         title="engine model server",
         description=f"Predictions from run {predictor.run.path.name} ({predictor.backend}).",
-        version=str(predictor.metadata()["versions"].get("engine-deploy", "")),
+        version=str(meta["versions"].get("engine-deploy", "")),
         lifespan=lifespan,
     )
     app.state.batcher = batcher
     errors = {
         400: {"model": ErrorResponse, "description": "malformed JSON"},
-        401: {"model": ErrorResponse, "description": "missing or wrong API key"},
+        401: {"model": ErrorResponse, "description": "missing, repeated or wrong API key"},
         413: {"model": ErrorResponse, "description": "request body too large"},
+        415: {"model": ErrorResponse, "description": "body not sent as application/json"},
         422: {"model": ErrorResponse, "description": "inputs of the wrong shape or type"},
+        503: {"model": ErrorResponse, "description": "overloaded: retry after the Retry-After seconds"},
     }
 
-    @app.get("/health", summary="liveness check")
+    @app.get("/health", summary="liveness: the process answers")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "backend": predictor.backend}
 
+    @app.get("/ready", summary="readiness: the model is loaded and has answered once")
+    async def ready() -> Response:
+        ok = state["ready"] and batcher.running
+        return Response(to_json({"ready": ok}), 200 if ok else 503, media_type="application/json")
+
+    @app.get("/metrics", summary="Prometheus metrics (text format)")
+    async def prometheus() -> Response:
+        metrics.queue.set(batcher.queued)
+        return Response(metrics.render(), media_type=metrics.content_type)
+
     @app.get("/metadata", summary="input signature, class names, preprocessing, batching", responses=errors)
-    async def metadata(request: Request) -> dict[str, Any]:
-        endpoint.check_key(request.headers)
+    async def metadata(request: Request) -> Response:
+        try:
+            endpoint.check_key(Headers(request.scope.get("headers") or []))
+        except Refused as exc:
+            return Response(to_json({"detail": exc.detail}), exc.status, media_type="application/json")
         info = predictor.metadata()
-        info["batching"] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
-        info["limits"] = {"max_body_bytes": max_body_bytes, "max_samples_per_request": max_samples}
-        info["stats"] = {"model_calls": batcher.calls, "samples": batcher.samples}
+        info["batching"] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "adaptive": True}
+        info["limits"] = asdict(limits)
+        info["stats"] = {"model_calls": batcher.calls, "samples": batcher.samples, "queued": batcher.queued}
         if predictor.manifest is not None:
             info["deployment"] = {
                 k: predictor.manifest.get(k) for k in ("target", "options", "created", "verification")
             }
-        return info
+        return Response(to_json(info), media_type="application/json")
 
     # Front answers POST /predict before FastAPI sees it; this route puts it in the OpenAPI
     # schema and serves it when the FastAPI app is mounted on its own.
@@ -234,20 +269,13 @@ def create_app(
         },
     )
     async def predict(request: Request) -> Response:
-        status, body = await endpoint(await request.body(), request.headers)
-        return Response(body, status, media_type="application/json")
+        status, body, extra = await endpoint(await request.body(), Headers(request.scope.get("headers") or []))
+        return Response(body, status, media_type="application/json", headers={k.decode(): v.decode() for k, v in extra})
 
-    return Front(app, endpoint, max_body_bytes)
+    return Front(app, endpoint, metrics, access_log)
 
 
 # --------------------------------------------------------------------------- running
-
-
-def make_server(app: Any, host: str, port: int, log_level: str = "warning") -> Any:
-    import uvicorn
-
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
-    return uvicorn.Server(config)
 
 
 class BackgroundServer:
@@ -255,7 +283,8 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
         self.host, self.port = host, port or free_port(host)
-        self.server = make_server(app, self.host, self.port, log_level)
+        limits = app.limits if isinstance(app, Front) else Limits()
+        self.server = make_server(app, self.host, self.port, limits, log_level)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

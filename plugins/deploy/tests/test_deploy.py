@@ -19,6 +19,7 @@ def test_conformance(engine_check) -> None:
     passed = engine_check("deploy")
     assert "deploy 'deploy.onnx' exports and reloads" in passed
     assert "deploy 'deploy.int8' exports and reloads" in passed
+    assert "deploy 'deploy.container' exports and reloads" in passed  # without a run: the model artifact only
 
 
 def test_plugin_module_imports_no_heavy_library() -> None:
