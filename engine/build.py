@@ -132,7 +132,8 @@ def construct(
 
 def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
     """The run's ``LightningDataModule`` (see :func:`datamodule`)."""
-    return datamodule(plan.registry, plan.data, plan.data_params, plan.loader, plan.config["seed"], artifacts)
+    cfg = plan.config
+    return datamodule(plan.registry, plan.data, plan.data_params, plan.loader, cfg["seed"], artifacts, cfg.get("cv"))
 
 
 def datamodule(
@@ -142,12 +143,14 @@ def datamodule(
     loader: dict[str, Any] | None = None,
     seed: int = 0,
     artifacts: Path | None = None,
+    cv: dict[str, Any] | None = None,
 ) -> Any:
     """Data source ``component`` built as a ``LightningDataModule`` (a core adaptor unless it is one).
 
     ``loader`` are the loader settings (``batch_size`` …); ``artifacts``: the directory of an
     existing run whose saved artifacts (its tokenizer …) the data source reads back with
-    ``load_artifacts``, instead of rebuilding them from the data.
+    ``load_artifacts``, instead of rebuilding them from the data. ``cv`` makes it one fold of a
+    cross-validation (see :mod:`engine.folds`).
     """
     import lightning as L
 
@@ -158,6 +161,11 @@ def datamodule(
     if isinstance(source, L.LightningDataModule):
         if not implements(source, HasFacts):
             raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
+        if cv is not None:
+            raise EngineError(
+                f"cross-validation needs a data source of labelled samples; '{name}' builds its own datamodule",
+                hint="drop --folds for this data",
+            )
         built = source
     else:
         # Checked without evaluating ``facts``: it may be a property that does work (training a
@@ -167,7 +175,7 @@ def datamodule(
                 f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
                 hint="data sources subclass engine.data.DataSource",
             )
-        built = SourceDataModule(source, seed=seed, **(loader or {}))
+        built = SourceDataModule(source, seed=seed, cv=cv, **(loader or {}))
     if artifacts is not None and implements(built, LoadsArtifacts):
         built.load_artifacts(artifacts)
     return built

@@ -132,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         use_disabled(disable)  # runs reopened by this command leave the same plugins out
         parser = build_parser(get_registry(disable).manager)
         argv, pip_args = _split_pip(argv)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and "items" in vars(args) and all("=" in e and not e.startswith("-") for e in extra):
+            args.items += extra  # `engine run --folds 5 model=mlp …`: overrides after an option
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if pip_args:
             args.spec = pip_args
         if "handler" not in vars(args):  # `engine` alone

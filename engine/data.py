@@ -16,7 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from engine.protocols import Collates, LoadsArtifacts, SavesArtifacts, implements
+from engine.protocols import Collates, GroupsSamples, LoadsArtifacts, SavesArtifacts, implements
 
 
 class DataSource:
@@ -123,10 +123,13 @@ class SourceDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        cv: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
+        #: ``{"folds": K, "fold": k, "group_by": COLUMN}`` of a cross-validation fold run (see engine.folds).
+        self.cv = dict(cv) if cv else None
         self._splits: Mapping[str, Dataset] | None = None
 
     @property
@@ -136,10 +139,28 @@ class SourceDataModule(L.LightningDataModule):
     @property
     def splits(self) -> Mapping[str, Dataset]:
         if self._splits is None:
-            self._splits = self.source.datasets()
-            if "train" not in self._splits:
+            splits = self.source.datasets()
+            if "train" not in splits:
                 raise ValueError(f"data source {type(self.source).__name__} has no 'train' split")
+            self._splits = splits if self.cv is None else self._fold(splits)
         return self._splits
+
+    def _fold(self, splits: Mapping[str, Dataset]) -> dict[str, Dataset]:
+        from engine.errors import ConfigError
+        from engine.folds import fold_splits
+
+        column = self.cv.get("group_by") if self.cv else None
+        groups = None
+        if column is not None:
+            if not implements(self.source, GroupsSamples):
+                raise ConfigError(
+                    f"--group-by {column}: the data source {type(self.source).__name__} cannot group its samples",
+                    hint="a source groups samples through a groups(column) method (core.csv does)",
+                )
+            groups = self.source.groups(column)
+        stratify = self.facts.get("problem") == "classification"
+        assert self.cv is not None
+        return fold_splits(splits, self.cv["folds"], self.cv["fold"], self.seed, stratify, groups)
 
     def save_artifacts(self, run_dir: Any) -> None:
         """Let the source write what later use of the run needs (e.g. a trained tokenizer)."""

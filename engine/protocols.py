@@ -7,9 +7,9 @@ that an object which has such a method has it with a signature the core can call
 
 - :class:`DataSource` (``facts``, ``datasets()``), :class:`HasFacts` (a ``LightningDataModule``
   source): what a data source target builds; checked when a run is built.
-- :class:`Collates`, :class:`SavesArtifacts`, :class:`LoadsArtifacts`, :class:`LoadsInput`: a data
-  source's batching, the files it writes into a run and reads back, one input file read for
-  ``engine predict`` / ``serve``.
+- :class:`Collates`, :class:`SavesArtifacts`, :class:`LoadsArtifacts`, :class:`LoadsInput`,
+  :class:`GroupsSamples`: a data source's batching, the files it writes into a run and reads
+  back, one input file read for ``engine predict`` / ``serve``, its samples' groups (folds).
 - :class:`HasSplits`: a datamodule saying which splits it has (before fit, test, evaluate).
 - :class:`ChecksData`, :class:`EvaluatesRun`, :class:`HasPrimaryMetric`: a task checking the data
   before training, evaluating itself for ``engine evaluate``, naming the metric it is judged by.
@@ -50,6 +50,16 @@ class Collates(Protocol):
     """A data source whose samples need their own batching (padding variable-length text)."""
 
     collate_fn: Callable[[list[Any]], Any] | None
+
+
+@runtime_checkable
+class GroupsSamples(Protocol):
+    """A data source that can say which group each sample belongs to (cross-validation ``--group-by``)."""
+
+    def groups(self, column: str) -> Mapping[str, Any]:
+        """``{split: [group of each sample, in the order of datasets()[split]]}``; raise ConfigError for an
+        unknown column."""
+        ...
 
 
 @runtime_checkable
@@ -183,7 +193,7 @@ class DeclaresBatching(Protocol):
 
 #: The protocols to check, per kind of object the conformance kit builds.
 BY_KIND: dict[str, tuple[type, ...]] = {
-    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits),
+    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
     "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
     "callback": (ReportsSummary,),
     "deploy": (DeployTarget,),
@@ -195,6 +205,7 @@ _CALLS: dict[str, int] = {
     "load_artifacts": 1,
     "load_input": 1,
     "has_split": 1,
+    "groups": 1,
     "check_data": 1,
     "evaluate_run": 1,
     "summary_info": 0,

@@ -13,7 +13,6 @@ Needs matplotlib (``pip install matplotlib``); nothing else does.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 from datetime import datetime
@@ -66,24 +65,11 @@ def panels(keys: set[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(cfg, dict):
-        out: dict[str, Any] = {}
-        for k, v in cfg.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out or {prefix[:-1]: {}}
-    return {prefix[:-1]: cfg}
-
-
 def config_differences(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Flattened config keys whose values differ between runs (``run.name`` aside)."""
-    flat = [_flatten(c) for c in configs]
-    keys = sorted(set().union(*flat))
-    return {
-        k: [f.get(k, "-") for f in flat]
-        for k in keys
-        if k not in ("run.name", "run.dir") and len({_fmt(f.get(k, "-")) for f in flat}) > 1
-    }
+    from engine.compare import varied
+
+    return varied(configs)
 
 
 def _fmt(value: Any) -> str:
@@ -218,7 +204,10 @@ def markdown(runs: list[Any], image: str) -> str:
 
 
 def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
-    """Write ``curves.png`` and ``report.md`` for the runs at ``paths``; return what was written."""
+    """Write ``curves.png`` and ``report.md`` for the runs at ``paths``; return what was written.
+
+    (A sweep directory's report: :func:`engine.report_sweep.sweep_report`.)
+    """
     from engine.runs import open_run
 
     runs = [open_run(p) for p in paths]
@@ -240,10 +229,3 @@ def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     text = markdown(runs, image.name)
     (out_dir / "report.md").write_text(text, encoding="utf-8")
     return {"out_dir": out_dir, "png": image, "markdown": out_dir / "report.md", "panels": titles, "text": text}
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    result = report(list(args.runs), args.out)
-    print(f"curves:  {result['png']}  (panels: {', '.join(result['panels'])})")
-    print(f"summary: {result['markdown']}")
-    return 0

@@ -71,6 +71,36 @@ def run_dir_path(plan: Plan) -> Path:
     return path
 
 
+def shared_run_dir(plan: Plan) -> Path:
+    """The run directory, agreed by every process of a multi-process launch (torchrun, SLURM).
+
+    Each process of ``torchrun`` or ``srun`` runs ``engine run`` on its own, so each would pick a
+    directory named by its own clock. Rank 0 picks it and tells the others over the default
+    process group, set up here as Lightning would (gloo on CPU, nccl on GPUs) and then used by
+    Lightning's DDP as it is: one directory per run.
+    """
+    if os.environ.get(RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return run_dir_path(plan)  # a worker Lightning started itself: rank 0's directory is in the environment
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    env = next((cls() for cls in (TorchElasticEnvironment, SLURMEnvironment) if cls.detect()), None)
+    if env is None or env.world_size() <= 1:
+        return run_dir_path(plan)
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", env.main_address)
+        os.environ.setdefault("MASTER_PORT", str(env.main_port))
+        gpu = torch.cuda.is_available() and plan.config["trainer"].get("accelerator") not in ("cpu",)
+        if gpu:
+            torch.cuda.set_device(env.local_rank())
+        dist.init_process_group("nccl" if gpu else "gloo", rank=env.global_rank(), world_size=env.world_size())
+    chosen = [str(run_dir_path(plan)) if env.global_rank() == 0 else None]
+    dist.broadcast_object_list(chosen, src=0)
+    return Path(str(chosen[0]))
+
+
 def environment(registry: Registry) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -121,7 +151,7 @@ def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: P
     model = build_task(plan, facts)
     if implements(model, ChecksData):
         model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
-    run_dir = resume if resume is not None else run_dir_path(plan)
+    run_dir = resume if resume is not None else shared_run_dir(plan)
     trainer, checkpoint = build_trainer(plan, run_dir, datamodule)
 
     try:

@@ -91,6 +91,21 @@ class Run:
 
 
 @dataclass
+class CrossValidation:
+    """Which fold of a K-fold cross-validation this run is (``engine run --folds K`` sets it; see engine.folds).
+
+    Args:
+        folds: number of folds the training and validation samples are dealt into.
+        fold: the fold held out for validation (0 … folds-1); the others train.
+        group_by: a column the data source groups samples by: no group in two folds (default: stratified by class).
+    """
+
+    folds: Annotated[int, Ge(2)] = 5
+    fold: Annotated[int, Ge(0)] = 0
+    group_by: str | None = None
+
+
+@dataclass
 class ModelKeys:
     """Keys every model slot accepts besides the model's own parameters (transfer learning).
 
@@ -150,6 +165,12 @@ def check_prune(values: dict[str, Any], where: str, config: dict[str, Any]) -> N
                 hint="lower prune.end_epoch or raise trainer.max_epochs (the best checkpoint is chosen among "
                 "epochs after the final prune)",
             )
+
+
+def check_cv(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """The held-out fold is one of the folds."""
+    if values["fold"] >= values["folds"]:
+        raise ConfigError(f"{where}.fold must be below {where}.folds ({values['folds']}), got {values['fold']}")
 
 
 def check_model_keys(values: dict[str, Any], where: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -133,6 +133,13 @@ def engine_config_sections() -> list[Section]:
         ),
         Section("run", f"{m}:Run", "Where the run directory goes"),
         Section(
+            "cv",
+            f"{m}:CrossValidation",
+            "The fold of a K-fold cross-validation this run trains (`engine run --folds K` sets it)",
+            optional=True,
+            check=f"{m}:check_cv",
+        ),
+        Section(
             "transfer",
             f"{m}:ModelKeys",
             "Keys of every model slot: init_from, init_skip, …, freeze, unfreeze_at_epoch",

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import torch
 
 from engine.data import ArrayDataset, DataSource, split_indices
-from engine.errors import ConfigError
+from engine.errors import ConfigError, did_you_mean
 
 
 class _Table(DataSource):
@@ -169,7 +169,17 @@ class CSVTable(_Table):
                 ) from None
             self.class_names = None
         self.x, self.feature_names = x, list(features)
+        self._rows, self._file = rows, file
         self._prepare(val_fraction, test_fraction, seed, standardize)
+
+    def groups(self, column: str) -> dict[str, list[str]]:
+        """Each split's samples' values of ``column`` (cross-validation ``--group-by``)."""
+        if column not in self._rows[0]:
+            raise ConfigError(
+                f"--group-by {column}: {self._file} has no such column{did_you_mean(column, self._rows[0])}",
+                hint=f"columns: {', '.join(self._rows[0])}",
+            )
+        return {split: [self._rows[int(i)][column] for i in idx] for split, idx in self._idx.items()}
 
 
 def _natural(v: str) -> tuple[int, float | str]:

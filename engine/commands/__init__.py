@@ -24,6 +24,10 @@ overrides:
   task=distill task.teacher=RUN   distil a trained run into the model
   seed=1  run.dir=runs  run.name=my-run
   (every config section: `engine components list --kind section`)
+
+cross-validation:
+  engine run core/mlp-synthetic --folds 5        5 fold runs in runs/<name>/fold-k, folds.json
+  engine run model=mlp data=csv data.path=t.csv --folds 5 --group-by patient
 """
 
 EVALUATE_EPILOG = """\
@@ -38,6 +42,7 @@ REPORT_EPILOG = """\
 examples:
   engine report runs/digits                         -> runs/digits/report/
   engine report runs/scratch runs/finetuned --out cmp  compare two runs on one chart
+  engine report sweeps/lr                           a sweep: the metric against each parameter, best trial's curves
 """
 
 
@@ -71,6 +76,15 @@ def _run(sub: Any) -> None:
     run.add_argument("-c", "--config", action="append", metavar="FILE", help="YAML config file (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved config; build nothing")
     run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    run.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: K fold runs in one parent directory, test metrics as mean ± std",
+    )
+    run.add_argument(
+        "--group-by", metavar="COLUMN", help="with --folds: keep each group of COLUMN in one fold (default: by class)"
+    )
     run.set_defaults(handler="engine.commands.run:cmd_run")
 
 
@@ -125,6 +139,19 @@ def _runs(sub: Any) -> None:
     p = rsub.add_parser("list", help="runs with status, the task's main metric and wall time")
     p.add_argument("--dir", default="runs", help="directory holding runs (default: runs)")
     p.set_defaults(handler="engine.commands.run:cmd_runs_list")
+    p = rsub.add_parser(
+        "compare",
+        help="runs side by side: the settings that differ, the primary metric, test metrics, wall time",
+        description="One table of runs, cross-validations (their fold means) or every trial of a sweep "
+        "directory: the config keys that differ as columns, the task's primary metric first (sorted by it), "
+        "the other test metrics and the wall time.",
+        epilog="examples:\n  engine runs compare runs/a runs/b runs/c\n  engine runs compare sweeps/lr\n"
+        "  engine runs compare runs/cv-mlp runs/cv-resnet      cross-validations (fold means)",
+        formatter_class=_RAW,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN|SWEEP_DIR", help="run, cross-validation or sweep directories")
+    p.add_argument("--max-metrics", type=int, default=4, metavar="N", help="other metrics shown (default 4)")
+    p.set_defaults(handler="engine.commands.compare:cmd_runs_compare")
 
 
 def _evaluate(sub: Any) -> None:
@@ -165,7 +192,7 @@ def _report(sub: Any) -> None:
     p.add_argument(
         "--out", metavar="DIR", help="output directory (default: RUN/report for one run, reports/<time> for several)"
     )
-    p.set_defaults(handler="engine.report:cmd_report")
+    p.set_defaults(handler="engine.commands.report:cmd_report")
 
 
 def _new(sub: Any) -> None:

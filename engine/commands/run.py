@@ -14,10 +14,9 @@ from engine.errors import EngineError
 from engine.rundir import status as run_status
 
 
-def plan_from_args(args: argparse.Namespace, reg: Any) -> tuple[Any, Path | None]:
-    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed and planned."""
+def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any], Path | None]:
+    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed."""
     from engine.compose import compose, load_file
-    from engine.plan import make_plan
 
     recipe = None
     overrides: list[str] = []
@@ -37,17 +36,29 @@ def plan_from_args(args: argparse.Namespace, reg: Any) -> tuple[Any, Path | None
         if not (resume / "config.yaml").is_file():
             raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
         base = load_file(resume / "config.yaml")
-    cfg = compose(reg, recipe, args.config or [], overrides, base=base)
-    return make_plan(cfg, reg), resume
+    return compose(reg, recipe, args.config or [], overrides, base=base), resume
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import yaml
 
     from engine.commands.inspect import registry
+    from engine.plan import make_plan
 
     reg = registry(args)
-    plan, resume = plan_from_args(args, reg)
+    cfg, resume = compose_from_args(args, reg)
+    if args.group_by and not args.folds:
+        raise EngineError("--group-by needs --folds K", hint="e.g. --folds 5 --group-by patient")
+    if args.folds is not None:
+        if resume is not None:
+            raise EngineError(
+                "--folds does not combine with --resume",
+                hint="run the same command with the same run.name: completed folds are skipped, others resumed",
+            )
+        if not args.dry_run:
+            return _run_folds(cfg, reg, args.folds, args.group_by)
+        cfg = {**cfg, "cv": {"folds": args.folds, "fold": 0, "group_by": args.group_by}}
+    plan = make_plan(cfg, reg)
     for note in plan.notes:
         print(f"# note: {note}", file=sys.stderr)
     if args.dry_run:
@@ -64,6 +75,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     s = result.summary
     console.print(f"wall time {s['wall_time_s']:.1f} s, {s['global_step']} steps")
     console.print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def _run_folds(cfg: dict[str, Any], reg: Any, folds: int, group_by: str | None) -> int:
+    from engine.crossval import run_folds
+
+    parent, result = run_folds(cfg, reg, folds, group_by, progress=lambda line: print(line, file=sys.stderr))
+    table = Table("metric", "mean ± std", "folds")
+    primary = (result.get("primary_metric") or {}).get("name")
+    keys = sorted(result["metrics"], key=lambda k: (k != primary, not k.startswith("test/"), k))
+    for key in keys:
+        m = result["metrics"][key]
+        name = styled(key + " *", "bold") if key == primary else key
+        table.add_row(name, f"{m['mean']:.4f} ± {m['std']:.4f}", " ".join(f"{v:.4f}" for v in m["values"]))
+    console = Console()
+    console.print(table)
+    console.print(f"{folds} folds ({'grouped by ' + group_by if group_by else 'stratified by class when classes'})")
+    console.print(f"run directory: {parent}  (folds.json, fold-0 … fold-{folds - 1})")
     return 0
 
 
