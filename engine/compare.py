@@ -94,15 +94,28 @@ def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: cfg}
 
 
-def varied(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Flattened config keys whose values differ between ``configs`` (run names and directories aside)."""
+def varied(configs: list[dict[str, Any]], ignore: tuple[str, ...] | None = None) -> dict[str, list[Any]]:
+    """Flattened config keys whose values differ between ``configs``, bookkeeping sections aside.
+
+    ``ignore`` are section names left out; by default ``run`` and the installed plugins'
+    ``bookkeeping`` sections (a sweep's trial number …).
+    """
+    if ignore is None:
+        ignore = bookkeeping_sections()
     flat = [flatten(c) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
     return {
         k: [f.get(k, "-") for f in flat]
         for k in keys
-        if k not in ("run.name", "run.dir") and len({json.dumps(f.get(k, "-"), default=str) for f in flat}) > 1
+        if k.split(".", 1)[0] not in ignore and len({json.dumps(f.get(k, "-"), default=str) for f in flat}) > 1
     }
+
+
+def bookkeeping_sections() -> tuple[str, ...]:
+    """``run`` and every section declared ``bookkeeping`` (where a run sits, not what it trains)."""
+    from engine.registry import get_registry
+
+    return ("run", *sorted(s.name for s in get_registry().sections() if s.bookkeeping))
 
 
 def sorted_by_primary(items: list[Entry]) -> list[Entry]:

@@ -167,6 +167,8 @@ class Section:
             config path (``prune``, ``model``) and the resolved config; raise
             :class:`engine.ConfigError` for values that cannot work together. It may return the
             values normalised (a dict that replaces them); None keeps them.
+        bookkeeping: the keys say where a run sits (a sweep's trial, a fold), not what it trains:
+            ``engine runs compare`` and ``engine report`` leave them out of config differences.
     """
 
     name: str
@@ -175,6 +177,7 @@ class Section:
     optional: bool = False
     slot_kind: str | None = None
     check: str | Callable[..., Any] | None = None
+    bookkeeping: bool = False
     kind: str = "section"
     plugin: str = ""
     distribution: str | None = None

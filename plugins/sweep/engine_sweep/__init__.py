@@ -1,0 +1,1 @@
+"""engine-sweep: hyperparameter sweeps over engine runs (Optuna, Ray Tune)."""
