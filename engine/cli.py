@@ -142,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "handler" not in vars(args):  # `engine` alone
             parser.print_help()
             return 0
+        if vars(args).get("quiet") or vars(args).get("verbose"):
+            from engine import logs
+
+            logs.set_verbosity(logs.QUIET if args.quiet else logs.VERBOSE)
         return dispatch(args.handler, args)
     except EngineError as exc:
         if debug:

@@ -106,10 +106,16 @@ def _distribution(name: str) -> str:
 
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
+    from engine import settings
+
     dist = _distribution(args.name)
+    names = [i.name for i in _plugins().infos() if i.distribution == dist]
     rc, error = _pip("uninstall", "-y", dist)
     if rc != 0:
         raise EngineError(f"pip uninstall {dist} failed (exit {rc}): {error}")
+    for name in names:  # a later install of the same name starts clean
+        if settings.set_disabled(name, False) | settings.clear_broken(name):
+            print(f"plugin '{name}': its disabled setting and recorded failure are forgotten")
     return 0
 
 

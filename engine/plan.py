@@ -61,6 +61,9 @@ class Plan:
     registry: Registry = field(repr=False, compare=False)
     #: What validation had to do or could not do (a target imported to read its parameters).
     notes: tuple[str, ...] = ()
+    #: Parameters left to the data's facts (``model.in_features`` …): not set in the config, and
+    #: named like a fact the data source declares, so the fact fills them (over any default).
+    from_facts: tuple[str, ...] = ()
 
     @property
     def primary(self) -> SlotPlan | None:
@@ -195,6 +198,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         "task", f"task '{task.qualified_name}'", _params(cfg["task"]), signature(task), provided=facts
     )
     out["task"] = {"name": task.qualified_name, **task_params}
+    from_facts = _left_to_facts("task", signature(task), task_params, facts)
     data_values = check_params(
         "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), signature(data), extra=LOADER_PARAMS
     )
@@ -233,6 +237,8 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         if "param_groups" in keys and kind == "optimizer":
             _check_group_settings(slot, keys["param_groups"], sig)
         slots[slot] = SlotPlan(slot, kind, comp, params, keys)
+        if kind == "model":
+            from_facts += _left_to_facts(slot, sig, params, facts)
         out[slot] = {"name": comp.qualified_name, **params, **keys}
 
     seed = cfg.get("seed")
@@ -270,7 +276,12 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         slots=slots,
         registry=registry,
         notes=tuple(signature.notes),
+        from_facts=from_facts,
     )
+
+
+def _left_to_facts(where: str, sig: Signature | None, params: dict[str, Any], facts: set[str]) -> tuple[str, ...]:
+    return tuple(f"{where}.{p.name}" for p in (sig.params if sig else ()) if p.name in facts and p.name not in params)
 
 
 def validate(cfg: dict[str, Any], registry: Registry) -> dict[str, Any]:

@@ -124,7 +124,9 @@ class PluginManager:
         self.plugins: dict[str, PluginInfo] = {}
         #: Entry points refused their name; listed, never loaded.
         self.refused: list[PluginInfo] = []
-        self.disabled = set(disable) | disabled_from_env() | disabled_plugins()
+        #: Disabled for this command only (``--disable``, ``ENGINE_DISABLE_PLUGINS``), and in all.
+        self.disabled_now = set(disable) | disabled_from_env()
+        self.disabled = self.disabled_now | disabled_plugins()
         if CORE in self.disabled:
             raise PluginError("the core plugin cannot be disabled")
         self.recorded = broken_plugins()

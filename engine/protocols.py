@@ -13,7 +13,8 @@ that an object which has such a method has it with a signature the core can call
 - :class:`HasSplits`: a datamodule saying which splits it has (before fit, test, evaluate).
 - :class:`ChecksData`, :class:`EvaluatesRun`, :class:`HasPrimaryMetric`: a task checking the data
   before training, evaluating itself for ``engine evaluate``, naming the metric it is judged by.
-- :class:`ReportsSummary`: a callback adding to ``summary.json``.
+- :class:`ReportsSummary`, :class:`ChecksRun`: a callback adding to ``summary.json``, or checking the
+  built task and data before the run directory exists.
 - :class:`DeployTarget` (with :class:`DescribesArtifact`, :class:`DeclaresBatching`): a deployment
   target's object.
 """
@@ -108,6 +109,16 @@ class ChecksData(Protocol):
 
 
 @runtime_checkable
+class ChecksRun(Protocol):
+    """A callback that checks the built run before its directory exists (a DP-SGD callback: every layer
+    can compute per-sample gradients). A ``ConfigError`` raised here leaves nothing behind."""
+
+    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None:
+        """Raise :class:`engine.ConfigError` naming what cannot work, and what to do."""
+        ...
+
+
+@runtime_checkable
 class EvaluatesRun(Protocol):
     """A task evaluated its own way by ``engine evaluate`` (an RL task plays episodes).
 
@@ -195,7 +206,7 @@ class DeclaresBatching(Protocol):
 BY_KIND: dict[str, tuple[type, ...]] = {
     "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
     "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
-    "callback": (ReportsSummary,),
+    "callback": (ReportsSummary, ChecksRun),
     "deploy": (DeployTarget,),
 }
 
@@ -209,6 +220,7 @@ _CALLS: dict[str, int] = {
     "check_data": 1,
     "evaluate_run": 1,
     "summary_info": 0,
+    "check_run": 3,
     "export": 3,
     "load": 1,
 }

@@ -129,7 +129,8 @@ class Registry:
         out: list[Entry] = []
         for k in kinds:
             for q, entry in sorted(self._entries(k).items()):
-                if pattern is None or fnmatch.fnmatch(q, pattern) or fnmatch.fnmatch(entry.name, pattern):
+                names = (q, entry.name, f"{entry.plugin}.{entry.name}")  # recipes match 'vision.*' too
+                if pattern is None or any(fnmatch.fnmatch(n, pattern) for n in names):
                     out.append(entry)
         return out
 
@@ -157,13 +158,21 @@ class Registry:
             return matches[0]
         choices = list(entries) + [e.name for e in entries.values()]
         message = f"unknown {kind} '{name}'{did_you_mean(name, set(choices))}"
-        broken = [p for p in self.manager.broken() if name.startswith((p.name + ".", p.name + "/"))]
-        hint = (
-            f"the plugin '{broken[0].name}' is broken: {broken[0].error}"
-            if broken
-            else f"see `engine components list --kind {kind}`"
-        )
-        raise ConfigError(message, hint=hint)
+        raise ConfigError(message, hint=self._why_missing(name, kind))
+
+    def _why_missing(self, name: str, kind: str) -> str:
+        """The hint for an unknown name: its plugin is broken or disabled, else where to look."""
+        owner = next((p for p in self.manager.infos() if name.startswith((p.name + ".", p.name + "/"))), None)
+        if owner is not None and owner.status == "broken":
+            return f"the plugin '{owner.name}' is broken: {owner.error}"
+        if owner is not None and owner.status == "disabled":
+            how = (
+                f"`engine plugins enable {owner.name}`"
+                if owner.name not in self.manager.disabled_now
+                else f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
+            )
+            return f"the plugin '{owner.name}' ({owner.distribution}) is disabled: enable it with {how}"
+        return f"see `engine components list --kind {kind}`"
 
     def sections(self, slot_kind: str | None = None) -> list[Section]:
         """Config sections (``slot_kind=None``), or the slot-key sections of one component kind."""

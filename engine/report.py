@@ -5,7 +5,9 @@ Reads each run's ``csv/<attempt>/metrics.csv`` (every attempt of a resumed run, 
 learning rate, anything else logged such as ``prune/sparsity``) with every run on the same
 axes, and writes::
 
-    OUT/curves.png   train (dashed) and validation (solid, dots) curves against the optimizer step
+    OUT/curves.png   train (dashed) and validation (solid, dots) curves against the optimizer step;
+                     a baseline (``val/pop_hr@10``) dashed in its metric's panel; timing series
+                     (``train/tokens_per_s``) and series constant in every run left out
     OUT/report.md    runs with their final metrics and wall time, and the config keys that differ
 
 Needs matplotlib (``pip install matplotlib``); nothing else does.
@@ -47,22 +49,70 @@ def series(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[fl
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def panels(keys: set[str]) -> list[tuple[str, list[str]]]:
-    """Group logged keys into chart panels: loss, each metric (train/val), learning rate, the rest."""
-    keys = {k for k in keys if k not in ("step", "epoch") and not k.startswith("test/")}
+#: Prefixes of a baseline's metric: ``val/pop_hr@10`` is popularity's ``val/hr@10``.
+BASELINES = ("pop_", "popularity_", "baseline_", "bigram_", "unigram_", "random_", "majority_")
+#: Suffixes of timing series (throughput, durations): left out of the panels.
+TIMING = ("_per_s", "/s", "_time", "_time_s", "_ms", "/fps", "_fps", "throughput")
+
+
+def baseline_of(key: str) -> str | None:
+    """The key a baseline key compares with (``val/pop_hr@10`` -> ``val/hr@10``), else None."""
+    split, _, name = key.partition("/")
+    for prefix in BASELINES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return f"{split}/{name[len(prefix) :]}"
+    return None
+
+
+def left_out(runs: list[tuple[str, list[dict[str, float]]]]) -> dict[str, str]:
+    """Series not worth a panel, with why: timing (``tokens_per_s``), or constant in every run."""
+    out: dict[str, str] = {}
+    keys = set().union(*(set().union(*rows) if rows else set() for _, rows in runs)) - {"step", "epoch"}
+    for key in sorted(keys):
+        if key.endswith(TIMING):
+            out[key] = "timing"
+            continue
+        values = [series(rows, key)[1] for _, rows in runs]
+        values = [v for v in values if v]
+        if values and all(len(v) >= 3 and max(v) - min(v) <= 1e-12 * max(1.0, abs(v[0])) for v in values):
+            shown = ", ".join(_fmt(v[0]) for v in values)
+            out[key] = f"constant {shown}"
+    return out
+
+
+def panels(keys: set[str], skip: set[str] | dict[str, str] = frozenset()) -> list[tuple[str, list[str]]]:
+    """Group logged keys into chart panels: loss, each metric (train/val, with its baselines), learning rate, the rest.
+
+    ``skip`` are keys left out (see :func:`left_out`); test-split keys are never drawn.
+    """
+    keys = {k for k in keys if k not in ("step", "epoch") and not k.startswith("test/") and k not in skip}
     out: list[tuple[str, list[str]]] = []
     loss = sorted(k for k in keys if k.split("/")[-1] == "loss" and k.split("/")[0] in ("train", "val"))
     if loss:
         out.append(("loss", loss))
-    metrics = sorted({k.split("/", 1)[1] for k in keys if k.startswith(("train/", "val/"))} - {"loss"})
+    logged = {k for k in keys if k.startswith(("train/", "val/"))}
+    baselines = {k: b for k in logged if (b := baseline_of(k)) in logged}
+    metrics = sorted({k.split("/", 1)[1] for k in logged - set(baselines)} - {"loss"})
     for metric in metrics:
-        out.append((metric, sorted(k for k in keys if k in (f"train/{metric}", f"val/{metric}"))))
+        own = [k for k in (f"train/{metric}", f"val/{metric}") if k in keys]
+        out.append((metric, own + sorted(k for k, b in baselines.items() if b in own)))
     lr = sorted(k for k in keys if k.startswith("lr-"))
     if lr:
         out.append(("learning rate", lr))
     used = {k for _, ks in out for k in ks}
     out += [(k, [k]) for k in sorted(keys - used)]
     return out
+
+
+def line_style(key: str, group_keys: list[str]) -> dict[str, Any]:
+    """How a key's curve is drawn: validation solid with dots, train dashed, a baseline dashed and thin."""
+    if baseline_of(key) in group_keys:
+        return {"linestyle": "--", "linewidth": 1.2, "alpha": 0.7}
+    if key.startswith("val/"):
+        return {"linestyle": "-", "marker": "o", "markersize": 3, "linewidth": 1.6}
+    if key.startswith("lr-") and len(group_keys) > 1:
+        return {"linestyle": ["-", "--", ":", "-."][group_keys.index(key) % 4], "linewidth": 1.4}
+    return {"linestyle": "--" if key.startswith("train/") else "-", "alpha": 0.8, "linewidth": 1.0}
 
 
 def config_differences(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -78,8 +128,8 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> list[str]:
-    """Draw every run's curves into ``out_file`` (PNG); returns the panel titles."""
+def figure(runs: list[tuple[str, list[dict[str, float]]]]) -> tuple[Any, list[str], dict[str, str]]:
+    """The figure of every run's curves, its panel titles, and the series left out (with why)."""
     try:
         import matplotlib
     except ImportError:
@@ -91,39 +141,26 @@ def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> list
     import matplotlib.pyplot as plt
 
     keys = set().union(*(set().union(*rows) if rows else set() for _, rows in runs))
-    groups = panels(keys)
+    skipped = left_out(runs)
+    groups = panels(keys, skipped)
     if not groups:
         raise EngineError(
-            "nothing to plot: the runs logged no metrics",
+            "nothing to plot: the runs logged no metrics that change",
             hint="metrics are written to RUN/csv/0/metrics.csv while training (trainer.log_every_n_steps)",
         )
     cols = min(3, len(groups))
     nrows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 3.6 * nrows + 0.5), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, group_keys) in zip(axes.flat, groups, strict=False):
         for i, (name, rows) in enumerate(runs):
-            color = colors[i % len(colors)]
             for key in group_keys:
                 steps, values = series(rows, key)
-                if not steps:
-                    continue
-                label = f"{name} {key}" if len(runs) > 1 else key
-                if key.startswith("val/"):
-                    ax.plot(steps, values, "-o", color=color, markersize=3, linewidth=1.6, label=label)
-                elif key.startswith("lr-") and len(group_keys) > 1:
-                    style = ["-", "--", ":", "-."][group_keys.index(key) % 4]
-                    ax.plot(steps, values, style, color=color, linewidth=1.4, label=label)
-                else:
-                    ax.plot(
-                        steps,
-                        values,
-                        "--" if key.startswith("train/") else "-",
-                        color=color,
-                        alpha=0.8,
-                        linewidth=1.0,
-                        label=label,
-                    )
+                if steps:
+                    label = f"{name} {key}" if len(runs) > 1 else key
+                    if baseline_of(key) in group_keys:
+                        label += " (baseline)"
+                    ax.plot(steps, values, color=colors[i % len(colors)], label=label, **line_style(key, group_keys))
         ax.set_title(title)
         ax.set_xlabel("step")
         if title == "learning rate":
@@ -136,18 +173,31 @@ def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> list
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups) :]:
         ax.axis("off")
-    fig.suptitle(", ".join(name for name, _ in runs)[:120], fontsize=10)
-    fig.tight_layout()
+    names = ", ".join(name for name, _ in runs)
+    fig.suptitle(names if len(names) <= 120 else names[:117] + "...", fontsize=10)
+    # Leave the suptitle its own band above the panels' titles.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()))
+    return fig, [t for t, _ in groups], skipped
+
+
+def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> tuple[list[str], dict[str, str]]:
+    """Draw every run's curves into ``out_file`` (PNG); returns the panel titles and the series left out."""
+    fig, titles, skipped = figure(runs)
+    import matplotlib.pyplot as plt
+
     out_file.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_file, dpi=110)
     plt.close(fig)
-    return [t for t, _ in groups]
+    return titles, skipped
 
 
-def markdown(runs: list[Any], image: str) -> str:
-    """The Markdown summary of ``runs`` (opened with :func:`engine.runs.open_run`)."""
+def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None) -> str:
+    """The Markdown summary of ``runs`` (opened with :func:`engine.runs.open_run`); ``skipped``: series not drawn."""
     names = [r.path.name for r in runs]
-    lines = [f"# Training report: {', '.join(names)}", "", f"![curves]({image})", "", "## Runs", ""]
+    lines = [f"# Training report: {', '.join(names)}", "", f"![curves]({image})", ""]
+    if skipped:
+        lines += ["Not drawn: " + ", ".join(f"`{k}` ({why})" for k, why in skipped.items()) + ".", ""]
+    lines += ["## Runs", ""]
     final = sorted({k for r in runs for k in (r.summary.get("metrics") or {}) if k.startswith(("test/", "val/"))})
     head = ["run", "status", "task", "model", "data", "steps", "epochs", "wall time", *final]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -225,7 +275,7 @@ def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     else:
         out_dir = Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     image = out_dir / "curves.png"
-    titles = plot(data, image)
-    text = markdown(runs, image.name)
+    titles, skipped = plot(data, image)
+    text = markdown(runs, image.name, skipped)
     (out_dir / "report.md").write_text(text, encoding="utf-8")
     return {"out_dir": out_dir, "png": image, "markdown": out_dir / "report.md", "panels": titles, "text": text}

@@ -32,7 +32,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.plan import Plan, make_plan
-from engine.protocols import ChecksData, HasPrimaryMetric, ReportsSummary, SavesArtifacts, implements
+from engine.protocols import ChecksData, ChecksRun, HasPrimaryMetric, ReportsSummary, SavesArtifacts, implements
 from engine.registry import Registry
 from engine.rundir import WEIGHTS_FILE, read_json, to_jsonable, write_json
 
@@ -153,6 +153,9 @@ def run(plan: Plan | dict[str, Any], registry: Registry | None = None, resume: P
         model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
     run_dir = resume if resume is not None else shared_run_dir(plan)
     trainer, checkpoint = build_trainer(plan, run_dir, datamodule)
+    for callback in trainer.callbacks:
+        if implements(callback, ChecksRun):
+            callback.check_run(trainer, model, datamodule)
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -190,8 +193,10 @@ def _run(
     cfg = plan.config
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
     previous = _previous_summary(run_dir)
+    first_start = previous.get("started") or datetime.fromtimestamp(started).isoformat(timespec="seconds")
     summary: dict[str, Any] = {
         "status": "running",
+        "started": first_start,  # the first attempt's start: `engine runs list` sorts by it
         "seed": cfg["seed"],
         "pid": os.getpid(),
         "host": socket.gethostname(),

@@ -55,8 +55,31 @@ class Run:
             try:
                 self._plan = make_plan(self.config, self._registry(), checks=False)
             except ConfigError as exc:
-                raise ConfigError(f"{self.path / 'config.yaml'}: {exc.message}", hint=exc.hint) from None
+                hint = self._missing_plugin() or exc.hint
+                raise ConfigError(f"{self.path / 'config.yaml'}: {exc.message}", hint=hint) from None
         return self._plan
+
+    def _missing_plugin(self) -> str | None:
+        """Which plugin the run was trained with and this environment lacks (from ``environment.json``)."""
+        from engine.rundir import read_json
+
+        manager = self._registry().manager
+        names = {
+            v["name"].split(".", 1)[0]
+            for v in self.config.values()
+            if isinstance(v, dict) and "." in str(v.get("name"))
+        }
+        recorded = {p.get("plugin"): p for p in read_json(self.path, "environment.json").get("plugins", [])}
+        for name in sorted(names):
+            if not manager.is_ok(name) and name in recorded:
+                dist, version = recorded[name].get("distribution"), recorded[name].get("version")
+                state = manager.plugins[name].status if name in manager.plugins else "not installed"
+                return f"the run was trained with plugin '{name}' ({dist} {version}), which is {state} here: " + (
+                    f"`engine plugins install {dist}=={version}`"
+                    if state == "not installed"
+                    else f"`engine plugins enable {name}`"
+                )
+        return None
 
     def checkpoint(self, which: str = "best") -> Path:
         """Path of the ``best`` (falls back to ``last``) or ``last`` checkpoint."""

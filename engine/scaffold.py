@@ -199,12 +199,20 @@ def test_blobs_facts():
 }
 
 
-def validate_name(name: str) -> None:
-    if not _NAME.match(name) or keyword.iskeyword(name):
+def plugin_name(name: str) -> str:
+    """The plugin name for what the user typed: ``acme-widgets`` -> ``acme_widgets`` (a Python identifier)."""
+    plugin = name.replace("-", "_")
+    if not _NAME.match(plugin) or keyword.iskeyword(plugin):
         raise EngineError(
             f"'{name}' is not a valid plugin name",
-            hint="use lower-case letters, digits and _, starting with a letter (it becomes engine_<name>)",
+            hint="use lower-case letters, digits, _ or -, starting with a letter (acme-widgets: package "
+            "engine_acme_widgets, plugin acme_widgets)",
         )
+    return plugin
+
+
+def validate_name(name: str) -> None:
+    name = plugin_name(name)
     from engine.plugins import PluginManager
 
     existing = PluginManager().plugins
@@ -221,6 +229,7 @@ def scaffold(name: str, directory: Path) -> list[Path]:
     from engine.version import __version__
 
     validate_name(name)
+    name = plugin_name(name)
     if directory.exists() and any(directory.iterdir()):
         raise EngineError(f"{directory} exists and is not empty", hint="choose another --dir")
     values = {
@@ -239,12 +248,13 @@ def scaffold(name: str, directory: Path) -> list[Path]:
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
-    directory = Path(args.dir or f"engine-{args.name.replace('_', '-')}")
-    files = scaffold(args.name, directory)
+    name = plugin_name(args.name)
+    directory = Path(args.dir or f"engine-{name.replace('_', '-')}")
+    files = scaffold(name, directory)
     for f in files:
         print(f"  created {f}")
     print(
-        f"\nnext:\n  pip install -e {directory}\n  pytest {directory}\n  engine plugins list\n"
-        f"  engine run {args.name}/demo"
+        f"\nnext:\n  engine plugins install -e {directory}\n  pytest {directory}\n  engine plugins list\n"
+        f"  engine run {name}/demo"
     )
     return 0

@@ -93,10 +93,12 @@ def locate_module(module: str) -> Path | None:
     return None
 
 
+_READ: list[Path] = []  # the files the current read parsed
 _TREES: dict[Path, ast.Module] = {}
 
 
 def _parse(path: Path) -> ast.Module | None:
+    _READ.append(path)
     tree = _TREES.get(path)
     if tree is None:
         try:
@@ -236,19 +238,26 @@ def read_signature(target: str) -> Signature | None:
     path = locate_module(module)
     if path is None:
         return None
+    # Keyed by every file read (the target's module, and those it re-exports or inherits from).
+    key = f"{path}:{attr}"
+    cache = _disk_cache()
+    entry = cache.get(key)
+    if entry is not None and all(_stamp(Path(f)) == stamp for f, stamp in entry["files"]):
+        return _decode(entry["signature"])
+    _READ.clear()
+    sig = _read_signature(path, attr)
+    if sig is not None:
+        cache[key] = {"signature": _encode(sig), "files": [[str(f), _stamp(f)] for f in dict.fromkeys(_READ)]}
+        _save_cache()
+    return sig
+
+
+def _stamp(path: Path) -> str | None:
     try:
         stat = path.stat()
     except OSError:
         return None
-    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{attr}"
-    cache = _disk_cache()
-    if key in cache:
-        return _decode(cache[key])
-    sig = _read_signature(path, attr)
-    if sig is not None:
-        cache[key] = _encode(sig)
-        _save_cache()
-    return sig
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _read_signature(path: Path, attr: str) -> Signature | None:
@@ -297,7 +306,7 @@ def _class(tree: ast.Module, path: Path, name: str) -> tuple[ast.ClassDef, ast.M
 # --------------------------------------------------------------------------- disk cache
 
 _CACHE: dict[str, Any] | None = None
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 def _cache_file() -> Path:

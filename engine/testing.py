@@ -61,7 +61,9 @@ def check_plugin(
         run_dir: where recipe smoke runs write (default: a temporary directory).
         data_params: parameters per data source (qualified name) for sources
             without usable defaults, e.g. ``{"vision.image_folder": {"path": ...}}``.
-        facts: data facts for models when the plugin ships no data source.
+        facts: data facts to build models from: tried first, before each of the plugin's own
+            data sources (a model passes on the first it fits), so a plugin whose models take
+            data it does not ship, or that mixes data kinds, still has every model checked.
         fast_dev_run: also train each recipe and task for one batch.
         skip: qualified names of components not to check.
         task_overrides: config overrides per task (qualified name) for its
@@ -133,33 +135,28 @@ def check_plugin(
 
         attempt(f"data '{e.qualified_name}' builds and yields batches", check_data)
 
-    # 3. models: forward and backward on a batch of the plugin's data (or given facts)
+    # 3. models: forward and backward on a batch of the plugin's data (or given facts). A plugin
+    # mixing data kinds (images and text) has each model tried on ``facts`` first, then on each of
+    # its data sources in turn: a model passes on the first data it fits.
     for e in [e for e in entries if e.kind == "model"]:
 
         def check_model(e: Any = e) -> None:
-            import torch
-
-            if facts is not None:
-                model_facts, batch = facts, None
-            elif batches:
-                batch, model_facts = next(iter(batches.values()))
-            else:
+            candidates = ([("facts=", None, facts)] if facts is not None else []) + [
+                (f"data '{name}'", batch, got) for name, (batch, got) in batches.items()
+            ]
+            if not candidates:
                 raise AssertionError("no data to build it from: pass facts=... to check_plugin")
-            model = build_component(reg, "model", e.qualified_name, {}, facts=model_facts)
-            if not isinstance(model, torch.nn.Module):
-                raise AssertionError(f"built a {type(model).__name__}, not a torch.nn.Module")
-            if batch is None:
-                shape = model_facts.get("input_shape")
-                if shape is None:
+            if len(candidates) == 1:
+                _forward_backward(reg, e.qualified_name, *candidates[0][1:])
+                return
+            errors = []
+            for label, batch, model_facts in candidates:
+                try:
+                    _forward_backward(reg, e.qualified_name, batch, model_facts)
                     return
-                x = torch.randn(2, *shape)
-            else:
-                x = batch[0] if isinstance(batch, (list, tuple)) else batch
-            out = model(x)
-            tensor = out if isinstance(out, torch.Tensor) else out[0]
-            tensor.float().mean().backward()
-            if not any(p.grad is not None for p in model.parameters()):
-                raise AssertionError("backward reached no parameter")
+                except Exception as exc:
+                    errors.append(f"with {label}: {type(exc).__name__}: {exc}")
+            raise AssertionError("; ".join(errors))
 
         attempt(f"model '{e.qualified_name}' forward/backward", check_model)
 
@@ -281,6 +278,29 @@ def check_plugin(
             f"plugin '{name}': {len(failures)} conformance check(s) failed:\n  - " + "\n  - ".join(failures)
         )
     return passed
+
+
+def _forward_backward(reg: Any, name: str, batch: Any, facts: dict[str, Any]) -> None:
+    """Build model ``name`` from ``facts``; run it forward and backward on ``batch`` (or random ``input_shape``)."""
+    import torch
+
+    from engine.build import build_component
+
+    model = build_component(reg, "model", name, {}, facts=facts)
+    if not isinstance(model, torch.nn.Module):
+        raise AssertionError(f"built a {type(model).__name__}, not a torch.nn.Module")
+    if batch is None:
+        shape = facts.get("input_shape")
+        if shape is None:
+            return
+        x = torch.randn(2, *shape)
+    else:
+        x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    out = model(x)
+    tensor = out if isinstance(out, torch.Tensor) else out[0]
+    tensor.float().mean().backward()
+    if not any(p.grad is not None for p in model.parameters()):
+        raise AssertionError("backward reached no parameter")
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:

@@ -94,6 +94,8 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]
     """The Trainer and its checkpoint callback; Lightning's objections become one clear error."""
     import lightning as L
 
+    from engine import logs
+    from engine.callbacks import EpochLines
     from engine.checkpoints import AtomicCheckpointIO
 
     has_val, _ = splits(datamodule)
@@ -102,6 +104,12 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]
     trainer_args = dict(plan.config["trainer"])
     if not has_val:
         trainer_args.setdefault("limit_val_batches", 0)
+    # A progress bar on a terminal; one line an epoch in a log; nothing with --quiet.
+    trainer_args["enable_progress_bar"] = trainer_args.get("enable_progress_bar", True) and logs.progress_bar()
+    if logs.epoch_lines():
+        callbacks.append(EpochLines())
+    if logs.verbosity() <= logs.QUIET:
+        trainer_args.setdefault("enable_model_summary", False)
     plugins = trainer_args.pop("plugins", None) or []
     plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
     try:

@@ -149,6 +149,9 @@ def describe(annotation: str | None) -> str | None:
 def _describe(node: ast.expr) -> str:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return f"{_describe(node.left)} | {_describe(node.right)}"
+    if isinstance(node, ast.Subscript) and _name(node.value) == "Literal":
+        items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return "one of " + ", ".join(ast.unparse(i) for i in items)
     if not (isinstance(node, ast.Subscript) and _name(node.value) == "Annotated"):
         return ast.unparse(node)
     items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]

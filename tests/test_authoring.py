@@ -55,7 +55,7 @@ def test_scaffolded_plugin_installs_passes_its_tests_and_runs(tmp_path: Path) ->
 
 
 def test_plugin_names_are_validated(tmp_path: Path) -> None:
-    for bad in ("9lives", "has-dash", "Upper", "class"):
+    for bad in ("9lives", "has.dot", "Upper", "class", "-lead"):
         with pytest.raises(EngineError, match="not a valid plugin name"):
             scaffold(bad, tmp_path / bad)
     with pytest.raises(EngineError, match="already installed"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -240,3 +241,69 @@ def test_protocol_problems_name_what_the_core_cannot_call() -> None:
 
     assert problems(Source(), "data") == []
     assert problems(object(), "deploy") == ["deploy targets need export, load, tolerance (DeployTarget protocol)"]
+
+
+MIXED = """
+from engine import Component, hookimpl
+
+@hookimpl
+def engine_models():
+    return [
+        Component("pixels", "mixed_impl:Pixels", "images in"),
+        Component("tokens", "mixed_impl:Tokens", "token ids in"),
+    ]
+
+@hookimpl
+def engine_data_sources():
+    return [
+        Component("images", "mixed_impl:Images", "images", facts=("input_shape", "num_classes")),
+        Component("texts", "mixed_impl:Texts", "texts", facts=("vocab_size", "num_classes")),
+    ]
+"""
+MIXED_IMPL = """
+import torch
+from torch import nn
+from engine.data import ArrayDataset, DataSource
+
+class Pixels(nn.Module):
+    def __init__(self, input_shape: list[int], num_classes: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], num_classes))
+    def forward(self, x):
+        return self.net(x)
+
+class Tokens(nn.Module):
+    def __init__(self, vocab_size: int, num_classes: int):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(vocab_size, 8), nn.Linear(8, num_classes)
+    def forward(self, x):
+        return self.head(self.emb(x).mean(1))
+
+class Images(DataSource):
+    def __init__(self):
+        self.x, self.y = torch.randn(16, 1, 4, 4), torch.arange(16) % 2
+    @property
+    def facts(self):
+        return {"input_shape": [1, 4, 4], "num_classes": 2}
+    def datasets(self):
+        return {"train": ArrayDataset(self.x, self.y), "val": ArrayDataset(self.x, self.y)}
+
+class Texts(DataSource):
+    def __init__(self):
+        self.x, self.y = torch.randint(0, 10, (16, 5)), torch.arange(16) % 2
+    @property
+    def facts(self):
+        return {"vocab_size": 10, "num_classes": 2}
+    def datasets(self):
+        return {"train": ArrayDataset(self.x, self.y), "val": ArrayDataset(self.x, self.y)}
+"""
+
+
+def test_a_plugin_mixing_data_kinds_has_each_model_checked_on_data_it_fits(plugin_site, tmp_path: Path) -> None:
+    site = plugin_site("mixed", MIXED)
+    (site / "mixed_impl.py").write_text(MIXED_IMPL)
+    try:
+        passed = check_plugin("mixed", run_dir=tmp_path)
+    finally:
+        sys.modules.pop("mixed_impl", None)
+    assert "model 'mixed.pixels' forward/backward" in passed and "model 'mixed.tokens' forward/backward" in passed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from engine.config import compose, validate
 from engine.errors import ConfigError
 from engine.plugins import PluginInfo
 from engine.runner import run
+from engine.runs import open_run
 
 TINY = [
     "model=mlp",
@@ -202,6 +204,40 @@ def test_csv_classification_and_regression(tmp_path: Path) -> None:
     assert "test/mae" in summary["metrics"] and "test/accuracy" not in summary["metrics"]
 
 
+def test_csv_multilabel_trains_with_bce_and_multilabel_metrics(tmp_path: Path) -> None:
+    g = random.Random(0)
+    rows = ["a,b,c,red,big,odd"]
+    for _ in range(600):
+        a, b, c = (g.gauss(0, 1) for _ in range(3))
+        rows.append(f"{a},{b},{c},{int(a > 0)},{int(b + c > 0.3)},{int(a * b > 0)}")
+    path = _write_csv(tmp_path / "labels.csv", rows)
+    result = train(
+        tmp_path,
+        "data=csv",
+        f"data.path={path}",
+        "data.label=[red,big,odd]",
+        "trainer.max_epochs=10",
+        "optimizer.lr=0.01",
+    )
+    s, facts = result.summary, json.loads((result.run_dir / "facts.json").read_text())
+    assert facts["problem"] == "multilabel" and facts["class_names"] == ["red", "big", "odd"]
+    assert s["primary_metric"]["name"] == "test/f1" and s["metrics"]["test/f1"] > 0.8
+    task = open_run(result.run_dir).task()
+    probs = task.predict_step(torch.zeros(4, 3), 0)
+    assert probs.shape == (4, 3) and bool(((probs >= 0) & (probs <= 1)).all())
+    with pytest.raises(ConfigError, match="must hold only 0 and 1"):
+        train(tmp_path, "data=csv", f"data.path={path}", "data.label=[a,red]", "data.problem=multilabel", name="x")
+
+
+def test_a_regression_target_is_never_silently_reshaped() -> None:
+    from engine.builtins.losses import match_target, mse
+
+    assert match_target(torch.zeros(4, 1), torch.ones(4)).shape == (4, 1)  # (N,) vs (N, 1): forgiven
+    assert match_target(torch.zeros(4), torch.ones(4, 1)).shape == (4,)
+    with pytest.raises(ValueError, match=r"output has shape \[4, 6\] and the target \[4, 2, 3\]"):
+        mse()(torch.zeros(4, 6), torch.ones(4, 2, 3))
+
+
 @pytest.mark.parametrize(
     ("rows", "params", "message"),
     [
@@ -243,6 +279,26 @@ def test_lifecycle_hooks_adjust_config_and_add_loggers(tmp_path: Path) -> None:
     result = train(tmp_path, reg=reg)
     assert result.summary["epochs"] == 1
     assert (tmp_path / "extra" / "metrics.csv").is_file()
+
+
+class _Refuses(L.Callback):
+    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None:
+        assert task.model is not None and datamodule.facts["num_classes"] == 3  # the built run
+        raise ConfigError("this model cannot train here", hint="use another")
+
+
+class _RefusingPlugin:
+    @hookimpl
+    def engine_callbacks(self, config: dict) -> list:
+        return [_Refuses()]
+
+
+def test_a_callback_checking_the_built_run_leaves_nothing_behind(tmp_path: Path) -> None:
+    reg = engine.get_registry(fresh=True)
+    reg.manager.register(_RefusingPlugin(), PluginInfo("refuses", None, None, "tests"))
+    with pytest.raises(ConfigError, match="this model cannot train here"):
+        train(tmp_path, reg=reg)
+    assert not (tmp_path / "run").exists()
 
 
 def test_open_run_rebuilds_the_trained_task(tmp_path: Path) -> None:

@@ -50,6 +50,25 @@ def test_reads_inherited_init_and_dataclasses(tmp_path, monkeypatch) -> None:
     assert read_signature("no_such_module_xyz:thing") is None
 
 
+def test_an_edit_to_a_re_exported_targets_module_is_seen(tmp_path, monkeypatch) -> None:
+    import os
+
+    from engine import signature
+
+    pkg = tmp_path / "reexp"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from reexp.models import Net\n")
+    models = pkg / "models.py"
+    models.write_text("class Net:\n    def __init__(self, width: int = 8):\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert read_signature("reexp:Net").get("width").default == 8  # type: ignore[union-attr]
+    signature._TREES.clear()  # a later command: only the disk cache is left
+    models.write_text("class Net:\n    def __init__(self, width: int = 16, depth: int = 2):\n        pass\n")
+    os.utime(models, ns=(1, 1))  # another stamp, whatever the clock's resolution
+    again = read_signature("reexp:Net")
+    assert again is not None and again.names == ["width", "depth"] and again.get("width").default == 16  # type: ignore[union-attr]
+
+
 def test_parse_google_docstring() -> None:
     docs = parse_param_docs(
         """Summary.

@@ -300,7 +300,8 @@ def test_report_writes_png_and_markdown(tmp_path: Path, teacher: Path, capsys: p
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     text = (tmp_path / "rep" / "report.md").read_text()
     assert "| optimizer.lr | 0.0010 | 0.0100 |" in text and "## Runs" in text
-    assert "learning rate" in printed and "loss" in printed
+    assert "loss" in printed and "learning rate" not in printed  # each run's lr is constant: in the table
+    assert "`lr-AdamW` (constant 0.0010, 0.0100)" in text
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "run directory not found" in capsys.readouterr().err
 

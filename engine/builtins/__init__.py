@@ -82,7 +82,10 @@ def engine_data_sources() -> list[Component]:
     return [
         Component("synthetic", f"{m}:Synthetic", "Seeded synthetic classification (Gaussian clusters)", facts=facts),
         Component(
-            "csv", f"{m}:CSVTable", "A local CSV file with a label column (classification or regression)", facts=facts
+            "csv",
+            f"{m}:CSVTable",
+            "A local CSV file with label column(s) (classification, multi-label or regression)",
+            facts=facts,
         ),
     ]
 

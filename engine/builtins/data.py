@@ -20,6 +20,7 @@ class _Table(DataSource):
     y: torch.Tensor
     class_names: list[str] | None
     feature_names: list[str]
+    label_names: list[str] | None = None  # the label columns of a multi-label table
 
     def _prepare(self, val_fraction: float, test_fraction: float, seed: int, standardize: bool) -> None:
         stratify = self.y if self.class_names is not None else None
@@ -37,7 +38,10 @@ class _Table(DataSource):
     def facts(self) -> dict[str, Any]:
         n = self.x.shape[1]
         facts: dict[str, Any] = {"in_features": n, "input_shape": [n], "feature_names": self.feature_names}
-        if self.class_names is not None:
+        if self.label_names is not None:
+            k = len(self.label_names)
+            facts.update(problem="multilabel", num_classes=k, out_features=k, class_names=list(self.label_names))
+        elif self.class_names is not None:
             facts.update(
                 problem="classification",
                 num_classes=len(self.class_names),
@@ -45,7 +49,7 @@ class _Table(DataSource):
                 class_names=list(self.class_names),
             )
         else:
-            facts.update(problem="regression", out_features=1 if self.y.dim() == 1 else self.y.shape[1])
+            facts.update(problem="regression", out_features=1 if self.y.dim() == 1 else math.prod(self.y.shape[1:]))
         facts["preprocessing"] = {"mean": self.mean.tolist(), "std": self.std.tolist()}
         return facts
 
@@ -102,9 +106,10 @@ class CSVTable(_Table):
 
     Args:
         path: the CSV file (with a header row).
-        label: name of the target column.
-        features: feature columns (default: every other column).
-        problem: classification, regression, or auto (text or few distinct integer labels: classification).
+        label: the target column, or a list of them (0/1 columns: multilabel; numbers: several regression targets).
+        features: feature columns (default: every column that is not a label).
+        problem: classification, multilabel, regression, or auto (one column of text or few distinct
+            integers: classification; several 0/1 columns: multilabel).
         val_fraction: fraction held out for validation.
         test_fraction: fraction held out for the final test.
         seed: seed of the split.
@@ -114,9 +119,9 @@ class CSVTable(_Table):
     def __init__(
         self,
         path: str,
-        label: str = "label",
+        label: str | list[str] = "label",
         features: list[str] | None = None,
-        problem: Literal["auto", "classification", "regression"] = "auto",
+        problem: Literal["auto", "classification", "multilabel", "regression"] = "auto",
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         seed: int = 0,
@@ -129,45 +134,50 @@ class CSVTable(_Table):
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             rows = list(reader)
-        if label not in columns:
+        labels = [label] if isinstance(label, str) else list(label)
+        absent = [c for c in labels if c not in columns]
+        if absent:
             raise ConfigError(
-                f"{file}: no label column '{label}'; columns are {', '.join(columns) or '(none)'}",
-                hint="set data.label to the target column",
+                f"{file}: no label column {', '.join(repr(c) for c in absent)}; "
+                f"columns are {', '.join(columns) or '(none)'}",
+                hint="set data.label to the target column (or a list of them)",
             )
-        features = features or [c for c in columns if c != label]
+        features = features or [c for c in columns if c not in labels]
         missing = [c for c in features if c not in columns]
         if missing:
             raise ConfigError(f"{file}: no column(s) {', '.join(missing)}; columns are {', '.join(columns)}")
         if not rows:
             raise ConfigError(f"{file}: no data rows")
-        x = torch.empty(len(rows), len(features))
+        x = _numbers(file, rows, features, "leave the column out with data.features")
         for r, row in enumerate(rows):
-            for c, name in enumerate(features):
-                try:
-                    x[r, c] = float(row[name])
-                except (TypeError, ValueError):
-                    raise ConfigError(
-                        f"{file}, line {r + 2}: column '{name}' is not a number: {row[name]!r}",
-                        hint="fix the value, or leave the column out with data.features",
-                    ) from None
-        labels = [row[label] for row in rows]
-        if any(v is None or v == "" for v in labels):
-            line = next(i for i, v in enumerate(labels) if v is None or v == "") + 2
-            raise ConfigError(f"{file}, line {line}: empty label")
-        if problem == "auto":
-            problem = "classification" if _looks_categorical(labels) else "regression"
-        if problem == "classification":
-            self.class_names = sorted(set(labels), key=_natural)
-            index = {c: i for i, c in enumerate(self.class_names)}
-            self.y = torch.tensor([index[v] for v in labels])
-        else:
-            try:
-                self.y = torch.tensor([float(v) for v in labels])
-            except ValueError:
+            if any(row[c] is None or row[c] == "" for c in labels):
+                raise ConfigError(f"{file}, line {r + 2}: empty label")
+        if len(labels) > 1:
+            if problem == "classification":
                 raise ConfigError(
-                    f"{file}: label column '{label}' is not numeric; use problem=classification"
-                ) from None
+                    f"{file}: classification takes one label column, not {len(labels)}",
+                    hint="use problem=multilabel for 0/1 columns, or problem=regression",
+                )
+            self.y = _numbers(file, rows, labels, "a multi-label or multi-target table has numeric labels")
+            binary = bool(((self.y == 0) | (self.y == 1)).all())
+            if problem == "multilabel" and not binary:
+                raise ConfigError(f"{file}: multilabel columns {', '.join(labels)} must hold only 0 and 1")
+            if problem == "multilabel" or (problem == "auto" and binary):
+                self.label_names = labels
             self.class_names = None
+        else:
+            values = [row[labels[0]] for row in rows]
+            if problem == "multilabel":
+                raise ConfigError(f"{file}: multilabel needs several 0/1 label columns (data.label=[a,b,...])")
+            if problem == "auto":
+                problem = "classification" if _looks_categorical(values) else "regression"
+            if problem == "classification":
+                self.class_names = sorted(set(values), key=_natural)
+                index = {c: i for i, c in enumerate(self.class_names)}
+                self.y = torch.tensor([index[v] for v in values])
+            else:
+                self.y = _numbers(file, rows, labels, "use problem=classification for text labels")[:, 0]
+                self.class_names = None
         self.x, self.feature_names = x, list(features)
         self._rows, self._file = rows, file
         self._prepare(val_fraction, test_fraction, seed, standardize)
@@ -180,6 +190,21 @@ class CSVTable(_Table):
                 hint=f"columns: {', '.join(self._rows[0])}",
             )
         return {split: [self._rows[int(i)][column] for i in idx] for split, idx in self._idx.items()}
+
+
+def _numbers(file: Path, rows: list[dict[str, str]], columns: list[str], hint: str) -> torch.Tensor:
+    """The ``columns`` of ``rows`` as a float tensor ``[rows, columns]``; the first cell that is no number is named."""
+    out = torch.empty(len(rows), len(columns))
+    for r, row in enumerate(rows):
+        for c, name in enumerate(columns):
+            try:
+                out[r, c] = float(row[name])
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"{file}, line {r + 2}: column '{name}' is not a number: {row[name]!r}",
+                    hint=f"fix the value, or {hint}",
+                ) from None
+    return out
 
 
 def _natural(v: str) -> tuple[int, float | str]:

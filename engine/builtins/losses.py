@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 
@@ -49,15 +51,30 @@ def bce_with_logits(pos_weight: float | None = None) -> nn.Module:
     return _Regression(nn.BCEWithLogitsLoss(pos_weight=pw))
 
 
+def match_target(output: Any, target: Any) -> Any:
+    """``target`` cast to the output's dtype and, where they differ only by a trailing 1, its shape.
+
+    ``(N,)`` against ``(N, 1)`` is the one difference forgiven: any other mismatch (a
+    ``[B, H, C]`` target against a ``[B, H*C]`` output) raises ``ValueError`` rather than
+    being reshaped, because which element is which is the model's business.
+    """
+    target = target.to(output.dtype)
+    if target.shape == output.shape:
+        return target
+    if tuple(output.shape) == (*target.shape, 1) or tuple(target.shape) == (*output.shape, 1):
+        return target.view_as(output)
+    raise ValueError(
+        f"the model's output has shape {list(output.shape)} and the target {list(target.shape)}: "
+        "a regression or multi-label model must return its target's shape"
+    )
+
+
 class _Regression(nn.Module):
-    """Match a target's shape to the output's ((N,) vs (N, 1)) and cast it to float."""
+    """A loss on float targets of the output's shape (see :func:`match_target`)."""
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()
         self.loss = loss
 
     def forward(self, output, target):  # type: ignore[no-untyped-def]
-        target = target.to(output.dtype)
-        if target.shape != output.shape and target.numel() == output.numel():
-            target = target.view_as(output)
-        return self.loss(output, target)
+        return self.loss(output, match_target(output, target))

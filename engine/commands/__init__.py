@@ -57,6 +57,13 @@ def add_commands(sub: Any) -> None:
     _new(sub)
 
 
+def verbosity(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--verbose`` of a long command (see :mod:`engine.logs`)."""
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("--quiet", "-q", action="store_true", help="no epoch lines or progress bar; the results only")
+    loud.add_argument("--verbose", "-v", action="store_true", help="everything Lightning prints, progress bar included")
+
+
 def group(parser: argparse.ArgumentParser, dest: str = "subcommand") -> Any:
     """Sub-commands of a command group; the group alone shows its help (exit 2)."""
     parser.set_defaults(handler="engine.commands.inspect:group_help", help_parser=parser)
@@ -76,6 +83,7 @@ def _run(sub: Any) -> None:
     run.add_argument("-c", "--config", action="append", metavar="FILE", help="YAML config file (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved config; build nothing")
     run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    verbosity(run)
     run.add_argument(
         "--folds",
         type=int,
@@ -136,7 +144,7 @@ def _components(sub: Any) -> None:
 
 def _runs(sub: Any) -> None:
     rsub = group(sub.add_parser("runs", help="list run directories"))
-    p = rsub.add_parser("list", help="runs with status, the task's main metric and wall time")
+    p = rsub.add_parser("list", help="runs, oldest first (by start): status, the task's primary metric, wall time")
     p.add_argument("--dir", default="runs", help="directory holding runs (default: runs)")
     p.set_defaults(handler="engine.commands.run:cmd_runs_list")
     p = rsub.add_parser(
@@ -168,6 +176,7 @@ def _evaluate(sub: Any) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories, then evaluation options")
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
+    verbosity(p)
     p.add_argument(
         "--ensemble",
         action="store_true",
@@ -201,6 +210,8 @@ def _new(sub: Any) -> None:
         "plugin",
         help="a pip-installable plugin: a model, a data source, a recipe, tests using the conformance kit",
     )
-    p.add_argument("name", help="plugin name: lower-case letters, digits, _ (package engine_<name>)")
+    p.add_argument(
+        "name", help="plugin name: lower-case letters, digits, _ or - (acme-widgets: package engine_acme_widgets)"
+    )
     p.add_argument("--dir", help="where to write it (default: ./engine-<name>)")
     p.set_defaults(handler="engine.scaffold:cmd_new_plugin")

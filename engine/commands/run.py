@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"# note: {note}", file=sys.stderr)
     if args.dry_run:
         sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
+        print(facts_note(plan), file=sys.stderr)
         print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
         return 0
     from engine.runner import run
@@ -125,6 +127,18 @@ def _shown_metric(s: dict[str, Any]) -> str:
     return f"{key}={metrics[key]:.4f}" if key and isinstance(metrics[key], (int, float)) else "-"
 
 
+def facts_note(plan: Any) -> str:
+    """What the data source will tell the run, and which parameters that fills (``--dry-run``)."""
+    name = plan.data.qualified_name
+    if not plan.data.facts:
+        return f"# data facts: {name} declares none (its facts are known once it is loaded)"
+    filled = ", ".join(plan.from_facts) or "nothing (every parameter named like a fact is set)"
+    return (
+        f"# data facts of {name} (values known once it is loaded): {', '.join(plan.data.facts)}\n"
+        f"# filled from them: {filled}"
+    )
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     root = Path(args.dir)
     rows = []
@@ -136,14 +150,14 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         if not isinstance(s, dict):
             continue
         wall = f"{s['wall_time_s']:.1f}s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"
-        mtime = summary_file.parent.stat().st_mtime
-        rows.append((summary_file.parent.name, run_status(s), _shown_metric(s), wall, mtime))
+        started = str(s.get("started") or datetime.fromtimestamp(summary_file.parent.stat().st_mtime).isoformat())
+        rows.append((summary_file.parent.name, run_status(s), _shown_metric(s), wall, started))
     console = Console()
     if not rows:
         console.print(f"no runs in {root}/")
         return 0
-    table = Table("run", "status", "metric", "wall time")
-    for name, status, shown, wall, _ in sorted(rows, key=lambda r: r[-1]):
-        table.add_row(name, status, shown, wall)
+    table = Table("run", "started", "status", "metric", "wall time")
+    for name, status, shown, wall, started in sorted(rows, key=lambda r: (r[-1], r[0])):
+        table.add_row(name, started.replace("T", " ")[:16], status, shown, wall)
     console.print(table)
     return 0

@@ -10,11 +10,22 @@ import torch
 import torchmetrics
 from torch import nn
 
+from engine.builtins.losses import match_target
 from engine.data import sample_batch
 from engine.tasks import configure_optimizers, eval_mode
 
-_CLASSIFICATION = ("accuracy", "f1")
-_REGRESSION = ("mae", "mse")
+# Per problem: default metrics, every metric it knows, primary metric, default loss.
+_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1", "top5"),
+    "multilabel": ("accuracy", "f1"),
+    "regression": ("mae", "mse", "r2"),
+}
+_DEFAULT_METRICS = {
+    "classification": ("accuracy", "f1"),
+    "multilabel": ("accuracy", "f1"),
+    "regression": ("mae", "mse"),
+}
+_PRIMARY = {"classification": ("accuracy", "max"), "multilabel": ("f1", "max"), "regression": ("mae", "min")}
 
 
 class SupervisedTask(L.LightningModule):
@@ -22,11 +33,15 @@ class SupervisedTask(L.LightningModule):
 
     Logs ``train/loss`` every step, and ``val/loss``, ``test/loss`` plus the
     metrics for each evaluated split (``val/accuracy``, ``test/accuracy`` …).
+    What each problem expects of the model and the targets is in the core
+    components reference (``docs/core-components.md``).
 
     Args:
-        problem: classification (integer targets, logits out) or regression (from the data).
-        num_classes: number of classes for classification metrics (from the data).
-        metrics: metrics to compute (accuracy, f1, top5 for classification; mae, mse, r2 for regression).
+        problem: classification (class-index targets, logits out), multilabel (0/1 targets [B, C],
+            logits out) or regression (targets of the output's shape) (from the data).
+        num_classes: classes (or labels, for multilabel) for the metrics (from the data).
+        metrics: metrics to compute (accuracy, f1, top5 for classification; accuracy, f1 for
+            multilabel; mae, mse, r2 for regression).
     """
 
     def __init__(
@@ -35,21 +50,21 @@ class SupervisedTask(L.LightningModule):
         loss: nn.Module | None,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        problem: Literal["classification", "regression"] = "classification",
+        problem: Literal["classification", "multilabel", "regression"] = "classification",
         num_classes: int | None = None,
         metrics: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         if loss is None:
-            from engine.builtins.losses import cross_entropy, mse
+            from engine.builtins.losses import bce_with_logits, cross_entropy, mse
 
-            loss = cross_entropy() if problem == "classification" else mse()
+            loss = {"classification": cross_entropy, "multilabel": bce_with_logits, "regression": mse}[problem]()
         self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.problem = problem
-        names = metrics if metrics is not None else (_CLASSIFICATION if problem == "classification" else _REGRESSION)
+        names = metrics if metrics is not None else _DEFAULT_METRICS[problem]
         self.metric_names = list(names)
         # One collection per evaluated split, so val and test states never mix.
         self.val_metrics = self._metrics(names, num_classes, "val/")
@@ -59,31 +74,33 @@ class SupervisedTask(L.LightningModule):
         from engine.errors import ConfigError
 
         def make(name: str) -> torchmetrics.Metric:
-            if self.problem == "classification":
-                if num_classes is None:
-                    raise ConfigError("classification metrics need num_classes (set task.num_classes)")
-                if name == "accuracy":
-                    return torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
-                if name == "f1":
-                    return torchmetrics.F1Score(task="multiclass", num_classes=num_classes, average="macro")
-                if name == "top5":
-                    return torchmetrics.Accuracy(task="multiclass", num_classes=num_classes, top_k=min(5, num_classes))
+            if name not in _METRICS[self.problem]:
+                known = ", ".join(_METRICS[self.problem])
+                raise ConfigError(f"unknown {self.problem} metric '{name}'; choose from {known}")
+            if name == "mae":
+                return torchmetrics.MeanAbsoluteError()
+            if name == "mse":
+                return torchmetrics.MeanSquaredError()
+            if name == "r2":
+                return torchmetrics.R2Score()
+            if num_classes is None:
+                raise ConfigError(f"{self.problem} metrics need num_classes (set task.num_classes)")
+            if self.problem == "multilabel":
+                kind = {"num_labels": num_classes, "task": "multilabel"}
             else:
-                if name == "mae":
-                    return torchmetrics.MeanAbsoluteError()
-                if name == "mse":
-                    return torchmetrics.MeanSquaredError()
-                if name == "r2":
-                    return torchmetrics.R2Score()
-            known = (*_CLASSIFICATION, "top5") if self.problem == "classification" else (*_REGRESSION, "r2")
-            raise ConfigError(f"unknown {self.problem} metric '{name}'; choose from {', '.join(known)}")
+                kind = {"num_classes": num_classes, "task": "multiclass"}
+            if name == "accuracy":
+                return torchmetrics.Accuracy(**kind)
+            if name == "f1":
+                return torchmetrics.F1Score(**kind, average="macro")
+            return torchmetrics.Accuracy(**kind, top_k=min(5, num_classes))
 
         return torchmetrics.MetricCollection({n: make(n) for n in names}, prefix=prefix)
 
     @property
     def primary_metric(self) -> tuple[str, str]:
-        """Classification runs are judged by accuracy, regression runs by mean absolute error."""
-        return ("accuracy", "max") if self.problem == "classification" else ("mae", "min")
+        """Classification runs are judged by accuracy, multi-label runs by macro F1, regression runs by MAE."""
+        return _PRIMARY[self.problem]
 
     def check_data(self, datamodule: Any) -> None:
         """Run the model on two training samples; a mismatch becomes one clear error before training."""
@@ -99,7 +116,8 @@ class SupervisedTask(L.LightningModule):
             raise ConfigError(
                 f"the model does not fit the data: input of shape {shape} and targets of shape "
                 f"{targets or 'scalar'}: {type(exc).__name__}: {exc}",
-                hint="check model parameters you set that the data also provides (see facts with --dry-run)",
+                hint=f"the data's facts are {_scalars(getattr(datamodule, 'facts', {}))}: check model parameters "
+                "you set that the data also provides (--dry-run lists which parameters the facts fill)",
             ) from exc
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,8 +133,10 @@ class SupervisedTask(L.LightningModule):
         x, y = batch
         out = self.model(x)
         self.log(f"{split}/loss", self.loss(out, y), prog_bar=True, sync_dist=True)
-        if self.problem == "regression" and out.shape != y.shape and out.numel() == y.numel():
-            out = out.view_as(y)
+        if self.problem == "regression":
+            y = match_target(out, y)
+        elif self.problem == "multilabel":
+            out, y = out.sigmoid(), match_target(out, y).long()
         metrics.update(out, y)
         self.log_dict(metrics, prog_bar=True)
 
@@ -129,7 +149,19 @@ class SupervisedTask(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         out = self.model(x)
-        return out.softmax(-1) if self.problem == "classification" else out
+        if self.problem == "classification":
+            return out.softmax(-1)
+        return out.sigmoid() if self.problem == "multilabel" else out
 
     def configure_optimizers(self) -> Any:
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+
+def _scalars(facts: dict[str, Any]) -> str:
+    """The facts a model parameter can take (numbers, strings, short lists), as ``key=value`` pairs."""
+    shown = [
+        f"{k}={v}"
+        for k, v in facts.items()
+        if isinstance(v, (int, float, str)) or (isinstance(v, list) and len(v) <= 4)
+    ]
+    return ", ".join(shown) or "none"

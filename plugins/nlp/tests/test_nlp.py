@@ -383,3 +383,30 @@ def test_gpt_kv_cache_matches_full_forward(positions: str) -> None:
     assert torch.equal(greedy, model.generate(x, 10, temperature=0, use_cache=False))
     long = model.generate(x, 24, temperature=1.0, top_k=5, generator=torch.Generator().manual_seed(0))
     assert long.shape == (2, 30) and int(long.max()) < 60
+
+
+def test_the_docs_list_the_facts_the_sources_declare_and_expose(corpus_file: Path, labelled_jsonl: Path) -> None:
+    import re
+
+    from engine_nlp.data import TextClassification, TextFiles
+
+    import engine
+
+    page = (Path(__file__).resolve().parents[3] / "docs" / "plugins" / "nlp.md").read_text()
+    rows = {
+        m[0]: ([f for f in re.findall(r"`(\w+)`", m[1])], [f for f in re.findall(r"`(\w+)`", m[2])])
+        for m in re.findall(r"^\| `(nlp\.\w+)` \| (.*?) \| (.*?) \|$", page, flags=re.M)
+    }
+    built = {
+        "nlp.text_files": TextFiles(paths=[str(corpus_file)], **TINY),
+        "nlp.text_classification": TextClassification(
+            path=str(labelled_jsonl), text_column="body", label_column="package", vocab_size=300
+        ),
+    }
+    reg = engine.get_registry()
+    assert set(rows) == set(built)
+    for name, source in built.items():
+        declared, others = rows[name]
+        assert declared == list(reg.resolve("data", name).facts), name
+        values = [v for v in others if v not in ("char", "bpe")]
+        assert sorted(declared + values) == sorted(source.facts), name
