@@ -64,6 +64,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     )
     if "top1_agreement" in v:
         table.add_row("top-1 agreement", f"{v['top1_agreement']:.4f}")
+    if "described" in v:  # records made by the task (a detector's boxes) from eager and artifact outputs
+        d = v["described"]
+        table.add_row("same records", f"{d['same_records']:.4f} (max box diff {d['max_box_diff']:.3g} px)")
+    for name, pair in v.get("metrics", {}).items():
+        if name != v.get("metric", {}).get("name"):
+            table.add_row(name, f"eager {pair['eager']:.4f}  artifact {pair['artifact']:.4f}")
     metric = v.get("metric", {})
     if "eager" in metric:
         table.add_row(
@@ -105,6 +111,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise EngineError(f"--top must be >= 1, got {args.top}")
     predictor = Predictor(args.run, args.artifact)
+    if predictor.describer is not None:
+        return _predict_described(predictor, args)
+    if args.out or args.min_score is not None:
+        flag = "--out" if args.out else "--min-score"
+        raise EngineError(f"{flag} is for detection runs; this run predicts {predictor.problem}", hint=f"drop {flag}")
     batch, names = predictor.read(args.inputs, raw=args.raw)
     members: list[list[str]] = []
     if args.ensemble:
@@ -117,11 +128,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             sys.stdout.write(json.dumps({"input": name, **record, **extra}) + "\n")
         return 0
     console = Console()
-    if predictor.problem != "classification":
+    if predictor.problem == "multilabel":
+        table = Table("input", "labels", "probabilities")
+        for name, record in zip(names, records, strict=True):
+            shown = "  ".join(f"{t['label']} {t['probability']:.3f}" for t in record["top"][: args.top])
+            table.add_row(name, ", ".join(record["labels"]) or "(none)", shown)
+    elif predictor.problem != "classification":
         table = Table("input", "prediction")
         for name, record in zip(names, records, strict=True):
-            value = record["value"]
-            table.add_row(name, ", ".join(f"{x:.4g}" for x in value) if isinstance(value, list) else f"{value:.4g}")
+            table.add_row(name, _values(record["value"]))
     else:
         table = Table("input", "label", "probability", "top")
         for name, record in zip(names, records, strict=True):
@@ -135,6 +150,53 @@ def cmd_predict(args: argparse.Namespace) -> int:
             console.print(f"  {run}: {' '.join(labels)}", style="dim")
     else:
         console.print(f"({predictor.backend})", style="dim")
+    return 0
+
+
+def _predict_described(predictor: Any, args: argparse.Namespace) -> int:
+    """``engine predict`` for a task describing its own outputs (detections): print, ``--json``, ``--out``."""
+    from pathlib import Path
+
+    if args.ensemble:
+        raise EngineError("--ensemble averages class probabilities; this run's task describes its own outputs")
+    batch, names, files = predictor.read_files(args.inputs, raw=args.raw)
+    records = [predictor.for_file(r, f) for r, f in zip(predictor.predict(batch, args.top), files, strict=True)]
+    if args.min_score is not None:
+        records = [
+            {**r, "detections": [d for d in r["detections"] if d["score"] >= args.min_score]}
+            if "detections" in r
+            else r
+            for r in records
+        ]
+    if args.out:
+        drawable = [(n, f, r) for n, f, r in zip(names, files, records, strict=True) if f is not None]
+        if len(drawable) != len(records):
+            bad = next(n for n, f in zip(names, files, strict=True) if f is None)
+            raise EngineError(f"--out draws on image files; {bad} is not one the run's data source reads")
+        out = Path(args.out).expanduser()
+        several = len(drawable) > 1 or out.is_dir() or args.out.endswith(("/", "\\"))
+        for _, file, record in drawable:
+            target = out / (Path(file).stem + ".png") if several else out
+            predictor.draw(file, record, str(target))
+            record["drawn"] = str(target)
+    if args.json:
+        for name, record in zip(names, records, strict=True):
+            sys.stdout.write(json.dumps({"input": name, **record}) + "\n")
+        return 0
+    console = Console()
+    table = Table("input", "label", "score", "box (x1, y1, x2, y2)")
+    for name, record in zip(names, records, strict=True):
+        found = record.get("detections")
+        if found is None:
+            table.add_row(name, json.dumps(record)[:80], "", "")
+            continue
+        if not found:
+            table.add_row(name, "(none)", "", "")
+        for d in found:
+            table.add_row(name, str(d["label"]), f"{d['score']:.3f}", ", ".join(f"{v:.1f}" for v in d["box"]))
+    console.print(table)
+    drawn = [r["drawn"] for r in records if "drawn" in r]
+    console.print(f"({predictor.backend}{'; drawn: ' + ', '.join(drawn) if drawn else ''})", style="dim")
     return 0
 
 
@@ -161,19 +223,26 @@ def _ensemble(predictor: Any, args: argparse.Namespace, batch: Any) -> tuple[lis
                 f"{other.run.path} takes inputs of shape {other.sample_shape}, "
                 f"{predictor.run.path} {predictor.sample_shape}"
             )
-    outputs = [common.to_probabilities(p.forward(batch), p.problem) for p in [predictor, *others]]
+    problem = predictor.problem
+    outputs = [common.to_probabilities(p.forward(batch), problem) for p in [predictor, *others]]
+
+    def logits(probs: torch.Tensor) -> torch.Tensor:  # what describe() turns back into ``probs``
+        if problem == "classification":
+            return torch.log(probs.clamp_min(1e-12))  # softmax(log p) = p
+        return torch.logit(probs, eps=1e-6) if problem == "multilabel" else probs
+
     members = [
-        [r.get("label", str(r.get("value"))) for r in p.describe(o, 1)]
-        for p, o in zip(
-            [predictor, *others],
-            [torch.log(o.clamp_min(1e-12)) if predictor.problem == "classification" else o for o in outputs],
-            strict=True,
-        )
+        [r.get("label") or ", ".join(r.get("labels") or []) or str(r.get("value")) for r in p.describe(logits(o), 1)]
+        for p, o in zip([predictor, *others], outputs, strict=True)
     ]
-    mean = torch.stack(outputs).mean(0)
-    if predictor.problem == "classification":
-        mean = torch.log(mean.clamp_min(1e-12))  # describe() applies a softmax: softmax(log p) = p
-    return predictor.describe(mean, args.top), members
+    return predictor.describe(logits(torch.stack(outputs).mean(0)), args.top), members
+
+
+def _values(value: Any) -> str:
+    """A prediction as text, nesting kept: ``0.5``, ``[1, 2]``, ``[[1, 2], [3, 4]]`` (4 significant digits)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_values(v) for v in value) + "]"
+    return f"{value:.4g}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

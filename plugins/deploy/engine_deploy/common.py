@@ -111,6 +111,25 @@ def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torc
     raise EngineError("the run's data source yields no samples to verify the model on")
 
 
+def split_targets(datamodule: Any, split: str, limit: int) -> list[Any] | None:
+    """The first ``limit`` targets of ``split`` when a batch holds them as a list (one per sample: a detector's
+    boxes), in the order :func:`split_inputs` read the inputs; None for tensor targets or none at all."""
+    make = {"test": datamodule.test_dataloader, "val": datamodule.val_dataloader, "train": datamodule.train_dataloader}
+    loader = make[split]()
+    if isinstance(loader, (list, tuple)):
+        if not loader:
+            return None
+        loader = loader[0]
+    found: list[Any] = []
+    for batch in loader:
+        if not (isinstance(batch, (list, tuple)) and len(batch) > 1 and isinstance(batch[1], (list, tuple))):
+            return None
+        found += list(batch[1])
+        if len(found) >= limit:
+            break
+    return found[:limit] or None
+
+
 # --------------------------------------------------------------------------- artifacts
 
 
@@ -229,13 +248,19 @@ def metric(outputs_: torch.Tensor, targets: torch.Tensor, problem: str, num_clas
     """The test metric: accuracy for classification, mean absolute error for regression (torchmetrics)."""
     import torchmetrics.functional as tmf
 
+    from engine.builtins.losses import match_target
+
     if problem == "classification":
         classes = int(num_classes or outputs_.shape[-1])
         return "accuracy", float(tmf.accuracy(outputs_, targets, task="multiclass", num_classes=classes))
-    if outputs_.shape != targets.shape and outputs_.numel() == targets.numel():
-        outputs_ = outputs_.view_as(targets)
-    return "mae", float(tmf.mean_absolute_error(outputs_, targets.to(outputs_.dtype)))
+    if problem == "multilabel":
+        probs, labels = outputs_.float().sigmoid(), match_target(outputs_, targets).long()
+        return "f1", float(tmf.f1_score(probs, labels, task="multilabel", num_labels=probs.shape[-1], average="macro"))
+    return "mae", float(tmf.mean_absolute_error(outputs_, match_target(outputs_, targets)))
 
 
 def to_probabilities(out: torch.Tensor, problem: str) -> torch.Tensor:
-    return out.float().softmax(-1) if problem == "classification" else out.float()
+    """Class probabilities (softmax), label probabilities (sigmoid, multi-label), else the outputs."""
+    if problem == "classification":
+        return out.float().softmax(-1)
+    return out.float().sigmoid() if problem == "multilabel" else out.float()

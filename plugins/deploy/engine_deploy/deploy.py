@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from engine.errors import EngineError
-from engine.protocols import DeclaresBatching, DescribesArtifact, implements
+from engine.protocols import DeclaresBatching, DescribesArtifact, HasPrimaryMetric, implements
 from engine_deploy import common
-from engine_deploy.protocols import UsesRun
+from engine_deploy.protocols import DescribesOutputs, ScoresOutputs, UsesRun
 
 
 class VerificationError(EngineError):
@@ -119,6 +119,8 @@ def deploy(
             }
         except Exception as exc:  # a metric we cannot compute is reported, not fatal
             verification["metric"] = {"error": f"{type(exc).__name__}: {exc}"}
+    if implements(run.plan().task.load(), DescribesOutputs):  # records from the task (a detector's boxes)
+        _verify_described(run, facts, datamodule, split, eager_out, artifact_out, verification)
     if timing:
         verification["latency_ms"] = {}
         for size in (1, 32):
@@ -154,6 +156,8 @@ def deploy(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "verification": verification,
     }
+    if "described" in verification:  # how predict and serve turn the outputs into records
+        manifest["postprocessing"] = {"by": "task", "task": _plain(run.config.get("task", {}))}
     (out_dir / common.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if diff > tolerance:
         raise VerificationError(
@@ -163,6 +167,55 @@ def deploy(
         )
     manifest["out_dir"] = str(out_dir)
     return manifest
+
+
+def _verify_described(
+    run: Any,
+    facts: dict[str, Any],
+    datamodule: Any,
+    split: str,
+    eager_out: torch.Tensor,
+    artifact_out: torch.Tensor,
+    verification: dict[str, Any],
+) -> None:
+    """The task's records of eager and artifact outputs compared, and its metric on both when it scores outputs."""
+    task = run.task(facts=facts)
+    eager, artifact = task.describe_outputs(eager_out), task.describe_outputs(artifact_out)
+    same, box_diff = 0, 0.0
+    for e, a in zip(eager, artifact, strict=True):
+        if "detections" in e and "detections" in a:
+            ed, ad = e["detections"], a["detections"]
+            if [d["label"] for d in ed] == [d["label"] for d in ad]:
+                pairs = [(x, y) for p, q in zip(ed, ad, strict=True) for x, y in zip(p["box"], q["box"], strict=True)]
+                diff = max([abs(x - y) for x, y in pairs] + [0.0])
+                box_diff = max(box_diff, diff)
+                same += diff <= 0.5
+        else:
+            same += e == a
+    verification["described"] = {"same_records": round(same / max(1, len(eager)), 6), "max_box_diff": box_diff}
+    if not implements(task, ScoresOutputs):
+        return
+    targets = common.split_targets(datamodule, split, len(eager_out))
+    if targets is None or len(targets) != len(eager_out):
+        return
+    try:
+        scored_eager = task.score_outputs(eager_out, targets)
+        scored_artifact = task.score_outputs(artifact_out, targets)
+    except Exception as exc:  # a metric we cannot compute is reported, not fatal
+        verification["metric"] = {"error": f"{type(exc).__name__}: {exc}"}
+        return
+    primary = task.primary_metric[0] if implements(task, HasPrimaryMetric) else None
+    name = primary if primary in scored_eager else next(iter(scored_eager))
+    verification["metric"] = {
+        "name": f"{split}/{name}",
+        "eager": round(scored_eager[name], 6),
+        "artifact": round(scored_artifact[name], 6),
+        "change": round(scored_artifact[name] - scored_eager[name], 6),
+    }
+    verification["metrics"] = {
+        f"{split}/{k}": {"eager": round(v, 6), "artifact": round(scored_artifact[k], 6)}
+        for k, v in scored_eager.items()
+    }
 
 
 def _options(target: Any, component: Any, registry: Any) -> dict[str, Any]:

@@ -41,6 +41,7 @@ examples:
   engine predict runs/digits batch.npy --artifact runs/digits/deploy/onnx --top 3 --json
   engine predict runs/table rows.csv --raw            apply the run's standardisation to raw rows
   engine predict runs/seed0 digit.png --ensemble runs/seed1 --ensemble runs/seed2   average 3 runs
+  engine predict runs/shapes image.png --out boxes.png    detection: boxes printed and drawn (--json too)
 """
 
 _SERVE_EPILOG = """\
@@ -119,9 +120,11 @@ def engine_add_commands(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "predict",
-        help="predict labels/probabilities for input files with a run's model or a deployed artifact",
+        help="predict labels/probabilities (or boxes) for input files with a run's model or a deployed artifact",
         description="Run the run's model (eager, default) or a deployed artifact (--artifact) on input files and "
-        "print the top labels with their probabilities (values for regression).",
+        "print the top labels with their probabilities (the labels over 0.5 for multi-label runs; values in the "
+        "model's output shape for regression; boxes with labels and scores for detection runs, drawn on the "
+        "images with --out).",
         epilog=_PREDICT_EPILOG,
         formatter_class=_formatter,
     )
@@ -132,6 +135,19 @@ def engine_add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON (one object per sample)")
     p.add_argument(
         "--raw", action="store_true", help="inputs are raw features: apply the run's recorded standardisation first"
+    )
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="detection runs: draw the boxes, labels and scores on the input image into PATH (a directory, "
+        "<input name>.png in it, for several inputs)",
+    )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        metavar="S",
+        help="detection runs: show only detections scoring at least S (the task's score_threshold applies anyway)",
     )
     p.add_argument(
         "--ensemble",

@@ -1,4 +1,9 @@
-"""A run's model (eager or a deployed artifact) behind one interface: batch in, labels and probabilities out."""
+"""A run's model (eager or a deployed artifact) behind one interface: batch in, records out.
+
+Records are labels and probabilities (classification) or values (regression); a run whose task
+describes its own outputs (:class:`engine_deploy.protocols.DescribesOutputs`, a detector's boxes)
+gets the task's records instead, from the same raw outputs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.errors import EngineError
+from engine.protocols import implements
 from engine_deploy import common
 from engine_deploy.inputs import InputError, as_array, read_file, standardize
+from engine_deploy.protocols import DescribesOutputs, DrawsOutputs, MapsOutputs
 
 
 class Predictor:
@@ -49,6 +57,13 @@ class Predictor:
             self.problem = str(facts.get("problem") or "classification")
             self.preprocessing = facts.get("preprocessing")
         self.feature_names = facts.get("feature_names")
+        self.describer = self._describer(facts)
+
+    def _describer(self, facts: dict[str, Any]) -> Any:
+        """The run's task when it describes its own outputs (built with the checkpoint), else None."""
+        if not implements(self.run.plan().task.load(), DescribesOutputs):
+            return None  # checked on the class: other runs build nothing more
+        return self.run.task(facts=facts)
 
     @property
     def datamodule(self) -> Any:
@@ -56,20 +71,31 @@ class Predictor:
             self._datamodule = self.run.datamodule()
         return self._datamodule
 
-    def _loader(self) -> Any:
-        """The data source's ``load_input(path)`` when it has one (images for vision runs …)."""
+    def _source(self, protocol: type) -> Any:
+        """The run's data source (or datamodule) when it implements ``protocol``, else None."""
         from engine.data import SourceDataModule
-        from engine.protocols import LoadsInput, implements
 
         dm = self.datamodule
         for obj in (dm.source if isinstance(dm, SourceDataModule) else None, dm):
-            if obj is not None and implements(obj, LoadsInput):
-                return obj.load_input
+            if obj is not None and implements(obj, protocol):
+                return obj
         return None
+
+    def _loader(self) -> Any:
+        """The data source's ``load_input(path)`` when it has one (images for vision runs …)."""
+        from engine.protocols import LoadsInput
+
+        source = self._source(LoadsInput)
+        return source.load_input if source is not None else None
 
     def read(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str]]:
         """Input files -> one batch, and the file each sample came from."""
-        batches, names = [], []
+        batch, names, _ = self.read_files(paths, raw)
+        return batch, names
+
+    def read_files(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str], list[str | None]]:
+        """:meth:`read`, and per sample the file the data source read it from (None: a .json/.npy/.csv sample)."""
+        batches, names, files = [], [], []
         for path in paths:
             suffix = Path(path).suffix.lower()
             if suffix in (".json", ".npy", ".csv"):
@@ -83,11 +109,13 @@ class Predictor:
                     batch = read_file(path, self.sample_shape, self.dtype, loader=loader, own_format=True)
             else:
                 batch = read_file(path, self.sample_shape, self.dtype, self.feature_names, self._loader())
+                files += [path] * len(batch)
             if raw:
                 batch = standardize(batch, self.preprocessing)
             batches.append(batch)
             names += [path if len(batch) == 1 else f"{path}[{i}]" for i in range(len(batch))]
-        return torch.cat(batches), names
+            files += [None] * (len(names) - len(files))
+        return torch.cat(batches), names, files
 
     def array(self, value: Any, where: str = "inputs") -> np.ndarray:
         """A JSON value (one sample or a batch) -> a batch array (raises ``InputError``); no torch involved."""
@@ -97,10 +125,19 @@ class Predictor:
         return common.call(self.fn, batch)
 
     def describe(self, out: torch.Tensor, top_k: int = 3) -> list[dict[str, Any]]:
-        """Model outputs -> one JSON-ready record per sample (labels and probabilities, or values)."""
-        if self.problem != "classification":
-            values = out.float().reshape(len(out), -1)
-            return [{"value": v[0] if len(v) == 1 else v} for v in values.tolist()]
+        """Model outputs -> one JSON-ready record per sample (labels and probabilities, or values).
+
+        A task describing its own outputs (``describer``) gives its records instead (``top_k`` unused).
+        """
+        if self.describer is not None:
+            return list(self.describer.describe_outputs(out))
+        if self.problem == "multilabel":
+            return self._labels(common.to_probabilities(out, self.problem))
+        if self.problem != "classification":  # each sample's output keeps its shape ([12, 2] stays [12, 2])
+            values = out.float()
+            if values.dim() == 2 and values.shape[1] == 1:
+                values = values[:, 0]  # one target per sample: a number, not a list of one
+            return [{"value": v} for v in values.tolist()]
         probs = common.to_probabilities(out, self.problem)
         k = max(1, min(int(top_k), probs.shape[-1]))
         p, idx = probs.topk(k, dim=-1)
@@ -114,11 +151,36 @@ class Predictor:
             records.append({**top[0], "top": top})
         return records
 
+    def _labels(self, probs: torch.Tensor, threshold: float = 0.5) -> list[dict[str, Any]]:
+        """Multi-label records: the labels at or above ``threshold``, and every label's probability."""
+        names = self.class_names or [str(i) for i in range(probs.shape[-1])]
+        records = []
+        for ps in probs.tolist():
+            ranked = sorted(range(len(ps)), key=lambda i: -ps[i])
+            scores = [{"label": str(names[i]), "index": i, "probability": round(ps[i], 6)} for i in ranked]
+            records.append({"labels": [t["label"] for t in scores if t["probability"] >= threshold], "top": scores})
+        return records
+
     def predict(self, batch: torch.Tensor, top_k: int = 3) -> list[dict[str, Any]]:
         return self.describe(self.forward(batch), top_k)
 
+    def for_file(self, record: dict[str, Any], path: str | None) -> dict[str, Any]:
+        """``record`` in the terms of the file it was read from, when the data source can say (boxes in its pixels)."""
+        source = self._source(MapsOutputs) if path is not None else None
+        return source.outputs_for_file(path, record) if source is not None else record
+
+    def draw(self, path: str, record: dict[str, Any], out: str) -> None:
+        """Draw ``record`` on input file ``path`` into ``out`` with the data source (``engine predict --out``)."""
+        source = self._source(DrawsOutputs)
+        if source is None:
+            raise EngineError(
+                "--out draws predictions on the input images; this run's data source cannot draw them",
+                hint="drop --out (detection runs of the vision plugin draw their boxes)",
+            )
+        source.draw_outputs(path, record, out)
+
     def metadata(self) -> dict[str, Any]:
-        return {
+        info = {
             "run": str(self.run.path.resolve()),
             "backend": self.backend,
             "problem": self.problem,
@@ -128,3 +190,6 @@ class Predictor:
             "model": self.run.config.get("model", {}),
             "versions": common.versions(),
         }
+        if self.describer is not None:  # records come from the task: say which, and its settings
+            info["outputs"] = {"described_by": self.run.config.get("task", {})}
+        return info

@@ -20,12 +20,21 @@ class Label(BaseModel):
     probability: float
 
 
+class Detection(BaseModel):
+    label: str
+    index: int
+    score: float
+    box: list[float] = Field(description="[x1, y1, x2, y2] in pixels of the model's input")
+
+
 class Prediction(BaseModel):
     label: str | None = Field(None, description="most probable class (classification)")
     index: int | None = None
     probability: float | None = None
     top: list[Label] | None = Field(None, description="the top_k classes, most probable first")
-    value: Any = Field(None, description="predicted value(s) (regression)")
+    value: Any = Field(None, description="predicted value(s) (regression), in the shape the model returns")
+    labels: list[str] | None = Field(None, description="labels with probability >= 0.5 (multi-label)")
+    detections: list[Detection] | None = Field(None, description="boxes, best score first (detection runs)")
 
 
 class PredictResponse(BaseModel):

@@ -107,3 +107,43 @@ def test_bad_predict_command(cli: Any, mlp_run: Path, tmp_path: Path, capsys) ->
     assert code == 2 and "no deployed artifact" in err
     code, _, err = cli(capsys, "predict", str(mlp_run), "x.json", "--top", "0")
     assert code == 2 and "--top must be >= 1" in err
+
+
+@pytest.fixture(scope="module")
+def table_runs(train: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A multi-label run and a two-target regression run on one CSV table."""
+    g = np.random.default_rng(0)
+    x = g.normal(size=(300, 3))
+    labels = np.stack([x[:, 0] > 0, x[:, 1] + x[:, 2] > 0.3], 1).astype(int)
+    root = tmp_path_factory.mktemp("table")
+    rows = ["a,b,c,red,big,r1,r2"] + [
+        f"{a},{b},{c},{p},{q},{a + b},{b - c}" for (a, b, c), (p, q) in zip(x.tolist(), labels.tolist(), strict=True)
+    ]
+    (root / "t.csv").write_text("\n".join(rows) + "\n")
+    common = ["model=mlp", "data=csv", f"data.path={root / 't.csv'}", "data.features=[a,b,c]", "trainer.max_epochs=2"]
+    return {
+        "multilabel": train(root, "ml", None, [*common, "data.label=[red,big]"]),
+        "regression": train(root, "reg", None, [*common, "data.label=[r1,r2]"]),
+        "rows": root / "t.csv",
+    }
+
+
+def test_predict_keeps_each_samples_output_shape(table_runs: dict[str, Path]) -> None:
+    from engine_deploy.predictor import Predictor
+
+    predictor = Predictor(table_runs["regression"])
+    x, _ = predictor.read([str(table_runs["rows"])])
+    assert [len(r["value"]) for r in predictor.predict(x[:3])] == [2, 2, 2]
+    forecasts = predictor.describe(torch.arange(3 * 12 * 2, dtype=torch.float32).view(3, 12, 2))
+    assert np.array(forecasts[1]["value"]).shape == (12, 2) and forecasts[1]["value"][0] == [24.0, 25.0]
+    assert predictor.describe(torch.tensor([[0.5], [1.5]])) == [{"value": 0.5}, {"value": 1.5}]
+
+
+def test_predict_a_multilabel_run(cli: Any, table_runs: dict[str, Path], capsys) -> None:
+    code, out, err = cli(capsys, "predict", str(table_runs["multilabel"]), str(table_runs["rows"]), "--json")
+    assert code == 0, err
+    first = json.loads(out.splitlines()[0])
+    assert set(first["labels"]) <= {"red", "big"} and {t["label"] for t in first["top"]} == {"red", "big"}
+    assert all(0 <= t["probability"] <= 1 for t in first["top"])
+    code, out, err = cli(capsys, "predict", str(table_runs["multilabel"]), str(table_runs["rows"]))
+    assert code == 0 and "labels" in out and "probabilities" in out

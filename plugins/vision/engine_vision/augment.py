@@ -122,18 +122,18 @@ class Augment:
         return x
 
 
-class AugmentedDataset(Dataset):
-    """``(augment(x[i]), y[i])`` with a generator seeded by ``(seed, epoch, i)``.
+class SeededEpochs:
+    """A dataset drawing each sample's augmentation from a generator seeded by ``(seed, epoch, index)``.
 
     The epoch lives in a shared-memory tensor, set by :class:`AugmentEpoch` (a
     Lightning callback the plugin adds to every run) at the start of each
     training epoch, so worker processes see it too.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: Augment, seed: int) -> None:
-        if len(x) != len(y):
-            raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
-        self.x, self.y, self.augment, self.seed = x, y, augment, seed
+    seed: int
+
+    def _init_epochs(self, seed: int) -> None:
+        self.seed = seed
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()
 
     @property
@@ -143,12 +143,22 @@ class AugmentedDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self._epoch[0] = epoch
 
-    def __len__(self) -> int:
-        return len(self.x)
-
     def generator(self, index: int) -> torch.Generator:
         key = (self.seed * 1_000_003 + self.epoch) * 10_000_019 + index
         return torch.Generator().manual_seed(key % (2**63 - 1))
+
+
+class AugmentedDataset(SeededEpochs, Dataset):
+    """``(augment(x[i]), y[i])`` with a generator seeded by ``(seed, epoch, i)`` (see :class:`SeededEpochs`)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: Augment, seed: int) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"inputs and targets differ in length: {len(x)} vs {len(y)}")
+        self.x, self.y, self.augment = x, y, augment
+        self._init_epochs(seed)
+
+    def __len__(self) -> int:
+        return len(self.x)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.augment(self.x[index], self.generator(index)), self.y[index]
@@ -165,10 +175,10 @@ def make_callback() -> Any:
             dm = getattr(trainer, "datamodule", None)
             splits = getattr(dm, "splits", None) if dm is not None else None
             train = splits.get("train") if isinstance(splits, Mapping) else None
-            if isinstance(train, AugmentedDataset):
+            if isinstance(train, SeededEpochs):
                 train.set_epoch(trainer.current_epoch)
 
     return AugmentEpoch()
 
 
-__all__ = ["AUGMENT_KEYS", "Augment", "AugmentedDataset", "make_callback"]
+__all__ = ["AUGMENT_KEYS", "Augment", "AugmentedDataset", "SeededEpochs", "make_callback"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from engine.errors import ConfigError
+from engine.layers import norm_layer
 
 
 def _shape(input_shape: Sequence[int], model: str) -> tuple[int, int, int]:
@@ -59,6 +60,8 @@ class SmallCNN(nn.Module):
         stages: number of conv stages (pooling stops once the feature map is 2x2).
         upsample: enlarge the input by this factor inside the model (bilinear).
         dropout: dropout before the classifier.
+        norm: normalisation after each convolution: batch (BatchNorm), group (GroupNorm, per-sample
+            statistics, e.g. for differential privacy) or none.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class SmallCNN(nn.Module):
         stages: int = 3,
         upsample: int = 1,
         dropout: float = 0.1,
+        norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
         c, h, w = _shape(input_shape, "vision.cnn")
@@ -78,18 +82,22 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = [_upsampler(upsample)]
         size = min(h, w) * upsample
         channels = c
+        #: per stage: (index in ``features`` just after the stage, its channels, its downsampling factor)
+        self.stage_outputs: list[tuple[int, int, int]] = []
+        stride = 1
         for i in range(stages):
             out = width * 2**i
             for _ in range(2):
-                layers += [
-                    nn.Conv2d(channels, out, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(out),
-                    nn.ReLU(inplace=True),
-                ]
+                layers.append(nn.Conv2d(channels, out, 3, padding=1, bias=norm == "none"))
+                if norm != "none":  # no placeholder: with BatchNorm the layer indices are those of earlier runs
+                    layers.append(norm_layer(norm, out))
+                layers.append(nn.ReLU(inplace=True))
                 channels = out
             if size >= 4:
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
+                stride *= 2
+            self.stage_outputs.append((len(layers), channels, stride))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels, num_classes)
@@ -106,14 +114,15 @@ class SmallCNN(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, norm: str = "batch") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        bias = norm == "none"
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=bias)
+        self.bn1 = norm_layer(norm, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=bias)
+        self.bn2 = norm_layer(norm, planes)
         self.last_bn = self.bn2
-        self.shortcut = _shortcut(cin, planes, stride)
+        self.shortcut = _shortcut(cin, planes, stride, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -123,17 +132,18 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, norm: str = "batch") -> None:
         super().__init__()
         out = planes * 4
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
+        bias = norm == "none"
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=bias)
+        self.bn1 = norm_layer(norm, planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=bias)
+        self.bn2 = norm_layer(norm, planes)
+        self.conv3 = nn.Conv2d(planes, out, 1, bias=bias)
+        self.bn3 = norm_layer(norm, out)
         self.last_bn = self.bn3
-        self.shortcut = _shortcut(cin, out, stride)
+        self.shortcut = _shortcut(cin, out, stride, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.relu(self.bn1(self.conv1(x)))
@@ -141,10 +151,12 @@ class Bottleneck(nn.Module):
         return torch.relu(self.bn3(self.conv3(y)) + self.shortcut(x))
 
 
-def _shortcut(cin: int, cout: int, stride: int) -> nn.Module:
+def _shortcut(cin: int, cout: int, stride: int, norm: str = "batch") -> nn.Module:
     if stride == 1 and cin == cout:
         return nn.Identity()
-    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    if norm == "none":
+        return nn.Sequential(nn.Conv2d(cin, cout, 1, stride))
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), norm_layer(norm, cout))
 
 
 _DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
@@ -171,7 +183,10 @@ class ResNet(nn.Module):
         stem: imagenet, small, or auto (small when the upsampled image is below 96 px).
         upsample: enlarge the input by this factor inside the model (bilinear).
         dropout: dropout before the classifier.
-        zero_init_residual: start each residual branch at zero (last BN weight 0), which helps training.
+        zero_init_residual: start each residual branch at zero (last norm weight 0, or last conv weight 0
+            without normalisation), which helps training.
+        norm: normalisation after each convolution: batch (BatchNorm), group (GroupNorm, per-sample
+            statistics, e.g. for differential privacy) or none.
     """
 
     def __init__(
@@ -184,6 +199,7 @@ class ResNet(nn.Module):
         upsample: int = 1,
         dropout: float = 0.0,
         zero_init_residual: bool = True,
+        norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
         c, h, w = _shape(input_shape, "vision.resnet")
@@ -196,30 +212,37 @@ class ResNet(nn.Module):
         size = min(h, w) * upsample
         if stem == "auto":
             stem = "small" if size < 96 else "imagenet"
+        bias = norm == "none"
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 _upsampler(upsample),
-                nn.Conv2d(c, width, 7, 2, 3, bias=False),
-                nn.BatchNorm2d(width),
+                nn.Conv2d(c, width, 7, 2, 3, bias=bias),
+                norm_layer(norm, width),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             )
             size = max(1, size // 4)
+            total = 4
         else:
             self.stem = nn.Sequential(
-                _upsampler(upsample), nn.Conv2d(c, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True)
+                _upsampler(upsample), nn.Conv2d(c, width, 3, 1, 1, bias=bias), norm_layer(norm, width), nn.ReLU(True)
             )
+            total = 1
         stages: list[nn.Module] = []
+        #: per stage: (its output channels, its downsampling factor relative to the model's input)
+        self.stage_outputs: list[tuple[int, int]] = []
         cin = width
         for i, n in enumerate(counts):
             planes = width * 2**i
             stride = 2 if i > 0 and size > 1 else 1
             size = (size + 1) // 2 if stride == 2 else size
+            total *= stride
             blocks = []
             for j in range(n):
-                blocks.append(block(cin, planes, stride if j == 0 else 1))
+                blocks.append(block(cin, planes, stride if j == 0 else 1, norm))
                 cin = planes * block.expansion  # type: ignore[attr-defined]
             stages.append(nn.Sequential(*blocks))
+            self.stage_outputs.append((cin, total))
         self.stages = nn.Sequential(*stages)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes)
@@ -230,7 +253,10 @@ class ResNet(nn.Module):
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
-                    nn.init.zeros_(m.last_bn.weight)
+                    if isinstance(m.last_bn, nn.Identity):  # no normalisation: zero the branch's last conv
+                        nn.init.zeros_((m.conv3 if isinstance(m, Bottleneck) else m.conv2).weight)
+                    else:
+                        nn.init.zeros_(m.last_bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.input_shape, "vision.resnet", exact=False)

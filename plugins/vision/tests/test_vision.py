@@ -34,10 +34,25 @@ def train(overrides: list[str], run_dir: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- conformance
 
 
-def test_conformance(engine_check: Any, shapes_dir: Path) -> None:
-    passed = engine_check("vision", data_params={"vision.image_folder": {"root": str(shapes_dir)}})
+def test_conformance(engine_check: Any, shapes_dir: Path, coco_dir: Path, voc_dir: Path) -> None:
+    passed = engine_check(
+        "vision",
+        data_params={
+            "vision.image_folder": {"root": str(shapes_dir)},
+            "vision.coco": {"annotations": str(coco_dir / "annotations.json"), "image_size": 32},
+            "vision.voc": {"root": str(voc_dir), "image_size": 32},
+            "vision.shapes_detect": {"num_images": 40},
+        },
+        task_overrides={
+            "vision.detection": ["model=vision.detector", "data=vision.shapes_detect", "data.num_images=40"]
+        },
+    )
     assert "model 'vision.vit' forward/backward" in passed
+    assert "model 'vision.detector' forward/backward" in passed
     assert "recipe 'vision/digits' completes fast_dev_run" in passed
+    assert "recipe 'vision/shapes-detect' completes fast_dev_run" in passed
+    assert "task 'vision.detection' completes fast_dev_run" in passed
+    assert "data 'vision.coco' builds and yields batches" in passed
 
 
 def test_listing_and_dry_run_stay_torch_free() -> None:
