@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 from engine.errors import ConfigError
+from engine.layers import norm_layer
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _block(cin: int, cout: int, norm: str) -> nn.Sequential:
+    conv = nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none")
+    return nn.Sequential(conv, norm_layer(norm, cout), nn.ReLU(inplace=True))
 
 
 class KWSCNN(nn.Module):
@@ -31,10 +33,18 @@ class KWSCNN(nn.Module):
         width: channels of the second stage; the first has half, the third and later double.
         stages: conv stages, each followed by 2x2 max-pooling while the map is large enough.
         dropout: dropout before the classifier.
+        norm: normalisation after each convolution: batch (BatchNorm), group (GroupNorm, per-sample
+            statistics, e.g. for differential privacy) or none.
     """
 
     def __init__(
-        self, input_shape: list[int], num_classes: int, width: int = 32, stages: int = 4, dropout: float = 0.2
+        self,
+        input_shape: list[int],
+        num_classes: int,
+        width: int = 32,
+        stages: int = 4,
+        dropout: float = 0.2,
+        norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
         if len(input_shape) != 3:
@@ -46,7 +56,7 @@ class KWSCNN(nn.Module):
         cin, h, w = input_shape
         for s in range(stages):
             cout = width // 2 if s == 0 else width * 2 ** max(0, s - 1)
-            layers += [_block(cin, cout), _block(cout, cout) if s > 0 else nn.Identity()]
+            layers += [_block(cin, cout, norm), _block(cout, cout, norm) if s > 0 else nn.Identity()]
             if h >= 4 and w >= 4:
                 layers.append(nn.MaxPool2d(2))
                 h, w = h // 2, w // 2
@@ -92,6 +102,8 @@ class CTCASR(nn.Module):
             character, so keep it at 3 or below for 10 ms frames).
         heads: attention heads (transformer).
         dropout: dropout between encoder layers and before the head.
+        norm: normalisation in the conv front-end: batch (BatchNorm), group (GroupNorm, per-sample
+            statistics) or none.
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class CTCASR(nn.Module):
         stride: int = 2,
         heads: int = 4,
         dropout: float = 0.1,
+        norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
         if vocab_size < 2:
@@ -115,11 +128,11 @@ class CTCASR(nn.Module):
             raise ConfigError(f"ctc_asr: stride must be >= 1, got {stride}")
         self.n_mels, self.vocab_size, self.encoder_kind, self.stride = n_mels, vocab_size, encoder, stride
         self.front = nn.Sequential(
-            nn.Conv1d(n_mels, conv_channels, 5, stride=stride, padding=2, bias=False),
-            nn.BatchNorm1d(conv_channels),
+            nn.Conv1d(n_mels, conv_channels, 5, stride=stride, padding=2, bias=norm == "none"),
+            norm_layer(norm, conv_channels, dims=1),
             nn.GELU(),
-            nn.Conv1d(conv_channels, conv_channels, 5, padding=2, bias=False),
-            nn.BatchNorm1d(conv_channels),
+            nn.Conv1d(conv_channels, conv_channels, 5, padding=2, bias=norm == "none"),
+            norm_layer(norm, conv_channels, dims=1),
             nn.GELU(),
         )
         if encoder == "gru":

@@ -399,3 +399,17 @@ def test_transcribe_command(tiny_asr_run: Path, tmp_path: Path) -> None:
     with pytest.raises(EngineError, match="beam-width"):
         transcribe_files(str(tiny_asr_run), [str(wav)], beam_width=0)
     assert len(transcribe_files(str(tiny_asr_run), [str(wav)], beam_width=4)) == 1
+
+
+@pytest.mark.parametrize("norm", ["group", "none"])
+def test_models_without_batchnorm_on_request(norm: str) -> None:
+    import torch
+
+    from engine_speech.models import CTCASR, KWSCNN
+
+    kws = KWSCNN([1, 40, 32], num_classes=10, width=8, stages=2, norm=norm)
+    asr = CTCASR(vocab_size=12, n_mels=40, conv_channels=16, hidden=8, layers=1, norm=norm)
+    for model in (kws, asr):
+        assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+        assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules()) == (norm == "group")
+    assert kws(torch.randn(1, 1, 40, 32)).shape == (1, 10)  # a batch of one: per-sample statistics

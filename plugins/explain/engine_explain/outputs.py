@@ -1,0 +1,120 @@
+"""The files ``engine explain`` writes into its output directory, per kind of input.
+
+- images and spectrograms: ``NNN-name.png`` (input, signed attribution, magnitude overlaid);
+- feature vectors and CSV rows: ``NNN-name.png`` (ranked bars) and ``attributions.csv`` (every feature);
+- text: ``attributions.html`` (tokens shaded by attribution);
+- transformers: ``NNN-name-attention.png`` (layers x heads), and for a vision transformer
+  ``NNN-name-cls.png`` (the class token's attention to the patches over the image);
+- always ``attributions.json``: per input the prediction, the explained output and the raw attributions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine_explain import render
+
+
+def _title(report: Any, item: Any) -> str:
+    said = item.prediction.get("label", item.prediction.get("value"))
+    if isinstance(said, float):
+        said = f"{said:.4g}"
+    return f"{Path(item.name).name}: predicted {said}, explaining {item.target_label} ({report.method})"
+
+
+def write(report: Any, layers: list[np.ndarray], top: int) -> None:
+    """Write every file for ``report`` (an :class:`engine_explain.explain.Report`) and record them on it."""
+    from engine_explain.explain import slug
+
+    out: Path = report.out
+    names = report.feature_names
+    if report.kind == "features":
+        width = len(report.items[0].attribution) if report.items else 0
+        if not names or len(names) != width:
+            names = [f"x{i}" for i in range(width)]
+        report.feature_names = names
+    for i, item in enumerate(report.items):
+        stem = slug(i, item.name)
+        title = _title(report, item)
+        if report.kind in ("image", "spectrogram", "matrix"):
+            path = render.heatmap_png(
+                out / f"{stem}.png", item.values, item.attribution, title, spectrogram=report.kind == "spectrogram"
+            )
+            item.files.append(path)
+        elif report.kind == "features":
+            item.files.append(render.bars_png(out / f"{stem}.png", names, item.values, item.attribution, title, top))
+        if layers:
+            item.files += _attention(out, stem, report, item, [layer[i] for layer in layers])
+    if report.kind == "features":
+        report.files.append(_csv(out / "attributions.csv", report))
+    if report.kind == "text":
+        sections = [
+            {"heading": _title(report, item), "tokens": item.tokens or [], "scores": item.attribution.tolist()}
+            for item in report.items
+        ]
+        report.files.append(
+            render.html_page(out / "attributions.html", f"{report.run.name}: {report.method}", sections)
+        )
+    report.files.append(_json(out / "attributions.json", report))
+
+
+def _attention(out: Path, stem: str, report: Any, item: Any, layers: list[np.ndarray]) -> list[Path]:
+    """Attention grids for one input; text maps are cut to its real tokens ([CLS] first when the model adds it)."""
+    labels = None
+    if report.kind == "text" and item.tokens is not None:
+        n = len(item.tokens)
+        extra = layers[0].shape[-1] - len(item.values)  # a [CLS] the model prepends
+        keep = n + max(0, extra)
+        layers = [m[:, :keep, :keep] for m in layers]
+        labels = ["[CLS]"] * max(0, extra) + [t.strip() or repr(t) for t in item.tokens]
+    title = f"{Path(item.name).name}: attention ({len(layers)} layers)"
+    files = [render.attention_png(out / f"{stem}-attention.png", layers, labels, title)]
+    if report.kind == "image":
+        cls = render.cls_png(
+            out / f"{stem}-cls.png", item.values, layers, f"{Path(item.name).name}: class-token attention"
+        )
+        if cls is not None:
+            files.append(cls)
+    return files
+
+
+def _csv(path: Path, report: Any) -> Path:
+    """One row per input and feature: value, attribution, rank (1 = largest absolute attribution)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["input", "target", "rank", "feature", "value", "attribution"])
+        for item in report.items:
+            order = np.argsort(-np.abs(item.attribution))
+            for rank, j in enumerate(order, start=1):
+                writer.writerow(
+                    [item.name, item.target_label, rank, report.feature_names[j], f"{item.values[j]:.6g}",
+                     f"{item.attribution[j]:.6g}"]
+                )  # fmt: skip
+    return path
+
+
+def _json(path: Path, report: Any) -> Path:
+    records = []
+    for item in report.items:
+        record: dict[str, Any] = {
+            "input": item.name,
+            "prediction": item.prediction,
+            "target": item.target,
+            "target_label": item.target_label,
+            "method": report.method,
+            "kind": report.kind,
+            "attribution": np.round(item.attribution, 6).tolist(),
+            "files": [p.name for p in item.files],
+        }
+        if item.tokens is not None:
+            record["tokens"] = item.tokens
+        if report.kind == "features" and report.feature_names:
+            record["features"] = report.feature_names
+        records.append(record)
+    path.write_text(json.dumps({"run": str(report.run), "method": report.method, "inputs": records}, indent=1))
+    return path
