@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.component import Component, Recipe, Section
+from engine.component import Component, Recipe, Section, Weights
 from engine.errors import ConfigError, EngineError, PluginError
 from engine.hookspecs import hookimpl
 from engine.version import API_VERSION, __version__
@@ -25,6 +25,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "Section",
+    "Weights",
     "__version__",
     "create",
     "get_registry",

@@ -205,7 +205,7 @@ def build_slots(plan: Plan, facts: dict[str, Any], init_weights: bool = True) ->
         if model and planned.keys:
             from engine.transfer import apply_model_keys
 
-            apply_model_keys(built[slot], planned.keys, slot, load=init_weights)
+            apply_model_keys(built[slot], planned.keys, slot, load=init_weights, component=planned.component)
     return built
 
 

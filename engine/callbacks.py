@@ -80,7 +80,8 @@ class EpochLines(L.Callback):
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        keys = sorted(k for k in metrics if k.startswith(prefixes) and metrics[k].numel() == 1)
+        # Headline figures only: per-class breakdowns (val/ap/circle) stay in the metrics CSV.
+        keys = sorted(k for k in metrics if k.startswith(prefixes) and k.count("/") == 1 and metrics[k].numel() == 1)
         shown = "".join(f"  {k} {float(metrics[k]):.4f}" for k in keys)
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         took = self._clock() - self._started

@@ -26,6 +26,24 @@ INJECTED: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
+class Weights:
+    """Weights a plugin ships for one of its models (``model.weights=NAME``).
+
+    Args:
+        file: ``"package:relative/path.safetensors"``, a file inside the installed package.
+        sha256: the file's SHA-256 (hex); a file that does not match is refused, never loaded.
+        summary: what they are: the data and recipe they were trained with, and the figure measured.
+        params: the model parameters they were trained with; unset ones are filled from here, and a
+            config setting one to another value is refused at ``--dry-run``.
+    """
+
+    file: str
+    sha256: str
+    summary: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Component:
     """A named, lazily imported building block contributed by a plugin.
 
@@ -48,6 +66,13 @@ class Component:
         required_slots: tasks only — slots the user must fill.
         primary_slot: tasks only — the slot holding the model the run is about (named in run
             directories, used by ``init_from`` of other runs); default: the first ``model`` slot.
+        adapters: models only — ``"package.module:function"`` targets that map another library's
+            state dict (a timm ResNet's, Hugging Face GPT-2's) onto this model's keys, for
+            ``model.init_from=FILE``: called as ``adapter(state, model)``, each returns ``None`` for a
+            format it does not recognise, else ``(state dict in the model's keys, notes)`` (see
+            :mod:`engine.transfer`).
+        weights: models only — weight files the plugin ships, by name, for ``model.weights=NAME``
+            (:class:`Weights`: a package file checked by its sha256 before loading).
     """
 
     name: str
@@ -58,6 +83,8 @@ class Component:
     defaults: Mapping[str, str | None] = field(default_factory=dict)
     required_slots: tuple[str, ...] = ()
     primary_slot: str | None = None
+    adapters: tuple[str, ...] = ()
+    weights: Mapping[str, Weights] = field(default_factory=dict)
     # Filled in by the registry:
     kind: str = ""
     plugin: str = ""

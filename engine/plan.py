@@ -236,6 +236,8 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             pending_checks.append((keys_section, {k: checked[k] for k in values}, slot))
         if "param_groups" in keys and kind == "optimizer":
             _check_group_settings(slot, keys["param_groups"], sig)
+        if keys.get("weights") is not None:
+            params = _shipped_weights(comp, keys["weights"], params, own, slot)
         slots[slot] = SlotPlan(slot, kind, comp, params, keys)
         if kind == "model":
             from_facts += _left_to_facts(slot, sig, params, facts)
@@ -278,6 +280,27 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         notes=tuple(signature.notes),
         from_facts=from_facts,
     )
+
+
+def _shipped_weights(
+    comp: Component, name: str, params: dict[str, Any], own: dict[str, Any], slot: str
+) -> dict[str, Any]:
+    """``params`` with those the shipped weights ``name`` were trained with; a conflicting setting is refused."""
+    shipped = comp.weights.get(name)
+    if shipped is None:
+        have = ", ".join(comp.weights) or "none"
+        raise ConfigError(
+            f"{slot}.weights: {comp.kind} '{comp.qualified_name}' ships no weights '{name}'"
+            f"{did_you_mean(name, comp.weights)}",
+            hint=f"weights it ships: {have} (`engine components show {comp.qualified_name}`)",
+        )
+    for key, value in shipped.params.items():
+        if key in own and own[key] != value:
+            raise ConfigError(
+                f"{slot}.weights={name} were trained with {slot}.{key}={value!r}; the config sets {own[key]!r}",
+                hint=f"drop {slot}.{key} (the weights fill it), or train your own",
+            )
+    return {**params, **shipped.params}
 
 
 def _left_to_facts(where: str, sig: Signature | None, params: dict[str, Any], facts: set[str]) -> tuple[str, ...]:

@@ -11,6 +11,9 @@ its own files.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,35 @@ def expand(path: str | Path, where: str = "path") -> Path:
     except OSError as exc:
         raise ConfigError(f"{where}: '{str(path)[:80]}…' is not a usable path: {exc.strerror}") from None
     return out
+
+
+#: Run directories that will exist by the time they are used (see :func:`planned_runs`).
+_PLANNED: ContextVar[tuple[Path, ...]] = ContextVar("engine_planned_runs", default=())
+
+
+@contextmanager
+def planned_runs(paths: Iterable[str | Path]) -> Iterator[None]:
+    """Within the block, ``paths`` are run directories that will exist when the run being checked starts.
+
+    ``engine pipeline`` validates every stage before the first trains: a later stage's
+    ``model.init_from`` or ``task.teacher`` names the directory an earlier stage will write. A check
+    of a path that must be a finished run asks :func:`is_planned` first and accepts such a path (or a
+    file inside one, ``${stages.pre}/checkpoints/best.ckpt``) instead of failing on its absence.
+    """
+    token = _PLANNED.set((*_PLANNED.get(), *(Path(p).expanduser().resolve() for p in paths)))
+    try:
+        yield
+    finally:
+        _PLANNED.reset(token)
+
+
+def is_planned(path: str | Path) -> bool:
+    """Whether ``path`` is (inside) a run directory of :func:`planned_runs`: it does not exist yet, by design."""
+    planned = _PLANNED.get()
+    if not planned:
+        return False
+    resolved = Path(path).expanduser().resolve()
+    return any(resolved == p or resolved.is_relative_to(p) for p in planned)
 
 
 def inside(root: Path, recorded: str, what: str) -> Path:

@@ -110,7 +110,10 @@ class ModelKeys:
     """Keys every model slot accepts besides the model's own parameters (transfer learning).
 
     Args:
-        init_from: run directory (its best checkpoint) or .ckpt file to load weights from.
+        init_from: run directory (its best checkpoint), or a weights file: .ckpt, .safetensors, or a state dict
+            saved by torch (.pth, .pt, .bin; read as data, never unpickled), mapped by the model's adapters
+            when it comes from another library (timm, Hugging Face).
+        weights: weights the model's plugin ships, by name (`engine components show MODEL` lists them).
         init_skip: glob patterns of parameters not to load (kept freshly initialised), e.g. [head.*].
         init_strict: fail on missing or unexpected keys instead of reporting them.
         init_mismatch: parameters whose shape differs (a head for other classes): fail, or keep them freshly
@@ -120,6 +123,7 @@ class ModelKeys:
     """
 
     init_from: str | None = None
+    weights: str | None = None
     init_skip: list[str] = field(default_factory=list)
     init_strict: bool = False
     init_mismatch: Literal["error", "reinit"] = "error"
@@ -180,8 +184,10 @@ def check_model_keys(values: dict[str, Any], where: str, config: dict[str, Any])
     """
     values = {k: [v] if k in ("freeze", "init_skip") and isinstance(v, str) else v for k, v in values.items()}
     source = values.get("init_from")
+    if source is not None and values.get("weights") is not None:
+        raise ConfigError(f"{where}.init_from and {where}.weights both name weights to load", hint="keep one of them")
     for key in ("init_skip", "init_strict", "init_mismatch"):
-        if key in values and source is None:
+        if key in values and source is None and values.get("weights") is None:
             raise ConfigError(f"{where}.{key} needs {where}.init_from", hint=f"set {where}.init_from=RUN_DIR")
     if source is not None:
         check_run_dir(source, f"{where}.init_from", checkpoint_ok=True)
@@ -213,11 +219,18 @@ def check_param_groups(values: dict[str, Any], where: str, config: dict[str, Any
 
 
 def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
-    """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise."""
-    from engine.rundir import expand
+    """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise.
+
+    A path :func:`engine.rundir.planned_runs` announces (an earlier pipeline stage's run) is accepted.
+    """
+    from engine.rundir import expand, is_planned
 
     run = expand(path, where)
-    what = "a run directory (see `engine runs list`)" + (" or a .ckpt / .safetensors file" if checkpoint_ok else "")
+    if is_planned(run):  # a pipeline's earlier stage writes it before this run starts
+        return run
+    what = "a run directory (see `engine runs list`)" + (
+        " or a weights file (.ckpt, .safetensors, .pth, .bin)" if checkpoint_ok else ""
+    )
     if not run.exists():
         raise ConfigError(f"{where}: {run} does not exist", hint=f"give {what}")
     if run.is_file() and checkpoint_ok:

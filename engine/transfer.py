@@ -14,6 +14,21 @@ and of any ``optimizer`` slot::
     optimizer.param_groups=[{params: 'features.*', lr: 1e-4}]
 
 Parameter names are the model's own (``features.0.weight``, as in ``model.named_parameters()``).
+
+Weights from other libraries: ``model.init_from=resnet18.safetensors`` (or a ``.pth``/``.bin``
+state dict, read with ``weights_only=True``) is offered to each *adapter* the model's component
+declares (``Component(adapters=("engine_vision.adapters:timm_resnet", ...))``)::
+
+    def timm_resnet(state: dict[str, Tensor], model: nn.Module) -> tuple[dict[str, Tensor], list[str]] | None:
+        if "conv1.weight" not in state or "layer1.0.conv1.weight" not in state:
+            return None                      # not this format: the next adapter is asked
+        ...                                  # rename keys to the model's, adapt a stem's channels
+        return mapped, ["stem.0.weight: 3 input channels summed to 1"]
+
+The first adapter that recognises the state dict maps it (its notes are reported as *adapted*);
+a state dict no adapter recognises is matched by name as it is. Shapes, ``init_skip``,
+``init_mismatch`` and ``init_strict`` then apply to the mapped keys. ``model.weights=NAME`` loads
+weights the model's plugin ships (:class:`engine.Weights`), after checking their SHA-256.
 """
 
 from __future__ import annotations
@@ -21,13 +36,15 @@ from __future__ import annotations
 import fnmatch
 import sys
 import types
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
+from engine.component import Component, _load_target
 from engine.errors import ConfigError, EngineError
 
 #: Attribute set on a model whose parameters were frozen by ``freeze``: the names, for unfreezing later.
@@ -75,6 +92,24 @@ def _state_dict_of(source: str, slot: str) -> tuple[dict[str, torch.Tensor], str
     )
 
 
+Adapter = Callable[[dict[str, torch.Tensor], nn.Module], "tuple[dict[str, torch.Tensor], list[str]] | None"]
+
+
+def adapt(
+    state: dict[str, torch.Tensor], model: nn.Module, adapters: Sequence[tuple[str, Adapter]], where: str
+) -> tuple[dict[str, torch.Tensor], str | None, list[str]]:
+    """``state`` mapped by the first adapter that recognises it: (mapped state, adapter name, notes)."""
+    for name, adapter in adapters:
+        try:
+            result = adapter(state, model)
+        except Exception as exc:
+            raise ConfigError(f"{where}: adapter {name} failed on these weights: {type(exc).__name__}: {exc}") from exc
+        if result is not None:
+            mapped, notes = result
+            return dict(mapped), name, list(notes)
+    return state, None, []
+
+
 def load_weights(
     model: nn.Module,
     source: str,
@@ -82,15 +117,18 @@ def load_weights(
     skip: Sequence[str] = (),
     strict: bool = False,
     mismatch: str = "error",
+    adapters: Sequence[tuple[str, Adapter]] = (),
 ) -> dict[str, Any]:
     """Load ``source``'s weights for ``slot`` into ``model``; return a report (also kept on the model).
 
-    Keys are matched by name. Keys the model has but the checkpoint lacks are *missing*; keys only
-    in the checkpoint are *unexpected*; both are reported (``strict``: an error). Tensors whose
+    The state dict is first offered to ``adapters`` (``(name, function)`` pairs, see the module
+    docstring); then keys are matched by name. Keys the model has but the file lacks are *missing*;
+    keys only in the file are *unexpected*; both are reported (``strict``: an error). Tensors whose
     shape differs fail unless ``mismatch="reinit"``, which keeps the model's fresh initialisation.
     """
     where = f"{slot}.init_from"
     state, ckpt = _state_dict_of(source, slot)
+    state, adapter, adapted = adapt(state, model, adapters, where)
     own = model.state_dict()
     unused_skip = [p for p in skip if not any(matches(k, [p]) for k in own)]
     if unused_skip:
@@ -122,21 +160,30 @@ def load_weights(
             hint=f"drop {slot}.init_strict=true to load what matches and report the rest",
         )
     if not load:
+        names = [n for n, _ in adapters]
         raise ConfigError(
-            f"{where}: no tensor of {ckpt} fits the model ({len(state)} in the checkpoint, {len(own)} in the model)",
-            hint="init_from needs a run of the same (or a compatible) model",
+            f"{where}: no tensor of {ckpt} fits the model ({len(state)} in the file, {len(own)} in the model; "
+            f"the file has {_short(sorted(state), 3)}, the model {_short(list(own), 3)})",
+            hint="init_from needs a run of the same (or a compatible) model"
+            + (f"; none of its adapters ({', '.join(names)}) recognised the file" if names else ""),
         )
     model.load_state_dict(load, strict=False)
     report = {
         "source": str(source),
         "checkpoint": ckpt,
         "loaded": len(load),
+        "adapter": adapter,
+        "adapted": adapted,
         "missing": missing,
         "unexpected": unexpected,
         "reinitialized": [m.split(" ")[0] for m in mismatched] + skipped,
     }
     setattr(model, INIT_ATTR, report)
     parts = [f"{slot}.init_from: loaded {len(load)}/{len(own)} tensors from {ckpt}"]
+    if adapter:
+        parts[0] += f" (mapped by {adapter})"
+    if adapted:
+        parts.append(f"adapted {_short(adapted, 2)}")
     if report["reinitialized"]:
         parts.append(f"re-initialised {_short(report['reinitialized'])}")
     if missing:
@@ -204,24 +251,63 @@ def unfreeze(model: nn.Module) -> int:
     return len(frozen)
 
 
-def apply_model_keys(model: nn.Module, keys: dict[str, Any], slot: str, load: bool = True) -> nn.Module:
-    """Apply a model slot's reserved keys (``init_from`` … ``freeze``) to the built ``model``."""
+def apply_model_keys(
+    model: nn.Module, keys: dict[str, Any], slot: str, load: bool = True, component: Component | None = None
+) -> nn.Module:
+    """Apply a model slot's reserved keys (``init_from``, ``weights`` … ``freeze``) to the built ``model``.
+
+    ``component`` is the model's declaration: its ``adapters`` map foreign state dicts, its
+    ``weights`` are what ``weights=NAME`` loads.
+    """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"{slot}: init_from and freeze need an nn.Module, the component built {type(model).__name__}")
-    if keys.get("init_from") and load:
+    source = keys.get("init_from")
+    if keys.get("weights") and load:
+        if component is None:
+            raise ConfigError(f"{slot}.weights needs the model's component (its plugin ships the weights)")
+        source = str(shipped_weights_file(component, keys["weights"], slot))
+    if source and load:
+        adapters = [(a, _load_target(component, a)) for a in (component.adapters if component else ())]
         load_weights(
             model,
-            keys["init_from"],
+            source,
             slot=slot,
             skip=keys.get("init_skip") or (),
             strict=bool(keys.get("init_strict")),
             mismatch=keys.get("init_mismatch") or "error",
+            adapters=adapters,
         )
     if keys.get("freeze"):
         freeze(model, keys["freeze"], slot)
     if keys.get("unfreeze_at_epoch") is not None:
         model._engine_unfreeze_at = int(keys["unfreeze_at_epoch"])  # read by UnfreezeAtEpoch
     return model
+
+
+def shipped_weights_file(component: Component, name: str, slot: str = "model") -> Path:
+    """The file of weights ``name`` that ``component``'s plugin ships, after checking its SHA-256."""
+    import hashlib
+    from importlib.resources import files
+
+    shipped = component.weights.get(name)
+    if shipped is None:
+        raise ConfigError(f"{slot}.weights: {component.qualified_name} ships no weights '{name}'")
+    package, _, resource = shipped.file.partition(":")
+    try:
+        path = Path(str(files(package).joinpath(resource)))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise EngineError(
+            f"{slot}.weights={name}: {shipped.file} of plugin '{component.plugin}' cannot be read: {exc}",
+            hint=f"reinstall {component.distribution or 'the plugin'}",
+        ) from None
+    if digest != shipped.sha256.lower():
+        raise EngineError(
+            f"refusing {slot}.weights={name}: {path} has SHA-256 {digest[:12]}…, the plugin declares "
+            f"{shipped.sha256[:12]}… (changed or corrupted)",
+            hint=f"reinstall {component.distribution or 'the plugin'}; the file is not loaded",
+        )
+    return path
 
 
 def param_groups(named: Iterable[tuple[str, nn.Parameter]], groups: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -151,6 +151,12 @@ def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> N
         if entry.slots:
             slots = ", ".join(f"{s} ({k}, default {entry.defaults.get(s) or '-'})" for s, k in entry.slots.items())
             console.print(f"  slots:   {slots}")
+        if getattr(entry, "adapters", ()):
+            names = ", ".join(a.rpartition(":")[2] for a in entry.adapters)
+            console.print(f"  init_from also reads: {names} (state dicts of other libraries)")
+        for name, shipped in (getattr(entry, "weights", None) or {}).items():
+            params = "".join(f" {k}={v}" for k, v in shipped.params.items())
+            console.print(f"  weights: {name}  {shipped.summary}  ({where}.weights={name}{params})")
     sig = reg.load_signature(entry) if import_ else reg.signature(entry)
     if sig is None:
         console.print("  parameters: not readable from source; add --import to import the target")
