@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,docs,report]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	# timm for engine-vision's parity tests, without its declared torchvision (which would pull another torch)
+	$(PY) -m pip install --quiet --no-deps "timm>=1.0,<2"
 	@$(MAKE) --no-print-directory espeak
 	@touch $(STAMP)
 

@@ -102,6 +102,8 @@ def adapt(
     for name, adapter in adapters:
         try:
             result = adapter(state, model)
+        except EngineError as exc:  # the adapter's own diagnosis (another depth, vocabulary …): keep it whole
+            raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
         except Exception as exc:
             raise ConfigError(f"{where}: adapter {name} failed on these weights: {type(exc).__name__}: {exc}") from exc
         if result is not None:
