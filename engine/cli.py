@@ -25,6 +25,7 @@ examples:
   engine run model=mlp data=synthetic optimizer.lr=3e-3 trainer.max_epochs=5
   engine run core/mlp-synthetic --dry-run      validate and print the resolved config
   engine run --resume runs/mlp-synthetic-...   continue an interrupted run
+  engine pipeline ft.yaml                      stages in order (pre-train, fine-tune, deploy); reruns skip done ones
   engine runs list
   engine evaluate runs/mlp-synthetic-...      evaluate a trained run again (test split)
   engine evaluate RUN1 RUN2 RUN3 --ensemble    average several runs' probabilities

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,13 @@ def load_file(path: str | Path) -> dict[str, Any]:
 def compose(
     registry: Registry,
     recipe: str | None = None,
-    files: Sequence[str | Path] = (),
+    files: Sequence[str | Path | Mapping[str, Any]] = (),
     overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Compose the defaults (or ``base``), a recipe, files and overrides into one plain config.
+
+    Each of ``files`` is a YAML file's path or a mapping already read (merged the same way, in order).
 
     Component names come out qualified, and the plugins' ``engine_adjust_config`` hooks have run.
     """
@@ -182,7 +184,8 @@ def compose(
     if recipe:
         cfg = merge(cfg, normalize(registry.resolve("recipe", recipe).load_config(), kinds), kinds, same)
     for file in files:
-        cfg = merge(cfg, normalize(load_file(file), kinds), kinds, same)
+        data = dict(file) if isinstance(file, Mapping) else load_file(file)
+        cfg = merge(cfg, normalize(data, kinds), kinds, same)
     for item in overrides:
         if "[" in item.partition("=")[0]:
             set_index(cfg, item)  # model.hidden[0]=5: one element of a list the config holds

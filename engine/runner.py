@@ -355,4 +355,4 @@ def _technique_info(trainer: Any, model: Any) -> dict[str, Any]:
 
 def _relative(path: str | None, root: Path) -> str | None:
     """``path`` relative to the run directory (a record never names a file outside it)."""
-    return str(Path(path).relative_to(root)) if path else None
+    return str(Path(path).resolve().relative_to(root.resolve())) if path else None  # Lightning's paths are absolute

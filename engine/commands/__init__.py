@@ -46,9 +46,34 @@ examples:
 """
 
 
+PIPELINE_EPILOG = """\
+a pipeline file (see docs/pipelines.md):
+  stages:
+    pre:                                     a run: recipe, files, config sections, overrides (all optional)
+      recipe: core/mlp-synthetic
+      overrides: [trainer.max_epochs=4]
+    fine:
+      recipe: core/mlp-synthetic
+      model: {init_from: "${stages.pre}"}    ${stages.NAME}: an earlier stage's run directory
+      optimizer: {lr: 0.0003}
+    export:
+      deploy: {run: "${stages.fine}", target: onnx}   a deploy step (needs engine-deploy)
+
+examples:
+  engine pipeline ft.yaml --dry-run            check every stage, say what would train, skip or resume
+  engine pipeline ft.yaml                      run into pipelines/ft/ (pipeline.json, stages/NAME/)
+  engine pipeline ft.yaml                      again: completed stages with the same config are skipped,
+                                               an interrupted one resumes, a changed one reruns with the
+                                               stages after it (its old run kept as NAME.old-<time>)
+  engine pipeline ft.yaml --dir pipelines/ft2 -q
+  engine runs list --dir pipelines             every pipeline's stages, grouped
+"""
+
+
 def add_commands(sub: Any) -> None:
-    """Add ``run``, ``plugins``, ``components``, ``runs``, ``evaluate``, ``report`` and ``new``."""
+    """Add ``run``, ``pipeline``, ``plugins``, ``components``, ``runs``, ``evaluate``, ``report`` and ``new``."""
     _run(sub)
+    _pipeline(sub)
     _plugins(sub)
     _components(sub)
     _runs(sub)
@@ -94,6 +119,25 @@ def _run(sub: Any) -> None:
         "--group-by", metavar="COLUMN", help="with --folds: keep each group of COLUMN in one fold (default: by class)"
     )
     run.set_defaults(handler="engine.commands.run:cmd_run")
+
+
+def _pipeline(sub: Any) -> None:
+    p = sub.add_parser(
+        "pipeline",
+        help="run the stages of a pipeline file in order (pretrain, fine-tune, distil, deploy …)",
+        description="Run a pipeline file's named stages in order into one directory: each stage an ordinary "
+        "run (composed like `engine run`: recipe, files, config keys, overrides) or a deploy step, a later "
+        "stage using an earlier one's run directory as ${stages.NAME}. Every stage is validated before the "
+        "first trains. A rerun skips completed stages whose resolved config is the same, resumes an "
+        "interrupted one, and reruns a changed stage and every stage after it.",
+        epilog=PIPELINE_EPILOG,
+        formatter_class=_RAW,
+    )
+    p.add_argument("file", metavar="FILE", help="the pipeline YAML file")
+    p.add_argument("--dir", metavar="DIR", help="the pipeline directory (default: pipelines/<FILE stem>)")
+    p.add_argument("--dry-run", action="store_true", help="validate every stage and say what would run; build nothing")
+    verbosity(p)
+    p.set_defaults(handler="engine.commands.pipeline:cmd_pipeline")
 
 
 def _plugins(sub: Any) -> None:
@@ -145,7 +189,11 @@ def _components(sub: Any) -> None:
 def _runs(sub: Any) -> None:
     rsub = group(sub.add_parser("runs", help="list run directories"))
     p = rsub.add_parser("list", help="runs, oldest first (by start): status, the task's primary metric, wall time")
-    p.add_argument("--dir", default="runs", help="directory holding runs (default: runs)")
+    p.add_argument(
+        "--dir",
+        default="runs",
+        help="directory holding runs (default: runs); pipeline directories in it, or it, list their stages",
+    )
     p.set_defaults(handler="engine.commands.run:cmd_runs_list")
     p = rsub.add_parser(
         "compare",

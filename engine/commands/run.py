@@ -1,4 +1,4 @@
-"""``engine run`` and ``engine runs list``."""
+"""``engine run`` and ``engine runs list`` (which lists a pipeline directory's stages too, grouped)."""
 
 from __future__ import annotations
 
@@ -140,24 +140,49 @@ def facts_note(plan: Any) -> str:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
+    from engine.pipeline import is_pipeline
+
     root = Path(args.dir)
-    rows = []
+    groups: list[tuple[str, list[tuple[str, str, str, str, str]]]] = []  # (sort key, rows), a pipeline's together
+    if is_pipeline(root):
+        groups += _pipeline_groups(root, "")
     for summary_file in sorted(root.glob("*/summary.json")):
         try:
             s = json.loads(summary_file.read_text())
         except (OSError, ValueError):
             continue
-        if not isinstance(s, dict):
-            continue
-        wall = f"{s['wall_time_s']:.1f}s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"
-        started = str(s.get("started") or datetime.fromtimestamp(summary_file.parent.stat().st_mtime).isoformat())
-        rows.append((summary_file.parent.name, run_status(s), _shown_metric(s), wall, started))
+        if isinstance(s, dict):
+            row = _row(summary_file.parent.name, run_status(s), s, summary_file.parent)
+            groups.append((row[-1], [row]))
+    for child in sorted(root.glob("*/pipeline.json")):
+        groups += _pipeline_groups(child.parent, child.parent.name + "/")
     console = Console()
-    if not rows:
+    if not groups:
         console.print(f"no runs in {root}/")
         return 0
     table = Table("run", "started", "status", "metric", "wall time")
-    for name, status, shown, wall, started in sorted(rows, key=lambda r: (r[-1], r[0])):
-        table.add_row(name, started.replace("T", " ")[:16], status, shown, wall)
+    for _, rows in sorted(groups, key=lambda g: (g[0], g[1][0][0])):
+        for name, status, shown, wall, started in rows:
+            table.add_row(name, started.replace("T", " ")[:16], status, shown, wall)
     console.print(table)
     return 0
+
+
+def _row(name: str, status: str, s: dict[str, Any], where: Path) -> tuple[str, str, str, str, str]:
+    wall = f"{s['wall_time_s']:.1f}s" if isinstance(s.get("wall_time_s"), (int, float)) else "-"
+    started = s.get("started")
+    if not started and where.exists():
+        started = datetime.fromtimestamp(where.stat().st_mtime).isoformat()
+    return name, status, _shown_metric(s), wall, str(started or "-")
+
+
+def _pipeline_groups(pipeline_dir: Path, prefix: str) -> list[tuple[str, list[tuple[str, str, str, str, str]]]]:
+    """A pipeline's stages as rows ``PREFIX/STAGE``, in stage order, sorted as one by the first start."""
+    from engine.pipeline import STAGES, stage_rows
+
+    rows = [
+        _row(prefix + name, status, s, pipeline_dir / STAGES / name) for name, status, s in stage_rows(pipeline_dir)
+    ]
+    if not rows:
+        return []
+    return [(min((r[-1] for r in rows if r[-1] != "-"), default="-"), rows)]
