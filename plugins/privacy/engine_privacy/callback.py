@@ -273,7 +273,12 @@ class DPSGD(L.Callback):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.accountant.history = [(float(s), float(q), int(n)) for s, q, n in state_dict.get("history", [])]
+        history = [(float(s), float(q), int(n)) for s, q, n in state_dict.get("history", [])]
+        if sum(n for _, _, n in history) < self.steps_taken:
+            # trainer.test(ckpt_path="best") restores an earlier checkpoint's state: the steps after it were
+            # taken all the same (and chose that checkpoint), so the budget spent stays the whole run's
+            return
+        self.accountant.history = history
         noise = state_dict.get("noise_multiplier")
         if noise is not None:
             if self.noise_multiplier is not None and not math.isclose(float(noise), float(self.noise_multiplier)):

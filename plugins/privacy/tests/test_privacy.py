@@ -89,6 +89,19 @@ def test_resuming_keeps_counting_the_epsilon(train: Any, tmp_path: Path) -> None
     assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
 
 
+def test_testing_an_earlier_best_checkpoint_does_not_roll_back_the_epsilon_spent() -> None:
+    """The test stage restores the best checkpoint's callback state; the budget spent stays the whole run's."""
+    from engine_privacy.callback import DPSGD
+
+    dp = DPSGD(noise_multiplier=1.0, accountant="rdp")
+    dp.load_state_dict({"history": [[1.0, 0.1, 300]], "epochs": [{"epoch": 29, "step": 300, "epsilon": 9.0}]})
+    spent = dp.epsilon()
+    best = {"history": [[1.0, 0.1, 290]], "epochs": [{"epoch": 28, "step": 290, "epsilon": 8.0}]}
+    dp.load_state_dict(best)  # what trainer.test(ckpt_path="best") does to the callback
+    assert dp.steps_taken == 300 and dp.epsilon() == pytest.approx(spent)
+    assert [e["epoch"] for e in dp.epochs] == [29]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
