@@ -50,7 +50,7 @@ def series(rows: list[dict[str, float]], key: str) -> tuple[list[float], list[fl
 
 
 #: Prefixes of a baseline's metric: ``val/pop_hr@10`` is popularity's ``val/hr@10``.
-BASELINES = ("pop_", "popularity_", "baseline_", "bigram_", "unigram_", "random_", "majority_")
+BASELINES = ("pop_", "popularity_", "ease_", "baseline_", "bigram_", "unigram_", "random_", "majority_")
 #: Suffixes of timing series (throughput, durations): left out of the panels.
 TIMING = ("_per_s", "/s", "_time", "_time_s", "_ms", "/fps", "_fps", "throughput")
 

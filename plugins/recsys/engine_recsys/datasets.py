@@ -76,7 +76,8 @@ class TrainPairs(Dataset):
 
     Negatives are drawn per batch (uniformly, or by popularity ** ``alpha``) from a generator
     seeded by the batch's indices, so a batch is the same whenever it is drawn again; a
-    negative that the user interacted with in training is redrawn (twice at most).
+    negative that the user interacted with in training is redrawn (up to 20 times: heavy users
+    have seen up to half the items).
     """
 
     def __init__(
@@ -113,7 +114,7 @@ class TrainPairs(Dataset):
         users, items = self.users[idx], self.items[idx]
         g = torch.Generator().manual_seed(hash((self.seed, len(idx), int(idx[0]), int(idx[-1]), int(idx.sum()))))
         neg = self._sample(len(idx), g)
-        for _ in range(2):  # redraw negatives the user has seen
+        for _ in range(20):  # redraw negatives the user has seen
             keys = users[:, None] * self.num_items + neg
             pos = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
             hit = self.keys[pos] == keys

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from engine.data import DataSource
 from engine.errors import ConfigError
+from engine_recsys.closed_form import interaction_matrix
 from engine_recsys.datasets import CSR, EvalUsers, TrainPairs, collate, merge_csr
 
 Split = Literal["leave_last_out", "temporal"]
@@ -105,6 +106,13 @@ class InteractionSource(DataSource):
         if len(self._test):
             out["test"] = self._test
         return out
+
+    def interaction_matrix(self) -> torch.Tensor:
+        """The training interactions: sparse CSR ``[num_users, num_items]`` float32, values their weights."""
+        if getattr(self, "_matrix", None) is None:
+            t = self._train
+            self._matrix = interaction_matrix(t.users, t.items, t.weights, self.num_users, self.num_items)
+        return self._matrix
 
     # lookups used by `engine recommend`
     def user_index(self, user_id: str) -> int:

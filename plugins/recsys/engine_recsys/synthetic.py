@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Le
 
 from engine.errors import ConfigError
 from engine_recsys.source import InteractionSource
@@ -14,14 +15,25 @@ from engine_recsys.source import InteractionSource
 
 
 class Synthetic(InteractionSource):
-    """Seeded synthetic implicit feedback: low-rank user/item preferences and long-tailed popularity.
+    """Seeded synthetic implicit feedback: low-rank user/item preferences, long-tailed popularity,
+    uneven user activity and tastes that drift along each user's history.
 
-    Each user draws a number of items (log-normal around ``interactions_per_user``) without
-    replacement, with probability proportional to
-    ``exp(preference_strength * <u, v> / sqrt(latent_dim) + popularity_i)``, where
-    ``popularity_i = -popularity_exponent * log(rank_i)`` (Zipf-like). Items also get
-    genre-like side features and users demographic-like ones, both noisy views of the latent
-    factors (``side_features``).
+    Each user draws a number of items (log-normal around ``interactions_per_user`` with spread
+    ``activity_sigma``, at least 3) without replacement, with probability proportional to
+    ``exp(preference_strength * <u, v_i> / sqrt(latent_dim) + popularity_i)``, where
+    ``popularity_i = -popularity_exponent * log(rank_i)`` (Zipf-like). With ``drift > 0`` a
+    user's history is drawn in ``stages`` consecutive parts, the taste turning from ``u`` towards
+    another random direction ``z``: ``u(t) = cos(pi/2 drift t) u + sin(pi/2 drift t) z``, ``t``
+    going from 0 to 1; the parts' timestamps follow each other, so the held-out (latest) items
+    reflect the latest taste. With ``drift = 0`` timestamps are random (the order carries nothing).
+    Items also get genre-like side features and users demographic-like ones, both noisy views of
+    the (initial) latent factors (``side_features``).
+
+    The defaults (5,000 users, 2,000 items, ~151k interactions, density 1.5 %, the top 10 % of
+    items taking 54 % of them, half the users with 16 training items or fewer) make popularity
+    reach about 60 % of EASE, as on MovieLens. The data of earlier versions (static tastes,
+    lighter tails, denser users): ``interactions_per_user=40 popularity_exponent=1
+    activity_sigma=0.6 drift=0``.
 
     Args:
         num_users: number of users.
@@ -29,7 +41,10 @@ class Synthetic(InteractionSource):
         interactions_per_user: average interactions per user (total ~ num_users times this).
         latent_dim: dimension of the hidden preference factors.
         preference_strength: how much personal taste (vs popularity) drives choices.
-        popularity_exponent: Zipf exponent of item popularity (larger: longer tail).
+        popularity_exponent: Zipf exponent of item popularity (larger: more concentrated on the head).
+        activity_sigma: spread (log-normal sigma) of the users' interaction counts (larger: more light users).
+        drift: how far each user's taste turns over their history (0: static, 1: to an unrelated taste).
+        stages: consecutive parts of each history drawn with the taste of their time (with drift > 0).
         side_features: generate user/item side features (used by two-tower models).
         split: leave_last_out (each user's last item is test, the one before val) or temporal.
         val_fraction: temporal split only: fraction of the latest interactions before test used as val.
@@ -43,10 +58,13 @@ class Synthetic(InteractionSource):
         self,
         num_users: int = 5000,
         num_items: int = 2000,
-        interactions_per_user: float = 40.0,
+        interactions_per_user: float = 30.0,
         latent_dim: int = 16,
         preference_strength: float = 3.0,
-        popularity_exponent: float = 1.0,
+        popularity_exponent: float = 1.4,
+        activity_sigma: Annotated[float, Ge(0)] = 1.0,
+        drift: Annotated[float, Ge(0), Le(1)] = 0.5,
+        stages: Annotated[int, Ge(1)] = 4,
         side_features: bool = True,
         split: Literal["leave_last_out", "temporal"] = "leave_last_out",
         val_fraction: float = 0.1,
@@ -63,23 +81,15 @@ class Synthetic(InteractionSource):
         v = torch.randn(num_items, d, generator=g)
         rank = torch.randperm(num_items, generator=g).float() + 1
         pop = -popularity_exponent * torch.log(rank)
-        sigma = 0.6
+        sigma = activity_sigma
         mu = math.log(interactions_per_user) - sigma**2 / 2
         n_u = torch.exp(mu + sigma * torch.randn(num_users, generator=g)).round().long()
         n_u = n_u.clamp(3, max(3, num_items // 2))
-        users_l, items_l = [], []
-        chunk = max(1, 2_000_000 // num_items)
-        for s in range(0, num_users, chunk):  # Gumbel top-k: sampling without replacement, chunked over users
-            logits = preference_strength * (u[s : s + chunk] @ v.T) / math.sqrt(d) + pop
-            gumbel = -torch.log(-torch.log(torch.rand(logits.shape, generator=g).clamp(1e-12, 1 - 1e-7)))
-            n = n_u[s : s + chunk]
-            order = torch.topk(logits + gumbel, int(n.max()), dim=1).indices
-            take = torch.arange(order.shape[1])[None, :] < n[:, None]
-            rows = torch.arange(s, s + len(order))[:, None].expand_as(order)
-            users_l.append(rows[take])
-            items_l.append(order[take])
-        users, items = torch.cat(users_l), torch.cat(items_l)
-        times = torch.randint(0, 1_000_000_000, (len(users),), generator=g).double()
+        if drift > 0:
+            users, items, times = _drifting(u, v, pop, n_u, preference_strength, drift, stages, g)
+        else:
+            users, items = _static(u, v, pop, n_u, preference_strength, g)
+            times = torch.randint(0, 1_000_000_000, (len(users),), generator=g).double()
         self.user_ids = [str(i) for i in range(num_users)]
         self.item_ids = [str(i) for i in range(num_items)]
         if side_features:
@@ -100,3 +110,64 @@ class Synthetic(InteractionSource):
             negative_sampling,
             seed,
         )
+
+
+def _gumbel(logits: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    return logits - torch.log(-torch.log(torch.rand(logits.shape, generator=g).clamp(1e-12, 1 - 1e-7)))
+
+
+def _static(
+    u: torch.Tensor, v: torch.Tensor, pop: torch.Tensor, n_u: torch.Tensor, strength: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each user's items at once (Gumbel top-k: sampling without replacement), chunked over users."""
+    users_l, items_l = [], []
+    chunk = max(1, 2_000_000 // len(v))
+    for s in range(0, len(u), chunk):
+        logits = strength * (u[s : s + chunk] @ v.T) / math.sqrt(u.shape[1]) + pop
+        n = n_u[s : s + chunk]
+        order = torch.topk(_gumbel(logits, g), int(n.max()), dim=1).indices
+        take = torch.arange(order.shape[1])[None, :] < n[:, None]
+        rows = torch.arange(s, s + len(order))[:, None].expand_as(order)
+        users_l.append(rows[take])
+        items_l.append(order[take])
+    return torch.cat(users_l), torch.cat(items_l)
+
+
+def _drifting(
+    u: torch.Tensor,
+    v: torch.Tensor,
+    pop: torch.Tensor,
+    n_u: torch.Tensor,
+    strength: float,
+    drift: float,
+    stages: int,
+    g: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Histories in ``stages`` consecutive parts, each drawn (without replacement over the whole
+    history) with the taste of its time; timestamps ordered by part, random within one."""
+    z = torch.randn(u.shape, generator=g)
+    users_l, items_l, times_l = [], [], []
+    chunk = max(1, 2_000_000 // len(v))
+    for s in range(0, len(u), chunk):
+        uc, zc, n = u[s : s + chunk], z[s : s + chunk], n_u[s : s + chunk]
+        rows = torch.arange(s, s + len(uc))
+        taken = torch.zeros(len(uc), len(v), dtype=torch.bool)
+        # part p holds the items from n * p / stages to n * (p + 1) / stages
+        bounds = [torch.div(n * p, stages, rounding_mode="floor") for p in range(stages + 1)]
+        for p in range(stages):
+            t = (p + 0.5) / stages if stages > 1 else 1.0
+            angle = math.pi / 2 * drift * t
+            taste = math.cos(angle) * uc + math.sin(angle) * zc
+            logits = (strength * (taste @ v.T) / math.sqrt(u.shape[1]) + pop).masked_fill(taken, float("-inf"))
+            size = bounds[p + 1] - bounds[p]
+            if int(size.max()) == 0:
+                continue
+            order = torch.topk(_gumbel(logits, g), int(size.max()), dim=1).indices
+            take = torch.arange(order.shape[1])[None, :] < size[:, None]
+            who = rows[:, None].expand_as(order)[take]
+            what = order[take]
+            taken[who - s, what] = True
+            users_l.append(who)
+            items_l.append(what)
+            times_l.append((p + torch.rand(len(who), generator=g, dtype=torch.float64)) / stages * 1e9)
+    return torch.cat(users_l), torch.cat(items_l), torch.cat(times_l)

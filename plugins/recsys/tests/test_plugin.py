@@ -10,11 +10,18 @@ import pytest
 from engine.cli import main
 from engine.testing import run_cli
 
+#: Small, easy data: the earlier synthetic defaults (static tastes, lighter tails) at 400 x 120.
+EASY = {
+    "num_users": 400,
+    "num_items": 120,
+    "interactions_per_user": 20,
+    "preference_strength": 4.0,
+    "popularity_exponent": 1.0,
+    "activity_sigma": 0.6,
+    "drift": 0.0,
+}
 TINY = [
-    "data.num_users=400",
-    "data.num_items=120",
-    "data.interactions_per_user=20",
-    "data.preference_strength=4.0",
+    *(f"data.{k}={v}" for k, v in EASY.items()),
     "data.batch_size=256",
     "optimizer.lr=0.02",
     "trainer.max_epochs=15",
@@ -24,9 +31,13 @@ TINY = [
 
 
 def test_conformance(engine_check, u_data: Path) -> None:  # type: ignore[no-untyped-def]
-    passed = engine_check("recsys", data_params={"recsys.interactions": {"path": str(u_data)}})
+    # recsys/movielens needs data.path: run on a MovieLens file in test_closed_form.py
+    passed = engine_check(
+        "recsys", data_params={"recsys.interactions": {"path": str(u_data)}}, skip=("recsys/movielens",)
+    )
     assert "recipe 'recsys/synthetic-mf' completes fast_dev_run" in passed
-    assert "model 'recsys.two_tower' forward/backward" in passed
+    for model in ("two_tower", "ease", "als"):
+        assert f"model 'recsys.{model}' forward/backward" in passed
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +53,7 @@ def test_training_beats_popularity(trained_run: Path) -> None:
     summary = json.loads((trained_run / "summary.json").read_text())
     m = summary["metrics"]
     assert summary["status"] == "completed"
-    for key in ("test/recall@10", "test/ndcg@20", "test/hit@10", "test/pop_recall@10", "val/ndcg@10"):
+    for key in ("test/recall@10", "test/ndcg@20", "test/hit@10", "test/pop_recall@10", "test/ease_recall@10"):
         assert key in m
     assert m["test/recall@10"] > 1.5 * m["test/pop_recall@10"]  # measured: 0.54 vs 0.23
     facts = json.loads((trained_run / "facts.json").read_text())
@@ -59,7 +70,7 @@ def test_recommend_command(trained_run: Path) -> None:
     assert len(items) == 5 and len(set(items)) == 5
     scores = [row["score"] for row in out["recommendations"]]
     assert scores == sorted(scores, reverse=True)
-    src = Synthetic(num_users=400, num_items=120, interactions_per_user=20, preference_strength=4.0)
+    src = Synthetic(**EASY)
     seen = {src.item_ids[i] for i in src.all.row(src.user_index("7")).tolist()}
     assert out["seen"] == len(seen) and not seen & set(items)  # seen items are never recommended
 
