@@ -44,6 +44,23 @@ def deploy(
         threads: torch threads (and the target's ``threads`` option when it has one and it is not given)
             while exporting and measuring; 0 keeps the defaults.
     """
+    previous = torch.get_num_threads()
+    try:
+        return _deploy(run_path, target_name, out, options, samples, timing, threads)
+    finally:
+        torch.set_num_threads(previous)  # a pipeline or a bench goes on with its own thread count
+
+
+def _deploy(
+    run_path: str | Path,
+    target_name: str,
+    out: str | Path | None = None,
+    options: dict[str, Any] | None = None,
+    samples: int = 1024,
+    timing: bool = True,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """:func:`deploy`, which puts the caller's thread count back afterwards."""
     import engine
     from engine.build import build_component
 

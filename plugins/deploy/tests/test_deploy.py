@@ -64,6 +64,23 @@ def test_deploy_command_reports_parity_latency_and_writes_default_dir(cli: Any, 
     assert lat["batch1"]["artifact"]["p50_ms"] > 0 and lat["batch32"]["eager"]["p95_ms"] > 0
 
 
+def test_deploying_leaves_the_callers_thread_count(mlp_run: Path, tmp_path: Path) -> None:
+    """A deploy step inside a longer process (a pipeline, a bench) must not leave torch at 1 thread."""
+    import torch
+    from engine_deploy.deploy import VerificationError, deploy
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        deploy(mlp_run, "onnx", out=tmp_path / "ok", timing=False, threads=1)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(VerificationError):
+            deploy(mlp_run, "int8", out=tmp_path / "bad", options={"tolerance": 1e-9}, timing=False, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_failed_verification_exits_1_and_keeps_the_evidence(mlp_run: Path, tmp_path: Path) -> None:
     from engine_deploy.deploy import VerificationError, deploy
 
