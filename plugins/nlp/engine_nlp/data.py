@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import glob
-import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Gt, Le
 from torch.utils.data import Dataset
 
 from engine.data import DataSource, split_indices
 from engine.errors import ConfigError
+from engine_nlp.rows import read_rows
 from engine_nlp.tokenizer import TextTokenizer
 
 
@@ -138,8 +138,15 @@ class TextFiles(DataSource):
         n = len(text)
         n_test, n_val = int(n * test_fraction), int(n * val_fraction)
         n_train = n - n_val - n_test
-        self._texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
-        self._tokenizer_spec = (tokenizer_file, tokenizer, vocab_size)
+        texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
+        self._use_texts(texts, (tokenizer_file, tokenizer, vocab_size), context_length, stride)
+
+    def _use_texts(
+        self, texts: dict[str, str], tokenizer_spec: tuple[Any, ...], context_length: int, stride: int | None
+    ) -> None:
+        """The text of each split (an empty val/test split is left out), tokenised and cut into blocks lazily."""
+        self._texts = texts
+        self._tokenizer_spec = tokenizer_spec
         self._stride = stride or context_length
         self.context_length = context_length
         # Tokenizer and token ids are built on first use: a reopened run (``load_artifacts``) reads its own
@@ -214,50 +221,6 @@ class TextFiles(DataSource):
 # --------------------------------------------------------------------------- classification
 
 
-def _read_rows(file: Path, fmt: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    if fmt == "auto":
-        fmt = "jsonl" if file.suffix.lower() in (".jsonl", ".ndjson", ".json") else "csv"
-    texts, labels = [], []
-    if fmt == "csv":
-        with file.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = list(reader.fieldnames or [])
-            for name in (text_column, label_column):
-                if name not in columns:
-                    role = "text" if name == text_column else "label"
-                    raise ConfigError(
-                        f"{file}: no {role} column '{name}'; columns are {', '.join(columns) or '(none)'}",
-                        hint=f"set data.{role}_column to one of them",
-                    )
-            for line, row in enumerate(reader, start=2):
-                text, label = row.get(text_column), row.get(label_column)
-                if text is None or label is None or label == "":
-                    raise ConfigError(f"{file}, line {line}: missing {text_column} or {label_column}")
-                texts.append(text)
-                labels.append(label)
-        return texts, labels
-    with file.open(encoding="utf-8") as fh:
-        for line, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except ValueError as exc:
-                raise ConfigError(f"{file}, line {line}: not valid JSON: {exc}") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{file}, line {line}: expected a JSON object per line")
-            for name in (text_column, label_column):
-                if name not in row:
-                    role = "text" if name == text_column else "label"
-                    raise ConfigError(
-                        f"{file}, line {line}: no {role} column '{name}'; keys are {', '.join(row) or '(none)'}",
-                        hint=f"set data.{role}_column to one of them",
-                    )
-            texts.append(str(row[text_column]))
-            labels.append(str(row[label_column]))
-    return texts, labels
-
-
 class PaddedSequences(Dataset):
     """``(ids right-padded with pad_id to length, label)``: fixed-shape samples batch with the default collate.
 
@@ -276,6 +239,20 @@ class PaddedSequences(Dataset):
         x = torch.full((self.length,), self.pad_id, dtype=torch.long)
         x[: len(ids)] = ids
         return x, self.labels[i]
+
+
+def _stratified_subset(train: torch.Tensor, y: torch.Tensor, fraction: float, seed: int | None) -> torch.Tensor:
+    """``round(fraction * n_c)`` (at least 1) training indices of each class: the first in the split's seeded order,
+    or in an order drawn with ``seed``."""
+    labels = y[train]
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    keep = torch.zeros(len(train), dtype=torch.bool)
+    for c in torch.unique(labels):
+        where = torch.nonzero(labels == c).flatten()
+        if g is not None:
+            where = where[torch.randperm(len(where), generator=g)]
+        keep[where[: max(1, round(fraction * len(where)))]] = True
+    return train[keep]
 
 
 class TextClassification(DataSource):
@@ -300,6 +277,11 @@ class TextClassification(DataSource):
         test_fraction: fraction held out for the final test.
         seed: seed of the split.
         tokenizer_file: reuse this tokenizer.json (e.g. from an earlier run) instead of training one.
+        train_fraction: train on this fraction of the training split only (stratified by class, seeded by seed;
+            each class keeps at least one sample); validation and test stay whole, so runs with different
+            fractions are evaluated on the same texts. A smaller fraction's subset is part of a larger one's.
+        subset_seed: draw the train_fraction subset with this seed instead of taking the split's first samples:
+            other labelled subsets, the same validation and test texts.
     """
 
     def __init__(
@@ -316,8 +298,12 @@ class TextClassification(DataSource):
         test_fraction: float = 0.2,
         seed: int = 0,
         tokenizer_file: str | None = None,
+        train_fraction: Annotated[float, Gt(0), Le(1)] = 1.0,
+        subset_seed: int | None = None,
     ) -> None:
         _check_fractions(val_fraction, test_fraction)
+        if not 0 < train_fraction <= 1:
+            raise ConfigError(f"train_fraction must be in (0, 1], got {train_fraction}")
         if max_length < 1:
             raise ConfigError(f"max_length must be at least 1, got {max_length}")
         if path is None:
@@ -330,7 +316,7 @@ class TextClassification(DataSource):
             file = Path(path).expanduser()
             if not file.is_file():
                 raise ConfigError(f"text file not found: {file}", hint="check data.path")
-            texts, labels = _read_rows(file, format, text_column, label_column)
+            texts, labels = read_rows(file, format, text_column, label_column)
             self.corpus = str(file)
         if max_samples is not None and len(texts) > max_samples:
             step = len(texts) / max_samples
@@ -344,6 +330,8 @@ class TextClassification(DataSource):
         index = {c: i for i, c in enumerate(self.class_names)}
         y = torch.tensor([index[c] for c in labels])
         self._idx = split_indices(len(texts), val_fraction, test_fraction, seed, stratify=y)
+        if train_fraction < 1:
+            self._idx["train"] = _stratified_subset(self._idx["train"], y, train_fraction, subset_seed)
         if not any(texts[i].strip() for i in self._idx["train"].tolist()):
             raise ConfigError(f"{self.corpus}: every training text is empty")
         self._texts, self._y = texts, y
@@ -351,6 +339,10 @@ class TextClassification(DataSource):
         self.max_length = max_length
         self._tokenizer: TextTokenizer | None = None  # built on first use, or read back by load_artifacts
         self._splits: dict[str, PaddedSequences] | None = None
+
+    def split_texts(self) -> dict[str, list[str]]:
+        """The texts of each split, in the split's order, without labels (train: the train_fraction subset)."""
+        return {k: [self._texts[j] for j in i.tolist()] for k, i in self._idx.items()}
 
     @property
     def tokenizer(self) -> TextTokenizer:

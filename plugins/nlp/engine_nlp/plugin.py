@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from engine import Component, Recipe, hookimpl
 
@@ -16,11 +17,17 @@ _LM_FACTS = ("vocab_size", "context_length", "pad_id")
 def engine_models() -> list[Component]:
     m = "engine_nlp.models"
     return [
-        Component("gpt", f"{m}:GPT", "Decoder-only transformer LM (SDPA causal attention, learned/rotary positions)"),
+        Component(
+            "gpt",
+            f"{m}:GPT",
+            "Decoder-only transformer LM (SDPA causal attention, learned/rotary positions)",
+            adapters=("engine_nlp.adapters:hf_gpt2_to_gpt",),
+        ),
         Component(
             "transformer_classifier",
             f"{m}:TransformerClassifier",
             "Transformer encoder text classifier: [CLS] pooling, padding masked",
+            adapters=("engine_nlp.adapters:gpt_to_classifier",),
         ),
         Component("lstm_classifier", f"{m}:LSTMClassifier", "(Bi)LSTM text classifier over packed sequences"),
     ]
@@ -41,6 +48,12 @@ def engine_data_sources() -> list[Component]:
             "text_files",
             f"{m}:TextFiles",
             "Local text files (default: the Python stdlib sources) in context-length blocks, split by position",
+            facts=_LM_FACTS,
+        ),
+        Component(
+            "unlabelled_texts",
+            "engine_nlp.unlabelled:UnlabelledTexts",
+            "The training texts of a labelled set (default: nlp/classify's), labels dropped, for LM pre-training",
             facts=_LM_FACTS,
         ),
     ]
@@ -83,6 +96,15 @@ def engine_recipes() -> list[Recipe]:
             "Transformer classifier: which stdlib package a code snippet comes from (8 classes)",
         ),
     ]
+
+
+@hookimpl
+def engine_adjust_config(config: dict[str, Any]) -> None:
+    """``model.init_from`` weights: data encoded by their tokenizer, the heads they were trained with (torch-free)."""
+    from engine_nlp.checks import check_heads, check_tokenizer_reuse
+
+    check_tokenizer_reuse(config)
+    check_heads(config)
 
 
 @hookimpl

@@ -8,7 +8,8 @@ Both are saved as a standard ``tokenizer.json`` that ``tokenizers.Tokenizer.from
   characters, a one-character ``Split`` pre-tokenizer and a ``Fuse`` decoder); characters never seen in
   training map to ``<unk>`` in data and are refused in prompts.
 
-Token 0 is always ``<pad>``.
+Token 0 of a tokenizer trained here is always ``<pad>``. A tokenizer read from a file may be another library's:
+GPT-2's ``tokenizer.json`` (Hugging Face) has no ``<pad>`` and pads with ``<|endoftext|>``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Literal
 
 from engine.errors import ConfigError, EngineError
 
-PAD, UNK = "<pad>", "<unk>"
+PAD, UNK, EOT = "<pad>", "<unk>", "<|endoftext|>"
 Kind = Literal["char", "bpe"]
 
 
@@ -78,6 +79,11 @@ class TextTokenizer:
         except Exception as exc:
             raise EngineError(f"{file} is not a tokenizers tokenizer.json: {exc}") from None
         kind: Kind = "char" if type(tok.model).__name__ == "WordLevel" else "bpe"
+        if tok.token_to_id(PAD) is None and tok.token_to_id(EOT) is None:
+            raise EngineError(
+                f"{file} has no padding token: neither {PAD} nor GPT-2's {EOT}",
+                hint="use a tokenizer.json written by an nlp run, or one with one of these tokens",
+            )
         return cls(tok, kind)
 
     def save(self, path: str | Path) -> Path:
@@ -92,7 +98,8 @@ class TextTokenizer:
 
     @property
     def pad_id(self) -> int:
-        return self._vocab[PAD]
+        """``<pad>``'s id; GPT-2's tokenizer, which has none, pads with ``<|endoftext|>``."""
+        return self._vocab[PAD] if PAD in self._vocab else self._vocab[EOT]
 
     def unknown_chars(self, text: str) -> list[str]:
         """Characters of ``text`` the tokenizer cannot represent (always none for byte-level BPE)."""

@@ -32,6 +32,7 @@ def test_conformance(engine_check) -> None:
         data_params={
             "nlp.text_classification": {"max_samples": 160, "vocab_size": 300, "max_length": 32},
             "nlp.text_files": dict(TINY),
+            "nlp.unlabelled_texts": {"max_samples": 160, "vocab_size": 300, "context_length": 32},
         },
         task_overrides={
             "nlp.language_modeling": [
@@ -389,6 +390,7 @@ def test_the_docs_list_the_facts_the_sources_declare_and_expose(corpus_file: Pat
     import re
 
     from engine_nlp.data import TextClassification, TextFiles
+    from engine_nlp.unlabelled import UnlabelledTexts
 
     import engine
 
@@ -401,6 +403,9 @@ def test_the_docs_list_the_facts_the_sources_declare_and_expose(corpus_file: Pat
         "nlp.text_files": TextFiles(paths=[str(corpus_file)], **TINY),
         "nlp.text_classification": TextClassification(
             path=str(labelled_jsonl), text_column="body", label_column="package", vocab_size=300
+        ),
+        "nlp.unlabelled_texts": UnlabelledTexts(
+            path=str(labelled_jsonl), text_column="body", label_column="package", vocab_size=300, context_length=32
         ),
     }
     reg = engine.get_registry()

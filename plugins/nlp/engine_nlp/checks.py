@@ -1,0 +1,138 @@
+"""Config checks of the nlp plugin, run by ``engine_adjust_config`` (torch-free: also at ``--dry-run``).
+
+Both concern ``model.init_from`` weights that would load without a shape error and still be wrong: a token
+embedding read through another tokenizer, and attention heads cut at other places (the weights do not record
+``n_head``; the run's ``config.yaml``, or Hugging Face's ``config.json`` beside a weights file, does).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ConfigError
+
+MODELS = ("nlp.gpt", "nlp.transformer_classifier", "nlp.lstm_classifier")
+SOURCES = ("nlp.text_files", "nlp.text_classification")
+EMBEDDINGS = ("tok_emb.weight", "emb.weight")  # the token embedding of each model
+#: ``n_head``'s default in nlp.gpt and nlp.transformer_classifier (a test keeps it equal to the signatures').
+DEFAULT_HEADS = 4
+#: Hugging Face GPT-2 settings that nlp.gpt computes: the tanh GELU and LayerNorm's default eps.
+HF_GELU = ("gelu_new", "gelu_pytorch_tanh")
+
+
+def _beside(source: str, name: str) -> Path | None:
+    """File ``name`` of the run ``source`` (a run directory or one of its checkpoints), or beside a weights file."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        candidates = [path / name]
+    elif path.is_file():
+        candidates = [path.parent / name]
+        if path.parent.name == "checkpoints":  # RUN/checkpoints/best.ckpt
+            candidates.append(path.parent.parent / name)
+    else:
+        return None
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def weights_tokenizer(source: str) -> Path | None:
+    """The ``tokenizer.json`` that goes with the weights ``source``: a run's own, or the file beside a weights file."""
+    return _beside(source, "tokenizer.json")
+
+
+def _same_tokenizer(a: Path, b: Path) -> bool:
+    if a.read_bytes() == b.read_bytes():
+        return True
+    try:
+        return bool(json.loads(a.read_text(encoding="utf-8")) == json.loads(b.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
+
+
+def _skipped(patterns: Any, name: str) -> bool:
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns or ())
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(f"{p}.") for p in patterns)
+
+
+def check_tokenizer_reuse(config: dict[str, Any]) -> None:
+    """A model initialised from weights that come with a tokenizer must read data encoded by that tokenizer.
+
+    The rows of a token embedding are indexed by the tokenizer it was trained with; a data source that trains
+    its own tokenizer (even of the same size) gives the ids other meanings, and nothing would fail. So when
+    ``model.init_from`` is a run with a ``tokenizer.json`` (or a weights file with one beside it), the data
+    must set ``tokenizer_file`` to that tokenizer, unless the embedding is left out (``model.init_skip``).
+    """
+    model, data = config.get("model") or {}, config.get("data") or {}
+    if model.get("name") not in MODELS or data.get("name") not in SOURCES or not model.get("init_from"):
+        return
+    source = str(model["init_from"])
+    if any(_skipped(model.get("init_skip"), e) for e in EMBEDDINGS):
+        return
+    theirs = weights_tokenizer(source)
+    if theirs is None:
+        return
+    given = data.get("tokenizer_file")
+    if not given:
+        raise ConfigError(
+            f"model.init_from={source} comes with the tokenizer {theirs}, but the data would train a new one: "
+            "its token ids would mean other tokens to the loaded embedding",
+            hint=f"reuse it: data.tokenizer_file={theirs}",
+        )
+    mine = Path(str(given)).expanduser()
+    if mine.is_file() and not _same_tokenizer(mine, theirs):
+        raise ConfigError(
+            f"data.tokenizer_file={given} is not the tokenizer model.init_from={source} was trained with ({theirs})",
+            hint=f"set data.tokenizer_file={theirs}, or skip the embedding: model.init_skip=[tok_emb.*]",
+        )
+
+
+def _source_heads(source: str) -> tuple[int, str] | None:
+    """(heads, where it is written) of the weights ``source``: an nlp run's config.yaml, or GPT-2's config.json."""
+    import yaml
+
+    run_config = _beside(source, "config.yaml")
+    if run_config is not None:
+        try:
+            theirs = (yaml.safe_load(run_config.read_text(encoding="utf-8")) or {}).get("model") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            return None
+        if theirs.get("name") in MODELS[:2] and isinstance(theirs.get("n_head"), int):
+            return theirs["n_head"], f"{run_config} (model.n_head)"
+        return None
+    hf_config = _beside(source, "config.json")
+    if hf_config is None or Path(source).is_dir():
+        return None
+    try:
+        hf = json.loads(hf_config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(hf, dict) or hf.get("model_type") != "gpt2":
+        return None
+    act, eps = hf.get("activation_function", "gelu_new"), hf.get("layer_norm_epsilon", 1e-5)
+    scaling = hf.get("scale_attn_weights", True) and not hf.get("scale_attn_by_inverse_layer_idx", False)
+    if act not in HF_GELU or abs(float(eps) - 1e-5) > 1e-12 or not scaling:
+        raise ConfigError(
+            f"{hf_config}: activation_function {act}, layer_norm_epsilon {eps}, scale_attn_weights "
+            f"{hf.get('scale_attn_weights', True)}, scale_attn_by_inverse_layer_idx "
+            f"{hf.get('scale_attn_by_inverse_layer_idx', False)}; nlp.gpt computes GPT-2's defaults: "
+            f"{HF_GELU[0]} (tanh GELU), eps 1e-05, attention scaled by 1/sqrt(head size) only",
+            hint="these weights need another model; nlp.gpt's output would not be theirs",
+        )
+    return (int(hf["n_head"]), f"{hf_config} (n_head)") if isinstance(hf.get("n_head"), int) else None
+
+
+def check_heads(config: dict[str, Any]) -> None:
+    """``model.n_head`` equal to that of the GPT the weights come from: no shape tells them apart."""
+    model = config.get("model") or {}
+    if model.get("name") not in MODELS[:2] or not model.get("init_from"):
+        return
+    found = _source_heads(str(model["init_from"]))
+    ours = model.get("n_head", DEFAULT_HEADS)
+    if found is not None and found[0] != ours:
+        raise ConfigError(
+            f"model.n_head is {ours}, the weights of model.init_from were trained with {found[0]} heads "
+            f"({found[1]}): every tensor would load, but attention would be cut into other heads",
+            hint=f"set model.n_head={found[0]}",
+        )
