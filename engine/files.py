@@ -33,20 +33,29 @@ def temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def write_text_atomic(file: Path, text: str) -> None:
-    """Write ``text`` to ``file`` through a temporary file (no half-written file, even on a kill)."""
+def write_text_atomic(file: Path, text: str, durable: bool = True) -> None:
+    """Write ``text`` to ``file`` through a temporary file (no half-written file, even on a kill).
+
+    ``durable=False`` renames without the two fsyncs: still whole after a killed process (the
+    kernel keeps what was written), not guaranteed after a power cut. For files rewritten many
+    times a second whose source of truth is equally undurable (a sweep's ledger beside its
+    SQLite study in write-ahead-log mode without fsync).
+    """
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(file)
     try:
         tmp.write_text(text, encoding="utf-8")
-        fsync_replace(tmp, file)
+        if durable:
+            fsync_replace(tmp, file)
+        else:
+            os.replace(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(file: Path, data: Any, indent: int | None = None) -> None:
+def write_json_atomic(file: Path, data: Any, indent: int | None = None, durable: bool = True) -> None:
     """Write JSON so that a concurrent reader (or a reader after a crash) sees the old file or the new one."""
-    write_text_atomic(file, json.dumps(data, indent=indent) + "\n")
+    write_text_atomic(file, json.dumps(data, indent=indent) + "\n", durable)
 
 
 def process_alive(pid: int) -> bool:
