@@ -404,7 +404,6 @@ def test_transcribe_command(tiny_asr_run: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("norm", ["group", "none"])
 def test_models_without_batchnorm_on_request(norm: str) -> None:
     import torch
-
     from engine_speech.models import CTCASR, KWSCNN
 
     kws = KWSCNN([1, 40, 32], num_classes=10, width=8, stages=2, norm=norm)
