@@ -20,29 +20,9 @@ from typing import Any
 from engine import EngineError
 from engine.console import Console, Table, format_metric
 from engine_sweep import records as rec
+from engine_sweep.settings import SEARCH_OPTIONS
 
-_FLAGS = (
-    "config",
-    "trials",
-    "metric",
-    "direction",
-    "dir",
-    "resume",
-    "sampler",
-    "grid_points",
-    "pruner",
-    "prune_startup",
-    "prune_warmup",
-    "sampler_seed",
-    "jobs",
-    "fail_fast",
-    "folds",
-    "group_by",
-    "backend",
-    "address",
-    "storage",
-    "cpus_per_trial",
-)
+_FLAGS = ("config", "trials", "metric", "direction", "dir", "resume", *SEARCH_OPTIONS)
 
 
 def sweep(

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine import ConfigError, EngineError
 from engine_sweep import records as rec
-from engine_sweep.settings import DEFAULT_TRIALS
+from engine_sweep.settings import DEFAULT_TRIALS, SEARCH_OPTIONS
 from engine_sweep.space import Dimension, cell, grid_size, ordered, parse_space, validate_keys
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -238,21 +238,7 @@ def start(settings: dict[str, Any], run_parts: list[dict[str, Any]], dir_arg: st
     return sweep
 
 
-_OPTIONS = (
-    "sampler",
-    "grid_points",
-    "pruner",
-    "prune_startup",
-    "prune_warmup",
-    "sampler_seed",
-    "jobs",
-    "fail_fast",
-    "folds",
-    "group_by",
-    "address",
-    "storage",
-    "cpus_per_trial",
-)
+_OPTIONS = tuple(k for k in SEARCH_OPTIONS if k != "backend")  # the backend is recorded on its own
 
 
 def _monitor(config: dict[str, Any], settings: dict[str, Any]) -> list[str]:

@@ -22,12 +22,8 @@ from typing import Any
 
 from engine import ConfigError, EngineError
 
-#: Keys of a sweep YAML that are the sweep's (everything else in the file is run config).
-SWEEP_KEYS = (
-    "space",
-    "metric",
-    "direction",
-    "trials",
+#: How to search, the same in a sweep YAML, on the command line and in ``sweep()`` (recorded in sweep.json).
+SEARCH_OPTIONS = (
     "sampler",
     "grid_points",
     "pruner",
@@ -42,9 +38,9 @@ SWEEP_KEYS = (
     "address",
     "storage",
     "cpus_per_trial",
-    "recipe",
-    "overrides",
 )
+#: Keys of a sweep YAML that are the sweep's (everything else in the file is run config).
+SWEEP_KEYS = ("space", "metric", "direction", "trials", *SEARCH_OPTIONS, "recipe", "overrides")
 DEFAULTS: dict[str, Any] = {
     "sampler": "tpe",
     "grid_points": 5,
