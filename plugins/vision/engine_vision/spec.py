@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import ConfigError, did_you_mean
@@ -23,42 +24,58 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_augment(spec: Any, where: str = "data.augment") -> dict[str, Any]:
-    """Return ``spec`` as a plain dict after checking every key and value; ConfigError otherwise."""
+def _checked(
+    spec: Any, where: str, keys: dict[str, str], example: str, label: str, valid: Callable[[str, Any], bool]
+) -> dict[str, Any]:
+    """``spec`` as a plain dict once every key is one of ``keys`` and ``valid(key, value)``; ConfigError otherwise."""
     if spec is None:
         return {}
     if not isinstance(spec, dict):
         raise ConfigError(
             f"{where} must be a mapping of augmentations, got {spec!r}",
-            hint=f"for example {where}.rotate=10 {where}.shift=0.1; keys: {', '.join(AUGMENT_KEYS)}",
+            hint=f"for example {example.format(where=where)}; keys: {', '.join(keys)}",
         )
     for key, value in spec.items():
-        if key not in AUGMENT_KEYS:
+        if key not in keys:
             raise ConfigError(
-                f"unknown augmentation '{where}.{key}'{did_you_mean(str(key), AUGMENT_KEYS)}",
-                hint=f"augmentations: {', '.join(AUGMENT_KEYS)}",
+                f"unknown augmentation '{where}.{key}'{did_you_mean(str(key), keys)}",
+                hint=f"{label}: {', '.join(keys)}",
             )
-        ok = True
-        if key in ("hflip", "vflip"):
-            ok = isinstance(value, bool)
-        elif key == "scale":
-            if _number(value):
-                ok = 0 <= value < 1
-            elif isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) for v in value):
-                ok = 0 < value[0] <= value[1]
-            else:
-                ok = False
-        elif key in ("shift",):
-            ok = _number(value) and 0 <= value < 1
-        elif key == "erase":
-            ok = _number(value) and 0 <= value <= 1
-        elif key == "shear":
-            ok = _number(value) and 0 <= value < 90
-        else:  # rotate, noise
-            ok = _number(value) and value >= 0
-        if not ok:
-            raise ConfigError(f"{where}.{key} must be {AUGMENT_KEYS[key]}, got {value!r}")
+        if not valid(key, value):
+            raise ConfigError(f"{where}.{key} must be {keys[key]}, got {value!r}")
     return dict(spec)
+
+
+def _flip_or_scale(key: str, value: Any) -> bool:
+    """The flips (a bool) and ``scale`` (s, or a range [lo, hi] with 0 < lo <= hi), shared by both kinds."""
+    if key in ("hflip", "vflip"):
+        return isinstance(value, bool)
+    if _number(value):
+        return 0 <= value < 1
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(_number(v) for v in value)
+        and 0 < value[0] <= value[1]
+    )
+
+
+def _classify_ok(key: str, value: Any) -> bool:
+    if key in ("hflip", "vflip", "scale"):
+        return _flip_or_scale(key, value)
+    if key == "shift":
+        return _number(value) and 0 <= value < 1
+    if key == "erase":
+        return _number(value) and 0 <= value <= 1
+    if key == "shear":
+        return _number(value) and 0 <= value < 90
+    return _number(value) and value >= 0  # rotate, noise
+
+
+def check_augment(spec: Any, where: str = "data.augment") -> dict[str, Any]:
+    """Return ``spec`` as a plain dict after checking every key and value; ConfigError otherwise."""
+    example = "{where}.rotate=10 {where}.shift=0.1"
+    return _checked(spec, where, AUGMENT_KEYS, example, "augmentations", _classify_ok)
 
 
 #: Box-aware augmentation of the detection sources: key -> description.
@@ -75,38 +92,19 @@ DETECT_AUGMENT_KEYS: dict[str, str] = {
 }
 
 
+def _detect_ok(key: str, value: Any) -> bool:
+    if key in ("hflip", "vflip", "scale"):
+        return _flip_or_scale(key, value)
+    if key == "crop":
+        return _number(value) and 0 < value <= 1
+    if key == "min_visible":
+        return _number(value) and 0 <= value <= 1
+    if key == "noise":
+        return _number(value) and value >= 0
+    return _number(value) and 0 <= value < 1  # brightness, contrast, saturation
+
+
 def check_detect_augment(spec: Any, where: str = "data.augment") -> dict[str, Any]:
     """``spec`` of a detection source's augmentation as a plain dict, checked; ConfigError otherwise."""
-    if spec is None:
-        return {}
-    if not isinstance(spec, dict):
-        raise ConfigError(
-            f"{where} must be a mapping of augmentations, got {spec!r}",
-            hint=f"for example {where}.hflip=true {where}.scale=[0.8,1.2]; keys: {', '.join(DETECT_AUGMENT_KEYS)}",
-        )
-    for key, value in spec.items():
-        if key not in DETECT_AUGMENT_KEYS:
-            raise ConfigError(
-                f"unknown augmentation '{where}.{key}'{did_you_mean(str(key), DETECT_AUGMENT_KEYS)}",
-                hint=f"detection augmentations: {', '.join(DETECT_AUGMENT_KEYS)}",
-            )
-        if key in ("hflip", "vflip"):
-            ok = isinstance(value, bool)
-        elif key == "scale":
-            if _number(value):
-                ok = 0 <= value < 1
-            elif isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) for v in value):
-                ok = 0 < value[0] <= value[1]
-            else:
-                ok = False
-        elif key == "crop":
-            ok = _number(value) and 0 < value <= 1
-        elif key == "min_visible":
-            ok = _number(value) and 0 <= value <= 1
-        elif key == "noise":
-            ok = _number(value) and value >= 0
-        else:  # brightness, contrast, saturation
-            ok = _number(value) and 0 <= value < 1
-        if not ok:
-            raise ConfigError(f"{where}.{key} must be {DETECT_AUGMENT_KEYS[key]}, got {value!r}")
-    return dict(spec)
+    example = "{where}.hflip=true {where}.scale=[0.8,1.2]"
+    return _checked(spec, where, DETECT_AUGMENT_KEYS, example, "detection augmentations", _detect_ok)
