@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,13 @@ def normalize(cfg: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"model.depth=34"`` -> ``(["model", "depth"], 34)`` with OmegaConf's value grammar."""
+    path, value = _parse_override(item)
+    return list(path), copy.deepcopy(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
+    """:func:`parse_override`, cached: a sweep composes the same overrides for every trial (~1 ms each)."""
     from omegaconf import OmegaConf
 
     key, sep, _ = item.partition("=")
@@ -99,7 +107,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     value: Any = parsed
     for part in key.split("."):
         value = value[part]  # type: ignore[index]
-    return key.split("."), value
+    return tuple(key.split(".")), value
 
 
 _INDEXED = re.compile(r"^([^\[\]]+)\[(-?\d+)\]$")

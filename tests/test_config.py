@@ -141,3 +141,14 @@ def test_a_section_missing_from_an_older_config_gets_its_defaults() -> None:
     assert again["checkpoint"]["save_last"] is True and again["early_stopping"] is None
     with pytest.raises(ConfigError, match="'checkpoint' must be a mapping"):
         validate({**cfg, "checkpoint": 3}, reg)
+
+
+def test_a_parsed_override_is_the_callers_own_copy() -> None:
+    from engine.config import parse_override
+
+    keys, value = parse_override("model.hidden=[64,64]")
+    value.append(1)
+    keys.append("x")
+    assert parse_override("model.hidden=[64,64]") == (["model", "hidden"], [64, 64])  # parsed once, never shared
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_override("model.hidden")

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ class Sweep:
     disable: tuple[str, ...] = ()
     started: float = field(default_factory=time.time)
     quiet: bool = False
+    _template: dict[str, Any] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ trials
 
@@ -71,7 +73,9 @@ class Sweep:
 
     def spec(self, record: dict[str, Any], resume: bool = False) -> dict[str, Any]:
         """The plain-data spec :func:`engine_sweep.trial.run_trial` runs (in any process)."""
-        return make_spec(self.template(), record["number"], record["sampled"], record.get("trial_id"), resume)
+        if self._template is None:  # the same for every trial of this process
+            self._template = self.template()
+        return make_spec(self._template, record["number"], record["sampled"], record.get("trial_id"), resume)
 
     def new_record(self, number: int, sampled: dict[str, Any], trial_id: int | None = None) -> dict[str, Any]:
         params = {k: self.dims[k].value(v) for k, v in sampled.items() if k in self.dims}
@@ -142,7 +146,7 @@ def make_spec(
     template: dict[str, Any], number: int, sampled: dict[str, Any], trial_id: int | None, resume: bool
 ) -> dict[str, Any]:
     """Trial ``number``'s spec: quiet output, the monitor, the base run's overrides, the space's, the sweep's."""
-    dims = parse_space(template["space"])
+    dims = _space(tuple(template["space"].items()))
     section = {**template["section"], "number": number}
     if section["backend"] == "optuna":
         section["trial_id"] = trial_id
@@ -165,6 +169,11 @@ def make_spec(
         "resume": resume,
         "disable": template["disable"],
     }
+
+
+@lru_cache(maxsize=8)
+def _space(items: tuple[tuple[str, str], ...]) -> dict[str, Dimension]:
+    return parse_space(dict(items))
 
 
 # --------------------------------------------------------------------------- a new sweep

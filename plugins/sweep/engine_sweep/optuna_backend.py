@@ -129,10 +129,13 @@ def trial_id(sweep: Sweep, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name("sweep"), number)
 
 
-def _ask(sweep: Sweep, study: Any) -> dict[str, Any]:
-    trial = study.ask(fixed_distributions={k: d.distribution() for k, d in sweep.dims.items()})
-    # Trial k of the sweep is trial k of its study.
-    return sweep.new_record(trial.number, dict(trial.params), trial_id(sweep, trial.number))
+def _ask(sweep: Sweep, study: Any, distributions: dict[str, Any]) -> dict[str, Any]:
+    trial = study.ask(fixed_distributions=distributions)
+    # Trial k of the sweep is trial k of its study. Its storage id: the Trial's own (no look-up), else looked up.
+    ident = getattr(trial, "_trial_id", None)
+    if not isinstance(ident, int):
+        ident = trial_id(sweep, trial.number)
+    return sweep.new_record(trial.number, dict(trial.params), ident)
 
 
 def _tell(study: Any, record: dict[str, Any]) -> None:
@@ -171,6 +174,7 @@ def run_optuna(sweep: Sweep, resume: bool = False) -> None:
     jobs = max(1, int(s.get("jobs") or 1))
     executor: Inline | Pool = Inline() if jobs == 1 else Pool(jobs)
     pending: dict[Future, dict[str, Any]] = {}
+    distributions = {k: d.distribution() for k, d in sweep.dims.items()}
     stop: EngineError | None = None
     stopping = False
     try:
@@ -179,7 +183,7 @@ def run_optuna(sweep: Sweep, resume: bool = False) -> None:
                 if queue:
                     record, again = queue.pop(0), True
                 elif len(sweep.records) < s["trials"]:
-                    record, again = _ask(sweep, study), False
+                    record, again = _ask(sweep, study, distributions), False
                 else:
                     break
                 pending[executor.submit(run_trial, sweep.spec(record, resume=again))] = record
