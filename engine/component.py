@@ -123,11 +123,15 @@ class Recipe:
         config: the configuration as a mapping, or ``"package:relative/path.yaml"``
             naming a YAML file inside an installed package (read lazily).
         summary: one line shown by ``engine components list --kind recipe``.
+        targets: the quality it promises, one ``METRIC OP BOUND`` line each (``"test/accuracy >= 0.97"``,
+            ``"test/recall@10 >= 0.9 * test/ease_recall@10"``; see :mod:`engine.targets`), checked by
+            ``bench/recipe_matrix.py`` over seeds and thread counts and shown by ``engine components show``.
     """
 
     name: str
     config: Mapping[str, Any] | str
     summary: str = ""
+    targets: tuple[str, ...] = ()
     kind: str = "recipe"
     plugin: str = ""
     distribution: str | None = None

@@ -24,7 +24,7 @@ Checks, each failing with a message naming the component and what was wrong:
 - tasks complete a ``fast_dev_run`` on the plugin's data (or the core's
   ``synthetic``) with the slot's default model (or the plugin's first, or ``mlp``),
   or with the overrides given in ``task_overrides``;
-- recipes validate, and each completes a ``fast_dev_run`` (one batch of
+- recipes validate, their quality targets parse, and each completes a ``fast_dev_run`` (one batch of
   training, validation and test) unless ``fast_dev_run=False``.
 """
 
@@ -81,6 +81,7 @@ def check_plugin(
     from engine.plan import make_plan
     from engine.protocols import problems
     from engine.registry import get_registry
+    from engine.targets import parse_targets
 
     reg = get_registry(fresh=True)
     info = reg.manager.plugins.get(name)
@@ -268,6 +269,8 @@ def check_plugin(
         cfg = attempt(
             f"recipe '{e.qualified_name}' validates", lambda e=e: make_plan(compose(reg, e.qualified_name), reg).config
         )
+        if e.targets:
+            attempt(f"recipe '{e.qualified_name}' targets", lambda e=e: parse_targets(e.targets, e.qualified_name))
         if cfg is not None and fast_dev_run:
             attempt(
                 f"recipe '{e.qualified_name}' completes fast_dev_run", lambda c=cfg, e=e: smoke(c, e.qualified_name)

@@ -128,6 +128,8 @@ def cmd_components_show(args: argparse.Namespace) -> int:
         if entry.kind == "recipe":
             import yaml
 
+            if entry.targets:
+                console.print(f"  targets: {'; '.join(entry.targets)}")
             console.print("  config:")
             console.print("    " + yaml.safe_dump(entry.load_config(), sort_keys=False).replace("\n", "\n    "))
             continue

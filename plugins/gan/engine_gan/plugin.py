@@ -64,6 +64,7 @@ def engine_recipes() -> list[Recipe]:
             "ring8",
             "engine_gan:recipes/ring8.yaml",
             "MLP GAN on the ring of 8 Gaussians: 8/8 modes, >= 90% high-quality samples",
+            targets=("test/modes >= 8", "test/hq >= 0.9"),
         ),
         Recipe(
             "grid25",

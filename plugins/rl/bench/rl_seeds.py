@@ -1,12 +1,13 @@
-"""Train the RL recipes over several seeds and evaluate each greedy policy on fresh episodes.
+"""Train the RL recipes over seeds x torch thread counts and evaluate each greedy policy on fresh episodes.
 
-Prints one row per (recipe, seed): environment steps (of training, and when the evaluated best
-checkpoint was written), training wall time, evaluation
-mean ± std over ``--episodes`` episodes (seeds ``--eval-seed`` …, never used in training),
-and whether the issue's target is met::
+Each cell trains the recipe (``seed=S``, ``torch.set_num_threads(T)``), then evaluates the best
+checkpoint's greedy policy over ``--episodes`` episodes (seeds ``--eval-seed`` …, never used in
+training) and checks the recipe's targets (``engine components show rl/cartpole-ppo``) on that
+evaluation and the training's environment steps. Prints one row per cell and each recipe's worst
+cell (:mod:`engine.matrix`)::
 
-    python plugins/rl/bench/rl_seeds.py                                  # every recipe, seeds 0 1 2
-    python plugins/rl/bench/rl_seeds.py --recipes rl/cartpole-ppo --seeds 0
+    python plugins/rl/bench/rl_seeds.py                                  # every recipe, seeds 0 1 2, threads 1 2
+    python plugins/rl/bench/rl_seeds.py --recipes rl/cartpole-ppo --seeds 0 --threads 2
     python plugins/rl/bench/rl_seeds.py --recipes rl/frozenlake-q --episodes 1000
 
 Runs one training at a time (CPU); each run directory is kept under ``--out``.
@@ -21,14 +22,6 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-
-#: recipe -> (metric, threshold, env-step budget or None)
-TARGETS: dict[str, tuple[str, float, int | None]] = {
-    "rl/frozenlake-q": ("eval/success_rate", 0.70, None),
-    "rl/cartpole-dqn": ("eval/return_mean", 475.0, 100_000),
-    "rl/cartpole-ppo": ("eval/return_mean", 475.0, 100_000),
-    "rl/pendulum-ppo": ("eval/return_mean", -250.0, None),
-}
 
 
 def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, overrides: list[str]) -> dict[str, Any]:
@@ -79,48 +72,42 @@ def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, 
 
 
 def main() -> None:
+    import engine
+    from engine.matrix import print_matrix, run_matrix
+    from engine.targets import parse_targets
+
+    recipes = {r.qualified_name: r for r in engine.get_registry().list("recipe") if r.plugin == "rl"}
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", nargs="+", default=list(TARGETS), help="recipes to run (default: all)")
+    parser.add_argument("--recipes", nargs="+", default=list(recipes), help="recipes to run (default: all)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch thread counts (default: 1 2)")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes per run (default 100)")
     parser.add_argument("--eval-seed", type=int, default=12345, help="seed of the first evaluation episode")
     parser.add_argument("--out", default=None, help="directory for the run directories (default: a temp dir)")
     parser.add_argument("overrides", nargs="*", help="config overrides applied to every run, e.g. task.gamma=0.99")
     args = parser.parse_args()
-    unknown = [r for r in args.recipes if r not in TARGETS]
+    unknown = [r for r in args.recipes if r not in recipes]
     if unknown:
-        parser.error(f"unknown recipe(s) {unknown}; choose from {list(TARGETS)}")
+        parser.error(f"unknown recipe(s) {unknown}; choose from {list(recipes)}")
 
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
     out = Path(args.out or tempfile.mkdtemp(prefix="rl-bench-"))
 
-    rows = []
-    header = (
-        f"{'recipe':17s} {'seed':>4s} {'env steps':>9s} {'best at':>8s} {'train s':>8s} {'eval mean ± std':>18s} "
-        f"{'success':>7s} {'target':>14s} ok"
-    )
-    print(header, flush=True)
-    for recipe in args.recipes:
-        for seed in args.seeds:
-            row = bench_one(recipe, seed, args.episodes, args.eval_seed, out, args.overrides)
-            metric, threshold, budget = TARGETS[recipe]
-            ok = row[metric] >= threshold and (budget is None or row["env_steps"] <= budget)
-            row["ok"] = ok
-            rows.append(row)
-            success = f"{row['eval/success_rate']:.3f}" if "eval/success_rate" in row else "-"
-            target = f"{metric.split('/')[1].split('_')[0]}>={threshold:g}"
-            print(
-                f"{recipe:17s} {seed:>4d} {row['env_steps']:>9d} {row['best_steps']:>8d} {row['train_s']:>8.1f} "
-                f"{row['eval/return_mean']:>9.2f} ± {row['eval/return_std']:<6.2f} {success:>7s} {target:>14s} "
-                f"{'yes' if ok else 'NO'}",
-                flush=True,
-            )
-    print(
-        f"\n{sum(r['ok'] for r in rows)}/{len(rows)} runs meet their target; "
-        f"{args.episodes} evaluation episodes each (seeds {args.eval_seed}+); runs in {out}"
-    )
+    def train(recipe: str, seed: int) -> dict[str, Any]:
+        row = bench_one(recipe, seed, args.episodes, args.eval_seed, out, args.overrides)
+        print(
+            f"  {recipe} seed {seed}: best checkpoint at {row['best_steps']} env steps, eval "
+            f"{row['eval/return_mean']:.2f} ± {row['eval/return_std']:.2f}, train {row['train_s']:.0f} s",
+            flush=True,
+        )
+        return {**row, "train/env_steps": row["env_steps"]}
+
+    targets = {r: parse_targets(recipes[r].targets, r) for r in args.recipes}
+    rows = run_matrix(args.recipes, args.seeds, args.threads, train)
+    print_matrix(rows, targets)
+    print(f"{args.episodes} evaluation episodes each (seeds {args.eval_seed}+); runs in {out}")
 
 
 if __name__ == "__main__":

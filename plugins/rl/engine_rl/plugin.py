@@ -86,18 +86,28 @@ def engine_recipes() -> list[Recipe]:
     r = "engine_rl:recipes"
     return [
         Recipe(
-            "frozenlake-q", f"{r}/frozenlake-q.yaml", "Tabular Q-learning on FrozenLake 4x4 slippery, success >= 0.70"
+            "frozenlake-q",
+            f"{r}/frozenlake-q.yaml",
+            "Tabular Q-learning on FrozenLake 4x4 slippery, success >= 0.70",
+            targets=("eval/success_rate >= 0.70",),
         ),
         Recipe(
             "cartpole-dqn",
             f"{r}/cartpole-dqn.yaml",
             "Double DQN on CartPole-v1, 100k steps; periodic greedy evaluation keeps the best checkpoint",
+            targets=("eval/return_mean >= 475", "train/env_steps <= 100000"),
         ),
-        Recipe("cartpole-ppo", f"{r}/cartpole-ppo.yaml", "PPO solves CartPole-v1 (eval >= 475) in <= 100k steps"),
+        Recipe(
+            "cartpole-ppo",
+            f"{r}/cartpole-ppo.yaml",
+            "PPO solves CartPole-v1 (eval >= 475) in <= 100k steps",
+            targets=("eval/return_mean >= 475", "train/env_steps <= 100000"),
+        ),
         Recipe(
             "pendulum-ppo",
             f"{r}/pendulum-ppo.yaml",
-            "PPO, Gaussian policy, on Pendulum-v1 (target mean return >= -250, not reached yet)",
+            "PPO, Gaussian policy, on Pendulum-v1: mean return >= -250",
+            targets=("eval/return_mean >= -250",),
         ),
     ]
 

@@ -108,6 +108,7 @@ def engine_recipes() -> list[Recipe]:
             "digits",
             "engine_vision:recipes/digits.yaml",
             "Small CNN on 8x8 digits with augmentation: >= 99% test accuracy in about a minute on CPU",
+            targets=("test/accuracy >= 0.99",),
         ),
         Recipe(
             "digits-resnet",
@@ -123,6 +124,7 @@ def engine_recipes() -> list[Recipe]:
             "shapes-detect",
             "engine_vision:recipes/shapes-detect.yaml",
             "Detector (ResNet-18 backbone, pyramid, shared head) on generated shapes: test mAP@0.5 >= 0.9 on CPU",
+            targets=("test/map_50 >= 0.9",),
         ),
     ]
 

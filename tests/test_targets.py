@@ -1,0 +1,95 @@
+"""Recipe targets (engine.targets) and the seeds x threads matrix (engine.matrix)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+import engine
+from engine.errors import ConfigError
+from engine.matrix import print_matrix, run_matrix
+from engine.targets import Target, parse_target, parse_targets
+
+
+def test_a_target_reads_a_number_or_a_multiple_of_another_metric() -> None:
+    assert parse_target("test/accuracy >= 0.97") == Target("test/accuracy", ">=", 0.97)
+    assert parse_target(" test/wer<=5e-2 ") == Target("test/wer", "<=", 0.05)
+    assert parse_target("eval/return_mean >= -250") == Target("eval/return_mean", ">=", -250.0)
+    relative = parse_target("test/recall@10 >= 0.9 * test/ease_recall@10")
+    assert relative == Target("test/recall@10", ">=", 0.9, "test/ease_recall@10")
+    assert str(relative) == "test/recall@10 >= 0.9 * test/ease_recall@10"
+    assert parse_target("test/loss < test/bigram_loss").factor == 1.0
+
+
+@pytest.mark.parametrize("text", ["test/accuracy", "test/accuracy => 0.9", "test/accuracy >= ", ">= 0.9", "a >= 2 * "])
+def test_a_malformed_target_is_one_clear_error(text: str) -> None:
+    with pytest.raises(ConfigError, match="expected 'METRIC OP BOUND'"):
+        parse_target(text)
+    with pytest.raises(ConfigError, match=r"^vision/x: cannot read target"):
+        parse_targets([text], "vision/x")
+    with pytest.raises(ConfigError, match="must be a list of strings"):
+        parse_targets("test/accuracy >= 0.9", "vision/x")
+
+
+def test_a_target_is_checked_against_the_runs_own_metrics() -> None:
+    relative = parse_target("test/recall@10 >= 0.9 * test/ease_recall@10")
+    assert relative.check({"test/recall@10": 0.19, "test/ease_recall@10": 0.2}) == (True, 0.19, 0.9 * 0.2)
+    assert relative.check({"test/recall@10": 0.17, "test/ease_recall@10": 0.2})[0] is False
+    assert relative.check({"test/recall@10": 0.19})[0] is False  # no baseline figure: not met
+    lower = parse_target("test/wer <= 0.05")
+    assert lower.check({"test/wer": 0.05})[0] and not lower.check({"test/wer": 0.0501})[0]
+    assert not lower.check({"test/wer": float("nan")})[0] and not lower.check({})[0]
+
+
+def _rows(*cells: tuple[int, int, float]) -> list[dict]:
+    return [
+        {"recipe": "x/y", "seed": s, "threads": t, "metrics": {"test/accuracy": v}, "wall_time_s": 1.0}
+        for s, t, v in cells
+    ]
+
+
+def test_the_matrix_names_its_worst_cell_and_whether_every_target_held() -> None:
+    targets = {"x/y": [parse_target("test/accuracy >= 0.97")]}
+    out = io.StringIO()
+    assert print_matrix(_rows((0, 1, 1.0), (0, 2, 0.98), (1, 2, 0.99)), targets, out) is True
+    assert "worst of 3 for test/accuracy >= 0.97: 0.9800 (seed 0, 2 threads) held" in out.getvalue()
+    out = io.StringIO()
+    assert print_matrix(_rows((0, 1, 1.0), (0, 2, 0.906)), targets, out) is False
+    assert "0.9060 MISSED" in out.getvalue() and "(seed 0, 2 threads) NOT MET" in out.getvalue()
+    broken = [*_rows((0, 1, 1.0)), {"recipe": "x/y", "seed": 1, "threads": 1, "metrics": {}, "error": "boom"}]
+    broken[-1]["wall_time_s"] = 0.0
+    out = io.StringIO()
+    assert print_matrix(broken, targets, out) is False  # a cell that failed is the worst cell
+    assert "(seed 1, 1 threads) NOT MET" in out.getvalue()
+
+
+def test_run_matrix_sets_each_thread_count_records_failures_and_restores_the_callers() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    seen = []
+
+    def train(recipe: str, seed: int) -> dict:
+        seen.append((recipe, seed, torch.get_num_threads()))
+        if seed == 1:
+            raise RuntimeError("diverged\nsecond line")
+        return {"test/accuracy": 1.0}
+
+    rows = run_matrix(["a/b"], [0, 1], [1, 2], train, progress=None)
+    assert seen == [("a/b", 0, 1), ("a/b", 1, 1), ("a/b", 0, 2), ("a/b", 1, 2)]
+    assert [r.get("error") for r in rows] == [None, "RuntimeError: diverged", None, "RuntimeError: diverged"]
+    assert torch.get_num_threads() == before
+
+
+def test_every_installed_recipes_targets_read_and_show() -> None:
+    recipes = [r for r in engine.get_registry().list("recipe") if r.targets]
+    assert {"vision/digits", "rl/cartpole-ppo", "recsys/synthetic-mf"} <= {r.qualified_name for r in recipes}
+    for recipe in recipes:
+        parse_targets(recipe.targets, recipe.qualified_name)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "components", "show", "vision/digits"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "targets: test/accuracy >= 0.99" in out.stdout
