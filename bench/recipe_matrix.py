@@ -7,7 +7,8 @@ Without RECIPE: every installed recipe that declares targets (``engine component
 lists them). Each cell is ``engine run RECIPE seed=S`` trained in this process with
 ``torch.set_num_threads(T)``: the seed moves the initialisation, the batch order and, for data
 generated or split by seed, the data; the thread count moves how reductions are split. Targets are
-checked on the run's final metrics (the test split of its best checkpoint). Prints one row per
+checked on the run's final metrics (the test split of its best checkpoint) and its numeric data
+facts as ``facts/NAME`` (``test/accuracy >= 0.98 * facts/bayes_accuracy``). Prints one row per
 cell and each recipe's worst cell: the figure its documentation quotes. Recipes whose figure needs
 more than the run (a fresh evaluation, a baseline) have their own bench script in
 ``plugins/*/bench/`` built on the same :mod:`engine.matrix`.
@@ -39,6 +40,7 @@ def main() -> None:
     from engine.config import compose, validate
     from engine.errors import ConfigError, did_you_mean
     from engine.matrix import print_matrix, run_matrix
+    from engine.rundir import read_json
     from engine.runner import run
     from engine.targets import parse_targets
 
@@ -59,8 +61,10 @@ def main() -> None:
             cfg = validate(compose(reg, recipe, (), [*QUIET, *args.set, f"seed={seed}", *where]), reg)
         except ConfigError as exc:
             raise SystemExit(f"error: {recipe}: {exc.message}") from None
-        summary = run(cfg, reg).summary
-        return {**(summary.get("best_metrics") or {}), **(summary.get("metrics") or {})}
+        result = run(cfg, reg)
+        facts = read_json(result.run_dir, "facts.json")  # e.g. tabular.churn's bayes_accuracy: a bound to aim at
+        numbers = {f"facts/{k}": v for k, v in facts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return {**numbers, **(result.summary.get("best_metrics") or {}), **(result.summary.get("metrics") or {})}
 
     print(f"recipes {', '.join(names)}; seeds {args.seeds}; torch threads {args.threads}; runs in {root}")
     rows = run_matrix(names, args.seeds, args.threads, train)

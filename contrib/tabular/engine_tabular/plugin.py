@@ -49,4 +49,11 @@ def engine_data_sources() -> list[Component]:
 
 @hookimpl
 def engine_recipes() -> list[Recipe]:
-    return [Recipe("churn", "engine_tabular:recipes/churn.yaml", "Embedding MLP on the churn table")]
+    return [
+        Recipe(
+            "churn",
+            "engine_tabular:recipes/churn.yaml",
+            "Embedding MLP on the churn table: test accuracy within 3 % of the Bayes classifier's",
+            targets=("test/accuracy >= 0.97 * facts/bayes_accuracy",),
+        )
+    ]
