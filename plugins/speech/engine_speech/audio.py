@@ -23,7 +23,7 @@ from engine.errors import EngineError
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au")
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=128)  # speed perturbation draws from ~50 rates
 def _sinc_kernel(orig: int, new: int, zeros: int = 16, rolloff: float = 0.945, beta: float = 14.769656459379492):
     """Polyphase filter bank ``[new, 1, K]`` for resampling ``orig`` -> ``new`` (both reduced by their gcd)."""
     cutoff = min(orig, new) * rolloff  # in units of the reduced rates: a low-pass just below the lower Nyquist

@@ -9,7 +9,7 @@ from engine.errors import EngineError
 
 
 def transcribe_files(
-    run_path: str, files: list[str], which: str = "best", beam_width: int | None = None
+    run_path: str, files: list[str], which: str = "best", beam_width: int | None = None, decoder: str | None = None
 ) -> list[tuple[str, str]]:
     """``(file, text)`` per file: the transcript (CTC runs) or ``word (probability)`` (keyword runs)."""
     from engine.runs import open_run
@@ -23,6 +23,11 @@ def transcribe_files(
         )
     if beam_width is not None and beam_width < 1:
         raise EngineError(f"--beam-width must be >= 1, got {beam_width}")
+    if decoder is not None:
+        from engine_speech.task import DECODERS
+
+        if decoder not in DECODERS:
+            raise EngineError(f"--decoder: unknown decoder '{decoder}'", hint=f"choose one of {', '.join(DECODERS)}")
     for f in files:
         if not Path(f).is_file():
             raise EngineError(f"audio file not found: {f}")
@@ -32,8 +37,14 @@ def transcribe_files(
     from engine_speech.datasets import prepare_input
 
     task = run.task(which)
-    if beam_width is not None and hasattr(task, "beam_width"):
-        task.beam_width = beam_width
+    if hasattr(task, "transcribe"):
+        from engine_speech.task import check_decoder
+
+        if beam_width is not None:
+            task.beam_width = beam_width
+        if decoder is not None:
+            check_decoder(decoder, beam_width, task.lexicon, "--decoder")  # a ConfigError: one line, exit 2
+            task.decoder = decoder
     out = []
     with torch.no_grad():
         for f in files:
@@ -52,6 +63,6 @@ def transcribe_files(
 
 
 def transcribe(args: argparse.Namespace) -> int:
-    for f, text in transcribe_files(args.run, args.files, args.checkpoint, args.beam_width):
+    for f, text in transcribe_files(args.run, args.files, args.checkpoint, args.beam_width, args.decoder):
         print(f"{f}\t{text}")
     return 0

@@ -8,25 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from engine_speech.audio import fit_length, trim_silence
-from engine_speech.features import FeatureExtractor, add_noise, spec_augment
-
-
-class Augment:
-    def __init__(self, params: dict[str, Any]) -> None:
-        self.noise_prob = params["noise_prob"]
-        self.snr_db = params["snr_db"]
-        self.freq_masks, self.freq_mask_width = params["freq_masks"], params["freq_mask_width"]
-        self.time_masks, self.time_mask_width = params["time_masks"], params["time_mask_width"]
-
-    def wave(self, wave: torch.Tensor) -> torch.Tensor:
-        if self.noise_prob > 0 and float(torch.rand(())) < self.noise_prob:
-            lo, hi = self.snr_db
-            snr = lo + (hi - lo) * float(torch.rand(()))
-            wave = add_noise(wave, snr, "pink" if float(torch.rand(())) < 0.5 else "white")
-        return wave
-
-    def feats(self, feats: torch.Tensor) -> torch.Tensor:
-        return spec_augment(feats, self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width)
+from engine_speech.augment import Augment
+from engine_speech.features import FeatureExtractor
 
 
 class ClipDataset(Dataset):
@@ -48,15 +31,14 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         wave = self.waves[i].float() / 32767
-        if self.augment is not None:
-            slack = abs(self.clip_samples - wave.numel())
-            offset = int(torch.randint(0, slack + 1, (1,))) if slack else 0
-            wave = self.augment.wave(fit_length(wave, self.clip_samples, offset))
-        else:
-            wave = fit_length(wave, self.clip_samples)
-        feats = self.extractor(wave)
-        if self.augment is not None:
-            feats = self.augment.feats(feats)
+        if self.augment is None:
+            return self.extractor(fit_length(wave, self.clip_samples)).unsqueeze(0), self.labels[i]
+        g = self.augment.generator(i)
+        wave = trim_silence(self.augment.perturb(wave, g), self.extractor.sample_rate)
+        slack = abs(self.clip_samples - wave.numel())
+        offset = int(torch.randint(0, slack + 1, (1,), generator=g)) if slack else 0
+        wave = self.augment.noise(fit_length(wave, self.clip_samples, offset), g)
+        feats = self.augment.feats(self.extractor(wave, self.augment.warp(g)), g)
         return feats.unsqueeze(0), self.labels[i]
 
 
@@ -77,12 +59,11 @@ class SequenceDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         wave = self.waves[i].float() / 32767
-        if self.augment is not None:
-            wave = self.augment.wave(wave)
-        feats = self.extractor(wave)
-        if self.augment is not None:
-            feats = self.augment.feats(feats)
-        return feats, self.targets[i]
+        if self.augment is None:
+            return self.extractor(wave), self.targets[i]
+        g = self.augment.generator(i)
+        wave = self.augment.noise(self.augment.perturb(wave, g), g)
+        return self.augment.feats(self.extractor(wave, self.augment.warp(g)), g), self.targets[i]
 
 
 def collate_sequences(

@@ -15,30 +15,64 @@ from engine_speech.source import SpeechSource, feature_params
 from engine_speech.synth import DIGIT_WORDS, Utterance, check_voices, generate
 from engine_speech.text import encode_text
 
+# Every English espeak-ng language but the two held-out accents (West Midlands, New York City).
+LANGUAGES = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-gb-x-gbclan"]
+HELDOUT_LANGUAGES = ["en-gb-x-gbcwmd", "en-us-nyc"]
+VAL_VARIANTS = ["m5", "f3", "max", "Annie", "rob", "klatt5", "grandpa"]
+TEST_VARIANTS = ["m7", "f5", "Alex", "steph", "klatt3"]
+HELDOUT_VARIANTS = ["m8", "aunty", "Gene2", "iven3", "klatt4", "Mike", "quincy", "steph2", "edward", "robosoft3"]
+# Every other espeak-ng variant (espeak-ng 1.51, `espeak-ng --voices=variant`): 78 training speakers.
+TRAIN_VARIANTS = (
+    "m1 m2 m3 m4 m6 f1 f2 f4 klatt klatt2 klatt6 Andy linda john adam Alicia Andrea AnxiousAndy Demonic Denis "
+    "Diogo Gene Henrique Hugo Jacky Lee Marco Mario Michael Mr Nguyen RicishayMax RicishayMax2 RicishayMax3 Storm "
+    "Tweaky UniRobot anika anikaRobot announcer antonio belinda benjamin boris caleb croak david ed edward2 fast "
+    "grandma gustave iven iven2 iven4 kaukovalta marcelo michel miguel norbert pablo paul pedro robert robosoft "
+    "robosoft2 robosoft4 robosoft5 robosoft6 robosoft7 robosoft8 sandro shelby steph3 travis victor whisper "
+    "whisperf zac"
+).split()
+
+
+def _draw(rng: random.Random, inner: list[int], outer: list[int] | None) -> int:
+    """A value of ``inner``; with ``outer``, a value of ``outer`` outside ``inner`` (held-out ranges)."""
+    if outer is None:
+        return rng.randint(*inner)
+    below = list(range(outer[0], min(inner[0], outer[1] + 1)))
+    above = list(range(max(inner[1] + 1, outer[0]), outer[1] + 1))
+    return rng.choice(below + above) if below or above else rng.randint(*outer)
+
 
 class SpokenDigits(SpeechSource):
     """Spoken digits synthesised with espeak-ng, split by voice: no test voice is heard in training.
 
     A voice is ``language+variant``: every language (accent) is combined with the variants
-    (speakers) of each split, and the three variant lists are disjoint, so validation and test
-    voices are new speakers. Speed and pitch are drawn per utterance. ``words`` mode says one
-    digit ("seven") per utterance for keyword spotting (10 classes); ``strings`` mode says
+    (speakers) of each split, and the variant lists are disjoint, so validation and test voices are
+    new speakers. Speed, pitch and amplitude are drawn per utterance. The ``heldout`` split goes
+    further: accents (``heldout_languages``) and speakers (``heldout_variants``) used by no other
+    split, at speeds and pitches outside the training ranges (drawn from ``heldout_speed_range`` /
+    ``heldout_pitch_range`` minus ``speed_range`` / ``pitch_range``). ``words`` mode says one digit
+    ("seven") per utterance for keyword spotting (10 classes); ``strings`` mode says
     ``min_digits``..``max_digits`` random digits ("three one four") for speech recognition.
 
     Args:
         mode: words (classification, clips) or strings (recognition, sequences).
         num_utterances: training utterances.
         num_eval_utterances: utterances in each of validation and test.
+        num_heldout_utterances: utterances of the held-out accent/variant split (0: none).
         min_digits: shortest digit string (strings mode).
         max_digits: longest digit string (strings mode).
-        languages: espeak-ng languages (accents) used by every split.
+        languages: espeak-ng languages (accents) of the train, val and test splits.
         train_variants: espeak-ng variants (speakers) of the training split.
         val_variants: variants of the validation split (disjoint from the others).
         test_variants: variants of the test split (disjoint from the others).
+        heldout_languages: accents of the held-out split only (disjoint from languages).
+        heldout_variants: variants of the held-out split only (disjoint from the others).
         speed_range: [low, high] speaking rate, words per minute.
         pitch_range: [low, high] pitch, 0-99.
+        amplitude_range: [low, high] espeak-ng amplitude (0-200, 100 is its default).
+        heldout_speed_range: held-out speeds come from this range outside speed_range.
+        heldout_pitch_range: held-out pitches come from this range outside pitch_range.
         clip_seconds: clip length in words mode.
-        seed: seed of the texts, voices, speeds and pitches.
+        seed: seed of the texts, voices, speeds and pitches (and, with the run's seed, the augmentation).
         cache_dir: where synthesised WAVs are cached (default $ENGINE_CACHE_DIR/speech, ~/.cache/engine/speech).
         workers: parallel espeak-ng processes when synthesising.
         sample_rate: audio is resampled to this rate (Hz) before features.
@@ -46,7 +80,11 @@ class SpokenDigits(SpeechSource):
         win_ms: STFT window (Hann), milliseconds.
         hop_ms: STFT hop (frame shift), milliseconds.
         n_mfcc: 0 for log-mel features, else keep this many MFCCs (DCT of the log-mel).
-        augment: augment the training split (noise, time shift, SpecAugment).
+        augment: augment the training split (tempo, vocal-tract length, reverb, noise, time shift, SpecAugment).
+        tempo_range: [low, high] speed-perturbation factor (resampling: tempo and pitch together); [1, 1] is off.
+        vtlp_range: [low, high] vocal-tract-length warp of the frequency axis; [1, 1] is off.
+        reverb_prob: probability of a synthetic room (exponentially decaying noise impulse response).
+        rt60_range: [low, high] reverberation time of that room, seconds.
         noise_prob: probability of adding white or pink noise to a training utterance.
         snr_db: [low, high] signal-to-noise ratio range of that noise, dB.
         freq_masks: SpecAugment frequency masks per training utterance.
@@ -60,14 +98,20 @@ class SpokenDigits(SpeechSource):
         mode: Literal["words", "strings"] = "words",
         num_utterances: int = 3000,
         num_eval_utterances: int = 500,
+        num_heldout_utterances: int = 500,
         min_digits: int = 3,
         max_digits: int = 6,
-        languages: list[str] = ["en-us", "en", "en-gb-scotland", "en-029", "en-gb-x-rp"],  # noqa: B006
-        train_variants: list[str] = ["m1", "m2", "m3", "m4", "m6", "f1", "f2", "f4", "klatt", "Andy", "linda", "john"],  # noqa: B006
-        val_variants: list[str] = ["m5", "f3", "max"],  # noqa: B006
-        test_variants: list[str] = ["m7", "f5", "Alex", "steph", "klatt3"],  # noqa: B006
-        speed_range: list[int] = [130, 200],  # noqa: B006
-        pitch_range: list[int] = [30, 70],  # noqa: B006
+        languages: list[str] = LANGUAGES,
+        train_variants: list[str] = TRAIN_VARIANTS,
+        val_variants: list[str] = VAL_VARIANTS,
+        test_variants: list[str] = TEST_VARIANTS,
+        heldout_languages: list[str] = HELDOUT_LANGUAGES,
+        heldout_variants: list[str] = HELDOUT_VARIANTS,
+        speed_range: list[int] = [110, 240],  # noqa: B006
+        pitch_range: list[int] = [10, 90],  # noqa: B006
+        amplitude_range: list[int] = [60, 180],  # noqa: B006
+        heldout_speed_range: list[int] = [85, 290],  # noqa: B006
+        heldout_pitch_range: list[int] = [0, 99],  # noqa: B006
         clip_seconds: float = 1.0,
         seed: int = 0,
         cache_dir: str | None = None,
@@ -78,40 +122,66 @@ class SpokenDigits(SpeechSource):
         hop_ms: float = 10.0,
         n_mfcc: int = 0,
         augment: bool = True,
+        tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
+        vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
+        reverb_prob: float = 0.3,
+        rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
         noise_prob: float = 0.5,
-        snr_db: list[float] = [10.0, 30.0],  # noqa: B006
+        snr_db: list[float] = [5.0, 30.0],  # noqa: B006
         freq_masks: int = 2,
         freq_mask_width: int = 6,
         time_masks: int = 2,
         time_mask_width: int = 8,
     ) -> None:
         self._setup(feature_params(locals()))
-        if num_utterances < 1 or num_eval_utterances < 0:
-            raise ConfigError("num_utterances must be >= 1 and num_eval_utterances >= 0")
+        if num_utterances < 1 or num_eval_utterances < 0 or num_heldout_utterances < 0:
+            raise ConfigError("num_utterances must be >= 1, num_eval_utterances and num_heldout_utterances >= 0")
         if not 1 <= min_digits <= max_digits:
             raise ConfigError(f"need 1 <= min_digits <= max_digits, got {min_digits}..{max_digits}")
-        if len(speed_range) != 2 or not 80 <= speed_range[0] <= speed_range[1] <= 450:
-            raise ConfigError(f"speed_range must be [low, high] within 80..450 words per minute, got {speed_range}")
-        if len(pitch_range) != 2 or not 0 <= pitch_range[0] <= pitch_range[1] <= 99:
-            raise ConfigError(f"pitch_range must be [low, high] within 0..99, got {pitch_range}")
+        for name, rng, lo, hi in (
+            ("speed_range", speed_range, 80, 450),
+            ("heldout_speed_range", heldout_speed_range, 80, 450),
+            ("pitch_range", pitch_range, 0, 99),
+            ("heldout_pitch_range", heldout_pitch_range, 0, 99),
+            ("amplitude_range", amplitude_range, 0, 200),
+        ):
+            if len(rng) != 2 or not lo <= rng[0] <= rng[1] <= hi:
+                raise ConfigError(f"{name} must be [low, high] within {lo}..{hi}, got {rng}")
         if clip_seconds <= 0:
             raise ConfigError(f"clip_seconds must be positive, got {clip_seconds}")
-        splits = {"train": train_variants, "val": val_variants, "test": test_variants}
+        splits = {"train": train_variants, "val": val_variants, "test": test_variants, "heldout": heldout_variants}
         if not languages or not train_variants:
             raise ConfigError("spoken_digits needs at least one language and one training variant")
-        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-            shared = sorted(set(splits[a]) & set(splits[b]))
-            if shared:
-                raise ConfigError(
-                    f"variant(s) {', '.join(shared)} appear in both {a}_variants and {b}_variants",
-                    hint="held-out voices must not be heard in training: keep the variant lists disjoint",
-                )
+        names = list(splits)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                shared = sorted(set(splits[a]) & set(splits[b]))
+                if shared:
+                    raise ConfigError(
+                        f"variant(s) {', '.join(shared)} appear in both {a}_variants and {b}_variants",
+                        hint="held-out voices must not be heard in training: keep the variant lists disjoint",
+                    )
+        shared = sorted(set(languages) & set(heldout_languages))
+        if shared:
+            raise ConfigError(
+                f"language(s) {', '.join(shared)} appear in both languages and heldout_languages",
+                hint="the held-out accents must not be heard in training: keep the language lists disjoint",
+            )
         self.mode, self.clip_seconds = mode, clip_seconds
-        self.clip_samples = round(clip_seconds * sample_rate)
-        self.languages, self.splits = list(languages), {k: list(v) for k, v in splits.items()}
-        self.counts = {"train": num_utterances, "val": num_eval_utterances, "test": num_eval_utterances}
+        self.clip_samples = round(clip_seconds * self.sample_rate)
+        self.languages, self.heldout_languages = list(languages), list(heldout_languages)
+        self.splits = {k: list(v) for k, v in splits.items()}
+        self.counts = {
+            "train": num_utterances,
+            "val": num_eval_utterances,
+            "test": num_eval_utterances,
+            "heldout": num_heldout_utterances if heldout_languages else 0,
+        }
         self.min_digits, self.max_digits = min_digits, max_digits
-        self.speed_range, self.pitch_range, self.seed = list(speed_range), list(pitch_range), seed
+        self.speed_range, self.pitch_range = list(speed_range), list(pitch_range)
+        self.amplitude_range = list(amplitude_range)
+        self.heldout_ranges = list(heldout_speed_range), list(heldout_pitch_range)
+        self.seed = seed
         from engine.settings import cache_dir as engine_cache
 
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else engine_cache() / "speech"
@@ -121,18 +191,21 @@ class SpokenDigits(SpeechSource):
     @property
     def facts(self) -> dict[str, Any]:
         asr = {"vocabulary": list(self.vocabulary), "vocab_size": len(self.vocabulary) + 1}
+        words = {"lexicon": list(DIGIT_WORDS)}
         if self.mode == "words":
-            return {**self._clip_facts(list(DIGIT_WORDS)), **asr}
-        return {"problem": "transcription", **asr, "clip_seconds": None, **self._feature_facts()}
+            return {**self._clip_facts(list(DIGIT_WORDS)), **asr, **words}
+        return {"problem": "transcription", **asr, **words, "clip_seconds": None, **self._feature_facts()}
 
     def voices(self, split: str) -> list[str]:
-        return [f"{lang}+{v}" for v in self.splits[split] for lang in self.languages]
+        langs = self.heldout_languages if split == "heldout" else self.languages
+        return [f"{lang}+{v}" for v in self.splits[split] for lang in langs]
 
     def utterances(self, split: str) -> tuple[list[Utterance], list[int]]:
         """The split's utterances (seeded) and their digit labels (words mode) or lengths."""
         rng = random.Random(f"{self.seed}-{split}-{self.mode}")
         voices = self.voices(split)
         rng.shuffle(voices)
+        outer = self.heldout_ranges if split == "heldout" else (None, None)
         utts, labels = [], []
         for i in range(self.counts[split]):
             if self.mode == "words":
@@ -142,15 +215,17 @@ class SpokenDigits(SpeechSource):
                 n = rng.randint(self.min_digits, self.max_digits)
                 text = " ".join(DIGIT_WORDS[rng.randrange(10)] for _ in range(n))
                 label = n
-            speed = rng.randint(*self.speed_range)
-            pitch = rng.randint(*self.pitch_range)
-            utts.append(Utterance(text, voices[i % len(voices)], speed, pitch))
+            speed = _draw(rng, self.speed_range, outer[0])
+            pitch = _draw(rng, self.pitch_range, outer[1])
+            amplitude = rng.randint(*self.amplitude_range)
+            utts.append(Utterance(text, voices[i % len(voices)], speed, pitch, amplitude))
             labels.append(label)
         return utts, labels
 
     def _build(self) -> dict[str, Dataset]:
-        check_voices(self.voices("train") + self.voices("val") + self.voices("test"), "data (speech.spoken_digits)")
-        plan = {s: self.utterances(s) for s in ("train", "val", "test") if self.counts[s] > 0 and self.splits[s]}
+        names = [s for s in self.counts if self.counts[s] > 0 and self.splits[s]]
+        check_voices([v for s in names for v in self.voices(s)], "data (speech.spoken_digits)")
+        plan = {s: self.utterances(s) for s in names}
         everything = [u for utts, _ in plan.values() for u in utts]
         paths = generate(everything, self.cache_dir, self.workers, label="speech.spoken_digits")
         out: dict[str, Dataset] = {}

@@ -27,12 +27,25 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
+def vtlp_warp(freqs: torch.Tensor, alpha: float, nyquist: float, boundary: float = 4800.0) -> torch.Tensor:
+    """Vocal-tract-length warp of frequencies (Jaitly & Hinton 2013): ``f * alpha`` up to a knee, then
+    linear so that the Nyquist frequency stays fixed."""
+    knee = boundary * min(alpha, 1.0) / alpha
+    high = nyquist - (nyquist - boundary * min(alpha, 1.0)) / (nyquist - knee) * (nyquist - freqs)
+    return torch.where(freqs <= knee, freqs * alpha, high)
+
+
 def mel_filterbank(
-    n_fft: int, sample_rate: int, n_mels: int, f_min: float = 20.0, f_max: float | None = None
+    n_fft: int, sample_rate: int, n_mels: int, f_min: float = 20.0, f_max: float | None = None, warp: float = 1.0
 ) -> torch.Tensor:
-    """Triangular mel filters ``[n_fft // 2 + 1, n_mels]`` (HTK mel scale, peak 1)."""
+    """Triangular mel filters ``[n_fft // 2 + 1, n_mels]`` (HTK mel scale, peak 1).
+
+    ``warp`` != 1 applies vocal-tract-length perturbation: each FFT bin is read as the warped frequency.
+    """
     f_max = sample_rate / 2 if f_max is None else f_max
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    if warp != 1.0:
+        freqs = vtlp_warp(freqs, warp, sample_rate / 2)
     mels = torch.linspace(float(hz_to_mel(f_min)), float(hz_to_mel(f_max)), n_mels + 2, dtype=torch.float64)
     edges = mel_to_hz(mels)  # n_mels + 2 corner frequencies
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
@@ -119,9 +132,15 @@ class FeatureExtractor:
         )
         return spec.real.pow(2) + spec.imag.pow(2)
 
-    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+    def __call__(self, wave: torch.Tensor, warp: float = 1.0) -> torch.Tensor:
+        """Features of ``wave``; ``warp`` != 1 warps the frequency axis (VTLP, training augmentation)."""
         power = self.power_spectrogram(wave.float())
-        feats = torch.log(torch.matmul(power.transpose(-1, -2), self.mel) + 1e-6)  # [..., frames, n_mels]
+        mel = (
+            self.mel
+            if warp == 1.0
+            else mel_filterbank(self.n_fft, self.sample_rate, self.n_mels, self.f_min, warp=warp)
+        )
+        feats = torch.log(torch.matmul(power.transpose(-1, -2), mel) + 1e-6)  # [..., frames, n_mels]
         if self.dct is not None:
             feats = feats @ self.dct
         feats = feats.transpose(-1, -2)  # [..., n_features, frames]

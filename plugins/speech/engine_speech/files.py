@@ -57,7 +57,11 @@ class WavFolder(SpeechSource):
         win_ms: STFT window (Hann), milliseconds.
         hop_ms: STFT hop (frame shift), milliseconds.
         n_mfcc: 0 for log-mel features, else keep this many MFCCs (DCT of the log-mel).
-        augment: augment the training split (noise, time shift, SpecAugment).
+        augment: augment the training split (tempo, vocal-tract length, reverb, noise, time shift, SpecAugment).
+        tempo_range: [low, high] speed-perturbation factor (resampling: tempo and pitch together); [1, 1] is off.
+        vtlp_range: [low, high] vocal-tract-length warp of the frequency axis; [1, 1] is off.
+        reverb_prob: probability of a synthetic room (exponentially decaying noise impulse response).
+        rt60_range: [low, high] reverberation time of that room, seconds.
         noise_prob: probability of adding white or pink noise to a training utterance.
         snr_db: [low, high] signal-to-noise ratio range of that noise, dB.
         freq_masks: SpecAugment frequency masks per training utterance.
@@ -80,8 +84,12 @@ class WavFolder(SpeechSource):
         hop_ms: float = 10.0,
         n_mfcc: int = 0,
         augment: bool = True,
+        tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
+        vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
+        reverb_prob: float = 0.3,
+        rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
         noise_prob: float = 0.5,
-        snr_db: list[float] = [10.0, 30.0],  # noqa: B006
+        snr_db: list[float] = [5.0, 30.0],  # noqa: B006
         freq_masks: int = 2,
         freq_mask_width: int = 6,
         time_masks: int = 2,
@@ -163,7 +171,11 @@ class Transcribed(SpeechSource):
         win_ms: STFT window (Hann), milliseconds.
         hop_ms: STFT hop (frame shift), milliseconds.
         n_mfcc: 0 for log-mel features, else keep this many MFCCs (DCT of the log-mel).
-        augment: augment the training split (noise, time shift, SpecAugment).
+        augment: augment the training split (tempo, vocal-tract length, reverb, noise, time shift, SpecAugment).
+        tempo_range: [low, high] speed-perturbation factor (resampling: tempo and pitch together); [1, 1] is off.
+        vtlp_range: [low, high] vocal-tract-length warp of the frequency axis; [1, 1] is off.
+        reverb_prob: probability of a synthetic room (exponentially decaying noise impulse response).
+        rt60_range: [low, high] reverberation time of that room, seconds.
         noise_prob: probability of adding white or pink noise to a training utterance.
         snr_db: [low, high] signal-to-noise ratio range of that noise, dB.
         freq_masks: SpecAugment frequency masks per training utterance.
@@ -189,8 +201,12 @@ class Transcribed(SpeechSource):
         hop_ms: float = 10.0,
         n_mfcc: int = 0,
         augment: bool = True,
+        tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
+        vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
+        reverb_prob: float = 0.3,
+        rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
         noise_prob: float = 0.5,
-        snr_db: list[float] = [10.0, 30.0],  # noqa: B006
+        snr_db: list[float] = [5.0, 30.0],  # noqa: B006
         freq_masks: int = 2,
         freq_mask_width: int = 6,
         time_masks: int = 2,

@@ -22,7 +22,7 @@ def engine_data_sources() -> list[Component]:
             "spoken_digits",
             "engine_speech.digits:SpokenDigits",
             "Digits spoken by espeak-ng voices (words for KWS, digit strings for ASR), test voices held out",
-            facts=(*_CLIP_FACTS, "vocabulary", "vocab_size"),
+            facts=(*_CLIP_FACTS, "vocabulary", "vocab_size", "lexicon"),
         ),
         Component(
             "wav_folder",
@@ -54,7 +54,7 @@ def engine_tasks() -> list[Component]:
         Component(
             "ctc",
             "engine_speech.task:CTCTask",
-            "Speech recognition: CTC loss, greedy/beam decoding, WER and CER (torchmetrics)",
+            "Speech recognition: CTC loss, greedy/beam/lexicon+n-gram decoding, WER and CER (torchmetrics)",
             slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"model": "speech.ctc_asr", "optimizer": "adamw", "scheduler": None},
             required_slots=("model",),
@@ -68,12 +68,14 @@ def engine_recipes() -> list[Recipe]:
         Recipe(
             "digits-kws",
             "engine_speech:recipes/digits-kws.yaml",
-            "Keyword spotting of spoken digits (10 classes), held-out voices: >= 97 % test accuracy",
+            "Keyword spotting of spoken digits (10 classes): >= 97 % accuracy on held-out accents and speakers",
+            targets=("heldout/accuracy >= 0.97", "test/accuracy >= 0.97"),
         ),
         Recipe(
             "digits-asr",
             "engine_speech:recipes/digits-asr.yaml",
-            "CTC recognition of 3-6 spoken digits, held-out voices: WER <= 10 %",
+            "CTC recognition of 3-6 spoken digits, lexicon decoding: WER <= 5 % on held-out accents and speakers",
+            targets=("heldout/wer <= 0.05", "test/wer <= 0.05"),
         ),
     ]
 
@@ -98,6 +100,17 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
 
 
 @hookimpl
+def engine_callbacks(config: dict[str, Any]) -> list[Any]:
+    """Evaluate spoken digits' held-out accent/variant split beside the test split (``heldout/...``)."""
+    data = config.get("data") or {}
+    if data.get("name") != "speech.spoken_digits" or data.get("num_heldout_utterances", 500) == 0:
+        return []
+    from engine_speech.heldout import HeldoutTest
+
+    return [HeldoutTest()]
+
+
+@hookimpl
 def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "transcribe",
@@ -113,6 +126,11 @@ def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (WAV, FLAC, OGG)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
     p.add_argument(
-        "--beam-width", type=int, default=None, help="CTC prefix beam search width (default: the run's task.beam_width)"
+        "--decoder",
+        default=None,
+        metavar="greedy|beam|lexicon",
+        help="CTC decoding: greedy, beam (prefix beam search) or lexicon (words of the run's lexicon + word "
+        "n-gram); default: the run's task.decoder",
     )
+    p.add_argument("--beam-width", type=int, default=None, help="beam width (default: the run's task.beam_width)")
     p.set_defaults(handler="engine_speech.cli:transcribe")

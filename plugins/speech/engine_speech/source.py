@@ -9,8 +9,9 @@ Two shapes of data come out of them:
   :func:`collate_sequences`, is ``((features [B, n_mels, T], lengths [B]), (char ids [B, L], lengths [B]))``.
   Character ids start at 1 (0 is the CTC blank); the ``vocabulary`` fact lists the characters.
 
-Augmentation (training split only, ``augment=true``): random time shift (clips), additive white or
-pink noise at a random SNR, then SpecAugment time and frequency masks on the features.
+Augmentation (training split only, ``augment=true``, see :mod:`engine_speech.augment`): speed
+perturbation, a synthetic room, a random time shift (clips), additive white or pink noise at a random SNR,
+vocal-tract-length perturbation of the filterbank, then SpecAugment time and frequency masks.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from torch.utils.data import Dataset
 from engine.data import DataSource
 from engine.errors import ConfigError
 from engine_speech.audio import load_audio, trim_silence
-from engine_speech.datasets import Augment, ClipDataset, SequenceDataset, prepare_input
+from engine_speech.augment import Augment
+from engine_speech.datasets import ClipDataset, SequenceDataset, prepare_input
 from engine_speech.features import FeatureExtractor
 
 
@@ -55,7 +57,7 @@ class SpeechSource(DataSource):
             params["sample_rate"], params["n_mels"], params["win_ms"], params["hop_ms"], params["n_mfcc"]
         )
         self.sample_rate = params["sample_rate"]
-        self.augment = Augment(params) if params["augment"] else None
+        self.augment = Augment(params, self.sample_rate) if params["augment"] else None
         self._datasets: dict[str, Dataset] | None = None
 
     # facts shared by every speech source
@@ -98,6 +100,8 @@ class SpeechSource(DataSource):
 
     def datasets(self) -> dict[str, Dataset]:
         if self._datasets is None:
+            if self.augment is not None:  # the run's seed (seed_everything) and the data's seed
+                self.augment.seed = int(torch.initial_seed()) % 1_000_003 * 1_009 + int(getattr(self, "seed", 0))
             self._datasets = self._build()
         return self._datasets
 
@@ -111,7 +115,7 @@ class SpeechSource(DataSource):
 
 def feature_params(local: dict[str, Any]) -> dict[str, Any]:
     keys = (
-        "sample_rate n_mels win_ms hop_ms n_mfcc augment noise_prob snr_db "
-        "freq_masks freq_mask_width time_masks time_mask_width"
+        "sample_rate n_mels win_ms hop_ms n_mfcc augment tempo_range vtlp_range reverb_prob rt60_range "
+        "noise_prob snr_db freq_masks freq_mask_width time_masks time_mask_width"
     ).split()
     return {k: local[k] for k in keys}

@@ -3,7 +3,7 @@
 A *voice* is ``language+variant`` (``en-us+f3``, ``en-gb-scotland+m2``): the language sets the accent,
 the variant the speaker (formants, pitch, breathiness). Each utterance is cached as one WAV file
 (22050 Hz, as espeak writes it) named by a hash of everything that shapes it (text, voice, speed,
-pitch, espeak version), so any configuration reuses what an earlier one synthesised.
+pitch, amplitude, espeak version), so any configuration reuses what an earlier one synthesised.
 """
 
 from __future__ import annotations
@@ -84,15 +84,17 @@ def check_voices(voices: Sequence[str], where: str) -> None:
 
 @dataclass(frozen=True)
 class Utterance:
-    """One thing to say: text, voice, speed (words per minute), pitch (0-99)."""
+    """One thing to say: text, voice, speed (words per minute), pitch (0-99), amplitude (0-200)."""
 
     text: str
     voice: str
     speed: int = 160
     pitch: int = 50
+    amplitude: int = 100
 
     def key(self) -> str:
-        raw = f"{espeak_version()}|{self.voice}|{self.speed}|{self.pitch}|{self.text}"
+        loud = "" if self.amplitude == 100 else f"|a{self.amplitude}"  # keys of earlier caches stay valid
+        raw = f"{espeak_version()}|{self.voice}|{self.speed}|{self.pitch}{loud}|{self.text}"
         return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
 
@@ -101,7 +103,20 @@ def synthesize(utt: Utterance, out: str | os.PathLike[str]) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
-    cmd = [espeak(), "-v", utt.voice, "-s", str(utt.speed), "-p", str(utt.pitch), "-w", str(tmp), utt.text]
+    cmd = [
+        espeak(),
+        "-v",
+        utt.voice,
+        "-s",
+        str(utt.speed),
+        "-p",
+        str(utt.pitch),
+        "-a",
+        str(utt.amplitude),
+        "-w",
+        str(tmp),
+        utt.text,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0 or not tmp.is_file() or tmp.stat().st_size <= 44:
         tmp.unlink(missing_ok=True)

@@ -1,9 +1,9 @@
-"""The CTC speech-recognition task: CTC loss, greedy (or beam) decoding, WER and CER via torchmetrics."""
+"""The CTC speech-recognition task: CTC loss, greedy / beam / lexicon+LM decoding, WER and CER via torchmetrics."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -14,7 +14,28 @@ from torchmetrics.text import CharErrorRate, WordErrorRate
 from engine.data import sample_batch
 from engine.errors import ConfigError
 from engine.tasks import eval_mode
+from engine_speech.lexicon import NGram, lexicon_decode
 from engine_speech.models import decode
+
+DECODERS = ("greedy", "beam", "lexicon")
+DEFAULT_BEAM = {"greedy": 1, "beam": 8, "lexicon": 16}
+
+
+def check_decoder(decoder: str, beam_width: int | None, lexicon: list[str] | None, where: str = "task.decoder") -> None:
+    """One-line errors for a decoder that cannot work."""
+    if decoder not in DECODERS:
+        import difflib
+
+        close = difflib.get_close_matches(str(decoder), DECODERS, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"{where}: unknown decoder '{decoder}'", hint=f"{hint}choose one of {', '.join(DECODERS)}")
+    if beam_width is not None and beam_width < 1:
+        raise ConfigError(f"beam width must be >= 1, got {beam_width}")
+    if decoder == "lexicon" and not lexicon:
+        raise ConfigError(
+            "the lexicon decoder needs a word list: this data has no 'lexicon' fact",
+            hint="set task.lexicon='[word, ...]' (speech.spoken_digits provides the digit words)",
+        )
 
 
 class CTCTask(L.LightningModule):
@@ -26,7 +47,13 @@ class CTCTask(L.LightningModule):
 
     Args:
         vocabulary: the characters of ids 1.. (from the data).
-        beam_width: 1 for greedy decoding, more for CTC prefix beam search (evaluation and transcribe).
+        decoder: greedy (best path), beam (CTC prefix beam search) or lexicon (prefix beam search over
+            the lexicon's words with a word n-gram estimated on the training transcripts).
+        beam_width: beams of the beam and lexicon decoders (default 8 and 16); greedy with a width > 1 is beam.
+        lexicon: the words the lexicon decoder may output (from the data's ``lexicon`` fact).
+        lm_order: order of the word n-gram (1-3).
+        lm_weight: weight of the n-gram log-probability.
+        word_bonus: log-score added per word (balances the n-gram's pull towards fewer words).
     """
 
     def __init__(
@@ -35,16 +62,28 @@ class CTCTask(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         vocabulary: list[str],
         scheduler: Callable[..., Any] | None = None,
-        beam_width: int = 1,
+        decoder: Literal["greedy", "beam", "lexicon"] = "greedy",
+        beam_width: int | None = None,
+        lexicon: list[str] | None = None,
+        lm_order: int = 2,
+        lm_weight: float = 0.5,
+        word_bonus: float = 1.0,
     ) -> None:
         super().__init__()
-        if beam_width < 1:
-            raise ConfigError(f"task.beam_width must be >= 1, got {beam_width}")
+        check_decoder(decoder, beam_width, lexicon)
+        if not 1 <= lm_order <= 3:
+            raise ConfigError(f"task.lm_order must be 1, 2 or 3, got {lm_order}")
         self.model = model
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.vocabulary, self.beam_width = list(vocabulary), beam_width
+        self.vocabulary, self.decoder, self.beam_width = list(vocabulary), decoder, beam_width
+        self.lexicon = list(lexicon) if lexicon and len(lexicon) <= 2000 else None  # a dense n-gram table
+        self.lm_weight, self.word_bonus = lm_weight, word_bonus
+        if self.lexicon:
+            self.lm = NGram(self.lexicon, lm_order)
+            self.register_buffer("lm_counts", self.lm.counts.float())  # saved with the weights
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val", "test")})
+        self.greedy_wer = nn.ModuleDict({s: WordErrorRate() for s in ("val", "test")})
 
     @property
     def primary_metric(self) -> tuple[str, str]:
@@ -53,8 +92,15 @@ class CTCTask(L.LightningModule):
 
     # ------------------------------------------------------------------ checks
     def check_data(self, datamodule: Any) -> None:
-        """Two training samples through the model: wrong data or a misfit model fail here, in one line."""
+        """Two training samples through the model: wrong data or a misfit model fail here, in one line.
+
+        Also counts the word n-grams of the training transcripts for the lexicon decoder.
+        """
         batch = sample_batch(datamodule)
+        targets = getattr(getattr(datamodule, "splits", {}).get("train"), "targets", None)
+        if self.lexicon and targets is not None and float(self.lm_counts.sum()) == 0:
+            self.lm.add("".join(self.vocabulary[i - 1] for i in t.tolist()).split() for t in targets)
+            self.lm_counts.copy_(self.lm.counts.float())
         if not (isinstance(batch[1], (tuple, list)) and len(batch[1]) == 2):
             shape = tuple(batch[1].shape) if isinstance(batch[1], torch.Tensor) else type(batch[1]).__name__
             raise ConfigError(
@@ -94,8 +140,24 @@ class CTCTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch[1][0]))
         return loss
 
-    def transcribe(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        return decode(log_probs, lengths, self.vocabulary, self.beam_width)
+    def transcribe(self, log_probs: torch.Tensor, lengths: torch.Tensor, decoder: str | None = None) -> list[str]:
+        """Transcripts with ``decoder`` (default: the task's)."""
+        decoder = decoder or self.decoder
+        width = self.beam_width or DEFAULT_BEAM[decoder]
+        if decoder == "lexicon":
+            check_decoder(decoder, width, self.lexicon)
+            lm = NGram(self.lexicon, self.lm.order, self.lm_counts)  # type: ignore[arg-type]
+            return lexicon_decode(
+                log_probs,
+                lengths,
+                self.vocabulary,
+                self.lexicon,
+                lm,
+                width,
+                self.lm_weight,
+                self.word_bonus,  # type: ignore[arg-type]
+            )
+        return decode(log_probs, lengths, self.vocabulary, width)
 
     def _evaluate(self, batch: Any, split: str) -> None:
         loss, log_probs, out_lens = self._loss(batch)
@@ -113,6 +175,9 @@ class CTCTask(L.LightningModule):
         self.log(f"{split}/exact", exact, batch_size=n)
         self.log(f"{split}/wer", self.wer[split], prog_bar=True, batch_size=n)
         self.log(f"{split}/cer", self.cer[split], batch_size=n)
+        if self.decoder != "greedy":  # greedy beside it, from the same outputs
+            self.greedy_wer[split].update(self.transcribe(log_probs, out_lens, "greedy"), refs)
+            self.log(f"{split}/wer_greedy", self.greedy_wer[split], batch_size=n)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -2,36 +2,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine.errors import ConfigError, EngineError
 from engine.testing import run_cli
-
-# Tiny spoken-digit data: 2 accents x few variants, a few dozen utterances (synthesised once per session).
-TINY_VOICES = {
-    "languages": ["en-us", "en-gb-scotland"],
-    "train_variants": ["m1", "f1", "m3"],
-    "val_variants": ["f2"],
-    "test_variants": ["m7"],
-}
-
-
-def tiny_digits(cache: Path, mode: str = "words", n: int = 40, n_eval: int = 10) -> dict:
-    return {"mode": mode, "num_utterances": n, "num_eval_utterances": n_eval, "cache_dir": str(cache), **TINY_VOICES}
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the CPU is shared: one thread is faster than two contending ones
-
-
-@pytest.fixture(scope="session")
-def speech_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("speech-cache")
 
 
 def write_wav(path: Path, wave, sample_rate: int) -> Path:
@@ -60,34 +37,6 @@ def tone_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_asr_run(tmp_path_factory: pytest.TempPathFactory, speech_cache: Path) -> Path:
-    """A briefly trained CTC run on tiny spoken-digit strings (for the transcribe command)."""
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    data = tiny_digits(speech_cache, "strings", n=24, n_eval=6)
-    overrides = [
-        "task=speech.ctc",
-        "model=speech.ctc_asr",
-        "model.hidden=32",
-        "model.conv_channels=32",
-        "model.layers=1",
-        "data=speech.spoken_digits",
-        *[f"data.{k}={v}".replace("'", "") for k, v in data.items()],
-        "data.batch_size=8",
-        "trainer.max_steps=3",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        f"run.dir={tmp_path_factory.mktemp('runs')}",
-        "run.name=tiny-asr",
-    ]
-    cfg = validate(compose(reg, None, (), overrides), reg)
-    return run(cfg, reg).run_dir
-
-
 # --------------------------------------------------------------------------- conformance
 
 
@@ -100,7 +49,9 @@ def tone_manifest(tone_folder: Path) -> Path:
     return path
 
 
-def test_conformance(engine_check, speech_cache: Path, tone_folder: Path, tone_manifest: Path) -> None:
+def test_conformance(
+    engine_check, tiny_digits: Callable[..., dict], speech_cache: Path, tone_folder: Path, tone_manifest: Path
+) -> None:
     strings = tiny_digits(speech_cache, "strings", n=16, n_eval=4)
     passed = engine_check(
         "speech",
@@ -127,7 +78,9 @@ def test_conformance(engine_check, speech_cache: Path, tone_folder: Path, tone_m
 
 
 @pytest.mark.parametrize(("recipe", "mode"), [("speech/digits-kws", "words"), ("speech/digits-asr", "strings")])
-def test_recipes_validate_and_train_on_tiny_data(recipe: str, mode: str, speech_cache: Path, tmp_path: Path) -> None:
+def test_recipes_validate_and_train_on_tiny_data(
+    recipe: str, mode: str, tiny_digits: Callable[..., dict], speech_cache: Path, tmp_path: Path
+) -> None:
     import engine
     from engine.config import compose, validate
     from engine.runner import run
@@ -300,13 +253,13 @@ def test_manifest_csv_and_jsonl(tmp_path: Path, tone_folder: Path, tone_manifest
         Transcribed(str(tmp_path / "missing.csv"))
 
 
-def test_spoken_digits_splits_by_voice(speech_cache: Path) -> None:
+def test_spoken_digits_splits_by_voice(tiny_digits: Callable[..., dict], speech_cache: Path) -> None:
     from engine_speech.digits import SpokenDigits
 
     src = SpokenDigits(**tiny_digits(speech_cache, "words", n=20, n_eval=10))
     voices = {s: {u.voice for u in src.utterances(s)[0]} for s in ("train", "val", "test")}
     assert voices["train"].isdisjoint(voices["test"]) and voices["train"].isdisjoint(voices["val"])
-    assert {v.split("+")[1] for v in voices["test"]} == set(TINY_VOICES["test_variants"])
+    assert {v.split("+")[1] for v in voices["test"]} == set(["m7"])
     ds = src.datasets()
     x, y = ds["train"][3]
     assert list(x.shape) == src.facts["input_shape"] and int(y) == 3
@@ -314,7 +267,9 @@ def test_spoken_digits_splits_by_voice(speech_cache: Path) -> None:
         SpokenDigits(train_variants=["m1", "f3"], test_variants=["f3"])
 
 
-def test_unknown_voice_and_missing_espeak(speech_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_voice_and_missing_espeak(
+    tiny_digits: Callable[..., dict], speech_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from engine_speech import synth
     from engine_speech.digits import SpokenDigits
 

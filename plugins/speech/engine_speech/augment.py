@@ -1,0 +1,109 @@
+"""Training augmentation on torch, seeded per utterance: speed (tempo) perturbation, vocal-tract-length
+perturbation, synthetic room reverberation, additive noise and SpecAugment.
+
+Every random draw comes from a ``torch.Generator`` seeded by (augmentation seed, utterance index, how
+often that utterance was drawn before), so a run's augmentation depends on its seeds only: not on
+thread counts, the global RNG or what else drew random numbers. Validation and test are never augmented.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from engine.errors import ConfigError
+from engine_speech.audio import resample
+from engine_speech.features import add_noise, spec_augment
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=g))
+
+
+def perturb_speed(wave: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
+    """``wave`` played ``factor`` times faster (tempo and pitch together), by windowed-sinc resampling.
+
+    The intermediate rate is rounded to 100 Hz so the polyphase filter stays small.
+    """
+    new = max(100, round(sample_rate / factor / 100) * 100)
+    return wave if new == sample_rate else resample(wave, sample_rate, new)
+
+
+def room_impulse(
+    rt60: float, sample_rate: int, drr_db: float = 5.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A synthetic room impulse response: a direct path, then exponentially decaying Gaussian noise that
+    falls 60 dB in ``rt60`` seconds, scaled to a direct-to-reverberant energy ratio of ``drr_db``."""
+    n = max(2, round(rt60 * sample_rate))
+    t = torch.arange(1, n, dtype=torch.float32) / sample_rate
+    tail = torch.randn(n - 1, generator=generator) * torch.exp(-3 * math.log(10) * t / rt60)  # -60 dB at rt60
+    tail = tail * math.sqrt(10 ** (-drr_db / 10) / float(tail.pow(2).sum().clamp_min(1e-12)))
+    return torch.cat([torch.ones(1), tail])
+
+
+def reverberate(wave: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+    """``wave`` convolved with ``impulse`` (FFT), cut to its length and rescaled to its RMS."""
+    n = wave.numel() + impulse.numel() - 1
+    size = 1 << (n - 1).bit_length()
+    out = torch.fft.irfft(torch.fft.rfft(wave, size) * torch.fft.rfft(impulse, size), size)[: wave.numel()]
+    return out * (wave.pow(2).mean().sqrt() / out.pow(2).mean().sqrt().clamp_min(1e-8))
+
+
+def _range(params: dict[str, Any], key: str, low: float, high: float) -> list[float]:
+    value = [float(v) for v in params[key]]
+    if len(value) != 2 or not low <= value[0] <= value[1] <= high:
+        raise ConfigError(f"{key} must be [low, high] within {low}..{high}, got {params[key]}")
+    return value
+
+
+class Augment:
+    """The training-split augmentation of a speech source (see the module docstring)."""
+
+    def __init__(self, params: dict[str, Any], sample_rate: int, seed: int = 0) -> None:
+        self.sample_rate, self.seed = sample_rate, seed
+        self.tempo_range = _range(params, "tempo_range", 0.5, 2.0)
+        self.vtlp_range = _range(params, "vtlp_range", 0.7, 1.4)
+        self.rt60_range = _range(params, "rt60_range", 0.01, 2.0)
+        self.reverb_prob, self.noise_prob = float(params["reverb_prob"]), float(params["noise_prob"])
+        if not (0 <= self.reverb_prob <= 1 and 0 <= self.noise_prob <= 1):
+            raise ConfigError("reverb_prob and noise_prob must be within 0..1")
+        self.snr_db = params["snr_db"]
+        self.freq_masks, self.freq_mask_width = params["freq_masks"], params["freq_mask_width"]
+        self.time_masks, self.time_mask_width = params["time_masks"], params["time_mask_width"]
+        self._draws: dict[int, int] = {}
+
+    def generator(self, index: int) -> torch.Generator:
+        """The generator of the next augmentation of utterance ``index``."""
+        n = self._draws.get(index, 0)
+        self._draws[index] = n + 1
+        return torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 10_007 + n)
+
+    def perturb(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Speed perturbation, then (with ``reverb_prob``) a synthetic room."""
+        lo, hi = self.tempo_range
+        if hi > lo:
+            wave = perturb_speed(wave, _uniform(g, lo, hi), self.sample_rate)
+        if self.reverb_prob > 0 and float(torch.rand((), generator=g)) < self.reverb_prob:
+            rt60 = _uniform(g, *self.rt60_range)
+            wave = reverberate(wave, room_impulse(rt60, self.sample_rate, _uniform(g, 0.0, 10.0), g))
+        return wave
+
+    def noise(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """White or pink noise at an SNR drawn from ``snr_db``, with probability ``noise_prob``."""
+        if self.noise_prob > 0 and float(torch.rand((), generator=g)) < self.noise_prob:
+            snr = _uniform(g, *self.snr_db)
+            kind = "pink" if float(torch.rand((), generator=g)) < 0.5 else "white"
+            wave = add_noise(wave, snr, kind, generator=g)
+        return wave
+
+    def warp(self, g: torch.Generator) -> float:
+        """A vocal-tract-length warp factor."""
+        lo, hi = self.vtlp_range
+        return _uniform(g, lo, hi) if hi > lo else 1.0
+
+    def feats(self, feats: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return spec_augment(
+            feats, self.freq_masks, self.freq_mask_width, self.time_masks, self.time_mask_width, generator=g
+        )
