@@ -212,7 +212,11 @@ class TransformerClassifier(nn.Module):
         d_model: width of the model (a multiple of n_head).
         mlp_ratio: hidden width of each MLP as a multiple of d_model.
         dropout: dropout in the blocks and before the classification head.
-        pooling: cls (the [CLS] token's final state) or mean (mean over non-padding tokens).
+        pooling: cls (the [CLS] token's final state), mean (mean over non-padding tokens) or last (the last
+            non-padding token's state).
+        causal: attend causally, each position to itself and the ones before it (as ``nlp.gpt`` does), so the
+            blocks of a GPT it starts from see what they were trained on; the [CLS] slot is then a first token
+            that sees only itself, so pooling must be mean or last.
     """
 
     def __init__(
@@ -226,11 +230,18 @@ class TransformerClassifier(nn.Module):
         d_model: int = 128,
         mlp_ratio: int = 4,
         dropout: float = 0.1,
-        pooling: Literal["cls", "mean"] = "cls",
+        pooling: Literal["cls", "mean", "last"] = "cls",
+        causal: bool = False,
     ) -> None:
         super().__init__()
         _check_heads(d_model, n_head)
-        self.context_length, self.pad_id, self.pooling = context_length, pad_id, pooling
+        if causal and pooling == "cls":
+            from engine.errors import ConfigError
+
+            raise ConfigError(
+                "a causal classifier's [CLS] slot sees only itself", hint="set model.pooling=mean or model.pooling=last"
+            )
+        self.context_length, self.pad_id, self.pooling, self.causal = context_length, pad_id, pooling, causal
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.pos_emb = nn.Embedding(context_length + 1, d_model)
@@ -248,11 +259,15 @@ class TransformerClassifier(nn.Module):
         x = self.drop(x)
         keep = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=idx.device), keep], 1)
         mask = keep[:, None, None, :]  # attend only to real tokens (and [CLS], so no row is empty)
+        if self.causal:  # and only to earlier positions ([CLS] is the first: still no empty row)
+            mask = mask & torch.ones(t + 1, t + 1, dtype=torch.bool, device=idx.device).tril()
         for block in self.blocks:
             x = block(x, causal=False, mask=mask)
         x = self.ln_f(x)
         if self.pooling == "cls":
             pooled = x[:, 0]
+        elif self.pooling == "last":  # padding is on the right: the last real token is at position count
+            pooled = x[torch.arange(b, device=idx.device), keep.sum(1) - 1]
         else:
             w = keep[:, 1:, None].to(x.dtype)
             pooled = (x[:, 1:] * w).sum(1) / w.sum(1).clamp_min(1.0)

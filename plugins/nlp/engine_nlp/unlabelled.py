@@ -3,6 +3,8 @@
 For pre-training a GPT on the texts a classifier will later see only a few labels of (semi-supervised learning:
 many texts, few labels). The validation split's texts validate the language model; the test split's texts are not
 part of the corpus at all, so a classifier initialised from the run is tested on texts its pre-training never read.
+``extra_text`` adds more unlabelled text of the same kind (the default labelled set only), never a validation or
+test text.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class UnlabelledTexts(TextFiles):
         context_length: tokens per block (the model's context).
         stride: tokens between the starts of consecutive training blocks (default: context_length).
         tokenizer_file: reuse this tokenizer.json instead of training one.
+        extra_text: more unlabelled training text, for the default labelled set (no ``path``) only: none; or
+            snippets, the snippets of the 8 packages that the labelled set leaves out (it keeps at most 800 a
+            package, idlelib has 2,172), cut from the same files the same way, without overlap. A snippet whose
+            text is also a labelled text (a licence header repeated in two files) is left out, so no validation
+            or test text is read.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class UnlabelledTexts(TextFiles):
         context_length: int = 128,
         stride: int | None = None,
         tokenizer_file: str | None = None,
+        extra_text: Literal["none", "snippets"] = "none",
     ) -> None:
         if context_length < 1:
             raise ConfigError(f"context_length must be at least 1, got {context_length}")
@@ -73,6 +81,24 @@ class UnlabelledTexts(TextFiles):
             seed=seed,
         )
         split = labelled.split_texts()
-        texts = {"train": SEPARATOR.join(split["train"]), "val": SEPARATOR.join(split.get("val", [])), "test": ""}
-        self.corpus = f"the training texts of {labelled.corpus} ({len(split['train'])} of them), without labels"
+        train = list(split["train"])
+        self.corpus = f"the training texts of {labelled.corpus} ({len(train)} of them), without labels"
+        if extra_text != "none":
+            more = _other_snippets(path, split)
+            train += more
+            self.corpus += f", and {len(more)} stdlib snippets the labelled set leaves out"
+        texts = {"train": SEPARATOR.join(train), "val": SEPARATOR.join(split.get("val", [])), "test": ""}
         self._use_texts(texts, (tokenizer_file, tokenizer, vocab_size), context_length, stride)
+
+
+def _other_snippets(path: str | None, split: dict[str, list[str]]) -> list[str]:
+    """The snippets of the default labelled set's packages that it does not hold, minus any held-out text."""
+    if path is not None:
+        raise ConfigError(
+            "extra_text=snippets adds stdlib snippets: it is for the default labelled set (no data.path)",
+            hint="leave data.extra_text=none with your own data.path",
+        )
+    from engine_nlp.corpus import stdlib_snippets
+
+    taken = {t for texts in split.values() for t in texts}  # every labelled text: train, validation and test
+    return [t for t, _ in stdlib_snippets(max_per_class=10**9) if t not in taken]
