@@ -35,6 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
 
+    import torch
+
     import engine
     from engine import logs
     from engine.config import compose, validate
@@ -55,7 +57,7 @@ def main() -> None:
     root = Path(args.out or tempfile.mkdtemp(prefix="recipe-matrix-"))
 
     def train(recipe: str, seed: int) -> dict[str, Any]:
-        threads = __import__("torch").get_num_threads()
+        threads = torch.get_num_threads()
         where = [f"run.dir={root}", f"run.name={recipe.replace('/', '-')}-seed{seed}-threads{threads}"]
         try:
             cfg = validate(compose(reg, recipe, (), [*QUIET, *args.set, f"seed={seed}", *where]), reg)
