@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,26 @@ def test_every_installed_recipes_targets_read_and_show() -> None:
         [sys.executable, "-m", "engine", "components", "show", "vision/digits"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "targets: test/accuracy >= 0.99" in out.stdout
+
+
+def test_the_matrix_bench_tabulates_finished_runs(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "bench" / "recipe_matrix.py"
+    runs = []
+    for seed, threads, accuracy in ((0, 1, 1.0), (0, 2, 0.98)):
+        run = tmp_path / f"vision-digits-seed{seed}-threads{threads}"
+        run.mkdir()
+        summary = {"status": "completed", "wall_time_s": 3.0, "metrics": {"test/accuracy": accuracy}}
+        (run / "summary.json").write_text(json.dumps(summary))
+        (run / "facts.json").write_text("{}")
+        runs.append(str(run))
+    out = subprocess.run([sys.executable, str(script), "--runs", *runs], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (
+        "0.9800 MISSED" in out.stdout
+        and "worst of 2 for test/accuracy >= 0.99: 0.9800 (seed 0, 2 threads)" in out.stdout
+    )
+    assert "every target held in every cell: False" in out.stdout
+    other = tmp_path / "something-else"
+    other.mkdir()
+    out = subprocess.run([sys.executable, str(script), "--runs", str(other)], capture_output=True, text=True)
+    assert out.returncode != 0 and "not a run of this script" in out.stderr
