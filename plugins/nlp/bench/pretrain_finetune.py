@@ -1,13 +1,15 @@
 """Pre-train, then fine-tune: is a GPT pre-trained on unlabelled texts a better classifier from 10 % of the labels?
 
-.venv/bin/python plugins/nlp/bench/pretrain_finetune.py [--seeds 0 1 2] [--out DIR]
+.venv/bin/python plugins/nlp/bench/pretrain_finetune.py [--seeds 0 1 2] [--out DIR] [--pre RUN] [--set K=V ...]
 
 Runs the stages of ``plugins/nlp/pipelines/pretrain-finetune.yaml`` (the same configs: read from the file, each
 stage composed and trained like ``engine run``, ``${stages.pre}`` replaced by the pre-training run's directory):
 ``pre`` once (seed 0), then ``fine`` (initialised from ``pre``) and ``scratch`` (not) for every seed, the seed
 setting the run's seed (initialisation, batch order) and which 10 % of the training split is labelled
 (``data.subset_seed``). Validation and test splits are the same for every run. Prints test accuracy per seed,
-mean ± sample standard deviation, the per-seed difference, and wall times.
+mean ± sample standard deviation, the per-seed difference, and wall times. ``--pre RUN`` reuses a finished
+pre-training run (a former bench's ``pre``) instead of training one; ``--set`` adds overrides to ``fine`` and
+``scratch`` (``--set checkpoint.monitor=val/loss``).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of fine and scratch (default 0 1 2)")
     p.add_argument("--pipeline", default=str(PIPELINE), help="the pipeline file (default: the shipped one)")
     p.add_argument("--out", default=None, help="where the runs go (default: a temporary directory)")
+    p.add_argument("--pre", default=None, help="reuse this finished pre-training run instead of training one")
+    p.add_argument("--set", nargs="*", default=[], metavar="K=V", help="extra overrides of fine and scratch")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -83,18 +87,23 @@ def main() -> None:
     stages = yaml.safe_load(Path(args.pipeline).read_text(encoding="utf-8"))["stages"]
     root = Path(args.out or tempfile.mkdtemp(prefix="nlp-pretrain-finetune-")).expanduser()
     started = time.time()
-    dirs = {"pre": root / "pre"}
+    dirs = {"pre": Path(args.pre).resolve() if args.pre else root / "pre"}
     from engine.rundir import planned_runs
 
     with planned_runs([dirs["pre"]]):  # every stage checked before anything trains, as `engine pipeline` does
         for name in ("fine", "scratch"):
-            stage_config(stages, name, dirs, root / name, ["data.subset_seed=0"])
-    pre = stage_run(stages, "pre", dirs, dirs["pre"], ["seed=0"])
+            stage_config(stages, name, dirs, root / name, ["data.subset_seed=0", *args.set])
+    if args.pre:
+        from engine.rundir import read_json
+
+        pre = {"summary": read_json(dirs["pre"], "summary.json"), "wall": 0.0}
+    else:
+        pre = stage_run(stages, "pre", dirs, dirs["pre"], ["seed=0"])
     rows = []
     for seed in args.seeds:
         row: dict[str, Any] = {"seed": seed}
         for name in ("fine", "scratch"):
-            seeds = [f"seed={seed}", f"data.subset_seed={seed}"]
+            seeds = [f"seed={seed}", f"data.subset_seed={seed}", *args.set]
             out = stage_run(stages, name, dirs, root / f"{name}-seed{seed}", seeds)
             row[name], row[f"{name}_wall"] = out["summary"]["metrics"]["test/accuracy"], out["wall"]
             if name == "fine":
