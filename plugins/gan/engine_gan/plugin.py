@@ -75,6 +75,7 @@ def engine_recipes() -> list[Recipe]:
             "digits",
             "engine_gan:recipes/digits.yaml",
             "DCGAN on 8x8 digits (needs engine-vision); set task.classifier_run=RUN for the classifier score",
+            targets=("test/class_coverage >= 10", "test/confidence >= 0.9"),  # with task.classifier_run
         ),
     ]
 
