@@ -152,9 +152,11 @@ def _describe(node: ast.expr) -> str:
     if isinstance(node, ast.Subscript) and _name(node.value) == "Literal":
         items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
         return "one of " + ", ".join(ast.unparse(i) for i in items)
-    if not (isinstance(node, ast.Subscript) and _name(node.value) == "Annotated"):
+    if not isinstance(node, ast.Subscript):
         return ast.unparse(node)
     items = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if _name(node.value) != "Annotated":  # list[...], dict[..., ...]: the items as read
+        return f"{ast.unparse(node.value)}[{', '.join(_describe(i) for i in items)}]"
     bounds = []
     for item in items[1:]:
         found = _constraint(item)

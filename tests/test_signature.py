@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from engine.signature import REQUIRED, parse_param_docs, read_signature
-from engine.typecheck import check_type
+from engine.typecheck import check_type, describe
 
 
 def test_reads_function_parameters_docs_and_defaults_without_import() -> None:
@@ -108,3 +108,16 @@ def test_parse_google_docstring() -> None:
 )
 def test_check_type(value: object, annotation: str | None, ok: bool) -> None:
     assert check_type(value, annotation) is ok
+
+
+@pytest.mark.parametrize(
+    ("annotation", "text"),
+    [
+        ("Annotated[int, Ge(1)] | None", "int >= 1 | None"),
+        ("list[Annotated[float, Gt(0)]]", "list[float > 0]"),
+        ("Annotated[list[Annotated[float, Ge(0), Lt(1)]], MinLen(1)]", "list[float >= 0, < 1] of length >= 1"),
+        ("dict[str, int]", "dict[str, int]"),
+    ],
+)
+def test_describe_reads_constraints_inside_containers(annotation: str, text: str) -> None:
+    assert describe(annotation) == text
