@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from engine_recsys.closed_form import csr_parts, ease_weights, gram, select_rows, sparse_rows_times
-from engine_recsys.metrics import RankingMetrics
+from engine_recsys.metrics import user_ndcg
 
 log = logging.getLogger("engine.recsys")
 
@@ -61,12 +61,7 @@ class EaseBaseline:
             best = -1.0
             for l2 in self.grid:
                 weight = ease_weights(g, l2).to(device)
-                metric = RankingMetrics([k])
-                for s in range(0, len(val), 1024):
-                    users, (seen, target) = val.__getitems__(range(s, min(s + 1024, len(val))))
-                    users = users.to(device)
-                    metric.update(self._scores(users, weight), seen.to(device), target.to(device))
-                value = float(metric.compute()[f"ndcg@{k}"])
+                value = float(user_ndcg(val, lambda users, w=weight: self._scores(users, w), k, device).mean())
                 if value > best:
                     best, self.l2, self.weight = value, l2, weight
             how = f"chosen on {len(val)} validation users from {self.grid}"

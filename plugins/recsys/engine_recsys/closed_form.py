@@ -5,7 +5,9 @@ The ranking task recognises them by two protocols:
 
 - :class:`ClosedForm`: ``fit_closed_form(interactions)`` fits the model from the training
   interaction matrix. The task calls it in its one training step (see
-  :class:`engine_recsys.task.RankingTask`), then validates and stops.
+  :class:`engine_recsys.task.RankingTask`), then validates and stops. A model whose
+  ``fit_closed_form`` also takes ``validate`` gets a function returning each validation user's NDCG at
+  the smallest K under the model as it stands (None without validation users), to choose its settings by.
 - :class:`ScoresFromHistory`: the model scores a user from the items the user interacted with
   (EASE: ``x_u B``), so it is handed the training interactions whenever the task is attached to
   data (training, ``engine evaluate``, ``engine recommend``); they are not saved in checkpoints.
@@ -16,6 +18,9 @@ weights (1 unless ``data.weighted=true``): :func:`interaction_matrix` builds one
 
 from __future__ import annotations
 
+import inspect
+import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,8 +28,12 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Protocol, runtime_checkable
 
 import torch
-from annotated_types import Ge, Gt, Lt
+from annotated_types import Ge, Gt, Lt, MinLen
 from torch import nn
+
+from engine.errors import ConfigError
+
+log = logging.getLogger("engine.recsys")
 
 
 @runtime_checkable
@@ -33,7 +42,8 @@ class ClosedForm(Protocol):
 
     def fit_closed_form(self, interactions: torch.Tensor) -> dict[str, float]:
         """Fit the parameters in place from the training interactions (sparse CSR ``[users, items]``,
-        values the weights); return figures worth logging (``{"loss": ...}``, may be empty)."""
+        values the weights); return figures worth logging (``{"loss": ...}``, may be empty).
+        May also take ``validate: Callable[[], torch.Tensor] | None`` (see the module's docstring)."""
         ...
 
 
@@ -141,24 +151,32 @@ class EASE(nn.Module):
     Memory and time grow with the square and cube of the item count: about ``3 x items^2``
     float64 values while fitting (2,000 items: 0.1 GB, under a second; 20,000 items: 10 GB).
 
+    ``l2`` and ``dropout`` may be lists: the model is then fitted for every pair and keeps, by NDCG at
+    the smallest K on the validation users, the best plain EASE (dropout 0, as the task's EASE baseline
+    chooses its L2 weight) unless the best pair beats it by more than a standard error (:func:`choose_pair`),
+    logging ``train/l2`` and ``train/dropout``; without validation users, the first of each.
+
     Args:
         num_users: number of users (from the data).
         num_items: number of items (from the data).
         l2: L2 weight lambda on B (larger: smoother, more popularity-like scores); its best value
-            grows with the interactions per item.
+            grows with the interactions per item. A list: the values to choose from on validation.
         dropout: EDLAE's dropout probability p: adds ``p / (1 - p)`` times each item's count to its
-            L2 weight (0: plain EASE), a part of the regularisation that scales with the data.
+            L2 weight (0: plain EASE), a part of the regularisation that scales with the data. A
+            list: the values to choose from on validation.
     """
 
     def __init__(
         self,
         num_users: int,
         num_items: int,
-        l2: Annotated[float, Gt(0)] = 200.0,
-        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
+        l2: Annotated[float, Gt(0)] | Annotated[list[Annotated[float, Gt(0)]], MinLen(1)] = 200.0,
+        dropout: Annotated[float, Ge(0), Lt(1)] | Annotated[list[Annotated[float, Ge(0), Lt(1)]], MinLen(1)] = 0.0,
     ) -> None:
         super().__init__()
-        self.num_users, self.num_items, self.l2, self.dropout = num_users, num_items, float(l2), float(dropout)
+        self.l2_grid, self.dropout_grid = _grid("l2", l2), _grid("dropout", dropout)
+        self.num_users, self.num_items = num_users, num_items
+        self.l2, self.dropout = self.l2_grid[0], self.dropout_grid[0]
         self.weight = nn.Parameter(torch.zeros(num_items, num_items))
         self.register_buffer("history_indptr", torch.zeros(num_users + 1, dtype=torch.long), persistent=False)
         self.register_buffer("history_indices", torch.zeros(0, dtype=torch.long), persistent=False)
@@ -177,12 +195,26 @@ class EASE(nn.Module):
         self.history_values = values.to(device)
 
     @torch.no_grad()
-    def fit_closed_form(self, interactions: torch.Tensor) -> dict[str, float]:
-        """Solve for B from the training interactions; keep them as the users' histories."""
+    def fit_closed_form(
+        self, interactions: torch.Tensor, validate: Callable[[], torch.Tensor] | None = None
+    ) -> dict[str, float]:
+        """Solve for B from the training interactions; keep them as the users' histories. With
+        grids of ``l2``/``dropout`` and ``validate``, choose the pair on the validation users."""
         started = time.perf_counter()
         self.set_interactions(interactions)
-        self.weight.copy_(ease_weights(gram(interactions.cpu()), self.l2, self.dropout).to(self.weight))
-        return {"fit_time_s": time.perf_counter() - started}
+        g = gram(interactions.cpu())
+        pairs = [(a, p) for a in self.l2_grid for p in self.dropout_grid]
+        if len(pairs) > 1 and validate is not None:
+            per_user = {}
+            for pair in pairs:
+                self.weight.copy_(ease_weights(g, *pair).to(self.weight))
+                per_user[pair] = validate()
+            self.l2, self.dropout = choose_pair(per_user)
+            log.info(f"EASE: l2={self.l2:g} dropout={self.dropout:g} chosen on validation from {len(pairs)} pairs")
+        else:
+            self.l2, self.dropout = pairs[0]
+        self.weight.copy_(ease_weights(g, self.l2, self.dropout).to(self.weight))
+        return {"fit_time_s": time.perf_counter() - started, "l2": self.l2, "dropout": self.dropout}
 
     def _history(self, users: torch.Tensor) -> torch.Tensor:
         return select_rows(self.history_indptr, self.history_indices, self.history_values, users.long(), self.num_items)
@@ -197,17 +229,45 @@ class EASE(nn.Module):
         return self.score_all(x[:, 0]).gather(1, x[:, 1:].long())
 
 
+def choose_pair(per_user: dict[tuple[float, float], torch.Tensor]) -> tuple[float, float]:
+    """The ``(l2, dropout)`` pair to keep from each pair's per-user validation NDCG: the best plain EASE
+    (dropout 0), unless the best pair beats it by more than one standard error of their paired
+    difference (the one-standard-error rule: the simpler model unless the other is clearly better).
+    Without a plain pair, the best one."""
+    best = max(per_user, key=lambda p: float(per_user[p].mean()))
+    plain = [p for p in per_user if p[1] == 0.0]
+    if not plain or best[1] == 0.0:
+        return best
+    ref = max(plain, key=lambda p: float(per_user[p].mean()))
+    diff = per_user[best] - per_user[ref]
+    se = float(diff.std()) / math.sqrt(max(len(diff), 1)) if len(diff) > 1 else math.inf
+    return best if float(diff.mean()) > se else ref
+
+
+def _grid(name: str, value: float | list[float]) -> list[float]:
+    values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
+    if not values:
+        raise ConfigError(f"model.{name} is an empty list", hint=f"give a value or values to choose from: {name}=[...]")
+    return values
+
+
 class ClosedFormFit(torch.optim.Optimizer):
     """The ranking task's optimizer for a :class:`ClosedForm` model: ``step()`` fits it.
 
     Lightning counts optimizer steps (``global_step``) and writes checkpoints after them, so the
-    fit is one optimizer step: ``step()`` calls ``model.fit_closed_form(interactions())`` and keeps
-    what it returns in :attr:`figures`. The optimizer has no state.
+    fit is one optimizer step: ``step()`` calls ``model.fit_closed_form(interactions())`` (with
+    ``validate=`` for a model that takes it) and keeps what it returns in :attr:`figures`. The
+    optimizer has no state.
     """
 
-    def __init__(self, model: nn.Module, interactions: Callable[[], torch.Tensor]) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        interactions: Callable[[], torch.Tensor],
+        validate: Callable[[], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__(list(model.parameters()), {})
-        self.model, self.interactions = model, interactions
+        self.model, self.interactions, self.validate = model, interactions, validate
         self.figures: dict[str, float] = {}
 
     @torch.no_grad()
@@ -216,4 +276,7 @@ class ClosedFormFit(torch.optim.Optimizer):
             with torch.enable_grad():
                 closure()
         fit = self.model.fit_closed_form  # type: ignore[operator]
-        self.figures = dict(fit(self.interactions()))
+        if "validate" in inspect.signature(fit).parameters:
+            self.figures = dict(fit(self.interactions(), validate=self.validate))
+        else:
+            self.figures = dict(fit(self.interactions()))

@@ -12,7 +12,8 @@ Items the user has already seen are excluded from the ranking (their scores set 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torchmetrics
@@ -81,3 +82,18 @@ class RankingMetrics(torchmetrics.Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         avg = (self.sums / self.users.clamp_min(1)).float()
         return {name: avg[i] for i, name in enumerate(self.names)}
+
+
+@torch.no_grad()
+def user_ndcg(
+    users: Any, scores: Callable[[torch.Tensor], torch.Tensor], k: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """NDCG@k of each user of an evaluation dataset (``EvalUsers``: val or test users, their seen items
+    excluded) under ``scores(users) -> [len(users), num_items]``, in batches of 1,024 users."""
+    values = []
+    for start in range(0, len(users), 1024):
+        who, (seen, target) = users.__getitems__(range(start, min(start + 1024, len(users))))
+        seen, target = seen.to(device), target.to(device)
+        hits = top_k_hits(scores(who.to(device)), seen, target, k)
+        values.append(metrics_at_k(hits, target.sum(1), k)["ndcg"].cpu())
+    return torch.cat(values) if values else torch.zeros(0)

@@ -91,11 +91,13 @@ def engine_recipes() -> list[Recipe]:
             "movielens",
             "engine_recsys:recipes/movielens.yaml",
             "MovieLens ratings (data.path=.../u.data, ratings.dat, ratings.csv), ratings >= 4: EASE (EDLAE)",
+            targets=("test/recall@10 >= test/ease_recall@10",),  # issue 23: at least the EASE baseline's
         ),
         Recipe(
             "synthetic-two-tower",
             "engine_recsys:recipes/synthetic-two-tower.yaml",
             "Two-tower (IDs + side features) + sampled softmax on recsys.synthetic",
+            targets=("test/recall@10 >= 1.5 * test/pop_recall@10", "test/recall@10 >= test/ease_recall@10"),
         ),
     ]
 

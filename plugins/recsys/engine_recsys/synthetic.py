@@ -92,6 +92,9 @@ class Synthetic(InteractionSource):
             times = torch.randint(0, 1_000_000_000, (len(users),), generator=g).double()
         self.user_ids = [str(i) for i in range(num_users)]
         self.item_ids = [str(i) for i in range(num_items)]
+        #: every generated interaction before the split: (user, item, time) index tensors, e.g. to write them
+        #: out in a file format (``plugins/recsys/bench/movielens_files.py`` writes MovieLens ``u.data``)
+        self.events = (users, items, times)
         if side_features:
             genres = v @ torch.randn(d, 18, generator=g) + 0.5 * torch.randn(num_items, 18, generator=g)
             top2 = genres.topk(2, dim=1).indices

@@ -15,7 +15,7 @@ from engine.errors import ConfigError
 from engine.tasks import eval_mode
 from engine_recsys.baselines import EaseBaseline
 from engine_recsys.closed_form import ClosedForm, ClosedFormFit, ScoresFromHistory
-from engine_recsys.metrics import RankingMetrics
+from engine_recsys.metrics import RankingMetrics, user_ndcg
 
 
 class RankingTask(L.LightningModule):
@@ -110,6 +110,14 @@ class RankingTask(L.LightningModule):
                 hint="use a recsys data source (recsys.interactions, recsys.synthetic)",
             )
         return matrix()
+
+    def _validator(self) -> Callable[[], torch.Tensor] | None:
+        """Each validation user's NDCG at the smallest K under the model as it stands (for closed-form
+        fits that choose their settings); None without validation users."""
+        val = self._source.datasets().get("val") if self._source is not None else None
+        if val is None or len(val) == 0:
+            return None
+        return lambda: user_ndcg(val, self.model.score_all, min(self.ks), self.device)
 
     @property
     def primary_metric(self) -> tuple[str, str]:
@@ -222,7 +230,7 @@ class RankingTask(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         if self.closed_form:
-            return ClosedFormFit(self.model, self._interactions)
+            return ClosedFormFit(self.model, self._interactions, self._validator())
         from engine.tasks import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from engine_recsys.als import ALS, objective, solve_side
 from engine_recsys.baselines import EaseBaseline
-from engine_recsys.closed_form import EASE, csr_parts, ease_weights, gram, interaction_matrix
+from engine_recsys.closed_form import EASE, choose_pair, csr_parts, ease_weights, gram, interaction_matrix
 from engine_recsys.files import Interactions
 from engine_recsys.synthetic import Synthetic
 
@@ -119,6 +119,38 @@ def test_closed_form_models_fit_in_one_step_and_beat_popularity(
     assert main(["recommend", str(tmp_path / "ease"), "--user", "7", "--k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["recommendations"]) == 3 and out["recommendations"][0]["score"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_ease_chooses_its_l2_and_dropout_on_validation(tmp_path: Path) -> None:
+    grid = "[1,30,1000]"
+    # with plain EASE's grid, the model chooses the same l2 as the baseline (NDCG@10 on the val users)
+    m = _run(tmp_path, "grid", "model=recsys.ease", f"model.l2={grid}", f"task.ease_l2={grid}", *EASY)
+    assert m["train/dropout"] == 0.0 and m["train/l2"] in (1.0, 30.0, 1000.0)
+    assert m["val/ndcg@10"] == pytest.approx(m["val/ease_ndcg@10"], abs=1e-6)
+    assert m["test/recall@10"] == pytest.approx(m["test/ease_recall@10"], abs=1e-6)
+    # EDLAE pairs are tried too; the run reports the pair it kept
+    pairs = _run(tmp_path, "pairs", "model=recsys.ease", "model.l2=[1,1000]", "model.dropout=[0,0.5]", *EASY)
+    assert (pairs["train/l2"], pairs["train/dropout"]) in {(1.0, 0.0), (1.0, 0.5), (1000.0, 0.0), (1000.0, 0.5)}
+    # without validation users the first of each list is used
+    x, _ = _tiny_matrix()
+    model = EASE(30, 12, l2=[3.0, 50.0], dropout=[0.3, 0.0])
+    assert model.fit_closed_form(x)["l2"] == 3.0 and model.dropout == 0.3
+    torch.testing.assert_close(model.weight.detach(), ease_weights(gram(x), 3.0, 0.3))
+    assert main(["run", "model=recsys.ease", "model.l2=[]", *EASY, "--dry-run"]) == 2
+
+
+def test_choose_pair_keeps_plain_ease_unless_another_pair_is_clearly_better() -> None:
+    g = torch.Generator().manual_seed(0)
+    plain = torch.rand(2000, generator=g)
+    noise = 0.05 * torch.randn(2000, generator=g)
+    noise -= noise.mean()  # standard error of a paired difference: 0.05 / sqrt(2000) = 0.0011
+    clearly, barely = plain + 0.02 + noise, plain + 0.0005 + noise  # better by 18 and by 0.45 standard errors
+    assert barely.mean() > plain.mean()
+    assert choose_pair({(200.0, 0.0): plain, (50.0, 0.0): plain - 0.1, (200.0, 0.5): clearly}) == (200.0, 0.5)
+    assert choose_pair({(200.0, 0.0): plain, (50.0, 0.0): plain - 0.1, (200.0, 0.5): barely}) == (200.0, 0.0)
+    assert choose_pair({(200.0, 0.3): plain, (200.0, 0.5): plain + 1e-4}) == (200.0, 0.5)  # no plain pair: the best
+    assert choose_pair({(200.0, 0.0): plain - 0.1, (50.0, 0.0): plain}) == (50.0, 0.0)
 
 
 def test_ease_baseline_is_skipped_above_the_item_cap(caplog: pytest.LogCaptureFixture) -> None:
