@@ -22,18 +22,17 @@ import torch
 from engine_recsys.synthetic import Synthetic
 from synthetic_table import SETS
 
+from engine.compose import parse_override
+
 
 def write_u_data(overrides: list[str], path: Path, seed: int = 0) -> dict[str, int]:
     """One synthetic set (``data.k=v`` overrides of ``recsys.synthetic``) as a MovieLens ``u.data``."""
-    kwargs = {}
-    for item in overrides:
-        key, value = item.removeprefix("data.").split("=", 1)
-        kwargs[key] = float(value) if "." in value else int(value)
+    kwargs = {keys[-1]: value for keys, value in map(parse_override, overrides)}
     source = Synthetic(seed=seed, side_features=False, **kwargs)
     users, items, times = source.events
     g = torch.Generator().manual_seed(seed + 1)
     liked = 4 + torch.randint(0, 2, (len(users),), generator=g)
-    # disliked ratings: popular items (popularity of the liked ones), about half as many, at random times
+    # disliked ratings: popular items (popularity of the liked ones), up to half as many, at random times
     n_bad = len(users) // 2
     pop = torch.bincount(items, minlength=source.num_items).float() + 1
     bad_users = users[torch.randint(0, len(users), (n_bad,), generator=g)]
