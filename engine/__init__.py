@@ -1,53 +1,169 @@
 """engine: a plugin-based deep-learning engine on Lightning.
 
-Public API for users and plugin authors (importing it does not import torch)::
+The public API (importing it does not import torch). What a plugin or a user may rely on across
+minor versions is named in ``__all__`` here and in the documented modules :mod:`engine.data`,
+:mod:`engine.tasks`, :mod:`engine.protocols`, :mod:`engine.runs`, :mod:`engine.console`,
+:mod:`engine.layers` and :mod:`engine.testing` (docs/stability.md). The packages whose names start
+with an underscore are the kernel's internals::
 
-    from engine import Component, Recipe, Section, hookimpl   # write a plugin
+    from engine import Component, Recipe, Section, hookimpl     # write a plugin
+
     import engine
-    engine.list_components("model", "*res*")                  # query the registry
-    model = engine.create("model", "mlp", in_features=8, out_features=3)
+    engine.list_components("model", "*res*")                    # query the registry
+    config = engine.compose("core/mlp-synthetic", overrides=["trainer.max_epochs=2"])
+    plan = engine.plan(config)                                  # checked completely, torch-free
+    result = engine.train(plan)                                 # Lightning trains: a run directory
+    task = engine.open_run(result.run_dir).task()               # the trained LightningModule
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from engine.component import Component, Recipe, Section, Weights
-from engine.errors import ConfigError, EngineError, PluginError
-from engine.hookspecs import hookimpl
-from engine.version import API_VERSION, __version__
+from engine._contract.commands import CommandSink
+from engine._contract.declarations import Component, Recipe, Section, Weights
+from engine._contract.errors import ConfigError, EngineError, PluginError, did_you_mean
+from engine._contract.events import DatasetsBuilt, ModelBuilt, RunCollection, RunFinished
+from engine._contract.hookspecs import hookimpl
+from engine._contract.version import API_VERSION, __version__
+
+if TYPE_CHECKING:
+    from engine._config.plan import Plan
+    from engine._plugins.registry import Registry
+    from engine._run.build import Built
+    from engine._run.runner import RunResult
+    from engine._run.runs import Run
 
 __all__ = [
     "API_VERSION",
+    "CommandSink",
     "Component",
     "ConfigError",
+    "DatasetsBuilt",
     "EngineError",
+    "ModelBuilt",
     "PluginError",
     "Recipe",
+    "RunCollection",
+    "RunFinished",
     "Section",
     "Weights",
     "__version__",
+    "build",
+    "cache_dir",
+    "compose",
     "create",
+    "did_you_mean",
     "get_registry",
     "hookimpl",
     "list_components",
+    "open_run",
+    "parse_override",
+    "plan",
+    "read_config_file",
+    "run_collection",
+    "train",
 ]
 
 
-def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Any:
-    """The registry of every enabled plugin's components (see :func:`engine.registry.get_registry`)."""
-    from engine.registry import get_registry
+def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
+    """The registry of every enabled plugin's components, built once per ``disable`` set.
+
+    ``disable=None`` means the plugins the running command disabled (``--disable``).
+    """
+    from engine._plugins.registry import get_registry
 
     return get_registry(disable, fresh=fresh)
 
 
 def list_components(kind: str | None = None, pattern: str | None = None) -> list[str]:
-    """Qualified names of the components of ``kind`` matching the glob ``pattern``."""
+    """Qualified names of the components of ``kind`` matching the glob ``pattern`` (timm's ``list_models``)."""
     return [c.qualified_name for c in get_registry().list(kind, pattern)]
 
 
 def create(kind: str, name: str, **params: Any) -> Any:
-    """Build one component by name with the given parameters (validated first)."""
-    from engine.build import build_component
+    """Build one component by name with the given parameters (checked first); an optimizer is a factory."""
+    from engine._run.build import build_component
 
     return build_component(get_registry(), kind, name, params)
+
+
+def compose(
+    recipe: str | None = None,
+    files: Sequence[str | Path | Mapping[str, Any]] = (),
+    overrides: Sequence[str] = (),
+    *,
+    base: dict[str, Any] | None = None,
+    registry: Registry | None = None,
+) -> dict[str, Any]:
+    """A run's config from a recipe, YAML files (or mappings) and ``key=value`` overrides, later winning.
+
+    Component names come out qualified and the plugins' ``engine_adjust_config`` have run; ``base``
+    replaces the defaults (a run's own ``config.yaml`` when continuing it). Nothing is checked beyond
+    names: :func:`plan` checks everything.
+    """
+    from engine._config.compose import compose
+
+    return compose(registry or get_registry(), recipe, files, overrides, base=base)
+
+
+def plan(config: dict[str, Any], *, registry: Registry | None = None) -> Plan:
+    """``config`` checked completely and resolved, torch-free: what :func:`build` and :func:`train` consume.
+
+    ``plan(...).config`` is the resolved config (qualified names, every default written out).
+    """
+    from engine._config.plan import make_plan
+
+    return make_plan(config, registry or get_registry())
+
+
+def build(plan: Plan) -> Built:
+    """The planned run's objects, without training: ``datamodule``, ``facts``, ``slots`` and ``task``."""
+    from engine._run.build import build
+
+    return build(plan)
+
+
+def train(plan: Plan, *, resume: str | Path | None = None) -> RunResult:
+    """Train and test the planned run into its run directory (``result.run_dir``, ``result.summary``).
+
+    ``resume`` continues that run directory from its newest checkpoint that loads.
+    """
+    from engine._run.runner import train
+
+    return train(plan, resume=Path(resume) if resume is not None else None)
+
+
+def open_run(path: str | Path) -> Run:
+    """A run directory, read: its config, facts, summary; ``.task()``, ``.model()``, ``.datamodule()`` rebuilt."""
+    from engine._run.runs import open_run
+
+    return open_run(path)
+
+
+def run_collection(path: str | Path) -> RunCollection | None:
+    """What ``path`` is when it holds several runs a plugin wrote (a sweep, folds, a pipeline), else None."""
+    return get_registry().manager.first("engine_run_collection", path=Path(path).expanduser())  # type: ignore[no-any-return]
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"model.depth=34"`` -> ``(["model", "depth"], 34)``, values read as ``engine run`` reads them."""
+    from engine._config.compose import parse_override
+
+    return parse_override(item)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as plain data; a :class:`ConfigError` naming the file when it cannot be read."""
+    from engine._config.compose import load_file
+
+    return load_file(path)
+
+
+def cache_dir() -> Path:
+    """Where the engine and its plugins cache what they can recompute (``$ENGINE_CACHE_DIR``)."""
+    from engine._plugins.settings import cache_dir
+
+    return cache_dir()

@@ -1,5 +1,5 @@
 """``python -m engine`` is the ``engine`` command."""
 
-from engine.cli import entrypoint
+from engine._cli.main import entrypoint
 
 entrypoint()

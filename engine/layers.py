@@ -6,7 +6,7 @@ from typing import Literal
 
 from torch import nn
 
-from engine.errors import ConfigError
+from engine._contract.errors import ConfigError
 
 Norm = Literal["batch", "group", "none"]
 

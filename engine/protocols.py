@@ -1,275 +1,48 @@
-"""Every optional method the core may call on a plugin's object, as a ``typing.Protocol``.
+"""Every optional method the core may call on a plugin's object, as a ``typing.Protocol`` (public).
 
-The core never looks a plugin's method up by name with ``getattr``: it asks
-:func:`implements(obj, Protocol) <implements>` (or ``isinstance``: all are ``runtime_checkable``)
-and calls the method these protocols document. The conformance kit (:mod:`engine.testing`) checks
-that an object which has such a method has it with a signature the core can call (:func:`problems`).
-
-- :class:`DataSource` (``facts``, ``datasets()``), :class:`HasFacts` (a ``LightningDataModule``
-  source): what a data source target builds; checked when a run is built.
-- :class:`Collates`, :class:`SavesArtifacts`, :class:`LoadsArtifacts`, :class:`LoadsInput`,
-  :class:`GroupsSamples`: a data source's batching, the files it writes into a run and reads
-  back, one input file read for ``engine predict`` / ``serve``, its samples' groups (folds).
-- :class:`HasSplits`: a datamodule saying which splits it has (before fit, test, evaluate).
-- :class:`ChecksData`, :class:`EvaluatesRun`, :class:`HasPrimaryMetric`: a task checking the data
-  before training, evaluating itself for ``engine evaluate``, naming the metric it is judged by.
-- :class:`ReportsSummary`, :class:`ChecksRun`: a callback adding to ``summary.json``, or checking the
-  built task and data before the run directory exists.
-- :class:`DeployTarget` (with :class:`DescribesArtifact`, :class:`DeclaresBatching`): a deployment
-  target's object.
+Ask :func:`implements(obj, Protocol) <implements>` rather than ``hasattr``; the conformance kit
+(:mod:`engine.testing`) checks that an object having such a method has it with a signature the core can
+call. Each protocol is documented in :mod:`engine._contract.protocols` and in docs/hooks.md.
 """
 
-from __future__ import annotations
-
-import inspect
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-
-@runtime_checkable
-class HasFacts(Protocol):
-    """What a data source's object knows about its data (a ``LightningDataModule`` source needs only this)."""
-
-    @property
-    def facts(self) -> Mapping[str, Any]:
-        """What the data knows about itself: ``num_classes``, ``input_shape``, ``vocab_size`` …"""
-        ...
-
-
-@runtime_checkable
-class DataSource(HasFacts, Protocol):
-    """What every data source provides (subclass :class:`engine.data.DataSource` for a base)."""
-
-    def datasets(self) -> Mapping[str, Any]:
-        """``{"train": Dataset, "val": Dataset, "test": Dataset}``; ``val`` and ``test`` optional."""
-        ...
-
-
-@runtime_checkable
-class Collates(Protocol):
-    """A data source whose samples need their own batching (padding variable-length text)."""
-
-    collate_fn: Callable[[list[Any]], Any] | None
-
-
-@runtime_checkable
-class GroupsSamples(Protocol):
-    """A data source that can say which group each sample belongs to (cross-validation ``--group-by``)."""
-
-    def groups(self, column: str) -> Mapping[str, Any]:
-        """``{split: [group of each sample, in the order of datasets()[split]]}``; raise ConfigError for an
-        unknown column."""
-        ...
-
-
-@runtime_checkable
-class SavesArtifacts(Protocol):
-    """A data source that writes what later use of the run needs (a trained tokenizer)."""
-
-    def save_artifacts(self, run_dir: Path) -> None:
-        """Write files into ``run_dir`` (called once it exists, on rank zero)."""
-        ...
-
-
-@runtime_checkable
-class LoadsArtifacts(Protocol):
-    """A data source that reads its artifacts back when a finished run is reopened."""
-
-    def load_artifacts(self, run_dir: Path) -> None:
-        """Read what :meth:`SavesArtifacts.save_artifacts` wrote, instead of rebuilding it from data."""
-        ...
-
-
-@runtime_checkable
-class LoadsInput(Protocol):
-    """A data source that reads one input file (an image, a WAV, a text), preprocessed as in training."""
-
-    def load_input(self, path: str) -> Any:
-        """One sample as the model takes it (a tensor without the batch dimension)."""
-        ...
-
-
-@runtime_checkable
-class HasSplits(Protocol):
-    """A datamodule that says which splits it has (the core's adaptor does; RL environments too)."""
-
-    def has_split(self, name: str) -> bool:
-        """Whether split ``name`` (``train``, ``val``, ``test``) exists and is not empty."""
-        ...
-
-
-@runtime_checkable
-class ChecksData(Protocol):
-    """A task that checks, before training, that its models fit the data (one forward pass)."""
-
-    def check_data(self, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what does not fit."""
-        ...
-
-
-@runtime_checkable
-class ChecksRun(Protocol):
-    """A callback that checks the built run before its directory exists (a DP-SGD callback: every layer
-    can compute per-sample gradients). A ``ConfigError`` raised here leaves nothing behind."""
-
-    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what cannot work, and what to do."""
-        ...
-
-
-@runtime_checkable
-class EvaluatesRun(Protocol):
-    """A task evaluated its own way by ``engine evaluate`` (an RL task plays episodes).
-
-    Parameters after ``datamodule`` are the evaluation's options, ``engine evaluate RUN KEY=VALUE``;
-    give each a default and a type annotation (they are checked like component parameters)::
-
-        def evaluate_run(self, datamodule, episodes: int = 100, seed: int = 12345) -> dict[str, float]:
-    """
-
-    def evaluate_run(self, datamodule: Any) -> Mapping[str, float]:
-        """Metrics of the trained task, e.g. ``{"eval/return": 500.0}``."""
-        ...
-
-
-@runtime_checkable
-class HasPrimaryMetric(Protocol):
-    """A task naming the metric a run of it is judged by: ``("accuracy", "max")``, ``("wer", "min")``.
-
-    The name is without its split (the core shows ``test/NAME``, else ``val/NAME``); tasks
-    without it are judged by ``loss`` (``min``).
-    """
-
-    @property
-    def primary_metric(self) -> tuple[str, str]: ...
-
-
-@runtime_checkable
-class ReportsSummary(Protocol):
-    """A Lightning callback that adds what it did to ``summary.json`` (pruning: the sparsity reached)."""
-
-    def summary_info(self) -> Mapping[str, Any]: ...
-
-
-@runtime_checkable
-class DeployTarget(Protocol):
-    """What a deployment target's object provides (see the ``engine_deploy_targets`` hook).
-
-    Optional extras the ``deploy`` command uses: :class:`DescribesArtifact` and :class:`DeclaresBatching`.
-    """
-
-    tolerance: float
-
-    def export(self, model: Any, example_inputs: Any, out_dir: Path) -> Path: ...
-
-    def load(self, path: Path) -> Callable[..., Any]: ...
-
-
-_MISSING = object()
-
-
-def members(proto: type) -> list[str]:
-    """The attributes and methods a protocol names (its own and its base protocols')."""
-    names: set[str] = set()
-    for klass in proto.__mro__:
-        if klass in (object, Protocol) or not getattr(klass, "_is_protocol", False):
-            continue
-        names |= {n for n in vars(klass) if not n.startswith("_")} | set(vars(klass).get("__annotations__", {}))
-    return sorted(names)
-
-
-def implements(obj: Any, proto: type) -> bool:
-    """Whether ``obj`` has every member of ``proto``, looked up without running any of them.
-
-    Like ``isinstance(obj, proto)`` on Python 3.12, on every version: a property (a data source's
-    ``facts``, which may train a tokenizer) is not evaluated to answer.
-    """
-    return all(inspect.getattr_static(obj, name, _MISSING) is not _MISSING for name in members(proto))
-
-
-@runtime_checkable
-class DescribesArtifact(Protocol):
-    """A deployment target that says what it did (set by ``export``), recorded in the deploy manifest."""
-
-    report: Mapping[str, Any]
-
-
-@runtime_checkable
-class DeclaresBatching(Protocol):
-    """A deployment target whose artifact may take only the batch size it was exported with."""
-
-    dynamic_batch: bool
-
-
-#: The protocols to check, per kind of object the conformance kit builds.
-BY_KIND: dict[str, tuple[type, ...]] = {
-    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
-    "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
-    "callback": (ReportsSummary, ChecksRun),
-    "deploy": (DeployTarget,),
-}
-
-#: Positional arguments the core passes to each method (beyond ``self``).
-_CALLS: dict[str, int] = {
-    "save_artifacts": 1,
-    "load_artifacts": 1,
-    "load_input": 1,
-    "has_split": 1,
-    "groups": 1,
-    "check_data": 1,
-    "evaluate_run": 1,
-    "summary_info": 0,
-    "check_run": 3,
-    "export": 3,
-    "load": 1,
-}
-
-
-def problems(obj: Any, kind: str) -> list[str]:
-    """Why ``obj`` does not implement, the way the core calls them, the protocols of ``kind`` it claims.
-
-    ``obj`` is an instance or a class (a task is checked as its class). A method that is present
-    must accept the core's positional arguments (any further parameters need defaults);
-    ``primary_metric`` must be ``(name, "max" | "min")``; a deploy target needs all of ``export``,
-    ``load`` and ``tolerance``.
-    """
-    out: list[str] = []
-    unbound = isinstance(obj, type)
-    for proto in BY_KIND[kind]:
-        names = [n for n in _CALLS if n in vars(proto)]
-        present = [n for n in names if inspect.getattr_static(obj, n, _MISSING) is not _MISSING]
-        if proto is DeployTarget:
-            missing = [n for n in members(proto) if inspect.getattr_static(obj, n, _MISSING) is _MISSING]
-            if missing:
-                out.append(f"deploy targets need {', '.join(missing)} ({proto.__name__} protocol)")
-        for name in present:
-            why = _call_problem(getattr(obj, name), _CALLS[name], skip_self=unbound)
-            if why:
-                out.append(f"{name}(): {why} ({proto.__name__} protocol)")
-    if kind == "task" and not unbound and implements(obj, HasPrimaryMetric):
-        metric = obj.primary_metric
-        if not (isinstance(metric, tuple) and len(metric) == 2 and isinstance(metric[0], str)) or metric[1] not in (
-            "max",
-            "min",
-        ):
-            out.append(f"primary_metric must be (name, 'max' | 'min'), got {metric!r} (HasPrimaryMetric protocol)")
-    return out
-
-
-def _call_problem(method: Any, positional: int, skip_self: bool = False) -> str | None:
-    """Why the core cannot call ``method`` with ``positional`` arguments (after ``self`` when unbound)."""
-    try:
-        sig = inspect.signature(method)
-    except (TypeError, ValueError):
-        return None
-    params = list(sig.parameters.values())[1 if skip_self else 0 :]
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return None
-    takes = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if len(takes) < positional:
-        return f"takes {len(takes)} positional argument(s), the core passes {positional}"
-    required = [p.name for p in params[positional:] if p.default is p.empty and p.kind is not p.VAR_KEYWORD]
-    if required:
-        return f"parameters {required} need defaults (the core passes {positional} argument(s))"
-    return None
+from engine._contract.protocols import (
+    ChecksData,
+    ChecksRun,
+    ChoosesBest,
+    Collates,
+    DataSource,
+    DeclaresBatching,
+    DeployTarget,
+    DescribesArtifact,
+    EvaluatesRun,
+    GroupsSamples,
+    HasFacts,
+    HasPrimaryMetric,
+    HasSplits,
+    LoadsArtifacts,
+    LoadsInput,
+    ReportsSummary,
+    SavesArtifacts,
+    implements,
+)
+
+__all__ = [
+    "ChecksData",
+    "ChecksRun",
+    "ChoosesBest",
+    "Collates",
+    "DataSource",
+    "DeclaresBatching",
+    "DeployTarget",
+    "DescribesArtifact",
+    "EvaluatesRun",
+    "GroupsSamples",
+    "HasFacts",
+    "HasPrimaryMetric",
+    "HasSplits",
+    "LoadsArtifacts",
+    "LoadsInput",
+    "ReportsSummary",
+    "SavesArtifacts",
+    "implements",
+]

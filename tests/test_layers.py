@@ -1,17 +1,37 @@
-"""The core's structure: no import cycle, no file over 400 lines, no plugin reaching into private names."""
+"""The repository's structure: layers, no import cycle, no plugin reaching past the public API, short files.
+
+The import graph is built from every module of the kernel and of every plugin, counting imports
+inside functions too (``if TYPE_CHECKING:`` blocks left out): that is where most of the kernel's
+imports are, and where a layering mistake would hide.
+"""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "engine"
+#: The kernel's layers, lowest first: a module may import its own layer and the ones below it.
+LAYERS = ("engine._contract", "engine._plugins", "engine._config", "engine._run", "engine._cli", "engine._builtins")
+#: The public surface: ``engine`` itself and these modules (docs/stability.md); each names its API in ``__all__``.
+PUBLIC = ("engine", "engine.data", "engine.tasks", "engine.protocols", "engine.runs", "engine.console")
+PUBLIC_PACKAGES = ("engine.layers", "engine.testing")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _sources() -> dict[str, Path]:
+    """Every importable module of the repository: the kernel's and each plugin package's."""
+    files = {}
+    for path in ENGINE.rglob("*.py"):
+        files[".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")] = path
+    for package in [*ROOT.glob("plugins/*/engine_*"), *ROOT.glob("contrib/*/engine_*")]:
+        for path in package.rglob("*.py"):
+            name = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+            files[name] = path
+    return files
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -21,12 +41,9 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _imports(tree: ast.AST, package: str, modules: set[str]) -> set[str]:
-    """The ``engine`` modules imported anywhere in ``tree`` (in functions too; ``if TYPE_CHECKING:`` left out).
-
-    ``from engine.x import y`` is an import of ``engine.x.y`` when that is a module, else of ``engine.x``.
-    """
-    found: set[str] = set()
+def imports(tree: ast.AST, package: str) -> list[tuple[str, list[str], int]]:
+    """``(module, names, line)`` of every import in ``tree`` (in functions too; ``if TYPE_CHECKING:`` left out)."""
+    found: list[tuple[str, list[str], int]] = []
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node):
@@ -34,28 +51,33 @@ def _imports(tree: ast.AST, package: str, modules: set[str]) -> set[str]:
                 visit(child)
             return
         if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+            found.extend((alias.name, [], node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
-            for alias in node.names:
-                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+            found.append((base, [a.name for a in node.names], node.lineno))
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(tree)
-    return found & modules
+    return found
 
 
 def import_graph() -> dict[str, set[str]]:
-    """``engine`` module -> the ``engine`` modules it imports."""
-    files = {_module_name(p): p for p in ENGINE.rglob("*.py")}
+    """Module -> the repository's modules it imports (``from a import b`` is ``a.b`` when that is a module)."""
+    files = _sources()
     graph = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        graph[name] = _imports(ast.parse(path.read_text()), package, set(files)) - {name}
+        edges: set[str] = set()
+        for module, names, _ in imports(ast.parse(path.read_text()), package):
+            subs = [f"{module}.{n}" for n in names if f"{module}.{n}" in files]
+            edges.update(subs or ([module] if module in files else []))
+            if names and len(subs) < len(names) and module in files:
+                edges.add(module)
+        graph[name] = edges - {name}
     return graph
 
 
@@ -86,9 +108,18 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_engine_has_no_import_cycle() -> None:
+def layer_of(module: str) -> int | None:
+    """The index of the kernel layer ``module`` belongs to; ``len(LAYERS)`` for the public surface."""
+    for i, layer in enumerate(LAYERS):
+        if module == layer or module.startswith(layer + "."):
+            return i
+    return len(LAYERS) if module == "engine" or module.startswith("engine.") else None
+
+
+def test_no_import_cycle_anywhere_in_the_repository() -> None:
     graph = import_graph()
-    assert graph["engine.cli"] and "engine.registry" in graph["engine.cli"]  # the walk sees function-level imports
+    assert "engine._plugins.registry" in graph["engine._cli.inspect"]  # the walk sees function-level imports
+    assert any(m.startswith("engine_deploy") for m in graph)  # and the plugins' modules
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
@@ -96,6 +127,62 @@ def test_engine_has_no_import_cycle() -> None:
 def test_the_cycle_finder_finds_cycles() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_each_kernel_layer_imports_only_itself_and_the_layers_below() -> None:
+    offences = []
+    for module, edges in import_graph().items():
+        mine = layer_of(module)
+        if mine is None or mine == len(LAYERS):
+            continue
+        for other in edges:
+            theirs = layer_of(other)
+            if theirs is not None and theirs > mine:
+                offences.append(f"{module} imports {other}, a layer above it")
+    assert not offences, "\n".join(sorted(offences))
+
+
+def test_the_kernel_imports_no_plugin() -> None:
+    offences = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path in ENGINE.rglob("*.py")
+        for module, _, line in imports(ast.parse(path.read_text()), "engine")
+        if module.split(".")[0].startswith("engine_")
+    ]
+    assert not offences, "engine/ imports plugins:\n" + "\n".join(offences)
+
+
+def _public_names() -> dict[str, set[str] | None]:
+    names: dict[str, set[str] | None] = {m: set(importlib.import_module(m).__all__) for m in PUBLIC}
+    names.update({m: None for m in PUBLIC_PACKAGES})  # every name they hold (documented whole)
+    return names
+
+
+def test_plugins_use_only_the_public_api() -> None:
+    public = _public_names()
+    offences = []
+    sources = [p for p in [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("contrib/**/*.py")] if "build" not in p.parts]
+    assert sources
+    for path in sources:
+        for module, names, line in imports(ast.parse(path.read_text()), ""):
+            if module.split(".")[0] != "engine":
+                continue
+            where = f"{path.relative_to(ROOT)}:{line}"
+            if module not in public and not any(module.startswith(p + ".") for p in PUBLIC_PACKAGES):
+                offences.append(f"{where}: {module} is not public")
+                continue
+            allowed = public.get(module)
+            for name in names:
+                if allowed is not None and name not in allowed and f"{module}.{name}" not in public:
+                    offences.append(f"{where}: {module}.{name} is not in {module}.__all__")
+    assert not offences, "plugins import engine's public API only:\n" + "\n".join(offences)
+
+
+@pytest.mark.parametrize("module", PUBLIC)
+def test_each_public_name_exists(module: str) -> None:
+    mod = importlib.import_module(module)
+    missing = [n for n in mod.__all__ if not hasattr(mod, n)]
+    assert not missing
 
 
 def test_no_source_file_over_400_lines() -> None:
@@ -108,19 +195,6 @@ def test_no_source_file_over_400_lines() -> None:
     assert not long, f"split these by concern: {long}"
 
 
-def test_no_plugin_imports_a_private_engine_name() -> None:
-    offences = []
-    for path in [*ROOT.glob("plugins/**/*.py"), *ROOT.glob("contrib/**/*.py")]:
-        if "build" in path.parts or ".egg-info" in str(path):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "engine":
-                modules = (node.module or "").split(".")
-                names = [a.name for a in node.names]
-                if any(part.startswith("_") for part in modules) or any(n.startswith("_") for n in names):
-                    offences.append(f"{path.relative_to(ROOT)}:{node.lineno}: from {node.module} import {names}")
-            elif isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name.split(".")[0] == "engine" and any(p.startswith("_") for p in alias.name.split(".")):
-                        offences.append(f"{path.relative_to(ROOT)}:{node.lineno}: import {alias.name}")
-    assert not offences, "plugins use engine's public API only:\n" + "\n".join(offences)
+def test_the_kernel_stays_within_its_budget() -> None:
+    lines = sum(len(p.read_text().splitlines()) for p in ENGINE.rglob("*.py"))
+    assert lines <= 6000, f"engine/ has {lines} lines: move features into plugins rather than growing the kernel"

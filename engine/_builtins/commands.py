@@ -1,0 +1,105 @@
+"""The core's commands (``run``, ``plugins``, ``components``), added through ``engine_add_commands``.
+
+Only the parsers live here (argparse and nothing else, so ``engine --help`` stays fast); each
+handler is named lazily as ``"module:function"`` and imported when its command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine._cli.console import add_verbosity_options
+
+_RAW = argparse.RawDescriptionHelpFormatter
+
+RUN_EPILOG = """\
+overrides:
+  model=NAME            choose a component (shorthand for model.name=NAME)
+  model.hidden=[64,64]  set a parameter (see `engine components show NAME`)
+  trainer.max_epochs=5  any lightning.Trainer argument
+  data.batch_size=128   loader: batch_size, num_workers, pin_memory
+  checkpoint.monitor=val/accuracy checkpoint.mode=max
+  early_stopping.patience=5   switch on early stopping
+  seed=1  run.dir=runs  run.name=my-run
+  every config section, the plugins' too: `engine components list --kind section`
+
+examples:
+  engine run core/mlp-synthetic trainer.max_epochs=3
+  engine run model=mlp data=csv data.path=table.csv --dry-run
+  engine run --resume runs/mlp-synthetic-20261201-120000
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``run``, ``plugins`` and ``components``."""
+    _run(sub)
+    _plugins(sub)
+    _components(sub)
+
+
+def _run(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="compose a config from names and train it",
+        description="Compose a run: [RECIPE] then -c files then key=value overrides (later wins), "
+        "validate it, train with Lightning, test, and write a run directory.",
+        epilog=RUN_EPILOG,
+        formatter_class=_RAW,
+    )
+    run.add_argument("items", nargs="*", metavar="RECIPE|KEY=VALUE")
+    run.add_argument("-c", "--config", action="append", metavar="FILE", help="YAML config file (repeatable)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the resolved config; build nothing")
+    run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    add_verbosity_options(run)
+    run.set_defaults(handler="engine._cli.run:cmd_run")
+
+
+def _plugins(sub: Any) -> None:
+    psub = sub.add_parser("plugins", help="list, inspect, install, enable and disable plugins").add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND"
+    )
+    psub.add_parser("list", help="every plugin: distribution, version, status, hooks").set_defaults(
+        handler="engine._cli.inspect:cmd_plugins_list"
+    )
+    p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
+    p.add_argument("name")
+    p.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="import every target (slower; catches errors inside target modules too)",
+    )
+    p.set_defaults(handler="engine._cli.inspect:cmd_plugins_info")
+    p = psub.add_parser("install", help="pip-install plugin distributions here, then list what they contribute")
+    p.add_argument("spec", nargs="*", help="anything pip install accepts: names, paths, -e DIR, --no-deps, …")
+    p.set_defaults(handler="engine._cli.manage:cmd_install")
+    p = psub.add_parser("uninstall", help="pip-uninstall the distribution providing a plugin")
+    p.add_argument("name", help="plugin name or distribution name (see `engine plugins list`)")
+    p.set_defaults(handler="engine._cli.manage:cmd_uninstall")
+    p = psub.add_parser("disable", help="turn a plugin off for every command (saved under ENGINE_HOME)")
+    p.add_argument("name")
+    p.set_defaults(handler="engine._cli.manage:cmd_disable")
+    p = psub.add_parser("enable", help="turn a disabled plugin back on (and retry one recorded broken)")
+    p.add_argument("name")
+    p.set_defaults(handler="engine._cli.manage:cmd_enable")
+
+
+def _components(sub: Any) -> None:
+    csub = sub.add_parser("components", help="query the registry of models, data sources, recipes, …").add_subparsers(
+        dest="subcommand", metavar="SUBCOMMAND"
+    )
+    p = csub.add_parser("list", help="components, filtered by kind and glob pattern")
+    p.add_argument("pattern", nargs="?", help="glob on the (qualified) name, e.g. 'res*'")
+    p.add_argument("--kind", "-k", help="task, model, loss, optimizer, scheduler, data, deploy, recipe, section or step")
+    p.set_defaults(handler="engine._cli.inspect:cmd_components_list")
+    p = csub.add_parser("show", help="one component: target, facts, parameters with types and defaults")
+    p.add_argument("name", help="qualified (vision.resnet) or unambiguous short name")
+    p.add_argument("--kind", "-k", help="only look among this kind")
+    p.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="import the target when its source cannot be read statically",
+    )
+    p.set_defaults(handler="engine._cli.inspect:cmd_components_show")

@@ -1,0 +1,95 @@
+"""The core's own config sections, declared as any plugin declares one (:class:`engine.Section`).
+
+Each section is a dataclass: its fields are the keys, with types, defaults and ``Args:`` docs
+read from this source without importing it (so ``--dry-run`` stays torch-free). The ``check_*``
+functions are the sections' ``check`` targets: called once types are checked, they catch values
+that cannot work together, before anything is built. This module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge
+
+from engine._contract.errors import ConfigError
+
+
+@dataclass
+class Checkpoint:
+    """Which checkpoints a run keeps: best.ckpt by a metric, last.ckpt at every opportunity.
+
+    Args:
+        monitor: metric deciding the best checkpoint (default: val/loss, or train/loss).
+        mode: whether lower or higher is better.
+        save_top_k: how many best checkpoints to keep (best.ckpt, best-2.ckpt …; 0 none, -1 all).
+        save_last: also keep last.ckpt (needed by --resume).
+        every_n_epochs: checkpoint every N epochs.
+        every_n_train_steps: checkpoint every N optimizer steps instead.
+    """
+
+    monitor: str | None = None
+    mode: Literal["min", "max"] = "min"
+    save_top_k: Annotated[int, Ge(-1)] = 1
+    save_last: bool = True
+    every_n_epochs: Annotated[int, Ge(0)] = 1
+    every_n_train_steps: Annotated[int, Ge(1)] | None = None
+
+
+@dataclass
+class EarlyStopping:
+    """Stop when a metric stops improving (Lightning's ``EarlyStopping``); off unless a key is set.
+
+    Args:
+        monitor: metric to watch (default: the checkpoint monitor).
+        patience: evaluations without improvement before stopping.
+        mode: whether lower or higher is better (default: checkpoint mode).
+        min_delta: smallest change that counts as improvement.
+    """
+
+    monitor: str | None = None
+    patience: Annotated[int, Ge(0)] = 3
+    mode: Literal["min", "max"] | None = None
+    min_delta: Annotated[float, Ge(0)] = 0.0
+
+
+@dataclass
+class Run:
+    """Where the run directory goes.
+
+    Args:
+        dir: directory holding run directories.
+        name: run directory name (default: <model>-<data>-<timestamp>).
+    """
+
+    dir: str = "runs"
+    name: str | None = None
+
+
+@dataclass
+class OptimizerKeys:
+    """Keys every optimizer slot accepts besides the optimizer's own parameters.
+
+    Args:
+        param_groups: per-group settings: [{params: 'features.*', lr: 1e-4}, ...] (globs on parameter names;
+            the rest: defaults).
+    """
+
+    param_groups: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_param_groups(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """Each group names parameters by glob; its settings are checked against the optimizer by the plan."""
+    for i, group in enumerate(values.get("param_groups") or []):
+        patterns = group.get("params")
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not patterns or not all(isinstance(p, str) and p for p in patterns):
+            raise ConfigError(
+                f"{where}.param_groups[{i}] needs 'params': a glob pattern or a list of them on parameter names",
+                hint=f"for example {where}.param_groups=[{{params: 'features.*', lr: 1e-4}}]",
+            )

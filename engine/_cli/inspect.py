@@ -1,0 +1,191 @@
+"""``engine plugins list|info`` and ``engine components list|show``: reading the registry (torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from engine._cli.console import Console, Table, styled
+from engine._contract.errors import ConfigError, EngineError, did_you_mean
+from engine._config.types import describe
+
+
+def registry(args: argparse.Namespace) -> Any:
+    """The registry of the running command (its ``--disable`` set)."""
+    from engine._plugins.registry import get_registry
+
+    return get_registry(tuple(args.disable or ()))
+
+
+_STATUS_STYLE = {"ok": "green", "disabled": "yellow"}
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    reg = registry(args)
+    counts: dict[str, int] = {}
+    for entry in reg.list():
+        counts[entry.plugin] = counts.get(entry.plugin, 0) + 1
+    table = Table("plugin", "distribution", "version", "status", "components", "hooks")
+    infos = reg.manager.infos()
+    for info in infos:
+        table.add_row(
+            info.name,
+            info.distribution or "-",
+            info.version or "-",
+            styled(info.status, _STATUS_STYLE.get(info.status, "red")),
+            str(0 if info.refused else counts.get(info.name, 0)),
+            ", ".join(h.removeprefix("engine_") for h in info.hooks),
+        )
+    console = Console()
+    console.print(table)
+    for info in infos:
+        if info.error:
+            console.print(styled(info.status, "red"), f"{info.label}: {info.error}")
+    return 0
+
+
+def cmd_plugins_info(args: argparse.Namespace) -> int:
+    from engine._cli.manage import check_components
+
+    reg = registry(args)
+    matches = [i for i in reg.manager.infos() if args.name in (i.name, i.distribution)]
+    if not matches:
+        names = {i.name for i in reg.manager.infos()}
+        raise EngineError(
+            f"unknown plugin '{args.name}'{did_you_mean(args.name, names)}", hint="see `engine plugins list`"
+        )
+    console = Console()
+    problems: list[tuple[str, str]] = []
+    for info in matches:
+        console.print(styled(info.name, "bold"), f" {info.distribution or '-'} {info.version or ''}")
+        console.print(f"module:  {info.module}")
+        console.print(f"status:  {info.status}" + (f" — {info.error}" if info.error else ""))
+        console.print(f"hooks:   {', '.join(info.hooks) or '-'}")
+        if info.refused or info.status != "ok":
+            continue
+        entries = [e for e in reg.list() if e.plugin == info.name]
+        if entries:
+            table = Table("kind", "name", "summary")
+            for e in entries:
+                needs = f" (needs {', '.join(f'{k}=...' for k in e.required)})" if e.kind == "recipe" and e.required else ""
+                table.add_row(e.kind, e.qualified_name, e.summary + needs)
+            console.print(table)
+        problems += check_components(reg, info.name, import_targets=args.import_)
+    for name, problem in problems:
+        console.print(styled("problem", "red"), f"{name}: {problem}")
+    return 1 if problems or any(i.status != "ok" for i in matches) else 0
+
+
+def cmd_components_list(args: argparse.Namespace) -> int:
+    from engine._contract.declarations import KINDS
+
+    if args.kind and args.kind not in KINDS:
+        raise ConfigError(
+            f"unknown kind '{args.kind}'{did_you_mean(args.kind, KINDS)}", hint=f"kinds: {', '.join(KINDS)}"
+        )
+    entries = registry(args).list(args.kind, args.pattern)
+    table = Table("kind", "name", "summary")
+    for e in entries:
+        table.add_row(e.kind, e.qualified_name, e.summary)
+    console = Console()
+    if entries:
+        console.print(table)
+    else:
+        console.print("no components match" + (f" '{args.pattern}'" if args.pattern else ""))
+    return 0
+
+
+def _default(p: Any) -> Any:
+    return styled("required", "bold") if p.required else repr(p.default)
+
+
+def cmd_components_show(args: argparse.Namespace) -> int:
+    from engine._contract.declarations import KINDS
+
+    reg = registry(args)
+    found = []
+    for kind in [args.kind] if args.kind else list(KINDS):
+        try:
+            found.append(reg.resolve(kind, args.name))
+        except ConfigError as exc:
+            if "ambiguous" in exc.message:
+                raise
+    if not found:
+        every = {e.qualified_name for e in reg.list()} | {e.name for e in reg.list()}
+        raise ConfigError(
+            f"no component named '{args.name}'{did_you_mean(args.name, every)}", hint="see `engine components list`"
+        )
+    console = Console()
+    for entry in found:
+        console.print(styled(entry.qualified_name, "bold"), f" ({entry.kind})  {entry.summary}")
+        console.print(f"  plugin:  {entry.plugin} ({entry.distribution or '-'} {entry.version or ''})")
+        console.print(f"  target:  {entry.target_text}")
+        if entry.kind == "recipe":
+            import yaml
+
+            if entry.targets:
+                console.print(f"  targets: {'; '.join(entry.targets)}")
+            if entry.required:
+                console.print(f"  needs:   {', '.join(f'{k}=...' for k in entry.required)} (set by you)")
+            console.print("  config:")
+            console.print("    " + yaml.safe_dump(entry.load_config(), sort_keys=False).replace("\n", "\n    "))
+            continue
+        _show_parameters(console, reg, entry, args.import_)
+    return 0
+
+
+def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> None:
+    from engine._config.params import load_signature, signature_of
+    from engine._config.plan import LOADER_PARAMS, slot_key_params
+
+    if entry.kind == "section":
+        where = entry.slot_kind or entry.name
+        if entry.slot_kind:
+            console.print(f"  keys every {entry.slot_kind} slot accepts")
+        elif entry.optional:
+            console.print("  optional: off (null) unless one of its keys is set")
+    else:
+        where = entry.kind
+        if entry.facts:
+            console.print(f"  facts:   {', '.join(entry.facts)}")
+        if entry.slots:
+            slots = ", ".join(f"{s} ({k}, default {entry.defaults.get(s) or '-'})" for s, k in entry.slots.items())
+            console.print(f"  slots:   {slots}")
+        if getattr(entry, "adapters", ()):
+            names = ", ".join(a.rpartition(":")[2] for a in entry.adapters)
+            console.print(f"  init_from also reads: {names} (state dicts of other libraries)")
+        for name, shipped in (getattr(entry, "weights", None) or {}).items():
+            params = "".join(f" {k}={v}" for k, v in shipped.params.items())
+            console.print(f"  weights: {name}  {shipped.summary}  ({where}.weights={name}{params})")
+    sig = load_signature(entry) if import_ else signature_of(entry)
+    if sig is None:
+        console.print("  parameters: not readable from source; add --import to import the target")
+        return
+    table = Table("parameter", "type", "default", "description")
+    rows = list(sig.params)
+    if entry.kind == "data":
+        rows += list(LOADER_PARAMS.values())
+    if entry.kind != "section":
+        rows += slot_key_params(reg, entry.kind, sig)  # model.init_from, model.freeze, optimizer.param_groups
+    for p in rows:
+        table.add_row(f"{where}.{p.name}", describe(p.annotation) or "", _default(p), p.doc)
+    console.print(table)
+    if sig.open:
+        console.print("  (also accepts other keyword arguments)")
+    if entry.kind == "task":
+        _show_evaluation_options(console, entry)
+
+
+def _show_evaluation_options(console: Console, task: Any) -> None:
+    """The options of the task's own evaluation (``engine evaluate RUN KEY=VALUE``), read from source."""
+    from engine._config.signature import read_signature
+
+    if not isinstance(task.target, str):
+        return
+    sig = read_signature(f"{task.target}.evaluate_run")
+    if sig is None or len(sig.params) < 2:
+        return
+    table = Table("evaluate option", "type", "default", "description")
+    for p in sig.params[1:]:  # after datamodule
+        table.add_row(p.name, describe(p.annotation) or "", _default(p), p.doc)
+    console.print(table)

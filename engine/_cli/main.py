@@ -1,0 +1,145 @@
+"""The ``engine`` command: a parser assembled from every plugin's commands, the core's first.
+
+Listing, showing, ``--help`` and ``run --dry-run`` never import torch; only a
+real run (or a plugin command that needs it) does. Every command, the core's own
+included, comes in through the ``engine_add_commands`` hook; a command name that
+is already taken is refused and its plugin marked broken, so no plugin can take
+the CLI down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from engine._contract.declarations import import_object
+from engine._contract.errors import EngineError
+
+EPILOG = """\
+examples:
+  engine plugins list                          what is installed, and what is broken
+  engine components list --kind model 'res*'   query components by kind and glob
+  engine components show mlp                   a component's parameters
+  engine run model=mlp data=synthetic optimizer.lr=3e-3 trainer.max_epochs=5
+  engine run core/mlp-synthetic --dry-run      validate and print the resolved config
+  engine run --resume runs/mlp-synthetic-...   continue an interrupted run
+  engine COMMAND --help                        every command's options (the plugins' commands too)
+
+Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error, 130 interrupted.
+Set ENGINE_DISABLE_PLUGINS=a,b or pass --disable NAME to turn plugins off; ENGINE_TRACE_HOOKS=1
+prints every hook call.
+"""
+
+
+def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``engine`` parser with every working plugin's commands (the core's first), and each command's parser."""
+    from engine._contract.commands import CommandSink
+    from engine._contract.version import __version__
+    from engine._plugins.manager import CALLER
+
+    parser = argparse.ArgumentParser(
+        prog="engine",
+        description="A plugin-based deep-learning engine on Lightning: compose runs from plugin names.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"engine {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--disable", action="append", metavar="NAME", default=[], help="disable a plugin for this command (repeatable)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if manager is None:
+        from engine._plugins.manager import PluginManager
+
+        manager = PluginManager(discover=False)
+    sink = CommandSink(CALLER.get)
+    manager.hook.engine_add_commands(subparsers=sink)
+    failed = {info.name for info in manager.infos() if info.status != "ok"}
+    commands, clashes = sink.build(sub, failed)
+    for plugin, why in clashes:
+        manager.mark_broken(manager.plugins[plugin], why)
+    return parser, commands
+
+
+def dispatch(handler: Any, args: argparse.Namespace) -> int:
+    """Run a command's handler (a callable, or ``"module:function"`` imported now)."""
+    if isinstance(handler, str):
+        handler = import_object(handler)
+    return int(handler(args) or 0)
+
+
+def _disabled(argv: list[str]) -> tuple[str, ...]:
+    disable = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--disable"]
+    return tuple(disable + [a.split("=", 1)[1] for a in argv if a.startswith("--disable=")])
+
+
+def _split_pip(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``engine plugins install ARGS…``: everything after ``install`` belongs to pip (unless asking for help)."""
+    for i in range(len(argv) - 1):
+        if argv[i : i + 2] == ["plugins", "install"] and not {"-h", "--help"} & set(argv[i + 2 :]):
+            return argv[: i + 2], argv[i + 2 :]
+    return argv, []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        from engine._plugins.registry import get_registry, use_disabled
+
+        disable = _disabled(argv)
+        use_disabled(disable)  # runs reopened by this command leave the same plugins out
+        parser, commands = build_parser(get_registry(disable).manager)
+        argv, pip_args = _split_pip(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra and "items" in vars(args) and all("=" in e and not e.startswith("-") for e in extra):
+            args.items += extra  # `engine run --folds 5 model=mlp …`: overrides after an option
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if pip_args:
+            args.spec = pip_args
+        if "handler" not in vars(args):  # `engine` alone, or a command group without its sub-command
+            commands.get(args.command, parser).print_help()
+            return 0
+        if vars(args).get("quiet") or vars(args).get("verbose"):
+            from engine._run import logs
+
+            logs.set_verbosity(logs.QUIET if args.quiet else logs.VERBOSE)
+        return dispatch(args.handler, args)
+    except EngineError as exc:
+        if debug:
+            raise
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # `engine components list | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except OSError as exc:  # the file system refused (disk full, read-only, a name too long): not a bug
+        if debug:
+            raise
+        where = f": {str(exc.filename)[:200]}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(
+            "  hint: check the path, free space and permissions; rerun with --debug for the traceback", file=sys.stderr
+        )
+        return 2
+    except KeyboardInterrupt:
+        run_dir = os.environ.get("ENGINE_RUN_DIR")
+        print("interrupted" + (f"; continue with `engine run --resume {run_dir}`" if run_dir else ""), file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("  hint: rerun with --debug for the traceback", file=sys.stderr)
+        return 1
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""``engine run``: compose, plan, train; the end-of-run table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine._cli.console import Console, Table, format_metric, styled
+from engine._contract.errors import EngineError
+
+
+def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any], Path | None]:
+    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed."""
+    from engine._config.compose import compose, load_file
+
+    recipe = None
+    overrides: list[str] = []
+    for item in args.items:
+        if "=" in item:
+            overrides.append(item)
+        elif recipe is None and not overrides and args.resume is None:
+            recipe = item
+        else:
+            raise EngineError(
+                f"cannot read '{item}': expected key=value",
+                hint="only one recipe name may come first; for example model=mlp",
+            )
+    resume = base = None
+    if args.resume:
+        resume = Path(args.resume)
+        if not (resume / "config.yaml").is_file():
+            raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
+        base = load_file(resume / "config.yaml")
+    return compose(reg, recipe, args.config or [], overrides, base=base), resume
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from engine._config.plan import make_plan
+    from engine._cli.inspect import registry
+
+    reg = registry(args)
+    cfg, resume = compose_from_args(args, reg)
+    code = reg.manager.first("engine_run_main", args=args, config=cfg)  # a plugin's options (--folds K) take over
+    if code is not None:
+        return int(code)
+    plan = make_plan(cfg, reg)
+    for note in plan.notes:
+        print(f"# note: {note}", file=sys.stderr)
+    if args.dry_run:
+        sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
+        print(facts_note(plan), file=sys.stderr)
+        print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
+        return 0
+    from engine._run.runner import train
+
+    result = train(plan, resume=resume)
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return 0
+    console = Console()
+    console.print(results_table(result.summary))
+    s = result.summary
+    console.print(f"wall time {s['wall_time_s']:.1f} s, {s['global_step']} steps")
+    console.print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def results_table(summary: dict[str, Any]) -> Table:
+    """Validation and test metrics: final values beside the best checkpoint's, the primary metric first.
+
+    Test metrics are measured on the best checkpoint (when there is one), so they sit in its column.
+    """
+    final, best = summary.get("metrics", {}), summary.get("best_metrics", {})
+    primary = (summary.get("primary_metric") or {}).get("name")
+    step = summary.get("best_step")
+    keys = sorted(k for k in {*final, *best} if k.startswith(("test/", "val/")))
+    keys.sort(key=lambda k: k != primary)
+    tested_best = bool(summary.get("best_checkpoint"))
+    table = Table("metric", "final", "best checkpoint" + (f" (step {step})" if step is not None else ""))
+    for key in keys:
+        last = None if key.startswith("test/") and tested_best else final.get(key)
+        name = styled(key + " *", "bold") if key == primary else key
+        table.add_row(name, format_metric(last), format_metric(best.get(key)))
+    return table
+
+
+def facts_note(plan: Any) -> str:
+    """What the data source will tell the run, and which parameters that fills (``--dry-run``)."""
+    name = plan.data.qualified_name
+    if not plan.data.facts:
+        return f"# data facts: {name} declares none (its facts are known once it is loaded)"
+    filled = ", ".join(plan.from_facts) or "nothing (every parameter named like a fact is set)"
+    return (
+        f"# data facts of {name} (values known once it is loaded): {', '.join(plan.data.facts)}\n"
+        f"# filled from them: {filled}"
+    )

@@ -1,0 +1,287 @@
+"""Composition: recipe + YAML files + CLI overrides -> one plain config, component names qualified.
+
+Sources are applied in order, later wins: the defaults (the core's, every config section's),
+the recipe, each ``-c FILE``, each ``key=value`` override. ``model=NAME`` is shorthand for
+``model: {name: NAME}`` (switching to another component drops the old section's parameters, as
+choosing a different Hydra group option does); ``model.depth=34`` sets a parameter. Values are
+parsed by OmegaConf (``lr=3e-4`` is a float, ``hidden=[64,64]`` a list) and ``${...}``
+interpolations are resolved.
+
+A recipe's ``required`` keys must be set by then. Every component name (task, data, each of the
+task's slots) is rewritten to its qualified form (``mlp`` -> ``core.mlp``); a config naming no task
+gets the data source's (``Component(task=...)``), else ``core.supervised``. Then the plugins'
+``engine_adjust_config`` hooks run, core first, then by plugin name. The result is plain data:
+:mod:`engine._config.plan` checks it.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine._config.params import section_values
+from engine._contract.errors import ConfigError
+from engine._plugins.registry import Registry
+
+#: The core's keys of every config; config sections (``checkpoint``, ``run`` …) add theirs.
+DEFAULTS: dict[str, Any] = {"seed": 0, "trainer": {"max_epochs": 10}}
+#: The task of a config that names none, when its data source does not name one either.
+DEFAULT_TASK = "core.supervised"
+
+
+def defaults(registry: Registry) -> dict[str, Any]:
+    """The config before any recipe: the core's keys and every section's defaults (off ones as null)."""
+    cfg = copy.deepcopy(DEFAULTS)
+    for section in registry.sections():
+        cfg[section.name] = None if section.optional else section_values(section, {})
+    return cfg
+
+
+def section_kinds(registry: Registry) -> dict[str, str]:
+    """Config sections that name a component, with the kind they name: task, data, every task's slots."""
+    kinds = {"task": "task", "data": "data"}
+    for task in registry.list("task"):
+        for slot, kind in task.slots.items():  # type: ignore[union-attr]
+            kinds.setdefault(slot, kind)
+    return kinds
+
+
+def merge(
+    base: dict[str, Any],
+    other: dict[str, Any],
+    sections: dict[str, str] | None = None,
+    same: Callable[[str, Any, Any], bool] | None = None,
+) -> dict[str, Any]:
+    """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces).
+
+    In the component ``sections``, choosing another component replaces the whole section: the old
+    one's parameters do not apply to the new one. ``same(section, a, b)`` says whether two names
+    mean one component (default: equal strings).
+    """
+    sections = sections or {}
+    same = same or (lambda _, a, b: a == b)
+    out = copy.deepcopy(base)
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            old_name = out[key].get("name")
+            if key in sections and "name" in value and old_name is not None and not same(key, old_name, value["name"]):
+                out[key] = copy.deepcopy(value)
+            else:
+                out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def normalize(cfg: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
+    """Expand the shorthand ``section: NAME`` into ``section: {name: NAME}``."""
+    out = dict(cfg)
+    for key in set(sections) & set(out):
+        if isinstance(out[key], str):
+            out[key] = {"name": out[key]}
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"model.depth=34"`` -> ``(["model", "depth"], 34)`` with OmegaConf's value grammar."""
+    path, value = _parse_override(item)
+    return list(path), copy.deepcopy(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
+    """:func:`parse_override`, cached: a sweep composes the same overrides for every trial (~1 ms each)."""
+    from omegaconf import OmegaConf
+
+    key, sep, _ = item.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(
+            f"cannot read override '{item}': expected key=value",
+            hint="for example model=mlp, optimizer.lr=3e-4, trainer.max_epochs=5",
+        )
+    try:
+        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+    except Exception as exc:
+        raise ConfigError(f"cannot read override '{item}': {exc}") from None
+    value: Any = parsed
+    for part in key.split("."):
+        value = value[part]  # type: ignore[index]
+    return tuple(key.split(".")), value
+
+
+_INDEXED = re.compile(r"^([^\[\]]+)\[(-?\d+)\]$")
+
+
+def set_index(cfg: dict[str, Any], item: str) -> None:
+    """Apply ``a.b[i]=value`` to the list ``a.b`` of ``cfg``; a ConfigError with a hint otherwise."""
+    key, _, text = item.partition("=")
+    path: list[Any] = []
+    for part in key.split("."):
+        m = _INDEXED.match(part)
+        if m is None and ("[" in part or "]" in part):
+            raise ConfigError(f"cannot read override '{item}': bad index in '{part}'", hint="e.g. model.hidden[0]=64")
+        path += [m.group(1), int(m.group(2))] if m else [part]
+    _, value = parse_override(f"value={text}")
+    node: Any = cfg
+    for i, part in enumerate(path[:-1]):
+        where = _dotted(path[: i + 1])
+        if isinstance(part, int):
+            ok = isinstance(node, list) and -len(node) <= part < len(node)
+        else:
+            ok = isinstance(node, dict) and part in node
+        if not ok:
+            raise ConfigError(
+                f"cannot apply '{item}': {where} is not set in this config",
+                hint=f"a list's default comes from its component: set the whole list, e.g. {_dotted(path[:-1])}=[...]",
+            )
+        node = node[part]
+    last = path[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or not -len(node) <= last < len(node):
+            raise ConfigError(
+                f"cannot apply '{item}': {_dotted(path[:-1])} has no element {last}",
+                hint=f"set the whole list, e.g. {_dotted(path[:-1])}=[...]",
+            )
+    elif not isinstance(node, dict):
+        raise ConfigError(f"cannot apply '{item}': {_dotted(path[:-1])} is not a mapping")
+    node[last] = value
+
+
+def _dotted(path: list[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else p) for i, p in enumerate(path))
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as plain data; a ConfigError naming the file when it cannot be read."""
+    from omegaconf import OmegaConf
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    try:
+        data = OmegaConf.to_container(OmegaConf.load(file))
+    except Exception as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} must hold a mapping of sections, not {type(data).__name__}")
+    return data  # type: ignore[return-value]
+
+
+def compose(
+    registry: Registry,
+    recipe: str | None = None,
+    files: Sequence[str | Path | Mapping[str, Any]] = (),
+    overrides: Sequence[str] = (),
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compose the defaults (or ``base``), a recipe, files and overrides into one plain config.
+
+    Each of ``files`` is a YAML file's path or a mapping already read (merged the same way, in order).
+
+    Component names come out qualified, and the plugins' ``engine_adjust_config`` hooks have run.
+    """
+    kinds = section_kinds(registry)
+
+    def same(section: str, a: Any, b: Any) -> bool:
+        return a == b or _qualified(registry, kinds[section], a) == _qualified(registry, kinds[section], b)
+
+    cfg = copy.deepcopy(base) if base is not None else defaults(registry)
+    chosen = registry.resolve("recipe", recipe) if recipe else None
+    if chosen is not None:
+        cfg = merge(cfg, normalize(chosen.load_config(), kinds), kinds, same)
+    for file in files:
+        data = dict(file) if isinstance(file, Mapping) else load_file(file)
+        cfg = merge(cfg, normalize(data, kinds), kinds, same)
+    for item in overrides:
+        if "[" in item.partition("=")[0]:
+            set_index(cfg, item)  # model.hidden[0]=5: one element of a list the config holds
+            continue
+        keys, value = parse_override(item)
+        if len(keys) == 1 and keys[0] in kinds and isinstance(value, str):
+            value = {"name": value}
+        nested: Any = value
+        for k in reversed(keys):
+            nested = {k: nested}
+        cfg = merge(cfg, nested, kinds, same)
+    cfg = resolve_interpolations(cfg)
+    if chosen is not None:
+        _check_required(chosen, cfg)
+    qualify(cfg, registry)
+    registry.manager.hook.engine_adjust_config(config=cfg)
+    return cfg
+
+
+def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:
+    """Every key the recipe declares ``required`` is set (``data.path``: the user's own files)."""
+    for key in recipe.required:
+        node: Any = cfg
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            raise ConfigError(
+                f"recipe '{recipe.qualified_name}' needs {key}: it runs on your own files or settings",
+                hint=f"engine run {recipe.qualified_name} {key}=... (see `engine components show "
+                f"{recipe.qualified_name}`)",
+            )
+
+
+def qualify(cfg: dict[str, Any], registry: Registry) -> None:
+    """Rewrite the names of the task, the data source and the task's slots to qualified form, in place.
+
+    Afterwards ``cfg["task"]`` is a mapping with a qualified ``name``, and ``cfg.get("data")`` is
+    None or one too: plugins' ``engine_adjust_config`` may rely on both. An unknown or ambiguous
+    name is a ConfigError here, with its did-you-mean.
+    """
+    data = cfg.get("data")
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("name"), str)):
+        raise ConfigError(
+            f"'data' must be a component name or a mapping with a name, got {data!r}",
+            hint="set data=NAME (see `engine components list --kind data`)",
+        )
+    if data is not None:
+        data["name"] = registry.resolve("data", data["name"]).qualified_name
+    task = cfg.get("task")
+    if task is None or (isinstance(task, dict) and "name" not in task):
+        default = registry.resolve("data", data["name"]).task if data is not None else None
+        cfg["task"] = task = {"name": default or DEFAULT_TASK, **(task or {})}
+    if not (isinstance(task, dict) and isinstance(task.get("name"), str)):
+        raise ConfigError(
+            f"'task' must be a component name or a mapping with a name, got {task!r}",
+            hint="set task=NAME (see `engine components list --kind task`)",
+        )
+    component = registry.resolve("task", task["name"])
+    cfg["task"]["name"] = component.qualified_name
+    for slot, kind in component.slots.items():
+        name = _name_of(cfg, slot)
+        if name is not None:
+            cfg[slot]["name"] = registry.resolve(kind, name).qualified_name
+
+
+def _name_of(cfg: dict[str, Any], key: str) -> str | None:
+    section = cfg.get(key)
+    return section["name"] if isinstance(section, dict) and isinstance(section.get("name"), str) else None
+
+
+def _qualified(registry: Registry, kind: str, name: Any) -> Any:
+    try:
+        return registry.resolve(kind, name).qualified_name if isinstance(name, str) else name
+    except ConfigError:
+        return name
+
+
+def resolve_interpolations(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``${...}`` references resolved (OmegaConf); a ConfigError when one cannot be."""
+    if "${" not in repr(cfg):
+        return cfg
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)  # type: ignore[return-value]
+    except Exception as exc:
+        raise ConfigError(f"cannot resolve an interpolation: {exc}") from None

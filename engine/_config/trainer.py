@@ -1,0 +1,100 @@
+"""The ``trainer`` section: ``lightning.Trainer`` arguments, checked before any run directory exists.
+
+Parameters and types come from the Trainer's signature, read from Lightning's source (no
+import). Values Lightning resolves by name are checked against what it accepts: ``precision``
+and ``profiler`` are closed sets; ``accelerator`` and ``strategy`` names outside the common
+ones are looked up in Lightning's own registries (which imports Lightning, for that case only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine._contract.errors import ConfigError, did_you_mean
+
+TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
+
+#: Trainer arguments the engine sets itself, and what to set instead.
+RESERVED_TRAINER = {
+    "callbacks": "add callbacks from a plugin's engine_callbacks hook",
+    "logger": "the engine logs CSV (and TensorBoard when installed) into the run directory",
+    "default_root_dir": "set run.dir instead",
+    "enable_checkpointing": "configure the checkpoint section instead",
+}
+
+PRECISIONS = (
+    64,
+    32,
+    16,
+    "64",
+    "32",
+    "16",
+    "bf16",
+    "64-true",
+    "32-true",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "transformer-engine",
+    "transformer-engine-float16",
+)
+PROFILERS = ("simple", "advanced", "pytorch", "xla")
+#: Accelerators and strategies every Lightning 2 install knows (others are looked up).
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "single_device", "deepspeed", "xla")
+
+
+def check_trainer(trainer: Any) -> dict[str, Any]:
+    """The ``trainer`` section checked; only the keys the user set (Lightning keeps its own defaults)."""
+    from engine._config.params import check_params
+    from engine._config.signature import read_signature
+
+    if not isinstance(trainer, dict):
+        raise ConfigError(
+            f"'trainer' must be a mapping of lightning.Trainer arguments, got {trainer!r} ({type(trainer).__name__})"
+        )
+    for key, why in RESERVED_TRAINER.items():
+        if key in trainer:
+            raise ConfigError(f"trainer.{key} is set by the engine", hint=why)
+    checked = check_params("trainer", "lightning.Trainer", trainer, read_signature(TRAINER_TARGET))
+    out = {k: v for k, v in checked.items() if k in trainer}
+    _check_named(out)
+    return out
+
+
+def _check_named(trainer: dict[str, Any]) -> None:
+    precision = trainer.get("precision")
+    if precision is not None and precision not in PRECISIONS:
+        names = [str(p) for p in PRECISIONS]
+        raise ConfigError(
+            f"trainer.precision={precision!r} is not a precision Lightning knows{did_you_mean(str(precision), names)}",
+            hint="e.g. 32-true, 16-mixed, bf16-mixed, 64-true",
+        )
+    profiler = trainer.get("profiler")
+    if isinstance(profiler, str) and profiler.lower() not in PROFILERS:
+        raise ConfigError(
+            f"trainer.profiler={profiler!r} is not a profiler Lightning knows{did_you_mean(profiler, PROFILERS)}",
+            hint=f"choose one of {', '.join(PROFILERS)}",
+        )
+    for key, common in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
+        value = trainer.get(key)
+        if isinstance(value, str) and value not in common:
+            known = _registered(key)
+            if value not in known:
+                raise ConfigError(
+                    f"trainer.{key}={value!r} is not a{'n' if key[0] == 'a' else ''} {key} Lightning knows"
+                    f"{did_you_mean(value, known)}",
+                    hint=f"Lightning knows: {', '.join(sorted(known))}",
+                )
+
+
+def _registered(key: str) -> list[str]:
+    """Every accelerator or strategy name Lightning has registered (imports Lightning)."""
+    if key == "accelerator":
+        from lightning.pytorch.accelerators import AcceleratorRegistry
+
+        return ["auto", "gpu", *AcceleratorRegistry.available_accelerators()]
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return ["auto", *StrategyRegistry.available_strategies()]

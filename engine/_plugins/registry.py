@@ -1,0 +1,198 @@
+"""Named components: kind, qualified name, owning plugin, lazy target.
+
+Names are qualified by plugin: ``vision.resnet`` (recipes: ``vision/digits``).
+A short name (``resnet``) resolves when exactly one plugin declares it; the
+core's own components win over plugins for short names, so ``adamw`` always
+means the built-in. Queries work like timm's ``list_models``::
+
+    >>> reg = engine.get_registry()
+    >>> [c.qualified_name for c in reg.list("model", "*res*")]
+    ['vision.resnet']
+    >>> reg.resolve("model", "resnet").target
+    'engine_vision.models:ResNet'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from typing import Any
+
+from engine._contract.declarations import HOOKS, KINDS, NAME, Component, Recipe, Section
+from engine._contract.errors import ConfigError, PluginError, did_you_mean
+from engine._plugins.manager import CORE, PluginManager
+
+#: Config keys the core composes itself; no plugin's section may take them.
+CORE_KEYS = ("task", "data", "seed", "trainer")
+
+Entry = Component | Recipe | Section
+
+
+class Registry:
+    """Every component the enabled plugins declare, indexed by kind and name."""
+
+    def __init__(self, manager: PluginManager) -> None:
+        self.manager = manager
+        self._by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+        #: Old qualified names (``Component(aliases=...)``) -> (kind, current qualified name).
+        self._aliases: dict[tuple[str, str], str] = {}
+        self._warned: set[str] = set()
+        for kind in KINDS:
+            for info, declared in manager.call(HOOKS[kind]):
+                try:
+                    entries = self._check(kind, info.name, declared)
+                    if kind == "section":
+                        self._check_sections(info.name, entries)
+                except PluginError as exc:
+                    manager.mark_broken(info, exc.message)
+                    continue
+                for entry in entries:
+                    bound = entry.bind(kind, info.name, info.distribution, info.version)
+                    self._by_kind[kind][bound.qualified_name] = bound
+                    for old in getattr(bound, "aliases", ()):
+                        self._aliases.setdefault((kind, old), bound.qualified_name)
+
+    def _entries(self, kind: str) -> dict[str, Entry]:
+        """The entries of ``kind`` whose plugin works *now*: one found broken later (a command that
+        clashes, a lifecycle hook that raised) loses every component it declared."""
+        entries = self._by_kind[kind]
+        if all(self.manager.is_ok(e.plugin) for e in entries.values()):
+            return entries
+        return {q: e for q, e in entries.items() if self.manager.is_ok(e.plugin)}
+
+    def _check_sections(self, plugin: str, sections: list[Any]) -> None:
+        """A section name the core or an earlier plugin has is refused, both owners named.
+
+        (Two plugins adding the same key to one kind of slot are found when the keys are read, see
+        :func:`engine._config.params.slot_keys`.)
+        """
+        taken = {name: "the core" for name in CORE_KEYS} | {
+            s.name: f"plugin '{s.plugin}'" for s in self._by_kind["section"].values() if s.slot_kind is None
+        }
+        for section in sections:
+            if section.slot_kind is None and section.name in taken:
+                raise PluginError(
+                    f"plugin '{plugin}' declares the config section '{section.name}', "
+                    f"which {taken[section.name]} already provides",
+                    hint="rename the section",
+                )
+
+    @staticmethod
+    def _check(kind: str, plugin: str, declared: Any) -> list[Entry]:
+        if declared is None:
+            return []
+        if isinstance(declared, (Component, Recipe, Section)):
+            declared = [declared]
+        expected = {"recipe": Recipe, "section": Section}.get(kind, Component)
+        entries: list[Entry] = []
+        seen: set[str] = set()
+        for entry in declared:
+            if not isinstance(entry, expected):
+                raise PluginError(f"{HOOKS[kind]} returned {entry!r}, expected {expected.__name__} declarations")
+            if not NAME.match(entry.name):
+                raise PluginError(f"{kind} name {entry.name!r} is not a valid name (letters, digits, _ and -)")
+            if entry.name in seen:
+                raise PluginError(f"plugin '{plugin}' declares the {kind} '{entry.name}' twice")
+            seen.add(entry.name)
+            entries.append(entry)
+        return entries
+
+    # ------------------------------------------------------------------ queries
+
+    def list(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
+        """Components of ``kind`` (all kinds if None) whose name matches a glob ``pattern``."""
+        kinds = [kind] if kind else list(KINDS)
+        out: list[Entry] = []
+        for k in kinds:
+            for q, entry in sorted(self._entries(k).items()):
+                names = (q, entry.name, f"{entry.plugin}.{entry.name}")  # recipes match 'vision.*' too
+                if pattern is None or any(fnmatch.fnmatch(n, pattern) for n in names):
+                    out.append(entry)
+        return out
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries(kind))
+
+    def resolve(self, kind: str, name: str) -> Any:
+        """The component of ``kind`` called ``name`` (qualified or unambiguous short name)."""
+        if kind not in self._by_kind:
+            raise ConfigError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}")
+        entries = self._entries(kind)
+        if name in entries:
+            return entries[name]
+        if (kind, name) in self._aliases and self._aliases[(kind, name)] in entries:
+            return self._deprecated(name, entries[self._aliases[(kind, name)]])
+        matches = [e for e in entries.values() if e.name == name]
+        if len(matches) > 1:
+            core = [e for e in matches if e.plugin == CORE]
+            if core:
+                return core[0]
+            candidates = ", ".join(sorted(e.qualified_name for e in matches))
+            raise ConfigError(
+                f"{kind} name '{name}' is ambiguous: {candidates}",
+                hint="use the qualified name (plugin.name)",
+            )
+        if matches:
+            return matches[0]
+        choices = list(entries) + [e.name for e in entries.values()]
+        message = f"unknown {kind} '{name}'{did_you_mean(name, set(choices))}"
+        raise ConfigError(message, hint=self._why_missing(name, kind))
+
+    def _why_missing(self, name: str, kind: str) -> str:
+        """The hint for an unknown name: its plugin is broken or disabled, else where to look."""
+        owner = next((p for p in self.manager.infos() if name.startswith((p.name + ".", p.name + "/"))), None)
+        if owner is not None and owner.status == "broken":
+            return f"the plugin '{owner.name}' is broken: {owner.error}"
+        if owner is not None and owner.status == "disabled":
+            how = (
+                f"`engine plugins enable {owner.name}`"
+                if owner.name not in self.manager.disabled_now
+                else f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
+            )
+            return f"the plugin '{owner.name}' ({owner.distribution}) is disabled: enable it with {how}"
+        return f"see `engine components list --kind {kind}`"
+
+    def sections(self, slot_kind: str | None = None) -> list[Section]:
+        """Config sections (``slot_kind=None``), or the slot-key sections of one component kind."""
+        return [s for s in self.list("section") if s.slot_kind == slot_kind]  # type: ignore[union-attr]
+
+    def _deprecated(self, old: str, entry: Entry) -> Entry:
+        """``entry``, found by a name it had before; said once per process on stderr."""
+        if old not in self._warned:
+            self._warned.add(old)
+            print(
+                f"warning: {entry.kind} '{old}' is now '{entry.qualified_name}' ({entry.distribution}); "
+                "the old name will be removed in a future version",
+                file=sys.stderr,
+            )
+        return entry
+
+
+# --------------------------------------------------------------------------- the process's registries
+
+_REGISTRIES: dict[tuple[str, ...], Registry] = {}
+#: The plugins the running command disabled (``engine --disable NAME ...``): every registry the
+#: process builds without naming its own set, e.g. when a run is reopened, leaves them out too.
+_DEFAULT_DISABLE: list[tuple[str, ...]] = [()]
+
+
+def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
+    """The registry of every enabled plugin's components, built once per ``disable`` set.
+
+    ``disable=None`` means the set the running command was given (see :func:`use_disabled`).
+    """
+    key = tuple(sorted(_DEFAULT_DISABLE[0] if disable is None else disable))
+    if fresh or key not in _REGISTRIES:
+        _REGISTRIES[key] = Registry(PluginManager(disable=key))
+    return _REGISTRIES[key]
+
+
+def use_disabled(disable: tuple[str, ...]) -> None:
+    """Make ``disable`` the process's default plugin set for :func:`get_registry`."""
+    _DEFAULT_DISABLE[0] = tuple(sorted(disable))
+
+
+def clear_registries() -> None:
+    """Forget built registries and the default disabled set (tests, ``fresh`` reloads)."""
+    _REGISTRIES.clear()
+    _DEFAULT_DISABLE[0] = ()

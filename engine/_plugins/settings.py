@@ -1,0 +1,92 @@
+"""User settings persisted under ``ENGINE_HOME`` (default ``~/.config/engine``).
+
+What ``engine plugins disable|enable`` changes, and the plugins found broken while a command
+ran, live here as JSON in ``$ENGINE_HOME/settings.json``::
+
+    {"disabled_plugins": ["name", ...],
+     "broken_plugins": {"name": {"distribution": "...", "version": "...", "error": "..."}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def home() -> Path:
+    return Path(os.environ.get("ENGINE_HOME") or Path.home() / ".config" / "engine")
+
+
+def cache_dir() -> Path:
+    """Where the engine caches what it can recompute (``$ENGINE_CACHE_DIR``, default ``~/.cache/engine``)."""
+    return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
+
+
+def _file() -> Path:
+    return home() / "settings.json"
+
+
+def load() -> dict[str, Any]:
+    try:
+        data = json.loads(_file().read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        from engine._contract.errors import EngineError
+
+        raise EngineError(f"cannot read {_file()}: {exc}", hint="fix or delete the file") from None
+    return data if isinstance(data, dict) else {}
+
+
+def save(data: dict[str, Any]) -> None:
+    from engine._plugins.files import write_json_atomic
+
+    write_json_atomic(_file(), data, indent=2)
+
+
+def disabled_plugins() -> set[str]:
+    return set(load().get("disabled_plugins", []))
+
+
+def set_disabled(name: str, disabled: bool) -> bool:
+    """Persist ``name`` as disabled (or not); returns whether anything changed."""
+    data = load()
+    names = set(data.get("disabled_plugins", []))
+    before = set(names)
+    (names.add if disabled else names.discard)(name)
+    if names == before:
+        return False
+    data["disabled_plugins"] = sorted(names)
+    save(data)
+    return True
+
+
+def broken_plugins() -> dict[str, dict[str, Any]]:
+    """Plugins recorded broken by an earlier command (a lifecycle hook that raised), by name."""
+    recorded = load().get("broken_plugins", {})
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def record_broken(name: str, distribution: str | None, version: str | None, error: str) -> None:
+    """Remember that plugin ``name`` (this distribution and version) is broken, and why."""
+    data = load()
+    recorded = data.get("broken_plugins") if isinstance(data.get("broken_plugins"), dict) else {}
+    recorded[name] = {"distribution": distribution, "version": version, "error": error}
+    data["broken_plugins"] = recorded
+    try:
+        save(data)
+    except OSError:
+        pass  # a read-only home: the failure is still reported for this command
+
+
+def clear_broken(name: str) -> bool:
+    """Forget a recorded failure of plugin ``name``; returns whether there was one."""
+    data = load()
+    recorded = data.get("broken_plugins")
+    if not isinstance(recorded, dict) or name not in recorded:
+        return False
+    del recorded[name]
+    save(data)
+    return True

@@ -1,0 +1,218 @@
+"""Turn a plan (:class:`engine._config.plan.Plan`) into objects: data module, components, task.
+
+This is where targets are imported (and so torch). Data facts flow here: a model or task parameter
+named like a fact the data source exposes is filled from it when the user did not set it. Plugins
+see each model slot built (``engine_model_built``) and the data's splits (``engine_datasets_built``).
+Nothing here resolves a name or splits a slot's settings again: the plan did.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine._config.params import check_params, load_signature
+from engine._config.plan import Plan
+from engine._contract.declarations import Component
+from engine._contract.errors import EngineError
+from engine._contract.events import DatasetsBuilt, ModelBuilt
+from engine._contract.protocols import DataSource, HasFacts, LoadsArtifacts, implements
+from engine._plugins.registry import Registry
+
+
+class Factory:
+    """A component with its config parameters bound, called later with runtime arguments.
+
+    Optimizers and schedulers are built this way: the task calls ``optimizer(params)`` and
+    ``scheduler(optimizer, total_steps=..., max_epochs=...)``; keyword arguments the target does
+    not accept are dropped.
+    """
+
+    def __init__(
+        self,
+        component: Component,
+        fn: Callable[..., Any],
+        params: dict[str, Any],
+        param_groups: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.component, self.fn, self.params = component, fn, params
+        #: ``optimizer.param_groups`` from the config; applied by :meth:`with_names`.
+        self.param_groups = list(param_groups or [])
+        sig = inspect.signature(fn)
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        self._accepts = set(sig.parameters)
+
+    def __call__(self, *args: Any, **context: Any) -> Any:
+        if self.param_groups:
+            raise EngineError(
+                "optimizer.param_groups needs parameter names, but this task builds its optimizer from bare parameters",
+                hint="the task should call engine.tasks.configure_optimizers (or factory.with_names(named_parameters))",
+            )
+        return self._call(*args, **context)
+
+    def _call(self, *args: Any, **context: Any) -> Any:
+        extra = {k: v for k, v in context.items() if self._accepts_any or k in self._accepts}
+        return self.fn(*args, **extra, **self.params)
+
+    def with_names(self, named_parameters: Any, **context: Any) -> Any:
+        """Build the optimizer from ``(name, parameter)`` pairs, applying ``param_groups`` by name."""
+        from engine._run.tasks import param_groups
+
+        named = list(named_parameters)
+        if not self.param_groups:
+            return self._call([p for _, p in named], **context)
+        return self._call(param_groups(named, self.param_groups), **context)
+
+    def __repr__(self) -> str:
+        return f"Factory({self.component.qualified_name}, {self.params})"
+
+
+def _call(component: Component, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return fn(**kwargs)
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(
+            f"building {component.kind} '{component.qualified_name}' failed: {type(exc).__name__}: {exc}",
+            hint="check its parameters (`engine components show "
+            f"{component.qualified_name}`); rerun with --debug for the traceback",
+        ) from exc
+
+
+def construct(
+    component: Component,
+    params: dict[str, Any],
+    facts: dict[str, Any] | None = None,
+    where: str | None = None,
+    extra: dict[str, Any] | None = None,
+    keys: dict[str, Any] | None = None,
+) -> Any:
+    """Build ``component``: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
+
+    ``facts`` fill the parameters named like them the user left unset; ``extra`` are passed as they
+    are (a task's built slots); ``keys`` are the engine's keys of the slot (``optimizer.param_groups``).
+    """
+    fn = component.load()
+    sig = load_signature(component)
+    facts = facts or {}
+    filled = {p.name: facts[p.name] for p in sig.params if p.name in facts and p.name not in params}
+    # Checked again: facts must fit the parameter types too, and nothing required may be missing.
+    label = f"{component.kind} '{component.qualified_name}'"
+    params = check_params(where or component.kind, label, {**params, **filled}, sig)
+    if component.kind in ("optimizer", "scheduler"):
+        return Factory(component, fn, params, param_groups=(keys or {}).get("param_groups"))
+    return _call(component, fn, {**params, **(extra or {})})
+
+
+def build_component(registry: Registry, kind: str, name: str, params: dict[str, Any], **kwargs: Any) -> Any:
+    """Build one component by name (``engine.create``, the conformance kit); see :func:`construct`."""
+    return construct(registry.resolve(kind, name), params, **kwargs)
+
+
+def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
+    """The run's ``LightningDataModule`` (see :func:`data_module`), its splits seen by ``engine_datasets_built``.
+
+    ``artifacts``: the directory of an existing run whose saved artifacts (its tokenizer …) the data
+    source reads back with ``load_artifacts``, instead of rebuilding them from the data.
+    """
+    hook = SplitsHook(plan.registry, plan.config)
+    built = data_module(plan.data, plan.data_params, plan.loader, plan.config["seed"], on_splits=hook)
+    if artifacts is not None and implements(built, LoadsArtifacts):
+        built.load_artifacts(artifacts)
+    return built
+
+
+def data_module(
+    component: Component,
+    params: dict[str, Any],
+    loader: dict[str, Any] | None = None,
+    seed: int = 0,
+    on_splits: Callable[..., Any] | None = None,
+) -> Any:
+    """Data source ``component`` built as a ``LightningDataModule``: the core's adaptor unless it is one."""
+    import lightning as L
+
+    from engine._run.data import SourceDataModule
+
+    name = component.qualified_name
+    source = construct(component, params, where="data")
+    if isinstance(source, L.LightningDataModule):
+        if not implements(source, HasFacts):
+            raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
+        return source
+    # Checked without evaluating ``facts``: it may be a property that does work (training a tokenizer)
+    # which ``load_artifacts`` can still replace with the run's own.
+    if not implements(source, DataSource):
+        raise EngineError(
+            f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
+            hint="data sources subclass engine.data.DataSource",
+        )
+    return SourceDataModule(source, seed=seed, on_splits=on_splits, **(loader or {}))
+
+
+class SplitsHook:
+    """Calls ``engine_datasets_built`` when a :class:`SourceDataModule` first builds its splits."""
+
+    def __init__(self, registry: Registry, config: dict[str, Any]) -> None:
+        self.registry, self.config = registry, config
+
+    def __call__(self, splits: dict[str, Any], source: Any, seed: int) -> dict[str, Any]:
+        built = DatasetsBuilt(dict(splits), source, self.config, seed)
+        self.registry.manager.hook.engine_datasets_built(built=built)
+        return built.splits
+
+    def __getstate__(self) -> dict[str, Any]:  # a spawned worker rebuilds the registry of its own process
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from engine._plugins.registry import get_registry
+
+        self.registry, self.config = get_registry(), state["config"]
+
+
+def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> dict[str, Any]:
+    """Every slot of the run's task built by kind (None for an empty slot).
+
+    Each model slot is handed to ``engine_model_built`` (``restoring``: the run's checkpoint will
+    replace the weights, a finished run reopened).
+    """
+    built: dict[str, Any] = {}
+    for slot, planned in plan.slots.items():
+        if planned is None:
+            built[slot] = None
+            continue
+        model = planned.kind == "model"
+        obj = construct(planned.component, planned.params, facts if model else None, slot, keys=planned.keys)
+        if model:
+            event = ModelBuilt(slot, obj, planned.component, plan.config, restoring)
+            plan.registry.manager.hook.engine_model_built(built=event)
+            obj = event.model
+        built[slot] = obj
+    return built
+
+
+def build_task(plan: Plan, facts: dict[str, Any], slots: dict[str, Any]) -> Any:
+    """The run's ``LightningModule``: the task built around its slots (:func:`build_slots`)."""
+    return construct(plan.task, plan.task_params, facts=facts, where="task", extra=slots)
+
+
+@dataclass
+class Built:
+    """What :func:`build` made of a plan: the data module, its facts, the task's slots and the task."""
+
+    datamodule: Any
+    facts: dict[str, Any]
+    slots: dict[str, Any]
+    task: Any
+
+
+def build(plan: Plan, artifacts: Path | None = None, restoring: bool = False) -> Built:
+    """Every object of the planned run: data first (its facts fill the models' parameters), then the task."""
+    datamodule = build_data(plan, artifacts)
+    facts = dict(datamodule.facts)
+    slots = build_slots(plan, facts, restoring)
+    return Built(datamodule, facts, slots, build_task(plan, facts, slots))

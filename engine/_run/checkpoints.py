@@ -1,0 +1,130 @@
+"""Checkpoints and weights as data: loaded without running code, written so a kill never truncates them.
+
+- :func:`load_checkpoint` reads a Lightning checkpoint with ``torch.load(weights_only=True)``:
+  tensors, numbers, strings and containers only. A file that needs anything else to unpickle (a
+  planted pickle that would run code, a checkpoint holding whole objects) is refused with one
+  line naming the file. A truncated or corrupt file is a clear error too.
+- :class:`AtomicCheckpointIO` is the Trainer's checkpoint writer: it writes a temporary file in
+  the checkpoint's own directory, fsyncs it and renames it over the old one, so a checkpoint on
+  disk is always whole (the old one or the new one), whatever moment the process is killed.
+- :func:`save_weights` / :func:`load_weights_file` write and read ``model.safetensors``: the best
+  weights of a run as plain tensors, readable by any safetensors consumer.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from engine._contract.errors import EngineError
+from engine._plugins.files import fsync_replace, temp_path
+from engine._run.rundir import WEIGHTS_FILE
+
+__all__ = ["WEIGHTS_FILE", "AtomicCheckpointIO", "load_checkpoint", "load_weights_file", "resume_point", "save_weights"]
+
+
+class UnsafeCheckpointError(EngineError):
+    """A checkpoint that could only be read by running code from it."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` as plain data (``weights_only=True``); an EngineError naming the file otherwise."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise EngineError(f"checkpoint not found: {path}") from None
+    except Exception as exc:  # the unpickler fails in many ways on a truncated or foreign file
+        if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc)):
+            raise _corrupt(path, exc) from None
+        named = re.search(r"GLOBAL (\S+)", str(exc))
+        why = f" (it names {named.group(1)})" if named else ""
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds more than tensors and numbers, and unpickling it could run code{why}",
+            hint="the engine never unpickles objects from a file; use a checkpoint the engine wrote, or weights "
+            "saved as .safetensors",
+        ) from None
+    if not isinstance(data, dict):
+        raise EngineError(f"{path} holds a {type(data).__name__}, not a checkpoint (a mapping)")
+    return data
+
+
+def _corrupt(path: Path, exc: Exception) -> EngineError:
+    return EngineError(
+        f"cannot read checkpoint {path}: it is truncated or not a checkpoint ({type(exc).__name__}: {exc})"[:300],
+        hint="a run killed while writing one keeps its previous checkpoint; `engine run --resume RUN` picks "
+        "the newest that loads",
+    )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint writer, made crash-safe (temp file, fsync, rename in the same directory)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(target)
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)  # serialised first: a full disk is then an OSError of the write below
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(buffer.getbuffer())
+            fsync_replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint(path)  # resume and test read checkpoints the same safe way
+
+
+def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
+    """Write ``state_dict``'s tensors as safetensors (shared storage copied apart), atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    tmp = temp_path(path)
+    try:
+        save_file(tensors, str(tmp))
+        fsync_replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file; an EngineError naming the file when it is not one."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise EngineError(f"cannot read weights file {path}: {exc}") from None
+
+
+def resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint of ``run_dir`` that loads, and why newer ones were passed over.
+
+    ``(None, reasons)`` when there is none (a run killed before its first checkpoint).
+    """
+    directory = run_dir / "checkpoints"
+    found = (
+        sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True) if directory.is_dir() else []
+    )
+    skipped = []
+    for path in found:
+        try:
+            load_checkpoint(path)
+        except UnsafeCheckpointError:
+            raise
+        except EngineError as exc:
+            skipped.append(f"{path.relative_to(run_dir)}: {exc.message}")
+            continue
+        return path, skipped
+    return None, skipped

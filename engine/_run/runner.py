@@ -1,0 +1,342 @@
+"""A run: plan -> objects -> ``lightning.Trainer`` -> run directory.
+
+Lightning does the training; the runner only assembles the Trainer (checkpoints,
+early stopping, loggers, plugin callbacks) and records the run::
+
+    runs/<name>/
+      config.yaml        the resolved config (re-runnable with -c)
+      environment.json   plugin distributions and versions, library versions, command
+      facts.json         what the data source reported
+      (data artifacts)   whatever the data source's save_artifacts(run_dir) writes, e.g. tokenizer.json
+      checkpoints/       best.ckpt, last.ckpt
+      csv/0/metrics.csv  every logged metric (CSVLogger; a resume writes csv/1/, …)
+      tb/                TensorBoard events, when TensorBoard is installed
+      summary.json       status, final and best-checkpoint metrics, the task's primary metric, wall time
+
+Everything that can fail on the user's input (building the data, the task, the plugins'
+callbacks, the Trainer itself) happens before the run directory is created: a failed build
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine._config.plan import Plan
+from engine._contract.errors import EngineError
+from engine._contract.events import RunFinished
+from engine._contract.protocols import ChecksData, ChecksRun, HasPrimaryMetric, ReportsSummary, SavesArtifacts, implements
+from engine._plugins.registry import Registry
+from engine._run.rundir import WEIGHTS_FILE, read_json, to_jsonable, write_json
+
+RUN_DIR_ENV = "ENGINE_RUN_DIR"
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+def run_dir_path(plan: Plan) -> Path:
+    """Where the run goes (not created yet); DDP worker processes get rank zero's through the environment."""
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(inherited)  # a DDP worker started by Lightning: the directory rank 0 made
+    cfg = plan.config
+    root = Path(cfg["run"]["dir"]).expanduser()
+    name = cfg["run"]["name"]
+    if not name:
+        primary = plan.primary
+        parts = [p.split(".")[-1] for p in (primary.component.name if primary else None, plan.data.name) if p]
+        name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    path = root / name
+    if path.exists() and any(path.iterdir()) and not cfg["run"]["name"]:
+        i = 1
+        while (root / f"{name}-{i}").exists():
+            i += 1
+        path = root / f"{name}-{i}"
+    elif path.exists() and any(path.iterdir()):
+        raise EngineError(
+            f"run directory {path} already exists",
+            hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
+        )
+    return path
+
+
+def shared_run_dir(plan: Plan) -> Path:
+    """The run directory, agreed by every process of a multi-process launch (torchrun, SLURM).
+
+    Each process of ``torchrun`` or ``srun`` runs ``engine run`` on its own, so each would pick a
+    directory named by its own clock. Rank 0 picks it and tells the others over the default
+    process group, set up here as Lightning would (gloo on CPU, nccl on GPUs) and then used by
+    Lightning's DDP as it is: one directory per run.
+    """
+    if os.environ.get(RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return run_dir_path(plan)  # a worker Lightning started itself: rank 0's directory is in the environment
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    env = next((cls() for cls in (TorchElasticEnvironment, SLURMEnvironment) if cls.detect()), None)
+    if env is None or env.world_size() <= 1:
+        return run_dir_path(plan)
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        os.environ.setdefault("MASTER_ADDR", env.main_address)
+        os.environ.setdefault("MASTER_PORT", str(env.main_port))
+        gpu = torch.cuda.is_available() and plan.config["trainer"].get("accelerator") not in ("cpu",)
+        if gpu:
+            torch.cuda.set_device(env.local_rank())
+        dist.init_process_group("nccl" if gpu else "gloo", rank=env.global_rank(), world_size=env.world_size())
+    chosen = [str(run_dir_path(plan)) if env.global_rank() == 0 else None]
+    dist.broadcast_object_list(chosen, src=0)
+    return Path(str(chosen[0]))
+
+
+def environment(registry: Registry) -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    libs = {}
+    for lib in ("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"):
+        try:
+            libs[lib] = version(lib)
+        except PackageNotFoundError:
+            libs[lib] = None
+    plugins = [
+        {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status, "error": p.error}
+        for p in registry.manager.infos()
+    ]
+    return {
+        "plugins": plugins,
+        "libraries": libs,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": ["engine" if i == 0 else a for i, a in enumerate(sys.argv)],
+    }
+
+
+def train(plan: Plan, resume: Path | None = None) -> RunResult:
+    """Train (and test) the planned run; its run directory and summary.
+
+    ``resume`` continues that run directory from its newest checkpoint that loads (saying which),
+    or trains it again from the start when it has none yet (killed before its first checkpoint).
+    """
+    import lightning as L
+
+    from engine._run.build import build_data, build_slots, build_task
+    from engine._run.trainer import build_trainer
+
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    started = time.time()
+    L.seed_everything(plan.config["seed"], workers=True, verbose=False)
+    last = _resume_point(resume) if resume is not None else None
+    # Build everything before creating the run directory: a mistake found here leaves nothing behind.
+    # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
+    datamodule = build_data(plan, artifacts=resume)
+    facts = dict(datamodule.facts)
+    model = build_task(plan, facts, build_slots(plan, facts))
+    if implements(model, ChecksData):
+        model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
+    run_dir = resume if resume is not None else shared_run_dir(plan)
+    trainer, checkpoint = build_trainer(plan, run_dir, datamodule)
+    for callback in trainer.callbacks:
+        if implements(callback, ChecksRun):
+            callback.check_run(trainer, model, datamodule)
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(run_dir, exc) from None
+    previous_env = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
+    try:
+        return _fit(plan, run_dir, last, datamodule, facts, model, trainer, checkpoint, started)
+    finally:
+        if previous_env is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous_env
+
+
+def _fit(
+    plan: Plan,
+    run_dir: Path,
+    last: Path | None,
+    datamodule: Any,
+    facts: dict[str, Any],
+    model: Any,
+    trainer: Any,
+    checkpoint: Any,
+    started: float,
+) -> RunResult:
+    import socket
+
+    import yaml
+
+    from engine._plugins.files import remove_stale_temps, write_text_atomic
+    from engine._run.trainer import splits
+
+    cfg = plan.config
+    rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    previous = _previous_summary(run_dir)
+    first_start = previous.get("started") or datetime.fromtimestamp(started).isoformat(timespec="seconds")
+    summary: dict[str, Any] = {
+        "status": "running",
+        "started": first_start,  # the first attempt's start: `engine runs list` sorts by it
+        "seed": cfg["seed"],
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+    }
+    if previous.get("status") == "completed":
+        summary["previous"] = previous  # put back if this attempt fails: a completed run keeps its figures
+    if rank_zero:
+        try:
+            for directory in (run_dir, run_dir / "checkpoints"):
+                remove_stale_temps(directory)  # what a killed attempt was writing
+            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+            write_json(run_dir / "environment.json", environment(plan.registry))
+            write_json(run_dir / "facts.json", facts)
+            write_json(run_dir / "summary.json", summary)
+            if implements(datamodule, SavesArtifacts):
+                datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
+        except OSError as exc:
+            raise _unwritable(run_dir, exc) from None
+
+    _, has_test = splits(datamodule)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
+        if trainer.interrupted:
+            raise KeyboardInterrupt
+        fit_metrics = dict(trainer.callback_metrics.items())
+        test_metrics: dict[str, Any] = {}
+        if has_test and trainer.limit_test_batches != 0:
+            best = checkpoint.best_model_path or None
+            results = trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            test_metrics = results[0] if results else {}
+        if rank_zero:
+            _save_weights(model, checkpoint, run_dir)
+    except BaseException as exc:
+        attempt = {
+            "status": "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "wall_time_s": round(time.time() - started, 3),
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+        }
+        failed = {**previous, "last_attempt": attempt} if "previous" in summary else {**summary, **attempt}
+        if rank_zero:
+            try:
+                failed.update(_finished(plan, run_dir, attempt["status"], failed, model, trainer))
+            except Exception:  # noqa: S110 - the run's own error is the one to report
+                pass
+            try:
+                write_json(run_dir / "summary.json", failed)
+            except OSError:
+                pass  # the disk that failed the run may refuse this too; the error below says why
+        if isinstance(exc, OSError):
+            raise _unwritable(run_dir, exc) from exc
+        raise
+    best_metrics = {**checkpoint.best_metrics, **(test_metrics if checkpoint.best_model_path else {})}
+    summary.update(
+        status="completed",
+        metrics={**fit_metrics, **test_metrics},
+        best_metrics=best_metrics,
+        best_step=checkpoint.best_step,
+        primary_metric=primary_metric(model, {**fit_metrics, **test_metrics}, best_metrics),
+        weights=WEIGHTS_FILE,
+        best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
+        best_score=checkpoint.best_model_score,
+        monitor=checkpoint.monitor,
+        last_checkpoint=_relative(checkpoint.last_model_path, run_dir),
+        global_step=trainer.global_step,
+        epochs=trainer.current_epoch,
+        wall_time_s=round(time.time() - started, 3),
+    )
+    summary.pop("previous", None)
+    for callback in trainer.callbacks:
+        if implements(callback, ReportsSummary):
+            summary.update(callback.summary_info())
+    if trainer.is_global_zero:
+        summary.update(_finished(plan, run_dir, "completed", summary, model, trainer))
+        write_json(run_dir / "summary.json", summary)
+    return RunResult(run_dir, to_jsonable(summary))
+
+
+def _resume_point(run_dir: Path) -> Path | None:
+    """The checkpoint to resume ``run_dir`` from, said on stderr; None: train it again from the start."""
+    from engine._run.checkpoints import resume_point
+
+    path, skipped = resume_point(run_dir)
+    for reason in skipped:
+        print(f"resume: passing over {reason}", file=sys.stderr)
+    if path is None:
+        what = "no checkpoint that loads" if skipped else "no checkpoint yet"
+        print(f"resume: {run_dir} has {what}; training it again from the start", file=sys.stderr)
+    else:
+        print(f"resume: continuing {run_dir} from {path.relative_to(run_dir)}", file=sys.stderr)
+    return path
+
+
+def _previous_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return read_json(run_dir, "summary.json")
+    except EngineError:
+        return {}  # unreadable: the attempt starting now writes a new one
+
+
+def _unwritable(run_dir: Path, exc: OSError) -> EngineError:
+    where = exc.filename or run_dir
+    return EngineError(
+        f"cannot write the run directory {run_dir}: {exc.strerror or exc} ({where})",
+        hint="free some space or choose a writable run.dir; the run's checkpoints so far are kept",
+    )
+
+
+def _save_weights(model: Any, checkpoint: Any, run_dir: Path) -> None:
+    """The best checkpoint's weights (else the final ones) as ``model.safetensors``: plain tensors, for anyone."""
+    from engine._run.checkpoints import load_checkpoint, save_weights
+
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    state = load_checkpoint(best)["state_dict"] if best is not None and best.is_file() else model.state_dict()
+    save_weights(state, run_dir / WEIGHTS_FILE)
+
+
+def primary_metric(task: Any, final: dict[str, Any], best: dict[str, Any]) -> dict[str, Any] | None:
+    """The metric the task is judged by (``test/NAME``, else ``val/NAME``) with its best and final values."""
+    name, mode = task.primary_metric if implements(task, HasPrimaryMetric) else ("loss", "min")
+    for key in (f"test/{name}", f"val/{name}"):
+        if key in final or key in best:
+            value = best.get(key, final.get(key))
+            return {"name": key, "mode": mode, "value": _number(value), "final": _number(final.get(key))}
+    return None
+
+
+def _number(value: Any) -> Any:
+    return float(value) if value is not None and not isinstance(value, (str, bool)) else value
+
+
+def _finished(plan: Plan, run_dir: Path, status: str, summary: dict[str, Any], task: Any, trainer: Any) -> dict:
+    """What the plugins' ``engine_run_finished`` add to the summary (each a mapping)."""
+    event = RunFinished(run_dir, status, dict(summary), plan.config, task, trainer)
+    added: dict[str, Any] = {}
+    for info, extra in plan.registry.manager.call("engine_run_finished", run=event):
+        if not isinstance(extra, dict):
+            raise EngineError(f"plugin '{info.name}' returned {type(extra).__name__} from engine_run_finished, not a dict")
+        added.update(extra)
+    return added
+
+
+def _relative(path: str | None, root: Path) -> str | None:
+    """``path`` relative to the run directory (a record never names a file outside it)."""
+    return str(Path(path).resolve().relative_to(root.resolve())) if path else None  # Lightning's paths are absolute

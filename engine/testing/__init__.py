@@ -1,0 +1,144 @@
+"""Testing plugins (public; also a pytest plugin, so its fixtures are there in every test of a project).
+
+- The conformance kit, as scikit-learn's ``check_estimator``: :func:`check_plugin` (or the
+  ``engine_check`` fixture) checks every component a plugin contributes the way the core uses it::
+
+      def test_conformance(engine_check):
+          engine_check("myplugin")
+
+- Running the engine in tests: :func:`train_run` (a quiet run, its :class:`~engine.runs.RunResult`;
+  the ``train`` fixture), the ``cli`` fixture (``cli("run", "core/mlp-synthetic")``: the ``engine``
+  command in this process, exit code and output), :func:`run_cli` (the installed command in a
+  subprocess), the ``one_thread`` fixture (one torch thread for the session: tiny models on a
+  shared machine run several times faster), and ``engine_isolated`` (fresh registries, a cache and
+  settings of the test's own).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine._contract.errors import EngineError
+from engine.testing.kit import ConformanceError, check_plugin
+
+__all__ = [
+    "CliResult",
+    "ConformanceError",
+    "EngineError",
+    "check_plugin",
+    "cli",
+    "engine_check",
+    "engine_isolated",
+    "one_thread",
+    "run_cli",
+    "train",
+    "train_run",
+]
+
+#: What every test run adds: no progress bar, no model summary (quiet logs, faster).
+QUIET = ("trainer.enable_progress_bar=false", "trainer.enable_model_summary=false")
+
+
+def train_run(
+    *overrides: str,
+    root: str | Path,
+    recipe: str | None = None,
+    name: str = "run",
+    resume: str | Path | None = None,
+    files: tuple[Any, ...] = (),
+) -> Any:
+    """Compose, plan and train a quiet run into ``root/name``; the :class:`~engine.runs.RunResult`."""
+    import engine
+
+    where = (f"run.dir={root}", f"run.name={name}")
+    config = engine.compose(recipe, files, [*QUIET, *overrides, *where])
+    return engine.train(engine.plan(config), resume=resume)
+
+
+@dataclass
+class CliResult:
+    """What the ``engine`` command returned and printed (like ``subprocess.CompletedProcess``)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:
+    """Run the installed ``engine`` command in a subprocess; returns the ``CompletedProcess``.
+
+    Output is captured as text, tables are 200 columns wide so lines do not wrap.
+    """
+    exe = Path(sys.executable).with_name("engine")
+    return subprocess.run(
+        [str(exe), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=900,
+    )
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Any:
+    """``cli(*args) -> CliResult``: the ``engine`` command in this process (no interpreter start-up to pay)."""
+    from engine._cli.main import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def train() -> Any:
+    """``train(*overrides, root=..., recipe=None, name="run", resume=None) -> RunResult`` (:func:`train_run`)."""
+    return train_run
+
+
+@pytest.fixture(scope="session")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for the session; use it from a conftest's autouse fixture."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Fresh registries, and a cache and settings directory of the test's own (``ENGINE_CACHE_DIR``, ``ENGINE_HOME``)."""
+    from engine._plugins.registry import clear_registries
+
+    clear_registries()
+    monkeypatch.setenv("ENGINE_CACHE_DIR", str(tmp_path / "engine-cache"))
+    monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "engine-home"))
+    monkeypatch.delenv("ENGINE_RUN_DIR", raising=False)
+    monkeypatch.delenv("ENGINE_DISABLE_PLUGINS", raising=False)
+    yield tmp_path
+    clear_registries()
+
+
+@pytest.fixture
+def engine_check(tmp_path: Path) -> Any:
+    """``engine_check("myplugin", **kwargs)`` runs :func:`check_plugin` with runs in ``tmp_path``."""
+
+    def run(name: str, **kwargs: Any) -> list[str]:
+        kwargs.setdefault("run_dir", tmp_path)
+        return check_plugin(name, **kwargs)
+
+    return run
