@@ -53,6 +53,7 @@ __all__ = [
     "__version__",
     "build",
     "cache_dir",
+    "check_arguments",
     "compose",
     "create",
     "did_you_mean",
@@ -153,6 +154,16 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     from engine._config.compose import parse_override
 
     return parse_override(item)
+
+
+def check_arguments(function: Any, values: dict[str, Any], where: str, skip: int = 0) -> dict[str, Any]:
+    """``values`` checked against ``function``'s parameters as component parameters are: names (with a
+    did-you-mean), types from the annotations, defaults filled in; the first ``skip`` parameters are the
+    caller's own (``evaluate_run(self, datamodule, episodes: int = 100)``: skip 1). ``where`` prefixes
+    the keys in messages (``evaluate``: ``evaluate.episodes must be int``)."""
+    from engine._config.params import check_arguments
+
+    return check_arguments(function, values, where, skip)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

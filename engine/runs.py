@@ -17,6 +17,9 @@ never leaves half of one. :func:`check_run_dir` is how a config key naming a run
 earlier pipeline stage).
 """
 
+from pathlib import Path
+from typing import Any
+
 from engine._plugins.files import process_alive, write_json_atomic, write_text_atomic
 from engine._run.rundir import (
     WEIGHTS_FILE,
@@ -35,6 +38,9 @@ from engine._run.runs import Run, open_run
 
 __all__ = [
     "WEIGHTS_FILE",
+    "load_checkpoint",
+    "load_weights_file",
+    "save_weights",
     "Run",
     "RunResult",
     "check_run_dir",
@@ -51,3 +57,24 @@ __all__ = [
     "write_json_atomic",
     "write_text_atomic",
 ]
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint as plain data (``torch.load(weights_only=True)``): one clear error for a file holding code."""
+    from engine._run.checkpoints import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def load_weights_file(path: str | Path) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file; one clear error naming the file when it is not one."""
+    from engine._run.checkpoints import load_weights_file
+
+    return load_weights_file(Path(path))
+
+
+def save_weights(state_dict: dict[str, Any], path: str | Path) -> Path:
+    """Write ``state_dict``'s tensors as safetensors (shared storage copied apart), atomically."""
+    from engine._run.checkpoints import save_weights
+
+    return save_weights(state_dict, Path(path))

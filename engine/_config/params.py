@@ -18,6 +18,7 @@ from engine._contract.errors import ConfigError, PluginError, did_you_mean
 
 __all__ = [
     "REQUIRED",
+    "check_arguments",
     "Param",
     "Signature",
     "check_params",
@@ -66,6 +67,13 @@ def _without_injected(entry: Component | Section, sig: Signature | None) -> Sign
     if isinstance(entry, Component):
         hidden |= set(entry.slots)
     return Signature(tuple(p for p in sig.params if p.name not in hidden), sig.open)
+
+
+def check_arguments(function: Any, values: dict[str, Any], where: str, skip: int = 0) -> dict[str, Any]:
+    """``values`` checked against an imported callable's parameters after the first ``skip`` (see ``engine``)."""
+    sig = signature_from_object(function)
+    name = getattr(function, "__qualname__", repr(function))
+    return check_params(where, f"{name}()", values, Signature(sig.params[skip:], sig.open))
 
 
 def section_values(section: Section, values: dict[str, Any], where: str | None = None) -> dict[str, Any]:
