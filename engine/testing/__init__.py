@@ -12,6 +12,8 @@
   subprocess), the ``one_thread`` fixture (one torch thread for the session: tiny models on a
   shared machine run several times faster), and ``engine_isolated`` (fresh registries, a cache and
   settings of the test's own).
+- Recipes' quality targets (``Recipe(targets=("test/accuracy >= 0.97",))``): :func:`parse_targets`
+  reads them into :class:`Target` objects that check a run's metrics (the recipe matrix uses them).
 """
 
 from __future__ import annotations
@@ -27,17 +29,21 @@ from typing import Any
 import pytest
 
 from engine._contract.errors import EngineError
+from engine._contract.targets import Target, parse_target, parse_targets
 from engine.testing.kit import ConformanceError, check_plugin
 
 __all__ = [
     "CliResult",
     "ConformanceError",
     "EngineError",
+    "Target",
     "check_plugin",
     "cli",
     "engine_check",
     "engine_isolated",
     "one_thread",
+    "parse_target",
+    "parse_targets",
     "run_cli",
     "train",
     "train_run",
