@@ -44,8 +44,12 @@ __all__ = [
     "DatasetsBuilt",
     "EngineError",
     "ModelBuilt",
+    "Plan",
     "PluginError",
     "Recipe",
+    "Registry",
+    "Run",
+    "RunResult",
     "RunCollection",
     "RunFinished",
     "Section",
@@ -67,6 +71,23 @@ __all__ = [
     "run_collection",
     "train",
 ]
+
+
+#: Types of the route's values, imported when first asked for (``import engine`` stays light).
+_LAZY = {
+    "Plan": "engine._config.plan:Plan",
+    "Registry": "engine._plugins.registry:Registry",
+    "Run": "engine._run.runs:Run",
+    "RunResult": "engine._run.runner:RunResult",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from engine._contract.declarations import import_object
+
+        return import_object(_LAZY[name])
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:

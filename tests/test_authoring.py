@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import EngineError
-from engine.plugins import PluginManager
-from engine.scaffold import scaffold
+from engine._contract.errors import EngineError
+from engine._plugins.manager import PluginManager
 from engine.testing import run_cli
 
 
@@ -26,7 +25,7 @@ ENGINE_API = {spec!r}
 
 @hookimpl
 def engine_models():
-    return [Component("net", "engine.builtins.models:MLP")]
+    return [Component("net", "engine._builtins.models:MLP")]
 """
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import engine
+
 from engine.testing import run_cli
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -17,9 +19,9 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=fals
 def test_help_lists_commands_and_does_not_import_torch() -> None:
     out = run_cli("--help")
     assert out.returncode == 0
-    for command in ("plugins", "components", "run", "runs"):
+    for command in ("plugins", "components", "run"):
         assert command in out.stdout
-    code = "import sys\nfrom engine.cli import main\nmain(['plugins', 'list'])\nprint('torch' in sys.modules)"
+    code = "import sys\nfrom engine._cli.main import main\nmain(['plugins', 'list'])\nprint('torch' in sys.modules)"
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert probe.stdout.strip().splitlines()[-1] == "False"
 
@@ -96,7 +98,7 @@ def engine_add_commands(subparsers):
     assert out.returncode == 3 and out.stdout.strip() == "hello world"
 
 
-def test_run_dry_run_resume_and_runs_list(tmp_path: Path) -> None:
+def test_run_dry_run_resume_and_reopen(tmp_path: Path) -> None:
     args = [
         "run",
         "core/mlp-synthetic",
@@ -119,17 +121,8 @@ def test_run_dry_run_resume_and_runs_list(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["epochs"] == 3 and summary["status"] == "completed"
     assert (tmp_path / "demo" / "csv" / "1" / "metrics.csv").is_file()  # the first attempt's metrics are kept
-    listing = run_cli("runs", "list", "--dir", str(tmp_path))
-    assert "demo" in listing.stdout and "completed" in listing.stdout and "test/accuracy" in listing.stdout
-    # evaluate reloads the best checkpoint and reproduces the recorded test accuracy
-    evaluated = run_cli("evaluate", str(tmp_path / "demo"))
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert "test/accuracy" in evaluated.stdout and "GPU available" not in evaluated.stderr
-    recorded = summary["metrics"]["test/accuracy"]
-    line = next(x for x in evaluated.stdout.splitlines() if x.startswith("test/accuracy"))
-    assert float(line.split()[1]) == pytest.approx(recorded, abs=1e-4)
-    missing = run_cli("evaluate", str(tmp_path / "nope"))
-    assert missing.returncode == 2 and "run directory not found" in missing.stderr
+    reopened = engine.open_run(tmp_path / "demo")  # the trained task comes back with its checkpoint's weights
+    assert reopened.summary["status"] == "completed" and reopened.task().training is False
 
 
 def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
@@ -156,7 +149,7 @@ def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
 
 
 def test_tables_align_and_wrap_the_last_column(monkeypatch) -> None:
-    from engine.console import Console, Table, styled
+    from engine._cli.console import Console, Table, styled
 
     monkeypatch.setenv("COLUMNS", "40")
     table = Table("name", "summary")

@@ -8,13 +8,11 @@ import sys
 import pytest
 
 import engine
-from engine.config import compose, validate
-from engine.errors import ConfigError
+from engine import ConfigError
 
 
 def resolved(*overrides: str, recipe: str | None = None, files: list[str] = ()) -> dict:  # type: ignore[assignment]
-    reg = engine.get_registry()
-    return validate(compose(reg, recipe, list(files), list(overrides)), reg)
+    return engine.plan(engine.compose(recipe, list(files), list(overrides))).config
 
 
 def test_shorthand_and_parameters() -> None:
@@ -124,7 +122,7 @@ def engine_models():
 def test_validation_does_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "from engine.cli import main\n"
+        "from engine._cli.main import main\n"
         "rc = main(['run', 'core/mlp-synthetic', 'model.hidden=[8]', '--dry-run'])\n"
         "rc2 = main(['run', 'model=mlpp', 'data=synthetic'])\n"
         "print(rc, rc2, 'torch' in sys.modules, 'lightning' in sys.modules)\n"
@@ -134,17 +132,16 @@ def test_validation_does_not_import_torch() -> None:
 
 
 def test_a_section_missing_from_an_older_config_gets_its_defaults() -> None:
-    reg = engine.get_registry()
     cfg = resolved("model=mlp", "data=synthetic")
     del cfg["checkpoint"], cfg["early_stopping"]  # written before these sections existed
-    again = validate(cfg, reg)
+    again = engine.plan(cfg).config
     assert again["checkpoint"]["save_last"] is True and again["early_stopping"] is None
     with pytest.raises(ConfigError, match="'checkpoint' must be a mapping"):
-        validate({**cfg, "checkpoint": 3}, reg)
+        engine.plan({**cfg, "checkpoint": 3})
 
 
 def test_a_parsed_override_is_the_callers_own_copy() -> None:
-    from engine.config import parse_override
+    from engine import parse_override
 
     keys, value = parse_override("model.hidden=[64,64]")
     value.append(1)

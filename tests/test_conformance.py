@@ -67,7 +67,7 @@ def engine_{hook}():
 IMPL = """
 import torch
 from torch import nn
-from engine.data import ArrayDataset, DataSource
+from engine._run.data import ArrayDataset, DataSource
 
 class WrongShape(DataSource):
     facts = {"input_shape": [5], "num_classes": 2}
@@ -221,7 +221,7 @@ def test_fixture_is_registered(engine_check) -> None:
 
 
 def test_protocol_problems_name_what_the_core_cannot_call() -> None:
-    from engine.protocols import problems
+    from engine._contract.protocols import problems
 
     class Task:
         def check_data(self) -> None: ...
@@ -263,7 +263,7 @@ def engine_data_sources():
 MIXED_IMPL = """
 import torch
 from torch import nn
-from engine.data import ArrayDataset, DataSource
+from engine._run.data import ArrayDataset, DataSource
 
 class Pixels(nn.Module):
     def __init__(self, input_shape: list[int], num_classes: int):

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.cli import main
-from engine.compose import compose
-from engine.errors import ConfigError
-from engine.plan import make_plan
-from engine.plugins import PluginManager
+from engine._cli.main import main
+from engine._config.compose import compose
+from engine._contract.errors import ConfigError
+from engine._config.plan import make_plan
+from engine._plugins.manager import PluginManager
 from engine.testing import run_cli
 
 MODEL = """
@@ -28,14 +28,14 @@ from engine import Component, hookimpl
 
 @hookimpl
 def engine_models():
-    return [Component("{model}", "engine.builtins.models:MLP", "an MLP under another name")]
+    return [Component("{model}", "engine._builtins.models:MLP", "an MLP under another name")]
 """
 COMMAND = """
 from engine import Component, hookimpl
 
 @hookimpl
 def engine_models():
-    return [Component("net", "engine.builtins.models:MLP", "an MLP")]
+    return [Component("net", "engine._builtins.models:MLP", "an MLP")]
 
 @hookimpl
 def engine_add_commands(subparsers):
@@ -81,7 +81,7 @@ def test_a_second_distribution_reusing_a_plugin_name_is_refused(plugin_site, mon
     assert engine.get_registry().resolve("model", "alpha.net").distribution == "engine-alpha"
     # uninstall repairs it: by distribution name, or asking which one when the plugin name is ambiguous
     calls: list[tuple[str, ...]] = []
-    monkeypatch.setattr("engine.manage._pip", lambda *a: calls.append(a) or (0, ""))
+    monkeypatch.setattr("engine._cli.manage._pip", lambda *a: calls.append(a) or (0, ""))
     assert main(["plugins", "uninstall", "alpha-fork"]) == 0 and calls == [("uninstall", "-y", "alpha-fork")]
     assert main(["plugins", "uninstall", "alpha"]) == 2 and len(calls) == 1
 
@@ -100,12 +100,12 @@ def test_an_entry_point_named_core_is_refused(plugin_site) -> None:
 
 
 def test_a_command_the_core_owns_is_refused_and_the_cli_works(plugin_site) -> None:
-    plugin_site("clash", COMMAND.format(command="report", help="not the core's report"))
+    plugin_site("clash", COMMAND.format(command="components", help="not the core's components"))
     assert run_cli("--help").returncode == 0
-    report = run_cli("report", "--help")
-    assert report.returncode == 0 and "compare two runs on one chart" in report.stdout  # the core's command
+    components = run_cli("components", "--help")
+    assert components.returncode == 0 and "query the registry" in components.stdout  # the core's command
     listed = run_cli("plugins", "list").stdout
-    assert "clash" in listed and "its command 'report' is already provided by the core" in listed
+    assert "clash" in listed and "its command 'components' is already provided by the core" in listed
     dry = run_cli("run", "model=clash.net", "data=synthetic", "--dry-run")
     assert dry.returncode == 2 and "the plugin 'clash' is broken" in dry.stderr  # and its components are gone
 
@@ -166,18 +166,22 @@ def test_a_failing_callbacks_hook_stops_the_run_before_its_directory_exists(plug
 
 def test_hooks_are_called_core_first_then_by_plugin_name(plugin_site) -> None:
     code = """
-from engine import hookimpl
+from engine import Component, hookimpl
+
+@hookimpl
+def engine_models():
+    return [Component("net", "engine._builtins.models:MLP")]
 
 @hookimpl
 def engine_adjust_config(config):
-    config["run"]["name"] = (config["run"]["name"] or "") + "{name},"
+    config["run"]["name"] = (config["run"]["name"] or "") + "{{name}},"
 """
-    site = plugin_site("zeta", code.format(name="zeta"))
-    plugin_site("alpha", code.format(name="alpha"))
-    _installed_earlier(site, "engine-zeta")  # registered with pluggy first
-    called = [info.name for info, _ in PluginManager().hookimpls("engine_adjust_config")]
-    assert called[0] == "core" and called == ["core", *sorted(called[1:])]  # whatever else is installed
-    assert called.index("alpha") < called.index("zeta")
+    site = plugin_site("zeta", code.replace("{{name}}", "zeta"))
+    plugin_site("alpha", code.replace("{{name}}", "alpha"))
+    _installed_earlier(site, "engine-zeta")  # installed first
+    hook = PluginManager().hook
+    called = [impl.plugin_name for impl in reversed(hook.engine_models.get_hookimpls())]  # pluggy's order
+    assert called == ["core", "alpha", "zeta"]
     reg = engine.get_registry()
     assert compose(reg, "core/mlp-synthetic")["run"]["name"] == "alpha,zeta,"
 
@@ -271,7 +275,7 @@ def test_disable_holds_when_a_run_is_reopened(plugin_site, tmp_path) -> None:
     train = run_cli("--disable", "marker", "run", *TINY, *QUIET, f"run.dir={tmp_path}", "run.name=r")
     assert train.returncode == 0, train.stderr
     assert not marker.exists()
-    out = run_cli("--disable", "marker", "evaluate", str(tmp_path / "r"))
+    out = run_cli("--disable", "marker", "run", "--resume", str(tmp_path / "r"), *QUIET)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()  # the reopened run's registry left the plugin out too
 
@@ -304,7 +308,7 @@ def test_every_broken_plugin_at_once_leaves_the_engine_working(plugin_site) -> N
 
 
 def test_engine_imports_without_torch() -> None:
-    code = "import sys, engine, engine.cli, engine.plan, engine.compose; print('torch' in sys.modules)"
+    code = "import sys, engine, engine._cli.main, engine._config.plan, engine._config.compose; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -327,5 +331,3 @@ def test_the_table_shows_the_best_checkpoint_beside_the_final_figures(tmp_path) 
     header, *lines = out.stdout.splitlines()[: 1 + len(summary["best_metrics"])]
     assert "final" in header and f"best checkpoint (step {summary['best_step']})" in header
     assert lines[0].startswith("test/accuracy *")  # the task's primary metric first
-    listed = run_cli("runs", "list", "--dir", str(tmp_path)).stdout
-    assert f"test/accuracy={summary['primary_metric']['value']:.4f}" in listed

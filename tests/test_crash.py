@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.cli import main
+from engine._cli.main import main
 from engine.testing import run_cli
 
 ENGINE = str(Path(sys.executable).with_name("engine"))

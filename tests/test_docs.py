@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.config import compose, validate
-from engine.runner import run
 from engine.testing import check_plugin, run_cli
 
 HOOKS_MD = Path(__file__).resolve().parents[1] / "docs" / "hooks.md"
@@ -39,8 +37,12 @@ def sections() -> dict[str, dict[str, str]]:
 SECTIONS = sections()
 
 
+def _plan(recipe: str | None, *overrides: str) -> engine.Plan:
+    return engine.plan(engine.compose(recipe, [], list(overrides)))
+
+
 def test_every_hookspec_has_a_runnable_example() -> None:
-    from engine import hookspecs
+    from engine._contract import hookspecs
 
     specs = {name for name in dir(hookspecs) if name.startswith("engine_")}
     assert set(SECTIONS) == specs
@@ -78,42 +80,41 @@ def test_component_examples_pass_the_kit(install, tmp_path: Path, hook: str) -> 
     passed = check_plugin("my", run_dir=tmp_path, facts={"input_shape": [1, 8, 8], "num_classes": 10})
     assert passed and all("my" in p for p in passed)
     if hook == "engine_data_sources":  # the core's mlp takes its sizes from the example's facts
-        reg = engine.get_registry(fresh=True)
-        cfg = validate(compose(reg, None, [], ["model=mlp", "data=my.moons", f"run.dir={tmp_path}", *TINY[1:]]), reg)
-        assert cfg["data"]["name"] == "my.moons"
-        assert run(cfg, reg).summary["status"] == "completed"
+        engine.get_registry(fresh=True)
+        plan = engine.plan(engine.compose(None, [], ["model=mlp", "data=my.moons", f"run.dir={tmp_path}", *TINY[1:]]))
+        assert plan.config["data"]["name"] == "my.moons"
+        assert engine.train(plan).summary["status"] == "completed"
 
 
 def test_config_sections_example(install, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.errors import ConfigError
+    from engine import ConfigError
 
     install("engine_config_sections")
-    reg = engine.get_registry(fresh=True)
-    assert validate(compose(reg, "core/mlp-synthetic"), reg)["notify"] is None  # optional: off until set
+    engine.get_registry(fresh=True)
+    assert _plan("core/mlp-synthetic").config["notify"] is None  # optional: off until set
     with pytest.raises(ConfigError, match="did you mean 'every'"):
-        validate(compose(reg, "core/mlp-synthetic", overrides=["notify.evry=2"]), reg)
+        _plan("core/mlp-synthetic", "notify.evry=2")
     with pytest.raises(ConfigError, match=r"notify\.every must be >= 1"):
-        validate(compose(reg, "core/mlp-synthetic", overrides=["notify.every=0"]), reg)
+        _plan("core/mlp-synthetic", "notify.every=0")
     overrides = ["model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY[:1], "trainer.max_epochs=2", *TINY[2:]]
-    cfg = validate(compose(reg, None, [], [*overrides, "notify.every=2", "notify.prefix=demo"]), reg)
-    assert cfg["notify"] == {"every": 2, "prefix": "demo"}
-    assert run(cfg, reg).summary["status"] == "completed"
+    plan = _plan(None, *overrides, "notify.every=2", "notify.prefix=demo")
+    assert plan.config["notify"] == {"every": 2, "prefix": "demo"}
+    assert engine.train(plan).summary["status"] == "completed"
     assert "demo: epoch 2 val/loss" in capsys.readouterr().out
 
 
 def test_adjust_config_example(install, monkeypatch: pytest.MonkeyPatch) -> None:
     install("engine_adjust_config")
     monkeypatch.setenv("MY_SMOKE", "1")
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, "core/mlp-synthetic"), reg)
+    engine.get_registry(fresh=True)
+    cfg = _plan("core/mlp-synthetic").config
     assert cfg["trainer"]["max_epochs"] == 1 and cfg["trainer"]["limit_train_batches"] == 2
 
 
 def test_callbacks_example(install, tmp_path: Path) -> None:
     install("engine_callbacks")
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, None, [], ["model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY]), reg)
-    result = run(cfg, reg)
+    engine.get_registry(fresh=True)
+    result = engine.train(_plan(None, "model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY))
     header = (result.run_dir / "csv/0/metrics.csv").read_text().splitlines()[0]
     assert "train/samples_per_s" in header
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 import engine
-from engine.errors import ConfigError, PluginError
-from engine.plugins import PluginManager
-from engine.registry import Registry
+from engine._contract.errors import ConfigError, PluginError
+from engine._plugins.manager import PluginManager
+from engine._plugins.registry import Registry
 
 PLUGIN = """
 from engine import Component, Recipe, hookimpl
 
 @hookimpl
 def engine_models():
-    return [Component("{model}", "engine.builtins.models:MLP", "an MLP under another name")]
+    return [Component("{model}", "engine._builtins.models:MLP", "an MLP under another name")]
 
 @hookimpl
 def engine_recipes():
@@ -130,7 +130,7 @@ from engine import Component, hookimpl
 
 @hookimpl
 def engine_models():
-    return [Component("ok", "engine.builtins.models:MLP")]
+    return [Component("ok", "engine._builtins.models:MLP")]
 
 @hookimpl
 def engine_losses():
@@ -183,7 +183,7 @@ def test_list_patterns_and_create() -> None:
 
 
 def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
-    from engine.discovery import cache_file
+    from engine._plugins.discovery import cache_file
 
     assert "alpha" not in PluginManager().plugins
     assert cache_file().exists()  # the first discovery wrote the cache
@@ -201,7 +201,7 @@ def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
 
 
 def test_discovery_cache_survives_a_corrupt_file_and_keeps_api_verdicts(plugin_site) -> None:
-    from engine.discovery import cache_file
+    from engine._plugins.discovery import cache_file
 
     plugin_site("old", "ENGINE_API = '<1'\n" + PLUGIN.format(model="net"))
     cache_file().parent.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,8 @@ import pytest
 import torch
 
 import engine
-from engine import hookimpl
-from engine.config import compose, validate
-from engine.errors import ConfigError
-from engine.plugins import PluginInfo
-from engine.runner import run
-from engine.runs import open_run
+from engine import ConfigError, hookimpl, open_run
+from engine._plugins.manager import PluginInfo
 
 TINY = [
     "model=mlp",
@@ -35,8 +31,8 @@ TINY = [
 
 def train(tmp_path: Path, *overrides: str, name: str = "run", reg: Any = None, resume: Path | None = None):
     reg = reg or engine.get_registry()
-    cfg = validate(compose(reg, None, [], [*TINY, f"run.dir={tmp_path}", f"run.name={name}", *overrides]), reg)
-    return run(cfg, reg, resume=resume)
+    cfg = engine.compose(None, [], [*TINY, f"run.dir={tmp_path}", f"run.name={name}", *overrides], registry=reg)
+    return engine.train(engine.plan(cfg, registry=reg), resume=resume)
 
 
 def test_run_directory_and_facts(tmp_path: Path) -> None:
@@ -154,9 +150,8 @@ def test_csv_classification_and_regression(tmp_path: Path) -> None:
         ["a,b,c,animal"] + [f"{a},{b},{c},{y}" for (a, b, c), y in zip(x.tolist(), labels, strict=True)],
     )
     reg = engine.get_registry()
-    cfg = validate(
-        compose(
-            reg,
+    cfg = engine.plan(
+        engine.compose(
             None,
             [],
             [
@@ -169,10 +164,11 @@ def test_csv_classification_and_regression(tmp_path: Path) -> None:
                 f"run.dir={tmp_path}",
                 "run.name=cls",
             ],
+            registry=reg,
         ),
-        reg,
+        registry=reg,
     )
-    summary = run(cfg, reg).summary
+    summary = engine.train(cfg).summary
     assert summary["metrics"]["test/accuracy"] > 0.8
     facts = json.loads((tmp_path / "cls" / "facts.json").read_text())
     assert facts["class_names"] == ["cat", "dog"] and facts["in_features"] == 3
@@ -182,9 +178,8 @@ def test_csv_classification_and_regression(tmp_path: Path) -> None:
         tmp_path / "reg.csv",
         ["a,b,c,y"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(x.tolist(), target, strict=True)],
     )
-    cfg = validate(
-        compose(
-            reg,
+    cfg = engine.plan(
+        engine.compose(
             None,
             [],
             [
@@ -197,10 +192,11 @@ def test_csv_classification_and_regression(tmp_path: Path) -> None:
                 f"run.dir={tmp_path}",
                 "run.name=reg",
             ],
+            registry=reg,
         ),
-        reg,
+        registry=reg,
     )
-    summary = run(cfg, reg).summary
+    summary = engine.train(cfg).summary
     assert "test/mae" in summary["metrics"] and "test/accuracy" not in summary["metrics"]
 
 
@@ -230,7 +226,7 @@ def test_csv_multilabel_trains_with_bce_and_multilabel_metrics(tmp_path: Path) -
 
 
 def test_a_regression_target_is_never_silently_reshaped() -> None:
-    from engine.builtins.losses import match_target, mse
+    from engine._builtins.losses import match_target, mse
 
     assert match_target(torch.zeros(4, 1), torch.ones(4)).shape == (4, 1)  # (N,) vs (N, 1): forgiven
     assert match_target(torch.zeros(4), torch.ones(4, 1)).shape == (4,)
@@ -302,8 +298,6 @@ def test_a_callback_checking_the_built_run_leaves_nothing_behind(tmp_path: Path)
 
 
 def test_open_run_rebuilds_the_trained_task(tmp_path: Path) -> None:
-    from engine.runs import open_run
-
     result = train(tmp_path, "trainer.max_epochs=2")
     opened = open_run(result.run_dir)
     assert opened.config["model"]["name"] == "core.mlp" and opened.facts["num_classes"] == 3
@@ -321,8 +315,6 @@ def test_open_run_rebuilds_the_trained_task(tmp_path: Path) -> None:
 
 
 def test_open_run_mistakes(tmp_path: Path) -> None:
-    from engine.runs import open_run
-
     with pytest.raises(engine.EngineError, match="run directory not found"):
         open_run(tmp_path / "nope")
     with pytest.raises(engine.EngineError, match="not a run directory"):
@@ -336,7 +328,7 @@ class _ArtifactSource:
     """The core's synthetic data, plus a file the run directory must keep."""
 
     def __init__(self) -> None:
-        from engine.builtins.data import Synthetic
+        from engine._builtins.data import Synthetic
 
         self.inner = Synthetic(num_samples=200, num_features=7, num_classes=3)
         self.facts = self.inner.facts
@@ -373,5 +365,5 @@ def test_a_config_error_from_a_plugin_reaches_the_user(tmp_path: Path) -> None:
     reg = engine.get_registry(fresh=True)
     reg.manager.register(_StrictPlugin(), PluginInfo("strict", None, None, "tests"))
     with pytest.raises(ConfigError, match="seed 13 is unlucky"):
-        compose(reg, None, [], ["model=mlp", "data=synthetic", "seed=13"])
+        engine.compose(None, [], ["model=mlp", "data=synthetic", "seed=13"], registry=reg)
     assert reg.manager.plugins["strict"].status == "ok"  # the user's mistake, not a broken plugin

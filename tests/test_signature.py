@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.signature import REQUIRED, parse_param_docs, read_signature
-from engine.typecheck import check_type, describe
+from engine._config.signature import REQUIRED, parse_param_docs, read_signature
+from engine._config.types import check_type, describe
 
 
 def test_reads_function_parameters_docs_and_defaults_without_import() -> None:
-    sig = read_signature("engine.builtins.optim:adamw")
+    sig = read_signature("engine._builtins.optim:adamw")
     assert sig is not None
     assert sig.names == ["params", "lr", "betas", "eps", "weight_decay"]
     lr = sig.get("lr")
@@ -21,7 +21,7 @@ def test_reads_function_parameters_docs_and_defaults_without_import() -> None:
 
 
 def test_reads_class_init_and_class_docstring() -> None:
-    sig = read_signature("engine.builtins.models:MLP")
+    sig = read_signature("engine._builtins.models:MLP")
     assert sig is not None
     assert sig.get("in_features").required  # type: ignore[union-attr]
     assert sig.get("hidden").default == [128, 128]  # type: ignore[union-attr]
@@ -53,7 +53,7 @@ def test_reads_inherited_init_and_dataclasses(tmp_path, monkeypatch) -> None:
 def test_an_edit_to_a_re_exported_targets_module_is_seen(tmp_path, monkeypatch) -> None:
     import os
 
-    from engine import signature
+    from engine._config import signature
 
     pkg = tmp_path / "reexp"
     pkg.mkdir()

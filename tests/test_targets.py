@@ -1,4 +1,4 @@
-"""Recipe targets (engine.targets) and the seeds x threads matrix (engine.matrix)."""
+"""Recipe targets: read, checked against a run's metrics, shown (the seeds x threads matrix is engine-experiments')."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.errors import ConfigError
-from engine.matrix import print_matrix, run_matrix
-from engine.targets import Target, parse_target, parse_targets
+from engine._contract.errors import ConfigError
+from engine._contract.targets import Target, parse_target, parse_targets
 
 
 def test_a_target_reads_a_number_or_a_multiple_of_another_metric() -> None:
@@ -57,14 +56,24 @@ def _rows(*cells: tuple[int, int, float]) -> list[dict]:
 
 
 
-def test_every_installed_recipes_targets_read_and_show() -> None:
-    recipes = [r for r in engine.get_registry().list("recipe") if r.targets]
-    assert {"vision/digits", "rl/cartpole-ppo", "recsys/synthetic-mf"} <= {r.qualified_name for r in recipes}
-    for recipe in recipes:
-        parse_targets(recipe.targets, recipe.qualified_name)
-    out = subprocess.run(
-        [sys.executable, "-m", "engine", "components", "show", "vision/digits"], capture_output=True, text=True
+def test_a_recipes_targets_read_and_show(plugin_site) -> None:
+    plugin_site(
+        "goals",
+        """
+from engine import Recipe, hookimpl
+
+@hookimpl
+def engine_recipes():
+    return [Recipe("quick", {"model": "mlp", "data": "synthetic"}, "a quick run",
+                   targets=("test/accuracy >= 0.9", "test/f1 >= 0.95 * test/accuracy"))]
+""",
     )
-    assert out.returncode == 0 and "targets: test/accuracy >= 0.99" in out.stdout
+    recipe = engine.get_registry().resolve("recipe", "goals/quick")
+    assert [str(t) for t in parse_targets(recipe.targets, recipe.qualified_name)][1] == "test/f1 >= 0.95 * test/accuracy"
+    out = subprocess.run(
+        [sys.executable, "-m", "engine", "components", "show", "goals/quick"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "targets: test/accuracy >= 0.9; test/f1 >= 0.95 * test/accuracy" in out.stdout
+
 
 

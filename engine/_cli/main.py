@@ -58,7 +58,7 @@ def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str
         manager = PluginManager(discover=False)
     sink = CommandSink(CALLER.get)
     manager.hook.engine_add_commands(subparsers=sink)
-    failed = {info.name for info in manager.infos() if info.status != "ok"}
+    failed = {name for name, info in manager.plugins.items() if info.status != "ok"}
     commands, clashes = sink.build(sub, failed)
     for plugin, why in clashes:
         manager.mark_broken(manager.plugins[plugin], why)

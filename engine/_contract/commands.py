@@ -45,6 +45,7 @@ class CommandSink:
         for taken in (name, *kwargs.get("aliases", ())):
             if taken in self._names:
                 raise PluginError(f"its command '{taken}' is already provided by {self._label(self._names[taken])}")
+        kwargs.setdefault("description", kwargs.get("help"))  # `engine NAME --help` says what it is
         keep = {k: v for k, v in kwargs.items() if k not in ("aliases", "help")}
         staged = argparse.ArgumentParser(prog=f"engine {name}", **keep)
         self._commands[name] = _Command(self._owner(), staged, dict(kwargs))

@@ -23,7 +23,9 @@ class ModelBuilt:
         slot: the config key of the slot (``model``, ``generator``, ``policy`` …).
         model: the built object (an ``nn.Module``); replace it to wrap the model (LoRA, quantisation).
         component: the model's declaration (its ``adapters`` and shipped ``weights`` among others).
-        config: the resolved config (read it, do not change it); ``config[slot]`` holds the slot's keys.
+        config: the resolved config (read it, do not change it).
+        keys: the engine's keys set in the slot (``init_from``, ``freeze`` …: those of the slot-key
+            sections, apart from the model's own parameters of the same name).
         restoring: True when the run's own checkpoint will replace the weights (a finished run reopened
             for ``engine deploy``, ``evaluate`` …): skip loading weights from elsewhere then.
     """
@@ -32,6 +34,7 @@ class ModelBuilt:
     model: Any
     component: Component
     config: Mapping[str, Any]
+    keys: Mapping[str, Any] = field(default_factory=dict)
     restoring: bool = False
 
 

@@ -8,8 +8,9 @@ Nothing here resolves a name or splits a slot's settings again: the plan did.
 
 from __future__ import annotations
 
+import fnmatch
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from engine._config.params import check_params, load_signature
 from engine._config.plan import Plan
 from engine._contract.declarations import Component
-from engine._contract.errors import EngineError
+from engine._contract.errors import ConfigError, EngineError
 from engine._contract.events import DatasetsBuilt, ModelBuilt
 from engine._contract.protocols import DataSource, HasFacts, LoadsArtifacts, implements
 from engine._plugins.registry import Registry
@@ -59,8 +60,6 @@ class Factory:
 
     def with_names(self, named_parameters: Any, **context: Any) -> Any:
         """Build the optimizer from ``(name, parameter)`` pairs, applying ``param_groups`` by name."""
-        from engine._run.tasks import param_groups
-
         named = list(named_parameters)
         if not self.param_groups:
             return self._call([p for _, p in named], **context)
@@ -68,6 +67,45 @@ class Factory:
 
     def __repr__(self) -> str:
         return f"Factory({self.component.qualified_name}, {self.params})"
+
+
+def matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether parameter ``name`` matches one of the glob ``patterns`` (a bare prefix also matches: ``head``)."""
+    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p + ".") for p in patterns)
+
+
+def param_groups(named: Iterable[tuple[str, Any]], groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Torch parameter groups from ``optimizer.param_groups``: each parameter joins the first group matching it.
+
+    Names are matched as given and without their first component (the task's slot attribute:
+    ``model.features.0.weight`` matches ``features.*``). Parameters matched by no group form the
+    default group (the optimizer's own settings). Frozen parameters stay in their group, so
+    unfreezing them later trains them with the group's settings.
+    """
+    named = list(named)
+    buckets: list[list[Any]] = [[] for _ in groups]
+    rest: list[Any] = []
+    for name, param in named:
+        short = name.split(".", 1)[1] if "." in name else name
+        for i, group in enumerate(groups):
+            patterns = [group["params"]] if isinstance(group["params"], str) else list(group["params"])
+            if matches(name, patterns) or matches(short, patterns):
+                buckets[i].append(param)
+                break
+        else:
+            rest.append(param)
+    out = []
+    for i, (group, params) in enumerate(zip(groups, buckets, strict=True)):
+        if not params:
+            raise ConfigError(
+                f"optimizer.param_groups[{i}]: params {group['params']!r} match no parameter",
+                hint=f"parameter names look like: {', '.join(n for n, _ in named[:4])}, …",
+            )
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"}
+        out.append({"params": params, **settings})
+    if rest:
+        out.append({"params": rest})
+    return out
 
 
 def _call(component: Component, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
@@ -188,7 +226,7 @@ def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> d
         model = planned.kind == "model"
         obj = construct(planned.component, planned.params, facts if model else None, slot, keys=planned.keys)
         if model:
-            event = ModelBuilt(slot, obj, planned.component, plan.config, restoring)
+            event = ModelBuilt(slot, obj, planned.component, plan.config, dict(planned.keys), restoring)
             plan.registry.manager.hook.engine_model_built(built=event)
             obj = event.model
         built[slot] = obj

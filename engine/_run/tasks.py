@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine._contract.errors import ConfigError
+from engine._run.build import Factory, matches
 
-
-def matches(name: str, patterns: Iterable[str]) -> bool:
-    """Whether parameter ``name`` matches one of the glob ``patterns`` (a bare prefix also matches: ``head``)."""
-    return any(fnmatch.fnmatchcase(name, p) or name.startswith(p + ".") for p in patterns)
+__all__ = ["configure_optimizers", "eval_mode", "matches"]
 
 
 def configure_optimizers(
@@ -33,8 +29,6 @@ def configure_optimizers(
         def configure_optimizers(self):
             return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
     """
-    from engine._run.build import Factory
-
     if params is None and isinstance(optimizer, Factory):
         opt = optimizer.with_names(module.named_parameters())
     else:
@@ -69,37 +63,3 @@ def eval_mode(*modules: Any) -> Iterator[None]:
     finally:
         for m, mode in zip(modules, was, strict=True):
             m.train(mode)
-
-
-def param_groups(named: Iterable[tuple[str, Any]], groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Torch parameter groups from ``optimizer.param_groups``: each parameter joins the first group matching it.
-
-    Names are matched as given and without their first component (the task's slot attribute:
-    ``model.features.0.weight`` matches ``features.*``). Parameters matched by no group form the
-    default group (the optimizer's own settings). Frozen parameters stay in their group, so
-    unfreezing them later trains them with the group's settings.
-    """
-    named = list(named)
-    buckets: list[list[Any]] = [[] for _ in groups]
-    rest: list[Any] = []
-    for name, param in named:
-        short = name.split(".", 1)[1] if "." in name else name
-        for i, group in enumerate(groups):
-            patterns = [group["params"]] if isinstance(group["params"], str) else list(group["params"])
-            if matches(name, patterns) or matches(short, patterns):
-                buckets[i].append(param)
-                break
-        else:
-            rest.append(param)
-    out = []
-    for i, (group, params) in enumerate(zip(groups, buckets, strict=True)):
-        if not params:
-            raise ConfigError(
-                f"optimizer.param_groups[{i}]: params {group['params']!r} match no parameter",
-                hint=f"parameter names look like: {', '.join(n for n, _ in named[:4])}, …",
-            )
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in group.items() if k != "params"}
-        out.append({"params": params, **settings})
-    if rest:
-        out.append({"params": rest})
-    return out
