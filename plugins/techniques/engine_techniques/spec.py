@@ -132,7 +132,10 @@ def check_model_keys(values: dict[str, Any], where: str, config: dict[str, Any])
 
 def _check_shipped(name: str, where: str, config: dict[str, Any]) -> None:
     """The model of slot ``where`` ships weights called ``name``."""
-    model = engine.get_registry().resolve("model", config[where]["name"])
+    try:
+        model = engine.get_registry().resolve("model", config[where]["name"])
+    except ConfigError:  # planned with a registry of its own: loading the weights names them
+        return
     if name not in model.weights:
         have = ", ".join(model.weights) or "none"
         raise ConfigError(
@@ -172,7 +175,10 @@ def fill_shipped_params(config: dict[str, Any]) -> None:
         name, model = section.get("weights"), section.get("name")
         if not isinstance(name, str) or not isinstance(model, str):
             continue
-        shipped = registry.resolve("model", model).weights.get(name)
+        try:
+            shipped = registry.resolve("model", model).weights.get(name)
+        except ConfigError:
+            continue  # the plan names the unknown model
         if shipped is None:
             continue
         for key, value in shipped.params.items():
