@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import engine
 from engine import ConfigError, did_you_mean
-from engine.runs import check_run_dir
 
 
 @dataclass
@@ -113,6 +112,8 @@ def check_model_keys(values: dict[str, Any], where: str, config: dict[str, Any])
         if key in values and source is None and values.get("weights") is None:
             raise ConfigError(f"{where}.{key} needs {where}.init_from", hint=f"set {where}.init_from=RUN_DIR")
     if source is not None:
+        from engine.runs import check_run_dir
+
         check_run_dir(source, f"{where}.init_from", checkpoint_ok=True)
     if values.get("weights") is not None:
         _check_shipped(values["weights"], where, config)
@@ -147,6 +148,8 @@ def _check_shipped(name: str, where: str, config: dict[str, Any]) -> None:
 
 def check_distill(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
     """The teacher is a run directory (or one an earlier pipeline stage will write)."""
+    from engine.runs import check_run_dir
+
     check_run_dir(values["teacher"], f"{where}.teacher")
 
 
