@@ -38,6 +38,12 @@ def test_distill_trains_student_from_teacher(tmp_path: Path, teacher: Path, tiny
     student = run.task()
     teacher_params = sum(p.numel() for p in engine.open_run(teacher).model().parameters())
     assert sum(p.numel() for p in student.model.parameters()) < teacher_params
+    # A run directory written when the task was the core's still opens (the old name is an alias).
+    config = result.run_dir / "config.yaml"
+    config.write_text(config.read_text().replace("name: techniques.distill", "name: core.distill"))
+    engine.get_registry(fresh=True)
+    old = engine.open_run(result.run_dir).task()
+    assert type(old).__name__ == "DistillTask" and torch.equal(old.model.net[1].weight, student.model.net[1].weight)
 
 
 def test_distill_refuses_a_teacher_of_other_classes(tmp_path: Path, teacher: Path, tiny_train: Any) -> None:
