@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from engine_techniques.transfer import apply_model_keys
 
 import engine
-from engine.testing import run_cli
+from engine.testing import train_run
 
 TINY = ["data=synthetic", "data.num_samples=200", "data.num_features=6", "data.num_classes=3", "trainer.max_epochs=1"]
 
@@ -74,24 +75,16 @@ def wpkg(plugin_site, tmp_path: Path):
 
 
 def _run(tmp_path: Path, *overrides: str, name: str = "r") -> dict:
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry(fresh=True)
-    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    cfg = validate(compose(reg, None, [], [*TINY, *quiet, *overrides, f"run.dir={tmp_path}", f"run.name={name}"]), reg)
-    return run(cfg, reg).summary
+    engine.get_registry(fresh=True)
+    return train_run(*TINY, *overrides, root=tmp_path, name=name).summary
 
 
 def test_another_librarys_state_dict_is_mapped_by_the_models_adapter(wpkg, tmp_path: Path) -> None:
     other = {"fc1.weight": torch.randn(6, 8), "fc1.bias": torch.randn(8), "fc2.weight": torch.randn(3, 8)}
     other["fc2.bias"] = torch.randn(3)
     torch.save(other, tmp_path / "other.bin")  # what torch.save of a state dict writes (.pth/.bin)
-    from engine.build import build_component
-    from engine.transfer import apply_model_keys
-
     reg = engine.get_registry(fresh=True)
-    model = build_component(reg, "model", "wpkg.net", {"in_features": 6, "out_features": 3})
+    model = engine.create("model", "wpkg.net", in_features=6, out_features=3)
     apply_model_keys(model, {"init_from": str(tmp_path / "other.bin")}, "model", component=reg.resolve("model", "net"))
     x = torch.randn(4, 6)
     expected = torch.relu(x @ other["fc1.weight"] + other["fc1.bias"]) @ other["fc2.weight"].t() + other["fc2.bias"]
@@ -102,35 +95,35 @@ def test_another_librarys_state_dict_is_mapped_by_the_models_adapter(wpkg, tmp_p
     assert report["adapted"] == ["body.weight: transposed from fc1"] and report["missing"] == []
 
 
-def test_a_file_that_fits_nothing_names_counts_and_keys(wpkg, tmp_path: Path) -> None:
+def test_a_file_that_fits_nothing_names_counts_and_keys(wpkg, tmp_path: Path, cli) -> None:
     torch.save({"encoder.layer.weight": torch.zeros(2, 2)}, tmp_path / "foreign.pth")
-    out = run_cli("run", *TINY, "model=wpkg.net", f"model.init_from={tmp_path / 'foreign.pth'}", f"run.dir={tmp_path}")
+    out = cli("run", *TINY, "model=wpkg.net", f"model.init_from={tmp_path / 'foreign.pth'}", f"run.dir={tmp_path}")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     line = out.stderr.splitlines()[0]
     assert "no tensor of" in line and "(1 in the file, 4 in the model" in line and "encoder.layer.weight" in line
     assert "none of its adapters (wpkg.models:from_other_library) recognised the file" in out.stderr
 
 
-def test_shipped_weights_load_after_their_hash_is_checked(wpkg, tmp_path: Path) -> None:
-    shown = run_cli("components", "show", "wpkg.net")
+def test_shipped_weights_load_after_their_hash_is_checked(wpkg, tmp_path: Path, cli) -> None:
+    shown = cli("components", "show", "wpkg.net")
     assert "weights: demo  trained on nothing  (model.weights=demo hidden=5)" in shown.stdout
     assert "init_from also reads: from_other_library" in shown.stdout
     summary = _run(tmp_path, "model=wpkg.net", "model.weights=demo", "trainer.max_steps=0")
     assert summary["transfer"]["model"]["init_from"]["loaded"] == 4
-    dry = run_cli("run", *TINY, "model=wpkg.net", "model.weights=demo", "--dry-run")
+    dry = cli("run", *TINY, "model=wpkg.net", "model.weights=demo", "--dry-run")
     assert dry.returncode == 0 and "hidden: 5" in dry.stdout  # the weights' parameters, filled in
-    typo = run_cli("run", *TINY, "model=wpkg.net", "model.weights=dmeo", "--dry-run")
+    typo = cli("run", *TINY, "model=wpkg.net", "model.weights=dmeo", "--dry-run")
     assert typo.returncode == 2 and "ships no weights 'dmeo' — did you mean 'demo'" in typo.stderr
-    clash = run_cli("run", *TINY, "model=wpkg.net", "model.weights=demo", "model.hidden=7", "--dry-run")
+    clash = cli("run", *TINY, "model=wpkg.net", "model.weights=demo", "model.hidden=7", "--dry-run")
     assert clash.returncode == 2 and "were trained with model.hidden=5; the config sets 7" in clash.stderr
-    both = run_cli("run", *TINY, "model=wpkg.net", "model.weights=demo", f"model.init_from={tmp_path}", "--dry-run")
+    both = cli("run", *TINY, "model=wpkg.net", "model.weights=demo", f"model.init_from={tmp_path}", "--dry-run")
     assert both.returncode == 2 and "both name weights to load" in both.stderr
 
 
-def test_shipped_weights_whose_hash_differs_are_refused(wpkg, tmp_path: Path) -> None:
+def test_shipped_weights_whose_hash_differs_are_refused(wpkg, tmp_path: Path, cli) -> None:
     path = wpkg["pkg"] / "demo.safetensors"
     path.write_bytes(path.read_bytes()[:-1] + b"\x00")  # one byte changed
-    out = run_cli("run", *TINY, "model=wpkg.net", "model.weights=demo", f"run.dir={tmp_path}", "run.name=r")
+    out = cli("run", *TINY, "model=wpkg.net", "model.weights=demo", f"run.dir={tmp_path}", "run.name=r")
     assert out.returncode == 2 and "refusing model.weights=demo" in out.stderr and "changed or corrupted" in out.stderr
     assert not (tmp_path / "r").exists()
     assert "Traceback" not in out.stderr

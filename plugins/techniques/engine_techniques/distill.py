@@ -5,7 +5,7 @@
     engine run task=distill task.teacher=runs/big-cnn model=vision.cnn model.width=8 data=vision.digits
 
 The student is the ``model`` slot (any registered model); the teacher is the trained model of
-another run, loaded with :func:`engine.runs.open_run` (best checkpoint), frozen and in eval mode.
+another run, loaded with :func:`engine.open_run` (best checkpoint), frozen and in eval mode.
 The loss is ``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE``
 where CE is the task's loss on the labels (the ``loss`` slot; cross-entropy by default).
 Validation, test and prediction are the student's alone, so a distilled run is deployed,
@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine import ConfigError, open_run
 from engine.data import sample_batch
-from engine.errors import ConfigError
-from engine.tasks import eval_mode
-from engine.tasks.supervised import SupervisedTask
+from engine.tasks import SupervisedTask, eval_mode
 
 
 class DistillTask(SupervisedTask):
@@ -84,8 +83,6 @@ class DistillTask(SupervisedTask):
                 hint="distillation matches the teacher's class probabilities",
             )
         super().check_data(datamodule)
-        from engine.runs import open_run
-
         run = open_run(self.teacher_path)
         for fact in ("num_classes", "input_shape", "class_names"):
             ours, theirs = facts.get(fact), run.facts.get(fact)
@@ -141,8 +138,6 @@ def _seq(value: Any) -> Any:
 
 def load_teacher(path: str) -> nn.Module:
     """The trained model of run ``path``: frozen, eval mode."""
-    from engine.runs import open_run
-
     teacher = open_run(path).model()  # the teacher task's primary slot, trained
     teacher.eval()
     for p in teacher.parameters():

@@ -1,15 +1,10 @@
-"""``engine new plugin NAME``: scaffold a pip-installable plugin that passes its own tests."""
+"""The files of a new plugin package, as ``str.format`` templates (``{name}``, ``{package}``, ``{dist}`` …).
+
+The generated plugin uses only the engine's public API (``engine``, ``engine.data``, and the
+``engine_check`` fixture of ``engine.testing``) and passes its own tests as written.
+"""
 
 from __future__ import annotations
-
-import argparse
-import keyword
-import re
-from pathlib import Path
-
-from engine.errors import EngineError
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 FILES: dict[str, str] = {
     "pyproject.toml": """\
@@ -42,7 +37,7 @@ include = ["{package}*"]
     "README.md": """\
 # {dist}
 
-A plugin for [engine](https://github.com/) contributing:
+A plugin for engine contributing:
 
 | kind   | name            | what |
 |--------|-----------------|------|
@@ -74,7 +69,7 @@ lazily as "module:attr" and imported only when a run is built.
 from engine import Component, Recipe, hookimpl
 
 #: The engine plugin-API versions this plugin supports (a PEP 440 specifier).
-ENGINE_API = ">=1,<2"
+ENGINE_API = "{engine_api}"
 
 
 @hookimpl
@@ -181,12 +176,13 @@ trainer:
   max_epochs: 5
 """,
     "tests/test_{name}.py": '''\
-from engine.testing import check_plugin
+"""The plugin's tests. ``engine_check`` is a fixture of engine.testing (a pytest plugin, there whenever
+engine is installed): the conformance kit, as scikit-learn's ``check_estimator``."""
 
 
-def test_conformance(tmp_path):
+def test_conformance(engine_check):
     """Every component builds, runs forward/backward, and the recipe trains a batch."""
-    check_plugin("{name}", run_dir=tmp_path)
+    engine_check("{name}")
 
 
 def test_blobs_facts():
@@ -197,64 +193,3 @@ def test_blobs_facts():
     assert set(source.datasets()) == {{"train", "val", "test"}}
 ''',
 }
-
-
-def plugin_name(name: str) -> str:
-    """The plugin name for what the user typed: ``acme-widgets`` -> ``acme_widgets`` (a Python identifier)."""
-    plugin = name.replace("-", "_")
-    if not _NAME.match(plugin) or keyword.iskeyword(plugin):
-        raise EngineError(
-            f"'{name}' is not a valid plugin name",
-            hint="use lower-case letters, digits, _ or -, starting with a letter (acme-widgets: package "
-            "engine_acme_widgets, plugin acme_widgets)",
-        )
-    return plugin
-
-
-def validate_name(name: str) -> None:
-    name = plugin_name(name)
-    from engine.plugins import PluginManager
-
-    existing = PluginManager().plugins
-    if name in existing:
-        info = existing[name]
-        raise EngineError(
-            f"a plugin named '{name}' is already installed ({info.distribution or 'built in'})",
-            hint="choose another name",
-        )
-
-
-def scaffold(name: str, directory: Path) -> list[Path]:
-    """Write the plugin package for ``name`` into ``directory``; returns the files written."""
-    from engine.version import __version__
-
-    validate_name(name)
-    name = plugin_name(name)
-    if directory.exists() and any(directory.iterdir()):
-        raise EngineError(f"{directory} exists and is not empty", hint="choose another --dir")
-    values = {
-        "name": name,
-        "dist": f"engine-{name.replace('_', '-')}",
-        "package": f"engine_{name}",
-        "engine_version": __version__,
-    }
-    written = []
-    for template_path, template in FILES.items():
-        path = directory / template_path.format(**values)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(**values), encoding="utf-8")
-        written.append(path)
-    return written
-
-
-def cmd_new_plugin(args: argparse.Namespace) -> int:
-    name = plugin_name(args.name)
-    directory = Path(args.dir or f"engine-{name.replace('_', '-')}")
-    files = scaffold(name, directory)
-    for f in files:
-        print(f"  created {f}")
-    print(
-        f"\nnext:\n  engine plugins install -e {directory}\n  pytest {directory}\n  engine plugins list\n"
-        f"  engine run {name}/demo"
-    )
-    return 0
