@@ -79,7 +79,6 @@ def test_dry_run_with_folds_plans_fold_0_without_torch(tmp_path: Path, tiny: lis
     assert "# config is valid (dry run: nothing was built or trained)" in done.stderr
 
 
-@pytest.mark.slow
 def test_cross_validation_writes_fold_runs_and_mean_std(cli: Any, tiny: list[str], tmp_path: Path) -> None:
     out = cli("run", *tiny, f"run.dir={tmp_path}", "run.name=cv", "--folds", "3")
     assert out.returncode == 0, out.stderr
@@ -112,7 +111,6 @@ def _table(file: Path) -> None:
         writer.writerows(rows)
 
 
-@pytest.mark.slow
 def test_group_by_keeps_groups_in_one_fold_and_names_unknown_columns(cli: Any, tmp_path: Path) -> None:
     file = tmp_path / "t.csv"
     _table(file)

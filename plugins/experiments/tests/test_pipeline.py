@@ -149,7 +149,6 @@ def test_two_stages_run_into_one_directory_and_a_rerun_skips_them(
     assert compared.returncode == 0 and "p/pre" in compared.stdout and "p/fine" in compared.stdout
 
 
-@pytest.mark.slow
 def test_changing_a_stage_reruns_it_and_every_stage_after_it(cli: Any, tmp_path: Path) -> None:
     d = tmp_path / "p"
     assert cli("pipeline", str(_two(tmp_path)), "--dir", str(d), "-q").returncode == 0
@@ -187,7 +186,6 @@ def engine_callbacks(config):
 """
 
 
-@pytest.mark.slow
 def test_a_failing_stage_stops_with_exit_1_and_a_rerun_resumes_it(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plugin_site: Any
 ) -> None:
@@ -212,7 +210,6 @@ def test_a_failing_stage_stops_with_exit_1_and_a_rerun_resumes_it(
     assert out.returncode == 0 and "skipped: fine (completed, same config)" in out.stderr, out.stderr
 
 
-@pytest.mark.slow
 def test_an_interrupted_stage_resumes(cli: Any, tmp_path: Path) -> None:
     file, d = _two(tmp_path), tmp_path / "p"
     assert cli("pipeline", str(file), "--dir", str(d), "-q").returncode == 0

@@ -63,7 +63,6 @@ def test_report_of_one_run_goes_into_it_and_names_what_it_left_out(cli: Any, tin
     assert missing.returncode == 2 and "run directory not found" in missing.stderr
 
 
-@pytest.mark.slow
 def test_report_writes_png_and_markdown(cli: Any, tiny_run: Any, tmp_path: Path) -> None:
     first = tiny_run(tmp_path, "first", "model.hidden=[32]", "trainer.max_epochs=3").run_dir
     other = tiny_run(tmp_path, "lr", "model.hidden=[32]", "optimizer.lr=0.01", "trainer.max_epochs=2").run_dir

@@ -63,7 +63,6 @@ def test_runs_compare_shows_what_differs(cli: Any, tiny_run: Any, tmp_path: Path
     assert missing.returncode == 2 and "is not a run, cross-validation or sweep directory" in missing.stderr
 
 
-@pytest.mark.slow
 def test_a_collection_is_listed_compared_and_reported(
     cli: Any, plugin_site: Any, tiny_run: Any, tmp_path: Path
 ) -> None:
