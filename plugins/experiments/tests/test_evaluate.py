@@ -131,3 +131,43 @@ def test_evaluating_a_run_whose_plugin_is_gone_names_its_distribution(
     assert gone.returncode == 2
     assert "trained with plugin 'acme' (engine-acme 2.3), which is not installed here" in gone.stderr
     assert "engine plugins install engine-acme==2.3" in gone.stderr
+
+
+COUNTING = """
+from engine import Component, hookimpl
+
+SLOTS = {"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"}
+
+
+@hookimpl
+def engine_tasks():
+    return [
+        Component("counting", "engine_counting_task:Counting", "supervised, evaluated its own way", slots=SLOTS,
+                  defaults={"optimizer": "adamw", "loss": None, "scheduler": None}, required_slots=("model",))
+    ]
+"""
+
+COUNTING_TASK = """
+from engine.tasks import SupervisedTask
+
+
+class Counting(SupervisedTask):
+    def evaluate_run(self, datamodule, episodes: int = 3, seed: int = 0) -> dict:
+        return {"eval/episodes": float(episodes), "eval/seed": float(seed)}
+"""
+
+
+def test_a_tasks_own_evaluation_takes_checked_options(
+    cli: Any, plugin_site: Any, tiny_run: Any, tmp_path: Path
+) -> None:
+    plugin_site("counting", COUNTING, extra={"engine_counting_task": COUNTING_TASK})
+    run = str(tiny_run(tmp_path, "r", "task=counting.counting").run_dir)
+    out = cli("evaluate", run, "episodes=5")
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split()[1] for line in out.stdout.splitlines()[1:]}
+    assert float(rows["eval/episodes"]) == 5 and float(rows["eval/seed"]) == 0  # defaults filled in
+    bad = cli("evaluate", run, "episodes=many")
+    assert bad.returncode == 2 and "evaluate.episodes must be int" in bad.stderr
+    typo = cli("evaluate", run, "epsiodes=5")
+    assert typo.returncode == 2 and "unknown parameter 'evaluate.epsiodes'" in typo.stderr
+    assert "did you mean 'episodes'" in typo.stderr

@@ -85,3 +85,10 @@ def test_a_collection_is_listed_compared_and_reported(
     assert "| member | optimizer.lr | val/accuracy | wall_time_s |" in text
     best = json.loads((study / "study.json").read_text())["best"]
     assert f"## Best: {best}" in text
+
+
+def test_a_collections_report_draws_a_wide_positive_setting_on_a_log_axis() -> None:
+    from engine_experiments.report_collection import _log_scale
+
+    assert _log_scale([1e-4, 3e-3, 3e-2])  # a learning rate over more than two orders of magnitude
+    assert not _log_scale([16.0, 64.0, 256.0]) and not _log_scale([-1.0, 1000.0]) and not _log_scale([])
