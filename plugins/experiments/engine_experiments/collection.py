@@ -20,11 +20,14 @@ from engine_experiments.pipeline_state import PIPELINE_FILE, STAGES, read_state
 
 
 def describe(path: Path) -> RunCollection | None:
-    """``path`` as a cross-validation or a pipeline, else None."""
-    if (path / FOLDS_FILE).is_file():
-        return cross_validation(path)
-    if (path / PIPELINE_FILE).is_file():
-        return pipeline(path)
+    """``path`` as a cross-validation or a pipeline, else None (also when its records cannot be read)."""
+    try:
+        if (path / FOLDS_FILE).is_file():
+            return cross_validation(path)
+        if (path / PIPELINE_FILE).is_file():
+            return pipeline(path)
+    except EngineError:  # a damaged record: not listed as a collection, rather than failing every listing
+        return None
     return None
 
 
@@ -42,7 +45,7 @@ def cross_validation(path: Path) -> RunCollection:
             "mode": primary.get("mode") or "max",
             "value": primary.get("mean"),
         }
-    summaries = [read_json(p, "summary.json") for _, p in members]
+    summaries = [_summary(p) for _, p in members]
     walls = [s.get("wall_time_s") for s in summaries]
     figures["wall_time_s"] = sum(w for w in walls if isinstance(w, (int, float))) or None
     started = sorted(str(s["started"]) for s in summaries if s.get("started"))
@@ -55,12 +58,16 @@ def cross_validation(path: Path) -> RunCollection:
     return RunCollection("cross-validation", path, members, figures, config, expand=False)
 
 
-def pipeline(path: Path) -> RunCollection | None:
+def pipeline(path: Path) -> RunCollection:
     """A pipeline directory: its stages in order, its status and start."""
-    try:
-        state = read_state(path)
-    except EngineError:
-        return None
+    state = read_state(path)
     names = [str(n) for n, r in (state.get("stages") or {}).items() if isinstance(r, dict)]
     figures = {k: state[k] for k in ("status", "started") if state.get(k)}
     return RunCollection("pipeline", path, [(n, path / STAGES / n) for n in names], figures)
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return read_json(run_dir, "summary.json")
+    except EngineError:
+        return {}
