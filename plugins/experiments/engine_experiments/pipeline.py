@@ -214,7 +214,7 @@ def _execute(
             summary = engine.train(plan, resume=stage.run_dir if action == "resume" else None).summary
             record.update(_run_figures(summary))
         else:
-            summary = _step(stage)
+            summary = _step(plan_stage(stage.spec, dirs, registry))  # checked again against the stages on disk
             rest = {k: v for k, v in summary.items() if k not in ("metrics", "primary_metric")}
             record.update(metrics=dict(summary.get("metrics") or {}), primary_metric=summary.get("primary_metric"))
             record.update(result=to_jsonable(rest), wall_time_s=round(time.time() - started, 3))
