@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 # The main job of `make demo`: train the digits recipe, test it, export it to ONNX and verify it.
 DEMO     ?= vision/digits
 DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
-# Every benchmark script: the core's, then each plugin's (files starting with _ are helpers).
-BENCHES  := $(wildcard bench/p*.py) $(wildcard plugins/*/bench/[a-z]*.py)
+# Every benchmark script: the core's, then each plugin's (files starting with _ are helpers). The recipe
+# matrix (hours: every recipe over seeds x threads) is run on its own, as it was at bench/recipe_matrix.py.
+MATRIX   := plugins/experiments/bench/recipe_matrix.py
+BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
 .PHONY: setup espeak demo test bench docs lint clean
 

@@ -79,6 +79,19 @@ def engine_deploy_targets() -> list[Component]:
     ]
 
 
+@hookimpl
+def engine_pipeline_steps() -> list[Component]:
+    """``engine pipeline``'s ``deploy:`` step: export a stage's run and verify it (see :mod:`engine_deploy.steps`)."""
+    return [
+        Component(
+            "deploy",
+            "engine_deploy.steps:deploy_step",
+            "Export a run and verify it",
+            check="engine_deploy.steps:check_deploy_step",
+        )
+    ]
+
+
 def _formatter(prog: str) -> Any:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 

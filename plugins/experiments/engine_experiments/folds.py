@@ -1,4 +1,4 @@
-"""Cross-validation folds: dealing a data source's samples into K folds (see :mod:`engine.crossval`).
+"""Cross-validation folds: dealing a data source's samples into K folds (see :mod:`engine_experiments.crossval`).
 
 ``engine run … --folds K`` trains K fold runs of one config in a parent directory.
 
@@ -16,6 +16,8 @@ mean, standard deviation (sample, ddof=1) and per-fold values::
       folds.json            {"folds": 5, "metrics": {"test/accuracy": {"mean": …, "std": …, "values": […]}}, …}
 
 A rerun with the same ``run.name`` skips the folds that completed and resumes the others.
+The splits are re-dealt in the ``engine_datasets_built`` hook (:func:`deal`), for every run whose
+config holds the ``cv`` section: training, and reopening a fold run to evaluate or deploy it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.errors import ConfigError
+from engine import ConfigError
+from engine.protocols import GroupsSamples, implements
 
 FOLDS_FILE = "folds.json"
 
@@ -104,6 +107,21 @@ def fold_splits(
     return out
 
 
+def deal(splits: Mapping[str, Any], source: Any, cv: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The splits of the fold ``cv`` names (``{"folds", "fold", "group_by"}``), from the source's own."""
+    column = cv.get("group_by")
+    groups = None
+    if column is not None:
+        if not implements(source, GroupsSamples):
+            raise ConfigError(
+                f"--group-by {column}: the data source {type(source).__name__} cannot group its samples",
+                hint="a source groups samples through a groups(column) method (core.csv does)",
+            )
+        groups = source.groups(column)
+    stratify = dict(source.facts).get("problem") == "classification"
+    return fold_splits(splits, int(cv["folds"]), int(cv["fold"]), seed, stratify, groups)
+
+
 def _label(sample: Any) -> Any:
     import torch
 
@@ -114,6 +132,9 @@ def _label(sample: Any) -> Any:
             hint="this data yields other targets: run without classes (task.problem=regression) or use --group-by",
         )
     return int(target.item())
+
+
+# --------------------------------------------------------------------------- figures of the folds
 
 
 def aggregate(summaries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

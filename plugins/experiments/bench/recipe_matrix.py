@@ -1,6 +1,6 @@
 """Do the recipes hold? Each recipe's targets over seeds x torch thread counts.
 
-    .venv/bin/python bench/recipe_matrix.py [RECIPE ...] [--seeds 0 1 2] [--threads 1 2] [--out DIR]
+    .venv/bin/python plugins/experiments/bench/recipe_matrix.py [RECIPE ...] [--seeds 0 1 2] [--threads 1 2] [--out DIR]
         [--set k=v ...] [--runs RUN_DIR ...]
 
 Without RECIPE: every installed recipe that declares targets (``engine components show RECIPE``
@@ -11,7 +11,7 @@ checked on the run's final metrics (the test split of its best checkpoint) and i
 facts as ``facts/NAME`` (``test/accuracy >= 0.98 * facts/bayes_accuracy``). Prints one row per
 cell and each recipe's worst cell: the figure its documentation quotes. Recipes whose figure needs
 more than the run (a fresh evaluation, a baseline) have their own bench script in
-``plugins/*/bench/`` built on the same :mod:`engine.matrix`. ``--runs`` tabulates finished run
+``plugins/*/bench/`` built on the same :mod:`engine_experiments.matrix`. ``--runs`` tabulates finished run
 directories of this script (named ``RECIPE-seedS-threadsT``, e.g. from two processes that ran
 ``--threads 1`` and ``--threads 2`` side by side) instead of training. On a shared machine, start it
 with ``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads then sleep instead of spinning (the same
@@ -41,16 +41,15 @@ def main() -> None:
     warnings.filterwarnings("ignore")
 
     import torch
+    from engine_experiments.matrix import print_matrix, run_matrix
 
     import engine
-    from engine import logs
-    from engine.config import compose, validate
-    from engine.errors import ConfigError, did_you_mean
-    from engine.matrix import print_matrix, run_matrix
-    from engine.runner import run
-    from engine.targets import parse_targets
+    from engine import ConfigError, did_you_mean
+    from engine.console import QUIET as QUIET_LOGS
+    from engine.console import set_verbosity
+    from engine.testing import parse_targets
 
-    logs.set_verbosity(logs.QUIET)
+    set_verbosity(QUIET_LOGS)
     reg = engine.get_registry()
     recipes = {r.qualified_name: r for r in reg.list("recipe")}
     if args.runs:
@@ -69,10 +68,10 @@ def main() -> None:
         threads = torch.get_num_threads()
         where = [f"run.dir={root}", f"run.name={recipe.replace('/', '-')}-seed{seed}-threads{threads}"]
         try:
-            cfg = validate(compose(reg, recipe, (), [*QUIET, *args.set, f"seed={seed}", *where]), reg)
+            plan = engine.plan(engine.compose(recipe, (), [*QUIET, *args.set, f"seed={seed}", *where]))
         except ConfigError as exc:
             raise SystemExit(f"error: {recipe}: {exc.message}") from None
-        result = run(cfg, reg)
+        result = engine.train(plan)
         return _figures(result.run_dir, result.summary)
 
     print(f"recipes {', '.join(names)}; seeds {args.seeds}; torch threads {args.threads}; runs in {root}")
@@ -82,7 +81,7 @@ def main() -> None:
 
 def _figures(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """What targets are checked on: the run's numeric data facts as ``facts/NAME``, its best and final metrics."""
-    from engine.rundir import read_json
+    from engine.runs import read_json
 
     facts = read_json(run_dir, "facts.json")  # e.g. tabular.churn's bayes_accuracy: a bound to aim at
     numbers = {f"facts/{k}": v for k, v in facts.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -93,7 +92,7 @@ def _finished(run_dir: Path, recipes: dict[str, Any]) -> dict[str, Any]:
     """A matrix row from a finished run directory named ``RECIPE-seedS-threadsT`` (as ``train`` names them)."""
     import re
 
-    from engine.rundir import read_json
+    from engine.runs import read_json
 
     named = re.fullmatch(r"(.+)-seed(-?\d+)-threads(\d+)", run_dir.name)
     by_dir_name = {n.replace("/", "-"): n for n in recipes}

@@ -1,4 +1,4 @@
-"""A pipeline file read, checked and planned: named stages in order, each a run or a deploy step (torch-free).
+"""A pipeline file read, checked and planned: named stages in order, each a run or a step (torch-free).
 
 ::
 
@@ -9,15 +9,18 @@
       fine:
         model: {init_from: "${stages.pre}"}  # config sections, merged like one more `-c` file
         overrides: [data.num_samples=500]
-      export:
+      export:                                # a step: KIND: {keys}, KIND declared by a plugin
         deploy: {run: "${stages.fine}", target: onnx}
 
 ``${stages.NAME}`` is the run directory of an earlier stage (``DIR/stages/NAME``). It is substituted
 here, before composition, so it never meets OmegaConf's own ``${...}`` interpolation. A run stage is
 composed like ``engine run`` (defaults, recipe, files relative to the pipeline file, its sections,
-its overrides) and planned with :func:`engine.plan.make_plan`. While the stages are planned, the
-directories of the run stages count as runs that will exist (:func:`engine.rundir.planned_runs`),
-so ``model.init_from: ${stages.pre}`` validates before ``pre`` has trained. See docs/pipelines.md.
+its overrides) and planned with :func:`engine.plan`. A step's kind is a component of kind ``step``
+(the ``engine_pipeline_steps`` hook): its keys are checked against the parameters of the step's
+function (:func:`engine.check_arguments`) and by the step's own ``check``. While the stages are
+planned, the directories of the run stages count as runs that will exist
+(:func:`engine.runs.planned_runs`), so ``model.init_from: ${stages.pre}`` validates before ``pre``
+has trained. See docs/pipelines.md.
 """
 
 from __future__ import annotations
@@ -31,27 +34,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, EngineError, did_you_mean
+import engine
+from engine import ConfigError, EngineError, did_you_mean
+from engine.runs import planned_runs
 
 #: A stage's name: its directory's name too.
 STAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: ``${stages.NAME}`` (and the near miss ``${stage.NAME}``, refused with a did-you-mean).
 REFERENCE = re.compile(r"\$\{\s*(stages?)\s*\.\s*([^}]*?)\s*\}")
 RUN_KEYS = ("recipe", "files", "overrides")
-#: A deploy step's keys and their defaults (``run`` and ``target`` are required); see ``engine deploy``.
-DEPLOY_KEYS: dict[str, Any] = {
-    "run": None,
-    "target": None,
-    "options": {},
-    "samples": 1024,
-    "timing": True,
-    "threads": 1,
-}
+#: Config keys the core composes itself (every other section comes from a plugin's declaration).
+CORE_SECTIONS = ("task", "data", "seed", "trainer")
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage as written: a run (``kind == "train"``) or a deploy step, references not yet substituted."""
+    """One stage as written: a run (``kind == "train"``) or a step (``kind == "step"``), references not substituted."""
 
     name: str
     kind: str
@@ -59,7 +57,8 @@ class StageSpec:
     files: tuple[Path, ...] = ()
     sections: dict[str, Any] | None = None  # config sections given at the stage's top level
     overrides: tuple[str, ...] = ()
-    deploy: dict[str, Any] | None = None
+    step: str | None = None  # a step's kind, as written (``deploy``)
+    keys: dict[str, Any] | None = None  # a step's keys, as written
     refs: tuple[str, ...] = ()  # the earlier stages it names, in order
 
 
@@ -71,8 +70,9 @@ class StagePlan:
     run_dir: Path
     config_hash: str
     description: str
-    plan: Any = None  # a run stage's engine.plan.Plan
-    deploy: dict[str, Any] | None = None  # a deploy step's deploy() arguments, references substituted
+    plan: Any = None  # a run stage's engine Plan
+    step: Any = None  # a step's Component (kind ``step``)
+    values: dict[str, Any] | None = None  # a step's keys, checked, references substituted
     notes: tuple[str, ...] = ()
 
     @property
@@ -81,7 +81,8 @@ class StagePlan:
 
     @property
     def kind(self) -> str:
-        return self.spec.kind
+        """``train`` for a run stage, the step kind's name for a step (``deploy``)."""
+        return "train" if self.step is None else str(self.step.name)
 
 
 def in_stage(name: str, exc: EngineError) -> EngineError:
@@ -103,21 +104,22 @@ def in_stage(name: str, exc: EngineError) -> EngineError:
 
 def load_source(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
     """The pipeline as plain data (``${...}`` left as written) and the file it came from."""
-    from engine.compose import load_file
-
     if isinstance(source, Mapping):
         return copy.deepcopy(dict(source)), None
     path = Path(source).expanduser()
     if not path.is_file():
         raise ConfigError(f"pipeline file not found: {path}", hint="engine pipeline FILE.yaml (see docs/pipelines.md)")
-    return load_file(path), path
+    return engine.read_config_file(path), path
+
+
+def config_sections(registry: Any) -> set[str]:
+    """Every top-level config key a run stage may hold: the core's, every task's slots, the plugins' sections."""
+    slots = {slot for task in registry.list("task") for slot in task.slots}
+    return {*CORE_SECTIONS, *slots, *(s.name for s in registry.list("section") if s.slot_kind is None)}
 
 
 def parse(data: Mapping[str, Any], registry: Any, base: Path | None = None) -> list[StageSpec]:
     """The stages of a pipeline mapping, checked: names, keys, kinds, and every ``${stages.X}`` reference."""
-    from engine.compose import section_kinds
-    from engine.registry import CORE_KEYS
-
     for key in data:
         if key != "stages":
             raise ConfigError(
@@ -130,7 +132,8 @@ def parse(data: Mapping[str, Any], registry: Any, base: Path | None = None) -> l
             "a pipeline needs `stages:`, a mapping of stage names to stages, in order",
             hint="e.g. stages: {pre: {recipe: core/mlp-synthetic}, fine: {model: {init_from: '${stages.pre}'}}}",
         )
-    sections = {*CORE_KEYS, *section_kinds(registry), *(s.name for s in registry.sections())}
+    sections = config_sections(registry)
+    steps = {n for e in registry.list("step") for n in (e.name, e.qualified_name)}
     names = [str(n) for n in stages]
     out: list[StageSpec] = []
     for i, (name, body) in enumerate(stages.items()):
@@ -141,40 +144,32 @@ def parse(data: Mapping[str, Any], registry: Any, base: Path | None = None) -> l
                 hint="letters, digits, _ and -, starting with a letter or digit",
             )
         try:
-            spec = _stage(name, {} if body is None else body, sections, base)
-            spec = replace(spec, refs=_references(spec, names[:i], names[i + 1 :]))
-            run = (spec.deploy or {}).get("run")
-            if isinstance(run, str) and any(s.kind == "deploy" for s in out if s.name in _refs_in(run)):
-                raise ConfigError(
-                    f"deploy.run names a deploy step ({run})", hint="deploy.run names a stage that trains"
-                )
+            spec = _stage(name, {} if body is None else body, sections, steps, base)
+            out.append(replace(spec, refs=_references(spec, names[:i], names[i + 1 :])))
         except EngineError as exc:
             raise in_stage(name, exc) from None
-        out.append(spec)
     return out
 
 
-def _stage(name: str, body: Any, sections: set[str], base: Path | None) -> StageSpec:
+def _stage(name: str, body: Any, sections: set[str], steps: set[str], base: Path | None) -> StageSpec:
     if not isinstance(body, Mapping):
         raise ConfigError(f"a stage is a mapping, got {type(body).__name__}", hint="e.g. {recipe: core/mlp-synthetic}")
-    if "deploy" in body:
-        step = body["deploy"]
-        if set(body) != {"deploy"}:
-            raise ConfigError(f"a deploy step holds only `deploy:`, not {', '.join(sorted(set(body) - {'deploy'}))}")
-        if not isinstance(step, Mapping):
-            raise ConfigError("deploy: must be a mapping", hint="deploy: {run: '${stages.NAME}', target: onnx}")
-        for key in step:
-            if key not in DEPLOY_KEYS:
-                raise ConfigError(
-                    f"unknown key 'deploy.{key}'{did_you_mean(str(key), DEPLOY_KEYS)}",
-                    hint=f"a deploy step takes: {', '.join(DEPLOY_KEYS)}",
-                )
-        return StageSpec(name, "deploy", deploy=dict(step))
+    kind = next((str(k) for k in body if k in steps and k not in sections and k not in RUN_KEYS), None)
+    if kind is not None:
+        if set(body) != {kind}:
+            raise ConfigError(f"a {kind} step holds only `{kind}:`, not {', '.join(sorted(set(body) - {kind}))}")
+        keys = body[kind] if body[kind] is not None else {}
+        if not isinstance(keys, Mapping):
+            hint = f"see `engine components show {kind}`"
+            raise ConfigError(f"{kind}: must be a mapping of the step's keys", hint=hint)
+        return StageSpec(name, "step", step=kind, keys=dict(keys))
     for key in body:
         if key not in RUN_KEYS and key not in sections:
+            kinds = sorted(s for s in steps if "." not in s)
             raise ConfigError(
-                f"unknown key '{key}'{did_you_mean(str(key), [*RUN_KEYS, 'deploy', *sections])}",
-                hint=f"a stage takes {', '.join(RUN_KEYS)}, deploy, or config sections ({', '.join(sorted(sections))})",
+                f"unknown key '{key}'{did_you_mean(str(key), [*RUN_KEYS, *kinds, *sections])}",
+                hint=f"a stage takes {', '.join(RUN_KEYS)} and config sections ({', '.join(sorted(sections))}), "
+                f"or is one step: KIND: {{keys}} (step kinds, declared by plugins: {', '.join(kinds) or 'none'})",
             )
     lists = {}
     for key, what in (("overrides", "KEY=VALUE strings: [trainer.max_epochs=2]"), ("files", "YAML config files")):
@@ -207,13 +202,9 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _refs_in(text: str) -> list[str]:
-    return [m.group(2) for m in REFERENCE.finditer(text)]
-
-
 def _references(spec: StageSpec, earlier: list[str], later: list[str]) -> tuple[str, ...]:
     refs: list[str] = []
-    for text in _strings([spec.sections, list(spec.overrides), spec.deploy]):
+    for text in _strings([spec.sections, list(spec.overrides), spec.keys]):
         for word, ref in REFERENCE.findall(text):
             if word == "stage":
                 raise ConfigError(f"'{text}' names ${{stage.{ref}}} — did you mean '${{stages.{ref}}}'?")
@@ -288,8 +279,6 @@ def fingerprint(config: Mapping[str, Any], dirs: Mapping[str, Path]) -> str:
 
 def plan_stages(stages: list[StageSpec], dirs: Mapping[str, Path], registry: Any) -> list[StagePlan]:
     """Every stage planned before any trains: the run stages' directories count as runs to come."""
-    from engine.rundir import planned_runs
-
     with planned_runs(dirs[s.name] for s in stages if s.kind == "train"):
         return [plan_stage(s, dirs, registry) for s in stages]
 
@@ -297,25 +286,23 @@ def plan_stages(stages: list[StageSpec], dirs: Mapping[str, Path], registry: Any
 def plan_stage(spec: StageSpec, dirs: Mapping[str, Path], registry: Any) -> StagePlan:
     """Compose and plan one stage (``dirs``: every stage's directory); errors name the stage."""
     try:
-        return _plan_deploy(spec, dirs, registry) if spec.kind == "deploy" else _plan_run(spec, dirs, registry)
+        return _plan_step(spec, dirs, registry) if spec.kind == "step" else _plan_run(spec, dirs, registry)
     except EngineError as exc:
         raise in_stage(spec.name, exc) from None
 
 
 def _plan_run(spec: StageSpec, dirs: Mapping[str, Path], registry: Any) -> StagePlan:
-    from engine.compose import compose
-    from engine.plan import make_plan
-
     run_dir = dirs[spec.name]
     where = {"dir": str(run_dir.parent), "name": run_dir.name}
     files: list[Any] = [*spec.files, substitute(spec.sections or {}, dirs), {"run": where}]
-    cfg = compose(registry, spec.recipe, files, [_override(o, dirs) for o in spec.overrides])
+    overrides = [_override(o, dirs) for o in spec.overrides]
+    cfg = engine.compose(spec.recipe, files, overrides, registry=registry)
     if {k: cfg["run"].get(k) for k in where} != where:
         raise ConfigError(
             "run.dir and run.name are the pipeline's: a stage's run is DIR/stages/NAME",
             hint="drop the run.dir / run.name overrides (choose the pipeline directory with --dir)",
         )
-    plan = make_plan(cfg, registry)
+    plan = engine.plan(cfg, registry=registry)
     model = f"{plan.primary.component.qualified_name} on " if plan.primary else "on "
     epochs = plan.config["trainer"].get("max_epochs")
     text = f"{plan.task.qualified_name}: {model}{plan.data.qualified_name}"
@@ -324,51 +311,20 @@ def _plan_run(spec: StageSpec, dirs: Mapping[str, Path], registry: Any) -> Stage
     return StagePlan(spec, run_dir, fingerprint(plan.config, dirs), text, plan=plan, notes=tuple(plan.notes))
 
 
-def _plan_deploy(spec: StageSpec, dirs: Mapping[str, Path], registry: Any) -> StagePlan:
-    from engine.params import check_params
-    from engine.sections import check_run_dir
-
-    step = {**copy.deepcopy(DEPLOY_KEYS), **substitute(spec.deploy or {}, dirs)}
-    for key in ("run", "target"):
-        if not isinstance(step[key], str) or not step[key]:
-            raise ConfigError(f"deploy.{key} must be set", hint="deploy: {run: '${stages.NAME}', target: onnx}")
-    _check_deploy_plugin(registry)
-    component = registry.resolve("deploy", step["target"])
-    if not isinstance(step["options"], Mapping):
-        raise ConfigError(f"deploy.options must be a mapping of the target's parameters, got {step['options']!r}")
-    sig = registry.signature(component)  # None: checked when it deploys (nothing is imported here)
-    what = f"deploy target '{component.qualified_name}'"
-    options = check_params("deploy.options", what, dict(step["options"]), sig) if sig else dict(step["options"])
-    for key, low in (("samples", 1), ("threads", 0)):
-        if not isinstance(step[key], int) or isinstance(step[key], bool) or step[key] < low:
-            raise ConfigError(f"deploy.{key} must be an integer >= {low}, got {step[key]!r}")
-    if not isinstance(step["timing"], bool):
-        raise ConfigError(f"deploy.timing must be true or false, got {step['timing']!r}")
-    check_run_dir(step["run"], "deploy.run")
-    step["target"] = component.qualified_name
-    source = spec.refs[0] if spec.refs else step["run"]
-    notes = () if sig else (f"the options of {what} are checked when it deploys (its source could not be read)",)
-    return StagePlan(
-        spec,
-        dirs[spec.name],
-        fingerprint({**step, "options": options}, dirs),
-        f"deploy {source} to {component.qualified_name}",
-        deploy=step,
-        notes=notes,
-    )
-
-
-def _check_deploy_plugin(registry: Any) -> None:
-    """The engine-deploy plugin is installed and working: a deploy step calls its ``deploy()``."""
-    info = next((p for p in registry.manager.infos() if p.module.split(".")[0] == "engine_deploy"), None)
-    if info is None:
-        raise ConfigError(
-            "a deploy step needs the engine-deploy plugin, which is not installed",
-            hint="engine plugins install engine-deploy",
-        )
-    if info.status != "ok":
-        raise ConfigError(
-            f"a deploy step needs the plugin '{info.name}' ({info.distribution}), which is {info.status}"
-            + (f": {info.error}" if info.error else ""),
-            hint=f"engine plugins enable {info.name}" if info.status == "disabled" else "see `engine plugins list`",
-        )
+def _plan_step(spec: StageSpec, dirs: Mapping[str, Path], registry: Any) -> StagePlan:
+    """A step: its kind resolved, its keys checked against the step's parameters and by its own check."""
+    kind = str(spec.step)
+    component = registry.resolve("step", kind)
+    values = engine.check_arguments(component.load(), substitute(spec.keys or {}, dirs), kind, skip=1)
+    check = component.load_check()
+    if check is not None:
+        checked = check(values, kind, {"stages": {n: str(d) for n, d in dirs.items()}})
+        values = dict(checked) if isinstance(checked, Mapping) else values
+    shown = [
+        f"{k}={v}"
+        for k, v in values.items()
+        if isinstance(v, str) and not REFERENCE.search(str((spec.keys or {}).get(k, "")))
+    ]
+    text = f"{component.name} {', '.join(spec.refs)}".strip() + (f" ({', '.join(shown)})" if shown else "")
+    config_hash = fingerprint({"step": component.qualified_name, **values}, dirs)
+    return StagePlan(spec, dirs[spec.name], config_hash, text, step=component, values=values)

@@ -1,25 +1,25 @@
-"""Multi-stage runs: a pipeline file's stages trained (and deployed) in order, into one directory.
+"""Multi-stage runs: a pipeline file's stages (runs, and steps plugins declare) in order, into one directory.
 
 ::
 
-    from engine.pipeline import run_pipeline
+    from engine_experiments.pipeline import run_pipeline
 
     results = run_pipeline("ft.yaml", "pipelines/ft")   # or a mapping {"stages": {...}}
     results["fine"].status, results["fine"].run_dir, results["fine"].metrics["test/accuracy"]
     run_pipeline("ft.yaml", "pipelines/ft", dry_run=True)  # check every stage, train nothing
 
-    pipelines/ft/
-      pipeline.json                       every stage: status, config hash, run dir, metrics, wall time
-      stages/pre/                         an ordinary run directory (evaluate, deploy, resume it as any run)
-      stages/pre.old-20261201-120000/     the run a changed stage had before: kept, never deleted
-      stages/export/                      a deploy step's artifact and manifest.json
+Every stage is planned before the first one trains (:mod:`.pipeline_spec`). Then each stage, in
+order, is skipped (completed, same resolved config), resumed (interrupted or failed), or run; a
+stage whose config changed, and every stage after one that did any work, runs again, its old
+directory kept as ``NAME.old-<time>`` (:mod:`.pipeline_state`). Whether a run stage is done is
+read from its own run directory (``config.yaml``, ``summary.json``), so a pipeline killed at any
+moment, or whose ``pipeline.json`` was lost, reruns correctly; a step is done when ``pipeline.json``
+records it completed with the same config hash and its directory is not empty.
 
-Every stage is planned before the first one trains (:mod:`engine.pipeline_spec`). Then each stage,
-in order, is skipped (completed, same resolved config), resumed (interrupted or failed), or trained;
-a stage whose config changed, and every stage after one that did any work, is trained again, its old
-directory kept as ``NAME.old-<time>``. Whether a run stage is done is read from its own run
-directory (``config.yaml``, ``summary.json``), so a pipeline killed at any moment, or whose
-``pipeline.json`` was lost, reruns correctly. ``engine runs list`` reads ``pipeline.json`` (torch-free).
+A step is ``KIND: {keys}``, KIND a component of kind ``step`` some plugin declares
+(``engine_pipeline_steps``; ``deploy`` comes with engine-deploy): its target is called as
+``step(out=STAGE_DIR, **keys)`` and returns a dict, recorded in ``pipeline.json`` (its ``metrics``
+and ``primary_metric`` shown like a run's).
 """
 
 from __future__ import annotations
@@ -30,23 +30,35 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, EngineError
-from engine.files import process_alive
-from engine.pipeline_spec import StagePlan, fingerprint, in_stage, load_source, parse, plan_stage, plan_stages
-from engine.rundir import read_config, read_json, status, write_json
-
-PIPELINE_FILE = "pipeline.json"
-STAGES = "stages"
-MANIFEST = "manifest.json"  # what a finished deploy step leaves (engine-deploy's manifest)
-FORMAT = 1
+import engine
+from engine import ConfigError, EngineError
+from engine.runs import read_config, read_json, status, to_jsonable
+from engine_experiments.pipeline_spec import (
+    StagePlan,
+    fingerprint,
+    in_stage,
+    load_source,
+    parse,
+    plan_stage,
+    plan_stages,
+)
+from engine_experiments.pipeline_state import (
+    FORMAT,
+    STAGES,
+    TRAIN,
+    check_not_running,
+    move_aside,
+    now,
+    read_state,
+    write_state,
+)
 
 
 class StageFailed(EngineError):
-    """A stage's training (or deployment) raised: the pipeline stops there (exit code 1)."""
+    """A stage's training (or step) raised: the pipeline stops there (exit code 1)."""
 
     exit_code = 1
 
@@ -56,7 +68,7 @@ class StageResult:
     """What one stage did (``status``: completed, skipped) or, in a dry run, would do (``planned``)."""
 
     name: str
-    kind: str  # train | deploy
+    kind: str  # train, or the step's kind (deploy …)
     action: str  # train, resume, rerun, skip
     reason: str
     status: str
@@ -66,11 +78,11 @@ class StageResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     primary_metric: dict[str, Any] | None = None
     wall_time_s: float | None = None
-    #: The run's summary.json (a run stage) or the deploy manifest (a deploy step); {} in a dry run.
+    #: The run's summary.json (a run stage) or what the step returned (a step); {} in a dry run.
     summary: dict[str, Any] = field(default_factory=dict)
     #: What planning could not check, or had to do (a stage's plan notes).
     notes: tuple[str, ...] = ()
-    #: A run stage's :class:`engine.plan.Plan` (what ``--dry-run`` shows the facts of); None for a deploy step.
+    #: A run stage's engine Plan (what ``--dry-run`` shows the facts of); None for a step.
     plan: Any = None
 
 
@@ -96,12 +108,9 @@ def run_pipeline(
 
     Raises:
         EngineError: a mistake in a stage (``stage 'NAME': …``, exit code 2), found before anything
-            trains, or :class:`StageFailed` when a stage's training or deployment fails (exit code 1).
+            trains, or :class:`StageFailed` when a stage's training or step fails (exit code 1).
     """
-    if registry is None:
-        from engine.registry import get_registry
-
-        registry = get_registry()
+    registry = registry if registry is not None else engine.get_registry()
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     data, file = load_source(source)
     stages = parse(data, registry, base=file.parent if file else None)
@@ -125,7 +134,7 @@ def run_pipeline(
         "format": FORMAT,
         "file": str(file) if file else None,
         "status": "running",
-        "started": state.get("started") or _now(),
+        "started": state.get("started") or now(),
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "stages": {p.name: records.get(p.name) or {"kind": p.kind, "status": "pending"} for p in plans},
@@ -140,9 +149,9 @@ def run_pipeline(
             action, reason = decide(stage, record, dirs, changed)
             if action == "skip":
                 say(f"skipped: {stage.name} ({reason})")
-                summary = _finished(stage)
-                if stage.kind == "train":  # the run directory is the truth (pipeline.json may be older or lost)
-                    record.update(_run_figures(summary), kind="train", status="completed")
+                summary = _finished(stage, record)
+                if stage.kind == TRAIN:  # the run directory is the truth (pipeline.json may be older or lost)
+                    record.update(_run_figures(summary), kind=TRAIN, status="completed")
                     record.update(config_hash=stage.config_hash, run_dir=f"{STAGES}/{stage.name}")
                 results[stage.name] = _result(stage, action, reason, "skipped", summary, record)
                 continue
@@ -182,7 +191,9 @@ def _execute(
     say: Callable[[str], None],
 ) -> StageResult:
     record: dict[str, Any] = {"kind": stage.kind, "status": "running", "config_hash": stage.config_hash}
-    record.update(run_dir=f"{STAGES}/{stage.name}", started=_now())
+    if stage.step is not None:
+        record["step"] = stage.step.qualified_name
+    record.update(run_dir=f"{STAGES}/{stage.name}", started=now())
     previous = state["stages"][stage.name].get("previous")
     if action == "rerun":
         kept = move_aside(stage.run_dir)
@@ -191,26 +202,26 @@ def _execute(
     elif action == "resume":
         say(f"resuming: {stage.name} ({reason}) in {stage.run_dir}")
     else:
-        say(f"{'training' if stage.kind == 'train' else 'deploying'}: {stage.name} -> {stage.run_dir}")
+        say(f"{'training' if stage.kind == TRAIN else stage.kind + ' step'}: {stage.name} -> {stage.run_dir}")
     if previous:
         record["previous"] = previous
     state["stages"][stage.name] = record
     write_state(pipeline_dir, state)
     started = time.time()
     try:
-        if stage.kind == "train":
-            from engine.runner import run
-
+        if stage.kind == TRAIN:
             plan = plan_stage(stage.spec, dirs, registry).plan  # again, now the earlier stages are on disk
-            summary = run(plan, resume=stage.run_dir if action == "resume" else None).summary
+            summary = engine.train(plan, resume=stage.run_dir if action == "resume" else None).summary
             record.update(_run_figures(summary))
         else:
-            summary = _deploy(stage)
-            record.update(_deploy_figures(summary), wall_time_s=round(time.time() - started, 3))
+            summary = _step(plan_stage(stage.spec, dirs, registry))  # checked again against the stages on disk
+            rest = {k: v for k, v in summary.items() if k not in ("metrics", "primary_metric")}
+            record.update(metrics=dict(summary.get("metrics") or {}), primary_metric=summary.get("primary_metric"))
+            record.update(result=to_jsonable(rest), wall_time_s=round(time.time() - started, 3))
     except BaseException as exc:
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         record.update(status="interrupted" if interrupted else "failed", error=f"{type(exc).__name__}: {exc}")
-        record.update(wall_time_s=round(time.time() - started, 3), finished=_now())
+        record.update(wall_time_s=round(time.time() - started, 3), finished=now())
         if interrupted:
             raise
         again = "then run the pipeline again: completed stages are skipped, this one resumes"
@@ -221,29 +232,31 @@ def _execute(
             raise failed from exc
         message = f"stage '{stage.name}' failed: {type(exc).__name__}: {exc}"
         raise StageFailed(message, hint=f"{where}fix the cause, {again}") from exc
-    record.update(status="completed", finished=_now())
+    record.update(status="completed", finished=now())
     return _result(stage, action, reason, "completed", summary, record)
 
 
-def _deploy(stage: StagePlan) -> dict[str, Any]:
-    from engine_deploy.deploy import deploy  # the plugin was checked to be there when the stage was planned
+def _step(stage: StagePlan) -> dict[str, Any]:
+    """Call the step's target with ``out=`` its directory and its checked keys; what it returned."""
+    stage.run_dir.mkdir(parents=True, exist_ok=True)
+    returned = stage.step.load()(out=stage.run_dir, **(stage.values or {}))
+    if returned is None:
+        return {}
+    if not isinstance(returned, Mapping):
+        raise EngineError(
+            f"step '{stage.step.qualified_name}' returned {type(returned).__name__}, not a mapping",
+            hint=f"a step returns a dict of what the pipeline records; tell the plugin '{stage.step.plugin}'",
+        )
+    return dict(returned)
 
-    step = stage.deploy or {}
-    return deploy(
-        step["run"],
-        step["target"],
-        out=stage.run_dir,
-        options=dict(step["options"]),
-        samples=step["samples"],
-        timing=step["timing"],
-        threads=step["threads"],
-    )
 
-
-def _finished(stage: StagePlan) -> dict[str, Any]:
-    """A skipped stage's summary.json (a run) or manifest.json (a deploy step)."""
+def _finished(stage: StagePlan, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A skipped stage's summary.json (a run) or what it returned, as recorded (a step)."""
+    if stage.kind != TRAIN:
+        figures = {k: record[k] for k in ("metrics", "primary_metric") if record.get(k) is not None}
+        return {**dict(record.get("result") or {}), **figures}
     try:
-        return read_json(stage.run_dir, "summary.json" if stage.kind == "train" else MANIFEST)
+        return read_json(stage.run_dir, "summary.json")
     except EngineError:
         return {}
 
@@ -253,77 +266,21 @@ def _run_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
     return {"metrics": summary.get("metrics") or {}, **{k: summary.get(k) for k in ("primary_metric", "wall_time_s")}}
 
 
-def _deploy_figures(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """A deploy step's figures for pipeline.json: the verification, the metric on the artifact."""
-    v = manifest.get("verification") or {}
-    metrics = {k: v[k] for k in ("max_abs_diff", "passed", "top1_agreement") if k in v}
-    metric, primary = v.get("metric") or {}, None
-    if "artifact" in metric:
-        metrics[metric["name"]] = metric["artifact"]
-        primary = {"name": metric["name"], "value": metric["artifact"], "eager": metric.get("eager")}
-    return {"metrics": metrics, "primary_metric": primary, "artifact": manifest.get("artifact")}
-
-
-# --------------------------------------------------------------------------- the pipeline directory
-
-
-def _now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
-
-
-def read_state(pipeline_dir: Path) -> dict[str, Any]:
-    """``pipeline.json`` (``{}`` when there is none yet)."""
-    state = read_json(pipeline_dir, PIPELINE_FILE)
-    if state and not isinstance(state.get("stages"), dict):
-        raise EngineError(f"{pipeline_dir / PIPELINE_FILE} holds no stages", hint="it is written by `engine pipeline`")
-    return state
-
-
-def write_state(pipeline_dir: Path, state: dict[str, Any]) -> None:
-    state["updated"] = _now()
-    write_json(pipeline_dir / PIPELINE_FILE, state)
-
-
-def is_pipeline(path: Path) -> bool:
-    """Whether ``path`` is a pipeline directory (it holds ``pipeline.json``)."""
-    return (path / PIPELINE_FILE).is_file()
-
-
-def _running_elsewhere(state: Mapping[str, Any]) -> bool:
-    pid = state.get("pid")
-    return (
-        state.get("status") == "running"
-        and isinstance(pid, int)
-        and pid != os.getpid()
-        and state.get("host") == socket.gethostname()
-        and process_alive(pid)
-    )
-
-
-def check_not_running(pipeline_dir: Path, state: Mapping[str, Any]) -> None:
-    """Refuse a pipeline directory another live ``engine pipeline`` process is working in."""
-    if _running_elsewhere(state):
-        raise EngineError(
-            f"pipeline {pipeline_dir} is running in process {state.get('pid')}",
-            hint="wait for it to end (or stop it), then run the pipeline again: it continues where it stopped",
-        )
-
-
 def decide(
     stage: StagePlan, record: Mapping[str, Any], dirs: Mapping[str, Path], earlier_changed: bool
 ) -> tuple[str, str]:
     """What to do with a stage: ``train`` (nothing there yet), ``skip``, ``resume`` or ``rerun``; and why.
 
-    ``rerun`` moves the stage's directory aside first (:func:`move_aside`); ``resume`` continues the
-    run in place (from its newest checkpoint, or from the start when it has none; a deploy step
-    deploys again).
+    ``rerun`` moves the stage's directory aside first (:func:`.pipeline_state.move_aside`); ``resume``
+    continues the run in place (from its newest checkpoint, or from the start when it has none; a
+    step runs again).
     """
     run_dir = stage.run_dir
     if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
         return "train", "not run yet"
     if earlier_changed or record.get("status") == "stale":
         return "rerun", "an earlier stage changed"
-    if stage.kind == "train":
+    if stage.kind == TRAIN:
         try:
             config = read_config(run_dir)
             then = Path(str((config.get("run") or {}).get("dir") or run_dir.parent))  # where the pipeline was
@@ -336,8 +293,6 @@ def decide(
         if existing is None:
             return "rerun", "pipeline.json has no record of it"
         state = "interrupted" if state == "running" else state  # no pipeline process is alive (check_not_running)
-        if state == "completed" and not (run_dir / MANIFEST).is_file():
-            state = "incomplete"
     if existing != stage.config_hash:
         return "rerun", "config changed"
     if state == "completed":
@@ -345,45 +300,3 @@ def decide(
     if state == "running":
         raise EngineError(f"{run_dir} is being trained by another process", hint="wait for it to end, then rerun")
     return "resume", state
-
-
-def move_aside(run_dir: Path) -> Path | None:
-    """Rename a stage's old directory to ``NAME.old-<time>`` beside it (None: there was nothing to keep)."""
-    if not run_dir.exists():
-        return None
-    if run_dir.is_dir() and not any(run_dir.iterdir()):
-        run_dir.rmdir()
-        return None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    target, i = run_dir.with_name(f"{run_dir.name}.old-{stamp}"), 1
-    while target.exists():
-        target, i = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{i}"), i + 1
-    run_dir.rename(target)
-    return target
-
-
-def stage_rows(pipeline_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """For ``engine runs list``: each stage in order, its status, and its summary (or pipeline.json record).
-
-    A run stage shows its own ``summary.json`` and live status (``interrupted`` when its process
-    died); a stage not reached yet shows ``pending``, one a changed earlier stage made out of date ``stale``.
-    """
-    try:
-        state = read_state(pipeline_dir)
-    except EngineError:
-        return []
-    rows = []
-    for name, record in state.get("stages", {}).items():
-        if not isinstance(record, dict):
-            continue
-        try:
-            summary = read_json(pipeline_dir / STAGES / name, "summary.json") if record.get("kind") == "train" else {}
-        except EngineError:
-            summary = {}
-        shown = str(record.get("status", "pending"))
-        if summary and shown not in ("stale", "pending"):
-            shown = status(summary)
-        elif shown == "running" and not _running_elsewhere(state):
-            shown = "interrupted"  # a deploy step (or a run before its first summary) whose process died
-        rows.append((name, shown, summary or record))
-    return rows

@@ -5,8 +5,9 @@ on their machine (reductions split differently, so runs differ in the last bits 
 recipe, in the result). :func:`run_matrix` trains each (recipe, seed, threads) cell with a caller's
 ``train(recipe, seed)`` under ``torch.set_num_threads(threads)``; :func:`print_matrix` prints one row
 per cell with every target's value, then the worst cell of each recipe: the figure to document.
-``bench/recipe_matrix.py`` runs it for recipes' own metrics; plugins' bench scripts pass their own
-``train`` (an extra evaluation, a baseline) to the same functions.
+``plugins/experiments/bench/recipe_matrix.py`` runs it for recipes' own metrics; plugins' bench scripts
+pass their own ``train`` (an extra evaluation, a baseline) to the same functions. Targets are read by
+:func:`engine.testing.parse_targets` (:class:`engine.testing.Target`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from engine.targets import Target
+if TYPE_CHECKING:
+    from engine.testing import Target
 
 Train = Callable[[str, int], Mapping[str, Any]]
 

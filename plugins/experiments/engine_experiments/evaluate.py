@@ -4,7 +4,7 @@ For each run the best checkpoint is loaded into the run's task and the run's
 data source is rebuilt from its config (same seed, same split). A task may
 define how it is evaluated (the :class:`~engine.protocols.EvaluatesRun` protocol);
 its parameters after ``datamodule`` are the options ``engine evaluate RUN KEY=VALUE``
-sets, checked against their annotations::
+sets, checked against their annotations (:func:`engine.check_arguments`)::
 
     class PPO(L.LightningModule):
         def evaluate_run(self, datamodule, episodes: int = 100, seed: int = 12345) -> dict[str, float]:
@@ -15,28 +15,50 @@ reported.
 
 ``engine evaluate RUN1 RUN2 RUN3 --ensemble`` averages the runs' predicted
 probabilities (outputs, for regression) on their shared test split and reports
-each member beside the ensemble (:func:`ensemble`).
+each member beside the ensemble (:func:`ensemble`), scored by the problem type's own
+metrics (:func:`engine.tasks.score`, the table every supervised run is scored by).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import logging
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError, EngineError
+import engine
+from engine import ConfigError, EngineError
 from engine.protocols import EvaluatesRun, HasSplits, implements
+
+#: The ``data`` keys that say how a run loads its data, not which samples it holds.
+LOADER_KEYS = ("batch_size", "num_workers", "pin_memory")
 
 
 def _has_split(datamodule: Any, split: str) -> bool:
     return datamodule.has_split(split) if implements(datamodule, HasSplits) else True
 
 
+def _trainer() -> Any:
+    import lightning as L
+
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # no device banner
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 def evaluation_options(task: Any, options: dict[str, Any]) -> dict[str, Any]:
     """``options`` checked against the task's ``evaluate_run`` parameters (after ``datamodule``)."""
-    from engine.params import check_params
-    from engine.signature import Signature, signature_from_object
-
     if not implements(task, EvaluatesRun):
         if options:
             raise ConfigError(
@@ -44,16 +66,12 @@ def evaluation_options(task: Any, options: dict[str, Any]) -> dict[str, Any]:
                 hint="it is evaluated with Lightning's test loop; see --split and --checkpoint",
             )
         return {}
-    sig = signature_from_object(task.evaluate_run)
-    sig = Signature(sig.params[1:], sig.open)  # datamodule is the core's
-    return check_params("evaluate", f"the evaluation of {type(task).__name__}", options, sig)
+    return engine.check_arguments(task.evaluate_run, options, "evaluate", skip=1)
 
 
-def evaluate(path: str, split: str = "test", which: str = "best", **options: Any) -> dict:
+def evaluate(path: str, split: str = "test", which: str = "best", **options: Any) -> dict[str, Any]:
     """Metrics of the run at ``path`` (see the module docstring); ``options`` go to the task's own evaluation."""
-    from engine.runs import open_run
-
-    run = open_run(path)
+    run = engine.open_run(path)
     run.checkpoint(which)  # a clear message before any building when there is none
     datamodule = run.datamodule()
     task = run.task(which, facts=dict(datamodule.facts))
@@ -62,42 +80,22 @@ def evaluate(path: str, split: str = "test", which: str = "best", **options: Any
         return dict(task.evaluate_run(datamodule, **checked))
     if not _has_split(datamodule, split):
         raise EngineError(f"run {run.path} has no '{split}' split to evaluate", hint="choose another with --split")
-    import logging
-
-    import lightning as L
-
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)  # no device banner
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = _trainer()
     loop = trainer.test if split == "test" else trainer.validate
     results = loop(task, datamodule=datamodule, verbose=False)
     return dict(results[0]) if results else {}
 
 
 def predictions(path: str, split: str = "test", which: str = "best") -> tuple[Any, Any, dict[str, Any], Any, str]:
-    """``(outputs, targets, facts, run, inputs digest)`` of run ``path`` on ``split``.
+    """``(probabilities, targets, facts, run, inputs digest)`` of run ``path`` on ``split``.
 
-    Outputs come from the task's ``predict_step`` (the supervised task returns softmax probabilities);
-    classification outputs that are not probabilities are passed through a softmax. The digest
-    identifies the inputs evaluated, so runs can be shown to share their split.
+    Outputs come from the task's ``predict_step`` (the supervised task returns probabilities);
+    outputs that are not probabilities are made ones (a softmax for classes, a sigmoid for labels).
+    The digest identifies the inputs evaluated, so runs can be shown to share their split.
     """
-    import hashlib
-    import logging
-
-    import lightning as L
     import torch
 
-    from engine.runs import open_run
-
-    run = open_run(path)
+    run = engine.open_run(path)
     run.checkpoint(which)
     datamodule = run.datamodule()
     facts = dict(datamodule.facts)
@@ -113,28 +111,34 @@ def predictions(path: str, split: str = "test", which: str = "best") -> tuple[An
             digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
         batches.append(y)
     targets = torch.cat(batches)
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    trainer = L.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False
-    )
     try:
-        outputs = torch.cat([o.float() for o in trainer.predict(task, dataloaders=loader)])
+        outputs = torch.cat([o.float() for o in _trainer().predict(task, dataloaders=loader)])
     except Exception as exc:
         raise EngineError(
             f"run {run.path}: its task ({type(task).__name__}) cannot predict on its data: {type(exc).__name__}: {exc}",
             hint="ensembles need tasks whose predict_step returns probabilities or outputs (supervised, distill)",
         ) from exc
     problem = str(facts.get("problem") or run.config.get("task", {}).get("problem") or "classification")
+    facts["problem"] = problem
+    return _probabilities(outputs, problem), targets, facts, run, digest.hexdigest()
+
+
+def _probabilities(outputs: Any, problem: str) -> Any:
+    """Outputs as probabilities when they are not already (a task returning logits)."""
+    import torch
+
+    from engine.tasks import to_probabilities
+
     if problem == "classification":
         sums = outputs.sum(-1)
         if (outputs < 0).any() or not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
-            outputs = outputs.softmax(-1)
-    facts["problem"] = problem
-    return outputs, targets, facts, run, digest.hexdigest()
+            return to_probabilities(outputs, problem)
+    elif problem == "multilabel" and ((outputs < 0).any() or (outputs > 1).any()):
+        return to_probabilities(outputs, problem)
+    return outputs
 
 
-def _tensors(obj: Any) -> Any:
+def _tensors(obj: Any) -> Iterator[Any]:
     """Every tensor in a (nested) batch."""
     if isinstance(obj, (list, tuple)):
         for item in obj:
@@ -146,21 +150,18 @@ def _tensors(obj: Any) -> Any:
             yield obj
 
 
-def scores(outputs: Any, targets: Any, problem: str) -> dict[str, float]:
-    """Metrics of ``outputs`` (probabilities for classification) against ``targets``."""
-    import torch
-    import torchmetrics.functional as M
+def scores(probabilities: Any, targets: Any, problem: str) -> dict[str, float]:
+    """The problem type's metrics of ``probabilities`` (outputs, for regression) against ``targets``;
+    the negative log-likelihood too for classes."""
+    from engine.tasks import score
 
+    out = score(probabilities, targets, problem, logits=False)
     if problem == "classification":
-        n = outputs.shape[-1]
-        nll = -torch.log(outputs.clamp_min(1e-12)).gather(1, targets.long().view(-1, 1)).mean()
-        return {
-            "accuracy": float(M.accuracy(outputs, targets, task="multiclass", num_classes=n)),
-            "f1": float(M.f1_score(outputs, targets, task="multiclass", num_classes=n, average="macro")),
-            "nll": float(nll),
-        }
-    out = outputs.view_as(targets) if outputs.numel() == targets.numel() else outputs
-    return {"mae": float(M.mean_absolute_error(out, targets)), "mse": float(M.mean_squared_error(out, targets))}
+        import torch
+
+        picked = probabilities.clamp_min(1e-12).gather(1, targets.long().view(-1, 1))
+        out["nll"] = float(-torch.log(picked).mean())
+    return out
 
 
 def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict[str, dict[str, float]]:
@@ -170,11 +171,14 @@ def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict
     (however they were loaded or augmented in training). Returns ``{run name: metrics, ...,
     "ensemble": metrics}``.
     """
+    return _ensemble(paths, split, which)[0]
+
+
+def _ensemble(paths: list[str], split: str, which: str) -> tuple[dict[str, dict[str, float]], str]:
+    """:func:`ensemble`'s result and the runs' problem type."""
     if len(paths) < 2:
         raise EngineError("an ensemble needs at least two runs", hint="engine evaluate RUN1 RUN2 [RUN3 ...] --ensemble")
     import torch
-
-    from engine.plan import LOADER_PARAMS
 
     members = [predictions(p, split, which) for p in paths]
     first_out, first_targets, first_facts, first_run, first_digest = members[0]
@@ -184,7 +188,7 @@ def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict
         source = run.config.get("data", {}).get("name")
         if source != source0 or digest != first_digest:
             data0, data = first_run.config.get("data", {}), run.config.get("data", {})
-            differs = sorted(k for k in {*data0, *data} - set(LOADER_PARAMS) if data0.get(k) != data.get(k))
+            differs = sorted(k for k in {*data0, *data} - set(LOADER_KEYS) if data0.get(k) != data.get(k))
             raise EngineError(
                 f"runs {first_run.path} and {run.path} do not share their {split} split (other samples"
                 + (f"; data settings differ: {', '.join(differs)})" if differs else ")"),
@@ -205,19 +209,15 @@ def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict
         result[name] = scores(out, targets, problem)
     mean = torch.stack([m[0] for m in members]).mean(0)
     result["ensemble"] = scores(mean, first_targets, problem)
-    return result
+    return result, problem
 
 
 def _split_items(items: list[str]) -> tuple[list[str], dict[str, Any]]:
     """``RUN… KEY=VALUE…`` -> run directories and evaluation options (values parsed like overrides)."""
-    from pathlib import Path
-
-    from engine.compose import parse_override
-
     runs, options = [], {}
     for item in items:
         if "=" in item and not Path(item).is_dir():
-            keys, value = parse_override(item)
+            keys, value = engine.parse_override(item)
             options[".".join(keys)] = value
         else:
             runs.append(item)
@@ -234,17 +234,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.ensemble:
         if options:
             raise EngineError(f"--ensemble takes no evaluation options (got {', '.join(options)})")
-        result = ensemble(runs, split=args.split, which=args.checkpoint)
+        result, problem = _ensemble(runs, split=args.split, which=args.checkpoint)
         table = Table("metric", *result)
         for key in next(iter(result.values())):
             table.add_row(f"{args.split}/{key}", *(format_metric(m[key]) for m in result.values()))
         console.print(table)
-        best_key = "accuracy" if "accuracy" in result["ensemble"] else "mae"
-        members = [m[best_key] for name, m in result.items() if name != "ensemble"]
-        best = max(members) if best_key == "accuracy" else min(members)
-        console.print(
-            f"ensemble of {len(members)}: {best_key} {result['ensemble'][best_key]:.4f}, best member {best:.4f}"
-        )
+        console.print(_ensemble_line(result, problem))
         return 0
     columns = {path: evaluate(path, split=args.split, which=args.checkpoint, **options) for path in runs}
     table = Table("metric", *columns)
@@ -252,3 +247,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table.add_row(key, *(format_metric(metrics.get(key)) for metrics in columns.values()))
     console.print(table)
     return 0
+
+
+def _ensemble_line(result: dict[str, dict[str, float]], problem: str) -> str:
+    """``ensemble of N: METRIC VALUE, best member VALUE``, by the problem type's primary metric."""
+    from engine.tasks import PRIMARY
+
+    figures = result["ensemble"]
+    key, mode = PRIMARY.get(problem, (next(iter(figures)), "max"))
+    members = [m[key] for name, m in result.items() if name != "ensemble"]
+    best = max(members) if mode == "max" else min(members)
+    return f"ensemble of {len(members)}: {key} {figures[key]:.4f}, best member {best:.4f}"

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
@@ -117,7 +117,7 @@ def line_style(key: str, group_keys: list[str]) -> dict[str, Any]:
 
 def config_differences(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Flattened config keys whose values differ between runs (``run.name`` aside)."""
-    from engine.compare import varied
+    from engine_experiments.compare import varied
 
     return varied(configs)
 
@@ -192,7 +192,7 @@ def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> tupl
 
 
 def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None) -> str:
-    """The Markdown summary of ``runs`` (opened with :func:`engine.runs.open_run`); ``skipped``: series not drawn."""
+    """The Markdown summary of ``runs`` (opened with :func:`engine.open_run`); ``skipped``: series not drawn."""
     names = [r.path.name for r in runs]
     lines = [f"# Training report: {', '.join(names)}", "", f"![curves]({image})", ""]
     if skipped:
@@ -256,11 +256,11 @@ def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None)
 def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     """Write ``curves.png`` and ``report.md`` for the runs at ``paths``; return what was written.
 
-    (A sweep directory's report: :func:`engine.report_sweep.sweep_report`.)
+    (A collection's report, a sweep's: :func:`engine_experiments.report_collection.collection_report`.)
     """
-    from engine.runs import open_run
+    import engine
 
-    runs = [open_run(p) for p in paths]
+    runs = [engine.open_run(p) for p in paths]
     data = [(r.path.name, read_metrics(r.path)) for r in runs]
     empty = [name for name, rows in data if not rows]
     if len(empty) == len(runs):

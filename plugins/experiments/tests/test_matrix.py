@@ -1,4 +1,4 @@
-"""Recipe targets (engine.targets) and the seeds x threads matrix (engine.matrix)."""
+"""The seeds x threads recipe matrix (:mod:`engine_experiments.matrix`) and its bench script."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from engine_experiments.matrix import print_matrix, run_matrix
 
-import engine
-from engine.errors import ConfigError
-from engine.matrix import print_matrix, run_matrix
-from engine.targets import Target, parse_target, parse_targets
+from engine.testing import parse_target
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "recipe_matrix.py"
+
+
+def _rows(*cells: tuple[int, int, float]) -> list[dict]:
+    return [
+        {"recipe": "x/y", "seed": s, "threads": t, "metrics": {"test/accuracy": v}, "wall_time_s": 1.0}
+        for s, t, v in cells
+    ]
 
 
 def test_the_matrix_names_its_worst_cell_and_whether_every_target_held() -> None:
@@ -49,26 +57,36 @@ def test_run_matrix_sets_each_thread_count_records_failures_and_restores_the_cal
     assert torch.get_num_threads() == before
 
 
-def test_the_matrix_bench_tabulates_finished_runs(tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[1] / "bench" / "recipe_matrix.py"
-    runs = []
-    for seed, threads, accuracy in ((0, 1, 1.0), (0, 2, 0.98)):
-        run = tmp_path / f"vision-digits-seed{seed}-threads{threads}"
-        run.mkdir()
-        summary = {"status": "completed", "wall_time_s": 3.0, "metrics": {"test/accuracy": accuracy}}
-        (run / "summary.json").write_text(json.dumps(summary))
-        (run / "facts.json").write_text("{}")
-        runs.append(str(run))
-    out = subprocess.run([sys.executable, str(script), "--runs", *runs], capture_output=True, text=True)
+def _run_dir(root: Path, name: str, accuracy: float) -> str:
+    run = root / name
+    run.mkdir()
+    summary = {"status": "completed", "wall_time_s": 3.0, "metrics": {"test/accuracy": accuracy}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "facts.json").write_text("{}")
+    return str(run)
+
+
+#: A plugin with a recipe declaring a target, as the bench reads recipes from the registry.
+TARGETED = """
+from engine import Recipe, hookimpl
+
+@hookimpl
+def engine_recipes():
+    return [Recipe("tiny", {"model": "mlp", "data": "synthetic"}, "a recipe with a target",
+                   targets=("test/accuracy >= 0.99",))]
+"""
+
+
+@pytest.mark.slow
+def test_the_matrix_bench_tabulates_finished_runs(plugin_site: Any, tmp_path: Path) -> None:
+    plugin_site("matrixdemo", TARGETED)
+    runs = [_run_dir(tmp_path, "matrixdemo-tiny-seed0-threads1", 1.0)]
+    runs.append(_run_dir(tmp_path, "matrixdemo-tiny-seed0-threads2", 0.98))
+    out = subprocess.run([sys.executable, str(BENCH), "--runs", *runs], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert (
-        "0.9800 MISSED" in out.stdout
-        and "worst of 2 for test/accuracy >= 0.99: 0.9800 (seed 0, 2 threads)" in out.stdout
-    )
+    assert "0.9800 MISSED" in out.stdout
+    assert "worst of 2 for test/accuracy >= 0.99: 0.9800 (seed 0, 2 threads)" in out.stdout
     assert "every target held in every cell: False" in out.stdout
-    other = tmp_path / "something-else"
-    other.mkdir()
-    out = subprocess.run([sys.executable, str(script), "--runs", str(other)], capture_output=True, text=True)
+    other = _run_dir(tmp_path, "something-else", 1.0)
+    out = subprocess.run([sys.executable, str(BENCH), "--runs", other], capture_output=True, text=True)
     assert out.returncode != 0 and "not a run of this script" in out.stderr
-
-

@@ -1,31 +1,27 @@
-"""``engine pipeline FILE``: a pipeline's stages, in order, into one directory (see :mod:`engine.pipeline`)."""
+"""``engine pipeline FILE``: a pipeline's stages, in order, into one directory (see :mod:`.pipeline`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
-from engine.console import Console, Table, format_metric
+from engine.console import Console, Table
+from engine_experiments.notes import facts_note, metric_cell, wall
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    from engine.commands.inspect import registry
-    from engine.pipeline import run_pipeline
+    from engine_experiments.pipeline import run_pipeline
 
-    reg = registry(args)
     try:
-        results = run_pipeline(args.file, args.dir, dry_run=args.dry_run, registry=reg)
+        results = run_pipeline(args.file, args.dir, dry_run=args.dry_run)
     except KeyboardInterrupt:
         print(f"interrupted; run `engine pipeline {args.file}` again to continue where it stopped", file=sys.stderr)
         return 130
     console = Console()
     if args.dry_run:
-        from engine.commands.run import facts_note
-
         table = Table("stage", "what", "would", "directory")
         for r in results.values():
-            action = "deploy" if r.kind == "deploy" and r.action == "train" else r.action
+            action = r.kind if r.kind != "train" and r.action == "train" else r.action
             table.add_row(r.name, r.description, f"{action} ({r.reason})", str(r.run_dir))
         console.print(table)
         for r in results.values():
@@ -37,19 +33,9 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         return 0
     table = Table("stage", "status", "metric", "wall time", "directory")
     for r in results.values():
-        table.add_row(r.name, r.status, _metric(r.primary_metric), _wall(r.wall_time_s), str(r.run_dir))
+        table.add_row(r.name, r.status, metric_cell(r.primary_metric), wall(r.wall_time_s), str(r.run_dir))
     console.print(table)
     first = next(iter(results.values()), None)
     if first is not None:
         console.print(f"pipeline directory: {first.run_dir.parent.parent}  (pipeline.json, stages/)")
     return 0
-
-
-def _metric(primary: Any) -> str:
-    if isinstance(primary, dict) and isinstance(primary.get("value"), (int, float)):
-        return f"{primary['name']}={format_metric(float(primary['value']))}"
-    return "-"
-
-
-def _wall(seconds: Any) -> str:
-    return f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else "-"

@@ -1,0 +1,162 @@
+"""``engine runs compare RUN… | COLLECTION…``: runs side by side (no torch).
+
+Each argument is a run directory or a run collection (:func:`engine.run_collection`): a collection
+whose members are listed one by one (a sweep's trials, a pipeline's stages) is expanded into them,
+one that sums its members up (a cross-validation: its folds' means) is one row. The table shows
+the config keys that differ between them as columns, the primary metric first, the other test
+metrics, and wall time; it is sorted by the primary metric when they share one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import engine
+from engine import EngineError
+from engine.console import Console, Table, format_metric, styled
+from engine.runs import read_config, read_json
+from engine_experiments.notes import label
+
+
+@dataclass
+class Entry:
+    """One compared run (or collection summed up as one row): its name, config, figures."""
+
+    name: str
+    path: Path
+    config: dict[str, Any]
+    metrics: dict[str, float]
+    status: str
+    wall_time_s: float | None = None
+    primary: tuple[str, str] | None = None  # (metric, "max" | "min")
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def entries(paths: list[str | Path]) -> list[Entry]:
+    """The runs ``paths`` name, collections that list their members expanded into them."""
+    out: list[Entry] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        collection = engine.run_collection(path) if path.is_dir() else None
+        if collection is not None and collection.expand:
+            named = [(member, f"{path.name}/{label(name)}") for name, member in collection.members]
+            found = [e for member, name in named if (e := member_entry(member, name))]
+            if not found:
+                raise EngineError(f"{collection.kind} {path} has no runs yet")
+            out += found
+        elif collection is not None:
+            out.append(collection_entry(collection, path.name))
+        else:
+            out.append(run_entry(path, path.name))
+    return out
+
+
+def member_entry(path: Path, name: str) -> Entry | None:
+    """A collection's member as an entry: a run, or a collection summed up; None for anything else (a step)."""
+    if (path / "config.yaml").is_file():
+        return run_entry(path, name)
+    inner = engine.run_collection(path) if path.is_dir() else None
+    return collection_entry(inner, name) if inner is not None else None
+
+
+def collection_entry(collection: Any, name: str) -> Entry:
+    """A collection as one row: its figures (a cross-validation's means) and the config its members share."""
+    figures = collection.figures
+    primary = figures.get("primary_metric") or {}
+    pm = (primary["name"], primary.get("mode") or "max") if primary.get("name") else None
+    metrics = {k: float(v) for k, v in (figures.get("metrics") or {}).items() if _number(v)}
+    status = str(figures.get("status") or collection.kind)
+    return Entry(name, collection.path, dict(collection.config), metrics, status, figures.get("wall_time_s"), pm)
+
+
+def run_entry(path: Path, name: str) -> Entry:
+    if not (path / "config.yaml").is_file():
+        raise EngineError(f"{path} is not a run, cross-validation or sweep directory", hint="see `engine runs list`")
+    summary = read_json(path, "summary.json")
+    metrics = {**summary.get("metrics", {}), **summary.get("best_metrics", {})}
+    primary = summary.get("primary_metric") or {}
+    pm = (primary["name"], primary.get("mode") or "max") if primary.get("name") else None
+    numbers = {k: float(v) for k, v in metrics.items() if _number(v)}
+    status = str(summary.get("status", "?"))
+    return Entry(name, path, read_config(path), numbers, status, summary.get("wall_time_s"), pm)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"hidden": [8]}}`` -> ``{"model.hidden": [8]}``."""
+    if isinstance(cfg, dict):
+        out: dict[str, Any] = {}
+        for k, v in cfg.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out or {prefix[:-1]: {}}
+    return {prefix[:-1]: cfg}
+
+
+def varied(configs: list[dict[str, Any]], ignore: tuple[str, ...] | None = None) -> dict[str, list[Any]]:
+    """Flattened config keys whose values differ between ``configs``, bookkeeping sections aside.
+
+    ``ignore`` are section names left out; by default ``run`` and the installed plugins'
+    ``bookkeeping`` sections (a sweep's trial number, a fold …).
+    """
+    if ignore is None:
+        ignore = bookkeeping_sections()
+    flat = [flatten(c) for c in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    return {
+        k: [f.get(k, "-") for f in flat]
+        for k in keys
+        if k.split(".", 1)[0] not in ignore and len({json.dumps(f.get(k, "-"), default=str) for f in flat}) > 1
+    }
+
+
+def bookkeeping_sections() -> tuple[str, ...]:
+    """``run`` and every section declared ``bookkeeping`` (where a run sits, not what it trains)."""
+    return ("run", *sorted(s.name for s in engine.get_registry().list("section") if s.bookkeeping))
+
+
+def sorted_by_primary(items: list[Entry]) -> list[Entry]:
+    """Best first when every entry shares one primary metric; else as given."""
+    primaries = {e.primary for e in items}
+    if len(primaries) != 1 or None in primaries:
+        return items
+    ((metric, mode),) = primaries
+    present = [e for e in items if metric in e.metrics]
+    missing = [e for e in items if metric not in e.metrics]
+    return sorted(present, key=lambda e: e.metrics[metric], reverse=mode == "max") + missing
+
+
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    items = sorted_by_primary(entries(list(args.runs)))
+    params = varied([e.config for e in items])
+    first = items[0].primary
+    primary = first[0] if first and all(e.primary == first for e in items) else None
+    others = sorted({k for e in items for k in e.metrics if k.startswith("test/") and k != primary})
+    others = others or sorted({k for e in items for k in e.metrics if k.startswith("val/") and k != primary})
+    metrics = ([primary] if primary else []) + others[: args.max_metrics]
+    heads = [styled(k + " *", "bold") if k == primary else k for k in metrics]
+    table = Table("run", "status", *params, *heads, "wall time")
+    for e in items:
+        flat = flatten(e.config)
+        table.add_row(
+            e.name,
+            e.status,
+            *(_cell(flat.get(k, "-")) for k in params),
+            *(format_metric(e.metrics.get(k)) for k in metrics),
+            f"{e.wall_time_s:.1f}s" if isinstance(e.wall_time_s, (int, float)) else "-",
+        )
+    console = Console()
+    console.print(table)
+    if not params:
+        console.print("(the runs have the same config apart from their names)")
+    return 0
+
+
+def _cell(value: Any) -> str:
+    return format_metric(value) if isinstance(value, float) else str(value)

@@ -1,0 +1,94 @@
+"""``engine runs list`` and ``runs compare``: runs, and run collections any plugin describes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+#: A plugin describing its own directories of runs (as engine-sweep does its sweeps).
+STUDY = """
+import json
+from engine import RunCollection, hookimpl
+
+
+@hookimpl
+def engine_run_collection(path):
+    if not (path / "study.json").is_file():
+        return None
+    meta = json.loads((path / "study.json").read_text())
+    trials = sorted(p for p in (path / "trials").iterdir() if p.is_dir())
+    primary = {"name": meta["metric"], "mode": "max", "value": meta["value"]}
+    members = [(f"trials/{t.name}", t) for t in trials]
+    return RunCollection("sweep", path, members, figures={"primary_metric": primary}, best=meta["best"])
+"""
+
+
+def make_study(root: Path, tiny_run: Any) -> Path:
+    """A study of three tiny runs differing in their learning rate; the best by val/accuracy recorded."""
+    study = root / "study"
+    values = {}
+    for i, lr in enumerate((1e-4, 3e-3, 3e-2)):
+        summary = tiny_run(study / "trials", f"'{i:03d}'", f"optimizer.lr={lr}").summary  # quoted: a name
+        values[f"trials/{i:03d}"] = summary["best_metrics"]["val/accuracy"]
+    best = max(values, key=values.__getitem__)
+    (study / "study.json").write_text(json.dumps({"metric": "val/accuracy", "value": values[best], "best": best}))
+    return study
+
+
+def test_runs_list_sorts_by_start(cli: Any, tmp_path: Path) -> None:
+    for name, started in (("b-first", "2026-01-01T10:00:00"), ("a-second", "2026-01-02T09:00:00")):
+        (tmp_path / name).mkdir()
+        summary = {"status": "completed", "started": started, "wall_time_s": 1.0}
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    out = cli("runs", "list", "--dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.index("b-first") < out.stdout.index("a-second")
+    assert "2026-01-01 10:00" in out.stdout
+    assert cli("runs", "list", "--dir", str(tmp_path / "none")).stdout.startswith("no runs in")
+    assert cli("runs").returncode == 0  # the group alone prints its help
+
+
+def test_runs_compare_shows_what_differs(cli: Any, tiny_run: Any, tmp_path: Path) -> None:
+    for name, lr in (("slow", "1e-4"), ("fast", "3e-2")):
+        tiny_run(tmp_path, name, f"optimizer.lr={lr}")
+    out = cli("runs", "compare", str(tmp_path / "slow"), str(tmp_path / "fast"))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "optimizer.lr" in lines[0] and "test/accuracy *" in lines[0]
+    assert {lines[1].split()[0], lines[2].split()[0]} == {"slow", "fast"}
+    missing = cli("runs", "compare", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "is not a run, cross-validation or sweep directory" in missing.stderr
+
+
+def test_a_collection_is_listed_compared_and_reported(
+    cli: Any, plugin_site: Any, tiny_run: Any, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    plugin_site("study", STUDY)
+    study = make_study(tmp_path, tiny_run)
+
+    out = cli("runs", "compare", str(study))  # expanded into its members, generically
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("study/") == 3 and "optimizer.lr" in out.stdout.splitlines()[0]
+    listed = cli("runs", "list", "--dir", str(tmp_path))
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["study/000", "study/001", "study/002"]
+
+    out = cli("report", str(study))
+    assert out.returncode == 0, out.stderr
+    report = study / "report"
+    assert (report / "sweep.png").stat().st_size > 1000 and (report / "curves.png").is_file()
+    text = (report / "report.md").read_text()
+    assert "# Sweep study" in text and "3 finished trials of 3; metric `val/accuracy` (max)." in text
+    assert "| member | optimizer.lr | val/accuracy | wall_time_s |" in text
+    best = json.loads((study / "study.json").read_text())["best"]
+    assert f"## Best: {best}" in text
+
+
+def test_a_collections_report_draws_a_wide_positive_setting_on_a_log_axis() -> None:
+    from engine_experiments.report_collection import _log_scale
+
+    assert _log_scale([1e-4, 3e-3, 3e-2])  # a learning rate over more than two orders of magnitude
+    assert not _log_scale([16.0, 64.0, 256.0]) and not _log_scale([-1.0, 1000.0]) and not _log_scale([])
