@@ -21,7 +21,7 @@ def digits_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.limit_test_batches=1",
         "model.width=8",
     ]
-    return train(tmp_path_factory.mktemp("digits"), "digits", "vision/digits", quick)
+    return Path(train(*quick, root=tmp_path_factory.mktemp("digits"), recipe="vision/digits", name="digits").run_dir)
 
 
 @pytest.mark.parametrize("target", ["torchscript", "export", "onnx", "int8"])
