@@ -7,6 +7,7 @@ every other command stay fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from engine import Section, hookimpl
@@ -60,6 +61,16 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
     from engine_sweep.callback import reporter
 
     return [reporter(section, config)]
+
+
+@hookimpl
+def engine_run_collection(path: Path) -> Any:
+    """A sweep directory (``sweep.json``): its trials, best trial and figures (``runs list|compare``, ``report``)."""
+    if not (path / "sweep.json").is_file():
+        return None
+    from engine_sweep.collection import describe
+
+    return describe(path)
 
 
 def _formatter(prog: str) -> Any:
