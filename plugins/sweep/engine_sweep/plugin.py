@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from engine import Section, hookimpl
+from engine import CommandSink, Section, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -78,7 +78,7 @@ def _formatter(prog: str) -> Any:
 
 
 @hookimpl
-def engine_add_commands(subparsers: Any) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "sweep",
         help="search hyperparameters over any run (Optuna TPE/random/grid with pruning, or Ray Tune)",
