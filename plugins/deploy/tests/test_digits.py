@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("engine_vision")
+#: Each trains a vision model first (10-15 s on 2 cores) and exports it several times.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

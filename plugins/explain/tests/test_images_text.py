@@ -58,6 +58,7 @@ def vit_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(train(*overrides, root=root, name="vit").run_dir)
 
 
+@pytest.mark.slow
 def test_images_get_heatmaps_and_a_transformer_its_attention(vit_run: Path, cli: Any, tmp_path: Path) -> None:
     from engine_deploy.common import split_inputs
 
