@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,11 +12,7 @@ from engine_tabular.data import Churn, TabularCSV
 
 import engine
 from engine import ConfigError
-from engine.config import compose, validate
-from engine.runner import run
-from engine.testing import check_plugin, run_cli
-
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+from engine.testing import check_plugin, train_run
 
 
 def write(path: Path, text: str) -> Path:
@@ -59,9 +56,8 @@ def test_columns_are_typed_standardised_and_indexed_on_the_training_split(table:
 
 
 def test_churn_learns_far_above_the_majority_class(tmp_path: Path) -> None:
-    reg = engine.get_registry()
-    overrides = ["data.num_rows=3000", "trainer.max_epochs=6", f"run.dir={tmp_path}", "run.name=churn", *QUIET]
-    summary = run(validate(compose(reg, "tabular/churn", [], overrides), reg), reg).summary
+    overrides = ["data.num_rows=3000", "trainer.max_epochs=6"]
+    summary = train_run(*overrides, root=tmp_path, recipe="tabular/churn", name="churn").summary
     facts = json.loads((tmp_path / "churn" / "facts.json").read_text())
     data = Churn(num_rows=3000)
     test_y = data.y[data.split["test"]]
@@ -76,10 +72,9 @@ def test_regression_label(tmp_path: Path) -> None:
     path = write(tmp_path / "r.csv", "\n".join(rows) + "\n")
     data = TabularCSV(str(path), label="y", problem="regression")
     assert data.facts["problem"] == "regression" and data.facts["out_features"] == 1
-    reg = engine.get_registry()
     overrides = ["model=tabular.embedding_mlp", "data=tabular.csv", f"data.path={path}", "data.label=y"]
-    overrides += ["data.problem=regression", "trainer.max_epochs=2", f"run.dir={tmp_path}", *QUIET]
-    assert "test/mae" in run(validate(compose(reg, None, [], overrides), reg), reg).summary["metrics"]
+    overrides += ["data.problem=regression", "trainer.max_epochs=2"]
+    assert "test/mae" in train_run(*overrides, root=tmp_path).summary["metrics"]
 
 
 @pytest.mark.parametrize(
@@ -96,14 +91,13 @@ def test_regression_label(tmp_path: Path) -> None:
 )
 def test_mistakes_get_one_clear_message(tmp_path: Path, text: str, params: list[str], message: str) -> None:
     path = write(tmp_path / "bad.csv", text)
-    reg = engine.get_registry()
     overrides = ["model=tabular.embedding_mlp", "data=tabular.csv", f"data.path={path}", *params, f"run.dir={tmp_path}"]
     with pytest.raises(ConfigError) as err:
-        run(validate(compose(reg, None, [], overrides), reg), reg)
+        engine.train(engine.plan(engine.compose(overrides=overrides)))
     assert message in err.value.message
     assert not any((tmp_path).glob("*/config.yaml"))  # nothing is left behind
 
 
-def test_the_command_line_says_it_in_one_line(tmp_path: Path) -> None:
-    out = run_cli("run", "model=tabular.embedding_mlp", "data=tabular.csv", f"data.path={tmp_path / 'no.csv'}")
+def test_the_command_line_says_it_in_one_line(cli: Any, tmp_path: Path) -> None:
+    out = cli("run", "model=tabular.embedding_mlp", "data=tabular.csv", f"data.path={tmp_path / 'no.csv'}")
     assert out.returncode == 2 and "error: CSV file not found" in out.stderr and "Traceback" not in out.stderr

@@ -16,10 +16,7 @@ def get_run(run: str | None, epochs: int = 15) -> Path:
     if run:
         return Path(run)
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run as train
 
-    reg = engine.get_registry()
     root = Path(tempfile.mkdtemp(prefix="deploy-bench-"))
     recipe = "vision/digits" if digits_available() else "core/mlp-synthetic"
     overrides = [
@@ -30,5 +27,4 @@ def get_run(run: str | None, epochs: int = 15) -> Path:
         "run.name=bench",
     ]
     print(f"training {recipe} for {epochs} epochs into {root} (pass --run RUN to reuse a trained run)", flush=True)
-    cfg = validate(compose(reg, recipe, [], overrides), reg)
-    return Path(train(cfg, reg).run_dir)
+    return Path(engine.train(engine.plan(engine.compose(recipe, overrides=overrides))).run_dir)

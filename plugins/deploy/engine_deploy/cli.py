@@ -8,12 +8,12 @@ import os
 import sys
 from typing import Any
 
+from engine import EngineError
 from engine.console import Console, Table
-from engine.errors import EngineError
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    from engine.config import parse_override
+    from engine import parse_override
 
     options: dict[str, Any] = {}
     for item in args.option:

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import EngineError
+from engine import EngineError
 from engine.runs import Run, open_run
 
 MANIFEST = "manifest.json"
@@ -166,7 +166,6 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
 def load_artifact(directory: str | Path) -> Artifact:
     """Rebuild the target named in the manifest with its options and load the artifact."""
     import engine
-    from engine.build import build_component
 
     manifest = read_manifest(directory)
     root = Path(directory).expanduser()
@@ -180,7 +179,7 @@ def load_artifact(directory: str | Path) -> Artifact:
     file = root / name
     if not file.exists():
         raise EngineError(f"the manifest names {file.name}, which is missing from {root}", hint="deploy again")
-    target = build_component(engine.get_registry(), "deploy", manifest["target"], dict(manifest.get("options") or {}))
+    target = engine.create("deploy", manifest["target"], **dict(manifest.get("options") or {}))
     fn = target.load(file)
     return Artifact(root, manifest, fn)
 
@@ -245,22 +244,16 @@ def artifact_size(path: Path) -> int:
 
 
 def metric(outputs_: torch.Tensor, targets: torch.Tensor, problem: str, num_classes: int | None) -> tuple[str, float]:
-    """The test metric: accuracy for classification, mean absolute error for regression (torchmetrics)."""
-    import torchmetrics.functional as tmf
+    """The problem's primary metric (accuracy, macro F1 for multi-label, mean absolute error): the core's table."""
+    from engine.tasks import PRIMARY, score
 
-    from engine.builtins.losses import match_target
-
-    if problem == "classification":
-        classes = int(num_classes or outputs_.shape[-1])
-        return "accuracy", float(tmf.accuracy(outputs_, targets, task="multiclass", num_classes=classes))
-    if problem == "multilabel":
-        probs, labels = outputs_.float().sigmoid(), match_target(outputs_, targets).long()
-        return "f1", float(tmf.f1_score(probs, labels, task="multilabel", num_labels=probs.shape[-1], average="macro"))
-    return "mae", float(tmf.mean_absolute_error(outputs_, match_target(outputs_, targets)))
+    kind = problem if problem in PRIMARY else "regression"
+    name = PRIMARY[kind][0]
+    return name, score(outputs_, targets, kind, num_classes, names=(name,))[name]
 
 
 def to_probabilities(out: torch.Tensor, problem: str) -> torch.Tensor:
-    """Class probabilities (softmax), label probabilities (sigmoid, multi-label), else the outputs."""
-    if problem == "classification":
-        return out.float().softmax(-1)
-    return out.float().sigmoid() if problem == "multilabel" else out.float()
+    """Class probabilities (softmax), label probabilities (sigmoid, multi-label), else the outputs (the core's rule)."""
+    from engine.tasks import to_probabilities
+
+    return to_probabilities(out, problem)

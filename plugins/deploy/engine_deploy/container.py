@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from engine.errors import ConfigError, EngineError
+from engine import ConfigError, EngineError
 from engine_deploy import context_files, pins
 
 #: The deployment target whose artifact the image serves, per ``format``.
@@ -61,10 +61,9 @@ class Container:
         if any(c.isspace() for c in base):
             raise ConfigError(f"container base must be an image reference, got {base!r}", hint="base=python:3.11-slim")
         import engine
-        from engine.build import build_component
 
         self.format, self.base, self.port = format, base, port
-        self._inner = build_component(engine.get_registry(), "deploy", INNER[format], {})
+        self._inner = engine.create("deploy", INNER[format])
         self._run: Any = None
         self.report: dict[str, Any] = {}
 

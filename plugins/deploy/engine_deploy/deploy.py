@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import EngineError
+from engine import EngineError
 from engine.protocols import DeclaresBatching, DescribesArtifact, HasPrimaryMetric, implements
 from engine_deploy import common
 from engine_deploy.protocols import DescribesOutputs, ScoresOutputs, UsesRun
@@ -51,6 +51,18 @@ def deploy(
         torch.set_num_threads(previous)  # a pipeline or a bench goes on with its own thread count
 
 
+def _parameters(component: Any) -> list[str]:
+    """The names of a component's parameters, in order (its target's signature; none when it has none readable)."""
+    import inspect
+
+    try:
+        params = inspect.signature(component.load()).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in named]
+
+
 def _deploy(
     run_path: str | Path,
     target_name: str,
@@ -62,16 +74,13 @@ def _deploy(
 ) -> dict[str, Any]:
     """:func:`deploy`, which puts the caller's thread count back afterwards."""
     import engine
-    from engine.build import build_component
 
-    registry = engine.get_registry()
-    component = registry.resolve("deploy", target_name)  # unknown names: did-you-mean, before any work
+    component = engine.get_registry().resolve("deploy", target_name)  # unknown names: did-you-mean, before any work
     run = common.open_trained(run_path)
     options = dict(options or {})
-    sig = registry.load_signature(component)
-    if threads > 0 and sig is not None and "threads" in {p.name for p in sig.params}:
+    if threads > 0 and "threads" in _parameters(component):
         options.setdefault("threads", threads)
-    target = build_component(registry, "deploy", component.qualified_name, options)
+    target = engine.create("deploy", component.qualified_name, **options)
     if implements(target, UsesRun):  # a target packaging more than the model (the container's build context)
         target.use_run(run)
     tolerance = float(target.tolerance)
@@ -152,7 +161,7 @@ def _deploy(
     manifest: dict[str, Any] = {
         "format": 1,
         "target": component.qualified_name,
-        "options": _plain(_options(target, component, registry)),
+        "options": _plain(_options(target, component)),
         "artifact": artifact.name,  # a file of this directory: a manifest names nothing outside it
         "checkpoint": str(run.checkpoint("best").relative_to(run.path)),  # relative to the run directory
         "model": _plain(run.config.get("model", {})),
@@ -235,10 +244,9 @@ def _verify_described(
     }
 
 
-def _options(target: Any, component: Any, registry: Any) -> dict[str, Any]:
+def _options(target: Any, component: Any) -> dict[str, Any]:
     """The target's parameters as built (defaults included), read back from the instance."""
-    sig = registry.load_signature(component)
-    return {p.name: getattr(target, p.name) for p in (sig.params if sig else ()) if hasattr(target, p.name)}
+    return {name: getattr(target, name) for name in _parameters(component) if hasattr(target, name)}
 
 
 def _plain(value: Any) -> Any:

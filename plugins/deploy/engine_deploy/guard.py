@@ -16,7 +16,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 @dataclass(frozen=True)

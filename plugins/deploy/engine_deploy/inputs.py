@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 class InputError(EngineError):

@@ -31,7 +31,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from engine.errors import EngineError
+from engine import EngineError
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 #: Distributions whose default Linux wheels bundle CUDA: pinned to the CPU index's ``+cpu`` builds.

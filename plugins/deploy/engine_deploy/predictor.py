@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.errors import EngineError
+from engine import EngineError
 from engine.protocols import implements
 from engine_deploy import common
 from engine_deploy.inputs import InputError, as_array, read_file, standardize

@@ -38,7 +38,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from engine.errors import EngineError
+from engine import EngineError
 from engine_deploy.batching import Batcher
 from engine_deploy.endpoint import Headers, PredictEndpoint, Refused, to_json
 from engine_deploy.guard import Limits, make_server

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from engine.errors import ConfigError, EngineError
+from engine import ConfigError, EngineError
 
 ONNX_HINT = "pip install 'engine-deploy[onnx]'  (onnx, onnxruntime and onnxscript)"
 

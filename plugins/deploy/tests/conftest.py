@@ -1,33 +1,28 @@
-"""A tiny trained core MLP run, shared by every test of the session (a few seconds to train)."""
+"""A tiny trained core MLP run, shared by every test of the session (a few seconds to train).
+
+``cli``, ``train`` and ``one_thread`` come from :mod:`engine.testing`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-def _train(root: Path, name: str, recipe: str | None, overrides: list[str]) -> Path:
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    cfg = validate(compose(reg, recipe, [], [*overrides, *quiet, f"run.dir={root}", f"run.name={name}"]), reg)
-    return Path(run(cfg, reg).run_dir)
+@pytest.fixture(autouse=True, scope="session")
+def _threads(one_thread: None) -> Iterator[None]:
+    """Tiny models: one torch thread is several times faster on a shared machine."""
+    yield
 
 
 @pytest.fixture(scope="session")
-def mlp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mlp_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    overrides = ["data.num_samples=600", "data.num_features=12", "model.hidden=[32]", "trainer.max_epochs=3"]
     root = tmp_path_factory.mktemp("runs")
-    return _train(
-        root,
-        "mlp",
-        "core/mlp-synthetic",
-        ["data.num_samples=600", "data.num_features=12", "model.hidden=[32]", "trainer.max_epochs=3"],
-    )
+    return Path(train(*overrides, root=root, recipe="core/mlp-synthetic", name="mlp").run_dir)
 
 
 @pytest.fixture(scope="session")
@@ -37,24 +32,3 @@ def onnx_dir(mlp_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx")
     deploy(mlp_run, "onnx", out=out, timing=False)
     return out
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The engine command in-process (same parser, handlers and error printing as the installed script)."""
-    from engine.cli import main
-
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(scope="session")
-def train() -> Any:
-    """``train(root, name, recipe, overrides) -> run directory``: a quiet run through the engine's runner."""
-    return _train
-
-
-@pytest.fixture(scope="session")
-def cli() -> Any:
-    """``cli(capsys, *args) -> (exit code, stdout, stderr)``: the engine command in-process."""
-    return _cli

@@ -41,6 +41,7 @@ def _entrypoint(dockerfile: str) -> list[str]:
     return json.loads(lines[0].removeprefix("ENTRYPOINT "))
 
 
+@pytest.mark.slow
 def test_context_holds_the_image_files_and_no_host_path(context: Any, mlp_run: Path) -> None:
     out, manifest = context
     for name in (
@@ -102,6 +103,7 @@ def test_context_holds_the_image_files_and_no_host_path(context: Any, mlp_run: P
             assert not found, f"{file.relative_to(out)} names {found}"
 
 
+@pytest.mark.slow
 def test_a_wheel_per_engine_distribution_the_run_used(context: Any, mlp_run: Path) -> None:
     out, manifest = context
     wheels = sorted((out / "wheels").glob("*.whl"))
@@ -129,6 +131,7 @@ def _call(url: str, body: bytes | None = None, headers: dict[str, str] | None = 
         return err.code, json.loads(err.read() or b"{}")
 
 
+@pytest.mark.slow
 def test_the_entry_command_serves_the_context_outside_a_container(context: Any, tmp_path: Path) -> None:
     """What `docker run -e ENGINE_API_KEY=... IMAGE --host 127.0.0.1 --port N` runs, in the context directory."""
     out, _ = context

@@ -53,11 +53,11 @@ def test_every_target_verifies(mlp_run: Path, tmp_path: Path, target: str) -> No
     assert manifest["out_dir"] == str(tmp_path)
 
 
-def test_deploy_command_reports_parity_latency_and_writes_default_dir(cli: Any, mlp_run: Path, capsys) -> None:
-    code, out, err = cli(capsys, "deploy", str(mlp_run), "--target", "onnx", "--opset", "17", "-o", "threads=1")
-    assert code == 0, err
+def test_deploy_command_reports_parity_latency_and_writes_default_dir(cli: Any, mlp_run: Path) -> None:
+    r = cli("deploy", str(mlp_run), "--target", "onnx", "--opset", "17", "-o", "threads=1")
+    assert r.returncode == 0, r.stderr
     for text in ("max abs diff", "test/accuracy", "batch 1", "batch 32", "eager p50", "verified:"):
-        assert text in out
+        assert text in r.stdout
     manifest = json.loads((mlp_run / "deploy" / "onnx" / "manifest.json").read_text())
     assert manifest["options"]["opset"] == 17
     lat = manifest["verification"]["latency_ms"]
@@ -105,18 +105,19 @@ def test_bad_deploy_requests(mlp_run: Path, tmp_path: Path) -> None:
         deploy(tmp_path / "nope", "onnx")
 
 
-def test_run_without_checkpoint_is_one_clear_line(cli: Any, mlp_run: Path, tmp_path: Path, capsys) -> None:
+def test_run_without_checkpoint_is_one_clear_line(cli: Any, mlp_run: Path, tmp_path: Path) -> None:
     empty = tmp_path / "run"
     empty.mkdir()
     (empty / "config.yaml").write_text((mlp_run / "config.yaml").read_text())
     (empty / "summary.json").write_text('{"status": "failed"}')
     for args in (["deploy", str(empty), "--target", "onnx"], ["predict", str(empty), "x.json"], ["serve", str(empty)]):
-        code, _, err = cli(capsys, *args)
-        assert code == 2, err
-        assert "has no checkpoint" in err and "Traceback" not in err
-        assert err.count("\n") <= 2
+        r = cli(*args)
+        assert r.returncode == 2, r.stderr
+        assert "has no checkpoint" in r.stderr and "Traceback" not in r.stderr
+        assert r.stderr.count("\n") <= 2
 
 
+@pytest.mark.slow
 def test_missing_onnx_says_what_to_install(mlp_run: Path, tmp_path: Path) -> None:
     """With onnx/onnxruntime unimportable the plugin still lists, and the onnx target names the extra."""
     block = tmp_path / "block"
@@ -137,5 +138,5 @@ def test_missing_onnx_says_what_to_install(mlp_run: Path, tmp_path: Path) -> Non
 def test_help_texts(cli: Any, capsys) -> None:
     for cmd in ("deploy", "predict", "serve"):
         with pytest.raises(SystemExit) as exit_:
-            cli(capsys, cmd, "--help")
+            cli(cmd, "--help")
         assert exit_.value.code == 0 and "examples:" in capsys.readouterr().out

@@ -15,6 +15,8 @@ import pytest
 import torch
 
 pytest.importorskip("engine_vision")
+#: Each trains a vision model first (10-15 s on 2 cores) and exports it several times.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,8 @@ def detect_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=2",
     ]
-    return train(tmp_path_factory.mktemp("detect"), "detect", "vision/shapes-detect", quick)
+    root = tmp_path_factory.mktemp("detect")
+    return Path(train(*quick, root=root, recipe="vision/shapes-detect", name="detect").run_dir)
 
 
 @pytest.fixture(scope="module")
@@ -102,37 +105,39 @@ def test_predictor_boxes_eager_and_onnx(detect_run: Path, detect_onnx: Path, ima
 
 
 def test_predict_command_prints_and_draws(
-    cli: Any, detect_run: Path, detect_onnx: Path, images: dict[str, Path], tmp_path: Path, capsys: Any
+    cli: Any, detect_run: Path, detect_onnx: Path, images: dict[str, Path], tmp_path: Path
 ) -> None:
     from PIL import Image
 
     out = tmp_path / "boxes.png"
-    code, stdout, err = cli(capsys, "predict", str(detect_run), str(images["big"]), "--out", str(out), "--json")
-    assert code == 0, err
-    (line,) = [json.loads(x) for x in stdout.splitlines()]
+    r = cli("predict", str(detect_run), str(images["big"]), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    (line,) = [json.loads(x) for x in r.stdout.splitlines()]
     assert line["input"] == str(images["big"]) and line["drawn"] == str(out) and line["detections"]
     assert all(0 <= v <= 128 for d in line["detections"] for v in d["box"][::2])
     assert Image.open(out).size == (128 * 3, 96 * 3)  # small images are drawn enlarged (labels stay readable)
     two = [str(images["one"]), str(images["two"])]
     drawn = ["--out", str(tmp_path / "drawn"), "--min-score", "0.0"]
-    code, stdout, err = cli(capsys, "predict", str(detect_run), *two, "--artifact", str(detect_onnx), *drawn)
-    assert code == 0, err
-    assert "label" in stdout and "score" in stdout and "(deploy.onnx; drawn:" in stdout
+    r = cli("predict", str(detect_run), *two, "--artifact", str(detect_onnx), *drawn)
+    assert r.returncode == 0, r.stderr
+    assert "label" in r.stdout and "score" in r.stdout and "(deploy.onnx; drawn:" in r.stdout
     assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["0000.png", "0001.png"]
-    code, stdout, _ = cli(capsys, "predict", str(detect_run), str(images["one"]), "--json", "--min-score", "1.1")
-    assert code == 0 and json.loads(stdout)["detections"] == []
+    r = cli("predict", str(detect_run), str(images["one"]), "--json", "--min-score", "1.1")
+    assert r.returncode == 0 and json.loads(r.stdout)["detections"] == []
 
 
-def test_predict_command_mistakes(cli: Any, detect_run: Path, mlp_run: Path, tmp_path: Path, capsys: Any) -> None:
+def test_predict_command_mistakes(cli: Any, detect_run: Path, mlp_run: Path, tmp_path: Path) -> None:
     sample = tmp_path / "x.json"
     sample.write_text(json.dumps(torch.zeros(3, 64, 64).tolist()))
-    code, _, err = cli(capsys, "predict", str(detect_run), str(sample), "--out", str(tmp_path / "o.png"))
-    assert code == 2 and "--out draws on image files" in err and "Traceback" not in err
-    code, stdout, err = cli(capsys, "predict", str(detect_run), str(sample), "--json")
-    assert code == 0 and "detections" in json.loads(stdout), err  # model-shaped JSON works without drawing
+    r = cli("predict", str(detect_run), str(sample), "--out", str(tmp_path / "o.png"))
+    assert r.returncode == 2 and "--out draws on image files" in r.stderr and "Traceback" not in r.stderr
+    r = cli("predict", str(detect_run), str(sample), "--json")
+    assert r.returncode == 0 and "detections" in json.loads(r.stdout), (
+        r.stderr
+    )  # model-shaped JSON works without drawing
     (tmp_path / "row.json").write_text(json.dumps([0.0] * 12))
-    code, _, err = cli(capsys, "predict", str(mlp_run), str(tmp_path / "row.json"), "--out", "o.png")
-    assert code == 2 and "--out is for detection runs; this run predicts classification" in err
+    r = cli("predict", str(mlp_run), str(tmp_path / "row.json"), "--out", "o.png")
+    assert r.returncode == 2 and "--out is for detection runs; this run predicts classification" in r.stderr
 
 
 def test_serve_returns_boxes(detect_run: Path) -> None:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("engine_vision")
+#: Each trains a vision model first (10-15 s on 2 cores) and exports it several times.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +23,7 @@ def digits_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "trainer.limit_test_batches=1",
         "model.width=8",
     ]
-    return train(tmp_path_factory.mktemp("digits"), "digits", "vision/digits", quick)
+    return Path(train(*quick, root=tmp_path_factory.mktemp("digits"), recipe="vision/digits", name="digits").run_dir)
 
 
 @pytest.mark.parametrize("target", ["torchscript", "export", "onnx", "int8"])

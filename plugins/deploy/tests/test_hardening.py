@@ -80,6 +80,7 @@ def _post(port: int, body: bytes, headers: dict[str, str] | None = None) -> tupl
     return int(head.split()[1]), json.loads(payload) if payload.startswith(b"{") else {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("body", "headers", "status", "message"),
     [
@@ -99,6 +100,7 @@ def test_hostile_bodies_get_4xx(served: Any, body: bytes, headers: dict, status:
     assert got == status and message in out.get("detail", ""), (got, out)
 
 
+@pytest.mark.slow
 def test_the_api_key_sent_twice_is_refused(served: Any) -> None:
     _, port, _ = served
     body = json.dumps({"inputs": [0.1] * 12}).encode()
@@ -109,6 +111,7 @@ def test_the_api_key_sent_twice_is_refused(served: Any) -> None:
     assert b"more than once" in _raw(port, both)
 
 
+@pytest.mark.slow
 def test_sizes_and_slow_clients_are_bounded(served: Any) -> None:
     _, port, _ = served
     huge = b"GET /health HTTP/1.1\r\nhost: x\r\nx-junk: " + b"a" * 100_000 + b"\r\n\r\n"
@@ -125,6 +128,7 @@ def test_sizes_and_slow_clients_are_bounded(served: Any) -> None:
     assert _raw(port, b"") == b""  # an idle connection is closed, not kept
 
 
+@pytest.mark.slow
 def test_ready_health_and_metrics(served: Any) -> None:
     import urllib.request
 
@@ -248,6 +252,7 @@ async def _storm(url: str, port: int, good: list[bytes], expected: list[Any], n:
     return codes
 
 
+@pytest.mark.slow
 def test_storm_of_good_and_hostile_requests(served: Any, mlp_run: Path) -> None:
     import urllib.request
 

@@ -54,16 +54,14 @@ def test_predict_files_eager_and_artifact_agree(mlp_run: Path, onnx_dir: Path, s
     assert [r["label"] for r in re[1:3]] == [r["label"] for r in re[7:9]]
 
 
-def test_predict_command_json(cli: Any, mlp_run: Path, onnx_dir: Path, samples: dict[str, Path], capsys) -> None:
-    code, out, err = cli(
-        capsys, "predict", str(mlp_run), str(samples["batch"]), "--artifact", str(onnx_dir), "--json", "--top", "4"
-    )
-    assert code == 0, err
-    lines = [json.loads(line) for line in out.splitlines()]
+def test_predict_command_json(cli: Any, mlp_run: Path, onnx_dir: Path, samples: dict[str, Path]) -> None:
+    r = cli("predict", str(mlp_run), str(samples["batch"]), "--artifact", str(onnx_dir), "--json", "--top", "4")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(lines) == 2 and len(lines[0]["top"]) == 4
     assert 0.5 < sum(t["probability"] for t in lines[0]["top"]) <= 1 + 1e-3  # top 4 of 6 classes
-    code, out, _ = cli(capsys, "predict", str(mlp_run), str(samples["one"]))
-    assert code == 0 and "class_" in out and "(eager)" in out
+    r = cli("predict", str(mlp_run), str(samples["one"]))
+    assert r.returncode == 0 and "class_" in r.stdout and "(eager)" in r.stdout
 
 
 def test_raw_rows_are_standardised(mlp_run: Path, tmp_path: Path) -> None:
@@ -100,13 +98,13 @@ def test_bad_inputs_are_one_clear_line(mlp_run: Path, tmp_path: Path, content: s
         Predictor(mlp_run).read([str(tmp_path / name)])
 
 
-def test_bad_predict_command(cli: Any, mlp_run: Path, tmp_path: Path, capsys) -> None:
-    code, _, err = cli(capsys, "predict", str(mlp_run), str(tmp_path / "missing.json"))
-    assert code == 2 and "input file not found" in err and "Traceback" not in err
-    code, _, err = cli(capsys, "predict", str(mlp_run), "x.json", "--artifact", str(tmp_path))
-    assert code == 2 and "no deployed artifact" in err
-    code, _, err = cli(capsys, "predict", str(mlp_run), "x.json", "--top", "0")
-    assert code == 2 and "--top must be >= 1" in err
+def test_bad_predict_command(cli: Any, mlp_run: Path, tmp_path: Path) -> None:
+    r = cli("predict", str(mlp_run), str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and "input file not found" in r.stderr and "Traceback" not in r.stderr
+    r = cli("predict", str(mlp_run), "x.json", "--artifact", str(tmp_path))
+    assert r.returncode == 2 and "no deployed artifact" in r.stderr
+    r = cli("predict", str(mlp_run), "x.json", "--top", "0")
+    assert r.returncode == 2 and "--top must be >= 1" in r.stderr
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +120,8 @@ def table_runs(train: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     (root / "t.csv").write_text("\n".join(rows) + "\n")
     common = ["model=mlp", "data=csv", f"data.path={root / 't.csv'}", "data.features=[a,b,c]", "trainer.max_epochs=2"]
     return {
-        "multilabel": train(root, "ml", None, [*common, "data.label=[red,big]"]),
-        "regression": train(root, "reg", None, [*common, "data.label=[r1,r2]"]),
+        "multilabel": Path(train(*common, "data.label=[red,big]", root=root, name="ml").run_dir),
+        "regression": Path(train(*common, "data.label=[r1,r2]", root=root, name="reg").run_dir),
         "rows": root / "t.csv",
     }
 
@@ -139,11 +137,11 @@ def test_predict_keeps_each_samples_output_shape(table_runs: dict[str, Path]) ->
     assert predictor.describe(torch.tensor([[0.5], [1.5]])) == [{"value": 0.5}, {"value": 1.5}]
 
 
-def test_predict_a_multilabel_run(cli: Any, table_runs: dict[str, Path], capsys) -> None:
-    code, out, err = cli(capsys, "predict", str(table_runs["multilabel"]), str(table_runs["rows"]), "--json")
-    assert code == 0, err
-    first = json.loads(out.splitlines()[0])
+def test_predict_a_multilabel_run(cli: Any, table_runs: dict[str, Path]) -> None:
+    r = cli("predict", str(table_runs["multilabel"]), str(table_runs["rows"]), "--json")
+    assert r.returncode == 0, r.stderr
+    first = json.loads(r.stdout.splitlines()[0])
     assert set(first["labels"]) <= {"red", "big"} and {t["label"] for t in first["top"]} == {"red", "big"}
     assert all(0 <= t["probability"] <= 1 for t in first["top"])
-    code, out, err = cli(capsys, "predict", str(table_runs["multilabel"]), str(table_runs["rows"]))
-    assert code == 0 and "labels" in out and "probabilities" in out
+    r = cli("predict", str(table_runs["multilabel"]), str(table_runs["rows"]))
+    assert r.returncode == 0 and "labels" in r.stdout and "probabilities" in r.stdout

@@ -96,6 +96,7 @@ def test_concurrent_requests_are_batched(server: Any) -> None:
     assert samples == 48 and calls < 48  # several requests shared a model call
 
 
+@pytest.mark.slow
 def test_serve_command_starts_and_stops(mlp_run: Path) -> None:
     from engine_deploy.server import free_port
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import EngineError
-from engine.errors import did_you_mean
+from engine import EngineError, did_you_mean
 from engine_explain import methods
+from engine_explain import outputs as written
 
 KINDS = ("image", "spectrogram", "matrix", "features", "text", "tensor")
 
@@ -104,12 +104,6 @@ def resolve_target(target: str | None, names: list[str] | None, outputs: torch.T
     return torch.full((len(outputs),), index, dtype=torch.long)
 
 
-def slug(index: int, name: str) -> str:
-    """A file stem for input ``name`` (``batch.npy[3]`` -> ``003-batch-3``)."""
-    stem = Path(name.split("[")[0]).stem + ("-" + name.split("[")[1].rstrip("]") if "[" in name else "")
-    return f"{index:03d}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "input")
-
-
 def token_strings(run_path: Path, ids: list[int]) -> list[str]:
     """Each token id as text, with the run's ``tokenizer.json`` (``#id`` when there is none)."""
     file = run_path / "tokenizer.json"
@@ -154,8 +148,6 @@ def explain(
 ) -> Report:
     """Explain the run's model on ``inputs`` (files read like ``engine predict`` reads them); write into ``out``."""
     from engine_deploy.predictor import Predictor
-
-    from engine_explain import outputs as written
 
     check_method(method)
     for name, value, low in (("--batch-size", batch_size, 1), ("--steps", steps, 2), ("--samples", samples, 1)):

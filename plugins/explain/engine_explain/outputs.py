@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,14 @@ def _title(report: Any, item: Any) -> str:
     return f"{Path(item.name).name}: predicted {said}, explaining {item.target_label} ({report.method})"
 
 
+def slug(index: int, name: str) -> str:
+    """A file stem for input ``name`` (``batch.npy[3]`` -> ``003-batch-3``)."""
+    stem = Path(name.split("[")[0]).stem + ("-" + name.split("[")[1].rstrip("]") if "[" in name else "")
+    return f"{index:03d}-" + (re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "input")
+
+
 def write(report: Any, layers: list[np.ndarray], top: int) -> None:
     """Write every file for ``report`` (an :class:`engine_explain.explain.Report`) and record them on it."""
-    from engine_explain.explain import slug
-
     out: Path = report.out
     names = report.feature_names
     if report.kind == "features":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import hookimpl
+from engine import CommandSink, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -48,7 +48,7 @@ def _formatter(prog: str) -> Any:
 
 
 @hookimpl
-def engine_add_commands(subparsers: Any) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "explain",
         help="attribute a run's predictions to its inputs (Captum): heatmaps, ranked features, tokens, attention",

@@ -1,25 +1,22 @@
-"""Tiny trained runs shared by the session, and the engine command in-process."""
+"""Tiny trained runs shared by the session (``cli``, ``train`` and ``one_thread`` come from :mod:`engine.testing`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads(one_thread: None) -> Iterator[None]:
+    """Tiny models: one torch thread is several times faster on a shared machine."""
+    yield
+
+
 #: Only these columns decide the label of the synthetic table below.
 DECISIVE = ("x1", "x4")
-
-
-def _train(root: Path, name: str, overrides: list[str]) -> Path:
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    cfg = validate(compose(reg, None, [], [*overrides, *QUIET, f"run.dir={root}", f"run.name={name}"]), reg)
-    return Path(run(cfg, reg).run_dir)
 
 
 def write_table(path: Path, rows: int, seed: int, label: bool = True) -> Path:
@@ -38,35 +35,16 @@ def write_table(path: Path, rows: int, seed: int, label: bool = True) -> Path:
 
 
 @pytest.fixture(scope="session")
-def table_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def table_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The core's mlp trained on the table: only x1 and x4 determine the label."""
     root = tmp_path_factory.mktemp("runs")
     data = write_table(root / "table.csv", 600, seed=0)
     overrides = ["model=mlp", "model.hidden=[32]", "model.dropout=0", "data=csv", f"data.path={data}",
                  "data.standardize=false", "optimizer.lr=0.01", "trainer.max_epochs=12"]  # fmt: skip
-    return _train(root, "table", overrides)
+    return Path(train(*overrides, root=root, name="table").run_dir)
 
 
 @pytest.fixture(scope="session")
 def rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """48 fresh rows of the same table (with its header, the label column left out by name)."""
     return write_table(tmp_path_factory.mktemp("inputs") / "rows.csv", 48, seed=1)
-
-
-@pytest.fixture(scope="session")
-def train() -> Any:
-    return _train
-
-
-@pytest.fixture(scope="session")
-def cli() -> Any:
-    """``cli(capsys, *args) -> (exit code, stdout, stderr)``: the engine command in-process."""
-
-    def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-        from engine.cli import main
-
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run

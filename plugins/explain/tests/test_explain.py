@@ -17,7 +17,7 @@ METHODS = ("integrated_gradients", "saliency", "occlusion", "gradient_shap")
 def test_plugin_passes_the_conformance_kit(engine_check: Any, cli: Any, capsys: Any) -> None:
     assert engine_check("explain") == []  # a command only: no component to build, and the plugin loads
     with pytest.raises(SystemExit) as done:
-        cli(capsys, "explain", "--help")
+        cli("explain", "--help")
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "integrated_gradients" in text and "attributions.json" in text and "examples:" in text
@@ -27,6 +27,7 @@ def _mean_abs(report: Any) -> np.ndarray:
     return np.mean([np.abs(item.attribution) for item in report.items], axis=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_attributions_rank_exactly_the_decisive_features_first(table_run: Path, rows: Path, method: str) -> None:
     from engine_explain.explain import explain
@@ -44,13 +45,14 @@ def test_attributions_rank_exactly_the_decisive_features_first(table_run: Path, 
     assert mean[decisive].min() > 3 * np.delete(mean, decisive).max()
 
 
-def test_files_tables_and_batching(table_run: Path, rows: Path, cli: Any, capsys: Any, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_files_tables_and_batching(table_run: Path, rows: Path, cli: Any, tmp_path: Path) -> None:
     from engine_explain.explain import explain
 
     out = tmp_path / "ig"
-    code, text, err = cli(capsys, "explain", str(table_run), str(rows), "--out", str(out), "--top", "3")
-    assert code == 0, err
-    assert "mean |attribution| over 48 inputs" in text and {"x1", "x4"} <= set(text.split())
+    r = cli("explain", str(table_run), str(rows), "--out", str(out), "--top", "3")
+    assert r.returncode == 0, r.stderr
+    assert "mean |attribution| over 48 inputs" in r.stdout and {"x1", "x4"} <= set(r.stdout.split())
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == 48 and pngs[0].name == "000-rows-0.png"
     with (out / "attributions.csv").open() as fh:
@@ -69,18 +71,18 @@ def _records(out: Path) -> list[dict[str, Any]]:
     return json.loads((out / "attributions.json").read_text())["inputs"]
 
 
-def test_one_input_shows_a_ranked_table_and_a_target(table_run: Path, cli: Any, capsys: Any, tmp_path: Path) -> None:
+def test_one_input_shows_a_ranked_table_and_a_target(table_run: Path, cli: Any, tmp_path: Path) -> None:
     sample = tmp_path / "one.json"
     sample.write_text(json.dumps([0.0, 2.0, 0.0, 0.0, -2.0, 0.0, 0.0, 0.0]))  # clearly "pos"
-    code, text, err = cli(capsys, "explain", str(table_run), str(sample), "--target", "neg", "-m", "occlusion")
-    assert code == 0, err
-    lines = text.splitlines()
+    r = cli("explain", str(table_run), str(sample), "--target", "neg", "-m", "occlusion")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
     assert "predicted pos" in lines[0] and "explaining neg" in lines[0]
     assert lines[1].split() == ["rank", "feature", "value", "attribution"]
     assert {lines[2].split()[1], lines[3].split()[1]} == DECISIVE
     assert float(lines[2].split()[3]) < 0  # evidence against "neg"
-    code, text, _ = cli(capsys, "explain", str(table_run), str(sample), "--json", "--out", str(tmp_path / "j"))
-    record = json.loads(text.splitlines()[0])
+    r = cli("explain", str(table_run), str(sample), "--json", "--out", str(tmp_path / "j"))
+    record = json.loads(r.stdout.splitlines()[0])
     assert record["target"] == "pos" and record["prediction"]["label"] == "pos"
 
 
@@ -94,11 +96,9 @@ def test_one_input_shows_a_ranked_table_and_a_target(table_run: Path, cli: Any, 
         (["--steps", "1"], "--steps must be >= 2"),
     ],
 )
-def test_bad_options_are_one_line(
-    table_run: Path, rows: Path, cli: Any, capsys: Any, args: list[str], message: str
-) -> None:
-    code, out, err = cli(capsys, "explain", str(table_run), str(rows), *args)
-    _one_line(code, out, err, message)
+def test_bad_options_are_one_line(table_run: Path, rows: Path, cli: Any, args: list[str], message: str) -> None:
+    r = cli("explain", str(table_run), str(rows), *args)
+    _one_line(r.returncode, r.stdout, r.stderr, message)
 
 
 def _one_line(code: int, out: str, err: str, message: str) -> None:
@@ -107,15 +107,18 @@ def _one_line(code: int, out: str, err: str, message: str) -> None:
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("  hint: "))
 
 
-def test_an_input_of_the_wrong_shape(table_run: Path, cli: Any, capsys: Any, tmp_path: Path) -> None:
+def test_an_input_of_the_wrong_shape(table_run: Path, cli: Any, tmp_path: Path) -> None:
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((2, 5), dtype=np.float32))
-    code, out, err = cli(capsys, "explain", str(table_run), str(bad))
-    _one_line(code, out, err, "expected one sample of shape [8] or a batch [batch, 8], got shape [2, 5]")
+    r = cli("explain", str(table_run), str(bad))
+    _one_line(
+        r.returncode, r.stdout, r.stderr, "expected one sample of shape [8] or a batch [batch, 8], got shape [2, 5]"
+    )
 
 
+@pytest.mark.slow
 def test_a_model_captum_cannot_differentiate(
-    table_run: Path, rows: Path, cli: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    table_run: Path, rows: Path, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import torch
     from engine_deploy import common
@@ -134,11 +137,11 @@ def test_a_model_captum_cannot_differentiate(
             return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
 
     monkeypatch.setattr(common, "eager_model", lambda run, datamodule=None: Hard(real(run, datamodule)))
-    code, out, err = cli(capsys, "explain", str(table_run), str(rows))
-    _one_line(code, out, err, "Captum cannot differentiate the run's model")
-    assert "--method occlusion" in err
-    code, _, err = cli(capsys, "explain", str(table_run), str(rows), "-m", "occlusion", "--out", str(tmp_path / "o"))
-    assert code == 0, err  # perturbation needs no gradient
+    r = cli("explain", str(table_run), str(rows))
+    _one_line(r.returncode, r.stdout, r.stderr, "Captum cannot differentiate the run's model")
+    assert "--method occlusion" in r.stderr
+    r = cli("explain", str(table_run), str(rows), "-m", "occlusion", "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr  # perturbation needs no gradient
 
 
 def test_input_kinds_and_language_model_outputs() -> None:

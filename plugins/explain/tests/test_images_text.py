@@ -55,12 +55,11 @@ def vit_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     overrides = ["model=vision.vit", "model.width=16", "model.heads=2", "model.depth=2", "data=vision.digits",
                  "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
                  "trainer.limit_test_batches=1"]  # fmt: skip
-    return train(root, "vit", overrides)
+    return Path(train(*overrides, root=root, name="vit").run_dir)
 
 
-def test_images_get_heatmaps_and_a_transformer_its_attention(
-    vit_run: Path, cli: Any, capsys: Any, tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_images_get_heatmaps_and_a_transformer_its_attention(vit_run: Path, cli: Any, tmp_path: Path) -> None:
     from engine_deploy.common import split_inputs
 
     from engine.runs import open_run
@@ -68,11 +67,9 @@ def test_images_get_heatmaps_and_a_transformer_its_attention(
     x, _, _ = split_inputs(open_run(vit_run).datamodule(), 3)
     np.save(tmp_path / "digits.npy", x.numpy())
     out = tmp_path / "out"
-    code, text, err = cli(
-        capsys, "explain", str(vit_run), str(tmp_path / "digits.npy"), "-m", "saliency", "-o", str(out)
-    )
-    assert code == 0, err
-    assert "attention: 2 layers captured" in text
+    r = cli("explain", str(vit_run), str(tmp_path / "digits.npy"), "-m", "saliency", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "attention: 2 layers captured" in r.stdout
     names = sorted(p.name for p in out.iterdir())
     assert "000-digits-0.png" in names and "000-digits-0-attention.png" in names and "000-digits-0-cls.png" in names
     assert len([n for n in names if n.endswith(".png")]) == 9
@@ -108,17 +105,17 @@ def text_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     overrides = ["model=nlp.transformer_classifier", "model.d_model=16", "model.n_head=2", "model.n_layer=1",
                  "data=nlp.text_classification", "data.max_samples=160", "data.max_length=24",
                  "data.tokenizer=char", "trainer.max_epochs=1"]  # fmt: skip
-    return train(root, "text", overrides)
+    return Path(train(*overrides, root=root, name="text").run_dir)
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_text_gets_token_attributions(text_run: Path, cli: Any, capsys: Any, tmp_path: Path, method: str) -> None:
+def test_text_gets_token_attributions(text_run: Path, cli: Any, tmp_path: Path, method: str) -> None:
     snippet = tmp_path / "snippet.txt"
     snippet.write_text("import os\nos.path")
     out = tmp_path / method
-    code, text, err = cli(capsys, "explain", str(text_run), str(snippet), "-m", method, "-o", str(out))
-    assert code == 0, err
-    lines = text.splitlines()
+    r = cli("explain", str(text_run), str(snippet), "-m", method, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
     assert "predicted" in lines[0] and lines[1].startswith("i(") and "p(" in lines[1]  # char tokens with scores
     record = json.loads((out / "attributions.json").read_text())["inputs"][0]
     assert "".join(record["tokens"]) == "import os\nos.path" and len(record["attribution"]) == 17

@@ -58,13 +58,12 @@ def direct_epsilon(accountant: str, noise: float, sample_rate: float, steps: int
     return float(fresh.get_epsilon(delta=delta))
 
 
-def one_run(reg: Any, root: str, name: str, overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def one_run(root: str, name: str, overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The run's summary and its resolved config."""
-    from engine.config import compose, validate
-    from engine.runner import run
+    import engine
 
-    cfg = validate(compose(reg, None, overrides=[*overrides, f"run.dir={root}", f"run.name={name}"]), reg)
-    return run(cfg, reg).summary, cfg
+    plan = engine.plan(engine.compose(overrides=[*overrides, f"run.dir={root}", f"run.name={name}"]))
+    return engine.train(plan).summary, plan.config
 
 
 def main() -> None:
@@ -86,12 +85,9 @@ def main() -> None:
 
     import torch
 
-    import engine
-
     warnings.filterwarnings("ignore")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    reg = engine.get_registry()
     settings: list[tuple[str, float | None]] = [("non-private", None), *((f"eps={e:g}", e) for e in args.epsilons)]
     rows: list[dict[str, Any]] = []
     started = time.time()
@@ -109,7 +105,7 @@ def main() -> None:
                     overrides = [o for o in overrides if not o.startswith("privacy.")]
                 else:
                     overrides += [f"privacy.target_epsilon={target}", f"privacy.accountant={args.accountant}"]
-                summary, cfg = one_run(reg, root, f"{label}-seed{seed}", overrides)
+                summary, cfg = one_run(root, f"{label}-seed{seed}", overrides)
                 row = {"setting": label, "target": target, "seed": seed, "wall": summary["wall_time_s"]}
                 row["accuracy"] = float(summary["metrics"]["test/accuracy"])
                 privacy = summary.get("privacy")

@@ -194,14 +194,21 @@ class DPSGD(L.Callback):
     ) -> None:
         last_step = 0 < trainer.max_steps <= trainer.global_step
         if trainer.is_last_batch or last_step:
-            # before validation, so the checkpoint saved after it records the epsilon of its own weights
-            pl_module.log(METRIC, self.epsilon(trainer.global_step), on_step=True, on_epoch=False, logger=False)
+            # before validation, so the checkpoint saved after it records the epsilon of its own weights,
+            # and the epoch's record: a checkpoint taken before on_train_epoch_end (at the end of validation,
+            # or by a callback called before this one) holds it, and a resumed or tested run keeps it
+            pl_module.log(METRIC, self._record(trainer), on_step=True, on_epoch=False, logger=False)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        eps = self.epsilon(trainer.global_step)
+        eps = self._record(trainer)
         pl_module.log(METRIC, eps, on_step=False, on_epoch=True)  # the loggers' per-epoch row (metrics.csv)
+
+    def _record(self, trainer: L.Trainer) -> float:
+        """The epsilon spent by the end of this epoch, recorded in :attr:`epochs`."""
+        eps = self.epsilon(trainer.global_step)
         record = {"epoch": trainer.current_epoch, "step": trainer.global_step, "epsilon": round(eps, 6)}
         self.epochs = [e for e in self.epochs if e["epoch"] != record["epoch"]] + [record]
+        return eps
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if stage == "fit":

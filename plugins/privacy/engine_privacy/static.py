@@ -81,7 +81,6 @@ def check_model(model: dict[str, Any], where: str) -> None:
 def layers_used(component: str) -> list[str]:
     """The unsupported ``torch.nn`` layers the model component's source uses (empty when it cannot be read)."""
     import engine
-    from engine.signature import locate_module
 
     try:
         target = engine.get_registry().resolve("model", component).target
@@ -94,6 +93,37 @@ def layers_used(component: str) -> list[str]:
     found: set[str] = set()
     _Scan(locate_module, found).visit_name(path, module, attr.split(".")[0], depth=0)
     return sorted(found, key=list(UNSUPPORTED).index)
+
+
+def locate_module(module: str) -> Path | None:
+    """The source file of ``module``, found without importing it (nor its packages, which may import torch).
+
+    Only the top-level package's spec is looked up (``find_spec`` does not execute it); its
+    sub-packages are found by walking the search locations.
+    """
+    import importlib.util
+
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    locations = [Path(loc) for loc in spec.submodule_search_locations or []]
+    for i, part in enumerate(rest):
+        last = i == len(rest) - 1
+        package = next((loc / part for loc in locations if (loc / part / "__init__.py").is_file()), None)
+        if last and package is None:
+            return next((loc / f"{part}.py" for loc in locations if (loc / f"{part}.py").is_file()), None)
+        if package is None:
+            return None
+        if last:
+            return package / "__init__.py"
+        locations = [package]
+    return None
 
 
 class _Scan:

@@ -23,11 +23,9 @@ def test_plugin_passes_the_conformance_kit(engine_check: Any) -> None:
 
 def test_the_section_is_typed_and_off_until_set() -> None:
     import engine
-    from engine.config import compose, validate
 
-    reg = engine.get_registry()
-    assert validate(compose(reg, None, [], TINY), reg)["privacy"] is None
-    cfg = validate(compose(reg, None, [], [*TINY, "privacy.noise_multiplier=1.1"]), reg)
+    assert engine.plan(engine.compose(overrides=TINY)).config["privacy"] is None
+    cfg = engine.plan(engine.compose(overrides=[*TINY, "privacy.noise_multiplier=1.1"])).config
     assert cfg["privacy"] == {
         "noise_multiplier": 1.1,
         "target_epsilon": None,
@@ -41,6 +39,7 @@ def _summary(run: Path) -> dict[str, Any]:
     return json.loads((run / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_epsilon_is_reported_and_matches_opacus_accountant(dp_run: Path) -> None:
     from opacus.accountants import create_accountant
 
@@ -65,6 +64,7 @@ def test_epsilon_is_reported_and_matches_opacus_accountant(dp_run: Path) -> None
     assert logged == pytest.approx(eps, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_a_private_run_is_a_plain_run_afterwards(dp_run: Path) -> None:
     import torch
 
@@ -78,12 +78,14 @@ def test_a_private_run_is_a_plain_run_afterwards(dp_run: Path) -> None:
     assert s["status"] == "completed" and s["metrics"]["val/accuracy"] > 0.4  # 4 classes: it learned
 
 
+@pytest.mark.slow
 def test_resuming_keeps_counting_the_epsilon(train: Any, tmp_path: Path) -> None:
     overrides = [*TINY, "privacy.noise_multiplier=1.0", "privacy.accountant=rdp"]
-    straight = _summary(train(tmp_path, "straight", [*overrides, "trainer.max_epochs=2"]))["privacy"]
-    first = train(tmp_path, "resumed", [*overrides, "trainer.max_epochs=1"])
+    straight = _summary(train(*overrides, "trainer.max_epochs=2", root=tmp_path, name="straight").run_dir)["privacy"]
+    first = train(*overrides, "trainer.max_epochs=1", root=tmp_path, name="resumed").run_dir
     assert _summary(first)["privacy"]["steps"] == 5
-    resumed = _summary(train(tmp_path, "resumed", ["trainer.max_epochs=2"], resume=first))["privacy"]
+    again = train(*overrides, "trainer.max_epochs=2", root=tmp_path, name="resumed", resume=first)
+    resumed = _summary(again.run_dir)["privacy"]
     assert resumed["steps"] == straight["steps"] == 10
     assert resumed["epsilon"] == pytest.approx(straight["epsilon"], rel=1e-9)
     assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
@@ -125,20 +127,20 @@ def test_testing_an_earlier_best_checkpoint_does_not_roll_back_the_epsilon_spent
         ([*TINY, "privacy.noise_multiplier=1", "model.freeze=[net.0.*]", "model.unfreeze_at_epoch=1"], "unfreeze"),
     ],
 )
-def test_refused_at_dry_run_in_one_line(cli: Any, capsys: Any, overrides: list[str], message: str) -> None:
+def test_refused_at_dry_run_in_one_line(cli: Any, overrides: list[str], message: str) -> None:
     if not any(o.startswith("privacy.") for o in overrides):
         overrides = [*overrides, "privacy.noise_multiplier=1"]
-    code, out, err = cli(capsys, "run", *overrides, "--dry-run")
-    assert code == 2, err
-    lines = err.strip().splitlines()  # the error on one line (and a hint on a second)
-    assert out == "" and lines[0].startswith("error: ") and len(lines) <= 2 and message in err
+    r = cli("run", *overrides, "--dry-run")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()  # the error on one line (and a hint on a second)
+    assert r.stdout == "" and lines[0].startswith("error: ") and len(lines) <= 2 and message in r.stderr
     assert len(lines) == 1 or lines[1].startswith("  hint: ")
 
 
-def test_group_norm_models_pass_the_dry_run(cli: Any, capsys: Any) -> None:
+def test_group_norm_models_pass_the_dry_run(cli: Any) -> None:
     args = ["model=vision.cnn", "model.norm=group", "data=vision.digits", "privacy.noise_multiplier=1", "--dry-run"]
-    code, _, err = cli(capsys, "run", *args)
-    assert code == 0, err
+    r = cli("run", *args)
+    assert r.returncode == 0, r.stderr
 
 
 def test_only_the_supervised_task() -> None:
@@ -187,9 +189,9 @@ def test_each_samples_gradient_is_clipped(tmp_path: Path) -> None:
     import torch
     from engine_privacy.callback import DPSGD
 
-    from engine.builtins.data import Synthetic
+    import engine
     from engine.data import SourceDataModule
-    from engine.tasks.supervised import SupervisedTask
+    from engine.tasks import SupervisedTask
 
     clip, lr, steps = 0.01, 1.0, []
 
@@ -204,7 +206,7 @@ def test_each_samples_gradient_is_clipped(tmp_path: Path) -> None:
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
     task = SupervisedTask(model, None, lambda params: torch.optim.SGD(params, lr=lr), num_classes=4)
-    data = SourceDataModule(Synthetic(num_samples=400, num_features=8), batch_size=32)
+    data = SourceDataModule(engine.create("data", "synthetic", num_samples=400, num_features=8), batch_size=32)
     dp = DPSGD(noise_multiplier=1e-9, max_grad_norm=clip, accountant="rdp")
     trainer = L.Trainer(max_epochs=1, callbacks=[dp, Probe()], logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
@@ -217,14 +219,16 @@ def test_each_samples_gradient_is_clipped(tmp_path: Path) -> None:
 
 
 def test_what_the_source_scan_misses_is_refused_before_the_run_directory_exists(
-    cli: Any, capsys: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     import engine_privacy.static
 
     monkeypatch.setattr(engine_privacy.static, "check_model", lambda model, where: None)  # as if it were unreadable
     args = ["model=vision.cnn", "model.width=4", "model.stages=1", "data=vision.digits", "privacy.noise_multiplier=1"]
-    code, _, err = cli(capsys, "run", *args, "trainer.max_epochs=1", f"run.dir={tmp_path}", "run.name=bn")
-    assert code == 2
-    assert "error: privacy: Opacus cannot train model.features." in err and "(BatchNorm2d) (and 1 more)" in err
-    assert "GroupNorm" in err
+    r = cli("run", *args, "trainer.max_epochs=1", f"run.dir={tmp_path}", "run.name=bn")
+    assert r.returncode == 2
+    assert (
+        "error: privacy: Opacus cannot train model.features." in r.stderr and "(BatchNorm2d) (and 1 more)" in r.stderr
+    )
+    assert "GroupNorm" in r.stderr
     assert not (tmp_path / "bn").exists()  # refused once built, before anything is written

@@ -45,6 +45,12 @@ class _Reporter(L.Callback):
     metric: str
     checked = False
 
+    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+        """Check the metric on the sanity check's figures: before the run's checkpoints look for it (their
+        ``checkpoint.monitor`` is the sweep's metric) at the end of the first validation."""
+        if trainer.is_global_zero and self.metric.startswith("val/") and trainer.callback_metrics:
+            self._value(trainer)
+
     def _value(self, trainer: Any) -> float | None:
         if not self.checked:
             self.checked = True

@@ -32,7 +32,6 @@ class Sweep:
     meta: dict[str, Any]
     settings: dict[str, Any]
     dims: dict[str, Dimension]
-    registry: Any
     records: dict[int, dict[str, Any]] = field(default_factory=dict)
     disable: tuple[str, ...] = ()
     started: float = field(default_factory=time.time)
@@ -186,8 +185,11 @@ def start(settings: dict[str, Any], run_parts: list[dict[str, Any]], dir_arg: st
     import yaml
 
     import engine
-    from engine.config import compose, make_plan
 
+    if settings.get("folds"):
+        from engine_sweep.trial import cross_validation
+
+        cross_validation()  # the experiments plugin is there, before anything is checked or written
     registry = engine.get_registry(disable)
     dims = parse_space(settings["space"])
     recipe, overrides = settings["recipe"], settings["overrides"]
@@ -196,18 +198,18 @@ def start(settings: dict[str, Any], run_parts: list[dict[str, Any]], dir_arg: st
         for i, part in enumerate(run_parts):
             files.append(Path(tmp) / f"base-{i}.yaml")
             files[-1].write_text(yaml.safe_dump(part, sort_keys=False))
-        base = make_plan(compose(registry, recipe, files, [*QUIET, *overrides]), registry)  # the base run's mistakes
+        base = engine.plan(engine.compose(recipe, files, [*QUIET, *overrides], registry=registry), registry=registry)
         monitor = _monitor(base.config, settings)
         root = _directory(dir_arg, base)
-        probe = Sweep(root, {"base": {}, "monitor": monitor}, settings, dims, registry).template()
+        probe = Sweep(root, {"base": {}, "monitor": monitor}, settings, dims).template()
         section = make_spec(probe, 0, {}, 0, False)["overrides"][len(probe["prefix"]) :]
 
         def check(space_overrides: list[str]) -> None:
             ovs = [*QUIET, *monitor, *overrides, *space_overrides, *section]
-            cfg = compose(registry, recipe, files, ovs)
+            cfg = engine.compose(recipe, files, ovs, registry=registry)
             if settings.get("folds"):
                 cfg = {**cfg, "cv": {"folds": settings["folds"], "fold": 0, "group_by": settings.get("group_by")}}
-            make_plan(cfg, registry)
+            engine.plan(cfg, registry=registry)
 
         validate_keys(dims, check)
         if settings["sampler"] == "grid":
@@ -242,7 +244,7 @@ def start(settings: dict[str, Any], run_parts: list[dict[str, Any]], dir_arg: st
         "created": datetime.now().isoformat(timespec="seconds"),
         "engine_sweep": _version(),
     }
-    sweep = Sweep(root, meta, settings, dims, registry, disable=disable)
+    sweep = Sweep(root, meta, settings, dims, disable=disable)
     sweep.own()
     return sweep
 
@@ -285,8 +287,7 @@ def _version() -> str | None:
 
 def reopen(root: Path, settings: dict[str, Any], meta: dict[str, Any], disable: tuple) -> Sweep:
     """The sweep in ``root`` to resume (refused while its own process still runs)."""
-    import engine
-    from engine.files import process_alive
+    from engine.runs import process_alive
 
     pid, host = meta.get("pid"), meta.get("host")
     if meta.get("status") == "running" and host == socket.gethostname() and isinstance(pid, int):
@@ -296,6 +297,6 @@ def reopen(root: Path, settings: dict[str, Any], meta: dict[str, Any], disable: 
     meta["trials"] = settings["trials"]
     meta["options"] = {**meta.get("options", {}), **{k: settings.get(k) for k in ("jobs", "fail_fast")}}
     meta["wall_time_before_s"] = meta.get("wall_time_s", 0.0)
-    sweep = Sweep(root, meta, settings, dims, engine.get_registry(disable), rec.read_records(root), disable)
+    sweep = Sweep(root, meta, settings, dims, rec.read_records(root), disable)
     sweep.own()
     return sweep

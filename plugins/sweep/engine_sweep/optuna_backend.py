@@ -19,8 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from engine import EngineError
-from engine.errors import did_you_mean
+from engine import EngineError, did_you_mean
 from engine_sweep.context import Sweep
 from engine_sweep.trial import init_worker, run_trial, threads_per_job
 

@@ -7,9 +7,10 @@ every other command stay fast.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from engine import Section, hookimpl
+from engine import CommandSink, Section, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -62,12 +63,22 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
     return [reporter(section, config)]
 
 
+@hookimpl
+def engine_run_collection(path: Path) -> Any:
+    """A sweep directory (``sweep.json``): its trials, best trial and figures (``runs list|compare``, ``report``)."""
+    if not (path / "sweep.json").is_file():
+        return None
+    from engine_sweep.collection import describe
+
+    return describe(path)
+
+
 def _formatter(prog: str) -> Any:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
 
 
 @hookimpl
-def engine_add_commands(subparsers: Any) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "sweep",
         help="search hyperparameters over any run (Optuna TPE/random/grid with pruning, or Ray Tune)",

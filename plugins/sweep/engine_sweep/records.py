@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
-from engine.files import write_json_atomic, write_text_atomic
-from engine.rundir import read_json, to_jsonable
+from engine.runs import read_json, to_jsonable, write_json_atomic, write_text_atomic
 
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"

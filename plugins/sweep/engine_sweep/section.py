@@ -50,7 +50,7 @@ class MetricMissing(ConfigError):
     """The sweep's metric is not among what the trial's run logs (``available``)."""
 
     def __init__(self, metric: str, available: list[str]) -> None:
-        from engine.errors import did_you_mean
+        from engine import did_you_mean
 
         super().__init__(
             f"--metric {metric}: the run never logs it{did_you_mean(metric, available)}",

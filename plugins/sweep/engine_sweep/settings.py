@@ -81,9 +81,9 @@ def split_items(items: list[str]) -> tuple[str | None, list[str]]:
 
 def read_sweep_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ``-c`` file as (its sweep keys, the run config it holds besides them)."""
-    from engine.config import load_file
+    from engine import read_config_file
 
-    data = load_file(path)
+    data = read_config_file(path)
     sweep = {k: data.pop(k) for k in SWEEP_KEYS if k in data}
     space = sweep.get("space")
     if space is not None and not isinstance(space, dict):

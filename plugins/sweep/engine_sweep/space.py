@@ -23,8 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine import ConfigError
-from engine.errors import did_you_mean
+from engine import ConfigError, did_you_mean
 
 KINDS = ("uniform", "loguniform", "int", "choice")
 SYNTAX = "uniform(a,b), loguniform(a,b), int(a,b[,step]) or choice(v1,v2,…)"
@@ -133,7 +132,7 @@ def format_value(value: Any) -> str:
 
 
 def _reads_back(text: str) -> bool:
-    from engine.config import parse_override
+    from engine import parse_override
 
     try:
         return parse_override(f"value={text}")[1] == text
@@ -173,7 +172,7 @@ def split_args(text: str) -> list[str]:
 
 
 def _literal(item: str, text: str) -> Any:
-    from engine.config import parse_override
+    from engine import parse_override
 
     try:
         return parse_override(f"value={text}")[1]

@@ -26,12 +26,9 @@ def quiet() -> None:
     """No Lightning banners or common warnings per trial: the sweep prints one line per trial."""
     import lightning.pytorch  # noqa: F401 - it sets its loggers' levels when imported: after that
 
-    try:  # the core's verbosity (engine run --quiet): no epoch lines either
-        from engine import logs
+    from engine.console import QUIET, set_verbosity
 
-        logs.set_verbosity(logs.QUIET)
-    except (ImportError, AttributeError):
-        pass
+    set_verbosity(QUIET)  # the core's verbosity (engine run --quiet): no epoch lines either
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*does not have many workers.*", ".*LeafSpec.*", ".*smaller than the logging interval.*"):
@@ -87,37 +84,34 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
 def _train(spec: dict[str, Any], run_dir: Path) -> bool:
     """Train (or resume, or just read) the trial's run; whether the pruner stopped it."""
     import engine
-    from engine.config import compose, make_plan
-    from engine.rundir import read_json
+    from engine.runs import read_json
 
     registry = engine.get_registry(tuple(spec.get("disable") or ()))
-    cfg = compose(registry, spec.get("recipe"), spec.get("files") or [], spec["overrides"])
+    cfg = engine.compose(spec.get("recipe"), spec.get("files") or [], spec["overrides"], registry=registry)
     if spec.get("folds"):
         cross_validation()(cfg, registry, spec["folds"], spec.get("group_by"), progress=lambda line: None)
         return False
     summary = read_json(run_dir, "summary.json") if run_dir.is_dir() else {}
     if spec.get("resume") and summary.get("status") == "completed":
         return bool((summary.get("sweep") or {}).get("pruned"))  # it finished; the sweep died before recording it
-    plan = make_plan(cfg, registry)
-    from engine.runner import run
-
+    plan = engine.plan(cfg, registry=registry)
     resume = run_dir if spec.get("resume") and (run_dir / "config.yaml").is_file() else None
     if resume is None and run_dir.is_dir():
         _clear(run_dir)  # asked, but killed before its run directory held anything to continue
-    result = run(plan, resume=resume)
+    result = engine.train(plan, resume=resume)
     return bool((result.summary.get("sweep") or {}).get("pruned"))
 
 
 def cross_validation() -> Any:
-    """The core's ``run_folds(cfg, registry, folds, group_by, progress)`` (what ``engine run --folds K`` runs)."""
-    from importlib import import_module
-
-    for module in ("engine.crossval", "engine.folds"):
-        try:
-            return import_module(module).run_folds
-        except (ImportError, AttributeError):
-            continue
-    raise EngineError("--folds: this engine has no cross-validation", hint="upgrade engine (engine run --folds K)")
+    """The experiments plugin's ``run_folds(cfg, registry, folds, group_by, progress)`` (``engine run --folds K``)."""
+    try:
+        from engine_experiments.crossval import run_folds
+    except ImportError:
+        raise EngineError(
+            "--folds needs the experiments plugin (cross-validation), which is not installed",
+            hint="pip install engine-experiments",
+        ) from None
+    return run_folds
 
 
 def _clear(run_dir: Path) -> None:
@@ -129,7 +123,7 @@ def _clear(run_dir: Path) -> None:
 
 def _wall(run_dir: Path, measured: float) -> float:
     """The run's own wall time (what the trial cost), else the time measured around it (folds)."""
-    from engine.rundir import read_json
+    from engine.runs import read_json
 
     summary = read_json(run_dir, "summary.json") if (run_dir / "summary.json").is_file() else {}
     wall = summary.get("wall_time_s")

@@ -1,8 +1,11 @@
-"""Shared pieces of the sweep tests: a tiny base run (the core's MLP on 300 synthetic samples) and the CLI."""
+"""Shared pieces of the sweep tests: a tiny base run (the core's MLP on 300 synthetic samples).
+
+``cli`` (the engine command in-process) and ``one_thread`` come from :mod:`engine.testing`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,19 +20,10 @@ BASE = [
 ]
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """The engine command in-process (same parser, handlers and error printing as the installed script)."""
-    from engine.cli import main
-
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture
-def cli() -> Any:
-    """``cli(capsys, *args) -> (exit code, stdout, stderr)``."""
-    return _cli
+@pytest.fixture(autouse=True, scope="session")
+def _threads(one_thread: None) -> Iterator[None]:
+    """Tiny models: one torch thread is several times faster on a shared machine (``--jobs`` sets its own)."""
+    yield
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ def local_ray():
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_two_trials_into_the_same_sweep_directory(local_ray, base: list[str], tmp_path: Path) -> None:
     from engine_sweep.cli import sweep
 
@@ -62,3 +63,28 @@ def test_ray_backend_runs_two_trials_into_the_same_sweep_directory(local_ray, ba
 
     study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{root / 'study.db'}")
     assert len(study.get_trials(deepcopy=False)) == 2
+
+
+def test_the_searcher_numbers_trials_and_the_ledger_pickles(tmp_path: Path) -> None:
+    """Without starting Ray: resumed trials keep their numbers, new ones follow; the pruner maps to a
+    scheduler; and the ledger (with its sweep) pickles, as Ray pickles the Tuner's callbacks."""
+    pytest.importorskip("ray")
+    from engine_sweep.context import Sweep
+    from engine_sweep.ray_backend import Ledger, Numbered, Stop, _scheduler
+    from engine_sweep.space import parse_space
+    from ray import cloudpickle
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    class Inner:
+        def suggest(self, trial_id: str) -> dict[str, float]:
+            return {"optimizer.lr": 0.01}
+
+    numbered = Numbered(Inner(), "val/accuracy", "max", first=5, reuse=[2])
+    assert [numbered.suggest(str(i))["engine_number"] for i in range(3)] == [2, 5, 6]
+    settings = {"metric": "val/accuracy", "direction": "max", "pruner": "halving", "prune_warmup": 1}
+    settings.update(prune_startup=5, folds=None)
+    sweep = Sweep(tmp_path, {"steps_per_fold": 3}, settings, parse_space({"optimizer.lr": "uniform(0,1)"}))
+    assert isinstance(_scheduler(sweep), ASHAScheduler)
+    assert isinstance(_scheduler(Sweep(tmp_path, {}, {**settings, "pruner": "none"}, sweep.dims)), FIFOScheduler)
+    again = cloudpickle.loads(cloudpickle.dumps(Ledger(sweep, Stop())))
+    assert again.sweep.settings == settings and again.sweep.root == tmp_path

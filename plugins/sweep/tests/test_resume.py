@@ -26,9 +26,8 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
         time.sleep(0.02)
 
 
-def test_resume_after_sigkill_completes_exactly_n_trials(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_resume_after_sigkill_completes_exactly_n_trials(cli: Any, base: list[str], tmp_path: Path) -> None:
     import optuna
 
     root = tmp_path / "killed"
@@ -38,8 +37,8 @@ def test_resume_after_sigkill_completes_exactly_n_trials(
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(root / "records" / "000.json", proc)
-        code, _, err = cli(capsys, "sweep", "--resume", str(root))
-        assert code == 2 and "is still running" in err  # the live sweep is not resumed behind its back
+        r = cli("sweep", "--resume", str(root))
+        assert r.returncode == 2 and "is still running" in r.stderr  # the live sweep is not resumed behind its back
         _wait_for(root / "trials" / "001" / "checkpoints" / "last.ckpt", proc)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -51,10 +50,10 @@ def test_resume_after_sigkill_completes_exactly_n_trials(
     assert killed["status"] == "running"  # the kill caught trial 001 training
     assert not (root / "records" / "002.json").exists()
 
-    code, out, err = cli(capsys, "sweep", "--resume", str(root))
-    assert code == 0, err
-    assert "resuming" in out and "(1/3 finished)" in out
-    assert "continuing" in err and "trials/001" in err  # trial 001 went on from its last checkpoint
+    r = cli("sweep", "--resume", str(root))
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stdout and "(1/3 finished)" in r.stdout
+    assert "continuing" in r.stderr and "trials/001" in r.stderr  # trial 001 went on from its last checkpoint
     with (root / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(int(r["number"]) for r in rows) == [0, 1, 2]
@@ -70,10 +69,10 @@ def test_resume_after_sigkill_completes_exactly_n_trials(
     assert meta["status"] == "completed" and meta["finished"] == 3
 
     # A finished sweep resumes to nothing; --trials raises its target.
-    code, out, err = cli(capsys, "sweep", "--resume", str(root))
-    assert code == 0 and len(list((root / "records").iterdir())) == 3
-    code, out, err = cli(capsys, "sweep", "--resume", str(root), "--trials", "4")
-    assert code == 0, err
+    r = cli("sweep", "--resume", str(root))
+    assert r.returncode == 0 and len(list((root / "records").iterdir())) == 3
+    r = cli("sweep", "--resume", str(root), "--trials", "4")
+    assert r.returncode == 0, r.stderr
     assert json.loads((root / "sweep.json").read_text())["finished"] == 4
-    code, _, err = cli(capsys, "sweep", "--resume", str(root), "--metric", "val/loss")
-    assert code == 2 and "--resume takes the sweep's settings" in err
+    r = cli("sweep", "--resume", str(root), "--metric", "val/loss")
+    assert r.returncode == 2 and "--resume takes the sweep's settings" in r.stderr

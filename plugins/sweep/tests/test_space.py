@@ -56,7 +56,7 @@ def test_component_choices_apply_before_their_parameters_and_directions_follow_n
 
 
 def test_values_become_overrides_that_read_back() -> None:
-    from engine.config import parse_override
+    from engine import parse_override
 
     for value in (0.1, 1e-05, 3, True, None, "adamw", "a b", "007", "+1", [64, 64], {"a": 1}):
         assert parse_override("x=" + format_value(value))[1] == value
@@ -107,36 +107,30 @@ def test_malformed_expressions_are_one_line_errors_naming_them(item: str, expect
     ],
 )
 def test_space_mistakes_stop_the_command_before_any_trial(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path, space: str, expected: str
+    cli: Any, base: list[str], tmp_path: Path, space: str, expected: str
 ) -> None:
     out = tmp_path / "sweep"
-    code, _, err = cli(
-        capsys, "sweep", *base, "--space", space, "--trials", "2", "--metric", "val/accuracy", "--dir", str(out)
-    )
-    assert code == 2, err
-    first = err.splitlines()[0]
-    assert first.startswith(f"error: --space '{space}"), err
+    r = cli("sweep", *base, "--space", space, "--trials", "2", "--metric", "val/accuracy", "--dir", str(out))
+    assert r.returncode == 2, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(f"error: --space '{space}"), r.stderr
     assert expected in first
     assert not out.exists()  # nothing was created, nothing trained
 
 
-def test_other_mistakes_of_the_command(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+def test_other_mistakes_of_the_command(cli: Any, base: list[str], tmp_path: Path) -> None:
     space = ["--space", "optimizer.lr=loguniform(1e-4,1e-1)"]
-    code, _, err = cli(capsys, "sweep", *base, *space, "--dir", str(tmp_path / "a"))
-    assert code == 2 and "needs --metric" in err
-    code, _, err = cli(capsys, "sweep", *base, "--metric", "val/accuracy", "--dir", str(tmp_path / "b"))
-    assert code == 2 and "search space is empty" in err
-    code, _, err = cli(capsys, "sweep", *base, "model.hiden=[3]", *space, "--metric", "val/accuracy")
-    assert code == 2 and "did you mean 'hidden'" in err  # the base run's own mistake, named as such
+    r = cli("sweep", *base, *space, "--dir", str(tmp_path / "a"))
+    assert r.returncode == 2 and "needs --metric" in r.stderr
+    r = cli("sweep", *base, "--metric", "val/accuracy", "--dir", str(tmp_path / "b"))
+    assert r.returncode == 2 and "search space is empty" in r.stderr
+    r = cli("sweep", *base, "model.hiden=[3]", *space, "--metric", "val/accuracy")
+    assert r.returncode == 2 and "did you mean 'hidden'" in r.stderr  # the base run's own mistake, named as such
     grid = ["--sampler", "grid", "--space", "model.hidden=choice([8],[16])"]
-    code, _, err = cli(
-        capsys, "sweep", *base, *grid, "--trials", "3", "--metric", "val/accuracy", "--dir", str(tmp_path / "c")
-    )
-    assert code == 2 and "the grid has 2 points" in err
-    code, _, err = cli(capsys, "sweep", "--resume", str(tmp_path / "nowhere"))
-    assert code == 2 and "is not a sweep directory" in err
+    r = cli("sweep", *base, *grid, "--trials", "3", "--metric", "val/accuracy", "--dir", str(tmp_path / "c"))
+    assert r.returncode == 2 and "the grid has 2 points" in r.stderr
+    r = cli("sweep", "--resume", str(tmp_path / "nowhere"))
+    assert r.returncode == 2 and "is not a sweep directory" in r.stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -159,7 +153,18 @@ def test_conformance(engine_check: Any) -> None:
 
 
 def test_the_sweep_section_is_bookkeeping_left_out_of_config_differences() -> None:
-    from engine.compare import varied
+    from engine_experiments.compare import varied  # the experiments plugin's (`engine runs compare`)
 
     configs = [{"sweep": {"number": n}, "run": {"name": f"{n:03d}"}, "model": {"width": 8 * (n + 1)}} for n in range(2)]
     assert varied(configs) == {"model.width": [8, 16]}
+
+
+def test_folds_without_the_experiments_plugin_is_one_line(
+    cli: Any, base: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "engine_experiments", None)  # as if engine-experiments were not installed
+    monkeypatch.setitem(sys.modules, "engine_experiments.crossval", None)
+    args = ["--space", "optimizer.lr=loguniform(1e-3,1e-1)", "--metric", "val/accuracy", "--folds", "2"]
+    r = cli("sweep", *base, *args, "--dir", str(tmp_path / "cv"))
+    assert r.returncode == 2 and r.stderr.startswith("error: --folds needs the experiments plugin")
+    assert len(r.stderr.splitlines()) == 2 and not (tmp_path / "cv").exists()

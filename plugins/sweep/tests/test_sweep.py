@@ -29,14 +29,12 @@ def _study_states(root: Path) -> list[str]:
     return [t.state.name for t in study.get_trials(deepcopy=False)]
 
 
-def test_a_four_trial_optuna_sweep_writes_the_sweep_directory(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+def test_a_four_trial_optuna_sweep_writes_the_sweep_directory(cli: Any, base: list[str], tmp_path: Path) -> None:
     root = tmp_path / "lr"
     space = ["--space", "optimizer.lr=loguniform(1e-3,1e-1)", "--space", "model.hidden=choice([8],[16,16])"]
-    code, out, err = cli(capsys, "sweep", *base, *space, "--trials", "4", *METRIC, "--dir", str(root))
-    assert code == 0, err
-    assert "trial 003" in out and "best: trial" in out and "sweep directory:" in out
+    r = cli("sweep", *base, *space, "--trials", "4", *METRIC, "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    assert "trial 003" in r.stdout and "best: trial" in r.stdout and "sweep directory:" in r.stdout
 
     meta = read_json(root / "sweep.json")
     assert meta["metric"] == "val/accuracy" and meta["direction"] == "max" and meta["backend"] == "optuna"
@@ -70,7 +68,7 @@ def test_a_four_trial_optuna_sweep_writes_the_sweep_directory(
     assert _study_states(root) == ["COMPLETE"] * 4
 
 
-def test_a_sweep_yaml_and_a_failing_trial(cli: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_a_sweep_yaml_and_a_failing_trial(cli: Any, tmp_path: Path) -> None:
     file = tmp_path / "sweep.yaml"
     file.write_text(
         yaml.safe_dump(
@@ -86,8 +84,8 @@ def test_a_sweep_yaml_and_a_failing_trial(cli: Any, capsys: pytest.CaptureFixtur
         )
     )
     root = tmp_path / "yaml"
-    code, _, err = cli(capsys, "sweep", "-c", str(file), "--dir", str(root))
-    assert code == 0, err  # one trial failed, the sweep went on and found a best
+    r = cli("sweep", "-c", str(file), "--dir", str(root))
+    assert r.returncode == 0, r.stderr  # one trial failed, the sweep went on and found a best
     rows = _rows(root)
     assert [(r["status"], r["model.hidden"]) for r in rows] == [("completed", "[8]"), ("failed", "[-1]")]
     assert "negative dimension" in rows[1]["error"] and rows[1]["val/accuracy"] == ""
@@ -100,31 +98,29 @@ def test_a_sweep_yaml_and_a_failing_trial(cli: Any, capsys: pytest.CaptureFixtur
 
     # --fail-fast: the failing trial (first with this seed) stops the sweep, exit 1
     root = tmp_path / "fast"
-    code, _out, err = cli(capsys, "sweep", "-c", str(file), "--dir", str(root), "--fail-fast")
-    assert code == 1 and "--fail-fast: trial 000 failed" in err
+    r = cli("sweep", "-c", str(file), "--dir", str(root), "--fail-fast")
+    assert r.returncode == 1 and "--fail-fast: trial 000 failed" in r.stderr
     assert [r["status"] for r in _rows(root)] == ["failed"] and read_json(root / "sweep.json")["status"] == "stopped"
 
 
 def test_a_metric_the_run_never_logs_stops_the_sweep_at_the_first_trial(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
+    cli: Any, base: list[str], tmp_path: Path
 ) -> None:
     root = tmp_path / "typo"
     space = ["--space", "optimizer.lr=loguniform(1e-3,1e-1)"]
-    code, _out, err = cli(capsys, "sweep", *base, *space, "--trials", "5", "--metric", "val/acc", "--dir", str(root))
-    assert code == 2
-    assert "error: --metric val/acc: trial 000 never logged it — did you mean 'val/accuracy'" in err
-    assert "val/accuracy" in err.splitlines()[1]  # the hint lists what it logs
+    r = cli("sweep", *base, *space, "--trials", "5", "--metric", "val/acc", "--dir", str(root))
+    assert r.returncode == 2
+    assert "error: --metric val/acc: trial 000 never logged it — did you mean 'val/accuracy'" in r.stderr
+    assert "val/accuracy" in r.stderr.splitlines()[1]  # the hint lists what it logs
     assert len(_rows(root)) == 1 and not (root / "records" / "001.json").exists()
 
 
-def test_median_pruning_stops_a_poor_trial_early(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+def test_median_pruning_stops_a_poor_trial_early(cli: Any, base: list[str], tmp_path: Path) -> None:
     root = tmp_path / "pruned"
     args = [*base, "trainer.max_epochs=4", "--sampler", "grid", "--space", "optimizer.lr=choice(1e-7,0.05)"]
     prune = ["--pruner", "median", "--prune-startup", "1", "--prune-warmup", "0"]
-    code, _out, err = cli(capsys, "sweep", *args, *prune, *METRIC, "--dir", str(root))
-    assert code == 0, err
+    r = cli("sweep", *args, *prune, *METRIC, "--dir", str(root))
+    assert r.returncode == 0, r.stderr
     rows = {r["optimizer.lr"]: r for r in _rows(root)}
     assert rows["0.05"]["status"] == "completed" and rows["1e-07"]["status"] == "pruned"
     poor = root / f"trials/{int(rows['1e-07']['number']):03d}"
@@ -135,15 +131,14 @@ def test_median_pruning_stops_a_poor_trial_early(
     assert sorted(_study_states(root)) == ["COMPLETE", "PRUNED"]
 
 
-def test_jobs_run_trials_in_processes_dividing_the_threads(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+@pytest.mark.slow
+def test_jobs_run_trials_in_processes_dividing_the_threads(cli: Any, base: list[str], tmp_path: Path) -> None:
     from engine_sweep.trial import threads_per_job
 
     root = tmp_path / "jobs"
     args = [*base, "trainer.max_epochs=1", "--space", "optimizer.lr=loguniform(1e-3,1e-1)", "--trials", "2"]
-    code, _out, err = cli(capsys, "sweep", *args, "--jobs", "2", *METRIC, "--dir", str(root))
-    assert code == 0, err
+    r = cli("sweep", *args, "--jobs", "2", *METRIC, "--dir", str(root))
+    assert r.returncode == 0, r.stderr
     records = [read_json(root / "records" / f"{n:03d}.json") for n in range(2)]
     assert all(r["status"] == "completed" for r in records)
     assert {r["threads"] for r in records} == {threads_per_job(2)}
@@ -151,16 +146,14 @@ def test_jobs_run_trials_in_processes_dividing_the_threads(
     assert len(pids) == 2 and not pids & {__import__("os").getpid()}  # two worker processes, not this one
 
 
-def test_folds_pass_through_and_the_trial_metric_is_the_fold_mean(
-    cli: Any, capsys: pytest.CaptureFixture[str], base: list[str], tmp_path: Path
-) -> None:
+def test_folds_pass_through_and_the_trial_metric_is_the_fold_mean(cli: Any, base: list[str], tmp_path: Path) -> None:
     from engine_sweep.trial import cross_validation
 
     cross_validation()  # the core has cross-validation (engine run --folds K)
     root = tmp_path / "cv"
     args = [*base, "trainer.max_epochs=1", "--space", "optimizer.lr=loguniform(1e-3,1e-1)", "--trials", "2"]
-    code, _out, err = cli(capsys, "sweep", *args, "--folds", "2", *METRIC, "--dir", str(root))
-    assert code == 0, err
+    r = cli("sweep", *args, "--folds", "2", *METRIC, "--dir", str(root))
+    assert r.returncode == 0, r.stderr
     for r in _rows(root):
         trial = root / f"trials/{int(r['number']):03d}"
         folds = read_json(trial / "folds.json")
