@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 State = dict[str, torch.Tensor]
 
