@@ -12,8 +12,6 @@ ENGINE_API = ">=1,<2"
 _FEATURES = ("n_mels", "sample_rate", "features", "clip_seconds")
 _CLIP_FACTS = ("problem", "num_classes", "out_features", "class_names", "input_shape", *_FEATURES)
 _ASR_FACTS = ("problem", "vocabulary", "vocab_size", *_FEATURES)
-#: The task must fit the data: transcribed sequences for speech.ctc, labelled clips for the supervised task.
-_TASK_FITS = "engine_speech.checks:task_fits"
 
 
 @hookimpl
@@ -25,7 +23,7 @@ def engine_data_sources() -> list[Component]:
             "engine_speech.digits:SpokenDigits",
             "Digits spoken by espeak-ng voices (words for KWS, digit strings for ASR), test voices held out",
             facts=(*_CLIP_FACTS, "vocabulary", "vocab_size", "lexicon"),
-            check=_TASK_FITS,
+            check="engine_speech.checks:spoken_digits",  # the task fits the mode (--dry-run too)
         ),
         Component(
             "wav_folder",
@@ -39,7 +37,7 @@ def engine_data_sources() -> list[Component]:
             "Utterances and transcripts from a CSV/JSONL manifest (character vocabulary)",
             facts=_ASR_FACTS,
             task="speech.ctc",
-            check=_TASK_FITS,
+            check="engine_speech.checks:transcribed",  # not the supervised task
         ),
     ]
 
