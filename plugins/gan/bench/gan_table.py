@@ -4,7 +4,7 @@
     .venv/bin/python plugins/gan/bench/gan_table.py --digits --classifier runs/digits-clf
     .venv/bin/python plugins/gan/bench/gan_table.py --digits --train-classifier   # trains a vision.cnn first
 
-Each run goes through the engine runner exactly like `engine run gan/ring8 seed=S`; the
+Each run goes through `engine.train(engine.plan(engine.compose(...)))`, exactly like `engine run gan/ring8 seed=S`; the
 figures are the test-split metrics of the best checkpoint (fresh evaluation noise).
 Targets (issue 9): ring8 8/8 modes and >= 90% high-quality samples on every seed;
 digits 10/10 classes and mean classifier confidence >= 0.9.
@@ -20,13 +20,10 @@ from typing import Any
 
 def _run(recipe: str | None, overrides: list[str]) -> tuple[dict[str, Any], float, Path]:
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
 
-    reg = engine.get_registry()
-    cfg = validate(compose(reg, recipe, (), [*overrides, "trainer.enable_progress_bar=false"]), reg)
+    plan = engine.plan(engine.compose(recipe, overrides=[*overrides, "trainer.enable_progress_bar=false"]))
     started = time.time()
-    result = run(cfg, reg)
+    result = engine.train(plan)
     return result.summary["metrics"], time.time() - started, result.run_dir
 
 

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.errors import EngineError
+from engine import EngineError
 
 _TASKS = ("gan.adversarial", "adversarial")
 

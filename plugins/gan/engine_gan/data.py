@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import torch
 
+from engine import ConfigError
 from engine.data import ArrayDataset, DataSource
-from engine.errors import ConfigError
 
 
 def mixture_modes(

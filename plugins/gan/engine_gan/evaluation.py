@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_gan.metrics import ClassifierScore, ModeCoverage, classifier_probs, rbf_mmd
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 _MIN_START, _MAX_START = 3, 8
 

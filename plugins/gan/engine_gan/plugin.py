@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from engine import Component, Recipe, hookimpl
+from engine import CommandSink, Component, Recipe, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -30,6 +29,7 @@ def engine_tasks() -> list[Component]:
                 "d_optimizer": "adam",
             },
             required_slots=("generator", "discriminator", "optimizer", "d_optimizer"),
+            check="engine_gan.checks:adversarial",  # checkpoint.monitor: val/score (max) unless set
         )
     ]
 
@@ -53,6 +53,7 @@ def engine_data_sources() -> list[Component]:
             "engine_gan.data:GaussianMixture",
             "2-D Gaussian mixtures: ring of 8 or grid of 25 modes (std 0.02), the mode-collapse benchmark",
             facts=("in_features", "input_shape", "num_classes", "modes", "mode_std"),
+            task="gan.adversarial",
         )
     ]
 
@@ -82,18 +83,7 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """GAN runs keep the checkpoint with the best ``val/score`` unless the user chose a monitor."""
-    if config["task"]["name"] != "gan.adversarial":
-        return
-    ck = config.get("checkpoint")
-    if isinstance(ck, dict) and ck.get("monitor") is None:
-        ck["monitor"] = "val/score"
-        ck["mode"] = "max"
-
-
-@hookimpl
-def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "sample",
         help="draw samples from a trained GAN run: an image grid or a 2-D scatter plot (PNG)",

@@ -21,8 +21,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from engine import ConfigError, EngineError
 from engine.data import sample_batch
-from engine.errors import ConfigError, EngineError
 from engine.tasks import eval_mode
 from engine_gan.evaluation import data_bounds, load_classifier, measure_samples
 from engine_gan.losses import LOSSES, discriminator_loss, generator_loss

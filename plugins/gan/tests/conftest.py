@@ -4,8 +4,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread() -> None:
-    """One intra-op thread: on a shared 2-core machine, oversubscribed threads slow tiny models down a lot."""
-    import torch
-
-    torch.set_num_threads(1)
+def _threads(one_thread: None) -> None:
+    """One intra-op thread (engine.testing's ``one_thread``): tiny models on a shared machine run faster."""

@@ -11,20 +11,14 @@ import pytest
 import torch
 
 import engine
-from engine.config import compose, validate
-from engine.errors import ConfigError, EngineError
-from engine.testing import run_cli
+from engine import ConfigError, EngineError
+from engine.testing import run_cli, train_run
 
 HAS_VISION = importlib.util.find_spec("engine_vision") is not None
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def _run(overrides: list[str], recipe: str | None = None) -> Any:
-    from engine.runner import run
-
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, recipe, (), [*overrides, *QUIET]), reg)
-    return run(cfg, reg)
+def _run(root: Path, name: str, overrides: list[str], recipe: str | None = None) -> Any:
+    return train_run(*overrides, root=root, name=name, recipe=recipe)
 
 
 # --------------------------------------------------------------------------- conformance
@@ -106,6 +100,8 @@ def test_metrics_on_true_samples() -> None:
 def ring_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = tmp_path_factory.mktemp("runs")
     return _run(
+        root,
+        "ring",
         [
             "task.num_eval_samples=1000",
             "data.std=0.1",  # modes 5x wider than the recipe's: a 200-batch run covers several
@@ -114,13 +110,20 @@ def ring_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "data.val_samples=1000",
             "data.test_samples=1000",
             "trainer.max_epochs=2",
-            f"run.dir={root}",
-            "run.name=ring",
         ],
         recipe="gan/ring8",
     )
 
 
+@pytest.fixture(scope="module")
+def tiny_ring(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A few batches of gan/ring8: a trained GAN run for the commands, quality aside."""
+    root = tmp_path_factory.mktemp("runs")
+    overrides = ["task.num_eval_samples=1000", "data.num_samples=1024", "data.batch_size=256", "trainer.max_epochs=1"]
+    return _run(root, "tiny", [*overrides, "data.val_samples=1000", "data.test_samples=1000"], recipe="gan/ring8")
+
+
+@pytest.mark.slow
 def test_ring8_short_run_covers_several_modes(ring_run: Any) -> None:
     m = ring_run.summary["metrics"]
     assert ring_run.summary["status"] == "completed"
@@ -128,11 +131,11 @@ def test_ring8_short_run_covers_several_modes(ring_run: Any) -> None:
     assert (ring_run.run_dir / "checkpoints" / "best.ckpt").is_file()
 
 
-def test_sample_command_writes_scatter_png(ring_run: Any, tmp_path: Path) -> None:
+def test_sample_command_writes_scatter_png(tiny_ring: Any, tmp_path: Path, cli: Any) -> None:
     from PIL import Image
 
     out = tmp_path / "ring.png"
-    res = run_cli("sample", str(ring_run.run_dir), "--n", "500", "--out", str(out))
+    res = cli("sample", str(tiny_ring.run_dir), "--n", "500", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "500 points" in res.stdout
     img = Image.open(out)
@@ -141,16 +144,16 @@ def test_sample_command_writes_scatter_png(ring_run: Any, tmp_path: Path) -> Non
     assert blue > 100  # the samples are drawn
 
 
-def test_sample_command_bad_input(ring_run: Any, tmp_path: Path) -> None:
-    res = run_cli("sample", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"))
+def test_sample_command_bad_input(tiny_ring: Any, tmp_path: Path, cli: Any) -> None:
+    res = cli("sample", str(tmp_path / "nope"), "--out", str(tmp_path / "x.png"))
     assert res.returncode == 2 and "run directory not found" in res.stderr
-    res = run_cli("sample", str(ring_run.run_dir), "--out", str(tmp_path / "x.jpg"))
+    res = cli("sample", str(tiny_ring.run_dir), "--out", str(tmp_path / "x.jpg"))
     assert res.returncode == 2 and ".png" in res.stderr
     assert "Traceback" not in res.stderr
 
 
 def test_sample_help() -> None:
-    res = run_cli("sample", "--help")
+    res = run_cli("sample", "--help")  # the installed command
     assert res.returncode == 0 and "--n" in res.stdout and "scatter" in res.stdout
 
 
@@ -158,10 +161,12 @@ def test_sample_help() -> None:
 
 
 @pytest.mark.skipif(not HAS_VISION, reason="needs engine-vision")
-def test_digits_dcgan_and_image_grid(tmp_path: Path) -> None:
+def test_digits_dcgan_and_image_grid(tmp_path: Path, cli: Any) -> None:
     from PIL import Image
 
     result = _run(
+        tmp_path,
+        "digits",
         [
             "trainer.max_epochs=1",
             "trainer.limit_train_batches=3",
@@ -170,23 +175,30 @@ def test_digits_dcgan_and_image_grid(tmp_path: Path) -> None:
             "task.num_eval_samples=1000",
             "generator.width=8",
             "discriminator.width=8",
-            f"run.dir={tmp_path}",
-            "run.name=digits",
         ],
         recipe="gan/digits",
     )
     assert "val/mmd" in result.summary["metrics"]
     out = tmp_path / "grid.png"
-    res = run_cli("sample", str(result.run_dir), "--n", "16", "--out", str(out))
+    res = cli("sample", str(result.run_dir), "--n", "16", "--out", str(out))
     assert res.returncode == 0, res.stderr
     img = Image.open(out)
     assert img.mode == "L" and img.size == ((4 * 10 + 2) * 6, (4 * 10 + 2) * 6)
 
 
+def test_gan_check_leaves_a_chosen_monitor_and_mixture_data_implies_the_task() -> None:
+    cfg = engine.plan(engine.compose(None, overrides=["data=gan.gaussian_mixture"])).config
+    assert cfg["task"]["name"] == "gan.adversarial"
+    assert cfg["checkpoint"]["monitor"] == "val/score" and cfg["checkpoint"]["mode"] == "max"
+    chosen = ["data=gan.gaussian_mixture", "checkpoint.monitor=val/modes", "checkpoint.mode=max"]
+    cfg = engine.plan(engine.compose(None, overrides=chosen)).config
+    assert cfg["checkpoint"]["monitor"] == "val/modes"
+    assert engine.plan(cfg).config == cfg  # the resolved config plans to itself
+
+
 @pytest.mark.skipif(not HAS_VISION, reason="needs engine-vision")
 def test_digits_with_default_models_validates() -> None:
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, None, (), ["data=vision.digits", "task=gan.adversarial"]), reg)
+    cfg = engine.plan(engine.compose(None, overrides=["data=vision.digits", "task=gan.adversarial"])).config
     assert cfg["generator"]["name"] == "gan.mlp_generator" and cfg["checkpoint"]["monitor"] == "val/score"
 
 
@@ -236,11 +248,11 @@ def test_task_parameter_errors() -> None:
         _task(num_eval_samples=10)
 
 
-def test_cli_bad_input_is_one_line() -> None:
-    res = run_cli("run", "task=gan.adversarial", "data=gan.gaussian_mixture", "generator=gan.dcgan_generator")
+def test_cli_bad_input_is_one_line(cli: Any) -> None:
+    res = cli("run", "task=gan.adversarial", "data=gan.gaussian_mixture", "generator=gan.dcgan_generator")
     assert res.returncode == 2
     assert "needs image data" in res.stderr and "Traceback" not in res.stderr
-    res = run_cli("run", "task=gan.adversarial", "data=gan.gaussian_mixture", "task.loss=lsgan", "--dry-run")
+    res = cli("run", "task=gan.adversarial", "data=gan.gaussian_mixture", "task.loss=lsgan", "--dry-run")
     assert res.returncode == 2 and "task.loss" in res.stderr
 
 
@@ -258,6 +270,8 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(
     monkeypatch.setattr(AdversarialTask, "_d_loss", poisoned)
     with pytest.raises(EngineError, match=r"diverged.*discriminator loss is nan.*last good checkpoint"):
         _run(
+            tmp_path,
+            "nan",
             [
                 "task=gan.adversarial",
                 "data=gan.gaussian_mixture",
@@ -268,9 +282,7 @@ def test_divergence_stops_with_message_and_keeps_last_good_checkpoint(
                 "generator.hidden=[16]",
                 "discriminator.hidden=[16]",
                 "trainer.max_epochs=3",
-                f"run.dir={tmp_path}",
-                "run.name=nan",
-            ]
+            ],
         )
     run_dir = tmp_path / "nan"
     import json

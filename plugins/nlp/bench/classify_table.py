@@ -24,10 +24,7 @@ def main() -> None:
     from engine_nlp.baselines import majority_accuracy
 
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
 
-    reg = engine.get_registry()
     root = args.out or tempfile.mkdtemp(prefix="nlp-classify-")
     quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"run.dir={root}"]
     if args.epochs:
@@ -38,14 +35,12 @@ def main() -> None:
     rows = []
     majority = None
     for label, extra in variants:
-        cfg = validate(compose(reg, "nlp/classify", (), [*extra, *quiet]), reg)
+        plan = engine.plan(engine.compose("nlp/classify", overrides=[*extra, *quiet]))
         t = time.time()
-        result = run(cfg, reg)
+        result = engine.train(plan)
         wall = time.time() - t
         if majority is None:
-            from engine.build import build_data
-
-            dm = build_data(reg, cfg)
+            dm = engine.open_run(result.run_dir).datamodule()  # the run's data, as it was trained
             splits = dm.splits
             train = torch.stack([splits["train"][i][1] for i in range(len(splits["train"]))])
             test = torch.stack([splits["test"][i][1] for i in range(len(splits["test"]))])

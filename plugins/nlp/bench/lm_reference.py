@@ -129,11 +129,9 @@ def reference(
     return model, n * args.batch_size * args.context / (end - t0), (statistics.median(steps), cpu / n)
 
 
-def engine_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+def engine_plan(args: argparse.Namespace) -> Any:
     import engine
-    from engine.config import compose, validate
 
-    reg = engine.get_registry()
     overrides = [
         "task=nlp.language_modeling",
         "model=nlp.gpt",
@@ -150,10 +148,10 @@ def engine_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         f"optimizer.lr={args.lr}",
         f"seed={args.seed}",
     ]
-    return reg, validate(compose(reg, None, (), overrides), reg)
+    return engine.plan(engine.compose(None, overrides=overrides))
 
 
-def engine_run(args: argparse.Namespace, reg: Any, cfg: dict[str, Any], dm: Any) -> tuple[Any, float, float]:
+def engine_run(args: argparse.Namespace, plan: Any, dm: Any) -> tuple[Any, float, float]:
     """The engine: the plugin's task built from the config, trained by a Lightning ``Trainer`` on its datamodule.
 
     Returns the model, training tokens/s (steps after ``args.warmup``) and seconds per step (median wall time,
@@ -161,10 +159,10 @@ def engine_run(args: argparse.Namespace, reg: Any, cfg: dict[str, Any], dm: Any)
     """
     import lightning as L
 
-    from engine.build import build_task
+    import engine
 
-    L.seed_everything(cfg["seed"], verbose=False)  # as the runner does
-    task = build_task(reg, cfg, dict(dm.facts))
+    L.seed_everything(plan.config["seed"], verbose=False)  # as the runner does
+    task = engine.build(plan).task  # its own data is built first: no random draws, the same initial weights
     starts: list[float] = []
     end: list[float] = []
     cpu: list[float] = []
@@ -226,12 +224,12 @@ def main() -> None:
 
     from engine_nlp.baselines import best_bigram_loss
 
-    from engine.build import build_data
+    import engine
 
     print(f"start: {load()}", flush=True)
     t_start = time.time()
-    reg, cfg = engine_config(args)
-    dm = build_data(reg, cfg)
+    plan = engine_plan(args)
+    dm = engine.build(plan).datamodule
     source = dm.source
     vocab = source.facts["vocab_size"]
 
@@ -256,7 +254,7 @@ def main() -> None:
         )
 
     t = time.time()
-    eng_model, eng_tps, (_, eng_cpu) = engine_run(args, reg, cfg, dm)
+    eng_model, eng_tps, (_, eng_cpu) = engine_run(args, plan, dm)
     eng_wall = time.time() - t
     t = time.time()
     ref_model, ref_tps, (_, ref_cpu) = reference(args, source)
@@ -275,7 +273,7 @@ def main() -> None:
         order = ("reference", "engine") if r % 2 else ("engine", "reference")
         pair: dict[str, tuple[float, float]] = {}
         for which in order:
-            _, value, (_, cpu) = engine_run(timed, reg, cfg, dm) if which == "engine" else reference(timed, source)
+            _, value, (_, cpu) = engine_run(timed, plan, dm) if which == "engine" else reference(timed, source)
             pair[which] = (value, cpu)
         record(pair)
     peak = max(peaks)  # the best the machine gave: a conservative P3
@@ -294,11 +292,11 @@ def main() -> None:
             "batch_size": 4,
         }
     )
-    tiny_reg, tiny_cfg = engine_config(tiny)
-    tiny_dm = build_data(tiny_reg, tiny_cfg)
+    tiny_plan = engine_plan(tiny)
+    tiny_dm = engine.build(tiny_plan).datamodule
     overhead: dict[str, list[tuple[float, float]]] = {"engine": [], "reference": []}
     for _ in range(3):
-        overhead["engine"].append(engine_run(tiny, tiny_reg, tiny_cfg, tiny_dm)[2])
+        overhead["engine"].append(engine_run(tiny, tiny_plan, tiny_dm)[2])
         overhead["reference"].append(reference(tiny, tiny_dm.source)[2])
     (eng_fixed, eng_cpu), (ref_fixed, ref_cpu) = (
         (min(w for w, _ in overhead[k]), min(c for _, c in overhead[k])) for k in ("engine", "reference")

@@ -43,16 +43,14 @@ def substitute(value: Any, dirs: dict[str, Path]) -> Any:
 
 
 def stage_config(stages: dict[str, Any], name: str, dirs: dict[str, Path], run_dir: Path, extra: list[str]) -> Any:
-    """Stage ``name`` of the pipeline (recipe, config sections, overrides) plus ``extra``, composed and validated."""
+    """Stage ``name`` of the pipeline (recipe, config sections, overrides) plus ``extra``, composed and planned."""
     import engine
-    from engine.config import compose, validate
 
     body = substitute(stages[name], dirs)
     sections = {k: v for k, v in body.items() if k not in ("recipe", "files", "config", "overrides")}
     files = [c for c in (body.get("config") or {}, sections) if c]
     overrides = [*body.get("overrides", []), *QUIET, f"run.dir={run_dir.parent}", f"run.name={run_dir.name}", *extra]
-    reg = engine.get_registry()
-    return validate(compose(reg, body.get("recipe"), files, overrides), reg)
+    return engine.plan(engine.compose(body.get("recipe"), files, overrides))
 
 
 def stage_run(
@@ -60,11 +58,10 @@ def stage_run(
 ) -> dict[str, Any]:
     """Train stage ``name``: its summary and wall time."""
     import engine
-    from engine.runner import run
 
-    cfg = stage_config(stages, name, dirs, run_dir, extra)
+    plan = stage_config(stages, name, dirs, run_dir, extra)
     started = time.time()
-    summary = run(cfg, engine.get_registry()).summary
+    summary = engine.train(plan).summary
     return {"summary": summary, "wall": time.time() - started}
 
 
@@ -88,14 +85,12 @@ def main() -> None:
     root = Path(args.out or tempfile.mkdtemp(prefix="nlp-pretrain-finetune-")).expanduser()
     started = time.time()
     dirs = {"pre": Path(args.pre).resolve() if args.pre else root / "pre"}
-    from engine.rundir import planned_runs
+    from engine.runs import planned_runs, read_json
 
     with planned_runs([dirs["pre"]]):  # every stage checked before anything trains, as `engine pipeline` does
         for name in ("fine", "scratch"):
             stage_config(stages, name, dirs, root / name, ["data.subset_seed=0", *args.set])
     if args.pre:
-        from engine.rundir import read_json
-
         pre = {"summary": read_json(dirs["pre"], "summary.json"), "wall": 0.0}
     else:
         pre = stage_run(stages, "pre", dirs, dirs["pre"], ["seed=0"])

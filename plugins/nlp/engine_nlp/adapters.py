@@ -1,4 +1,4 @@
-"""``model.init_from`` adapters: other state dicts mapped onto the plugin's models (see :mod:`engine.transfer`).
+"""``model.init_from`` adapters: other state dicts mapped onto the plugin's models (applied by the techniques plugin).
 
 - :func:`hf_gpt2_to_gpt`: a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``) state dict -> ``nlp.gpt``.
   GPT-2 is a pre-LayerNorm decoder with learned positions, biases, a 4x GELU (tanh approximation) MLP,
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 State = dict[str, torch.Tensor]
 

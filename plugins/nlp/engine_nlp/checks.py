@@ -1,4 +1,5 @@
-"""Config checks of the nlp plugin, run by ``engine_adjust_config`` (torch-free: also at ``--dry-run``).
+"""Plan-time checks of the nlp models (``Component(check="engine_nlp.checks:check_model")``), torch-free: at
+``--dry-run`` too.
 
 Both concern ``model.init_from`` weights that would load without a shape error and still be wrong: a token
 embedding read through another tokenizer, and attention heads cut at other places (the weights do not record
@@ -12,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
+#: The models with attention heads, as a run's ``config.yaml`` names them (the weights' source, read back).
 MODELS = ("nlp.gpt", "nlp.transformer_classifier", "nlp.lstm_classifier")
-SOURCES = ("nlp.text_files", "nlp.text_classification")
 EMBEDDINGS = ("tok_emb.weight", "emb.weight")  # the token embedding of each model
 #: ``n_head``'s default in nlp.gpt and nlp.transformer_classifier (a test keeps it equal to the signatures').
 DEFAULT_HEADS = 4
@@ -56,16 +57,22 @@ def _skipped(patterns: Any, name: str) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name.startswith(f"{p}.") for p in patterns)
 
 
-def check_tokenizer_reuse(config: dict[str, Any]) -> None:
+def check_model(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """The nlp models' plan-time check: weights of ``init_from`` read through their tokenizer, with their heads."""
+    check_tokenizer_reuse(values, config.get("data") or {}, where)
+    check_heads(values, where)
+
+
+def check_tokenizer_reuse(model: dict[str, Any], data: dict[str, Any], where: str = "model") -> None:
     """A model initialised from weights that come with a tokenizer must read data encoded by that tokenizer.
 
     The rows of a token embedding are indexed by the tokenizer it was trained with; a data source that trains
     its own tokenizer (even of the same size) gives the ids other meanings, and nothing would fail. So when
-    ``model.init_from`` is a run with a ``tokenizer.json`` (or a weights file with one beside it), the data
-    must set ``tokenizer_file`` to that tokenizer, unless the embedding is left out (``model.init_skip``).
+    ``model.init_from`` is a run with a ``tokenizer.json`` (or a weights file with one beside it), a data
+    source that can read a tokenizer (``tokenizer_file``) must be given that one, unless the embedding is
+    left out (``model.init_skip``).
     """
-    model, data = config.get("model") or {}, config.get("data") or {}
-    if model.get("name") not in MODELS or data.get("name") not in SOURCES or not model.get("init_from"):
+    if "tokenizer_file" not in data or not model.get("init_from"):
         return
     source = str(model["init_from"])
     if any(_skipped(model.get("init_skip"), e) for e in EMBEDDINGS):
@@ -76,15 +83,15 @@ def check_tokenizer_reuse(config: dict[str, Any]) -> None:
     given = data.get("tokenizer_file")
     if not given:
         raise ConfigError(
-            f"model.init_from={source} comes with the tokenizer {theirs}, but the data would train a new one: "
+            f"{where}.init_from={source} comes with the tokenizer {theirs}, but the data would train a new one: "
             "its token ids would mean other tokens to the loaded embedding",
             hint=f"reuse it: data.tokenizer_file={theirs}",
         )
     mine = Path(str(given)).expanduser()
     if mine.is_file() and not _same_tokenizer(mine, theirs):
         raise ConfigError(
-            f"data.tokenizer_file={given} is not the tokenizer model.init_from={source} was trained with ({theirs})",
-            hint=f"set data.tokenizer_file={theirs}, or skip the embedding: model.init_skip=[tok_emb.*]",
+            f"data.tokenizer_file={given} is not the tokenizer {where}.init_from={source} was trained with ({theirs})",
+            hint=f"set data.tokenizer_file={theirs}, or skip the embedding: {where}.init_skip=[tok_emb.*]",
         )
 
 
@@ -123,16 +130,15 @@ def _source_heads(source: str) -> tuple[int, str] | None:
     return (int(hf["n_head"]), f"{hf_config} (n_head)") if isinstance(hf.get("n_head"), int) else None
 
 
-def check_heads(config: dict[str, Any]) -> None:
+def check_heads(model: dict[str, Any], where: str = "model") -> None:
     """``model.n_head`` equal to that of the GPT the weights come from: no shape tells them apart."""
-    model = config.get("model") or {}
-    if model.get("name") not in MODELS[:2] or not model.get("init_from"):
+    if "n_head" not in model or not model.get("init_from"):  # a model without attention heads (the LSTM)
         return
     found = _source_heads(str(model["init_from"]))
     ours = model.get("n_head", DEFAULT_HEADS)
     if found is not None and found[0] != ours:
         raise ConfigError(
-            f"model.n_head is {ours}, the weights of model.init_from were trained with {found[0]} heads "
+            f"{where}.n_head is {ours}, the weights of {where}.init_from were trained with {found[0]} heads "
             f"({found[1]}): every tensor would load, but attention would be cut into other heads",
-            hint=f"set model.n_head={found[0]}",
+            hint=f"set {where}.n_head={found[0]}",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Protocol, runtime_checkable
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 @runtime_checkable
@@ -129,9 +129,4 @@ def baselines(args: argparse.Namespace) -> int:
     print(f"{'metric'.ljust(width)}  {'run':<26}  baseline")
     for name, model_value, base in rows:
         print(f"{name.ljust(width)}  {model_value:<26}  {base}")
-    return 0
-
-
-def group_help(args: argparse.Namespace) -> int:
-    args.nlp_parser.print_help()
     return 0

@@ -10,8 +10,8 @@ import torch
 from annotated_types import Gt, Le
 from torch.utils.data import Dataset
 
+from engine import ConfigError
 from engine.data import DataSource, split_indices
-from engine.errors import ConfigError
 from engine_nlp.rows import read_rows
 from engine_nlp.tokenizer import TextTokenizer
 

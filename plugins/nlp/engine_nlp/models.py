@@ -88,7 +88,7 @@ class Block(nn.Module):
 
 def _check_heads(d_model: int, n_head: int) -> None:
     if n_head < 1 or d_model % n_head:
-        from engine.errors import ConfigError
+        from engine import ConfigError
 
         raise ConfigError(f"d_model ({d_model}) must be a multiple of n_head ({n_head})")
 
@@ -236,7 +236,7 @@ class TransformerClassifier(nn.Module):
         super().__init__()
         _check_heads(d_model, n_head)
         if causal and pooling == "cls":
-            from engine.errors import ConfigError
+            from engine import ConfigError
 
             raise ConfigError(
                 "a causal classifier's [CLS] slot sees only itself", hint="set model.pooling=mean or model.pooling=last"

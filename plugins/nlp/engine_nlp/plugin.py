@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from engine import Component, Recipe, hookimpl
+from engine import CommandSink, Component, Recipe, hookimpl
 
 ENGINE_API = ">=1,<2"
 
 _CLS_FACTS = ("problem", "num_classes", "class_names", "vocab_size", "context_length", "pad_id")
 _LM_FACTS = ("vocab_size", "context_length", "pad_id")
+#: ``model.init_from`` weights: data encoded by their tokenizer, the heads they were trained with (torch-free).
+_CHECK = "engine_nlp.checks:check_model"
 
 
 @hookimpl
@@ -22,14 +23,18 @@ def engine_models() -> list[Component]:
             f"{m}:GPT",
             "Decoder-only transformer LM (SDPA causal attention, learned/rotary positions)",
             adapters=("engine_nlp.adapters:hf_gpt2_to_gpt",),
+            check=_CHECK,
         ),
         Component(
             "transformer_classifier",
             f"{m}:TransformerClassifier",
             "Transformer encoder text classifier: [CLS] pooling, padding masked",
             adapters=("engine_nlp.adapters:gpt_to_classifier",),
+            check=_CHECK,
         ),
-        Component("lstm_classifier", f"{m}:LSTMClassifier", "(Bi)LSTM text classifier over packed sequences"),
+        Component(
+            "lstm_classifier", f"{m}:LSTMClassifier", "(Bi)LSTM text classifier over packed sequences", check=_CHECK
+        ),
     ]
 
 
@@ -101,16 +106,7 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """``model.init_from`` weights: data encoded by their tokenizer, the heads they were trained with (torch-free)."""
-    from engine_nlp.checks import check_heads, check_tokenizer_reuse
-
-    check_tokenizer_reuse(config)
-    check_heads(config)
-
-
-@hookimpl
-def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "generate",
         help="sample text from a trained language model run (nlp plugin)",
@@ -133,7 +129,6 @@ def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
         "nlp", help="nlp plugin tools: compare a run with its baseline", description="Tools of the nlp plugin."
     )
     nsub = nlp.add_subparsers(dest="nlp_command", metavar="SUBCOMMAND")
-    nlp.set_defaults(handler="engine_nlp.cli:group_help", nlp_parser=nlp)
     b = nsub.add_parser(
         "baselines",
         help="a run's metrics next to a bigram LM (language models) or the majority class (classifiers)",

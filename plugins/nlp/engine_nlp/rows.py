@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 
 def read_rows(file: Path, fmt: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
+from engine import ConfigError
 from engine.data import sample_batch
-from engine.errors import ConfigError
 from engine.tasks import eval_mode
 
 

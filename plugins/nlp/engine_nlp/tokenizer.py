@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from engine.errors import ConfigError, EngineError
+from engine import ConfigError, EngineError
 
 PAD, UNK, EOT = "<pad>", "<unk>", "<|endoftext|>"
 Kind = Literal["char", "bpe"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_nlp.data import TextClassification, TextFiles
 
 #: Between two texts of the corpus: a blank line, as between the stdlib modules of ``nlp.text_files``.

@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _threads(one_thread: None) -> None:
+    """One torch thread (engine.testing's ``one_thread``): the tiny models here run faster on a shared machine."""
+
+
 @pytest.fixture(scope="session")
 def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from engine_nlp.corpus import stdlib_text
@@ -30,11 +35,8 @@ def labelled_jsonl(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> Path:
     """A trained (briefly) character-level GPT run, for generate/baselines tests."""
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
+    from engine.testing import train_run
 
-    reg = engine.get_registry()
     overrides = [
         "task=nlp.language_modeling",
         "model=nlp.gpt",
@@ -49,10 +51,5 @@ def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> 
         "optimizer.lr=0.01",
         "trainer.max_steps=40",
         "trainer.val_check_interval=40",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        f"run.dir={tmp_path_factory.mktemp('runs')}",
-        "run.name=tiny-lm",
     ]
-    cfg = validate(compose(reg, None, (), overrides), reg)
-    return run(cfg, reg).run_dir
+    return train_run(*overrides, root=tmp_path_factory.mktemp("runs"), name="tiny-lm").run_dir

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError, EngineError
-from engine.testing import run_cli
+import engine
+from engine import ConfigError, EngineError
+from engine.testing import run_cli, train_run
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
@@ -73,13 +74,14 @@ def gpt2(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> dict[st
 
 def _built(overrides: list[str]) -> Any:
     """The model as a run would build it (its init_from applied)."""
-    import engine
-    from engine.build import build_data, build_slots
-    from engine.config import compose, make_plan
+    return engine.build(engine.plan(engine.compose(None, overrides=overrides))).slots["model"].eval()
 
-    reg = engine.get_registry()
-    plan = make_plan(compose(reg, None, (), overrides), reg)
-    return build_slots(plan, dict(build_data(plan).facts))["model"].eval()
+
+def _init_report(model: Any) -> dict[str, Any]:
+    """What ``model.init_from`` did (the techniques plugin records it on the model)."""
+    from engine_techniques.transfer import INIT_ATTR
+
+    return getattr(model, INIT_ATTR)
 
 
 def _built_gpt(overrides: list[str]) -> Any:
@@ -96,12 +98,10 @@ def _tokens(gpt2: dict[str, Any], corpus_file: Path, n: int = 32) -> Any:
 
 @pytest.mark.parametrize("file", ["model.safetensors", "pytorch_model.bin"])
 def test_hf_gpt2_weights_give_hf_gpt2_logits(gpt2: dict[str, Any], corpus_file: Path, file: str) -> None:
-    from engine.transfer import INIT_ATTR
-
     weights = gpt2["dir"] / file
     data = [f"data.paths=[{corpus_file}]", f"data.tokenizer_file={gpt2['dir'] / 'tokenizer.json'}"]
     model = _built_gpt([*GPT, *data, "data.context_length=32", f"model.init_from={weights}"])
-    report = getattr(model, INIT_ATTR)
+    report = _init_report(model)
     assert report["adapter"] == "engine_nlp.adapters:hf_gpt2_to_gpt"
     assert report["loaded"] == len(model.state_dict()) and report["missing"] == report["unexpected"] == []
     assert "pos_emb.weight: the first 32 of GPT-2's 64 positions" in report["adapted"]
@@ -117,8 +117,6 @@ def test_hf_gpt2_state_dict_of_the_hub_layout(gpt2: dict[str, Any], corpus_file:
     """The hub's gpt2 file: GPT2Model keys without ``transformer.``, no lm_head, with causal-mask buffers."""
     from safetensors.torch import save_file
 
-    from engine.transfer import INIT_ATTR
-
     state = {k.removeprefix("transformer."): v.clone() for k, v in gpt2["model"].state_dict().items()}
     del state["lm_head.weight"]
     for i in range(SIZE["n_layer"]):
@@ -127,7 +125,7 @@ def test_hf_gpt2_state_dict_of_the_hub_layout(gpt2: dict[str, Any], corpus_file:
     shutil.copy(gpt2["dir"] / "tokenizer.json", tmp_path / "tokenizer.json")
     data = [f"data.paths=[{corpus_file}]", f"data.tokenizer_file={tmp_path / 'tokenizer.json'}"]
     model = _built_gpt([*GPT, *data, "data.context_length=64", f"model.init_from={tmp_path / 'model.safetensors'}"])
-    assert "2 causal-mask buffers (attn.bias) not needed: SDPA masks" in getattr(model, INIT_ATTR)["adapted"]
+    assert "2 causal-mask buffers (attn.bias) not needed: SDPA masks" in _init_report(model)["adapted"]
     x = _tokens(gpt2, corpus_file, 64)
     with torch.no_grad():
         assert (model(x) - gpt2["model"](x).logits).abs().max().item() < 1e-4
@@ -178,11 +176,13 @@ def _one_error_line(r: Any) -> str:
     return errors[0]
 
 
-def test_tokenizer_mismatch_is_one_clear_line(gpt2: dict[str, Any], corpus_file: Path, tmp_path: Path) -> None:
+def test_tokenizer_mismatch_is_one_clear_line(
+    gpt2: dict[str, Any], corpus_file: Path, tmp_path: Path, cli: Any
+) -> None:
     lm = ["task=nlp.language_modeling", *GPT, "data=nlp.text_files", f"data.paths=[{corpus_file}]"]
     lm += ["data.context_length=32", f"run.dir={tmp_path}"]
     # Weights with their tokenizer.json beside them, data that would train its own: refused at --dry-run.
-    r = run_cli("run", *lm, f"model.init_from={gpt2['dir'] / 'model.safetensors'}", "--dry-run")
+    r = cli("run", *lm, f"model.init_from={gpt2['dir'] / 'model.safetensors'}", "--dry-run")
     line = _one_error_line(r)
     assert "comes with the tokenizer" in line and "would train a new one" in line
     assert f"hint: reuse it: data.tokenizer_file={gpt2['dir'] / 'tokenizer.json'}" in r.stderr
@@ -190,7 +190,7 @@ def test_tokenizer_mismatch_is_one_clear_line(gpt2: dict[str, Any], corpus_file:
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(gpt2["dir"] / "pytorch_model.bin", alone)
-    r = run_cli("run", *lm, "data.tokenizer=bpe", "data.vocab_size=400", f"model.init_from={alone}/pytorch_model.bin")
+    r = cli("run", *lm, "data.tokenizer=bpe", "data.vocab_size=400", f"model.init_from={alone}/pytorch_model.bin")
     line = _one_error_line(r)
     assert f"the weights have a {gpt2['vocab']}-token vocabulary, the data's tokenizer 400" in line
     assert "data.tokenizer_file=DIR/tokenizer.json" in r.stderr
@@ -226,23 +226,16 @@ def _classifier(tiny_lm_run: Path, labelled_jsonl: Path, tmp_path: Path, *extra:
         "data.label_column=package",
         "data.max_length=32",
         f"run.dir={tmp_path}",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
         *extra,
     ]
 
 
 def test_gpt_run_initialises_the_classifier(tiny_lm_run: Path, labelled_jsonl: Path, tmp_path: Path) -> None:
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
     from engine.runs import open_run
 
-    reg = engine.get_registry()
     tok = f"data.tokenizer_file={tiny_lm_run / 'tokenizer.json'}"
     overrides = _classifier(tiny_lm_run, labelled_jsonl, tmp_path, f"model.init_from={tiny_lm_run}", tok)
-    config = validate(compose(reg, None, (), [*overrides, "trainer.max_steps=0", "run.name=fine"]), reg)
-    summary = run(config, reg).summary
+    summary = train_run(*overrides, "trainer.max_steps=0", root=tmp_path, name="fine").summary
     report = summary["transfer"]["model"]["init_from"]  # what summary.json says
     assert report["adapter"] == "engine_nlp.adapters:gpt_to_classifier"
     assert report["missing"] == ["cls", "head.bias", "head.weight"]  # fresh: the [CLS] vector and the head
@@ -257,22 +250,21 @@ def test_gpt_run_initialises_the_classifier(tiny_lm_run: Path, labelled_jsonl: P
     assert torch.equal(classifier["pos_emb.weight"][0], gpt["pos_emb.weight"][0])
 
 
-def test_classifier_from_gpt_mistakes(tiny_lm_run: Path, labelled_jsonl: Path, tmp_path: Path) -> None:
-    import engine
-    from engine.config import compose
+def test_classifier_from_gpt_mistakes(tiny_lm_run: Path, labelled_jsonl: Path, tmp_path: Path, cli: Any) -> None:
+    def plan(overrides: list[str]) -> Any:
+        return engine.plan(engine.compose(None, overrides=overrides))
 
-    reg = engine.get_registry()
     init = f"model.init_from={tiny_lm_run}"
     with pytest.raises(ConfigError, match="would train a new one") as err:
-        compose(reg, None, (), _classifier(tiny_lm_run, labelled_jsonl, tmp_path, init))
+        plan(_classifier(tiny_lm_run, labelled_jsonl, tmp_path, init))
     assert f"data.tokenizer_file={tiny_lm_run / 'tokenizer.json'}" in str(err.value)
     tok = f"data.tokenizer_file={tiny_lm_run / 'tokenizer.json'}"
     with pytest.raises(ConfigError, match=r"trained with 2 heads .*config.yaml"):
-        compose(reg, None, (), _classifier(tiny_lm_run, labelled_jsonl, tmp_path, init, tok, "model.n_head=4"))
+        plan(_classifier(tiny_lm_run, labelled_jsonl, tmp_path, init, tok, "model.n_head=4"))
     longer = _classifier(tiny_lm_run, labelled_jsonl, tmp_path, init, tok, "data.max_length=64")
     with pytest.raises(ConfigError, match="the GPT has 32 positions, fewer than the classifier's max_length 64"):
         _built(longer)
-    r = run_cli("run", *_classifier(tiny_lm_run, labelled_jsonl, tmp_path, init, tok, "model.n_layer=2"))
+    r = cli("run", *_classifier(tiny_lm_run, labelled_jsonl, tmp_path, init, tok, "model.n_layer=2"))
     line = _one_error_line(r)
     assert "the weights have 1 blocks, the model 2" in line and "model.n_layer=1" in r.stderr
 
@@ -332,7 +324,7 @@ def test_unlabelled_texts_are_the_training_split_without_labels(labelled_jsonl: 
 
 def test_the_shipped_pipeline_is_valid(tmp_path: Path) -> None:
     pipeline = Path(__file__).resolve().parents[1] / "pipelines" / "pretrain-finetune.yaml"
-    r = run_cli("pipeline", str(pipeline), "--dry-run", "--dir", str(tmp_path / "p"))
+    r = run_cli("pipeline", str(pipeline), "--dry-run", "--dir", str(tmp_path / "p"))  # the experiments plugin
     assert r.returncode == 0, r.stderr
     assert "every stage is valid" in r.stderr
     rows = [line.split()[0] for line in r.stdout.splitlines()[1:] if line.strip() and not line.startswith(" ")]

@@ -3,24 +3,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError, EngineError
-from engine.testing import run_cli
+from engine import ConfigError, EngineError
+from engine.testing import run_cli, train_run
 
 TINY = {"max_chars": 30_000, "context_length": 32}
 
 
 def _run(overrides: list[str], tmp_path: Path) -> dict:
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", f"run.dir={tmp_path}"]
-    cfg = validate(compose(reg, None, (), [*overrides, *quiet]), reg)
-    return run(cfg, reg).summary
+    return train_run(*overrides, root=tmp_path).summary
 
 
 # --------------------------------------------------------------------------- conformance
@@ -153,7 +147,7 @@ def test_evaluate_uses_the_runs_tokenizer(tiny_lm_run: Path, corpus_file: Path, 
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["data"]["paths"] = [str(corpus)]
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    r = run_cli("evaluate", str(run))
+    r = run_cli("evaluate", str(run))  # the experiments plugin's command
     assert r.returncode == 0, r.stderr  # a retrained tokenizer would have 3 more tokens: the checkpoint would not fit
     assert "test/loss" in r.stdout
     from engine.runs import open_run
@@ -216,7 +210,7 @@ def test_text_shorter_than_one_block(tmp_path: Path) -> None:
         TextFiles(paths=[str(short)], context_length=128).facts  # noqa: B018 -- tokenized on first use, as the runner does
 
 
-def test_missing_label_column(tmp_path: Path, labelled_jsonl: Path) -> None:
+def test_missing_label_column(tmp_path: Path, labelled_jsonl: Path, cli: Any) -> None:
     from engine_nlp.data import TextClassification
 
     with pytest.raises(ConfigError, match="no label column 'label'; keys are body, package"):
@@ -226,7 +220,7 @@ def test_missing_label_column(tmp_path: Path, labelled_jsonl: Path) -> None:
     with pytest.raises(ConfigError, match="no label column 'label'; columns are text, category"):
         TextClassification(path=str(csv_file))
     # through the CLI: one line, exit code 2, no traceback
-    r = run_cli("run", "model=nlp.lstm_classifier", "data=nlp.text_classification", f"data.path={csv_file}")
+    r = cli("run", "model=nlp.lstm_classifier", "data=nlp.text_classification", f"data.path={csv_file}")
     assert r.returncode == 2, r.stderr
     assert "no label column 'label'" in r.stderr and "Traceback" not in r.stderr
 
@@ -344,28 +338,48 @@ def test_gpt_is_causal_and_ties_weights() -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def test_generate_command(tiny_lm_run: Path) -> None:
-    r = run_cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
+def test_generate_command(tiny_lm_run: Path, cli: Any) -> None:
+    r = cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("def ") and len(r.stdout.rstrip("\n")) >= 40
-    again = run_cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
+    again = cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
     assert again.stdout == r.stdout  # seeded
-    greedy = run_cli("generate", str(tiny_lm_run), "--max-new-tokens", "10", "--temperature", "0")
+    greedy = cli("generate", str(tiny_lm_run), "--max-new-tokens", "10", "--temperature", "0")
     assert greedy.returncode == 0, greedy.stderr
 
 
-def test_generate_bad_input(tiny_lm_run: Path, tmp_path: Path) -> None:
-    r = run_cli("generate", str(tiny_lm_run), "--prompt", "☃ snow")
+def test_generate_bad_input(tiny_lm_run: Path, tmp_path: Path, cli: Any) -> None:
+    r = cli("generate", str(tiny_lm_run), "--prompt", "☃ snow")
     assert r.returncode == 2 and "never seen" in r.stderr and "'☃'" in r.stderr and "Traceback" not in r.stderr
-    r = run_cli("generate", str(tmp_path / "nope"), "--prompt", "x")
+    r = cli("generate", str(tmp_path / "nope"), "--prompt", "x")
     assert r.returncode == 2 and "run directory not found" in r.stderr
-    assert "--top-k" in run_cli("generate", "--help").stdout
+    assert "--top-k" in run_cli("generate", "--help").stdout  # the installed command
 
 
-def test_baselines_command(tiny_lm_run: Path) -> None:
-    r = run_cli("nlp", "baselines", str(tiny_lm_run))
+def test_baselines_command(tiny_lm_run: Path, cli: Any) -> None:
+    r = cli("nlp", "baselines", str(tiny_lm_run))
     assert r.returncode == 0, r.stderr
     assert "bigram" in r.stdout and "val/loss" in r.stdout
+
+
+def test_model_check_refuses_weights_read_another_way(tiny_lm_run: Path) -> None:
+    """The nlp models' plan-time check on ``init_from`` (the key itself comes with the techniques plugin)."""
+    from engine_nlp.checks import check_model
+
+    data = {"name": "nlp.text_classification", "tokenizer_file": None}
+    with pytest.raises(ConfigError, match=r"comes with the tokenizer .* would train a new one"):
+        check_model({"init_from": str(tiny_lm_run), "n_head": 2}, "model", {"data": data})
+    data["tokenizer_file"] = str(tiny_lm_run / "tokenizer.json")
+    with pytest.raises(ConfigError, match=r"model\.n_head is 4, the weights of model\.init_from were trained with 2"):
+        check_model({"init_from": str(tiny_lm_run), "n_head": 4}, "model", {"data": data})
+    check_model({"init_from": str(tiny_lm_run), "n_head": 2}, "model", {"data": data})  # their tokenizer, heads
+    check_model({"init_from": str(tiny_lm_run)}, "model", {"data": data})  # the LSTM: no heads to compare
+    check_model({"n_head": 4}, "model", {"data": {**data, "tokenizer_file": None}})  # no weights: nothing to check
+
+
+def test_nlp_group_alone_prints_its_help(cli: Any) -> None:
+    r = cli("nlp")
+    assert r.returncode == 0 and "baselines" in r.stdout
 
 
 @pytest.mark.parametrize("positions", ["learned", "rotary"])

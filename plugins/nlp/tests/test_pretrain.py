@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 torch = pytest.importorskip("torch")
 

@@ -22,7 +22,7 @@ import torch
 from engine_recsys.synthetic import Synthetic
 from synthetic_table import SETS
 
-from engine.compose import parse_override
+from engine import parse_override
 
 
 def write_u_data(overrides: list[str], path: Path, seed: int = 0) -> dict[str, int]:

@@ -25,9 +25,6 @@ import torch
 from engine_recsys.metrics import RankingMetrics
 
 import engine
-from engine.build import build_data
-from engine.config import compose, validate
-from engine.runner import run
 
 MODELS: dict[str, tuple[str, list[str]]] = {
     "mf": ("recsys/synthetic-mf", []),
@@ -48,12 +45,10 @@ def evaluate(scores_of: Any, dataset: Any, ks: list[int]) -> tuple[dict[str, flo
 
 
 def train(name: str, out: str) -> dict[str, Any]:
-    registry = engine.get_registry()
     recipe, overrides = MODELS[name]
-    cfg = validate(
-        compose(registry, recipe, overrides=[*overrides, *QUIET, f"run.dir={out}", f"run.name={name}"]), registry
-    )
-    result = run(cfg, registry)
+    plan = engine.plan(engine.compose(recipe, overrides=[*overrides, *QUIET, f"run.dir={out}", f"run.name={name}"]))
+    cfg = plan.config
+    result = engine.train(plan)
     m = result.summary["metrics"]
     return {
         "model": cfg["model"]["name"],
@@ -80,10 +75,9 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix="recsys-bench-")
     bench_started = time.perf_counter()
 
-    registry = engine.get_registry()
-    cfg = validate(compose(registry, "recsys/synthetic-mf"), registry)
+    plan = engine.plan(engine.compose("recsys/synthetic-mf"))
     started = time.perf_counter()
-    source = build_data(registry, cfg).source
+    source = engine.build(plan).datamodule.source
     facts = source.facts
     print(
         f"data: recsys.synthetic {facts['num_users']} users, {facts['num_items']} items, "

@@ -1,7 +1,7 @@
 """The recsys table: popularity, EASE, ALS, MF, NCF and two-tower on synthetic data sets of
 different density and popularity skew (issue 23).
 
-Every model is trained through the engine (``engine.runner.run``) on the same seeded split of
+Every model is trained through the engine (``engine.train``) on the same seeded split of
 each set (leave-last-out, every item ranked, training and validation items excluded); popularity
 and EASE are the ranking task's baselines (``test/pop_*``, ``test/ease_*``: EASE's L2 weight
 chosen on the validation users). Prints Recall@10 / NDCG@10 on the test users for each set, the
@@ -22,8 +22,6 @@ from typing import Any
 import torch
 
 import engine
-from engine.config import compose, validate
-from engine.runner import run
 
 #: name: (what it is, data overrides of recsys.synthetic)
 SETS: dict[str, tuple[str, list[str]]] = {
@@ -67,18 +65,16 @@ MODELS: dict[str, tuple[str, str, list[str]]] = {
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def movielens_model(registry: Any) -> list[str]:
+def movielens_model() -> list[str]:
     """The recsys/movielens recipe's model settings, as overrides (kept in step with the recipe)."""
-    model = compose(registry, "recsys/movielens")["model"]
+    model = engine.compose("recsys/movielens", overrides=["data.path=unused"])["model"]  # data.path: required
     return [f"model={model['name']}", *(f"model.{k}={v}" for k, v in model.items() if k != "name")]
 
 
-def train(registry: Any, recipe: str, overrides: list[str], out: str, name: str) -> dict[str, Any]:
-    cfg = validate(
-        compose(registry, recipe, overrides=[*overrides, *QUIET, f"run.dir={out}", f"run.name={name}"]), registry
-    )
+def train(recipe: str, overrides: list[str], out: str, name: str) -> dict[str, Any]:
+    plan = engine.plan(engine.compose(recipe, overrides=[*overrides, *QUIET, f"run.dir={out}", f"run.name={name}"]))
     started = time.perf_counter()
-    result = run(cfg, registry)
+    result = engine.train(plan)
     return {"metrics": result.summary["metrics"], "seconds": time.perf_counter() - started}
 
 
@@ -92,7 +88,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     out = args.out or tempfile.mkdtemp(prefix="recsys-synthetic-")
-    registry = engine.get_registry()
     started = time.perf_counter()
     table: dict[str, dict[str, tuple[float, float]]] = {}
     seconds: dict[str, dict[str, float]] = {}
@@ -101,9 +96,9 @@ def main() -> None:
         for i, key in enumerate(args.models):
             label, recipe, overrides = MODELS[key]
             if key == "ease_ml":
-                overrides = [*overrides, *movielens_model(registry)]
+                overrides = [*overrides, *movielens_model()]
             baselines = [] if i == 0 else ["task.ease_baseline=false"]
-            r = train(registry, recipe, [*overrides, *data, *baselines], out, f"{set_name}-{key}")
+            r = train(recipe, [*overrides, *data, *baselines], out, f"{set_name}-{key}")
             m = r["metrics"]
             if i == 0:
                 table.setdefault("popularity", {})[set_name] = (m["test/pop_recall@10"], m["test/pop_ndcg@10"])

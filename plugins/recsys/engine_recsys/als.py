@@ -21,7 +21,7 @@ import torch
 from annotated_types import Ge, Gt
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_recsys.closed_form import csr_parts, transpose
 
 #: Padded (row, item) entries gathered at once per solve: bounds memory to ``budget x factors`` floats.

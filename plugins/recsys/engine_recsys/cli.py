@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 def _examples(ids: list[str], n: int = 5) -> str:

@@ -31,7 +31,7 @@ import torch
 from annotated_types import Ge, Gt, Lt, MinLen
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 log = logging.getLogger("engine.recsys")
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 import torch
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_recsys.source import InteractionSource
 
 #: Notes about the data (duplicates removed ...): one line on stderr, no traceback.

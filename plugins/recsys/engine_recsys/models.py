@@ -236,7 +236,7 @@ class TwoTower(nn.Module):
         for tower, feats in ((self.user_tower, user_features), (self.item_tower, item_features)):
             if feats is not None and tower.features.shape[1] > 0:
                 if tuple(feats.shape) != tuple(tower.features.shape):
-                    from engine.errors import ConfigError
+                    from engine import ConfigError
 
                     raise ConfigError(
                         f"the data's side features have shape {tuple(feats.shape)}, the two-tower model "

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
 
-from engine import Component, Recipe, hookimpl
+from engine import CommandSink, Component, Recipe, hookimpl
 
 #: The engine plugin-API versions this plugin supports.
 ENGINE_API = ">=1,<2"
@@ -20,8 +20,6 @@ _FACTS = (
     "item_feature_dim",
     "split",
 )
-_DATA_NAMES = ("recsys.synthetic", "recsys.interactions")
-_METRICS = ("recall@", "ndcg@", "hit@")
 
 
 @hookimpl
@@ -34,6 +32,7 @@ def engine_tasks() -> list[Component]:
             slots={"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"loss": "recsys.bpr", "optimizer": "adam", "scheduler": None},
             required_slots=("model",),
+            check="engine_recsys.checks:ranking",  # task.k; checkpoint.monitor val/ndcg@K (max) unless set
         )
     ]
 
@@ -68,12 +67,14 @@ def engine_data_sources() -> list[Component]:
             "engine_recsys.synthetic:Synthetic",
             "Seeded implicit feedback: latent preferences, long-tailed popularity, side features",
             facts=_FACTS,
+            task="recsys.ranking",
         ),
         Component(
             "interactions",
             "engine_recsys.files:Interactions",
             "User-item interactions from CSV/TSV/Parquet (MovieLens u.data, ratings.csv, ratings.dat)",
             facts=_FACTS,
+            task="recsys.ranking",
         ),
     ]
 
@@ -92,6 +93,7 @@ def engine_recipes() -> list[Recipe]:
             "engine_recsys:recipes/movielens.yaml",
             "MovieLens ratings (data.path=.../u.data, ratings.dat, ratings.csv), ratings >= 4: EASE (EDLAE)",
             targets=("test/recall@10 >= test/ease_recall@10",),  # issue 23: at least the EASE baseline's
+            required=("data.path",),  # the user's own MovieLens file
         ),
         Recipe(
             "synthetic-two-tower",
@@ -103,27 +105,7 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """Recsys data implies the ranking task; ranking runs keep the checkpoint with the best val NDCG."""
-    data, task = config.get("data"), config["task"]
-    if data is not None and data["name"] in _DATA_NAMES and task["name"] == "core.supervised":
-        task["name"] = "recsys.ranking"
-    if task["name"] != "recsys.ranking":
-        return
-    ck = config.get("checkpoint")
-    if not isinstance(ck, dict):
-        return
-    ks = task.get("k") or [10, 20]
-    if ck.get("monitor") is None:
-        first = min(ks) if isinstance(ks, list) and ks and all(isinstance(v, int) for v in ks) else 10
-        ck["monitor"] = f"val/ndcg@{first}"
-    monitor = ck.get("monitor")
-    if isinstance(monitor, str) and any(m in monitor for m in _METRICS):
-        ck["mode"] = "max"  # every ranking metric is higher-is-better
-
-
-@hookimpl
-def engine_add_commands(subparsers: Any) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "recommend",
         help="top-K items for a user from a trained recsys run",
@@ -134,7 +116,7 @@ def engine_add_commands(subparsers: Any) -> None:
         "  engine recommend runs/mf-synthetic-20260101-120000 --user 42\n"
         "  engine recommend RUN --user 196 --k 20 --json\n"
         "  engine recommend RUN --user 196 --items 50 172 181   # rank only these items",
-        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", help="run directory of a recsys.ranking run (see `engine runs list`)")
     p.add_argument("--user", required=True, help="user id as written in the data (e.g. 196 for MovieLens)")

@@ -19,8 +19,8 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
+from engine import ConfigError
 from engine.data import DataSource
-from engine.errors import ConfigError
 from engine_recsys.closed_form import interaction_matrix
 from engine_recsys.datasets import CSR, EvalUsers, TrainPairs, collate, merge_csr
 

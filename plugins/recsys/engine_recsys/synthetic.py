@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import torch
 from annotated_types import Ge, Le
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_recsys.source import InteractionSource
 
 # --------------------------------------------------------------------------- synthetic

@@ -10,8 +10,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from engine import ConfigError
 from engine.data import sample_batch
-from engine.errors import ConfigError
 from engine.tasks import eval_mode
 from engine_recsys.baselines import EaseBaseline
 from engine_recsys.closed_form import ClosedForm, ClosedFormFit, ScoresFromHistory

@@ -1,27 +1,15 @@
-"""Tiny interaction files in the layouts the interactions source recognises."""
+"""Tiny interaction files in the layouts the interactions source recognises; one torch thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The models here are tiny: one torch thread is fastest, and the machine's cores are shared.
-
-    Also for `engine` subprocesses (run_cli); restored after each module, so other plugins'
-    tests in the same session are unaffected.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True, scope="session")
+def _threads(one_thread: None) -> None:
+    """The models here are tiny: one torch thread is fastest, and the machine's cores are shared."""
 
 
 # user item rating timestamp, MovieLens 100k u.data layout (tab-separated, no header).

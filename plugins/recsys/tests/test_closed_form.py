@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,9 +16,8 @@ from engine_recsys.closed_form import EASE, choose_pair, csr_parts, ease_weights
 from engine_recsys.files import Interactions
 from engine_recsys.synthetic import Synthetic
 
-from engine.cli import main
+from engine.testing import train_run
 
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "--quiet"]
 #: Small data on which personal taste matters (the earlier synthetic defaults, 400 users x 120 items).
 EASY = [
     "data=recsys.synthetic",
@@ -95,7 +95,8 @@ def test_als_backends_fit_the_same_objective() -> None:
 
 
 def _run(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:
-    assert main(["run", *overrides, *QUIET, f"run.dir={tmp_path}", f"run.name={name}"]) == 0
+    recipe = overrides[0] if overrides and "=" not in overrides[0] else None
+    train_run(*overrides[1 if recipe else 0 :], root=tmp_path, name=name, recipe=recipe)
     summary = json.loads((tmp_path / name / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["global_step"] == 1 and summary["epochs"] <= 1
     assert (tmp_path / name / "checkpoints" / "best.ckpt").is_file()
@@ -103,9 +104,7 @@ def _run(tmp_path: Path, name: str, *overrides: str) -> dict[str, float]:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_closed_form_models_fit_in_one_step_and_beat_popularity(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_closed_form_models_fit_in_one_step_and_beat_popularity(tmp_path: Path, cli: Any) -> None:
     ease = _run(tmp_path, "ease", "model=recsys.ease", "model.l2=50", "task.ease_l2=[50]", *EASY)
     assert ease["test/recall@10"] > 1.5 * ease["test/pop_recall@10"]
     # the EASE baseline is the same model on the same split
@@ -114,15 +113,15 @@ def test_closed_form_models_fit_in_one_step_and_beat_popularity(
     als = _run(tmp_path, "als", "model=recsys.als", "model.factors=16", "model.regularization=1", *EASY)
     assert als["test/recall@10"] > 1.5 * als["test/pop_recall@10"]
     assert als["train/loss"] > 0
-    capsys.readouterr()
     # the fitted model is in the checkpoint; EASE gets the users' items back from the data
-    assert main(["recommend", str(tmp_path / "ease"), "--user", "7", "--k", "3", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    r = cli("recommend", str(tmp_path / "ease"), "--user", "7", "--k", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
     assert len(out["recommendations"]) == 3 and out["recommendations"][0]["score"] > 0
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_ease_chooses_its_l2_and_dropout_on_validation(tmp_path: Path) -> None:
+def test_ease_chooses_its_l2_and_dropout_on_validation(tmp_path: Path, cli: Any) -> None:
     grid = "[1,30,1000]"
     # with plain EASE's grid, the model chooses the same l2 as the baseline (NDCG@10 on the val users)
     m = _run(tmp_path, "grid", "model=recsys.ease", f"model.l2={grid}", f"task.ease_l2={grid}", *EASY)
@@ -137,7 +136,7 @@ def test_ease_chooses_its_l2_and_dropout_on_validation(tmp_path: Path) -> None:
     model = EASE(30, 12, l2=[3.0, 50.0], dropout=[0.3, 0.0])
     assert model.fit_closed_form(x)["l2"] == 3.0 and model.dropout == 0.3
     torch.testing.assert_close(model.weight.detach(), ease_weights(gram(x), 3.0, 0.3))
-    assert main(["run", "model=recsys.ease", "model.l2=[]", *EASY, "--dry-run"]) == 2
+    assert cli("run", "model=recsys.ease", "model.l2=[]", *EASY, "--dry-run").returncode == 2
 
 
 def test_choose_pair_keeps_plain_ease_unless_another_pair_is_clearly_better() -> None:

@@ -9,7 +9,7 @@ import torch
 from engine_recsys.files import Interactions
 from engine_recsys.synthetic import Synthetic
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 
 def _items_of(source: Interactions, split: str, user: str) -> list[str]:

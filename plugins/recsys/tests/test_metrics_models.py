@@ -113,7 +113,7 @@ def test_score_all_equals_pairwise_scores(model: torch.nn.Module) -> None:
 def test_task_training_step_with_l2_and_side_feature_mismatch() -> None:
     from engine_recsys.task import RankingTask
 
-    from engine.errors import ConfigError
+    from engine import ConfigError
 
     model = MF(10, 8, factors=4)
     task = RankingTask(model, BPR(), lambda p: torch.optim.SGD(p, lr=0.1), k=[3], l2=0.5)

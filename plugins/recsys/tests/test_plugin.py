@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.cli import main
-from engine.testing import run_cli
+from engine.testing import train_run
 
 #: Small, easy data: the earlier synthetic defaults (static tastes, lighter tails) at 400 x 120.
 EASY = {
@@ -25,16 +25,12 @@ TINY = [
     "data.batch_size=256",
     "optimizer.lr=0.02",
     "trainer.max_epochs=15",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
 ]
 
 
 def test_conformance(engine_check, u_data: Path) -> None:  # type: ignore[no-untyped-def]
-    # recsys/movielens needs data.path: run on a MovieLens file in test_closed_form.py
-    passed = engine_check(
-        "recsys", data_params={"recsys.interactions": {"path": str(u_data)}}, skip=("recsys/movielens",)
-    )
+    # recsys/movielens requires data.path (left out by the kit): run on a MovieLens file in test_closed_form.py
+    passed = engine_check("recsys", data_params={"recsys.interactions": {"path": str(u_data)}})
     assert "recipe 'recsys/synthetic-mf' completes fast_dev_run" in passed
     for model in ("two_tower", "ease", "als"):
         assert f"model 'recsys.{model}' forward/backward" in passed
@@ -42,11 +38,9 @@ def test_conformance(engine_check, u_data: Path) -> None:  # type: ignore[no-unt
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small MF run trained through `engine run` (in process), shared by the command tests."""
+    """A small MF run (in process), shared by the command tests."""
     root = tmp_path_factory.mktemp("runs")
-    code = main(["run", "recsys/synthetic-mf", *TINY, f"run.dir={root}", "run.name=mf"])
-    assert code == 0
-    return root / "mf"
+    return train_run(*TINY, root=root, name="mf", recipe="recsys/synthetic-mf").run_dir
 
 
 def test_training_beats_popularity(trained_run: Path) -> None:
@@ -60,10 +54,10 @@ def test_training_beats_popularity(trained_run: Path) -> None:
     assert facts["num_users"] == 400 and facts["num_items"] == 120
 
 
-def test_recommend_command(trained_run: Path) -> None:
+def test_recommend_command(trained_run: Path, cli: Any) -> None:
     from engine_recsys.synthetic import Synthetic
 
-    r = run_cli("recommend", str(trained_run), "--user", "7", "--k", "5", "--json")
+    r = cli("recommend", str(trained_run), "--user", "7", "--k", "5", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     items = [row["item"] for row in out["recommendations"]]
@@ -74,41 +68,62 @@ def test_recommend_command(trained_run: Path) -> None:
     seen = {src.item_ids[i] for i in src.all.row(src.user_index("7")).tolist()}
     assert out["seen"] == len(seen) and not seen & set(items)  # seen items are never recommended
 
-    r = run_cli("recommend", str(trained_run), "--user", "nobody")
+    r = cli("recommend", str(trained_run), "--user", "nobody")
     assert r.returncode == 2
     assert "unknown user id 'nobody'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_recommend_unknown_items_and_bad_k(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["recommend", str(trained_run), "--user", "7", "--items", "3", "999999"]) == 2
-    assert "unknown item id(s) '999999'" in capsys.readouterr().err
-    assert main(["recommend", str(trained_run), "--user", "7", "--k", "0"]) == 2
-    assert "--k must be at least 1" in capsys.readouterr().err
+def test_recommend_unknown_items_and_bad_k(trained_run: Path, cli: Any) -> None:
+    r = cli("recommend", str(trained_run), "--user", "7", "--items", "3", "999999")
+    assert r.returncode == 2 and "unknown item id(s) '999999'" in r.stderr
+    r = cli("recommend", str(trained_run), "--user", "7", "--k", "0")
+    assert r.returncode == 2 and "--k must be at least 1" in r.stderr
 
 
-def test_recommend_table_and_candidates(trained_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["recommend", str(trained_run), "--user", "7", "--items", "1", "2", "3", "--include-seen"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("top 3 for user 7 (recsys.mf)")
-    assert {line.split()[1] for line in out.splitlines()[2:]} == {"1", "2", "3"}
+def test_recommend_table_and_candidates(trained_run: Path, cli: Any) -> None:
+    r = cli("recommend", str(trained_run), "--user", "7", "--items", "1", "2", "3", "--include-seen")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("top 3 for user 7 (recsys.mf)")
+    assert {line.split()[1] for line in r.stdout.splitlines()[2:]} == {"1", "2", "3"}
 
 
-def test_recommend_help_and_bad_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_recommend_help_and_bad_run(tmp_path: Path, cli: Any, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["recommend", "--help"])
+        cli("recommend", "--help")  # argparse's own exit
     assert "--include-seen" in capsys.readouterr().out
-    assert main(["recommend", str(tmp_path), "--user", "1"]) == 2
-    assert "not a run directory" in capsys.readouterr().err
+    r = cli("recommend", str(tmp_path), "--user", "1")
+    assert r.returncode == 2 and "not a run directory" in r.stderr
 
 
 @pytest.mark.parametrize("data", ["recsys.synthetic", "interactions"])
-def test_recsys_data_implies_ranking_task(capsys: pytest.CaptureFixture[str], tmp_path, data: str) -> None:
-    # short names too: the plugin sees them qualified (data=interactions once selected core.supervised)
+def test_recsys_data_implies_ranking_task(cli: Any, tmp_path: Path, data: str) -> None:
+    # short names too: the data source's declared task (Component(task=...)) and the ranking task's check
     (tmp_path / "u.csv").write_text("user,item,rating\n1,1,5\n1,2,4\n2,1,5\n2,3,4\n3,2,5\n3,3,4\n")
     path = [f"data.path={tmp_path / 'u.csv'}"] if data == "interactions" else []
-    assert main(["run", "model=mf", f"data={data}", *path, "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "name: recsys.ranking" in out and "monitor: val/ndcg@10" in out and "mode: max" in out
+    r = cli("run", "model=mf", f"data={data}", *path, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "name: recsys.ranking" in r.stdout and "monitor: val/ndcg@10" in r.stdout and "mode: max" in r.stdout
+
+
+def test_ranking_monitor_follows_k_and_a_chosen_monitor_is_kept() -> None:
+    import engine
+
+    base = ["model=recsys.mf", "data=recsys.synthetic"]
+    cfg = engine.plan(engine.compose(None, overrides=[*base, "task.k=[20,5]"])).config
+    assert cfg["checkpoint"]["monitor"] == "val/ndcg@5" and cfg["checkpoint"]["mode"] == "max"
+    cfg = engine.plan(engine.compose(None, overrides=[*base, "checkpoint.monitor=val/recall@20"])).config
+    assert cfg["checkpoint"]["monitor"] == "val/recall@20" and cfg["checkpoint"]["mode"] == "max"
+    cfg = engine.plan(engine.compose(None, overrides=[*base, "checkpoint.monitor=val/loss"])).config
+    assert cfg["checkpoint"]["monitor"] == "val/loss" and cfg["checkpoint"]["mode"] == "min"
+    assert engine.plan(cfg).config == cfg  # the resolved config plans to itself
+
+
+def test_movielens_recipe_requires_data_path(cli: Any) -> None:
+    r = cli("plugins", "info", "recsys")
+    assert r.returncode == 0, r.stderr
+    assert "data.path" in r.stdout
+    r = cli("run", "recsys/movielens", "--dry-run")
+    assert r.returncode == 2 and "data.path" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.parametrize(
@@ -118,18 +133,18 @@ def test_recsys_data_implies_ranking_task(capsys: pytest.CaptureFixture[str], tm
         (["model=recsys.mf", "data=recsys.synthetic", "data.split=random"], "data.split must be"),
         (["model=recsys.mf", "data=recsys.interactions"], "needs parameter 'path'"),
         (["model=recsys.mf", "data=recsys.synthetic", "loss=recsys.hinge"], "unknown loss"),
+        (["model=recsys.mf", "data=recsys.synthetic", "task.k=[0]"], "task.k must be a list of positive integers"),
     ],
 )
-def test_config_mistakes_are_one_line_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", *args, "--dry-run"]) == 2
-    assert message in capsys.readouterr().err
+def test_config_mistakes_are_one_line_errors(args: list[str], message: str, cli: Any) -> None:
+    r = cli("run", *args, "--dry-run")
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
 
 
-def test_bad_k_and_missing_file_fail_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    base = ["run", "recsys/synthetic-mf", *TINY, f"run.dir={tmp_path}"]
-    assert main([*base, "task.k=[0]"]) == 2
-    assert "task.k must be a list of positive integers" in capsys.readouterr().err
+def test_bad_k_and_missing_file_fail_before_training(tmp_path: Path, cli: Any) -> None:
+    r = cli("run", "recsys/synthetic-mf", *TINY, f"run.dir={tmp_path}", "task.k=[0]")
+    assert r.returncode == 2 and "task.k must be a list of positive integers" in r.stderr
     missing = ["run", "model=recsys.mf", "data=recsys.interactions", f"data.path={tmp_path / 'no.csv'}"]
-    assert main([*missing, f"run.dir={tmp_path}"]) == 2
-    assert "interactions file not found" in capsys.readouterr().err
+    r = cli(*missing, f"run.dir={tmp_path}")
+    assert r.returncode == 2 and "interactions file not found" in r.stderr
     assert not any(tmp_path.iterdir())  # nothing was left behind

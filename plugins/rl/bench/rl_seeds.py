@@ -4,7 +4,7 @@ Each cell trains the recipe (``seed=S``, ``torch.set_num_threads(T)``), then eva
 checkpoint's greedy policy over ``--episodes`` episodes (seeds ``--eval-seed`` …, never used in
 training) and checks the recipe's targets (``engine components show rl/cartpole-ppo``) on that
 evaluation and the training's environment steps. Prints one row per cell and each recipe's worst
-cell (:mod:`engine.matrix`)::
+cell (the experiments plugin's recipe matrix, ``engine_experiments.matrix``)::
 
     python plugins/rl/bench/rl_seeds.py                                  # every recipe, seeds 0 1 2, threads 1 2
     python plugins/rl/bench/rl_seeds.py --recipes rl/cartpole-ppo --seeds 0 --threads 2
@@ -26,15 +26,11 @@ from typing import Any
 
 def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, overrides: list[str]) -> dict[str, Any]:
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
-    from engine.runs import open_run
+    from engine.runs import load_checkpoint, open_run
 
-    reg = engine.get_registry()
     name = f"{recipe.replace('/', '-')}-s{seed}-{int(time.time())}"
-    cfg = validate(
-        compose(
-            reg,
+    plan = engine.plan(
+        engine.compose(
             recipe,
             overrides=[
                 f"seed={seed}",
@@ -43,17 +39,14 @@ def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, 
                 f"run.name={name}",
                 *overrides,
             ],
-        ),
-        reg,
+        )
     )
     started = time.time()
-    result = run(cfg, reg)
+    result = engine.train(plan)
     train_s = time.time() - started
     r = open_run(result.run_dir)
     dm = r.datamodule()
     task = r.task(facts=dm.facts)
-    from engine.checkpoints import load_checkpoint
-
     # training env steps at which the evaluated (best) checkpoint was written
     ckpt = load_checkpoint(r.checkpoint("best"))  # data only: weights_only=True
     best_steps = int(ckpt.get("rl", {}).get("env_steps", -1))
@@ -72,9 +65,10 @@ def bench_one(recipe: str, seed: int, episodes: int, eval_seed: int, out: Path, 
 
 
 def main() -> None:
+    from engine_experiments.matrix import print_matrix, run_matrix  # the experiments plugin (engine-experiments)
+
     import engine
-    from engine.matrix import print_matrix, run_matrix
-    from engine.targets import parse_targets
+    from engine.testing import parse_targets
 
     recipes = {r.qualified_name: r for r in engine.get_registry().list("recipe") if r.plugin == "rl"}
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,6 +1,6 @@
 """Config checks without gymnasium, numpy or torch, and the spaces of gymnasium's own environments as plain data.
 
-``engine run --dry-run`` checks a config through the ``engine_adjust_config`` hook, which must
+``engine run --dry-run`` checks a config through ``rl.gym``'s ``check`` (:func:`check_gym`), which must
 stay fast: importing gymnasium costs most of a second, so the common case (one of gymnasium's
 own ids) is answered from this table. Each value is two letters: the observation space then the
 action space, ``d`` for Discrete, ``b`` for Box, ``o`` for anything else. Ids not listed here
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 #: gymnasium 1.x ids -> observation/action kinds (read from gymnasium 1.4.0; MuJoCo/Box2D from their docs)
 KNOWN_ENVS: dict[str, str] = {
@@ -121,3 +121,24 @@ def check_config(config: dict[str, Any]) -> None:
             f"{env_id} has discrete observations: they cannot be normalised",
             hint="set data.normalize_observation=false",
         )
+
+
+def check_gym(values: dict[str, Any], where: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``rl.gym``'s plan-time check (``Component(check=...)``), at ``--dry-run`` too, before anything is built.
+
+    A typo in ``data.env_id`` (with a did-you-mean) or a task that cannot handle the environment's
+    spaces (tabular Q-learning on continuous observations, DQN on continuous actions) is reported
+    here. The environment follows the run's seed unless ``data.seed`` is set, and a periodic
+    evaluation (``task.eval_every``) sets ``checkpoint.every_n_train_steps`` to the same value
+    unless that is set, so the best checkpoint is an evaluated one.
+    """
+    check_config({**config, where: {"name": "rl.gym", **values}})
+    values = dict(values)
+    if values.get("seed") is None:
+        values["seed"] = config["seed"]
+    every = (config.get("task") or {}).get("eval_every")
+    checkpoint = config.get("checkpoint")
+    if isinstance(every, int) and every > 0 and isinstance(checkpoint, dict):
+        if checkpoint.get("every_n_train_steps") is None:
+            checkpoint["every_n_train_steps"] = every
+    return values

@@ -14,7 +14,7 @@ def envs(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore")  # gymnasium warns about old versions (CartPole-v0 …)
 
-    from engine.errors import EngineError
+    from engine import EngineError
 
     pattern = args.pattern or "*"
     if not any(ch in pattern for ch in "*?["):
@@ -42,17 +42,4 @@ def envs(args: argparse.Namespace) -> int:
         )
         act = f"Discrete({f['action_discrete']})" if f["action_discrete"] else f"Box{tuple(f['action_shape'])}"
         print(f"{env_id:40s} observations {obs:16s} actions {act}")
-    return 0
-
-
-def usage(args: argparse.Namespace) -> int:
-    """``engine rl`` alone: say what is there."""
-    print(
-        "usage: engine rl COMMAND\n\n"
-        "commands:\n"
-        "  envs [PATTERN] [--spaces]   list registered gymnasium environment ids (data.env_id)\n\n"
-        "train:     engine run rl/cartpole-ppo          (recipes: engine components list --kind recipe 'rl/*')\n"
-        "evaluate:  engine evaluate RUN --episodes 100 --seed 0\n"
-        "deploy:    engine deploy RUN --target onnx"
-    )
     return 0

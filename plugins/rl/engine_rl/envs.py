@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_rl.spaces import space_facts
 
 
@@ -51,7 +51,7 @@ class GymEnvironment(L.LightningDataModule):
         env_id: a registered gymnasium id, e.g. CartPole-v1, FrozenLake-v1, Pendulum-v1.
         env_kwargs: keyword arguments for gymnasium.make (e.g. {is_slippery: true, map_name: 4x4}).
         num_envs: parallel copies stepped together (gymnasium.vector.SyncVectorEnv).
-        seed: seed of the first reset (copy i gets seed + i) and of the action spaces.
+        seed: seed of the first reset (copy i gets seed + i) and of the action spaces (default: the run's seed).
         normalize_observation: standardise observations with running statistics (gymnasium NormalizeObservation).
         normalize_reward: scale rewards by the running std of the discounted return (gymnasium NormalizeReward).
         reward_gamma: discount used by reward scaling; match the task's gamma.
@@ -63,7 +63,7 @@ class GymEnvironment(L.LightningDataModule):
         env_id: str = "CartPole-v1",
         env_kwargs: dict[str, Any] | None = None,
         num_envs: int = 1,
-        seed: int = 0,
+        seed: int | None = None,
         normalize_observation: bool = False,
         normalize_reward: bool = False,
         reward_gamma: float = 0.99,
@@ -75,7 +75,7 @@ class GymEnvironment(L.LightningDataModule):
         if not 0.0 < reward_gamma <= 1.0:
             raise ConfigError(f"data.reward_gamma must be in (0, 1], got {reward_gamma}")
         self.env_id, self.env_kwargs = env_id, dict(env_kwargs or {})
-        self.num_envs, self.seed = num_envs, seed
+        self.num_envs, self.seed = num_envs, 0 if seed is None else seed
         self.normalize_observation, self.normalize_reward = normalize_observation, normalize_reward
         self.reward_gamma, self.random_batch_size = reward_gamma, random_batch_size
         self._facts = space_facts(env_id, self.env_kwargs)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 

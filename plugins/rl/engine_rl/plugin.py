@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
 
-from engine import Component, Recipe, hookimpl
+from engine import CommandSink, Component, Recipe, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -35,6 +35,9 @@ def engine_data_sources() -> list[Component]:
             "engine_rl.envs:GymEnvironment",
             "Any gymnasium environment, vectorised and seeded; streams experience to RL tasks",
             facts=_FACTS,
+            task="rl.ppo",
+            # torch- and gymnasium-free: ids, task/space fit, the seed and checkpoint cadence (--dry-run too)
+            check="engine_rl.checks:check_gym",
         )
     ]
 
@@ -113,38 +116,17 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """The environment follows the run's seed unless ``data.seed`` is set; bad ids and task/space mismatches fail here.
-
-    Runs for every ``engine run``, ``--dry-run`` included, so a typo in ``data.env_id`` (with a
-    did-you-mean) or a task that cannot handle the environment's spaces (tabular Q-learning on
-    continuous observations, DQN on continuous actions) is reported before anything is built.
-    A periodic evaluation (``task.eval_every``) also sets ``checkpoint.every_n_train_steps`` to
-    the same value unless it is set, so the best checkpoint is an evaluated one.
-    """
-    data = config.get("data")
-    if data is None or data["name"] != "rl.gym":
-        return
-    from engine_rl.checks import check_config  # plain Python: no gymnasium for gymnasium's own ids
-
-    check_config(config)
-    if "seed" not in data and isinstance(config.get("seed"), int):
-        data["seed"] = config["seed"]
-    ck = config.get("checkpoint")
-    every = config["task"].get("eval_every")
-    if isinstance(every, int) and every > 0 and isinstance(ck, dict) and ck.get("every_n_train_steps") is None:
-        ck["every_n_train_steps"] = every
-
-
-@hookimpl
-def engine_add_commands(subparsers: Any) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "rl",
         help="reinforcement-learning helpers (gymnasium environments)",
         description="Reinforcement-learning helpers. Train with `engine run rl/cartpole-ppo`, "
-        "evaluate with `engine evaluate RUN --episodes 100`.",
+        "evaluate with `engine evaluate RUN episodes=100`.",
+        epilog="train:     engine run rl/cartpole-ppo          (recipes: engine components list --kind recipe 'rl/*')\n"
+        "evaluate:  engine evaluate RUN episodes=100 seed=0\n"
+        "deploy:    engine deploy RUN --target onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.set_defaults(handler="engine_rl.cli:usage")
     sub = p.add_subparsers(dest="rl_command", metavar="COMMAND")
     envs = sub.add_parser(
         "envs",

@@ -7,8 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from engine.errors import ConfigError, did_you_mean
-from engine_rl.checks import check_task_fits  # noqa: F401 - re-exported
+from engine import ConfigError, did_you_mean
 
 
 def check_env_id(env_id: str) -> None:

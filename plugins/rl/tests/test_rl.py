@@ -17,20 +17,14 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import engine
-from engine.config import compose, validate
-from engine.errors import ConfigError
-from engine.runner import run
+from engine import ConfigError
 from engine.runs import open_run
-from engine.testing import run_cli
-
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+from engine.testing import run_cli, train_run
 
 
-def train(tmp_path: Path, *overrides: str, recipe: str | None = None) -> Path:
-    """Compose, validate and run a config in-process; return its run directory."""
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, recipe, overrides=[*QUIET, f"run.dir={tmp_path}", *overrides]), reg)
-    return run(cfg, reg).run_dir
+def train(tmp_path: Path, *overrides: str, recipe: str | None = None, resume: Path | None = None) -> Path:
+    """Compose, plan and train a quiet run in-process (every step logged); return its run directory."""
+    return train_run("trainer.log_every_n_steps=1", *overrides, root=tmp_path, recipe=recipe, resume=resume).run_dir
 
 
 def evaluate(run_dir: Path, episodes: int = 10, seed: int = 123) -> dict[str, float]:
@@ -125,6 +119,7 @@ def test_normalisation_wrappers_and_model_statistics() -> None:
 # --------------------------------------------------------------------------- tasks train and evaluate
 
 
+@pytest.mark.slow
 def test_q_learning_learns_deterministic_frozenlake(tmp_path: Path) -> None:
     run_dir = train(
         tmp_path,
@@ -174,6 +169,7 @@ def test_dqn_trains_and_evaluates(tmp_path: Path) -> None:
     assert result["eval/return_std"] >= 0
 
 
+@pytest.mark.slow
 def test_ppo_discrete_improves_on_cartpole(tmp_path: Path) -> None:
     run_dir = train(tmp_path, "trainer.max_epochs=1", "task.total_env_steps=12288", recipe="rl/cartpole-ppo")
     r = open_run(run_dir)
@@ -236,8 +232,6 @@ def test_gsde_exploration_noise_is_state_dependent_and_resampled_on_schedule() -
 def test_trained_policy_deploys_like_any_model(tmp_path: Path) -> None:
     from engine_rl.models import MLPPolicy, QNetwork
 
-    from engine.builtins.deploy import Export
-
     for model in (
         MLPPolicy(4, 2, None, None, None, None),
         MLPPolicy(3, None, 1, None, [-2.0], [2.0]),
@@ -246,7 +240,7 @@ def test_trained_policy_deploys_like_any_model(tmp_path: Path) -> None:
     ):
         model.eval()
         x = torch.randint(0, 16, (6,)) if isinstance(model, QNetwork) else torch.randn(6, model.encoder.in_features)
-        target = Export()
+        target = engine.create("deploy", "export")
         path = target.export(model, x, tmp_path)
         got = target.load(path)(x)
         assert torch.allclose(got, model(x), atol=1e-5)
@@ -290,13 +284,9 @@ def test_unknown_environment_suggests_the_registered_id() -> None:
     ],
 )
 def test_bad_input_fails_before_any_compute(tmp_path: Path, overrides: list[str], message: str) -> None:
-    # caught while composing (engine_adjust_config: ids, spaces) or when building (kwargs, model slots)
-    reg = engine.get_registry(fresh=True)
+    # caught while planning (rl.gym's check: ids, spaces) or when building (kwargs, model slots)
     with pytest.raises(ConfigError, match=message):
-        cfg = validate(
-            compose(reg, None, overrides=["task=rl.ppo", "data=rl.gym", f"run.dir={tmp_path}", *overrides]), reg
-        )
-        run(cfg, reg)
+        train(tmp_path, "task=rl.ppo", "data=rl.gym", *overrides)
     assert not any(tmp_path.iterdir())  # no run directory: nothing was trained
 
 
@@ -316,15 +306,15 @@ def test_task_checks_spaces_when_built_directly() -> None:
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["data.env_id=CartPol-v1"], "did you mean 'CartPole-v1'"),
-        (["task=rl.q_learning", "data.env_id=CartPole-v1"], "needs discrete observations, but CartPole-v1"),
-        (["task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.dqn needs discrete actions, but Pendulum-v1"),
-        (["data.env_id=FrozenLake-v1", "data.normalize_observation=true"], "cannot be normalised"),
-        (["data.env_id=Blackjack-v1"], "observation space of Blackjack-v1 is not supported"),
+        (["rl/cartpole-ppo", "data.env_id=CartPol-v1"], "did you mean 'CartPole-v1'"),
+        (["data=rl.gym", "task=rl.q_learning"], "needs discrete observations, but CartPole-v1"),
+        (["data=rl.gym", "task=rl.dqn", "data.env_id=Pendulum-v1"], "rl.dqn needs discrete actions, but Pendulum-v1"),
+        (["rl/cartpole-ppo", "data.env_id=FrozenLake-v1", "data.normalize_observation=true"], "cannot be normalised"),
+        (["rl/cartpole-ppo", "data.env_id=Blackjack-v1"], "observation space of Blackjack-v1 is not supported"),
     ],
 )
-def test_dry_run_catches_bad_environments(overrides: list[str], message: str) -> None:
-    out = run_cli("run", "rl/cartpole-ppo", *overrides, "--dry-run")
+def test_dry_run_catches_bad_environments(overrides: list[str], message: str, cli: Any) -> None:
+    out = cli("run", *overrides, "--dry-run")
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
 
@@ -365,6 +355,7 @@ def test_known_environment_table_matches_gymnasium() -> None:
     assert checked >= 12
 
 
+@pytest.mark.slow
 def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buffer(tmp_path: Path) -> None:
     overrides = [
         "task=rl.dqn",
@@ -400,10 +391,7 @@ def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buff
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     saved = ckpt["rl"]["replay_buffer"]
     assert saved["reward"].shape[0] == ckpt["rl"]["env_steps"] and saved["obs"].shape[1:] == (4,)
-    reg = engine.get_registry(fresh=True)
-    cfg = validate(compose(reg, None, overrides=[*QUIET, f"run.dir={tmp_path}", *overrides[:-1]]), reg)
-    cfg["task"]["total_env_steps"] = 1000
-    run(cfg, reg, resume=run_dir)
+    train(tmp_path, *overrides[:-1], "task.total_env_steps=1000", resume=run_dir)
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["rl"]["env_steps"] > 800 and ckpt["rl"]["replay_buffer"]["reward"].shape[0] == ckpt["rl"]["env_steps"]
 
@@ -423,13 +411,17 @@ def test_replay_buffer_state_round_trip_keeps_order_after_wrapping() -> None:
     assert torch.equal(small.state_dict()["next_obs"][:, 0], torch.tensor([5.0, 6.0, 7.0]))
 
 
-def test_cli_dry_run_error_and_evaluate(tmp_path: Path) -> None:
-    bad = run_cli("run", "task=rl.q_learning", "data=rl.gym", "data.env_id=Pendulum-v1", f"run.dir={tmp_path}")
+def test_cli_bad_environment_is_one_line_and_writes_nothing(tmp_path: Path, cli: Any) -> None:
+    bad = cli("run", "task=rl.q_learning", "data=rl.gym", "data.env_id=Pendulum-v1", f"run.dir={tmp_path}")
     assert bad.returncode == 2, bad.stderr
     assert "needs discrete actions" in bad.stderr and "Traceback" not in bad.stderr
-    bad = run_cli("run", "rl/cartpole-dqn", "data.env_id=CartPoel-v1", f"run.dir={tmp_path}")
+    bad = cli("run", "rl/cartpole-dqn", "data.env_id=CartPoel-v1", f"run.dir={tmp_path}")
     assert bad.returncode == 2 and "did you mean 'CartPole-v1'" in bad.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_evaluate_command(tmp_path: Path) -> None:
+    # `engine evaluate` is the experiments plugin's command
     run_dir = train(
         tmp_path,
         "task=rl.q_learning",
@@ -441,6 +433,22 @@ def test_cli_dry_run_error_and_evaluate(tmp_path: Path) -> None:
     done = run_cli("evaluate", str(run_dir), "episodes=7", "seed=1")
     assert done.returncode == 0, done.stderr
     assert "eval/success_rate" in done.stdout and "7.0" in done.stdout
+
+
+def test_data_follows_the_run_seed_and_implies_ppo() -> None:
+    plan = engine.plan(engine.compose(None, overrides=["data=rl.gym", "seed=7"]))
+    assert plan.config["task"]["name"] == "rl.ppo" and plan.config["data"]["seed"] == 7
+    assert plan.config["checkpoint"]["every_n_train_steps"] is None  # no periodic evaluation
+    overrides = ["data=rl.gym", "task=rl.dqn", "seed=7", "data.seed=3", "task.eval_every=50"]
+    plan = engine.plan(engine.compose(None, overrides=overrides))
+    assert plan.config["data"]["seed"] == 3 and plan.config["checkpoint"]["every_n_train_steps"] == 50
+    again = engine.plan(plan.config)  # the resolved config plans to itself
+    assert again.config == plan.config
+
+
+def test_rl_group_alone_prints_its_help(cli: Any) -> None:
+    out = cli("rl")
+    assert out.returncode == 0 and "envs" in out.stdout and "engine evaluate RUN episodes=100" in out.stdout
 
 
 def test_rl_envs_command() -> None:

@@ -18,7 +18,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from engine.errors import EngineError
+from engine import EngineError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_speech.audio import resample
 from engine_speech.features import add_noise, spec_augment
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.errors import EngineError
+from engine import EngineError
 
 
 def transcribe_files(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_speech.audio import load_audio
 from engine_speech.datasets import collate_sequences
 from engine_speech.source import SpeechSource, feature_params
@@ -182,7 +182,7 @@ class SpokenDigits(SpeechSource):
         self.amplitude_range = list(amplitude_range)
         self.heldout_ranges = list(heldout_speed_range), list(heldout_pitch_range)
         self.seed = seed
-        from engine.settings import cache_dir as engine_cache
+        from engine import cache_dir as engine_cache
 
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else engine_cache() / "speech"
         self.workers = workers

@@ -11,8 +11,8 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
+from engine import ConfigError, EngineError
 from engine.data import split_indices
-from engine.errors import ConfigError, EngineError
 from engine_speech.audio import AUDIO_SUFFIXES, load_audio
 from engine_speech.datasets import collate_sequences
 from engine_speech.source import SpeechSource, feature_params

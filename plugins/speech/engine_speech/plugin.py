@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import Component, ConfigError, Recipe, hookimpl
+from engine import CommandSink, Component, Recipe, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -23,6 +23,7 @@ def engine_data_sources() -> list[Component]:
             "engine_speech.digits:SpokenDigits",
             "Digits spoken by espeak-ng voices (words for KWS, digit strings for ASR), test voices held out",
             facts=(*_CLIP_FACTS, "vocabulary", "vocab_size", "lexicon"),
+            check="engine_speech.checks:spoken_digits",  # the task fits the mode (--dry-run too)
         ),
         Component(
             "wav_folder",
@@ -35,6 +36,8 @@ def engine_data_sources() -> list[Component]:
             "engine_speech.files:Transcribed",
             "Utterances and transcripts from a CSV/JSONL manifest (character vocabulary)",
             facts=_ASR_FACTS,
+            task="speech.ctc",
+            check="engine_speech.checks:transcribed",  # not the supervised task
         ),
     ]
 
@@ -81,25 +84,6 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """Catch a task that cannot work on the chosen speech data before anything is built."""
-    task, data = config["task"]["name"], config.get("data")
-    if data is None or data["name"] not in ("speech.spoken_digits", "speech.transcribed"):
-        return
-    sequences = data["name"] == "speech.transcribed" or data.get("mode", "words") == "strings"
-    if task == "speech.ctc" and not sequences:
-        raise ConfigError(
-            "task speech.ctc needs transcribed speech, but speech.spoken_digits is in words mode",
-            hint="set data.mode=strings (or use the supervised task with model=speech.kws_cnn for words)",
-        )
-    if task == "core.supervised" and sequences:
-        raise ConfigError(
-            f"the supervised task classifies clips, but {data['name']} yields transcribed sequences",
-            hint="use task=speech.ctc model=speech.ctc_asr (or data.mode=words for keyword spotting)",
-        )
-
-
-@hookimpl
 def engine_callbacks(config: dict[str, Any]) -> list[Any]:
     """Evaluate spoken digits' held-out accent/variant split beside the test split (``heldout/...``)."""
     data = config.get("data") or {}
@@ -111,7 +95,7 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
 
 
 @hookimpl
-def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     p = subparsers.add_parser(
         "transcribe",
         help="transcribe audio files with a trained speech run (speech plugin)",

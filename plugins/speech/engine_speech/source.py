@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from engine import ConfigError
 from engine.data import DataSource
-from engine.errors import ConfigError
 from engine_speech.audio import load_audio, trim_silence
 from engine_speech.augment import Augment
 from engine_speech.datasets import ClipDataset, SequenceDataset, prepare_input

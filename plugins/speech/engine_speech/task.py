@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
+from engine import ConfigError
 from engine.data import sample_batch
-from engine.errors import ConfigError
 from engine.tasks import eval_mode
 from engine_speech.lexicon import NGram, lexicon_decode
 from engine_speech.models import decode

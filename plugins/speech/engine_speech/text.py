@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 
 def normalize_text(text: str) -> str:

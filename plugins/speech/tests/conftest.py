@@ -7,10 +7,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the CPU is shared: one thread is faster than two contending ones
+def _threads(one_thread: None) -> None:
+    """One torch thread (engine.testing's ``one_thread``): the CPU is shared, one is faster than two contending."""
 
 
 # Tiny spoken-digit data: 2 accents x few variants, a few dozen utterances (synthesised once per session).
@@ -49,11 +47,8 @@ def tiny_digits() -> Callable[..., dict]:
 @pytest.fixture(scope="session")
 def tiny_asr_run(tmp_path_factory: pytest.TempPathFactory, speech_cache: Path) -> Path:
     """A briefly trained CTC run on tiny spoken-digit strings (for the transcribe command)."""
-    import engine
-    from engine.config import compose, validate
-    from engine.runner import run
+    from engine.testing import train_run
 
-    reg = engine.get_registry()
     data = _tiny_digits(speech_cache, "strings", n=24, n_eval=6)
     overrides = [
         "task=speech.ctc",
@@ -65,10 +60,5 @@ def tiny_asr_run(tmp_path_factory: pytest.TempPathFactory, speech_cache: Path) -
         *[f"data.{k}={v}".replace("'", "") for k, v in data.items()],
         "data.batch_size=8",
         "trainer.max_steps=3",
-        "trainer.enable_progress_bar=false",
-        "trainer.enable_model_summary=false",
-        f"run.dir={tmp_path_factory.mktemp('runs')}",
-        "run.name=tiny-asr",
     ]
-    cfg = validate(compose(reg, None, (), overrides), reg)
-    return run(cfg, reg).run_dir
+    return train_run(*overrides, root=tmp_path_factory.mktemp("runs"), name="tiny-asr").run_dir

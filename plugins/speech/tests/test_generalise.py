@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError
-from engine.testing import run_cli
+from engine import ConfigError
 
 
 def test_heldout_split_is_disjoint_from_training_voices(speech_cache: Path, tiny_digits: Callable[..., dict]) -> None:
@@ -114,19 +114,18 @@ def test_lexicon_decoder_fixes_near_misses_greedy_does_not() -> None:
         lexicon_decode(lp, lengths, vocab, ["eleven"])
 
 
-def test_decoder_option_and_errors(tiny_asr_run: Path, tmp_path: Path) -> None:
+def test_decoder_option_and_errors(tiny_asr_run: Path, tmp_path: Path, cli: Any) -> None:
     from engine_speech.cli import transcribe_files
     from engine_speech.synth import Utterance, synthesize
 
     wav = synthesize(Utterance("four two", "en-us+m7", 160, 50), tmp_path / "fresh.wav")
-    env = {"OMP_NUM_THREADS": "1"}
-    res = run_cli("transcribe", str(tiny_asr_run), str(wav), "--decoder", "lexicon", "--beam-width", "4", env=env)
+    res = cli("transcribe", str(tiny_asr_run), str(wav), "--decoder", "lexicon", "--beam-width", "4")
     assert res.returncode == 0, res.stderr
     text = res.stdout.strip().split("\t")[1] if "\t" in res.stdout else ""
     assert set(text.split()) <= {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
-    res = run_cli("transcribe", str(tiny_asr_run), str(wav), "--decoder", "lexicn", env=env)
+    res = cli("transcribe", str(tiny_asr_run), str(wav), "--decoder", "lexicn")
     assert res.returncode == 2 and "unknown decoder 'lexicn'" in res.stderr and "Traceback" not in res.stderr
     assert len([ln for ln in res.stderr.splitlines() if ln.strip() and "hint" not in ln]) == 1
     assert len(transcribe_files(str(tiny_asr_run), [str(wav)], decoder="beam")) == 1
-    res = run_cli("run", "speech/digits-asr", "task.decoder=lexicn", "--dry-run")
+    res = cli("run", "speech/digits-asr", "task.decoder=lexicn", "--dry-run")
     assert res.returncode == 2 and "lexicn" in res.stderr + res.stdout and "Traceback" not in res.stderr

@@ -4,10 +4,11 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.errors import ConfigError, EngineError
+from engine import ConfigError, EngineError
 from engine.testing import run_cli
 
 
@@ -82,16 +83,12 @@ def test_recipes_validate_and_train_on_tiny_data(
     recipe: str, mode: str, tiny_digits: Callable[..., dict], speech_cache: Path, tmp_path: Path
 ) -> None:
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
+    from engine.testing import train_run
 
-    reg = engine.get_registry()
-    cfg = validate(compose(reg, recipe), reg)
+    cfg = engine.plan(engine.compose(recipe)).config
     assert cfg["data"]["mode"] == mode and cfg["data"]["num_utterances"] >= 2000
     tiny = [f"data.{k}={v}".replace("'", "") for k, v in tiny_digits(speech_cache, mode, n=16, n_eval=4).items()]
-    quiet = ["trainer.fast_dev_run=true", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    cfg = validate(compose(reg, recipe, (), [*tiny, *quiet, f"run.dir={tmp_path}"]), reg)
-    summary = run(cfg, reg).summary
+    summary = train_run(*tiny, "trainer.fast_dev_run=true", root=tmp_path, recipe=recipe).summary
     assert summary["status"] == "completed"
     key = "test/accuracy" if mode == "words" else "test/wer"
     assert key in summary["metrics"]
@@ -319,29 +316,41 @@ def test_text_encoding_and_decoding() -> None:
 # --------------------------------------------------------------------------- config checks and commands
 
 
-def test_task_and_data_mismatch_is_one_line() -> None:
-    res = run_cli("run", "task=speech.ctc", "model=speech.ctc_asr", "data=speech.spoken_digits", "--dry-run")
+def test_task_and_data_mismatch_is_one_line(cli: Any, tone_manifest: Path) -> None:
+    res = cli("run", "task=speech.ctc", "model=speech.ctc_asr", "data=speech.spoken_digits", "--dry-run")
     assert res.returncode == 2 and "data.mode=strings" in res.stderr + res.stdout and "Traceback" not in res.stderr
-    res = run_cli("run", "speech/digits-asr", "task=supervised", "model=speech.kws_cnn", "--dry-run")
+    res = cli("run", "speech/digits-asr", "task=supervised", "model=speech.kws_cnn", "--dry-run")
     assert res.returncode == 2 and "task=speech.ctc" in res.stderr + res.stdout
+    transcribed = ["data=speech.transcribed", f"data.manifest={tone_manifest}"]
+    kws = ["model=speech.kws_cnn", "model.input_shape=[1,40,32]", "model.num_classes=2"]
+    res = cli("run", *transcribed, "task=supervised", *kws, "--dry-run")
+    assert res.returncode == 2 and "speech.transcribed yields transcribed sequences" in res.stderr
 
 
-def test_transcribe_command(tiny_asr_run: Path, tmp_path: Path) -> None:
+def test_transcribed_speech_implies_the_ctc_task(tone_manifest: Path) -> None:
+    import engine
+
+    config = engine.compose(None, overrides=["data=speech.transcribed", f"data.manifest={tone_manifest}"])
+    assert engine.plan(config).config["task"]["name"] == "speech.ctc"
+    digits = ["data=speech.spoken_digits", "data.mode=strings", "task=speech.ctc"]
+    assert engine.plan(engine.compose(None, overrides=digits)).config["model"]["name"] == "speech.ctc_asr"
+
+
+def test_transcribe_command(tiny_asr_run: Path, tmp_path: Path, cli: Any) -> None:
     import numpy as np
     from engine_speech.synth import Utterance, synthesize
 
     wav = synthesize(Utterance("four two", "en-us+m7", 160, 50), tmp_path / "fresh.wav")
     stereo = write_wav(tmp_path / "stereo.wav", np.stack([tone(300, 0.8, 44100)] * 2, 1), 44100)
-    one_thread = {"OMP_NUM_THREADS": "1"}
-    res = run_cli("transcribe", str(tiny_asr_run), str(wav), str(stereo), env=one_thread)
+    res = cli("transcribe", str(tiny_asr_run), str(wav), str(stereo))
     assert res.returncode == 0, res.stderr
     lines = res.stdout.strip().splitlines()
     assert [ln.split("\t")[0] for ln in lines] == [str(wav), str(stereo)]
     assert all(set(ln.split("\t")[1]) <= set(" efghinorstuvwxz") for ln in lines)  # digit-word characters only
 
-    res = run_cli("transcribe", str(tiny_asr_run), str(tmp_path / "missing.wav"), env=one_thread)
+    res = cli("transcribe", str(tiny_asr_run), str(tmp_path / "missing.wav"))
     assert res.returncode == 2 and "not found" in res.stderr and "Traceback" not in res.stderr
-    assert "--beam-width" in run_cli("transcribe", "--help").stdout
+    assert "--beam-width" in run_cli("transcribe", "--help").stdout  # the installed command
 
     from engine_speech.cli import transcribe_files
 

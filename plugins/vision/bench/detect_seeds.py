@@ -35,13 +35,10 @@ def main() -> None:
     import torch
 
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
 
     warnings.filterwarnings("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
-    reg = engine.get_registry()
     rows = []
     with tempfile.TemporaryDirectory(prefix="detect-bench-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
@@ -53,9 +50,9 @@ def main() -> None:
                 "trainer.enable_progress_bar=false",
                 *args.overrides,
             ]
-            cfg = validate(compose(reg, args.recipe, overrides=overrides), reg)
+            plan = engine.plan(engine.compose(args.recipe, overrides=overrides))
             started = time.time()
-            result = run(cfg, reg)
+            result = engine.train(plan)
             wall = time.time() - started
             metrics = result.summary["metrics"]
             row = {"seed": seed, "map_50": float(metrics["test/map_50"]), "map": float(metrics["test/map"])}

@@ -48,12 +48,9 @@ def main() -> None:
     import torch
 
     import engine
-    from engine.config import compose, validate
-    from engine.runner import run
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    reg = engine.get_registry()
     rows = []
     with tempfile.TemporaryDirectory(prefix="vision-bench-") as tmp:
         for seed in args.seeds:
@@ -64,8 +61,9 @@ def main() -> None:
                 "trainer.enable_progress_bar=false",
                 *args.overrides,
             ]
-            cfg = validate(compose(reg, args.recipe, overrides=overrides), reg)
-            result = run(cfg, reg)
+            plan = engine.plan(engine.compose(args.recipe, overrides=overrides))
+            cfg = plan.config
+            result = engine.train(plan)
             acc = float(result.summary["metrics"]["test/accuracy"])
             wall = float(result.summary["wall_time_s"])
             svc, c, svc_wall = svc_accuracy(seed, float(cfg["data"].get("val_fraction", 0.1)))

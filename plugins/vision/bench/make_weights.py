@@ -33,13 +33,11 @@ PARAMS = {"width": 32, "stages": 3, "upsample": 2, "norm": "batch"}  # the recip
 SHIPPED = Path(__file__).resolve().parents[1] / "engine_vision" / "weights" / "cnn-digits.safetensors"
 
 
-def _run(reg: object, recipe: str | None, overrides: list[str]) -> dict:
-    from engine.config import compose, validate
-    from engine.runner import run
+def _run(recipe: str | None, overrides: list[str]) -> dict:
+    import engine
 
     quiet = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    cfg = validate(compose(reg, recipe, overrides=[*quiet, *overrides]), reg)
-    return run(cfg, reg).summary
+    return engine.train(engine.plan(engine.compose(recipe, overrides=[*quiet, *overrides]))).summary
 
 
 def main() -> None:
@@ -55,14 +53,11 @@ def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    import engine
-
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    reg = engine.get_registry()
     arch = [f"model.{k}={v}" for k, v in PARAMS.items()]
     with tempfile.TemporaryDirectory(prefix="vision-weights-") as tmp:
-        trained = _run(reg, RECIPE, [f"seed={args.seed}", *arch, f"run.dir={tmp}", "run.name=train"])
+        trained = _run(RECIPE, [f"seed={args.seed}", *arch, f"run.dir={tmp}", "run.name=train"])
         state = load_file(str(Path(tmp) / "train" / trained["weights"]))
         own = {k.removeprefix("model."): v.contiguous() for k, v in sorted(state.items()) if k.startswith("model.")}
         recipe = f"{RECIPE} seed={args.seed} " + " ".join(arch)
@@ -72,7 +67,7 @@ def main() -> None:
         out = Path(tmp) / SHIPPED.name
         save_file(own, str(out), metadata={"engine": about})
         load = [f"model.init_from={out}", "trainer.max_epochs=0"]  # the shipped weights, tested, not trained
-        checked = _run(reg, RECIPE, [f"seed={args.seed}", *arch, *load, f"run.dir={tmp}", "run.name=check"])
+        checked = _run(RECIPE, [f"seed={args.seed}", *arch, *load, f"run.dir={tmp}", "run.name=check"])
         data = out.read_bytes()
         sha = hashlib.sha256(data).hexdigest()
         shipped = SHIPPED.read_bytes() if SHIPPED.is_file() else None

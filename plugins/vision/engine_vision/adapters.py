@@ -30,7 +30,7 @@ import re
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_vision.models import _DEPTHS, Bottleneck, ResNet
 
 #: What a ResNet's blocks per stage and block type say its depth is (timm's and torchvision's names).

@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.errors import EngineError
-
-
-def group_help(args: argparse.Namespace) -> int:
-    """``engine vision`` without a subcommand: show the subcommands, exit 2."""
-    print("usage: engine vision SUBCOMMAND ...\n\nsubcommands:")
-    print("  shapes DIR          write a folder of generated shape PNGs (one subfolder per class)")
-    print("  shapes-detect DIR   write generated detection images and their COCO annotations")
-    print("\nsee `engine vision shapes --help`, `engine vision shapes-detect --help`")
-    return 2
+from engine import EngineError
 
 
 def shapes(args: argparse.Namespace) -> int:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from engine import ConfigError, EngineError
 from engine.data import ArrayDataset, DataSource, split_indices
-from engine.errors import ConfigError, EngineError
 from engine_vision.augment import Augment, AugmentedDataset
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -15,7 +15,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine.layers import norm_layer
 
 

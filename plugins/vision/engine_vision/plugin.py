@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine import Component, Recipe, Weights, hookimpl
+from engine import CommandSink, Component, Recipe, Weights, hookimpl
 
 ENGINE_API = ">=1,<2"
 
@@ -60,29 +60,49 @@ def engine_models() -> list[Component]:
 
 @hookimpl
 def engine_data_sources() -> list[Component]:
-    m = "engine_vision.data"
+    m, image, detect = (
+        "engine_vision.data",
+        "engine_vision.spec:check_image_data",
+        "engine_vision.spec:check_detection_data",
+    )
     return [
-        Component("digits", f"{m}:Digits", "scikit-learn's 8x8 handwritten digits, stratified seeded split", _FACTS),
         Component(
-            "image_folder", f"{m}:ImageFolder", "A folder of class subfolders of PNG/JPEG images (Pillow)", _FACTS
+            "digits",
+            f"{m}:Digits",
+            "scikit-learn's 8x8 handwritten digits, stratified seeded split",
+            _FACTS,
+            check=image,
+        ),
+        Component(
+            "image_folder",
+            f"{m}:ImageFolder",
+            "A folder of class subfolders of PNG/JPEG images (Pillow)",
+            _FACTS,
+            check=image,
         ),
         Component(
             "coco",
             "engine_vision.detection.coco:Coco",
             "Object detection data: COCO-format JSON annotations and an image folder",
             _DETECT_FACTS,
+            task="vision.detection",
+            check=detect,
         ),
         Component(
             "voc",
             "engine_vision.detection.voc:Voc",
             "Object detection data: Pascal VOC XML annotations (Annotations/, JPEGImages/, ImageSets/)",
             _DETECT_FACTS,
+            task="vision.detection",
+            check=detect,
         ),
         Component(
             "shapes_detect",
             "engine_vision.detection.shapes:ShapesDetect",
             "Generated detection data: coloured shapes with boxes on cluttered backgrounds, seeded split",
             _DETECT_FACTS,
+            task="vision.detection",
+            check=detect,
         ),
     ]
 
@@ -132,20 +152,6 @@ def engine_recipes() -> list[Recipe]:
 
 
 @hookimpl
-def engine_adjust_config(config: dict[str, Any]) -> None:
-    """Check ``data.augment`` of vision data sources already at ``--dry-run`` (torch-free)."""
-    data = config.get("data")
-    if data is not None and data["name"] in _DATA_SOURCES:
-        from engine_vision.spec import check_augment
-
-        check_augment(data.get("augment"))
-    elif data is not None and data["name"] in _DETECT_SOURCES:
-        from engine_vision.spec import check_detect_augment
-
-        check_detect_augment(data.get("augment"))
-
-
-@hookimpl
 def engine_callbacks(config: dict[str, Any]) -> list[Any]:
     data = config["data"]
     if data is not None and data["name"] in (*_DATA_SOURCES, *_DETECT_SOURCES) and data.get("augment"):
@@ -156,14 +162,13 @@ def engine_callbacks(config: dict[str, Any]) -> list[Any]:
 
 
 @hookimpl
-def engine_add_commands(subparsers: argparse._SubParsersAction) -> None:
+def engine_add_commands(subparsers: CommandSink) -> None:
     vision = subparsers.add_parser(
         "vision",
         help="vision tools: generate a demo image folder or detection images",
         description="Tools of the vision plugin (engine-vision).",
     )
     vsub = vision.add_subparsers(dest="vision_command", metavar="SUBCOMMAND")
-    vision.set_defaults(handler="engine_vision.cli:group_help")
     p = vsub.add_parser(
         "shapes",
         help="write a folder of generated coloured-shape PNGs (one subfolder per class)",

@@ -1,11 +1,15 @@
-"""Validation of the ``data.augment`` mapping, torch-free (used at ``--dry-run`` time too)."""
+"""Validation of the ``data.augment`` mapping, torch-free (used at ``--dry-run`` time too).
+
+:func:`check_image_data` and :func:`check_detection_data` are the vision data sources' plan-time
+checks (``Component(check=...)``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import ConfigError, did_you_mean
+from engine import ConfigError, did_you_mean
 
 #: key -> description (shown in errors and docs).
 AUGMENT_KEYS: dict[str, str] = {
@@ -108,3 +112,13 @@ def check_detect_augment(spec: Any, where: str = "data.augment") -> dict[str, An
     """``spec`` of a detection source's augmentation as a plain dict, checked; ConfigError otherwise."""
     example = "{where}.hflip=true {where}.scale=[0.8,1.2]"
     return _checked(spec, where, DETECT_AUGMENT_KEYS, example, "detection augmentations", _detect_ok)
+
+
+def check_image_data(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """``vision.digits`` / ``vision.image_folder``: ``data.augment`` checked before anything is built."""
+    check_augment(values.get("augment"), f"{where}.augment")
+
+
+def check_detection_data(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """The detection sources: their box-aware ``data.augment`` checked before anything is built."""
+    check_detect_augment(values.get("augment"), f"{where}.augment")

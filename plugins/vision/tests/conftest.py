@@ -14,11 +14,8 @@ def shapes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _one_thread() -> None:
-    """One intra-op thread: on a shared 2-core machine, oversubscribed threads slow tiny models down 5x."""
-    import torch
-
-    torch.set_num_threads(1)
+def _threads(one_thread: None) -> None:
+    """One intra-op thread (engine.testing's ``one_thread``): oversubscribed threads slow tiny models down 5x."""
 
 
 @pytest.fixture(scope="session")

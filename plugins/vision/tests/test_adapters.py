@@ -27,9 +27,7 @@ import torch
 from torch import nn
 
 import engine
-from engine.errors import ConfigError
-from engine.testing import run_cli
-from engine.transfer import apply_model_keys
+from engine import ConfigError
 
 #: The torchvision modules timm (1.0) imports at module level: timm.layers (FrozenBatchNorm2d) and timm.data.
 _TORCHVISION_STUBS = (
@@ -120,6 +118,8 @@ def _source(timm: Any, depth: int, **kwargs: Any) -> nn.Module:
 
 def _loaded(path: Path, channels: int = 3, classes: int = 10, **params: Any) -> nn.Module:
     """vision.resnet built as a user's config builds it, with ``model.init_from=path`` applied."""
+    from engine_techniques.transfer import apply_model_keys  # model.init_from: the techniques plugin
+
     params = {"input_shape": [channels, 32, 32], "num_classes": classes, "stem": "imagenet", **params}
     model = engine.create("model", "vision.resnet", **params)
     component = engine.get_registry().resolve("model", "vision.resnet")
@@ -231,8 +231,8 @@ def timm_resnet18_file(timm: Any, tmp_path_factory: pytest.TempPathFactory) -> P
     return path
 
 
-def test_timm_weights_on_digits_report_what_was_adapted(timm_resnet18_file: Path, tmp_path: Path) -> None:
-    out = run_cli(
+def test_timm_weights_on_digits_report_what_was_adapted(timm_resnet18_file: Path, tmp_path: Path, cli: Any) -> None:
+    out = cli(
         "run",
         "model=vision.resnet",
         "model.stem=imagenet",
@@ -257,9 +257,9 @@ def test_timm_weights_on_digits_report_what_was_adapted(timm_resnet18_file: Path
     assert report["loaded"] == len(own.state_dict()) - 2  # all but the classifier
 
 
-def test_a_file_that_fits_nothing_is_refused_with_counts(tmp_path: Path) -> None:
+def test_a_file_that_fits_nothing_is_refused_with_counts(tmp_path: Path, cli: Any) -> None:
     torch.save({"encoder.layer.weight": torch.zeros(2, 2)}, tmp_path / "foreign.pth")
-    out = run_cli("run", "model=vision.resnet", "data=vision.digits", f"model.init_from={tmp_path / 'foreign.pth'}")
+    out = cli("run", "model=vision.resnet", "data=vision.digits", f"model.init_from={tmp_path / 'foreign.pth'}")
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert re.search(r"no tensor of .*foreign\.pth fits the model \(1 in the file, \d+ in the model", out.stderr)
     assert "none of its adapters (engine_vision.adapters:timm_resnet) recognised the file" in out.stderr
@@ -268,12 +268,12 @@ def test_a_file_that_fits_nothing_is_refused_with_counts(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- shipped weights
 
 
-def test_shipped_digits_weights_reach_their_stated_test_accuracy(tmp_path: Path) -> None:
+def test_shipped_digits_weights_reach_their_stated_test_accuracy(tmp_path: Path, cli: Any) -> None:
     shipped = engine.get_registry().resolve("model", "vision.cnn").weights["digits"]
     stated = float(re.search(r"test accuracy (\d\.\d+)", shipped.summary)[1])
-    shown = run_cli("components", "show", "vision.cnn")
+    shown = cli("components", "show", "vision.cnn")
     assert "weights: digits  trained by recipe vision/digits" in shown.stdout
-    out = run_cli(
+    out = cli(
         "run", "vision/digits", "model.weights=digits", "trainer.max_epochs=0", f"run.dir={tmp_path}", "run.name=w"
     )
     assert out.returncode == 0, out.stderr

@@ -13,27 +13,19 @@ import pytest
 import torch
 
 import engine
-from engine.errors import ConfigError
+from engine import ConfigError
+from engine.testing import train_run
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
 def train(overrides: list[str], run_dir: Path, recipe: str | None = None) -> dict[str, Any]:
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    cfg = validate(compose(reg, recipe, [], [*overrides, *QUIET, f"run.dir={run_dir}"]), reg)
-    return run(cfg, reg).summary
+    return train_run(*overrides, root=run_dir, recipe=recipe).summary
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    from engine.cli import main
-
-    capsys.readouterr()
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
+def _cli(cli: Any, *args: str) -> tuple[int, str, str]:
+    out = cli(*args)
+    return out.returncode, out.stdout, out.stderr
 
 
 # --------------------------------------------------------------------------- boxes and NMS
@@ -218,8 +210,9 @@ def test_detector_levels_must_be_stages() -> None:
 
 
 def test_detector_init_from_a_classifier(tmp_path: Path) -> None:
-    from engine.checkpoints import save_weights
-    from engine.transfer import load_weights
+    from engine_techniques.transfer import load_weights  # model.init_from: the techniques plugin
+
+    from engine.runs import save_weights
 
     classifier = engine.create(
         "model", "vision.resnet", input_shape=[3, 32, 32], num_classes=5, width=8, stem="imagenet"
@@ -299,12 +292,20 @@ def test_detection_augmentation_seeded_and_train_only() -> None:
 
 
 def test_bad_detection_augmentation_at_dry_run() -> None:
-    from engine.config import compose
+    def plan(override: str) -> Any:
+        return engine.plan(engine.compose("vision/shapes-detect", overrides=[override]))
 
     with pytest.raises(ConfigError, match=r"unknown augmentation 'data\.augment\.hflp' — did you mean 'hflip'"):
-        compose(engine.get_registry(), "vision/shapes-detect", [], ["data.augment.hflp=true"])
+        plan("data.augment.hflp=true")
     with pytest.raises(ConfigError, match=r"data\.augment\.crop must be crop a window"):
-        compose(engine.get_registry(), "vision/shapes-detect", [], ["data.augment.crop=1.5"])
+        plan("data.augment.crop=1.5")
+
+
+def test_detection_data_implies_the_detection_task(coco_dir: Path) -> None:
+    coco = ["data=vision.coco", f"data.annotations={coco_dir / 'annotations.json'}", "data.image_size=32"]
+    cfg = engine.plan(engine.compose(None, overrides=coco)).config
+    assert cfg["task"]["name"] == "vision.detection" and cfg["model"]["name"] == "vision.detector"
+    assert cfg["checkpoint"]["monitor"] is None  # the task's primary metric (map_50) decides at run time
 
 
 # --------------------------------------------------------------------------- data sources
@@ -408,12 +409,10 @@ def _ann(data: dict[str, Any], **fields: Any) -> None:
     ],
     ids=["unknown-image-id", "no-categories", "missing-image", "unknown-category", "bad-bbox"],
 )
-def test_bad_coco_is_one_line(
-    tmp_path: Path, coco_dir: Path, capsys: pytest.CaptureFixture[str], change: Any, message: str
-) -> None:
+def test_bad_coco_is_one_line(tmp_path: Path, coco_dir: Path, cli: Any, change: Any, message: str) -> None:
     path = _coco(tmp_path, coco_dir, change)
     args = ["data=vision.coco", f"data.annotations={path}", f"data.images={coco_dir}", "data.image_size=32"]
-    code, _, err = _cli(capsys, "run", "vision/shapes-detect", *args, f"run.dir={tmp_path}", *QUIET)
+    code, _, err = _cli(cli, "run", "vision/shapes-detect", *args, f"run.dir={tmp_path}", *QUIET)
     assert code == 2 and "Traceback" not in err, err
     assert err.startswith("error: ") and message in err.splitlines()[0], err
 
@@ -441,7 +440,7 @@ def test_bad_boxes_are_dropped_with_a_counted_warning(
         Coco(annotations=str(path), images=str(coco_dir), strict=True)
 
 
-def test_bad_voc_is_one_line(voc_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_voc_is_one_line(voc_dir: Path, tmp_path: Path, cli: Any) -> None:
     import shutil
 
     from engine_vision.detection.voc import Voc
@@ -455,7 +454,7 @@ def test_bad_voc_is_one_line(voc_dir: Path, tmp_path: Path, capsys: pytest.Captu
         Voc(root=str(root))
     first.write_text(text[:40])
     args = ["data=vision.voc", f"data.root={root}", f"run.dir={tmp_path}", *QUIET]
-    code, _, err = _cli(capsys, "run", "vision/shapes-detect", *args)
+    code, _, err = _cli(cli, "run", "vision/shapes-detect", *args)
     assert code == 2 and err.startswith(f"error: cannot read VOC annotation {first}"), err
     for xml in (root / "Annotations").glob("*.xml"):
         xml.write_text(f"<annotation><filename>{xml.stem}.png</filename></annotation>")
@@ -465,13 +464,13 @@ def test_bad_voc_is_one_line(voc_dir: Path, tmp_path: Path, capsys: pytest.Captu
         Voc(root=str(voc_dir), classes=["circle"])
 
 
-def test_detection_task_needs_detection_data_and_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = _cli(capsys, "run", "task=vision.detection", "data=vision.digits", f"run.dir={tmp_path}", *QUIET)
+def test_detection_task_needs_detection_data_and_model(cli: Any, tmp_path: Path) -> None:
+    code, _, err = _cli(cli, "run", "task=vision.detection", "data=vision.digits", f"run.dir={tmp_path}", *QUIET)
     assert code == 2 and "vision.detection needs detection data" in err.splitlines()[0], err
     small = ["data.num_images=20", f"run.dir={tmp_path}", *QUIET]
-    code, _, err = _cli(capsys, "run", "vision/shapes-detect", "model=vision.resnet", *small)
+    code, _, err = _cli(cli, "run", "vision/shapes-detect", "model=vision.resnet", *small)
     assert code == 2 and "needs a detection model with detect(images), got ResNet" in err.splitlines()[0], err
-    code, _, err = _cli(capsys, "run", "vision/shapes-detect", "model.num_classes=7", *small)
+    code, _, err = _cli(cli, "run", "vision/shapes-detect", "model.num_classes=7", *small)
     assert code == 2 and "the model predicts 7 classes, the data has 4" in err.splitlines()[0], err
 
 
@@ -513,6 +512,7 @@ def test_postprocess_threshold_nms_and_records() -> None:
     assert quality.scores(out)[0, 0, 0] == pytest.approx(float(torch.sigmoid(torch.tensor(3.0))))
 
 
+@pytest.mark.slow
 def test_detection_trains_well_above_chance(tmp_path: Path) -> None:
     summary = train(
         [
@@ -537,25 +537,23 @@ def test_detection_trains_well_above_chance(tmp_path: Path) -> None:
     assert summary["primary_metric"]["name"] == "test/map_50"
 
 
-def test_shapes_detect_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_shapes_detect_command(tmp_path: Path, cli: Any) -> None:
     from engine_vision.detection.coco import Coco
 
-    code, out, err = _cli(capsys, "vision", "shapes-detect", str(tmp_path / "d"), "--images", "5", "--size", "40")
+    code, out, err = _cli(cli, "vision", "shapes-detect", str(tmp_path / "d"), "--images", "5", "--size", "40")
     assert code == 0, err
     assert "wrote 5 images of 40x40 px" in out
     src = Coco(annotations=str(tmp_path / "d" / "annotations.json"), image_size=40, val_fraction=0, test_fraction=0)
     assert len(src.items) == 5 and src.class_names == ["circle", "square", "triangle", "cross"]
-    code, _, err = _cli(capsys, "vision", "shapes-detect", str(tmp_path / "d"))
+    code, _, err = _cli(cli, "vision", "shapes-detect", str(tmp_path / "d"))
     assert code == 2 and "already exists" in err
 
 
 def test_detection_listing_stays_torch_free() -> None:
     code = (
         "import sys, engine\n"
-        "from engine.config import compose, validate\n"
-        "reg = engine.get_registry()\n"
         "assert 'vision.detector' in engine.list_components('model')\n"
-        "validate(compose(reg, 'vision/shapes-detect'), reg)\n"
+        "engine.plan(engine.compose('vision/shapes-detect', overrides=['data.augment.hflip=true']))\n"
         "heavy = [m for m in ('torch', 'numpy', 'PIL', 'torchmetrics') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

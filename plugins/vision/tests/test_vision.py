@@ -14,21 +14,15 @@ import pytest
 import torch
 
 import engine
-from engine.errors import ConfigError, EngineError
-from engine.testing import run_cli
+from engine import ConfigError, EngineError
+from engine.testing import run_cli, train_run
 
-QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # subprocesses: oversubscribed threads crawl on a shared 2-core machine
 
 
 def train(overrides: list[str], run_dir: Path) -> dict[str, Any]:
-    """Compose, validate and run a config in-process; return the summary."""
-    from engine.config import compose, validate
-    from engine.runner import run
-
-    reg = engine.get_registry()
-    cfg = validate(compose(reg, overrides=[*overrides, *QUIET, f"run.dir={run_dir}"]), reg)
-    return run(cfg, reg).summary
+    """Compose, plan and train a quiet run in-process; return the summary."""
+    return train_run(*overrides, root=run_dir).summary
 
 
 # --------------------------------------------------------------------------- conformance
@@ -58,10 +52,8 @@ def test_conformance(engine_check: Any, shapes_dir: Path, coco_dir: Path, voc_di
 def test_listing_and_dry_run_stay_torch_free() -> None:
     code = (
         "import sys, engine\n"
-        "from engine.config import compose, validate\n"
-        "reg = engine.get_registry()\n"
         "assert 'vision.resnet' in engine.list_components('model')\n"
-        "validate(compose(reg, 'vision/digits'), reg)\n"
+        "engine.plan(engine.compose('vision/digits', overrides=['data.augment.rotate=10']))\n"
         "heavy = [m for m in ('torch', 'numpy', 'sklearn', 'PIL') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
@@ -106,6 +98,7 @@ def test_model_needs_image_shape() -> None:
         engine.create("model", "vision.resnet", input_shape=[64], num_classes=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "floor"),
     [
@@ -200,8 +193,8 @@ def test_image_folder_separate_roots(shapes_dir: Path, tmp_path: Path) -> None:
     assert sorted(src.y[src.index["test"]].tolist()) == [0] * 4 + [1] * 4
 
 
-def test_image_folder_run_from_cli(shapes_dir: Path, tmp_path: Path) -> None:
-    out = run_cli(
+def test_image_folder_run_from_cli(shapes_dir: Path, tmp_path: Path, cli: Any) -> None:
+    out = cli(
         "run",
         "model=vision.resnet",
         "model.width=8",
@@ -211,8 +204,7 @@ def test_image_folder_run_from_cli(shapes_dir: Path, tmp_path: Path) -> None:
         "data.augment.rotate=10",
         "trainer.max_epochs=2",
         f"run.dir={tmp_path}",
-        *QUIET,
-        env=ONE_THREAD,
+        "trainer.enable_progress_bar=false",
     )
     assert out.returncode == 0, out.stderr
     assert "test/accuracy" in out.stdout
@@ -298,12 +290,10 @@ def test_bad_augmentation(augment: dict[str, Any], message: str) -> None:
 
     with pytest.raises(ConfigError, match=message):
         Digits(augment=augment)
-    # the same mistake is caught when the config is composed, so --dry-run reports it too
-    from engine.config import compose
-
-    overrides = [f"data.augment.{k}={v}" for k, v in augment.items()]
+    # the same mistake is caught by the data source's check when the run is planned, so --dry-run reports it too
+    overrides = [f"data.augment.{k}={v}".replace(" ", "") for k, v in augment.items()]
     with pytest.raises(ConfigError, match=message):
-        compose(engine.get_registry(), "vision/digits", [], [o.replace(" ", "") for o in overrides])
+        engine.plan(engine.compose("vision/digits", overrides=overrides))
 
 
 # --------------------------------------------------------------------------- bad input
@@ -317,17 +307,13 @@ def _error_line(out: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def _main_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+def _main_error(cli: Any, *args: str) -> str:
     """Run ``engine ARGS`` in-process (faster than a subprocess); return its one-line error."""
-    from engine.cli import main
-
-    capsys.readouterr()
-    code = main(list(args))
-    err = capsys.readouterr().err
-    return _error_line(subprocess.CompletedProcess(list(args), code, "", err))
+    out = cli(*args)
+    return _error_line(subprocess.CompletedProcess(list(args), out.returncode, out.stdout, out.stderr))
 
 
-def test_empty_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_image_folder(tmp_path: Path, cli: Any) -> None:
     from engine_vision.data import ImageFolder
 
     (tmp_path / "cats").mkdir()
@@ -335,13 +321,13 @@ def test_empty_image_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     (tmp_path / "dogs" / "notes.txt").write_text("not an image")
     with pytest.raises(ConfigError, match=r"no images in .*: its class folders \(cats, dogs\)"):
         ImageFolder(root=str(tmp_path))
-    line = _main_error(capsys, "run", "model=vision.cnn", "data=vision.image_folder", f"data.root={tmp_path}")
+    line = _main_error(cli, "run", "model=vision.cnn", "data=vision.image_folder", f"data.root={tmp_path}")
     assert "no images in" in line
     with pytest.raises(ConfigError, match="no class subfolders"):
         ImageFolder(root=str(tmp_path / "cats"))
 
 
-def test_unreadable_image_is_named(shapes_dir: Path, tmp_path: Path) -> None:
+def test_unreadable_image_is_named(shapes_dir: Path, tmp_path: Path, cli: Any) -> None:
     import shutil
 
     from engine_vision.data import ImageFolder
@@ -383,11 +369,11 @@ def test_missing_folder_and_both_roots(tmp_path: Path) -> None:
         ImageFolder()
 
 
-def test_model_that_does_not_fit_the_data(capsys: pytest.CaptureFixture[str]) -> None:
-    line = _main_error(capsys, "run", "model=vision.cnn", "model.input_shape=[3,8,8]", "data=vision.digits")
+def test_model_that_does_not_fit_the_data(cli: Any) -> None:
+    line = _main_error(cli, "run", "model=vision.cnn", "model.input_shape=[3,8,8]", "data=vision.digits")
     assert "the model does not fit the data: input of shape (1, 8, 8)" in line
     assert "vision.cnn was built for images of shape [3, H, W] (model.input_shape), got [1, 8, 8]" in line
-    line = _main_error(capsys, "run", "model=vision.vit", "model.patch_size=3", "data=vision.digits")
+    line = _main_error(cli, "run", "model=vision.vit", "model.patch_size=3", "data=vision.digits")
     assert "patch_size 3 does not divide the image size 8x8" in line
 
 
@@ -405,15 +391,13 @@ def test_shapes_command(tmp_path: Path) -> None:
     assert helped.returncode == 0 and "--per-class" in helped.stdout
 
 
-def test_shapes_command_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.cli import main
-
+def test_shapes_command_errors(tmp_path: Path, cli: Any) -> None:
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")
-    assert "already exists" in _main_error(capsys, "vision", "shapes", str(tmp_path / "taken"))
-    assert "--per-class >= 1" in _main_error(capsys, "vision", "shapes", str(tmp_path / "new"), "--per-class", "0")
-    assert main(["vision"]) == 2
-    assert "shapes DIR" in capsys.readouterr().out
+    assert "already exists" in _main_error(cli, "vision", "shapes", str(tmp_path / "taken"))
+    assert "--per-class >= 1" in _main_error(cli, "vision", "shapes", str(tmp_path / "new"), "--per-class", "0")
+    group = cli("vision")  # the group alone: its help, exit 0 (the kernel prints it)
+    assert group.returncode == 0 and "shapes-detect" in group.stdout and "shapes" in group.stdout
 
 
 def test_without_the_vision_plugin_everything_else_works(tmp_path: Path) -> None:
@@ -425,8 +409,9 @@ def test_without_the_vision_plugin_everything_else_works(tmp_path: Path) -> None
         "        if name.split('.')[0] == 'engine_vision':\n"
         "            raise ModuleNotFoundError(name)\n"
         "sys.meta_path.insert(0, NoVision())\n"
-        "from engine.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
+        "import runpy\n"
+        "sys.argv = ['engine', *sys.argv[1:]]\n"
+        "runpy.run_module('engine', run_name='__main__')\n"
     )
     env = {**os.environ, "ENGINE_DISABLE_PLUGINS": "vision", "COLUMNS": "200"}
 

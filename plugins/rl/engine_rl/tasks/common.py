@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 
 #: Environments whose episodes succeed when their return is positive (goal reached).
 _SUCCESS_ENVS = ("FrozenLake",)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
-from engine_rl.spaces import check_task_fits
+from engine import ConfigError
+from engine_rl.checks import check_task_fits
 from engine_rl.tasks.common import RLTask, linear_schedule
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_rl.tasks.common import RLTask
 
 

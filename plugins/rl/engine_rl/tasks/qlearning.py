@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine_rl.spaces import check_task_fits
+from engine_rl.checks import check_task_fits
 from engine_rl.tasks.common import RLTask, linear_schedule
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_vision.detection.data import DetectionSource, Item, image_file_size, image_size_param, warn
 
 

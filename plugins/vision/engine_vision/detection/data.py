@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from engine import ConfigError, EngineError
 from engine.data import DataSource, split_indices
-from engine.errors import ConfigError, EngineError
 from engine_vision.augment import SeededEpochs
 from engine_vision.data import _open
 from engine_vision.detection.augment import BoxAugment

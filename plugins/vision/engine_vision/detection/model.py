@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from annotated_types import Ge
 from torch import nn
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine.layers import norm_layer
 from engine_vision.models import ResNet, SmallCNN, _check_input, _shape
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from annotated_types import Ge, Le
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_vision.detection.data import DetectionSource, Item
 
 SHAPES = ("circle", "square", "triangle", "cross", "diamond")

@@ -19,8 +19,8 @@ import torch
 from annotated_types import Ge, Gt, Le
 from torch import nn
 
+from engine import ConfigError
 from engine.data import sample_batch
-from engine.errors import ConfigError
 from engine.protocols import implements
 from engine.tasks import configure_optimizers, eval_mode
 from engine_vision.detection.boxes import batched_nms

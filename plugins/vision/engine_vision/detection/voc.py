@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import ConfigError
+from engine import ConfigError
 from engine_vision.detection.coco import BoxCheck
 from engine_vision.detection.data import DetectionSource, Item, image_file_size, image_size_param
 
