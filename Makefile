@@ -14,7 +14,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak demo test bench docs lint clean
+.PHONY: setup espeak demo test test-fast bench docs lint clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,docs,report]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
 	# timm for engine-vision's parity tests, without its declared torchvision (which would pull another torch)
 	$(PY) -m pip install --quiet --no-deps "timm>=1.0,<2"
 	@$(MAKE) --no-print-directory espeak
@@ -49,8 +49,14 @@ demo: setup
 	$(ENGINE) deploy $(DEMO_RUN) --target onnx
 	@echo "run directory: $(DEMO_RUN)  (ONNX model and manifest in $(DEMO_RUN)/deploy/onnx)"
 
+TESTS := tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests))
+
 test: setup
-	$(PY) -m pytest tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests)) -q
+	$(PY) -m pytest $(TESTS) -q
+
+# The inner loop: every module exercised, the tests that train for long left out (@pytest.mark.slow).
+test-fast: setup
+	$(PY) -m pytest $(TESTS) -q -m "not slow"
 
 bench: setup
 	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done

@@ -24,7 +24,7 @@ COMMANDS = {
     'python -c "import lightning"': [sys.executable, "-c", "import lightning"],
 }
 PROBE = (
-    "import sys\nfrom engine.cli import main\n"
+    "import sys\nfrom engine._cli.main import main\n"
     "main({argv!r})\n"
     "print('TORCH-IMPORTED' if 'torch' in sys.modules else 'torch-free', file=sys.stderr)"
 )

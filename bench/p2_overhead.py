@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from engine.builtins.models import MLP
+from engine._builtins.models import MLP
 
 FEATURES, CLASSES, HIDDEN, BATCH, SAMPLES = 64, 10, [512, 512], 256, 40_000
 WARMUP = 20
@@ -63,9 +63,7 @@ class _TimerPlugin:
 
 def run_engine(steps: int, root: Path, i: int) -> tuple[float, float]:
     import engine
-    from engine.config import compose, validate
-    from engine.plugins import PluginInfo
-    from engine.runner import run
+    from engine._plugins.manager import PluginInfo
 
     timer = StepTimer()
     reg = engine.get_registry(fresh=True)
@@ -90,7 +88,7 @@ def run_engine(steps: int, root: Path, i: int) -> tuple[float, float]:
         f"run.dir={root}",
         f"run.name=engine-{i}",
     ]
-    run(validate(compose(reg, None, [], overrides), reg), reg)
+    engine.train(engine.plan(engine.compose(None, [], overrides, registry=reg), registry=reg))
     return timer.per_step()
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the kernel alone (installed plugins switched off), fake plugin distributions on sys.path.
+"""The kernel alone: installed plugins switched off, fresh registries, a cache and settings of each test's own.
 
 The kernel's tests use the core's own components only: every installed plugin is disabled for them
 (``ENGINE_DISABLE_PLUGINS``), so they pass, and mean the same, with or without any plugin installed.
@@ -7,17 +7,13 @@ Plugins are tested in ``plugins/*/tests``.
 
 from __future__ import annotations
 
-import os
-import sys
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
 from engine._plugins.registry import clear_registries
-
 
 #: Every plugin installed in this environment (the kernel's tests switch them off).
 INSTALLED = sorted({ep.name for ep in entry_points(group="engine.plugins")})
@@ -41,35 +37,3 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("ENGINE_DISABLE_PLUGINS", ",".join(INSTALLED))
     yield
     clear_registries()
-
-
-@pytest.fixture
-def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """Install fake plugin distributions: a module plus a ``.dist-info`` with an entry point.
-
-    ``plugin_site(plugin="demo", code=..., dist="engine-demo", version="1.0")``
-    returns the site directory (already on ``sys.path`` and ``PYTHONPATH``).
-    """
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    modules: list[str] = []
-
-    def make(plugin: str, code: str, dist: str | None = None, version: str = "1.0", module: str | None = None) -> Path:
-        dist = dist or f"engine-{plugin}"
-        module = module or f"{dist.replace('-', '_')}_plugin"
-        (site / f"{module}.py").write_text(textwrap.dedent(code))
-        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(f"[engine.plugins]\n{plugin} = {module}\n")
-        modules.append(module)
-        import importlib
-
-        importlib.invalidate_caches()
-        return site
-
-    yield make  # type: ignore[misc]
-    for m in modules:
-        sys.modules.pop(m, None)

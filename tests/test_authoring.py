@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
-
-from engine._contract.errors import EngineError
 from engine._plugins.manager import PluginManager
 from engine.testing import run_cli
-
-
-
-
-
 
 COMPAT = """
 from engine import Component, hookimpl

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 import engine
-
 from engine.testing import run_cli
 
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]

@@ -18,8 +18,8 @@ import pytest
 import engine
 from engine._cli.main import main
 from engine._config.compose import compose
-from engine._contract.errors import ConfigError
 from engine._config.plan import make_plan
+from engine._contract.errors import ConfigError
 from engine._plugins.manager import PluginManager
 from engine.testing import run_cli
 
@@ -308,7 +308,8 @@ def test_every_broken_plugin_at_once_leaves_the_engine_working(plugin_site) -> N
 
 
 def test_engine_imports_without_torch() -> None:
-    code = "import sys, engine, engine._cli.main, engine._config.plan, engine._config.compose; print('torch' in sys.modules)"
+    modules = "engine, engine._cli.main, engine._config.plan, engine.runs, engine.console, engine.protocols"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import engine
 from engine._cli.main import main
+from engine.runs import read_json, status
 from engine.testing import run_cli
 
 ENGINE = str(Path(sys.executable).with_name("engine"))
@@ -104,8 +106,8 @@ def test_sigkill_at_any_moment_loses_at_most_an_epoch_and_resumes_bit_identicall
     for i, (moment, ready) in enumerate(moments):
         _kill_when(proc, lambda ready=ready, pid=proc.pid: ready(pid))
         killed_in = _epoch_now(progress)
-        listed = run_cli("runs", "list", "--dir", str(root)).stdout
-        assert any(line.startswith("killed") and "interrupted" in line for line in listed.splitlines()), listed
+        recorded = read_json(run_dir, "summary.json")
+        assert status(recorded) == "interrupted", recorded  # its process is gone: what `runs list` shows
         last = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)  # whole, loads
         resumes_at = int(last["epoch"]) + 1
         assert killed_in - resumes_at <= 1, (moment, killed_in, resumes_at)  # at most one epoch redone
@@ -164,12 +166,12 @@ def test_resume_skips_a_truncated_checkpoint_and_never_loses_a_completed_summary
 def test_moved_and_copied_runs_use_their_own_files(tmp_path) -> None:
     assert main(["run", *RUN[:4], "trainer.max_epochs=2", *QUIET, f"run.dir={tmp_path}", "run.name=a"]) == 0
     shutil.move(str(tmp_path / "a"), str(tmp_path / "b"))  # moved
-    assert main(["evaluate", str(tmp_path / "b")]) == 0
+    assert engine.open_run(tmp_path / "b").task().training is False  # its own best checkpoint
     assert main(["run", "--resume", str(tmp_path / "b"), "trainer.max_epochs=3"]) == 0
     shutil.copytree(tmp_path / "b", tmp_path / "c")  # copied, then the original removed
     shutil.rmtree(tmp_path / "b")
     assert main(["run", "--resume", str(tmp_path / "c"), "trainer.max_epochs=4"]) == 0  # c's own best checkpoint
-    assert main(["evaluate", str(tmp_path / "c")]) == 0
+    assert engine.open_run(tmp_path / "c").task().training is False
     summary = json.loads((tmp_path / "c" / "summary.json").read_text())
     assert summary["epochs"] == 4 and (tmp_path / "c" / summary["best_checkpoint"]).is_file()
 

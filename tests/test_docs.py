@@ -128,3 +128,59 @@ def test_add_commands_example(install, tmp_path: Path) -> None:
     assert "train: 140" in counted.stdout and "test: 40" in counted.stdout  # 200 samples, 10 % val, 20 % test
     mistake = run_cli("count", str(tmp_path / "nope"))
     assert mistake.returncode == 2 and "run directory not found" in mistake.stderr
+
+
+def test_pipeline_steps_example(install, tmp_path: Path) -> None:
+    install("engine_pipeline_steps")
+    reg = engine.get_registry(fresh=True)
+    step = reg.resolve("step", "summarize")
+    assert step.qualified_name == "my.summarize" and engine.list_components("step") == ["my.summarize"]
+    with pytest.raises(engine.ConfigError, match="does not exist"):
+        step.load_check()({"run": str(tmp_path / "nope"), "digits": 4}, "report.summarize", {})
+    run = engine.train(_plan(None, "model=mlp", "data=synthetic", f"run.dir={tmp_path}", "run.name=r", *TINY)).run_dir
+    recorded = step.load()(out=tmp_path / "report", run=str(run), digits=3)
+    assert recorded["metrics"]["rows"] >= 2 and "| test/accuracy |" in (tmp_path / "report" / "summary.md").read_text()
+
+
+def test_model_built_example(install) -> None:
+    install("engine_model_built")
+    engine.get_registry(fresh=True)
+    built = engine.build(_plan("core/mlp-synthetic", "model.lock_params=[net.1.*]"))
+    frozen = {n for n, p in built.slots["model"].named_parameters() if not p.requires_grad}
+    assert frozen == {"net.1.weight", "net.1.bias"}  # the first hidden layer's LayerNorm
+
+
+def test_datasets_built_example(install) -> None:
+    install("engine_datasets_built")
+    engine.get_registry(fresh=True)
+    built = engine.build(_plan("core/mlp-synthetic", "subsample.train=64"))
+    assert len(built.datamodule.splits["train"]) == 64 and len(built.datamodule.splits["val"]) > 64
+
+
+def test_run_finished_example(install, tmp_path: Path) -> None:
+    install("engine_run_finished")
+    engine.get_registry(fresh=True)
+    summary = engine.train(_plan(None, "model=mlp", "data=synthetic", f"run.dir={tmp_path}", *TINY)).summary
+    assert summary["parameters"]["total"] >= summary["parameters"]["trainable"] > 0
+
+
+def test_run_collection_example(install, tmp_path: Path) -> None:
+    import json
+
+    install("engine_run_collection")
+    engine.get_registry(fresh=True)
+    (tmp_path / "seeds.json").write_text(json.dumps({"runs": ["seed-0", "seed-1"]}))
+    collection = engine.run_collection(tmp_path)
+    assert collection.kind == "seeds" and [name for name, _ in collection.members] == ["seed-0", "seed-1"]
+    assert engine.run_collection(tmp_path / "elsewhere") is None
+
+
+def test_run_main_example(install, tmp_path: Path) -> None:
+    install("engine_run_main")
+    args = ["run", "model=mlp", "data=synthetic", f"run.dir={tmp_path / 'runs'}", "run.name=s", *TINY]
+    assert "--seeds" in run_cli("run", "--help").stdout
+    dry = run_cli(*args, "--seeds", "2", "--dry-run")
+    assert dry.returncode == 0 and not (tmp_path / "runs").exists(), dry.stderr
+    out = run_cli(*args, "--seeds", "2")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["s-0", "s-1"]

@@ -84,10 +84,6 @@ def _rows(n: int, **series: object) -> list[dict[str, float]]:
     return [{"step": float(i), **{k: float(f(i)) for k, f in series.items()}} for i in range(n)]  # type: ignore[operator]
 
 
-
-
-
-
 # --------------------------------------------------------------------------- plugin management
 
 
@@ -115,10 +111,6 @@ def test_uninstalling_a_plugin_forgets_its_disabled_setting(plugin_site, tmp_pat
     assert "acme" not in settings.get("disabled", [])
 
 
-
-
-
-
 # --------------------------------------------------------------------------- small correctness items
 
 
@@ -127,8 +119,6 @@ def test_a_plugin_glob_lists_its_recipes_too(plugin_site) -> None:
     out = run_cli("components", "list", "timeseries.*")
     assert out.returncode == 0, out.stderr
     assert "timeseries.net" in out.stdout and "timeseries/demo" in out.stdout
-
-
 
 
 def test_dry_run_names_the_data_facts_and_the_parameters_they_fill() -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -52,10 +49,6 @@ def _rows(*cells: tuple[int, int, float]) -> list[dict]:
     ]
 
 
-
-
-
-
 def test_a_recipes_targets_read_and_show(plugin_site) -> None:
     plugin_site(
         "goals",
@@ -69,11 +62,10 @@ def engine_recipes():
 """,
     )
     recipe = engine.get_registry().resolve("recipe", "goals/quick")
-    assert [str(t) for t in parse_targets(recipe.targets, recipe.qualified_name)][1] == "test/f1 >= 0.95 * test/accuracy"
+    assert [str(t) for t in parse_targets(recipe.targets, recipe.qualified_name)][
+        1
+    ] == "test/f1 >= 0.95 * test/accuracy"
     out = subprocess.run(
         [sys.executable, "-m", "engine", "components", "show", "goals/quick"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "targets: test/accuracy >= 0.9; test/f1 >= 0.95 * test/accuracy" in out.stdout
-
-
-

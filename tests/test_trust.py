@@ -8,10 +8,7 @@ one line naming the file, exit 2.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +96,8 @@ def engine_callbacks(config):
             class Evil:
                 def __reduce__(self):
                     return (open, ({str(marker)!r}, "w"))
-            torch.save({{"state_dict": Evil()}}, next(c for c in trainer.callbacks if hasattr(c, 'best_model_path')).best_model_path)
+            best = next(c for c in trainer.callbacks if hasattr(c, "best_model_path")).best_model_path
+            torch.save({{"state_dict": Evil()}}, best)
 
     return [Swap()]
 """,

@@ -91,7 +91,9 @@ def _components(sub: Any) -> None:
     )
     p = csub.add_parser("list", help="components, filtered by kind and glob pattern")
     p.add_argument("pattern", nargs="?", help="glob on the (qualified) name, e.g. 'res*'")
-    p.add_argument("--kind", "-k", help="task, model, loss, optimizer, scheduler, data, deploy, recipe, section or step")
+    p.add_argument(
+        "--kind", "-k", help="task, model, loss, optimizer, scheduler, data, deploy, recipe, section or step"
+    )
     p.set_defaults(handler="engine._cli.inspect:cmd_components_list")
     p = csub.add_parser("show", help="one component: target, facts, parameters with types and defaults")
     p.add_argument("name", help="qualified (vision.resnet) or unambiguous short name")

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import torch
 
-from engine._run.data import ArrayDataset, DataSource, split_indices
 from engine._contract.errors import ConfigError, did_you_mean
+from engine._run.data import ArrayDataset, DataSource, split_indices
 
 
 class _Table(DataSource):

@@ -44,9 +44,11 @@ def metric(name: str, problem: str, num_classes: int | None) -> torchmetrics.Met
     if name not in METRICS.get(problem, ()):
         raise ConfigError(f"unknown {problem} metric '{name}'; choose from {', '.join(METRICS.get(problem, ()))}")
     if name in ("mae", "mse", "r2"):
-        return {"mae": torchmetrics.MeanAbsoluteError, "mse": torchmetrics.MeanSquaredError, "r2": torchmetrics.R2Score}[
-            name
-        ]()
+        return {
+            "mae": torchmetrics.MeanAbsoluteError,
+            "mse": torchmetrics.MeanSquaredError,
+            "r2": torchmetrics.R2Score,
+        }[name]()
     if num_classes is None:
         raise ConfigError(f"{problem} metrics need num_classes (set task.num_classes)")
     if problem == "multilabel":

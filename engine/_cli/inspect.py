@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from engine._cli.console import Console, Table, styled
-from engine._contract.errors import ConfigError, EngineError, did_you_mean
 from engine._config.types import describe
+from engine._contract.errors import ConfigError, EngineError, did_you_mean
 
 
 def registry(args: argparse.Namespace) -> Any:
@@ -67,7 +67,9 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
         if entries:
             table = Table("kind", "name", "summary")
             for e in entries:
-                needs = f" (needs {', '.join(f'{k}=...' for k in e.required)})" if e.kind == "recipe" and e.required else ""
+                needs = (
+                    f" (needs {', '.join(f'{k}=...' for k in e.required)})" if e.kind == "recipe" and e.required else ""
+                )
                 table.add_row(e.kind, e.qualified_name, e.summary + needs)
             console.print(table)
         problems += check_components(reg, info.name, import_targets=args.import_)

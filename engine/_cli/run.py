@@ -40,8 +40,8 @@ def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any
 def cmd_run(args: argparse.Namespace) -> int:
     import yaml
 
-    from engine._config.plan import make_plan
     from engine._cli.inspect import registry
+    from engine._config.plan import make_plan
 
     reg = registry(args)
     cfg, resume = compose_from_args(args, reg)

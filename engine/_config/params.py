@@ -18,9 +18,9 @@ from engine._contract.errors import ConfigError, PluginError, did_you_mean
 
 __all__ = [
     "REQUIRED",
-    "check_arguments",
     "Param",
     "Signature",
+    "check_arguments",
     "check_params",
     "describe",
     "describe_annotation",

@@ -94,4 +94,3 @@ class CommandSink:
     def _label(self, name: str) -> str:
         owner = self._commands[name].owner
         return "the core" if owner == "core" else f"plugin '{owner}'"
-

@@ -17,9 +17,25 @@ from typing import Any
 #: sections; ``step``: the kinds of step of a pipeline, besides runs).
 KINDS = ("task", "model", "loss", "optimizer", "scheduler", "data", "deploy", "recipe", "section", "step")
 #: The registration hook of each kind.
-HOOKS = {kind: f"engine_{name}" for kind, name in zip(KINDS, (
-    "tasks", "models", "losses", "optimizers", "schedulers", "data_sources", "deploy_targets", "recipes",
-    "config_sections", "pipeline_steps"), strict=True)}
+HOOKS = {
+    kind: f"engine_{name}"
+    for kind, name in zip(
+        KINDS,
+        (
+            "tasks",
+            "models",
+            "losses",
+            "optimizers",
+            "schedulers",
+            "data_sources",
+            "deploy_targets",
+            "recipes",
+            "config_sections",
+            "pipeline_steps",
+        ),
+        strict=True,
+    )
+}
 
 #: Parameters the core (or the feature calling the target) supplies itself, per kind: never set from the config.
 INJECTED: dict[str, tuple[str, ...]] = {

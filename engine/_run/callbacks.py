@@ -168,7 +168,12 @@ class RunCheckpoints(L.Callback):
 
     def _skip(self, trainer: L.Trainer) -> bool:
         fitting = trainer.state.fn == "fit"
-        return bool(trainer.fast_dev_run) or trainer.sanity_checking or not fitting or self._saved_step == trainer.global_step
+        return (
+            bool(trainer.fast_dev_run)
+            or trainer.sanity_checking
+            or not fitting
+            or self._saved_step == trainer.global_step
+        )
 
     @staticmethod
     def _validates(trainer: L.Trainer) -> bool:

@@ -33,7 +33,14 @@ from typing import Any
 from engine._config.plan import Plan
 from engine._contract.errors import EngineError
 from engine._contract.events import RunFinished
-from engine._contract.protocols import ChecksData, ChecksRun, HasPrimaryMetric, ReportsSummary, SavesArtifacts, implements
+from engine._contract.protocols import (
+    ChecksData,
+    ChecksRun,
+    HasPrimaryMetric,
+    ReportsSummary,
+    SavesArtifacts,
+    implements,
+)
 from engine._plugins.registry import Registry
 from engine._run.rundir import WEIGHTS_FILE, read_json, to_jsonable, write_json
 
@@ -238,7 +245,7 @@ def _fit(
         if rank_zero:
             try:
                 failed.update(_finished(plan, run_dir, attempt["status"], failed, model, trainer))
-            except Exception:  # noqa: S110 - the run's own error is the one to report
+            except Exception:
                 pass
             try:
                 write_json(run_dir / "summary.json", failed)
@@ -332,7 +339,9 @@ def _finished(plan: Plan, run_dir: Path, status: str, summary: dict[str, Any], t
     added: dict[str, Any] = {}
     for info, extra in plan.registry.manager.call("engine_run_finished", run=event):
         if not isinstance(extra, dict):
-            raise EngineError(f"plugin '{info.name}' returned {type(extra).__name__} from engine_run_finished, not a dict")
+            raise EngineError(
+                f"plugin '{info.name}' returned {type(extra).__name__} from engine_run_finished, not a dict"
+            )
         added.update(extra)
     return added
 

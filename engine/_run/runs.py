@@ -49,8 +49,8 @@ class Run:
         not repeated: the run's weights replace what they loaded.
         """
         if self._plan is None:
-            from engine._contract.errors import ConfigError
             from engine._config.plan import make_plan
+            from engine._contract.errors import ConfigError
 
             try:
                 self._plan = make_plan(self.config, self._registry(), checks=False)

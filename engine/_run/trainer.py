@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine._contract.errors import EngineError
 from engine._config.plan import Plan
+from engine._contract.errors import EngineError
 from engine._contract.protocols import HasSplits, implements
 from engine._plugins.registry import Registry
 

@@ -10,18 +10,22 @@
   the ``train`` fixture), the ``cli`` fixture (``cli("run", "core/mlp-synthetic")``: the ``engine``
   command in this process, exit code and output), :func:`run_cli` (the installed command in a
   subprocess), the ``one_thread`` fixture (one torch thread for the session: tiny models on a
-  shared machine run several times faster), and ``engine_isolated`` (fresh registries, a cache and
-  settings of the test's own).
+  shared machine run several times faster), ``engine_isolated`` (fresh registries, a cache and
+  settings of the test's own), ``plugin_site`` (fake plugin distributions on ``sys.path``: a plugin's
+  interplay with others, broken plugins) and :func:`plant_pickle` (a checkpoint whose unpickling would
+  run code: loaders must refuse it). The ``slow`` marker is registered (``pytest -m "not slow"``).
 - Recipes' quality targets (``Recipe(targets=("test/accuracy >= 0.97",))``): :func:`parse_targets`
   reads them into :class:`Target` objects that check a run's metrics (the recipe matrix uses them).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,8 @@ __all__ = [
     "one_thread",
     "parse_target",
     "parse_targets",
+    "plant_pickle",
+    "plugin_site",
     "run_cli",
     "train",
     "train_run",
@@ -127,7 +133,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture
 def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """Fresh registries, and a cache and settings directory of the test's own (``ENGINE_CACHE_DIR``, ``ENGINE_HOME``)."""
+    """Fresh registries; a cache and a settings directory of the test's own (``ENGINE_CACHE_DIR``, ``ENGINE_HOME``)."""
     from engine._plugins.registry import clear_registries
 
     clear_registries()
@@ -148,3 +154,66 @@ def engine_check(tmp_path: Path) -> Any:
         return check_plugin(name, **kwargs)
 
     return run
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains for more than a few seconds (left out by -m 'not slow')")
+
+
+@pytest.fixture
+def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
+    """Fake plugin distributions: ``plugin_site(plugin, code, dist=None, version="1.0", module=None, extra=None)``.
+
+    Each is a module holding ``code`` and a ``.dist-info`` with its ``engine.plugins`` entry point, in a
+    directory put on ``sys.path`` and ``PYTHONPATH`` (so ``engine`` subprocesses see it too); ``extra``
+    modules (``{name: code}``: the plugin's targets) go beside it. Returns the directory.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    modules: list[str] = []
+
+    def make(
+        plugin: str,
+        code: str,
+        dist: str | None = None,
+        version: str = "1.0",
+        module: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> Path:
+        dist = dist or f"engine-{plugin}"
+        module = module or f"{dist.replace('-', '_')}_plugin"
+        (site / f"{module}.py").write_text(textwrap.dedent(code))
+        for name, text in (extra or {}).items():
+            (site / f"{name}.py").write_text(textwrap.dedent(text))
+            modules.append(name)
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(f"[engine.plugins]\n{plugin} = {module}\n")
+        modules.append(module)
+        importlib.invalidate_caches()
+        return site
+
+    yield make
+    for name in modules:
+        sys.modules.pop(name, None)
+
+
+class _Planted:
+    """Unpickling this creates the marker file: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (self.marker, "w"))
+
+
+def plant_pickle(path: str | Path, marker: str | Path) -> Path:
+    """Write at ``path`` a checkpoint whose unpickling would create ``marker``; a safe loader never does."""
+    import torch
+
+    torch.save({"state_dict": _Planted(Path(marker)), "global_step": 1}, path)
+    return Path(path)

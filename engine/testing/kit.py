@@ -35,8 +35,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine._contract.errors import EngineError
-
 
 class ConformanceError(AssertionError):
     """One or more components failed their conformance checks."""

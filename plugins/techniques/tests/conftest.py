@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,32 +67,3 @@ def fake_run(tmp_path: Path) -> Path:
     run.mkdir()
     (run / "config.yaml").write_text("task: {name: core.supervised}\n")
     return run
-
-
-@pytest.fixture
-def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Path]]:
-    """Install fake plugin distributions: ``plugin_site(plugin, code)`` writes a module and a ``.dist-info``.
-
-    Returns the site directory (on ``sys.path`` and ``PYTHONPATH``, so ``engine`` subprocesses see it too).
-    """
-    site = tmp_path / "site"
-    site.mkdir()
-    monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
-    modules: list[str] = []
-
-    def make(plugin: str, code: str, version: str = "1.0") -> Path:
-        dist = f"engine-{plugin}"
-        module = f"{dist.replace('-', '_')}_plugin"
-        (site / f"{module}.py").write_text(textwrap.dedent(code))
-        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(f"[engine.plugins]\n{plugin} = {module}\n")
-        modules.append(module)
-        importlib.invalidate_caches()
-        return site
-
-    yield make
-    for m in modules:
-        sys.modules.pop(m, None)

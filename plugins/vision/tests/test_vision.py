@@ -426,3 +426,14 @@ def test_without_the_vision_plugin_everything_else_works(tmp_path: Path) -> None
         assert engine_cmd("run", recipe, "--dry-run").returncode == 0, recipe
     gone = engine_cmd("run", "vision/digits", "--dry-run")
     assert gone.returncode == 2 and "unknown recipe 'vision/digits'" in gone.stderr
+
+
+def test_digits_class_subset() -> None:
+    """vision.digits data.classes: the label subset the fine-tuning benchmark pre-trains and fine-tunes on."""
+    from engine_vision.data import Digits
+
+    src = Digits(classes=[5, 7, 9])
+    assert src.facts["num_classes"] == 3 and src.facts["class_names"] == ["5", "7", "9"]
+    assert sorted(src.y.unique().tolist()) == [0, 1, 2] and 500 < len(src.y) < 560
+    with pytest.raises(engine.ConfigError, match=r"distinct digits 0\.\.9"):
+        Digits(classes=[3, 3])

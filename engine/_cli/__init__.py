@@ -1,0 +1,1 @@
+"""Kernel layer 5 (private): the ``engine`` command — parser assembly, dispatch, the core's handlers."""

@@ -1,0 +1,1 @@
+"""Kernel layer 2 (private): finding plugins, calling their hooks through pluggy, the registry, settings."""

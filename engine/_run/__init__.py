@@ -1,0 +1,1 @@
+"""Kernel layer 4 (private): Plan -> objects -> ``Trainer.fit`` -> a run directory, and reopening runs."""
