@@ -21,6 +21,7 @@ COMMANDS = {
     "engine components list": [ENGINE, "components", "list"],
     "engine --help": [ENGINE, "--help"],
     "engine run core/mlp-synthetic --dry-run": [ENGINE, "run", "core/mlp-synthetic", "--dry-run"],
+    "engine runs list (engine-experiments)": [ENGINE, "runs", "list"],
     'python -c "import lightning"': [sys.executable, "-c", "import lightning"],
 }
 PROBE = (

@@ -1,9 +1,7 @@
-"""What a plugin declares: components, recipes, config sections (torch-free).
+"""What a plugin declares (torch-free): components, recipes, config sections, shipped weights.
 
-A :class:`Component` is a *declaration*: a short name, a lazy target (``"package.module:attr"``,
-imported only when a run is built), a one-line summary and, for some kinds, a little metadata.
-Parameters are read from the target's signature and docstring without importing it, so a
-component is documented where its code is.
+A declaration names a lazy target (``"package.module:attr"``, imported only when a run is built); its
+parameters are read from the target's signature and docstring without importing it.
 """
 
 from __future__ import annotations
@@ -17,24 +15,12 @@ from typing import Any
 #: sections; ``step``: the kinds of step of a pipeline, besides runs).
 KINDS = ("task", "model", "loss", "optimizer", "scheduler", "data", "deploy", "recipe", "section", "step")
 #: The registration hook of each kind.
-HOOKS = {
-    kind: f"engine_{name}"
-    for kind, name in zip(
-        KINDS,
-        (
-            "tasks",
-            "models",
-            "losses",
-            "optimizers",
-            "schedulers",
-            "data_sources",
-            "deploy_targets",
-            "recipes",
-            "config_sections",
-            "pipeline_steps",
-        ),
-        strict=True,
-    )
+HOOKS = {k: f"engine_{k}s" for k in ("task", "model", "optimizer", "scheduler", "recipe")} | {
+    "loss": "engine_losses",
+    "data": "engine_data_sources",
+    "deploy": "engine_deploy_targets",
+    "section": "engine_config_sections",
+    "step": "engine_pipeline_steps",
 }
 
 #: Parameters the core (or the feature calling the target) supplies itself, per kind: never set from the config.
