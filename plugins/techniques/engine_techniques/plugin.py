@@ -73,12 +73,11 @@ def engine_model_built(built: ModelBuilt) -> None:
     """Load ``init_from`` / ``weights`` (unless the run's own checkpoint will), freeze, note ``unfreeze_at_epoch``."""
     from engine_techniques.spec import MODEL_KEYS
 
-    section = built.config.get(built.slot) or {}
-    if not any(section.get(k) not in (None, [], False) for k in MODEL_KEYS):
-        return  # nothing to do: torch-side code not imported
-    from engine_techniques.transfer import apply_slot_keys
+    keys = {k: v for k, v in built.keys.items() if k in MODEL_KEYS and v not in (None, [], False)}
+    if keys:  # torch-side code imported only when there is something to do
+        from engine_techniques.transfer import apply_model_keys
 
-    apply_slot_keys(built)
+        apply_model_keys(built.model, keys, built.slot, load=not built.restoring, component=built.component)
 
 
 @hookimpl

@@ -17,7 +17,6 @@ mapped (adapters, shipped weights) is in :mod:`engine_techniques.weights`.
 
 from __future__ import annotations
 
-import inspect
 import sys
 import types
 from collections.abc import Sequence
@@ -26,9 +25,8 @@ from typing import Any
 import lightning as L
 from torch import nn
 
-from engine import Component, ConfigError, ModelBuilt
+from engine import Component, ConfigError
 from engine.tasks import matches
-from engine_techniques.spec import MODEL_KEYS
 from engine_techniques.weights import INIT_ATTR, adapters_of, load_weights, shipped_weights_file
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "INIT_ATTR",
     "UnfreezeAtEpoch",
     "apply_model_keys",
-    "apply_slot_keys",
     "freeze",
     "init_reports",
     "load_weights",
@@ -145,23 +142,6 @@ def apply_model_keys(
     if keys.get("unfreeze_at_epoch") is not None:
         setattr(model, UNFREEZE_ATTR, int(keys["unfreeze_at_epoch"]))  # read by UnfreezeAtEpoch
     return model
-
-
-def slot_keys(built: ModelBuilt) -> dict[str, Any]:
-    """The plugin's keys set in ``built``'s slot; a parameter of the model's own of the same name is not one."""
-    section = dict(built.config.get(built.slot) or {})
-    try:
-        own = set(inspect.signature(built.component.load()).parameters)
-    except (TypeError, ValueError):  # no introspectable signature: every key is ours
-        own = set()
-    return {k: section[k] for k in MODEL_KEYS if k in section and k not in own and section[k] is not None}
-
-
-def apply_slot_keys(built: ModelBuilt) -> None:
-    """``engine_model_built``: the slot's keys applied to the model just built (no loading when restoring)."""
-    keys = slot_keys(built)
-    if keys:
-        apply_model_keys(built.model, keys, built.slot, load=not built.restoring, component=built.component)
 
 
 class UnfreezeAtEpoch(L.Callback):

@@ -62,14 +62,14 @@ def test_init_from_a_weights_file_and_the_report(tmp_path: Path, capsys: pytest.
 
 def test_reopening_a_run_does_not_load_from_elsewhere(tmp_path: Path) -> None:
     """``restoring``: the run's own checkpoint replaces the weights, so a vanished source is not read."""
-    from engine_techniques.transfer import apply_slot_keys
+    from engine_techniques.plugin import engine_model_built
 
     from engine import ModelBuilt
 
     model = engine.create("model", "mlp", in_features=6, out_features=3, hidden=[8])
-    config = {"model": {"name": "core.mlp", "init_from": str(tmp_path / "gone"), "freeze": ["net.1"]}}
+    keys = {"init_from": str(tmp_path / "gone"), "freeze": ["net.1"]}
     component = engine.get_registry().resolve("model", "mlp")
-    apply_slot_keys(ModelBuilt("model", model, component, config, restoring=True))
+    engine_model_built(ModelBuilt("model", model, component, {"model": {"name": "core.mlp", **keys}}, keys, True))
     assert not model.net[1].weight.requires_grad  # frozen all the same
 
 
