@@ -83,15 +83,6 @@ def engine_data_sources() -> list[Component]:
 
 
 @hookimpl
-def engine_deploy_targets() -> list[Component]:
-    m = "engine._builtins.deploy"
-    return [
-        Component("torchscript", f"{m}:TorchScript", "TorchScript program (model.pt), runs without Python code"),
-        Component("export", f"{m}:Export", "torch.export ExportedProgram (model.pt2), dynamic batch"),
-    ]
-
-
-@hookimpl
 def engine_recipes() -> list[Recipe]:
     return [
         Recipe(
