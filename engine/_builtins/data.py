@@ -25,29 +25,19 @@ class _Table(DataSource):
     def _prepare(self, val_fraction: float, test_fraction: float, seed: int, standardize: bool) -> None:
         stratify = self.y if self.class_names is not None else None
         self._idx = split_indices(len(self.x), val_fraction, test_fraction, seed, stratify)
-        train = self.x[self._idx["train"]]
-        if standardize:
-            self.mean = train.mean(0)
-            self.std = train.std(0).clamp_min(1e-6)
-        else:
-            self.mean = torch.zeros(self.x.shape[1])
-            self.std = torch.ones(self.x.shape[1])
+        train, n = self.x[self._idx["train"]], self.x.shape[1]
+        self.mean = train.mean(0) if standardize else torch.zeros(n)
+        self.std = train.std(0).clamp_min(1e-6) if standardize else torch.ones(n)
         self.x = (self.x - self.mean) / self.std
 
     @property
     def facts(self) -> dict[str, Any]:
         n = self.x.shape[1]
         facts: dict[str, Any] = {"in_features": n, "input_shape": [n], "feature_names": self.feature_names}
-        if self.label_names is not None:
-            k = len(self.label_names)
-            facts.update(problem="multilabel", num_classes=k, out_features=k, class_names=list(self.label_names))
-        elif self.class_names is not None:
-            facts.update(
-                problem="classification",
-                num_classes=len(self.class_names),
-                out_features=len(self.class_names),
-                class_names=list(self.class_names),
-            )
+        names = self.label_names if self.label_names is not None else self.class_names
+        if names is not None:
+            problem = "multilabel" if self.label_names is not None else "classification"
+            facts.update(problem=problem, num_classes=len(names), out_features=len(names), class_names=list(names))
         else:
             facts.update(problem="regression", out_features=1 if self.y.dim() == 1 else math.prod(self.y.shape[1:]))
         facts["preprocessing"] = {"mean": self.mean.tolist(), "std": self.std.tolist()}

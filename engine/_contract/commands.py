@@ -1,11 +1,7 @@
 """The ``engine`` command as a plugin sees it: :class:`CommandSink`, what ``engine_add_commands`` receives.
 
-A plugin adds a command with :meth:`CommandSink.add_parser` (an argparse parser, returned for it to
-fill) or options to a command the core or an earlier plugin owns with :meth:`CommandSink.extend`.
-What each plugin adds is staged under its name and reaches the real ``engine`` parser only in
-:meth:`CommandSink.build`, leaving out plugins that failed: a hook that raises half-way leaves no
-command behind. A name or option another owner has is refused, both named. Only argparse's public
-API is used (staged parsers joined with ``parents=``).
+What each plugin adds is staged under its name and joins the real parser only in :meth:`CommandSink.build`,
+leaving out plugins that failed: a hook that raises half-way leaves no command behind.
 """
 
 from __future__ import annotations

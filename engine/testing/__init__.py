@@ -1,21 +1,7 @@
 """Testing plugins (public; also a pytest plugin, so its fixtures are there in every test of a project).
 
-- The conformance kit, as scikit-learn's ``check_estimator``: :func:`check_plugin` (or the
-  ``engine_check`` fixture) checks every component a plugin contributes the way the core uses it::
-
-      def test_conformance(engine_check):
-          engine_check("myplugin")
-
-- Running the engine in tests: :func:`train_run` (a quiet run, its :class:`~engine.runs.RunResult`;
-  the ``train`` fixture), the ``cli`` fixture (``cli("run", "core/mlp-synthetic")``: the ``engine``
-  command in this process, exit code and output), :func:`run_cli` (the installed command in a
-  subprocess), the ``one_thread`` fixture (one torch thread for the session: tiny models on a
-  shared machine run several times faster), ``engine_isolated`` (fresh registries, a cache and
-  settings of the test's own), ``plugin_site`` (fake plugin distributions on ``sys.path``: a plugin's
-  interplay with others, broken plugins) and :func:`plant_pickle` (a checkpoint whose unpickling would
-  run code: loaders must refuse it). The ``slow`` marker is registered (``pytest -m "not slow"``).
-- Recipes' quality targets (``Recipe(targets=("test/accuracy >= 0.97",))``): :func:`parse_targets`
-  reads them into :class:`Target` objects that check a run's metrics (the recipe matrix uses them).
+The conformance kit (:func:`check_plugin`, the ``engine_check`` fixture), running the engine in tests
+(:func:`train_run`, ``cli``, :func:`run_cli`), fixtures for isolation, and recipes' quality targets.
 """
 
 from __future__ import annotations
@@ -70,8 +56,7 @@ def train_run(
     """Compose, plan and train a quiet run into ``root/name``; the :class:`~engine.runs.RunResult`."""
     import engine
 
-    where = (f"run.dir={root}", f"run.name={name}")
-    config = engine.compose(recipe, files, [*QUIET, *overrides, *where])
+    config = engine.compose(recipe, files, [*QUIET, *overrides, f"run.dir={root}", f"run.name={name}"])
     return engine.train(engine.plan(config), resume=resume)
 
 
@@ -85,13 +70,9 @@ class CliResult:
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:
-    """Run the installed ``engine`` command in a subprocess; returns the ``CompletedProcess``.
-
-    Output is captured as text, tables are 200 columns wide so lines do not wrap.
-    """
-    exe = Path(sys.executable).with_name("engine")
+    """Run the installed ``engine`` command in a subprocess: its ``CompletedProcess`` (text, 200-column tables)."""
     return subprocess.run(
-        [str(exe), *args],
+        [str(Path(sys.executable).with_name("engine")), *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -122,7 +103,7 @@ def train() -> Any:
 
 @pytest.fixture(scope="session")
 def one_thread() -> Iterator[None]:
-    """One intra-op torch thread for the session; use it from a conftest's autouse fixture."""
+    """One intra-op torch thread for the session (tiny models run faster); use it from a conftest's autouse fixture."""
     import torch
 
     before = torch.get_num_threads()
