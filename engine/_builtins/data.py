@@ -142,6 +142,7 @@ class CSVTable(_Table):
         for r, row in enumerate(rows):
             if any(row[c] is None or row[c] == "" for c in labels):
                 raise ConfigError(f"{file}, line {r + 2}: empty label")
+        self.class_names = None
         if len(labels) > 1:
             if problem == "classification":
                 raise ConfigError(
@@ -154,7 +155,6 @@ class CSVTable(_Table):
                 raise ConfigError(f"{file}: multilabel columns {', '.join(labels)} must hold only 0 and 1")
             if problem == "multilabel" or (problem == "auto" and binary):
                 self.label_names = labels
-            self.class_names = None
         else:
             values = [row[labels[0]] for row in rows]
             if problem == "multilabel":
@@ -167,7 +167,6 @@ class CSVTable(_Table):
                 self.y = torch.tensor([index[v] for v in values])
             else:
                 self.y = _numbers(file, rows, labels, "use problem=classification for text labels")[:, 0]
-                self.class_names = None
         self.x, self.feature_names = x, list(features)
         self._rows, self._file = rows, file
         self._prepare(val_fraction, test_fraction, seed, standardize)

@@ -68,26 +68,23 @@ class LoadsInput(Protocol):
 
 @runtime_checkable
 class HasSplits(Protocol):
-    """A datamodule that says which splits it has (the core's adaptor does; RL environments too)."""
+    """A datamodule that says whether a split (``train``, ``val``, ``test``) exists and is not empty."""
 
-    def has_split(self, name: str) -> bool:
-        """Whether split ``name`` (``train``, ``val``, ``test``) exists and is not empty."""
+    def has_split(self, name: str) -> bool: ...
 
 
 @runtime_checkable
 class ChecksData(Protocol):
-    """A task that checks, before training, that its models fit the data (one forward pass)."""
+    """A task that checks, before training, that its models fit the data (one forward pass; ConfigError if not)."""
 
-    def check_data(self, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what does not fit."""
+    def check_data(self, datamodule: Any) -> None: ...
 
 
 @runtime_checkable
 class ChecksRun(Protocol):
     """A callback that checks the built run before its directory exists (a ``ConfigError`` leaves nothing behind)."""
 
-    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what cannot work, and what to do."""
+    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None: ...
 
 
 @runtime_checkable

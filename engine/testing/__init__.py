@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from engine._cli.main import main
 from engine._contract.errors import EngineError
 from engine._contract.targets import Target, parse_target, parse_targets
+from engine._plugins.registry import clear_registries
 from engine.testing.kit import ConformanceError, check_plugin
 
 __all__ = [
@@ -84,7 +86,6 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Any:
     """``cli(*args) -> CliResult``: the ``engine`` command in this process (no interpreter start-up to pay)."""
-    from engine._cli.main import main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
@@ -115,8 +116,6 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture
 def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Fresh registries; a cache and a settings directory of the test's own (``ENGINE_CACHE_DIR``, ``ENGINE_HOME``)."""
-    from engine._plugins.registry import clear_registries
-
     clear_registries()
     monkeypatch.setenv("ENGINE_CACHE_DIR", str(tmp_path / "engine-cache"))
     monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "engine-home"))
@@ -129,12 +128,7 @@ def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 @pytest.fixture
 def engine_check(tmp_path: Path) -> Any:
     """``engine_check("myplugin", **kwargs)`` runs :func:`check_plugin` with runs in ``tmp_path``."""
-
-    def run(name: str, **kwargs: Any) -> list[str]:
-        kwargs.setdefault("run_dir", tmp_path)
-        return check_plugin(name, **kwargs)
-
-    return run
+    return lambda name, **kwargs: check_plugin(name, **{"run_dir": tmp_path, **kwargs})
 
 
 def pytest_configure(config: pytest.Config) -> None:

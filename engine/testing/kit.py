@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from engine._config.compose import compose, defaults, merge
+from engine._config.params import load_signature
+from engine._config.plan import make_plan
+from engine._contract.declarations import KINDS
+from engine._contract.protocols import problems
+from engine._contract.targets import parse_targets
+from engine._plugins.registry import get_registry
+from engine._run.build import build_component, data_module
 
 
 class ConformanceError(AssertionError):
@@ -27,30 +37,20 @@ def check_plugin(
     Args:
         name: the plugin (entry-point) name.
         run_dir: where recipe smoke runs write (default: a temporary directory).
-        data_params: parameters per data source (qualified name) for sources
-            without usable defaults, e.g. ``{"vision.image_folder": {"path": ...}}``.
-        facts: data facts to build models from: tried first, before each of the plugin's own
-            data sources (a model passes on the first it fits), so a plugin whose models take
-            data it does not ship, or that mixes data kinds, still has every model checked.
+        data_params: parameters per data source (qualified name) without usable defaults,
+            e.g. ``{"vision.image_folder": {"path": ...}}``.
+        facts: data facts to build models from, tried before each of the plugin's own data sources
+            (a model passes on the first it fits).
         fast_dev_run: also train each recipe and task for one batch.
         skip: qualified names of components not to check.
-        task_overrides: config overrides per task (qualified name) for its
-            ``fast_dev_run``, e.g. ``{"rl.dqn": ["data=rl.gym", "data.env_id=CartPole-v1"]}``;
-            by default the task gets the plugin's first data source (else the core's
-            ``synthetic``) and, in each model slot, the task's default for it, else the
-            plugin's first model, else ``mlp``.
+        task_overrides: config overrides per task (qualified name) for its ``fast_dev_run``, e.g.
+            ``{"rl.dqn": ["data=rl.gym"]}``; by default the plugin's first data source (else ``synthetic``)
+            and, in each model slot, the task's default, else the plugin's first model, else ``mlp``.
 
     Returns:
         the names of the checks that passed.
     """
-    from engine._config.compose import compose, defaults, merge
-    from engine._config.params import load_signature
-    from engine._config.plan import make_plan
-    from engine._contract.declarations import KINDS
-    from engine._contract.targets import parse_targets
-    from engine._plugins.registry import get_registry
-    from engine._run.build import data_module
-    from engine._run.data import SourceDataModule, sample_batch
+    from engine._run.data import SourceDataModule, sample_batch  # imports torch
 
     reg = get_registry(fresh=True)
     info = reg.manager.plugins.get(name)
@@ -110,12 +110,12 @@ def check_plugin(
         attempt(f"model '{e.qualified_name}' forward/backward", lambda e=e: _check_model(reg, e, candidates))
 
     # 4. losses, optimizers, schedulers, deployment targets
-    for e in kinds["loss"]:
-        attempt(f"loss '{e.qualified_name}' returns a differentiable scalar", lambda e=e: _check_loss(reg, e))
-    for e in kinds["optimizer"] + kinds["scheduler"]:
-        attempt(f"{e.kind} '{e.qualified_name}' steps", lambda e=e: _check_optim(reg, e))
-    for e in kinds["deploy"]:
-        attempt(f"deploy '{e.qualified_name}' exports and reloads", lambda e=e: _check_deploy(reg, e))
+    for e in kinds["loss"] + kinds["optimizer"] + kinds["scheduler"] + kinds["deploy"]:
+        what, check = _CHECKS[e.kind]
+        attempt(
+            f"{e.kind} '{e.qualified_name}' {what}",
+            lambda e=e, c=check: c(build_component(reg, e.kind, e.qualified_name, {})),
+        )
 
     # 5. tasks and recipes validate, and train one batch
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="engine-check-"))
@@ -167,8 +167,6 @@ def check_plugin(
 
 
 def _conforms(obj: Any, kind: str) -> None:
-    from engine._contract.protocols import problems
-
     found = problems(obj, kind)
     if found:
         raise AssertionError("; ".join(found))
@@ -192,8 +190,6 @@ def _forward_backward(reg: Any, name: str, batch: Any, facts: dict[str, Any]) ->
     """Build model ``name`` from ``facts``; run it forward and backward on ``batch`` (or random ``input_shape``)."""
     import torch
 
-    from engine._run.build import build_component
-
     model = build_component(reg, "model", name, {}, facts=facts)
     if not isinstance(model, torch.nn.Module):
         raise AssertionError(f"built a {type(model).__name__}, not a torch.nn.Module")
@@ -210,12 +206,9 @@ def _forward_backward(reg: Any, name: str, batch: Any, facts: dict[str, Any]) ->
         raise AssertionError("backward reached no parameter")
 
 
-def _check_loss(reg: Any, e: Any) -> None:
+def _check_loss(loss: Any) -> None:
     import torch
 
-    from engine._run.build import build_component
-
-    loss = build_component(reg, "loss", e.qualified_name, {})
     tries = [  # a regression pair first: classification losses reject it, regression ones would broadcast
         (torch.randn(4, 1, requires_grad=True), torch.rand(4)),
         (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
@@ -233,19 +226,14 @@ def _check_loss(reg: Any, e: Any) -> None:
     raise AssertionError("fails on classification and regression examples: " + "; ".join(errors))
 
 
-def _check_optim(reg: Any, e: Any) -> None:
+def _check_steps(factory: Any, scheduler: bool = False) -> None:
+    """An optimizer (or a scheduler, over SGD) steps on a small layer."""
     import torch
 
-    from engine._run.build import build_component
-
     layer = torch.nn.Linear(3, 2)
-    factory = build_component(reg, e.kind, e.qualified_name, {})
-    if e.kind == "optimizer":
-        opt, sched = factory(layer.parameters()), None
-    else:
-        opt = torch.optim.SGD(layer.parameters(), lr=0.1)
-        sched = factory(opt, total_steps=10, max_epochs=2)
-        sched = sched["scheduler"] if isinstance(sched, dict) else sched
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1) if scheduler else factory(layer.parameters())
+    sched = factory(opt, total_steps=10, max_epochs=2) if scheduler else None
+    sched = sched["scheduler"] if isinstance(sched, dict) else sched
     layer(torch.randn(4, 3)).sum().backward()
     opt.step()
     if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -254,13 +242,10 @@ def _check_optim(reg: Any, e: Any) -> None:
         sched.step()
 
 
-def _check_deploy(reg: Any, e: Any) -> None:
+def _check_deploy(target: Any) -> None:
     """Export a tiny model, reload it, and agree with eager within the target's tolerance."""
     import torch
 
-    from engine._run.build import build_component
-
-    target = build_component(reg, "deploy", e.qualified_name, {})
     _conforms(target, "deploy")
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
     x = torch.randn(2, 4)
@@ -274,3 +259,12 @@ def _check_deploy(reg: Any, e: Any) -> None:
     tolerance = float(target.tolerance)
     if diff > tolerance:
         raise AssertionError(f"reloaded artifact differs from eager by {diff:.3g} > tolerance {tolerance:g}")
+
+
+#: What the kit checks of each built loss, optimizer, scheduler and deployment target.
+_CHECKS = {
+    "loss": ("returns a differentiable scalar", _check_loss),
+    "optimizer": ("steps", _check_steps),
+    "scheduler": ("steps", partial(_check_steps, scheduler=True)),
+    "deploy": ("exports and reloads", _check_deploy),
+}
