@@ -96,9 +96,7 @@ def to_probabilities(outputs: torch.Tensor, problem: str) -> torch.Tensor:
 def match_target(output: Any, target: Any) -> Any:
     """``target`` cast to the output's dtype and, where they differ only by a trailing 1, its shape.
 
-    ``(N,)`` against ``(N, 1)`` is the one difference forgiven: any other mismatch (a ``[B, H, C]``
-    target against a ``[B, H*C]`` output) raises ``ValueError`` rather than being reshaped, because
-    which element is which is the model's business.
+    Any other mismatch (a ``[B, H, C]`` target against a ``[B, H*C]`` output) raises ``ValueError``.
     """
     target = target.to(output.dtype)
     if target.shape == output.shape:

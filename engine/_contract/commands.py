@@ -50,10 +50,10 @@ class CommandSink:
         return staged
 
     def extend(self, name: str) -> argparse.ArgumentParser:
-        """A parser whose options join the existing command ``name`` (``engine run --folds K``).
+        """A parser whose options join the existing command ``name`` (``engine run --folds K``); clashes are refused.
 
-        Options the command already has are refused. The command's handler sees them in ``args``; a
-        plugin acting on options it added to ``engine run`` implements ``engine_run_main``.
+        The command's handler sees them in ``args``; a plugin acting on options of ``engine run`` implements
+        ``engine_run_main``.
         """
         command = self._commands.get(self._names.get(name, name))
         if command is None:
@@ -65,11 +65,8 @@ class CommandSink:
     def build(
         self, subparsers: Any, failed: Container[str]
     ) -> tuple[dict[str, argparse.ArgumentParser], list[tuple[str, str]]]:
-        """Add every command of a plugin not in ``failed`` to argparse's ``subparsers``.
-
-        Returns each command's parser, and ``(plugin, why)`` for each extension left out because its
-        options clash with its command's (the caller marks that plugin broken).
-        """
+        """Add every command of a plugin not in ``failed`` to ``subparsers``: each command's parser, and
+        ``(plugin, why)`` for each extension left out because its options clash with its command's."""
         built, clashes = {}, []
         for name, command in self._commands.items():
             if command.owner in failed:

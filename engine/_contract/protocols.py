@@ -187,12 +187,10 @@ def implements(obj: Any, proto: type) -> bool:
 
 
 def problems(obj: Any, kind: str) -> list[str]:
-    """Why ``obj`` does not implement, the way the core calls them, the protocols of ``kind`` it claims.
+    """Why ``obj`` (an instance, or a task's class) does not implement ``kind``'s protocols as the core calls them.
 
-    ``obj`` is an instance or a class (a task is checked as its class). A method that is present
-    must accept the core's positional arguments (those of the protocol's method; any further
-    parameters need defaults); ``primary_metric`` must be ``(name, "max" | "min")``; a deploy
-    target needs all of ``export``, ``load`` and ``tolerance``.
+    A method present must take the protocol method's positional arguments (any further ones need defaults);
+    ``primary_metric`` must be ``(name, "max" | "min")``; a deploy target needs ``export``, ``load`` and ``tolerance``.
     """
     out: list[str] = []
     unbound = isinstance(obj, type)
