@@ -22,7 +22,8 @@ class ModelBuilt:
         model: the built object (an ``nn.Module``); replace it to wrap the model (LoRA, quantisation).
         component: the model's declaration (its ``adapters`` and shipped ``weights`` among others).
         config: the resolved config (read it, do not change it).
-        keys: the slot-key sections' keys set in the slot (``init_from``, ``freeze`` …).
+        keys: the slot-key sections' keys set in the slot (``init_from``, ``freeze`` …), apart from the
+            model's own parameters of the same name.
         restoring: True when the run's own checkpoint will replace the weights (a finished run reopened):
             skip loading weights from elsewhere then.
     """
