@@ -22,10 +22,7 @@ def test_core_plugin_conforms(tmp_path: Path) -> None:
     assert "model 'core.mlp' forward/backward" in passed
     assert "recipe 'core/mlp-synthetic' completes fast_dev_run" in passed
     assert "scheduler 'core.cosine' steps" in passed
-    assert (
-        "deploy 'core.torchscript' exports and reloads" in passed
-        and "deploy 'core.export' exports and reloads" in passed
-    )
+    assert not any(check.startswith("deploy ") for check in passed)  # the deploy plugin has the torch-only targets
 
 
 def test_failures_name_the_component(plugin_site, tmp_path: Path) -> None:

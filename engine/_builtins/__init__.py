@@ -1,8 +1,4 @@
-"""The core's own plugin (``core``): built-in components, config sections and commands, through the public hooks.
-
-Loaded by name like any plugin, and called first. Nothing here imports torch: targets are named
-lazily and imported when a run is built. Third-party plugins look exactly like this module.
-"""
+"""The core's own plugin (``core``), loaded by name like any plugin and called first; nothing here imports torch."""
 
 from __future__ import annotations
 
@@ -10,8 +6,6 @@ from typing import Any
 
 from engine._contract.declarations import Component, Recipe, Section
 from engine._contract.hookspecs import hookimpl
-
-_SUPERVISED_SLOTS = {"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"}
 
 
 @hookimpl
@@ -21,7 +15,7 @@ def engine_tasks() -> list[Component]:
             "supervised",
             "engine._builtins.supervised:SupervisedTask",
             "Supervised learning: model + loss + optimizer (+ scheduler), torchmetrics metrics",
-            slots=_SUPERVISED_SLOTS,
+            slots={slot: slot for slot in ("model", "loss", "optimizer", "scheduler")},
             defaults={"optimizer": "adamw", "loss": None, "scheduler": None},
             required_slots=("model",),
         ),
@@ -79,15 +73,6 @@ def engine_data_sources() -> list[Component]:
             "A local CSV file with label column(s) (classification, multi-label or regression)",
             facts=facts,
         ),
-    ]
-
-
-@hookimpl
-def engine_deploy_targets() -> list[Component]:
-    m = "engine._builtins.deploy"
-    return [
-        Component("torchscript", f"{m}:TorchScript", "TorchScript program (model.pt), runs without Python code"),
-        Component("export", f"{m}:Export", "torch.export ExportedProgram (model.pt2), dynamic batch"),
     ]
 
 

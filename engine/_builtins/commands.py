@@ -1,8 +1,4 @@
-"""The core's commands (``run``, ``plugins``, ``components``), added through ``engine_add_commands``.
-
-Only the parsers live here (argparse and nothing else, so ``engine --help`` stays fast); each
-handler is named lazily as ``"module:function"`` and imported when its command runs.
-"""
+"""The core's commands (``run``, ``plugins``, ``components``): parsers only, each handler named lazily."""
 
 from __future__ import annotations
 
@@ -33,12 +29,6 @@ examples:
 
 def add_commands(sub: Any) -> None:
     """Add ``run``, ``plugins`` and ``components``."""
-    _run(sub)
-    _plugins(sub)
-    _components(sub)
-
-
-def _run(sub: Any) -> None:
     run = sub.add_parser(
         "run",
         help="compose a config from names and train it",
@@ -53,6 +43,8 @@ def _run(sub: Any) -> None:
     run.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
     add_verbosity_options(run)
     run.set_defaults(handler="engine._cli.run:cmd_run")
+    _plugins(sub)
+    _components(sub)
 
 
 def _plugins(sub: Any) -> None:
@@ -64,12 +56,7 @@ def _plugins(sub: Any) -> None:
     )
     p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
     p.add_argument("name")
-    p.add_argument(
-        "--import",
-        dest="import_",
-        action="store_true",
-        help="import every target (slower; catches errors inside target modules too)",
-    )
+    _import_option(p, "import every target (slower; catches errors inside target modules too)")
     p.set_defaults(handler="engine._cli.inspect:cmd_plugins_info")
     p = psub.add_parser("install", help="pip-install plugin distributions here, then list what they contribute")
     p.add_argument("spec", nargs="*", help="anything pip install accepts: names, paths, -e DIR, --no-deps, …")
@@ -77,12 +64,13 @@ def _plugins(sub: Any) -> None:
     p = psub.add_parser("uninstall", help="pip-uninstall the distribution providing a plugin")
     p.add_argument("name", help="plugin name or distribution name (see `engine plugins list`)")
     p.set_defaults(handler="engine._cli.manage:cmd_uninstall")
-    p = psub.add_parser("disable", help="turn a plugin off for every command (saved under ENGINE_HOME)")
-    p.add_argument("name")
-    p.set_defaults(handler="engine._cli.manage:cmd_disable")
-    p = psub.add_parser("enable", help="turn a disabled plugin back on (and retry one recorded broken)")
-    p.add_argument("name")
-    p.set_defaults(handler="engine._cli.manage:cmd_enable")
+    for name, help in (
+        ("disable", "turn a plugin off for every command (saved under ENGINE_HOME)"),
+        ("enable", "turn a disabled plugin back on (and retry one recorded broken)"),
+    ):
+        p = psub.add_parser(name, help=help)
+        p.add_argument("name")
+        p.set_defaults(handler=f"engine._cli.manage:cmd_{name}")
 
 
 def _components(sub: Any) -> None:
@@ -98,10 +86,9 @@ def _components(sub: Any) -> None:
     p = csub.add_parser("show", help="one component: target, facts, parameters with types and defaults")
     p.add_argument("name", help="qualified (vision.resnet) or unambiguous short name")
     p.add_argument("--kind", "-k", help="only look among this kind")
-    p.add_argument(
-        "--import",
-        dest="import_",
-        action="store_true",
-        help="import the target when its source cannot be read statically",
-    )
+    _import_option(p, "import the target when its source cannot be read statically")
     p.set_defaults(handler="engine._cli.inspect:cmd_components_show")
+
+
+def _import_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--import", dest="import_", action="store_true", help=help)

@@ -25,29 +25,19 @@ class _Table(DataSource):
     def _prepare(self, val_fraction: float, test_fraction: float, seed: int, standardize: bool) -> None:
         stratify = self.y if self.class_names is not None else None
         self._idx = split_indices(len(self.x), val_fraction, test_fraction, seed, stratify)
-        train = self.x[self._idx["train"]]
-        if standardize:
-            self.mean = train.mean(0)
-            self.std = train.std(0).clamp_min(1e-6)
-        else:
-            self.mean = torch.zeros(self.x.shape[1])
-            self.std = torch.ones(self.x.shape[1])
+        train, n = self.x[self._idx["train"]], self.x.shape[1]
+        self.mean = train.mean(0) if standardize else torch.zeros(n)
+        self.std = train.std(0).clamp_min(1e-6) if standardize else torch.ones(n)
         self.x = (self.x - self.mean) / self.std
 
     @property
     def facts(self) -> dict[str, Any]:
         n = self.x.shape[1]
         facts: dict[str, Any] = {"in_features": n, "input_shape": [n], "feature_names": self.feature_names}
-        if self.label_names is not None:
-            k = len(self.label_names)
-            facts.update(problem="multilabel", num_classes=k, out_features=k, class_names=list(self.label_names))
-        elif self.class_names is not None:
-            facts.update(
-                problem="classification",
-                num_classes=len(self.class_names),
-                out_features=len(self.class_names),
-                class_names=list(self.class_names),
-            )
+        names = self.label_names if self.label_names is not None else self.class_names
+        if names is not None:
+            problem = "multilabel" if self.label_names is not None else "classification"
+            facts.update(problem=problem, num_classes=len(names), out_features=len(names), class_names=list(names))
         else:
             facts.update(problem="regression", out_features=1 if self.y.dim() == 1 else math.prod(self.y.shape[1:]))
         facts["preprocessing"] = {"mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -152,6 +142,7 @@ class CSVTable(_Table):
         for r, row in enumerate(rows):
             if any(row[c] is None or row[c] == "" for c in labels):
                 raise ConfigError(f"{file}, line {r + 2}: empty label")
+        self.class_names = None
         if len(labels) > 1:
             if problem == "classification":
                 raise ConfigError(
@@ -164,7 +155,6 @@ class CSVTable(_Table):
                 raise ConfigError(f"{file}: multilabel columns {', '.join(labels)} must hold only 0 and 1")
             if problem == "multilabel" or (problem == "auto" and binary):
                 self.label_names = labels
-            self.class_names = None
         else:
             values = [row[labels[0]] for row in rows]
             if problem == "multilabel":
@@ -177,7 +167,6 @@ class CSVTable(_Table):
                 self.y = torch.tensor([index[v] for v in values])
             else:
                 self.y = _numbers(file, rows, labels, "use problem=classification for text labels")[:, 0]
-                self.class_names = None
         self.x, self.feature_names = x, list(features)
         self._rows, self._file = rows, file
         self._prepare(val_fraction, test_fraction, seed, standardize)

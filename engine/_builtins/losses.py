@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from engine._builtins.problems import match_target
@@ -14,8 +15,6 @@ def cross_entropy(label_smoothing: float = 0.0, weight: list[float] | None = Non
         label_smoothing: amount of label smoothing in [0, 1).
         weight: optional per-class weights.
     """
-    import torch
-
     w = torch.tensor(weight, dtype=torch.float32) if weight is not None else None
     return nn.CrossEntropyLoss(weight=w, label_smoothing=label_smoothing)
 
@@ -45,8 +44,6 @@ def bce_with_logits(pos_weight: float | None = None) -> nn.Module:
     Args:
         pos_weight: weight of positive examples (for imbalanced data).
     """
-    import torch
-
     pw = torch.tensor(pos_weight) if pos_weight is not None else None
     return _Regression(nn.BCEWithLogitsLoss(pos_weight=pw))
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import torch
 from annotated_types import Ge
 from torch.optim import Optimizer
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, OneCycleLR, ReduceLROnPlateau, SequentialLR, StepLR
 
 
 def sgd(
@@ -82,9 +83,6 @@ def rmsprop(
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, momentum=momentum, weight_decay=weight_decay)
 
 
-# --------------------------------------------------------------------------- schedulers
-
-
 def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> dict[str, Any]:
     """Cosine decay from the optimizer's LR to ``min_lr`` over the run, stepped every batch.
 
@@ -92,15 +90,11 @@ def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr
         warmup_steps: steps of linear warm-up from 1% of the LR before the decay.
         min_lr: learning rate at the end of the run.
     """
-    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
-
     warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
-    decay = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr)
+    scheduler: Any = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr)
     if warmup_steps > 0:
         warm = LinearLR(optimizer, start_factor=0.01, total_iters=warmup_steps)
-        scheduler: Any = SequentialLR(optimizer, [warm, decay], milestones=[warmup_steps])
-    else:
-        scheduler = decay
+        scheduler = SequentialLR(optimizer, [warm, scheduler], milestones=[warmup_steps])
     return {"scheduler": scheduler, "interval": "step"}
 
 
@@ -111,8 +105,6 @@ def step(optimizer: Optimizer, step_size: int = 10, gamma: float = 0.1) -> dict[
         step_size: epochs between decays.
         gamma: multiplicative factor.
     """
-    from torch.optim.lr_scheduler import StepLR
-
     return {"scheduler": StepLR(optimizer, step_size=step_size, gamma=gamma), "interval": "epoch"}
 
 
@@ -125,8 +117,6 @@ def onecycle(
         max_lr: peak learning rate (default: the optimizer's LR).
         pct_start: fraction of the run spent increasing the LR.
     """
-    from torch.optim.lr_scheduler import OneCycleLR
-
     peak = max_lr if max_lr is not None else [g["lr"] for g in optimizer.param_groups]
     scheduler = OneCycleLR(optimizer, max_lr=peak, total_steps=max(total_steps, 1), pct_start=pct_start)
     return {"scheduler": scheduler, "interval": "step"}
@@ -149,7 +139,5 @@ def reduce_on_plateau(
         patience: epochs without improvement before reducing.
         min_lr: lower bound on the learning rate.
     """
-    from torch.optim.lr_scheduler import ReduceLROnPlateau
-
     scheduler = ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience, min_lr=min_lr)
     return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}

@@ -1,13 +1,7 @@
 """The supervised problem types: what each measures (torchmetrics), how it is judged, what its outputs mean.
 
-One table for every place that scores a supervised model: the supervised task's validation and test
-metrics, an ensemble's scores, a deployed artifact's metric (public as :mod:`engine.tasks`)::
-
-    score(outputs, targets, "classification", num_classes=10)   # {"accuracy": …, "f1": …}
-    score(probabilities, targets, "multilabel", logits=False)  # an ensemble's averaged probabilities
-
-Classification metrics take logits or probabilities alike (the argmax is the same); multi-label ones
-are told which (``logits``), since the 0.5 threshold applies to probabilities.
+One table for every place that scores a supervised model (public as :mod:`engine.tasks`). Multi-label metrics
+are told whether outputs are ``logits``: the 0.5 threshold applies to probabilities.
 """
 
 from __future__ import annotations
@@ -37,18 +31,15 @@ PRIMARY: dict[str, tuple[str, str]] = {
     "multilabel": ("f1", "max"),
     "regression": ("mae", "min"),
 }
+_REGRESSION = {"mae": torchmetrics.MeanAbsoluteError, "mse": torchmetrics.MeanSquaredError, "r2": torchmetrics.R2Score}
 
 
 def metric(name: str, problem: str, num_classes: int | None) -> torchmetrics.Metric:
     """The torchmetrics object for metric ``name`` of ``problem`` (``num_classes``: classes or labels)."""
     if name not in METRICS.get(problem, ()):
         raise ConfigError(f"unknown {problem} metric '{name}'; choose from {', '.join(METRICS.get(problem, ()))}")
-    if name in ("mae", "mse", "r2"):
-        return {
-            "mae": torchmetrics.MeanAbsoluteError,
-            "mse": torchmetrics.MeanSquaredError,
-            "r2": torchmetrics.R2Score,
-        }[name]()
+    if name in _REGRESSION:
+        return _REGRESSION[name]()
     if num_classes is None:
         raise ConfigError(f"{problem} metrics need num_classes (set task.num_classes)")
     if problem == "multilabel":
@@ -105,9 +96,7 @@ def to_probabilities(outputs: torch.Tensor, problem: str) -> torch.Tensor:
 def match_target(output: Any, target: Any) -> Any:
     """``target`` cast to the output's dtype and, where they differ only by a trailing 1, its shape.
 
-    ``(N,)`` against ``(N, 1)`` is the one difference forgiven: any other mismatch (a ``[B, H, C]``
-    target against a ``[B, H*C]`` output) raises ``ValueError`` rather than being reshaped, because
-    which element is which is the model's business.
+    Any other mismatch (a ``[B, H, C]`` target against a ``[B, H*C]`` output) raises ``ValueError``.
     """
     target = target.to(output.dtype)
     if target.shape == output.shape:

@@ -1,10 +1,4 @@
-"""The core's own config sections, declared as any plugin declares one (:class:`engine.Section`).
-
-Each section is a dataclass: its fields are the keys, with types, defaults and ``Args:`` docs
-read from this source without importing it (so ``--dry-run`` stays torch-free). The ``check_*``
-functions are the sections' ``check`` targets: called once types are checked, they catch values
-that cannot work together, before anything is built. This module imports nothing heavy.
-"""
+"""The core's own config sections (:class:`engine.Section`): dataclasses read from this source, so keep it light."""
 
 from __future__ import annotations
 
@@ -77,9 +71,6 @@ class OptimizerKeys:
     """
 
     param_groups: list[dict[str, Any]] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- checks
 
 
 def check_param_groups(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:

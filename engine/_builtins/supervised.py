@@ -16,12 +16,9 @@ from engine._run.tasks import configure_optimizers, eval_mode
 
 
 class SupervisedTask(L.LightningModule):
-    """Supervised learning on ``(input, target)`` batches.
+    """Supervised learning on ``(input, target)`` batches (what each problem expects: docs/core-components.md).
 
-    Logs ``train/loss`` every step, and ``val/loss``, ``test/loss`` plus the
-    metrics for each evaluated split (``val/accuracy``, ``test/accuracy`` …).
-    What each problem expects of the model and the targets is in the core
-    components reference (``docs/core-components.md``).
+    Logs ``train/loss`` every step, and ``val/loss``, ``test/loss`` plus the metrics of each evaluated split.
 
     Args:
         problem: classification (class-index targets, logits out), multilabel (0/1 targets [B, C],

@@ -1,4 +1,1 @@
-"""Kernel layer 1 (private): what a plugin may implement — hookspecs, declarations, events, protocols, errors.
-
-Plugins use it through ``engine`` and ``engine.protocols``; see docs/architecture.md.
-"""
+"""Kernel layer 1 (private): what a plugin may implement; plugins use it through ``engine`` and ``engine.protocols``."""

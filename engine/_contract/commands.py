@@ -1,11 +1,7 @@
 """The ``engine`` command as a plugin sees it: :class:`CommandSink`, what ``engine_add_commands`` receives.
 
-A plugin adds a command with :meth:`CommandSink.add_parser` (an argparse parser, returned for it to
-fill) or options to a command the core or an earlier plugin owns with :meth:`CommandSink.extend`.
-What each plugin adds is staged under its name and reaches the real ``engine`` parser only in
-:meth:`CommandSink.build`, leaving out plugins that failed: a hook that raises half-way leaves no
-command behind. A name or option another owner has is refused, both named. Only argparse's public
-API is used (staged parsers joined with ``parents=``).
+What each plugin adds is staged under its name and joins the real parser only in :meth:`CommandSink.build`,
+leaving out plugins that failed: a hook that raises half-way leaves no command behind.
 """
 
 from __future__ import annotations
@@ -54,10 +50,10 @@ class CommandSink:
         return staged
 
     def extend(self, name: str) -> argparse.ArgumentParser:
-        """A parser whose options join the existing command ``name`` (``engine run --folds K``).
+        """A parser whose options join the existing command ``name`` (``engine run --folds K``); clashes are refused.
 
-        Options the command already has are refused. The command's handler sees them in ``args``; a
-        plugin acting on options it added to ``engine run`` implements ``engine_run_main``.
+        The command's handler sees them in ``args``; a plugin acting on options of ``engine run`` implements
+        ``engine_run_main``.
         """
         command = self._commands.get(self._names.get(name, name))
         if command is None:
@@ -69,11 +65,8 @@ class CommandSink:
     def build(
         self, subparsers: Any, failed: Container[str]
     ) -> tuple[dict[str, argparse.ArgumentParser], list[tuple[str, str]]]:
-        """Add every command of a plugin not in ``failed`` to argparse's ``subparsers``.
-
-        Returns each command's parser, and ``(plugin, why)`` for each extension left out because its
-        options clash with its command's (the caller marks that plugin broken).
-        """
+        """Add every command of a plugin not in ``failed`` to ``subparsers``: each command's parser, and
+        ``(plugin, why)`` for each extension left out because its options clash with its command's."""
         built, clashes = {}, []
         for name, command in self._commands.items():
             if command.owner in failed:

@@ -1,7 +1,6 @@
 """What a plugin declares (torch-free): components, recipes, config sections, shipped weights.
 
-A declaration names a lazy target (``"package.module:attr"``, imported only when a run is built); its
-parameters are read from the target's signature and docstring without importing it.
+A declaration names a lazy target (``"package.module:attr"``), imported only when a run is built.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 #: The kinds of component the core composes, in the order the CLI lists them (``section``: config
 #: sections; ``step``: the kinds of step of a pipeline, besides runs).
@@ -53,8 +52,7 @@ class Weights:
         file: ``"package:relative/path.safetensors"``, a file inside the installed package.
         sha256: the file's SHA-256 (hex); a file that does not match is refused, never loaded.
         summary: what they are: the data and recipe they were trained with, and the figure measured.
-        params: the model parameters they were trained with; unset ones are filled from here, and a
-            config setting one to another value is refused at ``--dry-run``.
+        params: the model parameters they were trained with (filled in; a config setting another is refused).
     """
 
     file: str
@@ -64,44 +62,84 @@ class Weights:
 
 
 @dataclass(frozen=True)
-class Component:
+class _Declaration:
+    """What every declaration shares: the registry binds it to its plugin, which names it and loads its targets."""
+
+    #: Between the plugin and the name in the qualified name; None: the name alone.
+    _separator: ClassVar[str | None] = "."
+    name: str
+    # Filled in by the registry (keyword-only, so each declaration's own fields stay positional):
+    kind: str = field(default="", kw_only=True)
+    plugin: str = field(default="", kw_only=True)
+    distribution: str | None = field(default=None, kw_only=True)
+    version: str | None = field(default=None, kw_only=True)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}{self._separator}{self.name}" if self.plugin and self._separator else self.name
+
+    @property
+    def target_text(self) -> str:
+        target = self.target  # Component and Section (a Recipe's is its config)
+        if isinstance(target, str):
+            return target
+        return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+
+    def bind(self: _D, kind: str, plugin: str, distribution: str | None, version: str | None) -> _D:
+        return replace(self, kind=kind, plugin=plugin, distribution=distribution, version=version)
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the target (this is where torch may get imported)."""
+        return self._load(self.target)
+
+    def load_check(self) -> Callable[..., Any] | None:
+        return None if self.check is None else self._load(self.check)
+
+    def _load(self, target: str | Callable[..., Any]) -> Callable[..., Any]:
+        """Import ``target``; a PluginError naming the declaration and its plugin when it fails."""
+        if not isinstance(target, str):
+            return target
+        from engine._contract.errors import PluginError
+
+        try:
+            return import_object(target)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise PluginError(
+                f"{self.kind} '{self.qualified_name}' could not be loaded from '{target}': {type(exc).__name__}: {exc}",
+                hint=f"the plugin '{self.plugin}' ({self.distribution or 'unknown distribution'}) is broken; "
+                f"reinstall it or disable it with --disable {self.plugin}",
+            ) from exc
+
+
+_D = TypeVar("_D", bound=_Declaration)
+
+
+@dataclass(frozen=True)
+class Component(_Declaration):
     """A named, lazily imported building block contributed by a plugin.
 
     Args:
         name: short name, unique within the plugin (``"resnet"``): letters, digits, ``_`` and ``-``.
-        target: ``"package.module:attr"`` naming a class or factory function; imported only when a run
-            is built. A callable is accepted too (handy in tests) but makes listing import your code.
+        target: ``"package.module:attr"`` naming a class or factory function, imported only when a run is
+            built (a callable works too, but makes listing import your code).
         summary: one line shown by ``engine components list``.
         facts: data sources only — the facts the built source exposes in its ``facts`` mapping
-            (``num_classes``, ``input_shape``, ``vocab_size`` …). Model and task parameters with these
-            names are filled from the data when the user leaves them unset.
-        slots: tasks only — the components the task is built from, ``{parameter name: kind}``; each
-            becomes a config section (``model``, ``loss``, ``optimizer`` …).
-        defaults: tasks only — a default component name per slot (``{"optimizer": "adamw"}``); ``None``
-            leaves a slot empty.
+            (``num_classes``, ``input_shape`` …); model and task parameters so named are filled from them.
+        slots: tasks only — the components the task is built from, ``{parameter name: kind}``, each a config section.
+        defaults: tasks only — a default component name per slot (``{"optimizer": "adamw"}``; ``None``: empty).
         required_slots: tasks only — slots the user must fill.
         primary_slot: tasks only — the slot holding the model the run is about (named in run
             directories, exported by ``engine deploy``); default: the first ``model`` slot.
-        task: data sources only — the task this data is made for: a config that names no task gets it
-            (default: ``core.supervised``).
-        check: ``"package.module:function"`` (torch-free) called as ``check(values, where, config)`` when a
-            config uses this component, once the whole config is typed: ``values`` are its parameters
-            (defaults filled in), ``where`` its config key (``data``, ``model``, ``generator``), ``config``
-            the resolved config. Raise :class:`engine.ConfigError` for settings that cannot work; return a
-            dict to replace ``values`` (None keeps them). It may also fill keys of other sections that the
-            user left unset (``None``), such as ``checkpoint.monitor``. Checks run task first, then data, then
-            the slots, before the config sections' checks.
-        aliases: qualified names this component had before (``"core.distill"``): configs and run
-            directories naming them still resolve, with a deprecation warning.
-        adapters: models only — ``"package.module:function"`` targets mapping another library's state
-            dict (a timm ResNet's, Hugging Face GPT-2's) onto this model's keys for ``model.init_from``:
-            ``adapter(state, model)`` returns ``None`` for a format it does not know, else ``(state dict
-            in the model's keys, notes)``.
-        weights: models only — weight files the plugin ships, by name, for ``model.weights=NAME``
-            (:class:`Weights`: a package file checked by its SHA-256 before loading).
+        task: data sources only — the task of a config that names none (default: ``core.supervised``).
+        check: ``"package.module:function"`` (torch-free), ``check(values, where, config)``, called once a config
+            using this component is typed (task, data, then slots): raise :class:`engine.ConfigError`, or return
+            a dict replacing ``values``; it may fill keys of other sections the user left unset.
+        aliases: qualified names it had before (``"core.distill"``), still resolved with a deprecation warning.
+        adapters: models only — ``"package.module:function"`` targets, ``adapter(state, model)``, mapping another
+            library's state dict onto this model's keys for ``model.init_from`` (``None``: not its format).
+        weights: models only — :class:`Weights` the plugin ships, by name, for ``model.weights=NAME``.
     """
 
-    name: str
     target: str | Callable[..., Any]
     summary: str = ""
     facts: tuple[str, ...] = ()
@@ -114,19 +152,6 @@ class Component:
     aliases: tuple[str, ...] = ()
     adapters: tuple[str, ...] = ()
     weights: Mapping[str, Weights] = field(default_factory=dict)
-    # Filled in by the registry:
-    kind: str = ""
-    plugin: str = ""
-    distribution: str | None = None
-    version: str | None = None
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.plugin}.{self.name}" if self.plugin else self.name
-
-    @property
-    def target_text(self) -> str:
-        return _target_text(self.target)
 
     @property
     def main_slot(self) -> str | None:
@@ -135,19 +160,9 @@ class Component:
             return self.primary_slot
         return next((slot for slot, kind in self.slots.items() if kind == "model"), None)
 
-    def bind(self, kind: str, plugin: str, distribution: str | None, version: str | None) -> Component:
-        return replace(self, kind=kind, plugin=plugin, distribution=distribution, version=version)
-
-    def load(self) -> Callable[..., Any]:
-        """Import and return the target (this is where torch may get imported)."""
-        return _load_target(self, self.target)
-
-    def load_check(self) -> Callable[..., Any] | None:
-        return None if self.check is None else _load_target(self, self.check)
-
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(_Declaration):
     """A named, complete run configuration a plugin ships.
 
     Args:
@@ -155,35 +170,23 @@ class Recipe:
         config: the configuration as a mapping, or ``"package:relative/path.yaml"`` naming a YAML file
             inside an installed package (read lazily).
         summary: one line shown by ``engine components list --kind recipe``.
-        targets: the quality it promises, one ``METRIC OP BOUND`` line each (``"test/accuracy >= 0.97"``,
-            ``"test/recall@10 >= 0.9 * test/ease_recall@10"``), checked over seeds and thread counts by the
-            recipe matrix and shown by ``engine components show``.
-        required: config keys the user must set to run it (``"data.path"``: the user's own files); a run
-            that leaves one unset is refused with the key named, and ``engine plugins info`` lists them.
+        targets: the quality it promises, one ``METRIC OP BOUND`` line each (``"test/accuracy >= 0.97"``),
+            checked by the recipe matrix and shown by ``engine components show``.
+        required: config keys the user must set to run it (``"data.path"``: the user's own files).
         aliases: qualified names the recipe had before (``"core/old-name"``), still accepted with a warning.
     """
 
-    name: str
+    _separator: ClassVar[str | None] = "/"
     config: Mapping[str, Any] | str
     summary: str = ""
     targets: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
-    kind: str = "recipe"
-    plugin: str = ""
-    distribution: str | None = None
-    version: str | None = None
-
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.plugin}/{self.name}" if self.plugin else self.name
+    kind: str = field(default="recipe", kw_only=True)
 
     @property
     def target_text(self) -> str:
         return self.config if isinstance(self.config, str) else "(inline config)"
-
-    def bind(self, kind: str, plugin: str, distribution: str | None, version: str | None) -> Recipe:
-        return replace(self, plugin=plugin, distribution=distribution, version=version)
 
     def load_config(self) -> dict[str, Any]:
         """The recipe's configuration as plain data."""
@@ -209,12 +212,8 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(_Declaration):
     """A config section a plugin contributes, declared like a component: its keys are a dataclass's fields.
-
-    Keys, types, defaults and docs are read from the target's source without importing it, and checked
-    before any compute (unknown key: did-you-mean; wrong type: a clear message). The resolved config holds
-    the section with its defaults filled in, for the plugin's hooks to read.
 
     Args:
         name: the config key (``privacy``). For a ``slot_kind`` section, only an identifier.
@@ -225,61 +224,16 @@ class Section:
             (``early_stopping.patience=5``) or the whole section (``early_stopping={}``).
         slot_kind: instead of a section, add the keys to every slot of this component kind (``"model"``:
             ``model.freeze``, ``generator.freeze`` …); only keys the user sets are kept.
-        check: ``"package.module:function"`` (torch-free) called as ``check(values, where, config)`` once
-            types are checked, with the section's values (or the keys set in one slot), the config path and
-            the resolved config; raise :class:`engine.ConfigError` for values that cannot work together. It
-            may return the values normalised (a dict that replaces them); None keeps them.
-        bookkeeping: the keys say where a run sits (a sweep's trial, a fold), not what it trains: run
-            comparisons leave them out of config differences.
+        check: ``"package.module:function"`` (torch-free), ``check(values, where, config)``, called once types
+            are checked: raise :class:`engine.ConfigError`, or return a dict replacing ``values``.
+        bookkeeping: the keys say where a run sits (a sweep's trial, a fold): comparisons leave them out.
     """
 
-    name: str
+    _separator: ClassVar[str | None] = None  # config keys are one namespace: a second plugin claiming one is refused
     target: str | Callable[..., Any]
     summary: str = ""
     optional: bool = False
     slot_kind: str | None = None
     check: str | Callable[..., Any] | None = None
     bookkeeping: bool = False
-    kind: str = "section"
-    plugin: str = ""
-    distribution: str | None = None
-    version: str | None = None
-
-    @property
-    def qualified_name(self) -> str:
-        return self.name  # config keys are one namespace: a second plugin claiming a name is refused
-
-    @property
-    def target_text(self) -> str:
-        return _target_text(self.target)
-
-    def bind(self, kind: str, plugin: str, distribution: str | None, version: str | None) -> Section:
-        return replace(self, plugin=plugin, distribution=distribution, version=version)
-
-    def load(self) -> Callable[..., Any]:
-        return _load_target(self, self.target)
-
-    def load_check(self) -> Callable[..., Any] | None:
-        return None if self.check is None else _load_target(self, self.check)
-
-
-def _target_text(target: str | Callable[..., Any]) -> str:
-    if isinstance(target, str):
-        return target
-    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
-
-
-def _load_target(entry: Any, target: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import ``target`` for ``entry``; a PluginError naming the entry and its plugin when it fails."""
-    if not isinstance(target, str):
-        return target
-    from engine._contract.errors import PluginError
-
-    try:
-        return import_object(target)  # type: ignore[no-any-return]
-    except Exception as exc:
-        raise PluginError(
-            f"{entry.kind} '{entry.qualified_name}' could not be loaded from '{target}': {type(exc).__name__}: {exc}",
-            hint=f"the plugin '{entry.plugin}' ({entry.distribution or 'unknown distribution'}) is broken; "
-            f"reinstall it or disable it with --disable {entry.plugin}",
-        ) from exc
+    kind: str = field(default="section", kw_only=True)

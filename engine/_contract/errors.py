@@ -1,9 +1,4 @@
-"""Errors the engine reports to users.
-
-Every mistake a user can make ends in an :class:`EngineError`: the CLI prints its
-message (and hint) on one line, exits with its ``exit_code`` and shows a traceback
-only with ``--debug``.
-"""
+"""Errors the engine reports to users: the CLI prints one line (and its hint), exits with ``exit_code``."""
 
 from __future__ import annotations
 

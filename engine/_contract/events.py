@@ -1,8 +1,6 @@
-"""What the lifecycle hooks receive: one small object each, which an implementation may change.
+"""What the lifecycle hooks receive: one object each, handed to every implementation in call order (torch-free).
 
-Each object is built by the core and handed to every implementation in call order, so a later
-plugin sees what an earlier one did (a model wrapped for LoRA, then frozen). Torch-free: the
-fields holding models and datasets are typed ``Any``.
+An implementation may change it; a later plugin sees what an earlier one did (a model wrapped for LoRA, then frozen).
 """
 
 from __future__ import annotations
@@ -24,10 +22,10 @@ class ModelBuilt:
         model: the built object (an ``nn.Module``); replace it to wrap the model (LoRA, quantisation).
         component: the model's declaration (its ``adapters`` and shipped ``weights`` among others).
         config: the resolved config (read it, do not change it).
-        keys: the engine's keys set in the slot (``init_from``, ``freeze`` …: those of the slot-key
-            sections, apart from the model's own parameters of the same name).
-        restoring: True when the run's own checkpoint will replace the weights (a finished run reopened
-            for ``engine deploy``, ``evaluate`` …): skip loading weights from elsewhere then.
+        keys: the slot-key sections' keys set in the slot (``init_from``, ``freeze`` …), apart from the
+            model's own parameters of the same name.
+        restoring: True when the run's own checkpoint will replace the weights (a finished run reopened):
+            skip loading weights from elsewhere then.
     """
 
     slot: str
@@ -78,20 +76,19 @@ class RunFinished:
 
 @dataclass
 class RunCollection:
-    """A directory holding several runs that a plugin wrote (a sweep, a cross-validation, a pipeline).
+    """Several runs a plugin wrote in one directory (a sweep, a cross-validation), from ``engine_run_collection``.
 
-    Returned by ``engine_run_collection`` so that commands reading runs (``engine runs list``,
-    ``runs compare``, ``report``) expand or summarise it without knowing its files.
+    Commands reading runs (``engine runs list``, ``runs compare``, ``report``) expand or summarise it.
 
     Args:
         kind: what it is (``sweep``, ``cross-validation``, ``pipeline``).
         path: the directory.
         members: ``(name, run directory)`` of each run in it, in order.
-        figures: the collection as one row: ``status``, ``metrics``, ``primary_metric``
-            (``{"name", "mode", "value"}``), ``wall_time_s``, ``started``; any may be missing.
+        figures: the collection as one row: ``status``, ``metrics``, ``primary_metric`` (``{"name", "mode",
+            "value"}``), ``wall_time_s``, ``started``; any may be missing.
         config: the config the members share (for comparisons), if the collection has one.
-        expand: list the members one by one (a sweep's trials, a pipeline's stages) rather than as one row
-            of figures (a cross-validation's fold means).
+        expand: list the members one by one (a sweep's trials) rather than as one row of figures (a
+            cross-validation's fold means).
         best: the name of the best member, when the collection chose one.
     """
 

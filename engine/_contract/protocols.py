@@ -1,23 +1,7 @@
 """Every optional method the core may call on a plugin's object, as a ``typing.Protocol``.
 
-The core never looks a plugin's method up by name with ``getattr``: it asks
-:func:`implements(obj, Protocol) <implements>` (or ``isinstance``: all are ``runtime_checkable``)
-and calls the method these protocols document. The conformance kit (:mod:`engine.testing`) checks
-that an object which has such a method has it with a signature the core can call (:func:`problems`).
-
-- :class:`DataSource` (``facts``, ``datasets()``), :class:`HasFacts` (a ``LightningDataModule``
-  source): what a data source target builds; checked when a run is built.
-- :class:`Collates`, :class:`SavesArtifacts`, :class:`LoadsArtifacts`, :class:`LoadsInput`,
-  :class:`GroupsSamples`: a data source's batching, the files it writes into a run and reads
-  back, one input file read for ``engine predict`` / ``serve``, its samples' groups (folds).
-- :class:`HasSplits`: a datamodule saying which splits it has (before fit, test, evaluate).
-- :class:`ChecksData`, :class:`EvaluatesRun`, :class:`HasPrimaryMetric`: a task checking the data
-  before training, evaluating itself for ``engine evaluate``, naming the metric it is judged by.
-- :class:`ReportsSummary`, :class:`ChecksRun`: a callback adding to ``summary.json``, or checking the
-  built task and data before the run directory exists; :class:`ChoosesBest`: the core's checkpoint
-  callback, told to forget its best.
-- :class:`DeployTarget` (with :class:`DescribesArtifact`, :class:`DeclaresBatching`): a deployment
-  target's object.
+The core never looks a method up by name: it asks :func:`implements(obj, Protocol) <implements>` and
+calls what the protocol documents; :func:`problems` is what the conformance kit reports (docs/hooks.md).
 """
 
 from __future__ import annotations
@@ -35,7 +19,6 @@ class HasFacts(Protocol):
     @property
     def facts(self) -> Mapping[str, Any]:
         """What the data knows about itself: ``num_classes``, ``input_shape``, ``vocab_size`` …"""
-        ...
 
 
 @runtime_checkable
@@ -44,7 +27,6 @@ class DataSource(HasFacts, Protocol):
 
     def datasets(self) -> Mapping[str, Any]:
         """``{"train": Dataset, "val": Dataset, "test": Dataset}``; ``val`` and ``test`` optional."""
-        ...
 
 
 @runtime_checkable
@@ -59,27 +41,21 @@ class GroupsSamples(Protocol):
     """A data source that can say which group each sample belongs to (cross-validation ``--group-by``)."""
 
     def groups(self, column: str) -> Mapping[str, Any]:
-        """``{split: [group of each sample, in the order of datasets()[split]]}``; raise ConfigError for an
-        unknown column."""
-        ...
+        """``{split: [group of each sample, in the order of datasets()[split]]}``; ConfigError for an unknown column."""
 
 
 @runtime_checkable
 class SavesArtifacts(Protocol):
-    """A data source that writes what later use of the run needs (a trained tokenizer)."""
+    """A data source that writes what later use of the run needs (a trained tokenizer), on rank zero."""
 
-    def save_artifacts(self, run_dir: Path) -> None:
-        """Write files into ``run_dir`` (called once it exists, on rank zero)."""
-        ...
+    def save_artifacts(self, run_dir: Path) -> None: ...
 
 
 @runtime_checkable
 class LoadsArtifacts(Protocol):
-    """A data source that reads its artifacts back when a finished run is reopened."""
+    """A data source that reads its artifacts back when a finished run is reopened, instead of rebuilding them."""
 
-    def load_artifacts(self, run_dir: Path) -> None:
-        """Read what :meth:`SavesArtifacts.save_artifacts` wrote, instead of rebuilding it from data."""
-        ...
+    def load_artifacts(self, run_dir: Path) -> None: ...
 
 
 @runtime_checkable
@@ -88,50 +64,41 @@ class LoadsInput(Protocol):
 
     def load_input(self, path: str) -> Any:
         """One sample as the model takes it (a tensor without the batch dimension)."""
-        ...
 
 
 @runtime_checkable
 class HasSplits(Protocol):
-    """A datamodule that says which splits it has (the core's adaptor does; RL environments too)."""
+    """A datamodule that says whether a split (``train``, ``val``, ``test``) exists and is not empty."""
 
-    def has_split(self, name: str) -> bool:
-        """Whether split ``name`` (``train``, ``val``, ``test``) exists and is not empty."""
-        ...
+    def has_split(self, name: str) -> bool: ...
 
 
 @runtime_checkable
 class ChecksData(Protocol):
-    """A task that checks, before training, that its models fit the data (one forward pass)."""
+    """A task that checks, before training, that its models fit the data (one forward pass; ConfigError if not)."""
 
-    def check_data(self, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what does not fit."""
-        ...
+    def check_data(self, datamodule: Any) -> None: ...
 
 
 @runtime_checkable
 class ChecksRun(Protocol):
-    """A callback that checks the built run before its directory exists (a DP-SGD callback: every layer
-    can compute per-sample gradients). A ``ConfigError`` raised here leaves nothing behind."""
+    """A callback that checks the built run before its directory exists (a ``ConfigError`` leaves nothing behind)."""
 
-    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None:
-        """Raise :class:`engine.ConfigError` naming what cannot work, and what to do."""
-        ...
+    def check_run(self, trainer: Any, task: Any, datamodule: Any) -> None: ...
 
 
 @runtime_checkable
 class EvaluatesRun(Protocol):
     """A task evaluated its own way by ``engine evaluate`` (an RL task plays episodes).
 
-    Parameters after ``datamodule`` are the evaluation's options, ``engine evaluate RUN KEY=VALUE``;
-    give each a default and a type annotation (they are checked like component parameters)::
+    Parameters after ``datamodule`` are the options of ``engine evaluate RUN KEY=VALUE``: give each a
+    default and a type annotation (they are checked like component parameters)::
 
         def evaluate_run(self, datamodule, episodes: int = 100, seed: int = 12345) -> dict[str, float]:
     """
 
     def evaluate_run(self, datamodule: Any) -> Mapping[str, float]:
         """Metrics of the trained task, e.g. ``{"eval/return": 500.0}``."""
-        ...
 
 
 @runtime_checkable
@@ -175,7 +142,29 @@ class DeployTarget(Protocol):
     def load(self, path: Path) -> Callable[..., Any]: ...
 
 
+@runtime_checkable
+class DescribesArtifact(Protocol):
+    """A deployment target that says what it did (set by ``export``), recorded in the deploy manifest."""
+
+    report: Mapping[str, Any]
+
+
+@runtime_checkable
+class DeclaresBatching(Protocol):
+    """A deployment target whose artifact may take only the batch size it was exported with."""
+
+    dynamic_batch: bool
+
+
 _MISSING = object()
+
+#: The protocols to check, per kind of object the conformance kit builds.
+BY_KIND: dict[str, tuple[type, ...]] = {
+    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
+    "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
+    "callback": (ReportsSummary, ChecksRun),
+    "deploy": (DeployTarget,),
+}
 
 
 def members(proto: type) -> list[str]:
@@ -197,65 +186,26 @@ def implements(obj: Any, proto: type) -> bool:
     return all(inspect.getattr_static(obj, name, _MISSING) is not _MISSING for name in members(proto))
 
 
-@runtime_checkable
-class DescribesArtifact(Protocol):
-    """A deployment target that says what it did (set by ``export``), recorded in the deploy manifest."""
-
-    report: Mapping[str, Any]
-
-
-@runtime_checkable
-class DeclaresBatching(Protocol):
-    """A deployment target whose artifact may take only the batch size it was exported with."""
-
-    dynamic_batch: bool
-
-
-#: The protocols to check, per kind of object the conformance kit builds.
-BY_KIND: dict[str, tuple[type, ...]] = {
-    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
-    "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
-    "callback": (ReportsSummary, ChecksRun),
-    "deploy": (DeployTarget,),
-}
-
-#: Positional arguments the core passes to each method (beyond ``self``).
-_CALLS: dict[str, int] = {
-    "save_artifacts": 1,
-    "load_artifacts": 1,
-    "load_input": 1,
-    "has_split": 1,
-    "groups": 1,
-    "check_data": 1,
-    "evaluate_run": 1,
-    "summary_info": 0,
-    "check_run": 3,
-    "export": 3,
-    "load": 1,
-}
-
-
 def problems(obj: Any, kind: str) -> list[str]:
-    """Why ``obj`` does not implement, the way the core calls them, the protocols of ``kind`` it claims.
+    """Why ``obj`` (an instance, or a task's class) does not implement ``kind``'s protocols as the core calls them.
 
-    ``obj`` is an instance or a class (a task is checked as its class). A method that is present
-    must accept the core's positional arguments (any further parameters need defaults);
-    ``primary_metric`` must be ``(name, "max" | "min")``; a deploy target needs all of ``export``,
-    ``load`` and ``tolerance``.
+    A method present must take the protocol method's positional arguments (any further ones need defaults);
+    ``primary_metric`` must be ``(name, "max" | "min")``; a deploy target needs ``export``, ``load`` and ``tolerance``.
     """
     out: list[str] = []
     unbound = isinstance(obj, type)
     for proto in BY_KIND[kind]:
-        names = [n for n in _CALLS if n in vars(proto)]
-        present = [n for n in names if inspect.getattr_static(obj, n, _MISSING) is not _MISSING]
         if proto is DeployTarget:
             missing = [n for n in members(proto) if inspect.getattr_static(obj, n, _MISSING) is _MISSING]
             if missing:
                 out.append(f"deploy targets need {', '.join(missing)} ({proto.__name__} protocol)")
-        for name in present:
-            why = _call_problem(getattr(obj, name), _CALLS[name], skip_self=unbound)
-            if why:
-                out.append(f"{name}(): {why} ({proto.__name__} protocol)")
+        for name, method in vars(proto).items():
+            if name.startswith("_") or not inspect.isfunction(method):
+                continue
+            if inspect.getattr_static(obj, name, _MISSING) is not _MISSING:
+                why = _call_problem(getattr(obj, name), len(inspect.signature(method).parameters) - 1, unbound)
+                if why:
+                    out.append(f"{name}(): {why} ({proto.__name__} protocol)")
     if kind == "task" and not unbound and implements(obj, HasPrimaryMetric):
         metric = obj.primary_metric
         if not (isinstance(metric, tuple) and len(metric) == 2 and isinstance(metric[0], str)) or metric[1] not in (
@@ -266,7 +216,7 @@ def problems(obj: Any, kind: str) -> list[str]:
     return out
 
 
-def _call_problem(method: Any, positional: int, skip_self: bool = False) -> str | None:
+def _call_problem(method: Any, positional: int, skip_self: bool) -> str | None:
     """Why the core cannot call ``method`` with ``positional`` arguments (after ``self`` when unbound)."""
     try:
         sig = inspect.signature(method)

@@ -1,10 +1,7 @@
-"""Quality targets a recipe declares, and checking a run's metrics against them (no torch here).
+"""Quality targets a recipe declares (``Recipe(targets=...)``), checked against a run's metrics (no torch here).
 
-A target is one line, ``METRIC OP BOUND``: ``test/accuracy >= 0.97``, ``test/wer <= 0.05``. The bound is
-a number, another metric of the same run, or a number times one (``test/recall@10 >= 0.9 *
-test/ease_recall@10``: 90 % of the EASE baseline the run reports beside its own figure). A recipe lists
-them in ``Recipe(..., targets=(...))``; ``engine components show RECIPE`` prints them, and
-``bench/recipe_matrix.py`` checks every recipe's targets over seeds x torch thread counts.
+A target is one line, ``METRIC OP BOUND``: the bound is a number, another metric of the same run, or a
+number times one (``test/recall@10 >= 0.9 * test/ease_recall@10``).
 """
 
 from __future__ import annotations

@@ -1,21 +1,7 @@
 """Testing plugins (public; also a pytest plugin, so its fixtures are there in every test of a project).
 
-- The conformance kit, as scikit-learn's ``check_estimator``: :func:`check_plugin` (or the
-  ``engine_check`` fixture) checks every component a plugin contributes the way the core uses it::
-
-      def test_conformance(engine_check):
-          engine_check("myplugin")
-
-- Running the engine in tests: :func:`train_run` (a quiet run, its :class:`~engine.runs.RunResult`;
-  the ``train`` fixture), the ``cli`` fixture (``cli("run", "core/mlp-synthetic")``: the ``engine``
-  command in this process, exit code and output), :func:`run_cli` (the installed command in a
-  subprocess), the ``one_thread`` fixture (one torch thread for the session: tiny models on a
-  shared machine run several times faster), ``engine_isolated`` (fresh registries, a cache and
-  settings of the test's own), ``plugin_site`` (fake plugin distributions on ``sys.path``: a plugin's
-  interplay with others, broken plugins) and :func:`plant_pickle` (a checkpoint whose unpickling would
-  run code: loaders must refuse it). The ``slow`` marker is registered (``pytest -m "not slow"``).
-- Recipes' quality targets (``Recipe(targets=("test/accuracy >= 0.97",))``): :func:`parse_targets`
-  reads them into :class:`Target` objects that check a run's metrics (the recipe matrix uses them).
+The conformance kit (:func:`check_plugin`, the ``engine_check`` fixture), running the engine in tests
+(:func:`train_run`, ``cli``, :func:`run_cli`), fixtures for isolation, and recipes' quality targets.
 """
 
 from __future__ import annotations
@@ -32,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from engine._cli.main import main
 from engine._contract.errors import EngineError
 from engine._contract.targets import Target, parse_target, parse_targets
+from engine._plugins.registry import clear_registries
 from engine.testing.kit import ConformanceError, check_plugin
 
 __all__ = [
@@ -70,8 +58,7 @@ def train_run(
     """Compose, plan and train a quiet run into ``root/name``; the :class:`~engine.runs.RunResult`."""
     import engine
 
-    where = (f"run.dir={root}", f"run.name={name}")
-    config = engine.compose(recipe, files, [*QUIET, *overrides, *where])
+    config = engine.compose(recipe, files, [*QUIET, *overrides, f"run.dir={root}", f"run.name={name}"])
     return engine.train(engine.plan(config), resume=resume)
 
 
@@ -85,13 +72,9 @@ class CliResult:
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None) -> Any:
-    """Run the installed ``engine`` command in a subprocess; returns the ``CompletedProcess``.
-
-    Output is captured as text, tables are 200 columns wide so lines do not wrap.
-    """
-    exe = Path(sys.executable).with_name("engine")
+    """Run the installed ``engine`` command in a subprocess: its ``CompletedProcess`` (text, 200-column tables)."""
     return subprocess.run(
-        [str(exe), *args],
+        [str(Path(sys.executable).with_name("engine")), *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -103,7 +86,6 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Any:
     """``cli(*args) -> CliResult``: the ``engine`` command in this process (no interpreter start-up to pay)."""
-    from engine._cli.main import main
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
@@ -122,7 +104,7 @@ def train() -> Any:
 
 @pytest.fixture(scope="session")
 def one_thread() -> Iterator[None]:
-    """One intra-op torch thread for the session; use it from a conftest's autouse fixture."""
+    """One intra-op torch thread for the session (tiny models run faster); use it from a conftest's autouse fixture."""
     import torch
 
     before = torch.get_num_threads()
@@ -134,8 +116,6 @@ def one_thread() -> Iterator[None]:
 @pytest.fixture
 def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     """Fresh registries; a cache and a settings directory of the test's own (``ENGINE_CACHE_DIR``, ``ENGINE_HOME``)."""
-    from engine._plugins.registry import clear_registries
-
     clear_registries()
     monkeypatch.setenv("ENGINE_CACHE_DIR", str(tmp_path / "engine-cache"))
     monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "engine-home"))
@@ -148,12 +128,7 @@ def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 @pytest.fixture
 def engine_check(tmp_path: Path) -> Any:
     """``engine_check("myplugin", **kwargs)`` runs :func:`check_plugin` with runs in ``tmp_path``."""
-
-    def run(name: str, **kwargs: Any) -> list[str]:
-        kwargs.setdefault("run_dir", tmp_path)
-        return check_plugin(name, **kwargs)
-
-    return run
+    return lambda name, **kwargs: check_plugin(name, **{"run_dir": tmp_path, **kwargs})
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,39 +1,21 @@
-"""The conformance kit: every component a plugin contributes, checked the way the core will use it.
-
-One call checks every component a plugin contributes, the way scikit-learn's
-``check_estimator`` checks an estimator::
-
-    from engine.testing import check_plugin
-
-    def test_conformance(tmp_path):
-        check_plugin("vision", run_dir=tmp_path)
-
-Checks, each failing with a message naming the component and what was wrong:
-
-- the plugin is loaded and not broken;
-- every target imports and its parameters are introspectable;
-- the optional methods the core calls (:mod:`engine.protocols`) have signatures it can call:
-  data sources' ``load_input``/``save_artifacts``/…, tasks' ``check_data``/``evaluate_run``/
-  ``primary_metric``, deploy targets' ``export``/``load``/``tolerance``;
-- data sources build with their defaults (or ``data_params``), expose the facts
-  they declare, and yield a training batch whose input matches ``input_shape``;
-- models build from defaults plus data facts (the plugin's own data source, or
-  ``facts``) and run forward and backward on a batch;
-- losses return a differentiable scalar; optimizers and schedulers step;
-- deployment targets export a tiny model, reload it and match eager outputs;
-- tasks complete a ``fast_dev_run`` on the plugin's data (or the core's
-  ``synthetic``) with the slot's default model (or the plugin's first, or ``mlp``),
-  or with the overrides given in ``task_overrides``;
-- recipes validate, their quality targets parse, and each completes a ``fast_dev_run`` (one batch of
-  training, validation and test) unless ``fast_dev_run=False``.
-"""
+"""The conformance kit: every component a plugin contributes, checked the way the core will use it (docs/testing.md)."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from engine._config.compose import compose, defaults, merge
+from engine._config.params import load_signature
+from engine._config.plan import make_plan
+from engine._contract.declarations import KINDS
+from engine._contract.protocols import problems
+from engine._contract.targets import parse_targets
+from engine._plugins.registry import get_registry
+from engine._run.build import build_component, data_module
 
 
 class ConformanceError(AssertionError):
@@ -55,30 +37,20 @@ def check_plugin(
     Args:
         name: the plugin (entry-point) name.
         run_dir: where recipe smoke runs write (default: a temporary directory).
-        data_params: parameters per data source (qualified name) for sources
-            without usable defaults, e.g. ``{"vision.image_folder": {"path": ...}}``.
-        facts: data facts to build models from: tried first, before each of the plugin's own
-            data sources (a model passes on the first it fits), so a plugin whose models take
-            data it does not ship, or that mixes data kinds, still has every model checked.
+        data_params: parameters per data source (qualified name) without usable defaults,
+            e.g. ``{"vision.image_folder": {"path": ...}}``.
+        facts: data facts to build models from, tried before each of the plugin's own data sources
+            (a model passes on the first it fits).
         fast_dev_run: also train each recipe and task for one batch.
         skip: qualified names of components not to check.
-        task_overrides: config overrides per task (qualified name) for its
-            ``fast_dev_run``, e.g. ``{"rl.dqn": ["data=rl.gym", "data.env_id=CartPole-v1"]}``;
-            by default the task gets the plugin's first data source (else the core's
-            ``synthetic``) and, in each model slot, the task's default for it, else the
-            plugin's first model, else ``mlp``.
+        task_overrides: config overrides per task (qualified name) for its ``fast_dev_run``, e.g.
+            ``{"rl.dqn": ["data=rl.gym"]}``; by default the plugin's first data source (else ``synthetic``)
+            and, in each model slot, the task's default, else the plugin's first model, else ``mlp``.
 
     Returns:
         the names of the checks that passed.
     """
-    from engine._config.compose import compose, defaults, merge
-    from engine._config.params import load_signature
-    from engine._config.plan import make_plan
-    from engine._contract.protocols import problems
-    from engine._contract.targets import parse_targets
-    from engine._plugins.registry import get_registry
-    from engine._run.build import build_component, data_module
-    from engine._run.data import SourceDataModule, sample_batch
+    from engine._run.data import SourceDataModule, sample_batch  # imports torch
 
     reg = get_registry(fresh=True)
     info = reg.manager.plugins.get(name)
@@ -86,7 +58,9 @@ def check_plugin(
         raise ConformanceError(f"plugin '{name}' is not installed (see `engine plugins list`)")
     if info.status != "ok":
         raise ConformanceError(f"plugin '{name}' is {info.status}: {info.error}")
-    entries = [e for e in reg.list() if e.plugin == name and e.qualified_name not in set(skip)]
+    skipped = set(skip)
+    entries = [e for e in reg.list() if e.plugin == name and e.qualified_name not in skipped]
+    kinds = {kind: [e for e in entries if e.kind == kind] for kind in KINDS}
     failures: list[str] = []
     passed: list[str] = []
     batches: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -100,26 +74,20 @@ def check_plugin(
         passed.append(label)
         return result
 
-    def conforms(obj: Any, kind: str) -> None:
-        found = problems(obj, kind)
-        if found:
-            raise AssertionError("; ".join(found))
-
     # 1. every target imports and exposes its parameters; tasks' optional methods fit the protocols
     for e in entries:
         if e.kind != "recipe":
             attempt(f"{e.kind} '{e.qualified_name}' imports", e.load)
             attempt(f"{e.kind} '{e.qualified_name}' parameters", lambda e=e: load_signature(e))
         if e.kind == "task":
-            attempt(f"task '{e.qualified_name}' protocols", lambda e=e: conforms(e.load(), "task"))
+            attempt(f"task '{e.qualified_name}' protocols", lambda e=e: _conforms(e.load(), "task"))
 
-    # 2. data sources
-    for e in [e for e in entries if e.kind == "data"]:
-        params = (data_params or {}).get(e.qualified_name, {})
+    # 2. data sources build and yield batches, kept for the models
+    for e in kinds["data"]:
 
-        def check_data(e: Any = e, params: dict[str, Any] = params) -> None:
-            dm = data_module(e, dict(params), {"batch_size": 8})
-            conforms(dm.source if isinstance(dm, SourceDataModule) else dm, "data")
+        def check_data(e: Any = e) -> None:
+            dm = data_module(e, dict((data_params or {}).get(e.qualified_name, {})), {"batch_size": 8})
+            _conforms(dm.source if isinstance(dm, SourceDataModule) else dm, "data")
             got = dict(dm.facts)
             missing = [f for f in e.facts if f not in got]
             if missing:
@@ -133,105 +101,23 @@ def check_plugin(
 
         attempt(f"data '{e.qualified_name}' builds and yields batches", check_data)
 
-    # 3. models: forward and backward on a batch of the plugin's data (or given facts). A plugin
-    # mixing data kinds (images and text) has each model tried on ``facts`` first, then on each of
-    # its data sources in turn: a model passes on the first data it fits.
-    for e in [e for e in entries if e.kind == "model"]:
+    # 3. models run forward and backward on ``facts``, else on each of the plugin's data sources in turn:
+    # a model passes on the first it fits (a plugin may mix data kinds, images and text)
+    candidates = ([("facts=", None, facts)] if facts is not None else []) + [
+        (f"data '{name}'", batch, got) for name, (batch, got) in batches.items()
+    ]
+    for e in kinds["model"]:
+        attempt(f"model '{e.qualified_name}' forward/backward", lambda e=e: _check_model(reg, e, candidates))
 
-        def check_model(e: Any = e) -> None:
-            candidates = ([("facts=", None, facts)] if facts is not None else []) + [
-                (f"data '{name}'", batch, got) for name, (batch, got) in batches.items()
-            ]
-            if not candidates:
-                raise AssertionError("no data to build it from: pass facts=... to check_plugin")
-            if len(candidates) == 1:
-                _forward_backward(reg, e.qualified_name, *candidates[0][1:])
-                return
-            errors = []
-            for label, batch, model_facts in candidates:
-                try:
-                    _forward_backward(reg, e.qualified_name, batch, model_facts)
-                    return
-                except Exception as exc:
-                    errors.append(f"with {label}: {type(exc).__name__}: {exc}")
-            raise AssertionError("; ".join(errors))
+    # 4. losses, optimizers, schedulers, deployment targets
+    for e in kinds["loss"] + kinds["optimizer"] + kinds["scheduler"] + kinds["deploy"]:
+        what, check = _CHECKS[e.kind]
+        attempt(
+            f"{e.kind} '{e.qualified_name}' {what}",
+            lambda e=e, c=check: c(build_component(reg, e.kind, e.qualified_name, {})),
+        )
 
-        attempt(f"model '{e.qualified_name}' forward/backward", check_model)
-
-    # 4. losses, optimizers, schedulers
-    for e in [e for e in entries if e.kind == "loss"]:
-
-        def check_loss(e: Any = e) -> None:
-            import torch
-
-            loss = build_component(reg, "loss", e.qualified_name, {})
-            tries = [  # a regression pair first: classification losses reject it, regression ones would broadcast
-                (torch.randn(4, 1, requires_grad=True), torch.rand(4)),
-                (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
-            ]
-            errors = []
-            for out, target in tries:
-                try:
-                    value = loss(out, target)
-                except Exception as exc:
-                    errors.append(str(exc))
-                    continue
-                if value.dim() != 0 or not value.requires_grad:
-                    raise AssertionError("does not return a differentiable scalar")
-                return
-            raise AssertionError("fails on classification and regression examples: " + "; ".join(errors))
-
-        attempt(f"loss '{e.qualified_name}' returns a differentiable scalar", check_loss)
-
-    for e in [e for e in entries if e.kind in ("optimizer", "scheduler")]:
-
-        def check_optim(e: Any = e) -> None:
-            import torch
-
-            layer = torch.nn.Linear(3, 2)
-            if e.kind == "optimizer":
-                opt = build_component(reg, "optimizer", e.qualified_name, {})(layer.parameters())
-            else:
-                opt = torch.optim.SGD(layer.parameters(), lr=0.1)
-            sched = None
-            if e.kind == "scheduler":
-                sched = build_component(reg, "scheduler", e.qualified_name, {})(opt, total_steps=10, max_epochs=2)
-                sched = sched["scheduler"] if isinstance(sched, dict) else sched
-            layer(torch.randn(4, 3)).sum().backward()
-            opt.step()
-            if sched is not None:
-                if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    sched.step(1.0)
-                else:
-                    sched.step()
-
-        attempt(f"{e.kind} '{e.qualified_name}' steps", check_optim)
-
-    # 5. deployment targets export a tiny model, reload it, and agree with eager
-    for e in [e for e in entries if e.kind == "deploy"]:
-
-        def check_deploy(e: Any = e) -> None:
-            import torch
-
-            target = build_component(reg, "deploy", e.qualified_name, {})
-            conforms(target, "deploy")
-            model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
-            x = torch.randn(2, 4)
-            with tempfile.TemporaryDirectory() as out:
-                path = target.export(model, x, Path(out))
-                if not Path(path).exists():
-                    raise AssertionError(f"export() returned {path}, which does not exist")
-                loaded = target.load(Path(path))
-                got = torch.as_tensor(loaded(x))
-            with torch.no_grad():
-                diff = (got - model(x)).abs().max().item()
-            tolerance = float(target.tolerance)
-            if diff > tolerance:
-                raise AssertionError(f"reloaded artifact differs from eager by {diff:.3g} > tolerance {tolerance:g}")
-
-        attempt(f"deploy '{e.qualified_name}' exports and reloads", check_deploy)
-
-    # 6. tasks and recipes validate, and train one batch
+    # 5. tasks and recipes validate, and train one batch
     root = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix="engine-check-"))
 
     def smoke(cfg: dict[str, Any], name: str) -> None:
@@ -242,8 +128,8 @@ def check_plugin(
         cfg["run"] = {"dir": str(root), "name": name.replace("/", "-")}
         train(make_plan(cfg, reg))
 
-    own = {kind: [e.qualified_name for e in entries if e.kind == kind] for kind in ("data", "model")}
-    for e in [e for e in entries if e.kind == "task"]:
+    own = {kind: [e.qualified_name for e in kinds[kind]] for kind in ("data", "model")}
+    for e in kinds["task"]:
         overrides = (task_overrides or {}).get(e.qualified_name)
         base = defaults(reg)
         if overrides is None:
@@ -262,7 +148,7 @@ def check_plugin(
         if cfg is not None and fast_dev_run:
             attempt(f"task '{e.qualified_name}' completes fast_dev_run", lambda c=cfg, e=e: smoke(c, e.qualified_name))
 
-    for e in [e for e in entries if e.kind == "recipe" and not e.required]:  # required: the user's own files
+    for e in [e for e in kinds["recipe"] if not e.required]:  # required: the user's own files
         cfg = attempt(
             f"recipe '{e.qualified_name}' validates", lambda e=e: make_plan(compose(reg, e.qualified_name), reg).config
         )
@@ -280,11 +166,29 @@ def check_plugin(
     return passed
 
 
+def _conforms(obj: Any, kind: str) -> None:
+    found = problems(obj, kind)
+    if found:
+        raise AssertionError("; ".join(found))
+
+
+def _check_model(reg: Any, e: Any, candidates: list[tuple[str, Any, Any]]) -> None:
+    if not candidates:
+        raise AssertionError("no data to build it from: pass facts=... to check_plugin")
+    if len(candidates) == 1:
+        return _forward_backward(reg, e.qualified_name, *candidates[0][1:])
+    errors = []
+    for label, batch, facts in candidates:
+        try:
+            return _forward_backward(reg, e.qualified_name, batch, facts)
+        except Exception as exc:
+            errors.append(f"with {label}: {type(exc).__name__}: {exc}")
+    raise AssertionError("; ".join(errors))
+
+
 def _forward_backward(reg: Any, name: str, batch: Any, facts: dict[str, Any]) -> None:
     """Build model ``name`` from ``facts``; run it forward and backward on ``batch`` (or random ``input_shape``)."""
     import torch
-
-    from engine._run.build import build_component
 
     model = build_component(reg, "model", name, {}, facts=facts)
     if not isinstance(model, torch.nn.Module):
@@ -297,7 +201,70 @@ def _forward_backward(reg: Any, name: str, batch: Any, facts: dict[str, Any]) ->
     else:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
     out = model(x)
-    tensor = out if isinstance(out, torch.Tensor) else out[0]
-    tensor.float().mean().backward()
+    (out if isinstance(out, torch.Tensor) else out[0]).float().mean().backward()
     if not any(p.grad is not None for p in model.parameters()):
         raise AssertionError("backward reached no parameter")
+
+
+def _check_loss(loss: Any) -> None:
+    import torch
+
+    tries = [  # a regression pair first: classification losses reject it, regression ones would broadcast
+        (torch.randn(4, 1, requires_grad=True), torch.rand(4)),
+        (torch.randn(4, 3, requires_grad=True), torch.randint(3, (4,))),
+    ]
+    errors = []
+    for out, target in tries:
+        try:
+            value = loss(out, target)
+        except Exception as exc:
+            errors.append(str(exc))
+            continue
+        if value.dim() != 0 or not value.requires_grad:
+            raise AssertionError("does not return a differentiable scalar")
+        return
+    raise AssertionError("fails on classification and regression examples: " + "; ".join(errors))
+
+
+def _check_steps(factory: Any, scheduler: bool = False) -> None:
+    """An optimizer (or a scheduler, over SGD) steps on a small layer."""
+    import torch
+
+    layer = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1) if scheduler else factory(layer.parameters())
+    sched = factory(opt, total_steps=10, max_epochs=2) if scheduler else None
+    sched = sched["scheduler"] if isinstance(sched, dict) else sched
+    layer(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        sched.step(1.0)
+    elif sched is not None:
+        sched.step()
+
+
+def _check_deploy(target: Any) -> None:
+    """Export a tiny model, reload it, and agree with eager within the target's tolerance."""
+    import torch
+
+    _conforms(target, "deploy")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).eval()
+    x = torch.randn(2, 4)
+    with tempfile.TemporaryDirectory() as out:
+        path = target.export(model, x, Path(out))
+        if not Path(path).exists():
+            raise AssertionError(f"export() returned {path}, which does not exist")
+        got = torch.as_tensor(target.load(Path(path))(x))
+    with torch.no_grad():
+        diff = (got - model(x)).abs().max().item()
+    tolerance = float(target.tolerance)
+    if diff > tolerance:
+        raise AssertionError(f"reloaded artifact differs from eager by {diff:.3g} > tolerance {tolerance:g}")
+
+
+#: What the kit checks of each built loss, optimizer, scheduler and deployment target.
+_CHECKS = {
+    "loss": ("returns a differentiable scalar", _check_loss),
+    "optimizer": ("steps", _check_steps),
+    "scheduler": ("steps", partial(_check_steps, scheduler=True)),
+    "deploy": ("exports and reloads", _check_deploy),
+}

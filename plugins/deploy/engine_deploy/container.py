@@ -31,7 +31,7 @@ from engine import ConfigError, EngineError
 from engine_deploy import context_files, pins
 
 #: The deployment target whose artifact the image serves, per ``format``.
-INNER = {"torchscript": "core.torchscript", "export": "core.export", "onnx": "deploy.onnx"}
+INNER = {"torchscript": "deploy.torchscript", "export": "deploy.export", "onnx": "deploy.onnx"}
 RUN_DIR = "run"
 WHEELS = "wheels"
 SAMPLE = "sample.json"

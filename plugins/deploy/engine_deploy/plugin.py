@@ -1,4 +1,4 @@
-"""The deploy plugin: ``onnx``, ``int8`` and ``container`` targets; ``deploy``, ``predict`` and ``serve`` commands.
+"""The deploy plugin: the torchscript, export, onnx, int8 and container targets; deploy, predict and serve commands.
 
 Hook implementations only: nothing here imports torch, onnx or fastapi, so listing
 and ``--help`` stay fast and work even when the optional ONNX packages are missing.
@@ -69,6 +69,18 @@ examples:
 def engine_deploy_targets() -> list[Component]:
     m = "engine_deploy.targets"
     return [
+        Component(
+            "torchscript",
+            f"{m}:TorchScript",
+            "TorchScript program (model.pt), runs without Python code",
+            aliases=("core.torchscript",),
+        ),
+        Component(
+            "export",
+            f"{m}:Export",
+            "torch.export ExportedProgram (model.pt2), dynamic batch",
+            aliases=("core.export",),
+        ),
         Component("onnx", f"{m}:Onnx", "ONNX model (model.onnx), dynamic batch, onnx.checker + onnxruntime parity"),
         Component("int8", f"{m}:Int8", "Dynamic int8 quantization of Linear/LSTM/GRU layers (TorchScript model.pt)"),
         Component(

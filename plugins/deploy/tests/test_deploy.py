@@ -17,6 +17,8 @@ from engine.testing import run_cli
 
 def test_conformance(engine_check) -> None:
     passed = engine_check("deploy")
+    assert "deploy 'deploy.torchscript' exports and reloads" in passed
+    assert "deploy 'deploy.export' exports and reloads" in passed
     assert "deploy 'deploy.onnx' exports and reloads" in passed
     assert "deploy 'deploy.int8' exports and reloads" in passed
     assert "deploy 'deploy.container' exports and reloads" in passed  # without a run: the model artifact only
