@@ -160,6 +160,10 @@ class Component(_Declaration):
             return self.primary_slot
         return next((slot for slot, kind in self.slots.items() if kind == "model"), None)
 
+    def load_adapters(self) -> list[tuple[str, Callable[..., Any]]]:
+        """The ``adapters``, imported: ``(spec, function)`` pairs (a PluginError naming one that fails)."""
+        return [(spec, self._load(spec)) for spec in self.adapters]
+
 
 @dataclass(frozen=True)
 class Recipe(_Declaration):

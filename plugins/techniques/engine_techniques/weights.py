@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ def adapters_of(component: Component | None) -> list[tuple[str, Adapter]]:
     """The ``(name, function)`` adapters ``component`` declares, imported (a PluginError naming it if one fails)."""
     if component is None:
         return []
-    return [(spec, replace(component, target=spec).load()) for spec in component.adapters]
+    return component.load_adapters()
 
 
 def adapt(
