@@ -1,11 +1,4 @@
-"""Data sources and their adaptor to Lightning.
-
-A data source (see :func:`engine._contract.hookspecs.engine_data_sources`) knows *facts*
-about its data and builds map-style datasets per split. :class:`SourceDataModule`
-turns any of them into a ``LightningDataModule``: batching, workers, and a
-shuffle order that depends only on the seed and the epoch, so an interrupted
-run resumes onto exactly the batches it would have seen.
-"""
+"""Data sources and their adaptor to Lightning (behind :mod:`engine.data`)."""
 
 from __future__ import annotations
 
@@ -16,11 +9,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from engine._contract.errors import ConfigError
 from engine._contract.protocols import Collates, LoadsArtifacts, SavesArtifacts, implements
 
 
 class DataSource:
-    """Base class for data sources: override :meth:`datasets` and :attr:`facts`."""
+    """Base class for data sources: override :meth:`datasets` and :attr:`facts`.
+
+    The core also calls ``save_artifacts(run_dir)``, ``load_artifacts(run_dir)`` and ``load_input(path)``
+    when a source has them (the protocols of :mod:`engine.protocols`).
+    """
 
     #: Optional ``collate_fn`` for the DataLoader.
     collate_fn: Callable[[list[Any]], Any] | None = None
@@ -33,10 +31,6 @@ class DataSource:
     def datasets(self) -> dict[str, Dataset]:
         """``{"train": ..., "val": ..., "test": ...}``; ``val`` and ``test`` are optional."""
         raise NotImplementedError
-
-    # Optional methods the core calls when present (the protocols of engine.protocols):
-    #   save_artifacts(run_dir) (SavesArtifacts), load_artifacts(run_dir) (LoadsArtifacts),
-    #   load_input(path) -> Tensor (LoadsInput).
 
 
 class ArrayDataset(Dataset):
@@ -66,21 +60,16 @@ def split_indices(
 ) -> dict[str, torch.Tensor]:
     """Seeded train/val/test index split, stratified by class when ``stratify`` is given."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        from engine._contract.errors import ConfigError
-
         raise ConfigError(
             f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) and sum below 1"
         )
     g = torch.Generator().manual_seed(seed)
-    groups: list[torch.Tensor]
     if stratify is None:
-        groups = [torch.randperm(n, generator=g)]
+        groups = [torch.arange(n)]
     else:
         labels = torch.as_tensor(stratify)
-        groups = []
-        for c in torch.unique(labels):
-            idx = torch.nonzero(labels == c).flatten()
-            groups.append(idx[torch.randperm(len(idx), generator=g)])
+        groups = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+    groups = [idx[torch.randperm(len(idx), generator=g)] for idx in groups]
     out: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
     for idx in groups:
         n_test = round(len(idx) * test_fraction)
