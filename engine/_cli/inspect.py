@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 from engine._cli.console import Console, Table, styled
@@ -17,14 +18,14 @@ def registry(args: argparse.Namespace) -> Any:
     return get_registry(tuple(args.disable or ()))
 
 
-_STATUS_STYLE = {"ok": "green", "disabled": "yellow"}
+def unknown_plugin(name: str, names: set[str]) -> EngineError:
+    """The error for a plugin that is not installed, with a did-you-mean among ``names``."""
+    return EngineError(f"unknown plugin '{name}'{did_you_mean(name, names)}", hint="see `engine plugins list`")
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
     reg = registry(args)
-    counts: dict[str, int] = {}
-    for entry in reg.list():
-        counts[entry.plugin] = counts.get(entry.plugin, 0) + 1
+    counts = Counter(entry.plugin for entry in reg.list())
     table = Table("plugin", "distribution", "version", "status", "components", "hooks")
     infos = reg.manager.infos()
     for info in infos:
@@ -32,8 +33,8 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
             info.name,
             info.distribution or "-",
             info.version or "-",
-            styled(info.status, _STATUS_STYLE.get(info.status, "red")),
-            str(0 if info.refused else counts.get(info.name, 0)),
+            styled(info.status, {"ok": "green", "disabled": "yellow"}.get(info.status, "red")),
+            str(0 if info.refused else counts[info.name]),
             ", ".join(h.removeprefix("engine_") for h in info.hooks),
         )
     console = Console()
@@ -45,15 +46,10 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_info(args: argparse.Namespace) -> int:
-    from engine._cli.manage import check_components
-
     reg = registry(args)
     matches = [i for i in reg.manager.infos() if args.name in (i.name, i.distribution)]
     if not matches:
-        names = {i.name for i in reg.manager.infos()}
-        raise EngineError(
-            f"unknown plugin '{args.name}'{did_you_mean(args.name, names)}", hint="see `engine plugins list`"
-        )
+        raise unknown_plugin(args.name, {i.name for i in reg.manager.infos()})
     console = Console()
     problems: list[tuple[str, str]] = []
     for info in matches:
@@ -76,6 +72,40 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     for name, problem in problems:
         console.print(styled("problem", "red"), f"{name}: {problem}")
     return 1 if problems or any(i.status != "ok" for i in matches) else 0
+
+
+def check_components(reg: Any, plugin: str, import_targets: bool = False) -> list[tuple[str, str]]:
+    """``(component, problem)`` pairs of a plugin: targets not found (imported only if asked), recipes that fail."""
+    from engine._config.compose import compose
+    from engine._config.plan import make_plan
+    from engine._config.signature import locate_module, read_signature
+
+    problems: list[tuple[str, str]] = []
+    for e in [e for e in reg.list() if e.plugin == plugin]:
+        if e.kind == "recipe":
+            if e.required:  # it runs on the user's own files: `engine components show` lists what to set
+                continue
+            try:
+                make_plan(compose(reg, e.qualified_name), reg)
+            except EngineError as exc:
+                problems.append((e.qualified_name, f"recipe does not validate: {exc.message}"))
+            continue
+        if not isinstance(e.target, str):
+            continue
+        if import_targets:
+            try:
+                e.load()
+            except EngineError as exc:
+                problems.append((e.qualified_name, exc.message))
+            continue
+        module, _, attr = e.target.partition(":")
+        if not attr:
+            problems.append((e.qualified_name, f"target '{e.target}' is not of the form 'module:attr'"))
+        elif locate_module(module) is None:
+            problems.append((e.qualified_name, f"target module '{module}' not found"))
+        elif read_signature(e.target) is None:
+            problems.append((e.qualified_name, f"'{attr}' not found in module '{module}' (or not readable statically)"))
+    return problems
 
 
 def cmd_components_list(args: argparse.Namespace) -> int:
