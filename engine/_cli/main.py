@@ -12,8 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine._contract.commands import CommandSink
 from engine._contract.declarations import import_object
 from engine._contract.errors import EngineError
+from engine._contract.version import __version__
+from engine._plugins.manager import CALLER, PluginManager
 
 EPILOG = """\
 examples:
@@ -33,10 +36,6 @@ prints every hook call.
 
 def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``engine`` parser with every working plugin's commands (the core's first), and each command's parser."""
-    from engine._contract.commands import CommandSink
-    from engine._contract.version import __version__
-    from engine._plugins.manager import CALLER
-
     parser = argparse.ArgumentParser(
         prog="engine",
         description="A plugin-based deep-learning engine on Lightning: compose runs from plugin names.",
@@ -49,10 +48,7 @@ def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str
         "--disable", action="append", metavar="NAME", default=[], help="disable a plugin for this command (repeatable)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if manager is None:
-        from engine._plugins.manager import PluginManager
-
-        manager = PluginManager(discover=False)
+    manager = manager or PluginManager(discover=False)
     sink = CommandSink(CALLER.get)
     manager.hook.engine_add_commands(subparsers=sink)
     failed = {name for name, info in manager.plugins.items() if info.status != "ok"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 from engine._cli.inspect import unknown_plugin
@@ -30,22 +32,8 @@ def _infos() -> list[Any]:
     return PluginManager(disable=()).infos()
 
 
-_SNAPSHOT = (
-    "import json; from engine._plugins.manager import PluginManager; "
-    "print(json.dumps({p.name + ('@' + (p.distribution or '') if p.refused else ''): [p.distribution, p.version] "
-    "for p in PluginManager().infos()}))"
-)
-
-
 def _fresh_python(code: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter that sees the installed engine, never the current directory's.
-
-    A folder named ``engine/`` where the user stands (the tutorial's layout next to a clone) must
-    not shadow the installed package: the helper starts in an empty directory and drops the
-    current directory from its path before importing anything.
-    """
-    import tempfile
-
+    """Run ``code`` in a fresh interpreter, from an empty directory: a folder ``engine/`` here must not shadow ours."""
     prelude = "import os, sys; sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())]\n"
     with tempfile.TemporaryDirectory(prefix="engine-") as empty:
         return subprocess.run([sys.executable, "-c", prelude + code], capture_output=capture, text=True, cwd=empty)
@@ -53,9 +41,11 @@ def _fresh_python(code: str, capture: bool = True) -> subprocess.CompletedProces
 
 def _snapshot() -> dict[str, list[str | None]]:
     """Installed plugins as a fresh interpreter sees them (new .pth files only apply at start-up)."""
-    import json
-
-    out = _fresh_python(_SNAPSHOT)
+    out = _fresh_python(
+        "import json; from engine._plugins.manager import PluginManager; "
+        "print(json.dumps({p.name + ('@' + (p.distribution or '') if p.refused else ''): [p.distribution, p.version] "
+        "for p in PluginManager().infos()}))"
+    )
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise EngineError(f"cannot list the installed plugins with {sys.executable}: {last}")

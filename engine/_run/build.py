@@ -18,7 +18,7 @@ from engine._contract.declarations import Component
 from engine._contract.errors import ConfigError, EngineError
 from engine._contract.events import DatasetsBuilt, ModelBuilt
 from engine._contract.protocols import DataSource, HasFacts, LoadsArtifacts, implements
-from engine._plugins.registry import Registry
+from engine._plugins.registry import Registry, get_registry
 
 
 class Factory:
@@ -194,8 +194,6 @@ class SplitsHook:
         return {"config": self.config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from engine._plugins.registry import get_registry
-
         self.registry, self.config = get_registry(), state["config"]
 
 
@@ -208,14 +206,13 @@ def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> d
     for slot, planned in plan.slots.items():
         if planned is None:
             built[slot] = None
-            continue
-        model = planned.kind == "model"
-        obj = construct(planned.component, planned.params, facts if model else None, slot, keys=planned.keys)
-        if model:
-            event = ModelBuilt(slot, obj, planned.component, plan.config, dict(planned.keys), restoring)
+        elif planned.kind != "model":
+            built[slot] = construct(planned.component, planned.params, None, slot, keys=planned.keys)
+        else:
+            model = construct(planned.component, planned.params, facts, slot, keys=planned.keys)
+            event = ModelBuilt(slot, model, planned.component, plan.config, dict(planned.keys), restoring)
             plan.registry.manager.hook.engine_model_built(built=event)
-            obj = event.model
-        built[slot] = obj
+            built[slot] = event.model
     return built
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from engine._contract.errors import ConfigError
@@ -20,15 +21,12 @@ class RNGState(L.Callback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         # Plain tensors and numbers only, so checkpoints load with torch.load(weights_only=True).
         version, keys, gauss = random.getstate()
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(keys), gauss]}
-        try:
-            import numpy as np
-
-            name, np_keys, pos, has_gauss, cached = np.random.get_state()
-            state["numpy"] = [name, torch.from_numpy(np_keys.astype("int64")), pos, has_gauss, cached]
-        except ImportError:
-            pass
-        checkpoint["engine_rng_state"] = state
+        name, np_keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["engine_rng_state"] = {
+            "torch": torch.get_rng_state(),
+            "python": [version, list(keys), gauss],
+            "numpy": [name, torch.from_numpy(np_keys.astype("int64")), pos, has_gauss, cached],
+        }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("engine_rng_state")
@@ -38,8 +36,6 @@ class RNGState(L.Callback):
         version, keys, gauss = state["python"]
         random.setstate((version, tuple(keys), gauss))
         if "numpy" in state:
-            import numpy as np
-
             name, np_keys, pos, has_gauss, cached = state["numpy"]
             np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 

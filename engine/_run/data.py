@@ -117,9 +117,7 @@ class SourceDataModule(L.LightningDataModule):
         super().__init__()
         self.source = source
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
-        #: Called with the source's splits, its object and the seed; returns the splits to use (the
-        #: ``engine_datasets_built`` hook, for a run the core builds).
-        self.on_splits = on_splits
+        self.on_splits = on_splits  # (splits, source, seed) -> the splits to use: engine_datasets_built in a run
         self._splits: Mapping[str, Dataset] | None = None
 
     @property
@@ -158,7 +156,6 @@ class SourceDataModule(L.LightningDataModule):
         sampler = EpochShuffleSampler(len(ds), self.seed) if shuffle else None  # type: ignore[arg-type]
         # A loader-owned generator keeps DataLoader start-up from drawing on the global RNG,
         # so resuming (which evaluates before training) leaves training randomness unchanged.
-        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -167,7 +164,7 @@ class SourceDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,
-            generator=generator,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -186,9 +183,7 @@ class SourceDataModule(L.LightningDataModule):
 def sample_batch(datamodule: Any, n: int = 2, split: str = "train") -> Any:
     """The first ``n`` samples of ``split`` as one batch, for a task's ``check_data``.
 
-    A :class:`SourceDataModule` batches them itself (with the source's ``collate_fn``), without
-    starting worker processes; any other ``LightningDataModule`` gives the first batch of its
-    ``train_dataloader()`` as it is.
+    Without worker processes for a :class:`SourceDataModule`; the first batch of ``train_dataloader()`` otherwise.
     """
     if isinstance(datamodule, SourceDataModule):
         loader = DataLoader(datamodule.splits[split], batch_size=n, collate_fn=datamodule.collate_fn)

@@ -11,6 +11,7 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from engine._contract.protocols import (
     SavesArtifacts,
     implements,
 )
+from engine._plugins.files import remove_stale_temps, write_text_atomic
 from engine._plugins.registry import Registry
 from engine._run.runs import WEIGHTS_FILE, read_json, to_jsonable, write_json
 
@@ -97,12 +99,10 @@ def environment(registry: Registry) -> dict[str, Any]:
     """``environment.json``: plugins, library versions, Python, platform and command line."""
     from importlib.metadata import PackageNotFoundError, version
 
-    libs = {}
-    for lib in ("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"):
-        try:
+    libs: dict[str, str | None] = dict.fromkeys(("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"))
+    for lib in libs:
+        with suppress(PackageNotFoundError):
             libs[lib] = version(lib)
-        except PackageNotFoundError:
-            libs[lib] = None
     plugins = [
         {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status, "error": p.error}
         for p in registry.manager.infos()
@@ -164,7 +164,6 @@ def _fit(
 
     import yaml
 
-    from engine._plugins.files import remove_stale_temps, write_text_atomic
     from engine._run.trainer import splits
 
     cfg, datamodule, model = plan.config, built.datamodule, built.task

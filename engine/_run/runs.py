@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine._config.plan import Plan, make_plan
 from engine._contract.errors import ConfigError, EngineError
+from engine._plugins.files import process_alive, write_json_atomic
+from engine._plugins.registry import get_registry
 
 #: The best weights of a run as plain tensors (safetensors), beside its checkpoints.
 WEIGHTS_FILE = "model.safetensors"
@@ -135,8 +138,6 @@ def to_jsonable(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` (made JSON-able) so that a reader sees the old file or the new one, never half."""
-    from engine._plugins.files import write_json_atomic
-
     write_json_atomic(path, to_jsonable(data), indent=2)
 
 
@@ -160,8 +161,6 @@ def status(summary: dict[str, Any]) -> str:
     """The run's status, ``interrupted`` for a ``running`` one whose process (on this host) is gone."""
     import socket
 
-    from engine._plugins.files import process_alive
-
     state = str(summary.get("status", "unknown"))
     pid, host = summary.get("pid"), summary.get("host")
     if state == "running" and isinstance(pid, int) and host == socket.gethostname() and not process_alive(pid):
@@ -182,20 +181,16 @@ class Run:
 
     def _registry(self) -> Any:
         if self.registry is None:
-            from engine._plugins.registry import get_registry
-
             self.registry = get_registry()  # with the plugins the running command disabled
         return self.registry
 
-    def plan(self) -> Any:
+    def plan(self) -> Plan:
         """The run's :class:`~engine._config.plan.Plan`, from its resolved config (made once).
 
         The sections' checks of the world at training time (``model.init_from`` exists …) are not
         repeated: the run's weights replace what they loaded.
         """
         if self._plan is None:
-            from engine._config.plan import make_plan
-
             try:
                 self._plan = make_plan(self.config, self._registry(), checks=False)
             except ConfigError as exc:
