@@ -67,10 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def results_table(summary: dict[str, Any]) -> Table:
-    """Validation and test metrics: final values beside the best checkpoint's, the primary metric first.
-
-    Test metrics are measured on the best checkpoint (when there is one), so they sit in its column.
-    """
+    """Validation and test metrics, the primary first: final beside the best checkpoint's (which test ones measure)."""
     final, best = summary.get("metrics", {}), summary.get("best_metrics", {})
     primary = (summary.get("primary_metric") or {}).get("name")
     step = summary.get("best_step")

@@ -22,11 +22,7 @@ from engine._plugins.registry import Registry, get_registry
 
 
 class Factory:
-    """An optimizer or scheduler with its config parameters bound, called by the task with runtime arguments.
-
-    ``optimizer(params)``, ``scheduler(optimizer, total_steps=..., max_epochs=...)``: keyword arguments
-    the target does not accept are dropped.
-    """
+    """An optimizer or scheduler with its config parameters bound; of the task's runtime keywords, those it accepts."""
 
     def __init__(
         self,
@@ -142,8 +138,7 @@ def build_component(registry: Registry, kind: str, name: str, params: dict[str, 
 def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
     """The run's ``LightningDataModule`` (see :func:`data_module`), its splits seen by ``engine_datasets_built``.
 
-    ``artifacts``: an existing run whose saved artifacts (its tokenizer …) the source reads back with
-    ``load_artifacts`` instead of rebuilding them.
+    ``artifacts``: a run whose saved artifacts (its tokenizer …) the source reads back instead of rebuilding them.
     """
     hook = SplitsHook(plan.registry, plan.config)
     built = data_module(plan.data, plan.data_params, plan.loader, plan.config["seed"], on_splits=hook)
@@ -198,10 +193,7 @@ class SplitsHook:
 
 
 def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> dict[str, Any]:
-    """Every slot of the run's task built (None for an empty slot), each model seen by ``engine_model_built``.
-
-    ``restoring``: a finished run reopened, whose checkpoint will replace the weights.
-    """
+    """The task's slots built (None if empty), each model seen by ``engine_model_built`` (restoring: a run reopened)."""
     built: dict[str, Any] = {}
     for slot, planned in plan.slots.items():
         if planned is None:

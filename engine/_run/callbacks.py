@@ -41,10 +41,7 @@ class RNGState(L.Callback):
 
 
 class EpochLines(L.Callback):
-    """One line per epoch on stderr where there is no terminal, and one each ``every_s`` seconds of a long epoch.
-
-    ``epoch 3/10  step 198  train/loss 0.3123  val/accuracy 0.9100  val/loss 0.2977  1.2s``
-    """
+    """``epoch 3/10  step 198  train/loss 0.3123  val/loss 0.2977  1.2s`` on stderr, and one every ``every_s`` s."""
 
     def __init__(self, every_s: float = 30.0) -> None:
         self.every_s = every_s

@@ -98,10 +98,7 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def resume_point(run_dir: Path) -> Path | None:
-    """The newest checkpoint of ``run_dir`` that loads, said on stderr with the newer ones passed over.
-
-    None when there is none (a run killed before its first checkpoint): it trains again from the start.
-    """
+    """The newest checkpoint of ``run_dir`` that loads (None: train again from the start), said on stderr."""
     skipped = False
     for path in sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:

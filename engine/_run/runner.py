@@ -66,11 +66,10 @@ def _new_run_dir(plan: Plan) -> Path:
 
 
 def shared_run_dir(plan: Plan) -> Path:
-    """The run directory, agreed by every process of a multi-process launch (torchrun, SLURM).
+    """The run directory, named by rank 0 of a multi-process launch (torchrun, SLURM) for all the others.
 
-    Each process runs ``engine run`` on its own and would name the directory by its own clock: rank 0
-    names it and tells the others over the default process group, set up here as Lightning would
-    (gloo on CPU, nccl on GPUs) and then used by Lightning's DDP as it is.
+    Each process runs ``engine run`` on its own: rank 0 tells the others over the default process group, set up
+    here as Lightning would (gloo on CPU, nccl on GPUs) and then used by Lightning's DDP as it is.
     """
     inherited = os.environ.get(RUN_DIR_ENV)
     if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
@@ -117,11 +116,7 @@ def environment(registry: Registry) -> dict[str, Any]:
 
 
 def train(plan: Plan, resume: Path | None = None) -> RunResult:
-    """Train (and test) the planned run; its run directory and summary.
-
-    ``resume`` continues that run directory from its newest checkpoint that loads (saying which),
-    or trains it again from the start when it has none yet (killed before its first checkpoint).
-    """
+    """Train (and test) the planned run; ``resume`` continues that run directory from its newest checkpoint."""
     import lightning as L
 
     from engine._run.build import build

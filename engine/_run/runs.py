@@ -55,10 +55,7 @@ def planned_runs(paths: Iterable[str | Path]) -> Iterator[None]:
 def is_planned(path: str | Path) -> bool:
     """Whether ``path`` is (inside) a run directory of :func:`planned_runs`: it does not exist yet, by design."""
     planned = _PLANNED.get()
-    if not planned:
-        return False
-    resolved = Path(path).expanduser().resolve()
-    return any(resolved == p or resolved.is_relative_to(p) for p in planned)
+    return bool(planned) and any(Path(path).expanduser().resolve().is_relative_to(p) for p in planned)
 
 
 def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
