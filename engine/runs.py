@@ -21,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from engine._plugins.files import process_alive, write_json_atomic, write_text_atomic
-from engine._run.rundir import (
+from engine._run.runner import RunResult
+from engine._run.runs import (
     WEIGHTS_FILE,
+    Run,
     check_run_dir,
     checkpoint_path,
     is_planned,
+    open_run,
     planned_runs,
     read_config,
     read_json,
@@ -33,8 +36,6 @@ from engine._run.rundir import (
     to_jsonable,
     write_json,
 )
-from engine._run.runner import RunResult
-from engine._run.runs import Run, open_run
 
 __all__ = [
     "WEIGHTS_FILE",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from engine._cli.console import Console, Table, styled
@@ -17,14 +19,14 @@ def registry(args: argparse.Namespace) -> Any:
     return get_registry(tuple(args.disable or ()))
 
 
-_STATUS_STYLE = {"ok": "green", "disabled": "yellow"}
+def unknown_plugin(name: str, names: set[str]) -> EngineError:
+    """The error for a plugin that is not installed, with a did-you-mean among ``names``."""
+    return EngineError(f"unknown plugin '{name}'{did_you_mean(name, names)}", hint="see `engine plugins list`")
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
     reg = registry(args)
-    counts: dict[str, int] = {}
-    for entry in reg.list():
-        counts[entry.plugin] = counts.get(entry.plugin, 0) + 1
+    counts = Counter(entry.plugin for entry in reg.list())
     table = Table("plugin", "distribution", "version", "status", "components", "hooks")
     infos = reg.manager.infos()
     for info in infos:
@@ -32,8 +34,8 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
             info.name,
             info.distribution or "-",
             info.version or "-",
-            styled(info.status, _STATUS_STYLE.get(info.status, "red")),
-            str(0 if info.refused else counts.get(info.name, 0)),
+            styled(info.status, {"ok": "green", "disabled": "yellow"}.get(info.status, "red")),
+            str(0 if info.refused else counts[info.name]),
             ", ".join(h.removeprefix("engine_") for h in info.hooks),
         )
     console = Console()
@@ -45,15 +47,10 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_info(args: argparse.Namespace) -> int:
-    from engine._cli.manage import check_components
-
     reg = registry(args)
     matches = [i for i in reg.manager.infos() if args.name in (i.name, i.distribution)]
     if not matches:
-        names = {i.name for i in reg.manager.infos()}
-        raise EngineError(
-            f"unknown plugin '{args.name}'{did_you_mean(args.name, names)}", hint="see `engine plugins list`"
-        )
+        raise unknown_plugin(args.name, {i.name for i in reg.manager.infos()})
     console = Console()
     problems: list[tuple[str, str]] = []
     for info in matches:
@@ -78,6 +75,35 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     return 1 if problems or any(i.status != "ok" for i in matches) else 0
 
 
+def check_components(reg: Any, plugin: str, import_targets: bool = False) -> Iterator[tuple[str, str]]:
+    """``(component, problem)`` pairs of a plugin: targets not found (imported only if asked), recipes that fail."""
+    from engine._config.compose import compose
+    from engine._config.plan import make_plan
+    from engine._config.signature import locate_module, read_signature
+
+    for e in [e for e in reg.list() if e.plugin == plugin]:
+        name = e.qualified_name
+        if e.kind == "recipe":
+            try:
+                if not e.required:  # one that runs on the user's own files cannot be checked without them
+                    make_plan(compose(reg, name), reg)
+            except EngineError as exc:
+                yield name, f"recipe does not validate: {exc.message}"
+        elif isinstance(e.target, str) and import_targets:
+            try:
+                e.load()
+            except EngineError as exc:
+                yield name, exc.message
+        elif isinstance(e.target, str):
+            module, _, attr = e.target.partition(":")
+            if not attr:
+                yield name, f"target '{e.target}' is not of the form 'module:attr'"
+            elif locate_module(module) is None:
+                yield name, f"target module '{module}' not found"
+            elif read_signature(e.target) is None:
+                yield name, f"'{attr}' not found in module '{module}' (or not readable statically)"
+
+
 def cmd_components_list(args: argparse.Namespace) -> int:
     from engine._contract.declarations import KINDS
 
@@ -95,10 +121,6 @@ def cmd_components_list(args: argparse.Namespace) -> int:
     else:
         console.print("no components match" + (f" '{args.pattern}'" if args.pattern else ""))
     return 0
-
-
-def _default(p: Any) -> Any:
-    return styled("required", "bold") if p.required else repr(p.default)
 
 
 def cmd_components_show(args: argparse.Namespace) -> int:
@@ -139,6 +161,7 @@ def cmd_components_show(args: argparse.Namespace) -> int:
 def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> None:
     from engine._config.params import load_signature, signature_of
     from engine._config.plan import LOADER_PARAMS, slot_key_params
+    from engine._config.signature import read_signature
 
     if entry.kind == "section":
         where = entry.slot_kind or entry.name
@@ -163,31 +186,23 @@ def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> N
     if sig is None:
         console.print("  parameters: not readable from source; add --import to import the target")
         return
-    table = Table("parameter", "type", "default", "description")
     rows = list(sig.params)
     if entry.kind == "data":
         rows += list(LOADER_PARAMS.values())
     if entry.kind != "section":
         rows += slot_key_params(reg, entry.kind, sig)  # model.init_from, model.freeze, optimizer.param_groups
-    for p in rows:
-        table.add_row(f"{where}.{p.name}", describe(p.annotation) or "", _default(p), p.doc)
-    console.print(table)
+    console.print(_param_table("parameter", rows, f"{where}."))
     if sig.open:
         console.print("  (also accepts other keyword arguments)")
-    if entry.kind == "task":
-        _show_evaluation_options(console, entry)
+    if entry.kind == "task" and isinstance(entry.target, str):
+        evaluate = read_signature(f"{entry.target}.evaluate_run")  # its options: `engine evaluate RUN KEY=VALUE`
+        if evaluate is not None and len(evaluate.params) > 1:
+            console.print(_param_table("evaluate option", evaluate.params[1:]))  # after datamodule
 
 
-def _show_evaluation_options(console: Console, task: Any) -> None:
-    """The options of the task's own evaluation (``engine evaluate RUN KEY=VALUE``), read from source."""
-    from engine._config.signature import read_signature
-
-    if not isinstance(task.target, str):
-        return
-    sig = read_signature(f"{task.target}.evaluate_run")
-    if sig is None or len(sig.params) < 2:
-        return
-    table = Table("evaluate option", "type", "default", "description")
-    for p in sig.params[1:]:  # after datamodule
-        table.add_row(p.name, describe(p.annotation) or "", _default(p), p.doc)
-    console.print(table)
+def _param_table(first: str, params: list[Any], prefix: str = "") -> Table:
+    table = Table(first, "type", "default", "description")
+    for p in params:
+        default = styled("required", "bold") if p.required else repr(p.default)
+        table.add_row(prefix + p.name, describe(p.annotation) or "", default, p.doc)
+    return table

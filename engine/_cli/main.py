@@ -1,10 +1,7 @@
-"""The ``engine`` command: a parser assembled from every plugin's commands, the core's first.
+"""The ``engine`` command: a parser assembled from every plugin's commands (``engine_add_commands``), the core's first.
 
-Listing, showing, ``--help`` and ``run --dry-run`` never import torch; only a
-real run (or a plugin command that needs it) does. Every command, the core's own
-included, comes in through the ``engine_add_commands`` hook; a command name that
-is already taken is refused and its plugin marked broken, so no plugin can take
-the CLI down.
+A command name already taken is refused and its plugin marked broken. Listing, ``--help`` and ``--dry-run``
+never import torch.
 """
 
 from __future__ import annotations
@@ -15,8 +12,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from engine._contract.commands import CommandSink
 from engine._contract.declarations import import_object
 from engine._contract.errors import EngineError
+from engine._contract.version import __version__
+from engine._plugins.manager import CALLER, PluginManager
 
 EPILOG = """\
 examples:
@@ -36,10 +36,6 @@ prints every hook call.
 
 def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``engine`` parser with every working plugin's commands (the core's first), and each command's parser."""
-    from engine._contract.commands import CommandSink
-    from engine._contract.version import __version__
-    from engine._plugins.manager import CALLER
-
     parser = argparse.ArgumentParser(
         prog="engine",
         description="A plugin-based deep-learning engine on Lightning: compose runs from plugin names.",
@@ -52,10 +48,7 @@ def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str
         "--disable", action="append", metavar="NAME", default=[], help="disable a plugin for this command (repeatable)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    if manager is None:
-        from engine._plugins.manager import PluginManager
-
-        manager = PluginManager(discover=False)
+    manager = manager or PluginManager(discover=False)
     sink = CommandSink(CALLER.get)
     manager.hook.engine_add_commands(subparsers=sink)
     failed = {name for name, info in manager.plugins.items() if info.status != "ok"}
@@ -110,25 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             logs.set_verbosity(logs.QUIET if args.quiet else logs.VERBOSE)
         return dispatch(args.handler, args)
-    except EngineError as exc:
-        if debug:
-            raise
-        print(f"error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  hint: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
     except BrokenPipeError:  # `engine components list | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except OSError as exc:  # the file system refused (disk full, read-only, a name too long): not a bug
-        if debug:
-            raise
-        where = f": {str(exc.filename)[:200]}" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
-        print(
-            "  hint: check the path, free space and permissions; rerun with --debug for the traceback", file=sys.stderr
-        )
-        return 2
     except KeyboardInterrupt:
         run_dir = os.environ.get("ENGINE_RUN_DIR")
         print("interrupted" + (f"; continue with `engine run --resume {run_dir}`" if run_dir else ""), file=sys.stderr)
@@ -136,9 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        print("  hint: rerun with --debug for the traceback", file=sys.stderr)
-        return 1
+        hint = "rerun with --debug for the traceback"
+        if isinstance(exc, EngineError):
+            message, hint, code = exc.message, exc.hint, exc.exit_code
+        elif isinstance(exc, OSError):  # the file system refused (disk full, read-only, a name too long): not a bug
+            message = str(exc.strerror or exc) + (f": {str(exc.filename)[:200]}" if exc.filename else "")
+            hint, code = f"check the path, free space and permissions; {hint}", 2
+        else:
+            message, code = f"{type(exc).__name__}: {exc}", 1
+        print(f"error: {message}", file=sys.stderr)
+        if hint:
+            print(f"  hint: {hint}", file=sys.stderr)
+        return code
 
 
 def entrypoint() -> None:

@@ -1,13 +1,16 @@
-"""``engine plugins install|uninstall|enable|disable`` and the checks behind ``plugins info``."""
+"""``engine plugins install|uninstall|enable|disable``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
-from engine._contract.errors import EngineError, PluginError, did_you_mean
+from engine._cli.inspect import unknown_plugin
+from engine._contract.errors import EngineError, PluginError
 
 
 def _pip(*args: str) -> tuple[int, str]:
@@ -22,28 +25,15 @@ def _pip(*args: str) -> tuple[int, str]:
     return proc.wait(), last
 
 
-def _plugins() -> Any:
+def _infos() -> list[Any]:
+    """Every installed plugin, none disabled."""
     from engine._plugins.manager import PluginManager
 
-    return PluginManager(disable=())
-
-
-_SNAPSHOT = (
-    "import json; from engine._plugins.manager import PluginManager; "
-    "print(json.dumps({p.name + ('@' + (p.distribution or '') if p.refused else ''): [p.distribution, p.version] "
-    "for p in PluginManager().infos()}))"
-)
+    return PluginManager(disable=()).infos()
 
 
 def _fresh_python(code: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a fresh interpreter that sees the installed engine, never the current directory's.
-
-    A folder named ``engine/`` where the user stands (the tutorial's layout next to a clone) must
-    not shadow the installed package: the helper starts in an empty directory and drops the
-    current directory from its path before importing anything.
-    """
-    import tempfile
-
+    """Run ``code`` in a fresh interpreter, from an empty directory: a folder ``engine/`` here must not shadow ours."""
     prelude = "import os, sys; sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())]\n"
     with tempfile.TemporaryDirectory(prefix="engine-") as empty:
         return subprocess.run([sys.executable, "-c", prelude + code], capture_output=capture, text=True, cwd=empty)
@@ -51,9 +41,11 @@ def _fresh_python(code: str, capture: bool = True) -> subprocess.CompletedProces
 
 def _snapshot() -> dict[str, list[str | None]]:
     """Installed plugins as a fresh interpreter sees them (new .pth files only apply at start-up)."""
-    import json
-
-    out = _fresh_python(_SNAPSHOT)
+    out = _fresh_python(
+        "import json; from engine._plugins.manager import PluginManager; "
+        "print(json.dumps({p.name + ('@' + (p.distribution or '') if p.refused else ''): [p.distribution, p.version] "
+        "for p in PluginManager().infos()}))"
+    )
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise EngineError(f"cannot list the installed plugins with {sys.executable}: {last}")
@@ -84,14 +76,13 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def _distribution(name: str) -> str:
     """The distribution to uninstall for ``name``: a plugin's (when one provides it) or a distribution's name."""
-    infos = _plugins().infos()
+    infos = _infos()
     by_dist = {i.distribution for i in infos if i.distribution and name.lower() == i.distribution.lower()}
     if by_dist:
         return by_dist.pop()
     providers = [i for i in infos if i.name == name]
     if not providers:
-        names = {i.name for i in infos} | {i.distribution for i in infos if i.distribution}
-        raise EngineError(f"unknown plugin '{name}'{did_you_mean(name, names)}", hint="see `engine plugins list`")
+        raise unknown_plugin(name, {i.name for i in infos} | {i.distribution for i in infos if i.distribution})
     if name == "core" and all(i.distribution == "engine" for i in providers):
         raise EngineError("the core plugin is part of the engine; uninstall the 'engine' distribution instead")
     dists = sorted({i.distribution for i in providers if i.distribution and i.distribution != "engine"})
@@ -109,7 +100,7 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     from engine._plugins import settings
 
     dist = _distribution(args.name)
-    names = [i.name for i in _plugins().infos() if i.distribution == dist]
+    names = [i.name for i in _infos() if i.distribution == dist]
     rc, error = _pip("uninstall", "-y", dist)
     if rc != 0:
         raise EngineError(f"pip uninstall {dist} failed (exit {rc}): {error}")
@@ -122,12 +113,9 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
 def _toggle(args: argparse.Namespace, disabled: bool) -> int:
     from engine._plugins import settings
 
-    infos = _plugins().infos()
-    names = {i.name for i in infos}
+    names = {i.name for i in _infos()}
     if args.name not in names:
-        raise EngineError(
-            f"unknown plugin '{args.name}'{did_you_mean(args.name, names)}", hint="see `engine plugins list`"
-        )
+        raise unknown_plugin(args.name, names)
     if args.name == "core" and disabled:
         raise PluginError("the core plugin cannot be disabled")
     changed = settings.set_disabled(args.name, disabled)
@@ -145,44 +133,3 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 def cmd_enable(args: argparse.Namespace) -> int:
     return _toggle(args, False)
-
-
-def check_components(reg: Any, plugin: str, import_targets: bool = False) -> list[tuple[str, str]]:
-    """Problems with a plugin's components, found without importing them unless asked.
-
-    Returns ``(component, problem)`` pairs: targets whose module or attribute cannot be
-    found, and recipes that do not validate (e.g. naming a missing component).
-    """
-    from engine._config.compose import compose
-    from engine._config.plan import make_plan
-    from engine._config.signature import locate_module, read_signature
-
-    problems: list[tuple[str, str]] = []
-    for e in [e for e in reg.list() if e.plugin == plugin]:
-        if e.kind == "recipe":
-            if e.required:  # it runs on the user's own files: `engine components show` lists what to set
-                continue
-            try:
-                make_plan(compose(reg, e.qualified_name), reg)
-            except EngineError as exc:
-                problems.append((e.qualified_name, f"recipe does not validate: {exc.message}"))
-            continue
-        if not isinstance(e.target, str):
-            continue
-        if import_targets:
-            try:
-                e.load()
-            except EngineError as exc:
-                problems.append((e.qualified_name, exc.message))
-            continue
-        module, _, attr = e.target.partition(":")
-        if not attr:
-            problems.append((e.qualified_name, f"target '{e.target}' is not of the form 'module:attr'"))
-        elif locate_module(module) is None:
-            problems.append((e.qualified_name, f"target module '{module}' not found"))
-        elif read_signature(e.target) is None:
-            problems.append((e.qualified_name, f"'{attr}' not found in module '{module}' (or not readable statically)"))
-    return problems
-
-
-__all__ = ["check_components", "cmd_disable", "cmd_enable", "cmd_install", "cmd_uninstall"]

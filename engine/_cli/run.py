@@ -8,14 +8,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from engine._cli.console import Console, Table, format_metric, styled
+from engine._cli.inspect import registry
+from engine._config.compose import compose, load_file
+from engine._config.plan import make_plan
 from engine._contract.errors import EngineError
+from engine._run.runner import train
 
 
 def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any], Path | None]:
     """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed."""
-    from engine._config.compose import compose, load_file
-
     recipe = None
     overrides: list[str] = []
     for item in args.items:
@@ -38,11 +42,7 @@ def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import yaml
-
-    from engine._cli.inspect import registry
-    from engine._config.plan import make_plan
-
+    """Compose, let a plugin take over (``engine_run_main``), plan, then print the config (dry run) or train."""
     reg = registry(args)
     cfg, resume = compose_from_args(args, reg)
     code = reg.manager.first("engine_run_main", args=args, config=cfg)  # a plugin's options (--folds K) take over
@@ -56,24 +56,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(facts_note(plan), file=sys.stderr)
         print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
         return 0
-    from engine._run.runner import train
-
     result = train(plan, resume=resume)
     if os.environ.get("LOCAL_RANK", "0") != "0":
         return 0
     console = Console()
     console.print(results_table(result.summary))
-    s = result.summary
-    console.print(f"wall time {s['wall_time_s']:.1f} s, {s['global_step']} steps")
+    console.print(f"wall time {result.summary['wall_time_s']:.1f} s, {result.summary['global_step']} steps")
     console.print(f"run directory: {result.run_dir}")
     return 0
 
 
 def results_table(summary: dict[str, Any]) -> Table:
-    """Validation and test metrics: final values beside the best checkpoint's, the primary metric first.
-
-    Test metrics are measured on the best checkpoint (when there is one), so they sit in its column.
-    """
+    """Validation and test metrics, the primary first: final beside the best checkpoint's (which test ones measure)."""
     final, best = summary.get("metrics", {}), summary.get("best_metrics", {})
     primary = (summary.get("primary_metric") or {}).get("name")
     step = summary.get("best_step")

@@ -1,9 +1,6 @@
-"""Turn a plan (:class:`engine._config.plan.Plan`) into objects: data module, components, task.
+"""A plan turned into objects: the data module, each slot's component, the task (targets imported here).
 
-This is where targets are imported (and so torch). Data facts flow here: a model or task parameter
-named like a fact the data source exposes is filled from it when the user did not set it. Plugins
-see each model slot built (``engine_model_built``) and the data's splits (``engine_datasets_built``).
-Nothing here resolves a name or splits a slot's settings again: the plan did.
+A model or task parameter named like one of the data's facts is filled from it when the user left it unset.
 """
 
 from __future__ import annotations
@@ -21,16 +18,11 @@ from engine._contract.declarations import Component
 from engine._contract.errors import ConfigError, EngineError
 from engine._contract.events import DatasetsBuilt, ModelBuilt
 from engine._contract.protocols import DataSource, HasFacts, LoadsArtifacts, implements
-from engine._plugins.registry import Registry
+from engine._plugins.registry import Registry, get_registry
 
 
 class Factory:
-    """A component with its config parameters bound, called later with runtime arguments.
-
-    Optimizers and schedulers are built this way: the task calls ``optimizer(params)`` and
-    ``scheduler(optimizer, total_steps=..., max_epochs=...)``; keyword arguments the target does
-    not accept are dropped.
-    """
+    """An optimizer or scheduler with its config parameters bound; of the task's runtime keywords, those it accepts."""
 
     def __init__(
         self,
@@ -40,11 +32,10 @@ class Factory:
         param_groups: list[dict[str, Any]] | None = None,
     ) -> None:
         self.component, self.fn, self.params = component, fn, params
-        #: ``optimizer.param_groups`` from the config; applied by :meth:`with_names`.
-        self.param_groups = list(param_groups or [])
-        sig = inspect.signature(fn)
-        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        self._accepts = set(sig.parameters)
+        self.param_groups = list(param_groups or [])  # ``optimizer.param_groups``, applied by with_names
+        sig = inspect.signature(fn).parameters
+        self._accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+        self._accepts = set(sig)
 
     def __call__(self, *args: Any, **context: Any) -> Any:
         if self.param_groups:
@@ -61,9 +52,8 @@ class Factory:
     def with_names(self, named_parameters: Any, **context: Any) -> Any:
         """Build the optimizer from ``(name, parameter)`` pairs, applying ``param_groups`` by name."""
         named = list(named_parameters)
-        if not self.param_groups:
-            return self._call([p for _, p in named], **context)
-        return self._call(param_groups(named, self.param_groups), **context)
+        groups = param_groups(named, self.param_groups) if self.param_groups else [p for _, p in named]
+        return self._call(groups, **context)
 
     def __repr__(self) -> str:
         return f"Factory({self.component.qualified_name}, {self.params})"
@@ -77,10 +67,8 @@ def matches(name: str, patterns: Iterable[str]) -> bool:
 def param_groups(named: Iterable[tuple[str, Any]], groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Torch parameter groups from ``optimizer.param_groups``: each parameter joins the first group matching it.
 
-    Names are matched as given and without their first component (the task's slot attribute:
-    ``model.features.0.weight`` matches ``features.*``). Parameters matched by no group form the
-    default group (the optimizer's own settings). Frozen parameters stay in their group, so
-    unfreezing them later trains them with the group's settings.
+    Names match with or without the task's slot attribute (``model.features.0.weight`` matches ``features.*``);
+    the rest form the default group. Frozen parameters stay in their group, for a later unfreezing.
     """
     named = list(named)
     buckets: list[list[Any]] = [[] for _ in groups]
@@ -108,19 +96,6 @@ def param_groups(named: Iterable[tuple[str, Any]], groups: list[dict[str, Any]])
     return out
 
 
-def _call(component: Component, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    try:
-        return fn(**kwargs)
-    except EngineError:
-        raise
-    except Exception as exc:
-        raise EngineError(
-            f"building {component.kind} '{component.qualified_name}' failed: {type(exc).__name__}: {exc}",
-            hint="check its parameters (`engine components show "
-            f"{component.qualified_name}`); rerun with --debug for the traceback",
-        ) from exc
-
-
 def construct(
     component: Component,
     params: dict[str, Any],
@@ -143,7 +118,16 @@ def construct(
     params = check_params(where or component.kind, label, {**params, **filled}, sig)
     if component.kind in ("optimizer", "scheduler"):
         return Factory(component, fn, params, param_groups=(keys or {}).get("param_groups"))
-    return _call(component, fn, {**params, **(extra or {})})
+    try:
+        return fn(**params, **(extra or {}))
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(
+            f"building {label} failed: {type(exc).__name__}: {exc}",
+            hint=f"check its parameters (`engine components show {component.qualified_name}`); "
+            "rerun with --debug for the traceback",
+        ) from exc
 
 
 def build_component(registry: Registry, kind: str, name: str, params: dict[str, Any], **kwargs: Any) -> Any:
@@ -154,8 +138,7 @@ def build_component(registry: Registry, kind: str, name: str, params: dict[str, 
 def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
     """The run's ``LightningDataModule`` (see :func:`data_module`), its splits seen by ``engine_datasets_built``.
 
-    ``artifacts``: the directory of an existing run whose saved artifacts (its tokenizer …) the data
-    source reads back with ``load_artifacts``, instead of rebuilding them from the data.
+    ``artifacts``: a run whose saved artifacts (its tokenizer …) the source reads back instead of rebuilding them.
     """
     hook = SplitsHook(plan.registry, plan.config)
     built = data_module(plan.data, plan.data_params, plan.loader, plan.config["seed"], on_splits=hook)
@@ -182,8 +165,7 @@ def data_module(
         if not implements(source, HasFacts):
             raise EngineError(f"data source '{name}' returned a LightningDataModule without a 'facts' attribute")
         return source
-    # Checked without evaluating ``facts``: it may be a property that does work (training a tokenizer)
-    # which ``load_artifacts`` can still replace with the run's own.
+    # Checked without evaluating ``facts``: a property that does work (training a tokenizer) load_artifacts may replace.
     if not implements(source, DataSource):
         raise EngineError(
             f"data source '{name}' built a {type(source).__name__}, which has no datasets() and facts",
@@ -207,29 +189,22 @@ class SplitsHook:
         return {"config": self.config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from engine._plugins.registry import get_registry
-
         self.registry, self.config = get_registry(), state["config"]
 
 
 def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> dict[str, Any]:
-    """Every slot of the run's task built by kind (None for an empty slot).
-
-    Each model slot is handed to ``engine_model_built`` (``restoring``: the run's checkpoint will
-    replace the weights, a finished run reopened).
-    """
+    """The task's slots built (None if empty), each model seen by ``engine_model_built`` (restoring: a run reopened)."""
     built: dict[str, Any] = {}
     for slot, planned in plan.slots.items():
         if planned is None:
             built[slot] = None
-            continue
-        model = planned.kind == "model"
-        obj = construct(planned.component, planned.params, facts if model else None, slot, keys=planned.keys)
-        if model:
-            event = ModelBuilt(slot, obj, planned.component, plan.config, dict(planned.keys), restoring)
+        elif planned.kind != "model":
+            built[slot] = construct(planned.component, planned.params, None, slot, keys=planned.keys)
+        else:
+            model = construct(planned.component, planned.params, facts, slot, keys=planned.keys)
+            event = ModelBuilt(slot, model, planned.component, plan.config, dict(planned.keys), restoring)
             plan.registry.manager.hook.engine_model_built(built=event)
-            obj = event.model
-        built[slot] = obj
+            built[slot] = event.model
     return built
 
 

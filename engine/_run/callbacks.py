@@ -3,32 +3,30 @@
 from __future__ import annotations
 
 import random
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
+
+from engine._contract.errors import ConfigError
 
 
 class RNGState(L.Callback):
-    """Save the global random states in checkpoints and restore them on resume.
-
-    Lightning restores model, optimizer and loop state; with the random states
-    too, a resumed run continues exactly as the uninterrupted run would have.
-    """
+    """The global random states saved in checkpoints and restored on resume: a resumed run continues exactly."""
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         # Plain tensors and numbers only, so checkpoints load with torch.load(weights_only=True).
         version, keys, gauss = random.getstate()
-        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": [version, list(keys), gauss]}
-        try:
-            import numpy as np
-
-            name, np_keys, pos, has_gauss, cached = np.random.get_state()
-            state["numpy"] = [name, torch.from_numpy(np_keys.astype("int64")), pos, has_gauss, cached]
-        except ImportError:
-            pass
-        checkpoint["engine_rng_state"] = state
+        name, np_keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["engine_rng_state"] = {
+            "torch": torch.get_rng_state(),
+            "python": [version, list(keys), gauss],
+            "numpy": [name, torch.from_numpy(np_keys.astype("int64")), pos, has_gauss, cached],
+        }
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("engine_rng_state")
@@ -38,24 +36,14 @@ class RNGState(L.Callback):
         version, keys, gauss = state["python"]
         random.setstate((version, tuple(keys), gauss))
         if "numpy" in state:
-            import numpy as np
-
             name, np_keys, pos, has_gauss, cached = state["numpy"]
             np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
 class EpochLines(L.Callback):
-    """One line per epoch on stderr (instead of progress-bar redraws where there is no terminal).
-
-    ``epoch 3/10  step 198  train/loss 0.3123  val/accuracy 0.9100  val/loss 0.2977  1.2s``
-
-    An epoch longer than ``every_s`` seconds also gets a line each ``every_s`` seconds
-    (``epoch 1/1  step 500/4000  train/loss 2.1375  30.0s``), so a long epoch shows progress.
-    """
+    """``epoch 3/10  step 198  train/loss 0.3123  val/loss 0.2977  1.2s`` on stderr, and one every ``every_s`` s."""
 
     def __init__(self, every_s: float = 30.0) -> None:
-        import time
-
         self.every_s = every_s
         self._clock = time.perf_counter
         self._started = self._last = self._clock()
@@ -75,8 +63,6 @@ class EpochLines(L.Callback):
             self._print(trainer, f"step {trainer.global_step}", ("train/", "val/"))
 
     def _print(self, trainer: L.Trainer, where: str, prefixes: tuple[str, ...]) -> None:
-        import sys
-
         if not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
@@ -85,24 +71,16 @@ class EpochLines(L.Callback):
         shown = "".join(f"  {k} {float(metrics[k]):.4f}" for k in keys)
         total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         took = self._clock() - self._started
-        line = f"epoch {trainer.current_epoch + 1}{total}  {where}{shown}  {took:.1f}s"
-        print(line, file=sys.stderr, flush=True)
+        print(f"epoch {trainer.current_epoch + 1}{total}  {where}{shown}  {took:.1f}s", file=sys.stderr, flush=True)
 
 
 class RunCheckpoints(L.Callback):
-    """A run's checkpoints, written with ``trainer.save_checkpoint`` (Lightning's public API only).
+    """A run's checkpoints: ``best.ckpt`` (``best-2.ckpt`` … with ``save_top_k`` > 1) by ``monitor``, and ``last.ckpt``.
 
-    - ``best.ckpt`` holds the best weights by ``monitor`` (``save_top_k`` > 1 keeps ``best-2.ckpt`` …
-      too; -1 keeps every one; 0 none). ``best_metrics`` remembers every metric logged when the best
-      was saved: ``summary.json`` shows them beside the final figures. It travels in the checkpoint.
-    - ``last.ckpt`` is written at every checkpoint opportunity, not only when the best improved, and
-      at the end of training: a kill loses at most one interval, a run stopped by ``max_steps``
-      between two opportunities keeps its final steps.
-    - Opportunities: every ``every_n_train_steps`` optimizer steps when set; otherwise the end of each
-      validation (the end of each training epoch for a run without validation), the best considered
-      every ``every_n_epochs`` epochs.
-    - Its state names files only by their name in its own directory, so a moved or copied run resumes
-      from and tests *its* checkpoints.
+    ``last.ckpt`` is written at every opportunity (every ``every_n_train_steps`` steps, else each validation,
+    else each epoch) and at the end of training; the best is considered every ``every_n_epochs`` epochs.
+    ``best_metrics`` (every metric when the best was saved) travels in the checkpoint. The state names
+    files by their name only, so a moved or copied run resumes from *its* checkpoints.
     """
 
     def __init__(
@@ -124,8 +102,6 @@ class RunCheckpoints(L.Callback):
         self._saved_step: int | None = None  # global step of the last opportunity taken
         self._last_step: int | None = None  # global step of the last last.ckpt
 
-    # ---------------------------------------------------------------- what the runner reads
-
     def file(self, rank: int = 1) -> Path:
         return self.dirpath / ("best.ckpt" if rank == 1 else f"best-{rank}.ckpt")
 
@@ -146,15 +122,13 @@ class RunCheckpoints(L.Callback):
         """Forget the best checkpoints so far (pruning: they predate the final sparsity)."""
         self.ranked, self.best_metrics, self.best_step = [], {}, None
 
-    # ---------------------------------------------------------------- opportunities
-
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         n = self.every_n_train_steps
         if n and trainer.global_step % n == 0 and not self._skip(trainer):
             self._take(trainer, consider_best=self.monitor in trainer.callback_metrics)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.every_n_train_steps and not self._validates(trainer) and not self._skip(trainer):
+        if not self.every_n_train_steps and sum(trainer.num_val_batches) == 0 and not self._skip(trainer):
             self._take(trainer, consider_best=self._epoch_due(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -163,21 +137,12 @@ class RunCheckpoints(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and not trainer.fast_dev_run and self._last_step != trainer.global_step:
-            self._save(trainer, self.dirpath / "last.ckpt")
+            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
             self._last_step = trainer.global_step
 
     def _skip(self, trainer: L.Trainer) -> bool:
-        fitting = trainer.state.fn == "fit"
-        return (
-            bool(trainer.fast_dev_run)
-            or trainer.sanity_checking
-            or not fitting
-            or self._saved_step == trainer.global_step
-        )
-
-    @staticmethod
-    def _validates(trainer: L.Trainer) -> bool:
-        return sum(trainer.num_val_batches) > 0
+        taken = self._saved_step == trainer.global_step
+        return bool(trainer.fast_dev_run) or trainer.sanity_checking or trainer.state.fn != "fit" or taken
 
     def _epoch_due(self, trainer: L.Trainer) -> bool:
         return self.every_n_epochs >= 1 and (trainer.current_epoch + 1) % self.every_n_epochs == 0
@@ -187,8 +152,6 @@ class RunCheckpoints(L.Callback):
         metrics = trainer.callback_metrics
         if consider_best and self.save_top_k != 0:
             if self.monitor not in metrics:
-                from engine._contract.errors import ConfigError
-
                 logged = ", ".join(sorted(k for k in metrics if "/" in k)) or "nothing yet"
                 raise ConfigError(
                     f"checkpoint.monitor={self.monitor} is not a metric this run logs (it logs: {logged})",
@@ -196,7 +159,7 @@ class RunCheckpoints(L.Callback):
                 )
             self._consider(trainer, float(metrics[self.monitor]), step)
         if self.save_last:
-            self._save(trainer, self.dirpath / "last.ckpt")
+            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
             self._last_step = step
 
     def _consider(self, trainer: L.Trainer, score: float, step: int) -> None:
@@ -216,17 +179,11 @@ class RunCheckpoints(L.Callback):
             for r in range(len(self.ranked), rank + 1, -1):  # the ones below move down a rank
                 if self.file(r - 1).is_file() and trainer.is_global_zero:
                     self.file(r - 1).replace(self.file(r))
-            self._save(trainer, self.file(rank + 1))
+            trainer.save_checkpoint(self.file(rank + 1), weights_only=False)
         except BaseException:
             self.ranked = sorted([*self.ranked, *dropped], key=lambda x: x[0], reverse=self.mode == "max")
             self.best_metrics, self.best_step = previous
             raise
-
-    @staticmethod
-    def _save(trainer: L.Trainer, path: Path) -> None:
-        trainer.save_checkpoint(path, weights_only=False)
-
-    # ---------------------------------------------------------------- state in checkpoints
 
     def state_dict(self) -> dict[str, Any]:
         return {

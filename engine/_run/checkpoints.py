@@ -1,14 +1,7 @@
-"""Checkpoints and weights as data: loaded without running code, written so a kill never truncates them.
+"""Checkpoints and weights as data: read without running code, written so that a kill never truncates them.
 
-- :func:`load_checkpoint` reads a Lightning checkpoint with ``torch.load(weights_only=True)``:
-  tensors, numbers, strings and containers only. A file that needs anything else to unpickle (a
-  planted pickle that would run code, a checkpoint holding whole objects) is refused with one
-  line naming the file. A truncated or corrupt file is a clear error too.
-- :class:`AtomicCheckpointIO` is the Trainer's checkpoint writer: it writes a temporary file in
-  the checkpoint's own directory, fsyncs it and renames it over the old one, so a checkpoint on
-  disk is always whole (the old one or the new one), whatever moment the process is killed.
-- :func:`save_weights` / :func:`load_weights_file` write and read ``model.safetensors``: the best
-  weights of a run as plain tensors, readable by any safetensors consumer.
+Reading is ``torch.load(weights_only=True)``: a file that needs more to unpickle is refused with one
+line naming it. Writing goes to a temporary file in the same directory, fsynced and renamed.
 """
 
 from __future__ import annotations
@@ -16,6 +9,7 @@ from __future__ import annotations
 import io
 import pickle
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +18,6 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from engine._contract.errors import EngineError
 from engine._plugins.files import fsync_replace, temp_path
-from engine._run.rundir import WEIGHTS_FILE
-
-__all__ = ["WEIGHTS_FILE", "AtomicCheckpointIO", "load_checkpoint", "load_weights_file", "resume_point", "save_weights"]
 
 
 class UnsafeCheckpointError(EngineError):
@@ -41,26 +32,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise EngineError(f"checkpoint not found: {path}") from None
     except Exception as exc:  # the unpickler fails in many ways on a truncated or foreign file
-        if not (isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc)):
-            raise _corrupt(path, exc) from None
-        named = re.search(r"GLOBAL (\S+)", str(exc))
-        why = f" (it names {named.group(1)})" if named else ""
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it holds more than tensors and numbers, and unpickling it could run code{why}",
-            hint="the engine never unpickles objects from a file; use a checkpoint the engine wrote, or weights "
-            "saved as .safetensors",
+        if isinstance(exc, pickle.UnpicklingError) and "Weights only load failed" in str(exc):
+            named = re.search(r"GLOBAL (\S+)", str(exc))
+            why = f" (it names {named.group(1)})" if named else ""
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: it holds more than tensors and numbers, "
+                f"and unpickling it could run code{why}",
+                hint="the engine never unpickles objects from a file; use a checkpoint the engine wrote, or weights "
+                "saved as .safetensors",
+            ) from None
+        what = f"cannot read checkpoint {path}: it is truncated or not a checkpoint ({type(exc).__name__}: {exc})"
+        raise EngineError(
+            what[:300],
+            hint="a run killed while writing one keeps its previous checkpoint; `engine run --resume RUN` picks "
+            "the newest that loads",
         ) from None
     if not isinstance(data, dict):
         raise EngineError(f"{path} holds a {type(data).__name__}, not a checkpoint (a mapping)")
     return data
-
-
-def _corrupt(path: Path, exc: Exception) -> EngineError:
-    return EngineError(
-        f"cannot read checkpoint {path}: it is truncated or not a checkpoint ({type(exc).__name__}: {exc})"[:300],
-        hint="a run killed while writing one keeps its previous checkpoint; `engine run --resume RUN` picks "
-        "the newest that loads",
-    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -108,23 +97,20 @@ def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
         raise EngineError(f"cannot read weights file {path}: {exc}") from None
 
 
-def resume_point(run_dir: Path) -> tuple[Path | None, list[str]]:
-    """The newest checkpoint of ``run_dir`` that loads, and why newer ones were passed over.
-
-    ``(None, reasons)`` when there is none (a run killed before its first checkpoint).
-    """
-    directory = run_dir / "checkpoints"
-    found = (
-        sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True) if directory.is_dir() else []
-    )
-    skipped = []
-    for path in found:
+def resume_point(run_dir: Path) -> Path | None:
+    """The newest checkpoint of ``run_dir`` that loads (None: train again from the start), said on stderr."""
+    skipped = False
+    for path in sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             load_checkpoint(path)
         except UnsafeCheckpointError:
             raise
         except EngineError as exc:
-            skipped.append(f"{path.relative_to(run_dir)}: {exc.message}")
+            print(f"resume: passing over {path.relative_to(run_dir)}: {exc.message}", file=sys.stderr)
+            skipped = True
             continue
-        return path, skipped
-    return None, skipped
+        print(f"resume: continuing {run_dir} from {path.relative_to(run_dir)}", file=sys.stderr)
+        return path
+    what = "no checkpoint that loads" if skipped else "no checkpoint yet"
+    print(f"resume: {run_dir} has {what}; training it again from the start", file=sys.stderr)
+    return None

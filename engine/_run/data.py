@@ -1,11 +1,4 @@
-"""Data sources and their adaptor to Lightning.
-
-A data source (see :func:`engine._contract.hookspecs.engine_data_sources`) knows *facts*
-about its data and builds map-style datasets per split. :class:`SourceDataModule`
-turns any of them into a ``LightningDataModule``: batching, workers, and a
-shuffle order that depends only on the seed and the epoch, so an interrupted
-run resumes onto exactly the batches it would have seen.
-"""
+"""Data sources and their adaptor to Lightning (behind :mod:`engine.data`)."""
 
 from __future__ import annotations
 
@@ -16,11 +9,16 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from engine._contract.errors import ConfigError
 from engine._contract.protocols import Collates, LoadsArtifacts, SavesArtifacts, implements
 
 
 class DataSource:
-    """Base class for data sources: override :meth:`datasets` and :attr:`facts`."""
+    """Base class for data sources: override :meth:`datasets` and :attr:`facts`.
+
+    The core also calls ``save_artifacts(run_dir)``, ``load_artifacts(run_dir)`` and ``load_input(path)``
+    when a source has them (the protocols of :mod:`engine.protocols`).
+    """
 
     #: Optional ``collate_fn`` for the DataLoader.
     collate_fn: Callable[[list[Any]], Any] | None = None
@@ -33,10 +31,6 @@ class DataSource:
     def datasets(self) -> dict[str, Dataset]:
         """``{"train": ..., "val": ..., "test": ...}``; ``val`` and ``test`` are optional."""
         raise NotImplementedError
-
-    # Optional methods the core calls when present (the protocols of engine.protocols):
-    #   save_artifacts(run_dir) (SavesArtifacts), load_artifacts(run_dir) (LoadsArtifacts),
-    #   load_input(path) -> Tensor (LoadsInput).
 
 
 class ArrayDataset(Dataset):
@@ -66,21 +60,16 @@ def split_indices(
 ) -> dict[str, torch.Tensor]:
     """Seeded train/val/test index split, stratified by class when ``stratify`` is given."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        from engine._contract.errors import ConfigError
-
         raise ConfigError(
             f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) and sum below 1"
         )
     g = torch.Generator().manual_seed(seed)
-    groups: list[torch.Tensor]
     if stratify is None:
-        groups = [torch.randperm(n, generator=g)]
+        groups = [torch.arange(n)]
     else:
         labels = torch.as_tensor(stratify)
-        groups = []
-        for c in torch.unique(labels):
-            idx = torch.nonzero(labels == c).flatten()
-            groups.append(idx[torch.randperm(len(idx), generator=g)])
+        groups = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels)]
+    groups = [idx[torch.randperm(len(idx), generator=g)] for idx in groups]
     out: dict[str, list[torch.Tensor]] = {"train": [], "val": [], "test": []}
     for idx in groups:
         n_test = round(len(idx) * test_fraction)
@@ -128,9 +117,7 @@ class SourceDataModule(L.LightningDataModule):
         super().__init__()
         self.source = source
         self.batch_size, self.num_workers, self.pin_memory, self.seed = batch_size, num_workers, pin_memory, seed
-        #: Called with the source's splits, its object and the seed; returns the splits to use (the
-        #: ``engine_datasets_built`` hook, for a run the core builds).
-        self.on_splits = on_splits
+        self.on_splits = on_splits  # (splits, source, seed) -> the splits to use: engine_datasets_built in a run
         self._splits: Mapping[str, Dataset] | None = None
 
     @property
@@ -169,7 +156,6 @@ class SourceDataModule(L.LightningDataModule):
         sampler = EpochShuffleSampler(len(ds), self.seed) if shuffle else None  # type: ignore[arg-type]
         # A loader-owned generator keeps DataLoader start-up from drawing on the global RNG,
         # so resuming (which evaluates before training) leaves training randomness unchanged.
-        generator = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
@@ -178,7 +164,7 @@ class SourceDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,
-            generator=generator,
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -197,9 +183,7 @@ class SourceDataModule(L.LightningDataModule):
 def sample_batch(datamodule: Any, n: int = 2, split: str = "train") -> Any:
     """The first ``n`` samples of ``split`` as one batch, for a task's ``check_data``.
 
-    A :class:`SourceDataModule` batches them itself (with the source's ``collate_fn``), without
-    starting worker processes; any other ``LightningDataModule`` gives the first batch of its
-    ``train_dataloader()`` as it is.
+    Without worker processes for a :class:`SourceDataModule`; the first batch of ``train_dataloader()`` otherwise.
     """
     if isinstance(datamodule, SourceDataModule):
         loader = DataLoader(datamodule.splits[split], batch_size=n, collate_fn=datamodule.collate_fn)

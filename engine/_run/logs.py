@@ -1,14 +1,7 @@
-"""What long commands print: quiet by default where it is noise, one line an epoch where it is a log.
+"""What long commands print, at three levels set by ``--quiet`` / ``--verbose`` (torch-free).
 
-Three levels, set by ``--quiet`` / ``--verbose`` on ``engine run`` and ``engine evaluate``:
-
-- ``quiet`` (0): no per-epoch lines, no progress bar, no Lightning banners; the end-of-run table stays;
-- ``normal`` (1, default): on a terminal, Lightning's progress bar; otherwise (a log file, CI, a pipe)
-  one line per epoch with the logged metrics instead of bar redraws. Lightning's advertising tips
-  and device banners are dropped;
-- ``verbose`` (2): everything Lightning says, progress bar included.
-
-Torch-free: the callback that writes the epoch lines lives in :mod:`engine._run.callbacks`.
+``quiet``: the results only; ``normal``: Lightning's progress bar on a terminal, else one line an epoch
+(:class:`engine._run.callbacks.EpochLines`), Lightning's tips and banners dropped; ``verbose``: everything.
 """
 
 from __future__ import annotations
@@ -41,6 +34,7 @@ def set_verbosity(level: int) -> None:
 
 
 def verbosity() -> int:
+    """The level of the running command."""
     return _LEVEL[0]
 
 

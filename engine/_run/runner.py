@@ -1,21 +1,7 @@
-"""A run: plan -> objects -> ``lightning.Trainer`` -> run directory.
+"""A run: plan -> objects -> ``lightning.Trainer`` -> a run directory (its files: ``docs/concepts.md``).
 
-Lightning does the training; the runner only assembles the Trainer (checkpoints,
-early stopping, loggers, plugin callbacks) and records the run::
-
-    runs/<name>/
-      config.yaml        the resolved config (re-runnable with -c)
-      environment.json   plugin distributions and versions, library versions, command
-      facts.json         what the data source reported
-      (data artifacts)   whatever the data source's save_artifacts(run_dir) writes, e.g. tokenizer.json
-      checkpoints/       best.ckpt, last.ckpt
-      csv/0/metrics.csv  every logged metric (CSVLogger; a resume writes csv/1/, …)
-      tb/                TensorBoard events, when TensorBoard is installed
-      summary.json       status, final and best-checkpoint metrics, the task's primary metric, wall time
-
-Everything that can fail on the user's input (building the data, the task, the plugins'
-callbacks, the Trainer itself) happens before the run directory is created: a failed build
-leaves nothing behind.
+Everything that can fail on the user's input (the data, the task, the plugins' callbacks, the Trainer)
+is built before the run directory is created: a failed build leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -25,6 +11,7 @@ import platform
 import sys
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,59 +28,57 @@ from engine._contract.protocols import (
     SavesArtifacts,
     implements,
 )
+from engine._plugins.files import remove_stale_temps, write_text_atomic
 from engine._plugins.registry import Registry
-from engine._run.rundir import WEIGHTS_FILE, read_json, to_jsonable, write_json
+from engine._run.runs import WEIGHTS_FILE, read_json, to_jsonable, write_json
 
 RUN_DIR_ENV = "ENGINE_RUN_DIR"
 
 
 @dataclass
 class RunResult:
+    """What :func:`train` returns: the run directory and its summary (``summary.json``)."""
+
     run_dir: Path
     summary: dict[str, Any]
 
 
-def run_dir_path(plan: Plan) -> Path:
-    """Where the run goes (not created yet); DDP worker processes get rank zero's through the environment."""
-    inherited = os.environ.get(RUN_DIR_ENV)
-    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
-        return Path(inherited)  # a DDP worker started by Lightning: the directory rank 0 made
-    cfg = plan.config
-    root = Path(cfg["run"]["dir"]).expanduser()
-    name = cfg["run"]["name"]
+def _new_run_dir(plan: Plan) -> Path:
+    """Where a new run goes (not created yet): ``run.name``, else model, data and time (``-1`` … if taken)."""
+    run = plan.config["run"]
+    root, name = Path(run["dir"]).expanduser(), run["name"]
     if not name:
         primary = plan.primary
         parts = [p.split(".")[-1] for p in (primary.component.name if primary else None, plan.data.name) if p]
         name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
     path = root / name
-    if path.exists() and any(path.iterdir()) and not cfg["run"]["name"]:
+    if path.exists() and any(path.iterdir()):
+        if run["name"]:
+            raise EngineError(
+                f"run directory {path} already exists",
+                hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
+            )
         i = 1
         while (root / f"{name}-{i}").exists():
             i += 1
         path = root / f"{name}-{i}"
-    elif path.exists() and any(path.iterdir()):
-        raise EngineError(
-            f"run directory {path} already exists",
-            hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
-        )
     return path
 
 
 def shared_run_dir(plan: Plan) -> Path:
-    """The run directory, agreed by every process of a multi-process launch (torchrun, SLURM).
+    """The run directory, named by rank 0 of a multi-process launch (torchrun, SLURM) for all the others.
 
-    Each process of ``torchrun`` or ``srun`` runs ``engine run`` on its own, so each would pick a
-    directory named by its own clock. Rank 0 picks it and tells the others over the default
-    process group, set up here as Lightning would (gloo on CPU, nccl on GPUs) and then used by
-    Lightning's DDP as it is: one directory per run.
+    Each process runs ``engine run`` on its own: rank 0 tells the others over the default process group, set up
+    here as Lightning would (gloo on CPU, nccl on GPUs) and then used by Lightning's DDP as it is.
     """
-    if os.environ.get(RUN_DIR_ENV) and os.environ.get("LOCAL_RANK", "0") != "0":
-        return run_dir_path(plan)  # a worker Lightning started itself: rank 0's directory is in the environment
+    inherited = os.environ.get(RUN_DIR_ENV)
+    if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+        return Path(inherited)  # a DDP worker Lightning started: rank 0's directory, through the environment
     from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
     env = next((cls() for cls in (TorchElasticEnvironment, SLURMEnvironment) if cls.detect()), None)
     if env is None or env.world_size() <= 1:
-        return run_dir_path(plan)
+        return _new_run_dir(plan)
     import torch
     import torch.distributed as dist
 
@@ -104,20 +89,19 @@ def shared_run_dir(plan: Plan) -> Path:
         if gpu:
             torch.cuda.set_device(env.local_rank())
         dist.init_process_group("nccl" if gpu else "gloo", rank=env.global_rank(), world_size=env.world_size())
-    chosen = [str(run_dir_path(plan)) if env.global_rank() == 0 else None]
+    chosen = [str(_new_run_dir(plan)) if env.global_rank() == 0 else None]
     dist.broadcast_object_list(chosen, src=0)
     return Path(str(chosen[0]))
 
 
 def environment(registry: Registry) -> dict[str, Any]:
+    """``environment.json``: plugins, library versions, Python, platform and command line."""
     from importlib.metadata import PackageNotFoundError, version
 
-    libs = {}
-    for lib in ("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"):
-        try:
+    libs: dict[str, str | None] = dict.fromkeys(("torch", "lightning", "torchmetrics", "omegaconf", "pluggy"))
+    for lib in libs:
+        with suppress(PackageNotFoundError):
             libs[lib] = version(lib)
-        except PackageNotFoundError:
-            libs[lib] = None
     plugins = [
         {"plugin": p.name, "distribution": p.distribution, "version": p.version, "status": p.status, "error": p.error}
         for p in registry.manager.infos()
@@ -132,35 +116,27 @@ def environment(registry: Registry) -> dict[str, Any]:
 
 
 def train(plan: Plan, resume: Path | None = None) -> RunResult:
-    """Train (and test) the planned run; its run directory and summary.
-
-    ``resume`` continues that run directory from its newest checkpoint that loads (saying which),
-    or trains it again from the start when it has none yet (killed before its first checkpoint).
-    """
+    """Train (and test) the planned run; ``resume`` continues that run directory from its newest checkpoint."""
     import lightning as L
 
-    from engine._run.build import build_data, build_slots, build_task
+    from engine._run.build import build
+    from engine._run.checkpoints import resume_point
     from engine._run.trainer import build_trainer
 
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    for noise in ("exists and is not empty", "LeafSpec", "smaller than the logging interval"):
+        warnings.filterwarnings("ignore", message=f".*{noise}.*")
     started = time.time()
     L.seed_everything(plan.config["seed"], workers=True, verbose=False)
-    last = _resume_point(resume) if resume is not None else None
-    # Build everything before creating the run directory: a mistake found here leaves nothing behind.
+    last = resume_point(resume) if resume is not None else None
     # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
-    datamodule = build_data(plan, artifacts=resume)
-    facts = dict(datamodule.facts)
-    model = build_task(plan, facts, build_slots(plan, facts))
-    if implements(model, ChecksData):
-        model.check_data(datamodule)  # e.g. one forward pass: a model that does not fit the data fails here, clearly
+    built = build(plan, artifacts=resume)
+    if implements(built.task, ChecksData):
+        built.task.check_data(built.datamodule)  # e.g. one forward pass: a model that does not fit the data fails here
     run_dir = resume if resume is not None else shared_run_dir(plan)
-    trainer, checkpoint = build_trainer(plan, run_dir, datamodule)
+    trainer, checkpoint = build_trainer(plan, run_dir, built.datamodule)
     for callback in trainer.callbacks:
         if implements(callback, ChecksRun):
-            callback.check_run(trainer, model, datamodule)
-
+            callback.check_run(trainer, built.task, built.datamodule)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -168,7 +144,7 @@ def train(plan: Plan, resume: Path | None = None) -> RunResult:
     previous_env = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
     try:
-        return _fit(plan, run_dir, last, datamodule, facts, model, trainer, checkpoint, started)
+        return _fit(plan, run_dir, last, built, trainer, checkpoint, started)
     finally:
         if previous_env is None:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -177,30 +153,24 @@ def train(plan: Plan, resume: Path | None = None) -> RunResult:
 
 
 def _fit(
-    plan: Plan,
-    run_dir: Path,
-    last: Path | None,
-    datamodule: Any,
-    facts: dict[str, Any],
-    model: Any,
-    trainer: Any,
-    checkpoint: Any,
-    started: float,
+    plan: Plan, run_dir: Path, last: Path | None, built: Any, trainer: Any, checkpoint: Any, started: float
 ) -> RunResult:
     import socket
 
     import yaml
 
-    from engine._plugins.files import remove_stale_temps, write_text_atomic
     from engine._run.trainer import splits
 
-    cfg = plan.config
+    cfg, datamodule, model = plan.config, built.datamodule, built.task
     rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
-    previous = _previous_summary(run_dir)
-    first_start = previous.get("started") or datetime.fromtimestamp(started).isoformat(timespec="seconds")
+    try:
+        previous = read_json(run_dir, "summary.json")
+    except EngineError:
+        previous = {}  # unreadable: the attempt starting now writes a new one
     summary: dict[str, Any] = {
         "status": "running",
-        "started": first_start,  # the first attempt's start: `engine runs list` sorts by it
+        # the first attempt's start: `engine runs list` sorts by it
+        "started": previous.get("started") or datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "seed": cfg["seed"],
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -213,7 +183,7 @@ def _fit(
                 remove_stale_temps(directory)  # what a killed attempt was writing
             write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
             write_json(run_dir / "environment.json", environment(plan.registry))
-            write_json(run_dir / "facts.json", facts)
+            write_json(run_dir / "facts.json", built.facts)
             write_json(run_dir / "summary.json", summary)
             if implements(datamodule, SavesArtifacts):
                 datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
@@ -254,13 +224,15 @@ def _fit(
         if isinstance(exc, OSError):
             raise _unwritable(run_dir, exc) from exc
         raise
+    final = {**fit_metrics, **test_metrics}
     best_metrics = {**checkpoint.best_metrics, **(test_metrics if checkpoint.best_model_path else {})}
+    summary.pop("previous", None)
     summary.update(
         status="completed",
-        metrics={**fit_metrics, **test_metrics},
+        metrics=final,
         best_metrics=best_metrics,
         best_step=checkpoint.best_step,
-        primary_metric=primary_metric(model, {**fit_metrics, **test_metrics}, best_metrics),
+        primary_metric=primary_metric(model, final, best_metrics),
         weights=WEIGHTS_FILE,
         best_checkpoint=_relative(checkpoint.best_model_path, run_dir),
         best_score=checkpoint.best_model_score,
@@ -270,7 +242,6 @@ def _fit(
         epochs=trainer.current_epoch,
         wall_time_s=round(time.time() - started, 3),
     )
-    summary.pop("previous", None)
     for callback in trainer.callbacks:
         if implements(callback, ReportsSummary):
             summary.update(callback.summary_info())
@@ -280,32 +251,9 @@ def _fit(
     return RunResult(run_dir, to_jsonable(summary))
 
 
-def _resume_point(run_dir: Path) -> Path | None:
-    """The checkpoint to resume ``run_dir`` from, said on stderr; None: train it again from the start."""
-    from engine._run.checkpoints import resume_point
-
-    path, skipped = resume_point(run_dir)
-    for reason in skipped:
-        print(f"resume: passing over {reason}", file=sys.stderr)
-    if path is None:
-        what = "no checkpoint that loads" if skipped else "no checkpoint yet"
-        print(f"resume: {run_dir} has {what}; training it again from the start", file=sys.stderr)
-    else:
-        print(f"resume: continuing {run_dir} from {path.relative_to(run_dir)}", file=sys.stderr)
-    return path
-
-
-def _previous_summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        return read_json(run_dir, "summary.json")
-    except EngineError:
-        return {}  # unreadable: the attempt starting now writes a new one
-
-
 def _unwritable(run_dir: Path, exc: OSError) -> EngineError:
-    where = exc.filename or run_dir
     return EngineError(
-        f"cannot write the run directory {run_dir}: {exc.strerror or exc} ({where})",
+        f"cannot write the run directory {run_dir}: {exc.strerror or exc} ({exc.filename or run_dir})",
         hint="free some space or choose a writable run.dir; the run's checkpoints so far are kept",
     )
 
@@ -347,5 +295,5 @@ def _finished(plan: Plan, run_dir: Path, status: str, summary: dict[str, Any], t
 
 
 def _relative(path: str | None, root: Path) -> str | None:
-    """``path`` relative to the run directory (a record never names a file outside it)."""
-    return str(Path(path).resolve().relative_to(root.resolve())) if path else None  # Lightning's paths are absolute
+    """``path`` relative to the run directory (Lightning's are absolute; a record never names a file outside it)."""
+    return str(Path(path).resolve().relative_to(root.resolve())) if path else None

@@ -1,32 +1,173 @@
-"""Open a finished (or interrupted) run directory: config, facts, checkpoints, the trained task.
+"""A run directory, read: its records (config, facts, summary, checkpoint paths) and :class:`Run`.
 
-Every command that takes a run (``deploy``, ``predict``, ``evaluate``, a plugin's
-``generate`` or ``recommend``) starts here::
-
-    from engine.runs import open_run
-
-    run = open_run("runs/mlp-synthetic-20261124-121334")
-    task = run.task()            # the LightningModule, best weights loaded, eval mode
-    dm = run.datamodule()        # the run's data, rebuilt from its config
-    run.config["model"]["name"], run.facts["class_names"], run.summary["metrics"]
-
-Opening reads only JSON and YAML (no torch); :meth:`Run.task` and
-:meth:`Run.datamodule` import what the run needs.
+Opening reads only JSON and YAML (no torch). A run directory is data someone may have sent you:
+every path it records is relative to it, and one that is absolute or leads out of it is refused.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine._contract.errors import EngineError
-from engine._run.rundir import checkpoint_path, read_config, read_json, run_root
+from engine._config.plan import Plan, make_plan
+from engine._contract.errors import ConfigError, EngineError
+from engine._plugins.files import process_alive, write_json_atomic
+from engine._plugins.registry import get_registry
+
+#: The best weights of a run as plain tensors (safetensors), beside its checkpoints.
+WEIGHTS_FILE = "model.safetensors"
+
+
+def expand(path: str | Path, where: str = "path") -> Path:
+    """``path`` with ``~`` expanded; a clear error for an unknown user or a name the system cannot take."""
+    try:
+        out = Path(path).expanduser()
+        out.exists()  # a name too long for the file system fails here, not later
+    except RuntimeError:
+        raise ConfigError(f"{where}: cannot expand '{path}' (no such user)") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: '{str(path)[:80]}…' is not a usable path: {exc.strerror}") from None
+    return out
+
+
+_PLANNED: ContextVar[tuple[Path, ...]] = ContextVar("engine_planned_runs", default=())
+
+
+@contextmanager
+def planned_runs(paths: Iterable[str | Path]) -> Iterator[None]:
+    """Within the block, ``paths`` are run directories that will exist when the run being checked starts.
+
+    ``engine pipeline`` checks every stage before the first trains: a later stage's ``model.init_from``
+    may name the directory an earlier stage will write (or a file inside it), which is then accepted.
+    """
+    token = _PLANNED.set((*_PLANNED.get(), *(Path(p).expanduser().resolve() for p in paths)))
+    try:
+        yield
+    finally:
+        _PLANNED.reset(token)
+
+
+def is_planned(path: str | Path) -> bool:
+    """Whether ``path`` is (inside) a run directory of :func:`planned_runs`: it does not exist yet, by design."""
+    planned = _PLANNED.get()
+    return bool(planned) and any(Path(path).expanduser().resolve().is_relative_to(p) for p in planned)
+
+
+def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
+    """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise.
+
+    A path :func:`planned_runs` announces (an earlier pipeline stage's run) is accepted.
+    """
+    run = expand(path, where)
+    if is_planned(run):
+        return run
+    what = "a run directory (see `engine runs list`)" + (
+        " or a weights file (.ckpt, .safetensors, .pth, .bin)" if checkpoint_ok else ""
+    )
+    if not run.exists():
+        raise ConfigError(f"{where}: {run} does not exist", hint=f"give {what}")
+    if run.is_file() and checkpoint_ok:
+        return run
+    if not run.is_dir() or not (run / "config.yaml").is_file():
+        raise ConfigError(f"{where}: {run} is not a run directory (no config.yaml)", hint=f"give {what}")
+    return run
+
+
+def inside(root: Path, recorded: str, what: str) -> Path:
+    """``root / recorded``, refusing an absolute path or one that leads out of ``root``."""
+    candidate = Path(recorded)
+    if candidate.is_absolute() or not (root / candidate).resolve().is_relative_to(root.resolve()):
+        raise EngineError(
+            f"{what} names '{recorded}', outside the run directory {root}",
+            hint="a run directory's records name its own files only (relative paths); this one was altered",
+        )
+    return root / candidate
+
+
+def read_config(root: Path) -> dict[str, Any]:
+    """The run's resolved ``config.yaml`` (safe YAML: plain data only)."""
+    import yaml
+
+    file = root / "config.yaml"
+    try:
+        config = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise EngineError(f"cannot read {file}: {exc}") from None
+    if not isinstance(config, dict) or not config:
+        raise EngineError(
+            f"{file} does not hold a run's config (a mapping of sections), but {type(config).__name__} {config!r:.60}",
+            hint="it is written by `engine run`; restore it from the run's origin",
+        )
+    return config
+
+
+def read_json(root: Path, name: str) -> dict[str, Any]:
+    """``root/name`` as a JSON object (``{}`` when the file is missing)."""
+    file = root / name
+    if not file.is_file():
+        return {}
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise EngineError(f"cannot read {file}: {exc}") from None
+    if not isinstance(data, dict):
+        raise EngineError(f"{file} does not hold a JSON object")
+    return data
+
+
+def to_jsonable(value: Any) -> Any:
+    """Metrics and summaries as JSON data: one-element tensors (and numpy scalars) as numbers."""
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(value)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` (made JSON-able) so that a reader sees the old file or the new one, never half."""
+    write_json_atomic(path, to_jsonable(data), indent=2)
+
+
+def checkpoint_path(root: Path, summary: dict[str, Any], which: str = "best") -> Path:
+    """Path of the ``best`` (falling back to ``last``) or ``last`` checkpoint of run ``root``."""
+    if which not in ("best", "last"):
+        raise EngineError(f"unknown checkpoint '{which}'", hint="choose best or last")
+    recorded = summary.get(f"{which}_checkpoint")
+    own = [inside(root, recorded, f"{root / 'summary.json'}")] if isinstance(recorded, str) and recorded else []
+    names = ["best.ckpt", "last.ckpt"] if which == "best" else ["last.ckpt"]
+    for path in own + [root / "checkpoints" / n for n in names]:
+        if path.is_file():
+            return path
+    raise EngineError(
+        f"run {root} has no checkpoint (status: {summary.get('status', 'unknown')})",
+        hint=f"train it first, or continue it with `engine run --resume {root}`",
+    )
+
+
+def status(summary: dict[str, Any]) -> str:
+    """The run's status, ``interrupted`` for a ``running`` one whose process (on this host) is gone."""
+    import socket
+
+    state = str(summary.get("status", "unknown"))
+    pid, host = summary.get("pid"), summary.get("host")
+    if state == "running" and isinstance(pid, int) and host == socket.gethostname() and not process_alive(pid):
+        return "interrupted"
+    return state
 
 
 @dataclass
 class Run:
-    """A run directory, read."""
+    """A run directory, read (:func:`open_run`): its config, facts and summary; its task and data rebuilt."""
 
     path: Path
     config: dict[str, Any]
@@ -37,21 +178,16 @@ class Run:
 
     def _registry(self) -> Any:
         if self.registry is None:
-            from engine._plugins.registry import get_registry
-
             self.registry = get_registry()  # with the plugins the running command disabled
         return self.registry
 
-    def plan(self) -> Any:
+    def plan(self) -> Plan:
         """The run's :class:`~engine._config.plan.Plan`, from its resolved config (made once).
 
-        The sections' checks of the world at training time (``model.init_from`` exists …) are
-        not repeated: the run's weights replace what they loaded.
+        The sections' checks of the world at training time (``model.init_from`` exists …) are not
+        repeated: the run's weights replace what they loaded.
         """
         if self._plan is None:
-            from engine._config.plan import make_plan
-            from engine._contract.errors import ConfigError
-
             try:
                 self._plan = make_plan(self.config, self._registry(), checks=False)
             except ConfigError as exc:
@@ -61,8 +197,6 @@ class Run:
 
     def _missing_plugin(self) -> str | None:
         """Which plugin the run was trained with and this environment lacks (from ``environment.json``)."""
-        from engine._run.rundir import read_json
-
         manager = self._registry().manager
         names = {
             v["name"].split(".", 1)[0]
@@ -88,8 +222,7 @@ class Run:
     def datamodule(self) -> Any:
         """The run's ``LightningDataModule``, rebuilt from its config (same seed, same splits).
 
-        A data source with ``load_artifacts(run_dir)`` reads back what it saved in the run
-        (e.g. the run's own tokenizer) instead of rebuilding it.
+        A data source with ``load_artifacts(run_dir)`` reads back what it saved in the run (its tokenizer …).
         """
         from engine._run.build import build_data
 
@@ -98,16 +231,14 @@ class Run:
     def task(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
         """The run's ``LightningModule`` with the checkpoint's weights, in eval mode, on the CPU.
 
-        ``facts`` overrides the recorded ``facts.json`` (pass the datamodule's facts
-        when a fact does not survive JSON).
+        ``facts`` overrides the recorded ``facts.json`` (pass the datamodule's when a fact does not survive JSON).
         """
         return self._build(which, facts)[0]
 
     def model(self, which: str = "best", facts: dict[str, Any] | None = None) -> Any:
         """The trained model of the task's primary slot (``model``, a GAN's ``generator`` …), eval mode.
 
-        What ``task.teacher`` distils from and ``engine deploy`` exports: the object built for that
-        slot, holding the checkpoint's weights.
+        What ``task.teacher`` distils from and ``engine deploy`` exports.
         """
         _, slots = self._build(which, facts)
         slot = self.plan().task.main_slot
@@ -144,5 +275,9 @@ def open_run(path: str | Path, registry: Any = None) -> Run:
 
     ``registry`` defaults to the running command's (its ``--disable`` set included).
     """
-    root = run_root(path)
+    root = expand(path, "run directory")
+    if not root.is_dir():
+        raise EngineError(f"run directory not found: {root}", hint="see `engine runs list`")
+    if not (root / "config.yaml").is_file():
+        raise EngineError(f"{root} is not a run directory (no config.yaml)", hint="see `engine runs list`")
     return Run(root, read_config(root), read_json(root, "facts.json"), read_json(root, "summary.json"), registry)

@@ -19,12 +19,9 @@ def configure_optimizers(
 ) -> Any:
     """What ``LightningModule.configure_optimizers`` returns for a task's optimizer and scheduler slots.
 
-    ``optimizer`` and ``scheduler`` are the factories the core passes into a task's
-    slots; ``params`` defaults to all of ``module``'s parameters (pass parameter
-    groups to tune them separately), named, so that ``optimizer.param_groups``
-    (globs on parameter names) applies. The scheduler is told the run's
-    ``total_steps`` and ``max_epochs``; one that returns a bare scheduler is
-    stepped once per epoch::
+    ``optimizer`` and ``scheduler`` are the factories the core passes into the slots; ``params`` defaults
+    to ``module``'s named parameters, so that ``optimizer.param_groups`` (globs on names) applies. The
+    scheduler is told ``total_steps`` and ``max_epochs``; one returned bare is stepped once per epoch::
 
         def configure_optimizers(self):
             return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)

@@ -1,58 +1,43 @@
 """The ``lightning.Trainer`` a run trains with: checkpoints, early stopping, loggers, plugins' callbacks.
 
-Built before the run directory exists (nothing here writes a file), so that a setting Lightning
-refuses, or a plugin's ``engine_callbacks`` that raises, leaves nothing behind.
+Nothing here writes a file: a setting Lightning refuses leaves no run directory behind.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from engine._config.plan import Plan
 from engine._contract.errors import EngineError
 from engine._contract.protocols import HasSplits, implements
-from engine._plugins.registry import Registry
+from engine._run import logs
+from engine._run.callbacks import EpochLines, RNGState, RunCheckpoints
+from engine._run.checkpoints import AtomicCheckpointIO
 
 
-def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[Any], Any]:
-    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor
-
-    from engine._run.callbacks import RNGState, RunCheckpoints
-
-    ck = cfg["checkpoint"]
+def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[Any], RunCheckpoints]:
+    """The engine's callbacks, its checkpoint callback first; the sections' keys are their arguments."""
+    ck, es = cfg["checkpoint"], cfg["early_stopping"]
     monitor = ck["monitor"] or ("val/loss" if has_val else "train/loss")
-    checkpoint = RunCheckpoints(
-        run_dir / "checkpoints",
-        monitor,
-        mode=ck["mode"],
-        save_top_k=ck["save_top_k"],
-        save_last=ck["save_last"],
-        every_n_epochs=ck["every_n_epochs"],
-        every_n_train_steps=ck["every_n_train_steps"],
-    )
+    checkpoint = RunCheckpoints(run_dir / "checkpoints", **{**ck, "monitor": monitor})
     callbacks: list[Any] = [checkpoint, RNGState()]
-    es = cfg["early_stopping"]
     if es is not None:
-        callbacks.append(
-            EarlyStopping(
-                monitor=es["monitor"] or monitor,
-                patience=es["patience"],
-                mode=es["mode"] or ck["mode"],
-                min_delta=es["min_delta"],
-            )
-        )
+        callbacks.append(EarlyStopping(**{**es, "monitor": es["monitor"] or monitor, "mode": es["mode"] or ck["mode"]}))
     # Always: `engine report` plots the learning rate of every run (constant ones too).
     callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if logs.epoch_lines():
+        callbacks.append(EpochLines())
     return callbacks, checkpoint
 
 
 def _loggers(run_dir: Path) -> list[Any]:
     """CSV metrics in ``csv/<attempt>/metrics.csv`` (a resume starts attempt 1, keeping attempt 0), TensorBoard."""
-    import importlib.util
-
-    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-
     attempt = 0
     while (run_dir / "csv" / str(attempt) / "metrics.csv").exists():
         attempt += 1
@@ -62,49 +47,31 @@ def _loggers(run_dir: Path) -> list[Any]:
     return loggers
 
 
-def _plugin_extras(registry: Registry, cfg: dict[str, Any]) -> tuple[list[Any], list[Any]]:
-    from lightning.pytorch import Callback
-    from lightning.pytorch.loggers import Logger
-
-    callbacks, loggers = [], []
-    for info, result in registry.manager.call("engine_callbacks", config=cfg):
-        for item in result or []:
-            if isinstance(item, Callback):
-                callbacks.append(item)
-            elif isinstance(item, Logger):
-                loggers.append(item)
-            else:
-                raise EngineError(
-                    f"plugin '{info.name}' returned {type(item).__name__} from engine_callbacks; "
-                    "expected Lightning callbacks or loggers"
-                )
-    return callbacks, loggers
-
-
 def splits(datamodule: Any) -> tuple[bool, bool]:
+    """Whether the data has a validation and a test split (assumed for a data module that does not say)."""
     if implements(datamodule, HasSplits):
         return datamodule.has_split("val"), datamodule.has_split("test")
     return True, True
 
 
-def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]:
+def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer, RunCheckpoints]:
     """The Trainer and its checkpoint callback; Lightning's objections become one clear error."""
-    import lightning as L
-
-    from engine._run import logs
-    from engine._run.callbacks import EpochLines
-    from engine._run.checkpoints import AtomicCheckpointIO
-
     has_val, _ = splits(datamodule)
     callbacks, checkpoint = _callbacks(plan.config, run_dir, has_val)
-    extra_callbacks, extra_loggers = _plugin_extras(plan.registry, plan.config)
+    loggers = []
+    for info, result in plan.registry.manager.call("engine_callbacks", config=plan.config):
+        for item in result or []:
+            if not isinstance(item, (L.Callback, Logger)):
+                raise EngineError(
+                    f"plugin '{info.name}' returned {type(item).__name__} from engine_callbacks; "
+                    "expected Lightning callbacks or loggers"
+                )
+            (callbacks if isinstance(item, L.Callback) else loggers).append(item)
     trainer_args = dict(plan.config["trainer"])
     if not has_val:
         trainer_args.setdefault("limit_val_batches", 0)
     # A progress bar on a terminal; one line an epoch in a log; nothing with --quiet.
     trainer_args["enable_progress_bar"] = trainer_args.get("enable_progress_bar", True) and logs.progress_bar()
-    if logs.epoch_lines():
-        callbacks.append(EpochLines())
     if logs.verbosity() <= logs.QUIET:
         trainer_args.setdefault("enable_model_summary", False)
     plugins = trainer_args.pop("plugins", None) or []
@@ -113,8 +80,8 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[Any, Any]
         trainer = L.Trainer(
             default_root_dir=run_dir,
             enable_checkpointing=False,  # the run's own checkpoints: RunCheckpoints
-            callbacks=callbacks + extra_callbacks,
-            logger=_loggers(run_dir) + extra_loggers,
+            callbacks=callbacks,
+            logger=_loggers(run_dir) + loggers,
             plugins=plugins,
             **trainer_args,
         )
