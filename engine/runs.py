@@ -10,11 +10,9 @@
     run.config["model"]["name"], run.facts["class_names"], run.summary["metrics"]
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
-tensors only, and a recorded path leading out of the directory is refused. Files are written
-through a temporary file and a rename (:func:`write_json`, :func:`write_text_atomic`), so a kill
-never leaves half of one. :func:`check_run_dir` is how a config key naming a run is checked at
-``--dry-run``; :func:`planned_runs` announces runs that will exist by the time they are used (an
-earlier pipeline stage).
+tensors only, a recorded path leading out of the directory is refused; files are written atomically.
+:func:`check_run_dir` checks a config key naming a run at ``--dry-run``; :func:`planned_runs` announces
+runs an earlier pipeline stage will have made.
 """
 
 from pathlib import Path

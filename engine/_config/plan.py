@@ -1,17 +1,9 @@
-"""The plan of a run: a composed config checked completely and resolved, before any compute.
+"""The plan of a run: a composed config checked completely and resolved, torch-free, before any compute.
 
-:func:`make_plan` checks everything a run needs without importing torch: names resolve in the
-registry (each exactly once), parameters exist on the target's signature (with a did-you-mean),
-values fit their annotations, required parameters are set or provided as facts by the data
-source, every config section (the core's and the plugins') holds known keys of the right types,
-and the trainer's settings are ones Lightning accepts. A target whose parameters cannot be read
-from its source is imported to read them (the plan's ``notes`` say so).
-
-The :class:`Plan` is what building consumes: the task, each slot's component with its own
-parameters and the engine's slot keys (``init_from``, ``freeze``, ``param_groups`` …) split off,
-the data source and its loader settings. ``plan.config`` is the resolved config as plain data
-(qualified names, every default written out): what ``config.yaml`` holds, and what re-plans to
-the same plan.
+Names resolve once, parameters exist and fit their annotations, required ones are set (or are the
+data's facts), every section holds known keys, the trainer's settings are ones Lightning accepts.
+``plan.config`` is the resolved config (qualified names, every default written out): what
+``config.yaml`` holds, and what re-plans to the same plan.
 """
 
 from __future__ import annotations
@@ -69,8 +61,7 @@ class Plan:
     registry: Registry = field(repr=False, compare=False)
     #: What validation had to do or could not do (a target imported to read its parameters).
     notes: tuple[str, ...] = ()
-    #: Parameters left to the data's facts (``model.in_features`` …): not set in the config, and
-    #: named like a fact the data source declares, so the fact fills them (over any default).
+    #: Parameters not set in the config and named like a fact of the data source, which fills them.
     from_facts: tuple[str, ...] = ()
 
     @property
@@ -78,9 +69,6 @@ class Plan:
         """The slot the run is about (the task's ``primary_slot``, else its first model slot)."""
         slot = self.task.main_slot
         return self.slots.get(slot) if slot else None
-
-
-# --------------------------------------------------------------------------- parameters
 
 
 def _params(section: dict[str, Any]) -> dict[str, Any]:
@@ -103,29 +91,19 @@ def _shorthand(cfg: dict[str, Any], keys: Any) -> None:
             cfg[key] = {"name": cfg[key]}
 
 
-class _Signatures:
-    """Signatures for the plan: read statically, else by importing the target (noted), once each."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def __call__(self, entry: Component | Section) -> Signature | None:
-        sig = signature_of(entry)
-        if sig is not None:
-            return sig
-        try:
-            sig = load_signature(entry)  # a PluginError if the target does not import
-        except (TypeError, ValueError) as exc:  # no introspectable signature (a builtin)
-            self.notes.append(f"parameters of {entry.kind} '{entry.qualified_name}' not checked: {exc}")
-            return None
-        self.notes.append(
-            f"parameters of {entry.kind} '{entry.qualified_name}' read by importing {entry.target_text} "
-            "(its source could not be read statically)"
-        )
+def _signature(entry: Component | Section, notes: list[str]) -> Signature | None:
+    """Read statically, else by importing the target (said in ``notes``); None when not introspectable."""
+    sig = signature_of(entry)
+    if sig is not None:
         return sig
-
-
-# --------------------------------------------------------------------------- sections
+    what = f"parameters of {entry.kind} '{entry.qualified_name}'"
+    try:
+        sig = load_signature(entry)  # a PluginError if the target does not import
+    except (TypeError, ValueError) as exc:  # no introspectable signature (a builtin)
+        notes.append(f"{what} not checked: {exc}")
+        return None
+    notes.append(f"{what} read by importing {entry.target_text} (its source could not be read statically)")
+    return sig
 
 
 def _run_check(entry: Component | Section, values: dict[str, Any], where: str, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -139,10 +117,7 @@ def _run_check(entry: Component | Section, values: dict[str, Any], where: str, c
 def _slot_keys(
     registry: Registry, kind: str, section: dict[str, Any], sig: Signature | None
 ) -> tuple[dict[str, Any], list[tuple[Section, dict[str, Any]]]]:
-    """A slot's settings split into the component's own and the engine's keys (by slot-key section).
-
-    A component parameter of the same name as an engine key wins: its own meaning is kept.
-    """
+    """A slot's settings split into the component's own and the engine's keys (a parameter of the same name wins)."""
     own = set(sig.names) if sig is not None else set()
     params = _params(section)
     claimed: dict[str, tuple[Section, dict[str, Any]]] = {}
@@ -161,19 +136,15 @@ def slot_key_params(registry: Registry, kind: str, sig: Signature | None) -> lis
     return out
 
 
-# --------------------------------------------------------------------------- the plan
-
-
 def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> Plan:
     """Check ``cfg`` (as :func:`engine._config.compose.compose` returns it) completely and resolve it.
 
-    ``checks=False`` skips the sections' ``check`` functions (reopening a finished run: what they
-    check about the world, a run ``init_from`` names, mattered when it trained).
+    ``checks=False`` skips the ``check`` functions (reopening a finished run: what they check about
+    the world mattered when it trained).
     """
     cfg = copy.deepcopy(cfg)
-    signature = _Signatures()
+    notes: list[str] = []
     out: dict[str, Any] = {}
-
     _shorthand(cfg, ("task", "data"))
     task: Component = registry.resolve("task", _section(cfg, "task")["name"])
     _shorthand(cfg, task.slots)
@@ -181,7 +152,6 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         raise ConfigError("no data source chosen", hint="set data=NAME (see `engine components list --kind data`)")
     data: Component = registry.resolve("data", _section(cfg, "data")["name"])
     facts = set(data.facts)
-
     sections = {s.name: s for s in registry.sections()}
     known = set(CORE_KEYS) | set(sections) | set(task.slots)
     for key in cfg:
@@ -190,17 +160,18 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
                 f"unknown config section '{key}'{did_you_mean(key, known)}",
                 hint=f"sections: {', '.join(sorted(known))}",
             )
-
-    task_params = check_params(
-        "task", f"task '{task.qualified_name}'", _params(cfg["task"]), signature(task), provided=facts
-    )
+    task_sig = _signature(task, notes)
+    task_params = check_params("task", f"task '{task.qualified_name}'", _params(cfg["task"]), task_sig, provided=facts)
     out["task"] = {"name": task.qualified_name, **task_params}
-    from_facts = _left_to_facts("task", signature(task), task_params, facts)
+    from_facts = _left_to_facts("task", task_sig, task_params, facts)
     data_values = check_params(
-        "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), signature(data), extra=LOADER_PARAMS
+        "data",
+        f"data source '{data.qualified_name}'",
+        _params(cfg["data"]),
+        _signature(data, notes),
+        extra=LOADER_PARAMS,
     )
     out["data"] = {"name": data.qualified_name, **data_values}
-
     slots: dict[str, SlotPlan | None] = {}
     pending_checks: list[tuple[Section, dict[str, Any], str]] = []
     for slot, kind in task.slots.items():
@@ -220,7 +191,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             continue
         cfg[slot] = value
         comp: Component = registry.resolve(kind, _section(cfg, slot)["name"])
-        sig = signature(comp)
+        sig = _signature(comp, notes)
         own, claimed = _slot_keys(registry, kind, value, sig)
         params = check_params(
             slot, f"{kind} '{comp.qualified_name}'", own, sig, provided=facts if kind == "model" else set()
@@ -228,21 +199,20 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         keys: dict[str, Any] = {}
         for keys_section, values in claimed:
             checked = section_values(keys_section, values, where=slot)
-            keys.update({k: checked[k] for k in values})  # only the keys that were set
-            pending_checks.append((keys_section, {k: checked[k] for k in values}, slot))
+            set_keys = {k: checked[k] for k in values}  # only the keys that were set
+            keys.update(set_keys)
+            pending_checks.append((keys_section, set_keys, slot))
         if "param_groups" in keys and kind == "optimizer":
             _check_group_settings(slot, keys["param_groups"], sig)
         slots[slot] = SlotPlan(slot, kind, comp, params, keys)
         if kind == "model":
             from_facts += _left_to_facts(slot, sig, params, facts)
         out[slot] = {"name": comp.qualified_name, **params, **keys}
-
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {describe(seed)}")
     out["seed"] = seed
     out["trainer"] = check_trainer(cfg.get("trainer") or {})
-
     for name, section in sections.items():
         value = cfg.get(name, None if section.optional else {})  # a section installed after the config was written
         if value is None and section.optional:
@@ -252,7 +222,6 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             raise ConfigError(f"'{name}' must be a mapping, got {describe(value)}")
         out[name] = section_values(section, value)
         pending_checks.append((section, out[name], name))
-
     if checks:  # the whole config is typed by now
         used = [("task", task), ("data", data), *((s, p.component) for s, p in slots.items() if p is not None)]
         for where, entry in used:
@@ -277,7 +246,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         loader={k: v for k, v in data_values.items() if k in LOADER_PARAMS},
         slots=slots,
         registry=registry,
-        notes=tuple(signature.notes),
+        notes=tuple(notes),
         from_facts=from_facts,
     )
 
@@ -292,15 +261,13 @@ def _check_group_settings(slot: str, groups: list[dict[str, Any]], sig: Signatur
     for i, group in enumerate(groups):
         where = f"{slot}.param_groups[{i}]"
         for key, value in group.items():
-            if key == "params":
-                continue
             p = params.get(key)
-            if p is None:
-                if sig is not None and not sig.open:
-                    raise ConfigError(
-                        f"unknown setting '{key}' in {where}{did_you_mean(key, params)}",
-                        hint=f"a group may set: {', '.join(params) or 'nothing'}",
-                    )
+            if key == "params" or (p is None and (sig is None or sig.open)):
                 continue
+            if p is None:
+                raise ConfigError(
+                    f"unknown setting '{key}' in {where}{did_you_mean(key, params)}",
+                    hint=f"a group may set: {', '.join(params) or 'nothing'}",
+                )
             if not check_type(value, p.annotation):
                 raise ConfigError(f"{where}.{key} must be {p.annotation}, got {describe(value)}")

@@ -1,15 +1,7 @@
-"""Named components: kind, qualified name, owning plugin, lazy target.
+"""Named components: kind, qualified name (``vision.resnet``, recipes ``vision/digits``), owning plugin, lazy target.
 
-Names are qualified by plugin: ``vision.resnet`` (recipes: ``vision/digits``).
-A short name (``resnet``) resolves when exactly one plugin declares it; the
-core's own components win over plugins for short names, so ``adamw`` always
-means the built-in. Queries work like timm's ``list_models``::
-
-    >>> reg = engine.get_registry()
-    >>> [c.qualified_name for c in reg.list("model", "*res*")]
-    ['vision.resnet']
-    >>> reg.resolve("model", "resnet").target
-    'engine_vision.models:ResNet'
+A short name (``resnet``) resolves when exactly one plugin declares it, or to the core's own
+(``adamw`` always means the built-in).
 """
 
 from __future__ import annotations
@@ -53,19 +45,14 @@ class Registry:
                         self._aliases.setdefault((kind, old), bound.qualified_name)
 
     def _entries(self, kind: str) -> dict[str, Entry]:
-        """The entries of ``kind`` whose plugin works *now*: one found broken later (a command that
-        clashes, a lifecycle hook that raised) loses every component it declared."""
+        """The entries of ``kind`` whose plugin works *now* (one found broken later loses them all)."""
         entries = self._by_kind[kind]
         if all(self.manager.is_ok(e.plugin) for e in entries.values()):
             return entries
         return {q: e for q, e in entries.items() if self.manager.is_ok(e.plugin)}
 
     def _check_sections(self, plugin: str, sections: list[Any]) -> None:
-        """A section name the core or an earlier plugin has is refused, both owners named.
-
-        (Two plugins adding the same key to one kind of slot are found when the keys are read, see
-        :func:`engine._config.params.slot_keys`.)
-        """
+        """A section name the core or an earlier plugin has is refused, both owners named."""
         taken = {name: "the core" for name in CORE_KEYS} | {
             s.name: f"plugin '{s.plugin}'" for s in self._by_kind["section"].values() if s.slot_kind is None
         }
@@ -96,8 +83,6 @@ class Registry:
             seen.add(entry.name)
             entries.append(entry)
         return entries
-
-    # ------------------------------------------------------------------ queries
 
     def list(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
         """Components of ``kind`` (all kinds if None) whose name matches a glob ``pattern``."""
@@ -134,9 +119,8 @@ class Registry:
             )
         if matches:
             return matches[0]
-        choices = list(entries) + [e.name for e in entries.values()]
-        message = f"unknown {kind} '{name}'{did_you_mean(name, set(choices))}"
-        raise ConfigError(message, hint=self._why_missing(name, kind))
+        choices = {*entries, *(e.name for e in entries.values())}
+        raise ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}", hint=self._why_missing(name, kind))
 
     def _why_missing(self, name: str, kind: str) -> str:
         """The hint for an unknown name: its plugin is broken or disabled, else where to look."""
@@ -168,8 +152,6 @@ class Registry:
         return entry
 
 
-# --------------------------------------------------------------------------- the process's registries
-
 _REGISTRIES: dict[tuple[str, ...], Registry] = {}
 #: The plugins the running command disabled (``engine --disable NAME ...``): every registry the
 #: process builds without naming its own set, e.g. when a run is reopened, leaves them out too.
@@ -177,10 +159,7 @@ _DEFAULT_DISABLE: list[tuple[str, ...]] = [()]
 
 
 def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
-    """The registry of every enabled plugin's components, built once per ``disable`` set.
-
-    ``disable=None`` means the set the running command was given (see :func:`use_disabled`).
-    """
+    """The registry of every enabled plugin's components, built once per ``disable`` set (None: the command's)."""
     key = tuple(sorted(_DEFAULT_DISABLE[0] if disable is None else disable))
     if fresh or key not in _REGISTRIES:
         _REGISTRIES[key] = Registry(PluginManager(disable=key))
