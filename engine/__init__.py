@@ -79,8 +79,7 @@ def compose(
 ) -> dict[str, Any]:
     """A run's config from a recipe, YAML files (or mappings) and ``key=value`` overrides, later winning.
 
-    Names come out qualified, ``engine_adjust_config`` has run; ``base`` replaces the defaults (a run's
-    own ``config.yaml`` when continuing it). :func:`plan` checks the rest.
+    Names come out qualified; ``base`` replaces the defaults (a run's own ``config.yaml``, to continue it).
     """
     from engine._config.compose import compose
 

@@ -47,11 +47,7 @@ def merge(
     sections: dict[str, str] | None = None,
     same: Callable[[str, Any, Any], bool] | None = None,
 ) -> dict[str, Any]:
-    """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces).
-
-    In the component ``sections``, choosing another component (``same(section, a, b)`` false: by
-    default, another string) replaces the whole section.
-    """
+    """Deep-merge ``other`` into a copy of ``base``; choosing another component (not ``same``) replaces its section."""
     sections = sections or {}
     same = same or (lambda _, a, b: a == b)
     out = copy.deepcopy(base)
@@ -69,11 +65,7 @@ def merge(
 
 def normalize(cfg: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
     """Expand the shorthand ``section: NAME`` into ``section: {name: NAME}``."""
-    out = dict(cfg)
-    for key in set(sections) & set(out):
-        if isinstance(out[key], str):
-            out[key] = {"name": out[key]}
-    return out
+    return {k: {"name": v} if k in sections and isinstance(v, str) else v for k, v in cfg.items()}
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -94,10 +86,9 @@ def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
             hint="for example model=mlp, optimizer.lr=3e-4, trainer.max_epochs=5",
         )
     try:
-        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+        value: Any = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
     except Exception as exc:
         raise ConfigError(f"cannot read override '{item}': {exc}") from None
-    value: Any = parsed
     for part in key.split("."):
         value = value[part]  # type: ignore[index]
     return tuple(key.split(".")), value
@@ -212,11 +203,7 @@ def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:
 
 
 def qualify(cfg: dict[str, Any], registry: Registry) -> None:
-    """Rewrite the names of the task, the data source and the task's slots to qualified form, in place.
-
-    ``cfg["task"]`` becomes a mapping with a qualified ``name``, ``cfg.get("data")`` None or one too
-    (``engine_adjust_config`` relies on both).
-    """
+    """Qualify the names of the task, the data source and the task's slots in place (``cfg["task"]`` is set)."""
     data = cfg.get("data")
     if data is not None:
         data["name"] = _resolve(registry, "data", data).qualified_name

@@ -86,11 +86,10 @@ def check_params(
     extra: dict[str, Param] | None = None,
     provided: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Validate ``values`` against ``sig``; return them with defaults filled in.
+    """``values`` (at config path ``where``) checked against ``sig`` (None: anything goes), defaults filled in.
 
-    ``where`` is the config path (``model``); ``label`` names the component for messages;
-    ``extra`` are parameters accepted besides the signature's; ``provided`` names parameters the
-    data will supply. ``sig=None`` (parameters unknown) accepts anything.
+    ``label`` names the component in messages, ``extra`` are parameters besides the signature's,
+    ``provided`` the ones the data will supply.
     """
     params = {p.name: p for p in (sig.params if sig else ())} | (extra or {})
     out: dict[str, Any] = {}

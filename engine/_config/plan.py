@@ -108,9 +108,7 @@ def _signature(entry: Component | Section, notes: list[str]) -> Signature | None
 
 def _run_check(entry: Component | Section, values: dict[str, Any], where: str, cfg: dict[str, Any]) -> dict[str, Any]:
     check = entry.load_check()
-    if check is None:
-        return values
-    result = check(values, where, cfg)
+    result = None if check is None else check(values, where, cfg)
     return values if result is None else dict(result)
 
 
@@ -130,18 +128,11 @@ def _slot_keys(
 def slot_key_params(registry: Registry, kind: str, sig: Signature | None) -> list[Param]:
     """The engine's keys a ``kind`` slot accepts (``model.freeze``), for ``engine components show``."""
     own = set(sig.names) if sig is not None else set()
-    out: list[Param] = []
-    for keys_section in registry.sections(kind):
-        out += [p for p in load_signature(keys_section).params if p.name not in own]
-    return out
+    return [p for section in registry.sections(kind) for p in load_signature(section).params if p.name not in own]
 
 
 def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> Plan:
-    """Check ``cfg`` (as :func:`engine._config.compose.compose` returns it) completely and resolve it.
-
-    ``checks=False`` skips the ``check`` functions (reopening a finished run: what they check about
-    the world mattered when it trained).
-    """
+    """Check a composed ``cfg`` completely and resolve it; ``checks=False`` skips ``check`` functions (old runs)."""
     cfg = copy.deepcopy(cfg)
     notes: list[str] = []
     out: dict[str, Any] = {}
@@ -164,12 +155,9 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     task_params = check_params("task", f"task '{task.qualified_name}'", _params(cfg["task"]), task_sig, provided=facts)
     out["task"] = {"name": task.qualified_name, **task_params}
     from_facts = _left_to_facts("task", task_sig, task_params, facts)
+    data_sig = _signature(data, notes)
     data_values = check_params(
-        "data",
-        f"data source '{data.qualified_name}'",
-        _params(cfg["data"]),
-        _signature(data, notes),
-        extra=LOADER_PARAMS,
+        "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), data_sig, extra=LOADER_PARAMS
     )
     out["data"] = {"name": data.qualified_name, **data_values}
     slots: dict[str, SlotPlan | None] = {}
@@ -237,18 +225,9 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             keys = {k: values.pop(k) for k in list(values) if k in planned.keys}
             slots[slot] = SlotPlan(slot, planned.kind, planned.component, values, keys)
     data_values = _params(out["data"])
-    return Plan(
-        config=out,
-        task=task,
-        task_params=_params(out["task"]),
-        data=data,
-        data_params={k: v for k, v in data_values.items() if k not in LOADER_PARAMS},
-        loader={k: v for k, v in data_values.items() if k in LOADER_PARAMS},
-        slots=slots,
-        registry=registry,
-        notes=tuple(notes),
-        from_facts=from_facts,
-    )
+    loader = {k: v for k, v in data_values.items() if k in LOADER_PARAMS}
+    data_params = {k: v for k, v in data_values.items() if k not in LOADER_PARAMS}
+    return Plan(out, task, _params(out["task"]), data, data_params, loader, slots, registry, tuple(notes), from_facts)
 
 
 def _left_to_facts(where: str, sig: Signature | None, params: dict[str, Any], facts: set[str]) -> tuple[str, ...]:

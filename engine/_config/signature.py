@@ -124,14 +124,13 @@ def _params_of_function(fn: ast.FunctionDef, skip: int, docs: dict[str, str]) ->
     positional = args.posonlyargs + args.args
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     pairs = [*list(zip(positional, defaults, strict=True))[skip:], *zip(args.kwonlyargs, args.kw_defaults, strict=True)]
-    return Signature(tuple(_param(arg, default, docs) for arg, default in pairs), open=args.kwarg is not None)
-
-
-def _param(arg: ast.arg, default: ast.expr | None, docs: dict[str, str]) -> Param:
-    ann = ast.unparse(arg.annotation) if arg.annotation is not None else None
-    if ann and ann[0] in "'\"":
-        ann = ann.strip("'\"")
-    return Param(arg.arg, ann, _literal(default), docs.get(arg.arg, ""))
+    params = []
+    for arg, default in pairs:
+        ann = ast.unparse(arg.annotation) if arg.annotation is not None else None
+        if ann and ann[0] in "'\"":  # a string annotation
+            ann = ann.strip("'\"")
+        params.append(Param(arg.arg, ann, _literal(default), docs.get(arg.arg, "")))
+    return Signature(tuple(params), open=args.kwarg is not None)
 
 
 def _dataclass_default(value: ast.expr | None) -> ast.expr | None:
@@ -158,20 +157,6 @@ def _fields(cls: ast.ClassDef, docs: dict[str, str]) -> Signature:
     return Signature(tuple(fields))
 
 
-def _resolve_import(tree: ast.Module, path: Path, name: str) -> tuple[Path, str] | None:
-    for node in tree.body:
-        for alias in node.names if isinstance(node, ast.ImportFrom) else ():
-            if (alias.asname or alias.name) != name:
-                continue
-            if not node.level:
-                found = locate_module(node.module or "")
-            else:
-                base = path.parents[node.level - 1].joinpath(*(node.module or "").split("."))
-                found = next((c for c in (base.with_suffix(".py"), base / "__init__.py") if c.is_file()), None)
-            return (found, alias.name) if found else None
-    return None
-
-
 def _definition(
     tree: ast.Module, path: Path, name: str, depth: int = 0
 ) -> tuple[ast.FunctionDef | ast.ClassDef, ast.Module, Path] | None:
@@ -179,10 +164,20 @@ def _definition(
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
             return node, tree, path
-    imported = _resolve_import(tree, path, name) if depth <= 5 else None
-    if imported is None or (sub := _parse(imported[0])) is None:
+    imports = [
+        (n, a) for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names if (a.asname or a.name) == name
+    ]
+    if not imports or depth > 5:
         return None
-    return _definition(sub, *imported, depth + 1)
+    imported, alias = imports[0]
+    if not imported.level:
+        found = locate_module(imported.module or "")
+    else:
+        base = path.parents[imported.level - 1].joinpath(*(imported.module or "").split("."))
+        found = next((c for c in (base.with_suffix(".py"), base / "__init__.py") if c.is_file()), None)
+    if found is None or (sub := _parse(found)) is None:
+        return None
+    return _definition(sub, found, alias.name, depth + 1)
 
 
 def _find(tree: ast.Module, path: Path, name: str, method: str | None = None, depth: int = 0) -> Signature | None:
@@ -208,11 +203,7 @@ def _find(tree: ast.Module, path: Path, name: str, method: str | None = None, de
 
 
 def read_signature(target: str) -> Signature | None:
-    """Parameters of ``"module:attr"`` read from source, or ``None`` if unreadable.
-
-    Results are cached on disk (``$ENGINE_CACHE_DIR``) keyed by every file read (the target's
-    module, and those it re-exports or inherits from) with its size and modification time.
-    """
+    """Parameters of ``"module:attr"`` read from source, or ``None`` if unreadable; cached on disk by the files read."""
     module, _, attr = target.partition(":")
     path = locate_module(module)
     if path is None:

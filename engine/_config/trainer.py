@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine._config.params import check_params
+from engine._config.signature import read_signature
 from engine._contract.errors import ConfigError, did_you_mean
 
 TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
@@ -30,9 +32,6 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "s
 
 def check_trainer(trainer: Any) -> dict[str, Any]:
     """The ``trainer`` section checked; only the keys the user set (Lightning keeps its own defaults)."""
-    from engine._config.params import check_params
-    from engine._config.signature import read_signature
-
     if not isinstance(trainer, dict):
         raise ConfigError(
             f"'trainer' must be a mapping of lightning.Trainer arguments, got {trainer!r} ({type(trainer).__name__})"

@@ -68,10 +68,8 @@ def _installed_at(dist: Any) -> int:
 
 
 class DiscoveryCache:
-    """The entry points and ``ENGINE_API`` verdicts of the current set of distributions.
-
-    The file keeps the last few fingerprints: ``engine`` and ``python -m engine`` see different paths.
-    """
+    """The entry points and ``ENGINE_API`` verdicts of the installed distributions (``engine`` and ``python -m
+    engine`` see different paths: the file keeps the last few fingerprints)."""
 
     KEEP = 8
 

@@ -42,10 +42,7 @@ def write_text_atomic(file: Path, text: str, durable: bool = True) -> None:
     tmp = temp_path(file)
     try:
         tmp.write_text(text, encoding="utf-8")
-        if durable:
-            fsync_replace(tmp, file)
-        else:
-            os.replace(tmp, file)
+        (fsync_replace if durable else os.replace)(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -65,34 +65,26 @@ class Owned(NamedTuple):
 
 
 def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | None:
-    """Why plugin ``obj`` cannot work with this engine (its ``ENGINE_API = ">=1,<2"``), or None.
-
-    ``verdicts`` memoises the answer per specifier (the discovery cache keeps it).
-    """
+    """Why plugin ``obj`` cannot work with this engine (``ENGINE_API = ">=1,<2"``), or None; ``verdicts`` memoises."""
     if getattr(obj, "ENGINE_API", None) is None:
         return None
-    spec = str(obj.ENGINE_API)
-    if verdicts is not None and spec in verdicts:
-        return verdicts[spec]
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    spec, verdicts = str(obj.ENGINE_API), {} if verdicts is None else verdicts
+    if spec not in verdicts:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    from engine._contract.version import API_VERSION
+        from engine._contract.version import API_VERSION
 
-    try:
-        ok = SpecifierSet(spec).contains(str(API_VERSION))
-        why = None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
-    except InvalidSpecifier:
-        why = f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
-    if verdicts is not None:
-        verdicts[spec] = why
-    return why
+        try:
+            ok = SpecifierSet(spec).contains(str(API_VERSION))
+            verdicts[spec] = None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
+        except InvalidSpecifier:
+            verdicts[spec] = f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
+    return verdicts[spec]
 
 
 def describe(exc: BaseException) -> str:
     """``"ValueError: boom"``, or ``"called sys.exit('bye')"`` for a plugin that tried to end the process."""
-    if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r})"
-    return f"{type(exc).__name__}: {exc}"
+    return f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
 
 
 class PluginManager:
@@ -187,9 +179,7 @@ class PluginManager:
         except Exception as exc:
             if info.name == CORE:
                 raise
-            if self.pm.is_registered(guarded):
-                self.pm.unregister(guarded)
-            self._broken(info, f"invalid hooks: {exc}")
+            self._broken(info, f"invalid hooks: {exc}")  # unregisters what was registered
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(guarded) or [] if h.name.startswith("engine_"))
 
@@ -270,11 +260,7 @@ class PluginManager:
             self.pm.unregister(plugin)
 
     def mark_broken(self, info: PluginInfo, error: str, record: bool = False) -> None:
-        """Mark a plugin broken: its components, commands and sections are left out from now on.
-
-        ``record`` keeps the verdict for later commands (until the distribution changes or ``engine
-        plugins enable NAME``).
-        """
+        """Leave a plugin's components, commands and sections out from now on (``record``: in later commands too)."""
         if info.name == CORE:
             raise PluginError(f"the core plugin failed: {error}")
         self._broken(info, error)

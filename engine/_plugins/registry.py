@@ -66,22 +66,16 @@ class Registry:
 
     @staticmethod
     def _check(kind: str, plugin: str, declared: Any) -> list[Entry]:
-        if declared is None:
-            return []
-        if isinstance(declared, (Component, Recipe, Section)):
-            declared = [declared]
+        single = isinstance(declared, (Component, Recipe, Section))
+        entries = [] if declared is None else [declared] if single else list(declared)
         expected = {"recipe": Recipe, "section": Section}.get(kind, Component)
-        entries: list[Entry] = []
-        seen: set[str] = set()
-        for entry in declared:
+        for i, entry in enumerate(entries):
             if not isinstance(entry, expected):
                 raise PluginError(f"{HOOKS[kind]} returned {entry!r}, expected {expected.__name__} declarations")
             if not NAME.match(entry.name):
                 raise PluginError(f"{kind} name {entry.name!r} is not a valid name (letters, digits, _ and -)")
-            if entry.name in seen:
+            if entry.name in {e.name for e in entries[:i]}:
                 raise PluginError(f"plugin '{plugin}' declares the {kind} '{entry.name}' twice")
-            seen.add(entry.name)
-            entries.append(entry)
         return entries
 
     def list(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
@@ -108,17 +102,14 @@ class Registry:
         if (kind, name) in self._aliases and self._aliases[(kind, name)] in entries:
             return self._deprecated(name, entries[self._aliases[(kind, name)]])
         matches = [e for e in entries.values() if e.name == name]
-        if len(matches) > 1:
-            core = [e for e in matches if e.plugin == CORE]
-            if core:
-                return core[0]
+        core = [e for e in matches if e.plugin == CORE]  # the core's own win a short name
+        if core or len(matches) == 1:
+            return (core or matches)[0]
+        if matches:
             candidates = ", ".join(sorted(e.qualified_name for e in matches))
             raise ConfigError(
-                f"{kind} name '{name}' is ambiguous: {candidates}",
-                hint="use the qualified name (plugin.name)",
+                f"{kind} name '{name}' is ambiguous: {candidates}", hint="use the qualified name (plugin.name)"
             )
-        if matches:
-            return matches[0]
         choices = {*entries, *(e.name for e in entries.values())}
         raise ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}", hint=self._why_missing(name, kind))
 
@@ -128,11 +119,9 @@ class Registry:
         if owner is not None and owner.status == "broken":
             return f"the plugin '{owner.name}' is broken: {owner.error}"
         if owner is not None and owner.status == "disabled":
-            how = (
-                f"`engine plugins enable {owner.name}`"
-                if owner.name not in self.manager.disabled_now
-                else f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
-            )
+            how = f"`engine plugins enable {owner.name}`"
+            if owner.name in self.manager.disabled_now:
+                how = f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
             return f"the plugin '{owner.name}' ({owner.distribution}) is disabled: enable it with {how}"
         return f"see `engine components list --kind {kind}`"
 
