@@ -1,8 +1,7 @@
 """engine: a plugin-based deep-learning engine on Lightning.
 
-The public API (importing it does not import torch): what a plugin or a user may rely on across minor
-versions is named in ``__all__`` here and in the public modules ``engine.data``, ``engine.tasks``,
-``engine.protocols``, ``engine.runs``, ``engine.console``, ``engine.layers`` and ``engine.testing``.
+The public API (torch-free to import): what a plugin or a user may rely on is named in ``__all__`` here
+and in the public modules (``engine.data``, ``engine.tasks`` … ``engine.testing``: docs/stability.md).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from engine._contract.errors import ConfigError, EngineError, PluginError, did_y
 from engine._contract.events import DatasetsBuilt, ModelBuilt, RunCollection, RunFinished
 from engine._contract.hookspecs import hookimpl
 from engine._contract.version import API_VERSION, __version__
+from engine._plugins.settings import cache_dir
 
 if TYPE_CHECKING:
     from engine._config.plan import Plan
@@ -142,10 +142,3 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     from engine._config.compose import load_file
 
     return load_file(path)
-
-
-def cache_dir() -> Path:
-    """Where the engine and its plugins cache what they can recompute (``$ENGINE_CACHE_DIR``)."""
-    from engine._plugins.settings import cache_dir
-
-    return cache_dir()

@@ -1,8 +1,4 @@
-"""Terminal output for every command, the core's and the plugins' (public).
-
-Aligned tables with a little colour (only on a terminal, not with ``NO_COLOR``);
-:func:`add_verbosity_options` gives a command ``--quiet``/``--verbose``, :func:`verbosity` reads the level.
-"""
+"""Terminal output for every command (public): aligned tables with a little colour, and verbosity options."""
 
 from engine._cli.console import Console, Table, add_verbosity_options, format_metric, styled
 from engine._run.logs import NORMAL, QUIET, VERBOSE, set_verbosity, verbosity

@@ -1,18 +1,7 @@
-"""Run directories (public): open a finished run, read and write its records, name runs in configs.
-
-::
-
-    from engine.runs import open_run
-
-    run = open_run("runs/mlp-synthetic-20261124-121334")
-    task = run.task()            # the LightningModule, best weights loaded, eval mode
-    dm = run.datamodule()        # the run's data, rebuilt from its config
-    run.config["model"]["name"], run.facts["class_names"], run.summary["metrics"]
+"""Run directories (public): open a finished run (:func:`open_run`), read and write its records, name runs in configs.
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
 tensors only, a recorded path leading out of the directory is refused; files are written atomically.
-:func:`check_run_dir` checks a config key naming a run at ``--dry-run``; :func:`planned_runs` announces
-runs an earlier pipeline stage will have made.
 """
 
 from pathlib import Path

@@ -1,8 +1,7 @@
 """What a task (a ``LightningModule`` of the ``engine_tasks`` hook) may use from the core (public).
 
-The optimizer and scheduler slots as Lightning's answer (:func:`configure_optimizers`), the glob rule
-on parameter names (:func:`matches`), the built-in :class:`SupervisedTask`, and the supervised problem
-types' one table for every place that scores a supervised model (:func:`score`, :func:`metrics` …).
+:func:`configure_optimizers`, :func:`matches`, the built-in :class:`SupervisedTask`, and the supervised
+problem types' one table for every place that scores a supervised model (:func:`score` …).
 """
 
 from engine._builtins.problems import (

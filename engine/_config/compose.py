@@ -1,8 +1,6 @@
 """Composition: the defaults, a recipe, YAML files and ``key=value`` overrides (later wins) -> one plain config.
 
-``model=NAME`` chooses a component (another one drops the old section's parameters); component names
-come out qualified (``mlp`` -> ``core.mlp``) and the plugins' ``engine_adjust_config`` hooks have run.
-:mod:`engine._config.plan` checks the result.
+Names come out qualified and ``engine_adjust_config`` has run; :mod:`engine._config.plan` checks the rest.
 """
 
 from __future__ import annotations

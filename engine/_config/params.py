@@ -1,8 +1,4 @@
-"""The parameter reader's interface: what a declaration's parameters are, and values checked against them.
-
-Parameters are read from the target's source (:mod:`engine._config.signature`), annotations checked
-as text (:mod:`engine._config.types`).
-"""
+"""The parameter reader's interface: a declaration's parameters (read from source), and values checked against them."""
 
 from __future__ import annotations
 
@@ -14,9 +10,6 @@ from engine._config.types import check_type
 from engine._config.types import describe as describe_annotation
 from engine._contract.declarations import INJECTED, Component, Section
 from engine._contract.errors import ConfigError, PluginError, did_you_mean
-
-__all__ = ["REQUIRED", "Param", "Signature", "check_arguments", "check_params", "describe", "load_signature"]
-__all__ += ["section_values", "signature_of", "slot_keys"]
 
 _READ: dict[tuple[str, str, str], Signature | None] = {}  # read from source
 _IMPORTED: dict[tuple[str, str, str], Signature] = {}  # read by importing the target

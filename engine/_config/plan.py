@@ -1,9 +1,7 @@
 """The plan of a run: a composed config checked completely and resolved, torch-free, before any compute.
 
-Names resolve once, parameters exist and fit their annotations, required ones are set (or are the
-data's facts), every section holds known keys, the trainer's settings are ones Lightning accepts.
-``plan.config`` is the resolved config (qualified names, every default written out): what
-``config.yaml`` holds, and what re-plans to the same plan.
+``plan.config`` is the resolved config (qualified names, every default written out): what ``config.yaml``
+holds, and what re-plans to the same plan.
 """
 
 from __future__ import annotations
@@ -163,12 +161,10 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     slots: dict[str, SlotPlan | None] = {}
     pending_checks: list[tuple[Section, dict[str, Any], str]] = []
     for slot, kind in task.slots.items():
-        value = cfg.get(slot, ...)
-        if value is ...:
-            default = task.defaults.get(slot)
-            value = {"name": default} if default else None
-        elif isinstance(value, dict) and "name" not in value and task.defaults.get(slot):
-            value = {"name": task.defaults[slot], **value}  # optimizer.lr=… tunes the default
+        default = task.defaults.get(slot)
+        value = cfg.get(slot, {"name": default} if default else None)
+        if isinstance(value, dict) and "name" not in value and default:
+            value = {"name": default, **value}  # optimizer.lr=… tunes the default
         if value is None:
             if slot in task.required_slots:
                 raise ConfigError(

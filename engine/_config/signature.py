@@ -1,18 +1,21 @@
-"""Read a component's parameters from its target's source with :mod:`ast`, never importing it.
+"""Read a component's parameters from its target's source with :mod:`ast`, never importing it (torch-free).
 
-Listing, showing and validating must not import torch; :func:`signature_from_object` is the
-fallback when the source cannot be read. Annotations stay text (:mod:`engine._config.types`).
+:func:`signature_from_object` is the fallback when the source cannot be read. Annotations stay text.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine._plugins.files import write_json_atomic
+from engine._plugins.settings import cache_dir
 
 REQUIRED: Any = type("REQUIRED", (), {"__repr__": lambda self: "<required>"})()
 
@@ -208,21 +211,18 @@ def read_signature(target: str) -> Signature | None:
     path = locate_module(module)
     if path is None:
         return None
-    key, (file, cache) = f"{path}:{attr}", _disk_cache()
+    file = cache_dir() / "signatures-v2.json"
+    key, cache = f"{path}:{attr}", _disk_cache(file)
     entry = cache.get(key)
     if entry is not None and all(_stamp(Path(f)) == stamp for f, stamp in entry["files"]):
         return _decode(entry["signature"])
     _READ.clear()
+    name, *rest = attr.split(".")  # "module:Class.method": a method, inherited ones too
     tree = _parse(path)
-    name, *rest = attr.split(".")
-    if tree is None:
-        return None
-    sig = _find(tree, path, name, rest[-1] if rest else None)  # "module:Class.method": a method, inherited too
+    sig = None if tree is None else _find(tree, path, name, rest[-1] if rest else None)
     if sig is not None:
         cache[key] = {"signature": _encode(sig), "files": [[str(f), _stamp(f)] for f in dict.fromkeys(_READ)]}
         try:
-            from engine._plugins.files import write_json_atomic
-
             write_json_atomic(file, cache)
         except OSError:
             pass  # a read-only home only costs speed
@@ -237,20 +237,13 @@ def _stamp(path: Path) -> str | None:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-_CACHES: dict[Path, dict[str, Any]] = {}
-
-
-def _disk_cache() -> tuple[Path, dict[str, Any]]:
-    """The signature cache's file and what it holds (read once per process)."""
-    from engine._plugins.settings import cache_dir
-
-    file = cache_dir() / "signatures-v2.json"
-    if file not in _CACHES:
-        try:
-            _CACHES[file] = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            _CACHES[file] = {}
-    return file, _CACHES[file]
+@functools.cache
+def _disk_cache(file: Path) -> dict[str, Any]:
+    """What the signature cache ``file`` holds, read once per process."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return {}
 
 
 def _encode(sig: Signature) -> dict[str, Any]:

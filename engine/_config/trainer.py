@@ -1,7 +1,6 @@
-"""The ``trainer`` section: ``lightning.Trainer`` arguments, checked against its signature (read from source).
+"""The ``trainer`` section: ``lightning.Trainer`` arguments, checked against its signature and the names it knows.
 
-Names Lightning resolves are checked too: ``precision`` and ``profiler`` against closed sets, uncommon
-``accelerator`` and ``strategy`` names in Lightning's registries (which imports Lightning, then only).
+Only uncommon ``accelerator`` and ``strategy`` names import Lightning (to look them up in its registries).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Does a config value fit a parameter's annotation (kept as text)?
+"""Does a config value fit a parameter's annotation (kept as text)? Anything not understood passes.
 
-:func:`check_type` understands the common annotations (``int``, ``list[int]``, ``tuple[int, ...]``,
-``Literal[...]``, ``X | None``, ``Optional``/``Union`` …) and ranges declared with ``Annotated`` and
-``annotated_types`` (``Gt``, ``Ge``, ``Lt``, ``Le``, ``MinLen``, ``MaxLen``); it accepts anything it
-does not understand.
+Understood: the common types, ``Literal``, unions, and ranges as ``Annotated`` with ``annotated_types``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Finding plugins: the ``engine.plugins`` entry points, cached under a fingerprint of what is installed.
 
-Installing, removing or reinstalling any distribution changes the fingerprint. Entry points come in
-claim order: the distribution installed first keeps a plugin name another one also claims.
+Entry points come in claim order: the distribution installed first keeps a contested plugin name.
 """
 
 from __future__ import annotations
@@ -12,13 +11,15 @@ import sys
 import zlib
 from typing import Any
 
+from engine._contract.version import API_VERSION
+from engine._plugins.files import write_json_atomic
+from engine._plugins.settings import cache_dir
+
 ENTRY_POINT_GROUP = "engine.plugins"
 
 
 def fingerprint() -> str:
     """What discovery depends on: the interpreter, the engine API, every distribution on ``sys.path`` (a few ms)."""
-    from engine._contract.version import API_VERSION
-
     parts = [sys.version, str(API_VERSION)]
     for entry in sys.path:
         try:
@@ -42,8 +43,6 @@ def fingerprint() -> str:
 
 
 def cache_file() -> Any:
-    from engine._plugins.settings import cache_dir
-
     return cache_dir() / "plugins-v2.json"
 
 
@@ -90,8 +89,6 @@ class DiscoveryCache:
     def save(self, verdicts: dict[str, str | None]) -> None:
         if not self.dirty and verdicts == self.verdicts:
             return
-        from engine._plugins.files import write_json_atomic
-
         self.known.pop(self.key, None)
         kept = dict(list(self.known.items())[-(self.KEEP - 1) :])
         kept[self.key] = {"entry_points": self.entry_points, "verdicts": verdicts}  # newest last

@@ -1,8 +1,4 @@
-"""Writing files so that a crash never leaves half of one, and telling whether a recorded process lives.
-
-Every file the engine writes for later goes through a temporary file in the same directory, fsynced,
-then renamed over the old one: a reader sees the old file or the new one, never part of one.
-"""
+"""Writing files through a temporary file and a rename (a crash never leaves half of one); live processes."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
-"""Plugins: loaded from ``engine.plugins`` entry points, their hooks called through pluggy, the broken left out.
+"""Plugins: loaded from ``engine.plugins`` entry points, their hooks called through pluggy, guarded.
 
-Each hook implementation is registered *guarded*: one that raises marks its plugin broken and the
-call goes on without it; the core's errors and an EngineError from a lifecycle hook propagate. The
-core is registered last and plugins in reverse order of name, so pluggy calls the core first, then
-the plugins by name (docs/hooks.md: "Failures", "Call order and names").
+A hook that raises marks its plugin broken and the call goes on without it; the core's errors and an
+EngineError from a lifecycle hook propagate. pluggy calls the core first, then the plugins by name.
 """
 
 from __future__ import annotations
@@ -24,7 +22,9 @@ import pluggy
 from engine._contract import hookspecs
 from engine._contract.declarations import NAME, import_object
 from engine._contract.errors import EngineError, PluginError
+from engine._contract.version import API_VERSION, __version__
 from engine._plugins.discovery import ENTRY_POINT_GROUP, DiscoveryCache
+from engine._plugins.settings import broken_plugins, disabled_plugins, record_broken
 
 #: Hooks called while a run is composed, built, trained: an EngineError they raise is the user's
 #: mistake (the plugin stays ok); any other exception stops the command and is recorded.
@@ -48,8 +48,7 @@ class PluginInfo:
     status: str = "ok"  # ok | broken | incompatible | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
-    #: An entry point refused its name (claimed by an earlier distribution, or ``core``).
-    refused: bool = False
+    refused: bool = False  # an entry point refused its name (claimed by an earlier distribution, or ``core``)
 
     @property
     def label(self) -> str:
@@ -72,8 +71,6 @@ def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | 
     if spec not in verdicts:
         from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-        from engine._contract.version import API_VERSION
-
         try:
             ok = SpecifierSet(spec).contains(str(API_VERSION))
             verdicts[spec] = None if ok else f"supports engine API {spec}, this engine provides API {API_VERSION}"
@@ -91,9 +88,6 @@ class PluginManager:
     """Loads plugins and calls their hooks through pluggy, guarded (see the module docstring)."""
 
     def __init__(self, disable: Iterable[str] = (), discover: bool = True) -> None:
-        from engine._contract.version import __version__
-        from engine._plugins.settings import broken_plugins, disabled_plugins
-
         self.pm = pluggy.PluginManager("engine")
         self.pm.add_hookspecs(hookspecs)
         self.hook = self.pm.hook
@@ -232,8 +226,7 @@ class PluginManager:
         return guarded
 
     def _failed(self, info: PluginInfo, hook: str, exc: BaseException) -> None:
-        """A hook raised: propagate the core's and the user's errors, else mark the plugin broken (and stop
-        the command, if it was a lifecycle hook: a run never goes on without a hook that failed)."""
+        """A hook raised: the core's and the user's errors propagate, else the plugin is broken (and a run stops)."""
         if info.name == CORE or (isinstance(exc, EngineError) and hook in LIFECYCLE):
             raise exc
         self.mark_broken(info, f"hook {hook} raised {describe(exc)}", record=hook in LIFECYCLE)
@@ -265,8 +258,6 @@ class PluginManager:
             raise PluginError(f"the core plugin failed: {error}")
         self._broken(info, error)
         if record:
-            from engine._plugins.settings import record_broken
-
             record_broken(info.name, info.distribution, info.version, error)
 
     def call(self, hook: str, **kwargs: Any) -> list[tuple[PluginInfo, Any]]:

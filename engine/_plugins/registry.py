@@ -1,7 +1,6 @@
 """Named components: kind, qualified name (``vision.resnet``, recipes ``vision/digits``), owning plugin, lazy target.
 
-A short name (``resnet``) resolves when exactly one plugin declares it, or to the core's own
-(``adamw`` always means the built-in).
+A short name resolves when one plugin declares it, or to the core's own (``adamw`` is the built-in).
 """
 
 from __future__ import annotations
@@ -80,9 +79,8 @@ class Registry:
 
     def list(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
         """Components of ``kind`` (all kinds if None) whose name matches a glob ``pattern``."""
-        kinds = [kind] if kind else list(KINDS)
         out: list[Entry] = []
-        for k in kinds:
+        for k in [kind] if kind else KINDS:
             for q, entry in sorted(self._entries(k).items()):
                 names = (q, entry.name, f"{entry.plugin}.{entry.name}")  # recipes match 'vision.*' too
                 if pattern is None or any(fnmatch.fnmatch(n, pattern) for n in names):

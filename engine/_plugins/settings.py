@@ -1,7 +1,4 @@
-"""User settings in ``$ENGINE_HOME/settings.json`` (default ``~/.config/engine``): plugins disabled, and found broken.
-
-``{"disabled_plugins": ["name", ...], "broken_plugins": {"name": {"distribution", "version", "error"}}}``
-"""
+"""User settings in ``$ENGINE_HOME/settings.json`` (``~/.config/engine``): the plugins disabled, and found broken."""
 
 from __future__ import annotations
 
@@ -10,13 +7,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine._contract.errors import EngineError
+from engine._plugins.files import write_json_atomic
+
 
 def home() -> Path:
     return Path(os.environ.get("ENGINE_HOME") or Path.home() / ".config" / "engine")
 
 
 def cache_dir() -> Path:
-    """Where the engine caches what it can recompute (``$ENGINE_CACHE_DIR``, default ``~/.cache/engine``)."""
+    """Where the engine and its plugins cache what they can recompute (``$ENGINE_CACHE_DIR``, ``~/.cache/engine``)."""
     return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
 
 
@@ -27,15 +27,11 @@ def load() -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        from engine._contract.errors import EngineError
-
         raise EngineError(f"cannot read {file}: {exc}", hint="fix or delete the file") from None
     return data if isinstance(data, dict) else {}
 
 
 def save(data: dict[str, Any]) -> None:
-    from engine._plugins.files import write_json_atomic
-
     write_json_atomic(home() / "settings.json", data, indent=2)
 
 
