@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine._contract.commands import CommandSink
 from engine._contract.declarations import Component, Recipe, Section, Weights
+from engine._contract.declarations import import_object as _import_object
 from engine._contract.errors import ConfigError, EngineError, PluginError, did_you_mean
 from engine._contract.events import DatasetsBuilt, ModelBuilt, RunCollection, RunFinished
 from engine._contract.hookspecs import hookimpl
@@ -34,19 +35,13 @@ __all__ += ["read_config_file", "run_collection"]
 
 
 #: Types of the route's values, imported when first asked for (``import engine`` stays light).
-_LAZY = {
-    "Plan": "engine._config.plan:Plan",
-    "Registry": "engine._plugins.registry:Registry",
-    "Run": "engine._run.runs:Run",
-    "RunResult": "engine._run.runner:RunResult",
-}
+_LAZY = {"Plan": "engine._config.plan:Plan", "Registry": "engine._plugins.registry:Registry"}
+_LAZY |= {"Run": "engine._run.runs:Run", "RunResult": "engine._run.runner:RunResult"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from engine._contract.declarations import import_object
-
-        return import_object(_LAZY[name])
+        return _import_object(_LAZY[name])
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def merge(
     return out
 
 
-def normalize(cfg: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
+def normalize(cfg: dict[str, Any], sections: Collection[str]) -> dict[str, Any]:
     """Expand the shorthand ``section: NAME`` into ``section: {name: NAME}``."""
     return {k: {"name": v} if k in sections and isinstance(v, str) else v for k, v in cfg.items()}
 
@@ -188,16 +188,14 @@ def compose(
 
 def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:
     """Every key the recipe declares ``required`` is set (``data.path``: the user's own files)."""
+    name = recipe.qualified_name
     for key in recipe.required:
         node: Any = cfg
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
-            raise ConfigError(
-                f"recipe '{recipe.qualified_name}' needs {key}: it runs on your own files or settings",
-                hint=f"engine run {recipe.qualified_name} {key}=... (see `engine components show "
-                f"{recipe.qualified_name}`)",
-            )
+            hint = f"engine run {name} {key}=... (see `engine components show {name}`)"
+            raise ConfigError(f"recipe '{name}' needs {key}: it runs on your own files or settings", hint=hint)
 
 
 def qualify(cfg: dict[str, Any], registry: Registry) -> None:

@@ -10,16 +10,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine._config.params import (
-    Param,
-    Signature,
-    check_params,
-    describe,
-    load_signature,
-    section_values,
-    signature_of,
-    slot_keys,
-)
+from engine._config.compose import normalize
+from engine._config.params import check_params, describe, load_signature, section_values, signature_of, slot_keys
+from engine._config.signature import Param, Signature
 from engine._config.trainer import check_trainer
 from engine._config.types import check_type
 from engine._contract.declarations import Component, Section
@@ -82,13 +75,6 @@ def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _shorthand(cfg: dict[str, Any], keys: Any) -> None:
-    """``model: core.mlp`` (a config written by hand) means ``model: {name: core.mlp}``."""
-    for key in keys:
-        if isinstance(cfg.get(key), str):
-            cfg[key] = {"name": cfg[key]}
-
-
 def _signature(entry: Component | Section, notes: list[str]) -> Signature | None:
     """Read statically, else by importing the target (said in ``notes``); None when not introspectable."""
     sig = signature_of(entry)
@@ -131,12 +117,11 @@ def slot_key_params(registry: Registry, kind: str, sig: Signature | None) -> lis
 
 def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> Plan:
     """Check a composed ``cfg`` completely and resolve it; ``checks=False`` skips ``check`` functions (old runs)."""
-    cfg = copy.deepcopy(cfg)
+    cfg = normalize(copy.deepcopy(cfg), ("task", "data"))  # ``model: core.mlp``, in a config written by hand
     notes: list[str] = []
     out: dict[str, Any] = {}
-    _shorthand(cfg, ("task", "data"))
     task: Component = registry.resolve("task", _section(cfg, "task")["name"])
-    _shorthand(cfg, task.slots)
+    cfg = normalize(cfg, task.slots)
     if cfg.get("data") is None:
         raise ConfigError("no data source chosen", hint="set data=NAME (see `engine components list --kind data`)")
     data: Component = registry.resolve("data", _section(cfg, "data")["name"])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib.util
 import json
@@ -222,10 +223,8 @@ def read_signature(target: str) -> Signature | None:
     sig = None if tree is None else _find(tree, path, name, rest[-1] if rest else None)
     if sig is not None:
         cache[key] = {"signature": _encode(sig), "files": [[str(f), _stamp(f)] for f in dict.fromkeys(_READ)]}
-        try:
+        with contextlib.suppress(OSError):  # a read-only home only costs speed
             write_json_atomic(file, cache)
-        except OSError:
-            pass  # a read-only home only costs speed
     return sig
 
 

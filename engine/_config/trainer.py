@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine._config.params import check_params
+from engine._config.params import check_params, describe
 from engine._config.signature import read_signature
 from engine._contract.errors import ConfigError, did_you_mean
 
@@ -32,9 +32,7 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "s
 def check_trainer(trainer: Any) -> dict[str, Any]:
     """The ``trainer`` section checked; only the keys the user set (Lightning keeps its own defaults)."""
     if not isinstance(trainer, dict):
-        raise ConfigError(
-            f"'trainer' must be a mapping of lightning.Trainer arguments, got {trainer!r} ({type(trainer).__name__})"
-        )
+        raise ConfigError(f"'trainer' must be a mapping of lightning.Trainer arguments, got {describe(trainer)}")
     for key, why in RESERVED_TRAINER.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by the engine", hint=why)

@@ -16,13 +16,8 @@ _BARE |= dict.fromkeys(("list", "List", "Sequence", "tuple", "Tuple"), (list, tu
 _BARE |= dict.fromkeys(("dict", "Dict", "Mapping"), (dict,))
 _SEQUENCES = {"list", "List", "Sequence", "MutableSequence", "Iterable", "Collection"}
 _MAPPINGS = {"dict", "Dict", "Mapping", "MutableMapping"}
-_CONSTRAINTS = {
-    "Gt": (">", operator.gt),
-    "Ge": (">=", operator.ge),
-    "Lt": ("<", operator.lt),
-    "Le": ("<=", operator.le),
-}
-_CONSTRAINTS |= {"MinLen": (">=", operator.ge), "MaxLen": ("<=", operator.le)}
+_CONSTRAINTS = {"Gt": (">", operator.gt), "Ge": (">=", operator.ge), "Lt": ("<", operator.lt)}
+_CONSTRAINTS |= {"Le": ("<=", operator.le), "MinLen": (">=", operator.ge), "MaxLen": ("<=", operator.le)}
 _LENGTHS = {"MinLen", "MaxLen"}
 
 

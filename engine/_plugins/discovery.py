@@ -5,6 +5,7 @@ Entry points come in claim order: the distribution installed first keeps a conte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -26,10 +27,8 @@ def fingerprint() -> str:
             with os.scandir(entry or ".") as it:
                 dists = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
         except OSError:  # a zip file, or gone
-            try:
+            with contextlib.suppress(OSError):
                 parts.append(f"{entry} {os.stat(entry).st_mtime_ns}")
-            except OSError:
-                pass
             continue
         parts.append(entry)
         for name in dists:
@@ -53,8 +52,8 @@ def scan() -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
-        found.append({"name": ep.name, "value": ep.value, "dist": dist, "version": version})
-        found[-1]["installed"] = _installed_at(ep.dist)
+        entry = {"name": ep.name, "value": ep.value, "dist": dist, "version": version}
+        found.append({**entry, "installed": _installed_at(ep.dist)})
     return sorted(found, key=lambda e: (e["installed"], e["dist"] or "", e["name"]))  # claim order
 
 
@@ -92,7 +91,5 @@ class DiscoveryCache:
         self.known.pop(self.key, None)
         kept = dict(list(self.known.items())[-(self.KEEP - 1) :])
         kept[self.key] = {"entry_points": self.entry_points, "verdicts": verdicts}  # newest last
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache directory only costs speed
             write_json_atomic(cache_file(), kept)
-        except OSError:
-            pass  # a read-only cache directory only costs speed

@@ -129,10 +129,8 @@ class PluginManager:
                 continue
             rec = self.recorded.get(name)  # the failure an earlier command recorded for this very version
             if isinstance(rec, dict) and (rec.get("distribution"), rec.get("version")) == (ep["dist"], ep["version"]):
-                info.status = "broken"
-                info.error = (
-                    f"{rec.get('error')} (recorded by an earlier command; `engine plugins enable {name}` retries it)"
-                )
+                retry = f"`engine plugins enable {name}` retries it"
+                info.status, info.error = "broken", f"{rec.get('error')} (recorded by an earlier command; {retry})"
                 continue
             try:
                 obj = import_object(value)

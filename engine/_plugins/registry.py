@@ -25,8 +25,7 @@ class Registry:
     def __init__(self, manager: PluginManager) -> None:
         self.manager = manager
         self._by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
-        #: Old qualified names (``Component(aliases=...)``) -> (kind, current qualified name).
-        self._aliases: dict[tuple[str, str], str] = {}
+        self._aliases: dict[tuple[str, str], str] = {}  # (kind, an old name: Component(aliases=...)) -> the name
         self._warned: set[str] = set()
         for kind in KINDS:
             for info, declared in manager.call(HOOKS[kind]):
@@ -131,11 +130,8 @@ class Registry:
         """``entry``, found by a name it had before; said once per process on stderr."""
         if old not in self._warned:
             self._warned.add(old)
-            print(
-                f"warning: {entry.kind} '{old}' is now '{entry.qualified_name}' ({entry.distribution}); "
-                "the old name will be removed in a future version",
-                file=sys.stderr,
-            )
+            now = f"{entry.kind} '{old}' is now '{entry.qualified_name}' ({entry.distribution})"
+            print(f"warning: {now}; the old name will be removed in a future version", file=sys.stderr)
         return entry
 
 

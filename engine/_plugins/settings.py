@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -61,10 +62,8 @@ def record_broken(name: str, distribution: str | None, version: str | None, erro
     data = load()
     data["broken_plugins"] = broken_plugins(data)
     data["broken_plugins"][name] = {"distribution": distribution, "version": version, "error": error}
-    try:
+    with contextlib.suppress(OSError):  # a read-only home: the failure is still reported for this command
         save(data)
-    except OSError:
-        pass  # a read-only home: the failure is still reported for this command
 
 
 def clear_broken(name: str) -> bool:
