@@ -1,19 +1,7 @@
 """engine: a plugin-based deep-learning engine on Lightning.
 
-The public API (importing it does not import torch). What a plugin or a user may rely on across
-minor versions is named in ``__all__`` here and in the documented modules :mod:`engine.data`,
-:mod:`engine.tasks`, :mod:`engine.protocols`, :mod:`engine.runs`, :mod:`engine.console`,
-:mod:`engine.layers` and :mod:`engine.testing` (docs/stability.md). The packages whose names start
-with an underscore are the kernel's internals::
-
-    from engine import Component, Recipe, Section, hookimpl     # write a plugin
-
-    import engine
-    engine.list_components("model", "*res*")                    # query the registry
-    config = engine.compose("core/mlp-synthetic", overrides=["trainer.max_epochs=2"])
-    plan = engine.plan(config)                                  # checked completely, torch-free
-    result = engine.train(plan)                                 # Lightning trains: a run directory
-    task = engine.open_run(result.run_dir).task()               # the trained LightningModule
+The public API (torch-free to import): what a plugin or a user may rely on is named in ``__all__`` here
+and in the public modules (``engine.data``, ``engine.tasks`` … ``engine.testing``: docs/stability.md).
 """
 
 from __future__ import annotations
@@ -24,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine._contract.commands import CommandSink
 from engine._contract.declarations import Component, Recipe, Section, Weights
+from engine._contract.declarations import import_object as _import_object
 from engine._contract.errors import ConfigError, EngineError, PluginError, did_you_mean
 from engine._contract.events import DatasetsBuilt, ModelBuilt, RunCollection, RunFinished
 from engine._contract.hookspecs import hookimpl
 from engine._contract.version import API_VERSION, __version__
+from engine._plugins.settings import cache_dir
 
 if TYPE_CHECKING:
     from engine._config.plan import Plan
@@ -36,65 +26,27 @@ if TYPE_CHECKING:
     from engine._run.runner import RunResult
     from engine._run.runs import Run
 
-__all__ = [
-    "API_VERSION",
-    "CommandSink",
-    "Component",
-    "ConfigError",
-    "DatasetsBuilt",
-    "EngineError",
-    "ModelBuilt",
-    "Plan",
-    "PluginError",
-    "Recipe",
-    "Registry",
-    "Run",
-    "RunCollection",
-    "RunFinished",
-    "RunResult",
-    "Section",
-    "Weights",
-    "__version__",
-    "build",
-    "cache_dir",
-    "check_arguments",
-    "compose",
-    "create",
-    "did_you_mean",
-    "get_registry",
-    "hookimpl",
-    "list_components",
-    "open_run",
-    "parse_override",
-    "plan",
-    "read_config_file",
-    "run_collection",
-    "train",
-]
+__all__ = ["API_VERSION", "CommandSink", "Component", "Recipe", "Section", "Weights", "__version__", "hookimpl"]
+__all__ += ["ConfigError", "EngineError", "PluginError", "did_you_mean"]
+__all__ += ["DatasetsBuilt", "ModelBuilt", "RunCollection", "RunFinished"]
+__all__ += ["Plan", "Registry", "Run", "RunResult", "build", "compose", "open_run", "plan", "train"]
+__all__ += ["cache_dir", "check_arguments", "create", "get_registry", "list_components", "parse_override"]
+__all__ += ["read_config_file", "run_collection"]
 
 
 #: Types of the route's values, imported when first asked for (``import engine`` stays light).
-_LAZY = {
-    "Plan": "engine._config.plan:Plan",
-    "Registry": "engine._plugins.registry:Registry",
-    "Run": "engine._run.runs:Run",
-    "RunResult": "engine._run.runner:RunResult",
-}
+_LAZY = {"Plan": "engine._config.plan:Plan", "Registry": "engine._plugins.registry:Registry"}
+_LAZY |= {"Run": "engine._run.runs:Run", "RunResult": "engine._run.runner:RunResult"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from engine._contract.declarations import import_object
-
-        return import_object(_LAZY[name])
+        return _import_object(_LAZY[name])
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 
 
 def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
-    """The registry of every enabled plugin's components, built once per ``disable`` set.
-
-    ``disable=None`` means the plugins the running command disabled (``--disable``).
-    """
+    """The registry of every enabled plugin's components, built once per ``disable`` set (None: the command's)."""
     from engine._plugins.registry import get_registry
 
     return get_registry(disable, fresh=fresh)
@@ -122,9 +74,7 @@ def compose(
 ) -> dict[str, Any]:
     """A run's config from a recipe, YAML files (or mappings) and ``key=value`` overrides, later winning.
 
-    Component names come out qualified and the plugins' ``engine_adjust_config`` have run; ``base``
-    replaces the defaults (a run's own ``config.yaml`` when continuing it). Nothing is checked beyond
-    names: :func:`plan` checks everything.
+    Names come out qualified; ``base`` replaces the defaults (a run's own ``config.yaml``, to continue it).
     """
     from engine._config.compose import compose
 
@@ -132,10 +82,7 @@ def compose(
 
 
 def plan(config: dict[str, Any], *, registry: Registry | None = None) -> Plan:
-    """``config`` checked completely and resolved, torch-free: what :func:`build` and :func:`train` consume.
-
-    ``plan(...).config`` is the resolved config (qualified names, every default written out).
-    """
+    """``config`` checked completely and resolved, torch-free: what :func:`build` and :func:`train` consume."""
     from engine._config.plan import make_plan
 
     return make_plan(config, registry or get_registry())
@@ -149,10 +96,7 @@ def build(plan: Plan) -> Built:
 
 
 def train(plan: Plan, *, resume: str | Path | None = None) -> RunResult:
-    """Train and test the planned run into its run directory (``result.run_dir``, ``result.summary``).
-
-    ``resume`` continues that run directory from its newest checkpoint that loads.
-    """
+    """Train and test the planned run into its run directory; ``resume`` continues one from its newest checkpoint."""
     from engine._run.runner import train
 
     return train(plan, resume=Path(resume) if resume is not None else None)
@@ -178,10 +122,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def check_arguments(function: Any, values: dict[str, Any], where: str, skip: int = 0) -> dict[str, Any]:
-    """``values`` checked against ``function``'s parameters as component parameters are: names (with a
-    did-you-mean), types from the annotations, defaults filled in; the first ``skip`` parameters are the
-    caller's own (``evaluate_run(self, datamodule, episodes: int = 100)``: skip 1). ``where`` prefixes
-    the keys in messages (``evaluate``: ``evaluate.episodes must be int``)."""
+    """``values`` checked against ``function``'s parameters (names, types, defaults filled in), as a component's are.
+
+    The first ``skip`` parameters are the caller's own; ``where`` prefixes the keys in messages
+    (``evaluate``: ``evaluate.episodes must be int``).
+    """
     from engine._config.params import check_arguments
 
     return check_arguments(function, values, where, skip)
@@ -192,10 +137,3 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     from engine._config.compose import load_file
 
     return load_file(path)
-
-
-def cache_dir() -> Path:
-    """Where the engine and its plugins cache what they can recompute (``$ENGINE_CACHE_DIR``)."""
-    from engine._plugins.settings import cache_dir
-
-    return cache_dir()

@@ -1,9 +1,7 @@
 """Data sources and their adaptor to Lightning (public).
 
-A data source (the ``engine_data_sources`` hook) knows *facts* about its data and builds map-style
-datasets per split: subclass :class:`DataSource`. The core wraps it in a :class:`SourceDataModule`
-(batching, workers, a shuffle order that depends only on the seed and the epoch, so an interrupted
-run resumes onto exactly the batches it would have seen).
+A data source knows *facts* about its data and builds map-style datasets per split;
+:class:`SourceDataModule` batches them (a shuffle order that depends only on seed and epoch).
 """
 
 from engine._run.data import (

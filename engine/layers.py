@@ -14,10 +14,8 @@ Norm = Literal["batch", "group", "none"]
 def norm_layer(kind: str, channels: int, dims: int = 2) -> nn.Module:
     """The normalisation after a convolution: ``batch`` (BatchNorm), ``group`` (GroupNorm) or ``none``.
 
-    GroupNorm (Wu & He 2018) uses up to 32 groups of at least 4 channels each (the largest divisor
-    of ``channels`` that allows it): per-sample statistics, so it works where BatchNorm cannot
-    (per-sample gradients for differential privacy, batches of one). ``dims`` is 1 for
-    ``Conv1d`` features ``[B, C, T]``, 2 for ``Conv2d`` maps ``[B, C, H, W]``.
+    GroupNorm uses up to 32 groups of at least 4 channels (per-sample statistics: it works with
+    per-sample gradients and batches of one). ``dims``: 1 for ``Conv1d`` features, 2 for ``Conv2d`` maps.
     """
     if kind == "batch":
         return nn.BatchNorm1d(channels) if dims == 1 else nn.BatchNorm2d(channels)

@@ -1,8 +1,6 @@
 """Every optional method the core may call on a plugin's object, as a ``typing.Protocol`` (public).
 
-Ask :func:`implements(obj, Protocol) <implements>` rather than ``hasattr``; the conformance kit
-(:mod:`engine.testing`) checks that an object having such a method has it with a signature the core can
-call. Each protocol is documented in :mod:`engine._contract.protocols` and in docs/hooks.md.
+Ask :func:`implements(obj, Protocol) <implements>` rather than ``hasattr``.
 """
 
 from engine._contract.protocols import (
@@ -26,23 +24,6 @@ from engine._contract.protocols import (
     implements,
 )
 
-__all__ = [
-    "ChecksData",
-    "ChecksRun",
-    "ChoosesBest",
-    "Collates",
-    "DataSource",
-    "DeclaresBatching",
-    "DeployTarget",
-    "DescribesArtifact",
-    "EvaluatesRun",
-    "GroupsSamples",
-    "HasFacts",
-    "HasPrimaryMetric",
-    "HasSplits",
-    "LoadsArtifacts",
-    "LoadsInput",
-    "ReportsSummary",
-    "SavesArtifacts",
-    "implements",
-]
+__all__ = ["ChecksData", "ChecksRun", "ChoosesBest", "Collates", "DataSource", "DeclaresBatching", "DeployTarget"]
+__all__ += ["DescribesArtifact", "EvaluatesRun", "GroupsSamples", "HasFacts", "HasPrimaryMetric", "HasSplits"]
+__all__ += ["LoadsArtifacts", "LoadsInput", "ReportsSummary", "SavesArtifacts", "implements"]

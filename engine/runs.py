@@ -1,20 +1,7 @@
-"""Run directories (public): open a finished run, read and write its records, name runs in configs.
-
-::
-
-    from engine.runs import open_run
-
-    run = open_run("runs/mlp-synthetic-20261124-121334")
-    task = run.task()            # the LightningModule, best weights loaded, eval mode
-    dm = run.datamodule()        # the run's data, rebuilt from its config
-    run.config["model"]["name"], run.facts["class_names"], run.summary["metrics"]
+"""Run directories (public): open a finished run (:func:`open_run`), read and write its records, name runs in configs.
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
-tensors only, and a recorded path leading out of the directory is refused. Files are written
-through a temporary file and a rename (:func:`write_json`, :func:`write_text_atomic`), so a kill
-never leaves half of one. :func:`check_run_dir` is how a config key naming a run is checked at
-``--dry-run``; :func:`planned_runs` announces runs that will exist by the time they are used (an
-earlier pipeline stage).
+tensors only, a recorded path leading out of the directory is refused; files are written atomically.
 """
 
 from pathlib import Path

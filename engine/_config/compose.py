@@ -1,24 +1,13 @@
-"""Composition: recipe + YAML files + CLI overrides -> one plain config, component names qualified.
+"""Composition: the defaults, a recipe, YAML files and ``key=value`` overrides (later wins) -> one plain config.
 
-Sources are applied in order, later wins: the defaults (the core's, every config section's),
-the recipe, each ``-c FILE``, each ``key=value`` override. ``model=NAME`` is shorthand for
-``model: {name: NAME}`` (switching to another component drops the old section's parameters, as
-choosing a different Hydra group option does); ``model.depth=34`` sets a parameter. Values are
-parsed by OmegaConf (``lr=3e-4`` is a float, ``hidden=[64,64]`` a list) and ``${...}``
-interpolations are resolved.
-
-A recipe's ``required`` keys must be set by then. Every component name (task, data, each of the
-task's slots) is rewritten to its qualified form (``mlp`` -> ``core.mlp``); a config naming no task
-gets the data source's (``Component(task=...)``), else ``core.supervised``. Then the plugins'
-``engine_adjust_config`` hooks run, core first, then by plugin name. The result is plain data:
-:mod:`engine._config.plan` checks it.
+Names come out qualified and ``engine_adjust_config`` has run; :mod:`engine._config.plan` checks the rest.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,12 +45,7 @@ def merge(
     sections: dict[str, str] | None = None,
     same: Callable[[str, Any, Any], bool] | None = None,
 ) -> dict[str, Any]:
-    """Deep-merge ``other`` into a copy of ``base`` (mappings merge, everything else replaces).
-
-    In the component ``sections``, choosing another component replaces the whole section: the old
-    one's parameters do not apply to the new one. ``same(section, a, b)`` says whether two names
-    mean one component (default: equal strings).
-    """
+    """Deep-merge ``other`` into a copy of ``base``; choosing another component (not ``same``) replaces its section."""
     sections = sections or {}
     same = same or (lambda _, a, b: a == b)
     out = copy.deepcopy(base)
@@ -77,13 +61,9 @@ def merge(
     return out
 
 
-def normalize(cfg: dict[str, Any], sections: dict[str, str]) -> dict[str, Any]:
+def normalize(cfg: dict[str, Any], sections: Collection[str]) -> dict[str, Any]:
     """Expand the shorthand ``section: NAME`` into ``section: {name: NAME}``."""
-    out = dict(cfg)
-    for key in set(sections) & set(out):
-        if isinstance(out[key], str):
-            out[key] = {"name": out[key]}
-    return out
+    return {k: {"name": v} if k in sections and isinstance(v, str) else v for k, v in cfg.items()}
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -104,10 +84,9 @@ def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
             hint="for example model=mlp, optimizer.lr=3e-4, trainer.max_epochs=5",
         )
     try:
-        parsed = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+        value: Any = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
     except Exception as exc:
         raise ConfigError(f"cannot read override '{item}': {exc}") from None
-    value: Any = parsed
     for part in key.split("."):
         value = value[part]  # type: ignore[index]
     return tuple(key.split(".")), value
@@ -127,28 +106,27 @@ def set_index(cfg: dict[str, Any], item: str) -> None:
         path += [m.group(1), int(m.group(2))] if m else [part]
     _, value = parse_override(f"value={text}")
     node: Any = cfg
+    last, parent = path[-1], _dotted(path[:-1])
     for i, part in enumerate(path[:-1]):
-        where = _dotted(path[: i + 1])
-        if isinstance(part, int):
-            ok = isinstance(node, list) and -len(node) <= part < len(node)
-        else:
-            ok = isinstance(node, dict) and part in node
-        if not ok:
+        if not _has(node, part):
             raise ConfigError(
-                f"cannot apply '{item}': {where} is not set in this config",
-                hint=f"a list's default comes from its component: set the whole list, e.g. {_dotted(path[:-1])}=[...]",
+                f"cannot apply '{item}': {_dotted(path[: i + 1])} is not set in this config",
+                hint=f"a list's default comes from its component: set the whole list, e.g. {parent}=[...]",
             )
         node = node[part]
-    last = path[-1]
-    if isinstance(last, int):
-        if not isinstance(node, list) or not -len(node) <= last < len(node):
-            raise ConfigError(
-                f"cannot apply '{item}': {_dotted(path[:-1])} has no element {last}",
-                hint=f"set the whole list, e.g. {_dotted(path[:-1])}=[...]",
-            )
-    elif not isinstance(node, dict):
-        raise ConfigError(f"cannot apply '{item}': {_dotted(path[:-1])} is not a mapping")
+    if isinstance(last, int) and not _has(node, last):
+        raise ConfigError(
+            f"cannot apply '{item}': {parent} has no element {last}", hint=f"set the whole list, e.g. {parent}=[...]"
+        )
+    if not isinstance(last, int) and not isinstance(node, dict):
+        raise ConfigError(f"cannot apply '{item}': {parent} is not a mapping")
     node[last] = value
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(part, int):
+        return isinstance(node, list) and -len(node) <= part < len(node)
+    return isinstance(node, dict) and part in node
 
 
 def _dotted(path: list[Any]) -> str:
@@ -180,12 +158,7 @@ def compose(
     overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Compose the defaults (or ``base``), a recipe, files and overrides into one plain config.
-
-    Each of ``files`` is a YAML file's path or a mapping already read (merged the same way, in order).
-
-    Component names come out qualified, and the plugins' ``engine_adjust_config`` hooks have run.
-    """
+    """Compose the defaults (or ``base``), a recipe, files (paths or mappings) and overrides into one plain config."""
     kinds = section_kinds(registry)
 
     def same(section: str, a: Any, b: Any) -> bool:
@@ -193,22 +166,18 @@ def compose(
 
     cfg = copy.deepcopy(base) if base is not None else defaults(registry)
     chosen = registry.resolve("recipe", recipe) if recipe else None
-    if chosen is not None:
-        cfg = merge(cfg, normalize(chosen.load_config(), kinds), kinds, same)
-    for file in files:
-        data = dict(file) if isinstance(file, Mapping) else load_file(file)
-        cfg = merge(cfg, normalize(data, kinds), kinds, same)
+    layers = [chosen.load_config()] if chosen is not None else []
+    layers += [dict(file) if isinstance(file, Mapping) else load_file(file) for file in files]
+    for layer in layers:
+        cfg = merge(cfg, normalize(layer, kinds), kinds, same)
     for item in overrides:
         if "[" in item.partition("=")[0]:
             set_index(cfg, item)  # model.hidden[0]=5: one element of a list the config holds
             continue
-        keys, value = parse_override(item)
-        if len(keys) == 1 and keys[0] in kinds and isinstance(value, str):
-            value = {"name": value}
-        nested: Any = value
+        keys, nested = parse_override(item)
         for k in reversed(keys):
             nested = {k: nested}
-        cfg = merge(cfg, nested, kinds, same)
+        cfg = merge(cfg, normalize(nested, kinds), kinds, same)
     cfg = resolve_interpolations(cfg)
     if chosen is not None:
         _check_required(chosen, cfg)
@@ -219,53 +188,41 @@ def compose(
 
 def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:
     """Every key the recipe declares ``required`` is set (``data.path``: the user's own files)."""
+    name = recipe.qualified_name
     for key in recipe.required:
         node: Any = cfg
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
         if node is None:
-            raise ConfigError(
-                f"recipe '{recipe.qualified_name}' needs {key}: it runs on your own files or settings",
-                hint=f"engine run {recipe.qualified_name} {key}=... (see `engine components show "
-                f"{recipe.qualified_name}`)",
-            )
+            hint = f"engine run {name} {key}=... (see `engine components show {name}`)"
+            raise ConfigError(f"recipe '{name}' needs {key}: it runs on your own files or settings", hint=hint)
 
 
 def qualify(cfg: dict[str, Any], registry: Registry) -> None:
-    """Rewrite the names of the task, the data source and the task's slots to qualified form, in place.
-
-    Afterwards ``cfg["task"]`` is a mapping with a qualified ``name``, and ``cfg.get("data")`` is
-    None or one too: plugins' ``engine_adjust_config`` may rely on both. An unknown or ambiguous
-    name is a ConfigError here, with its did-you-mean.
-    """
+    """Qualify the names of the task, the data source and the task's slots in place (``cfg["task"]`` is set)."""
     data = cfg.get("data")
-    if data is not None and not (isinstance(data, dict) and isinstance(data.get("name"), str)):
-        raise ConfigError(
-            f"'data' must be a component name or a mapping with a name, got {data!r}",
-            hint="set data=NAME (see `engine components list --kind data`)",
-        )
     if data is not None:
-        data["name"] = registry.resolve("data", data["name"]).qualified_name
+        data["name"] = _resolve(registry, "data", data).qualified_name
     task = cfg.get("task")
     if task is None or (isinstance(task, dict) and "name" not in task):
         default = registry.resolve("data", data["name"]).task if data is not None else None
         cfg["task"] = task = {"name": default or DEFAULT_TASK, **(task or {})}
-    if not (isinstance(task, dict) and isinstance(task.get("name"), str)):
-        raise ConfigError(
-            f"'task' must be a component name or a mapping with a name, got {task!r}",
-            hint="set task=NAME (see `engine components list --kind task`)",
-        )
-    component = registry.resolve("task", task["name"])
-    cfg["task"]["name"] = component.qualified_name
+    component = _resolve(registry, "task", task)
+    task["name"] = component.qualified_name
     for slot, kind in component.slots.items():
-        name = _name_of(cfg, slot)
-        if name is not None:
-            cfg[slot]["name"] = registry.resolve(kind, name).qualified_name
+        section = cfg.get(slot)
+        if isinstance(section, dict) and isinstance(section.get("name"), str):
+            section["name"] = registry.resolve(kind, section["name"]).qualified_name
 
 
-def _name_of(cfg: dict[str, Any], key: str) -> str | None:
-    section = cfg.get(key)
-    return section["name"] if isinstance(section, dict) and isinstance(section.get("name"), str) else None
+def _resolve(registry: Registry, kind: str, section: Any) -> Any:
+    """The component a ``task`` or ``data`` section names."""
+    if not (isinstance(section, dict) and isinstance(section.get("name"), str)):
+        raise ConfigError(
+            f"'{kind}' must be a component name or a mapping with a name, got {section!r}",
+            hint=f"set {kind}=NAME (see `engine components list --kind {kind}`)",
+        )
+    return registry.resolve(kind, section["name"])
 
 
 def _qualified(registry: Registry, kind: str, name: Any) -> Any:

@@ -1,9 +1,4 @@
-"""The parameter reader's one interface: what a declaration's parameters are, and checking values against them.
-
-Parameters are read from the target's source without importing it (:mod:`engine._config.signature`),
-and their annotations checked as text (:mod:`engine._config.types`); the rest of the engine asks only
-this module: :func:`signature_of`, :func:`load_signature`, :func:`check_params`, :func:`slot_keys`.
-"""
+"""The parameter reader's interface: a declaration's parameters (read from source), and values checked against them."""
 
 from __future__ import annotations
 
@@ -16,34 +11,16 @@ from engine._config.types import describe as describe_annotation
 from engine._contract.declarations import INJECTED, Component, Section
 from engine._contract.errors import ConfigError, PluginError, did_you_mean
 
-__all__ = [
-    "REQUIRED",
-    "Param",
-    "Signature",
-    "check_arguments",
-    "check_params",
-    "describe",
-    "describe_annotation",
-    "load_signature",
-    "section_values",
-    "signature_of",
-    "slot_keys",
-]
-
 _READ: dict[tuple[str, str, str], Signature | None] = {}  # read from source
 _IMPORTED: dict[tuple[str, str, str], Signature] = {}  # read by importing the target
 
 
-def _key(entry: Component | Section) -> tuple[str, str, str]:
-    return entry.kind, entry.qualified_name, entry.target_text
-
-
 def signature_of(entry: Component | Section) -> Signature | None:
     """The user-settable parameters of ``entry``, read from source (torch-free); None when unreadable."""
-    key = _key(entry)
+    key = (entry.kind, entry.qualified_name, entry.target_text)
     if key not in _READ:
         sig = read_signature(entry.target) if isinstance(entry.target, str) else signature_from_object(entry.target)
-        _READ[key] = _without_injected(entry, sig)
+        _READ[key] = None if sig is None else _without_injected(entry, sig)
     return _READ[key]
 
 
@@ -52,20 +29,14 @@ def load_signature(entry: Component | Section) -> Signature:
     sig = signature_of(entry)
     if sig is not None:
         return sig
-    key = _key(entry)
+    key = (entry.kind, entry.qualified_name, entry.target_text)
     if key not in _IMPORTED:
-        imported = _without_injected(entry, signature_from_object(entry.load()))
-        assert imported is not None
-        _IMPORTED[key] = imported
+        _IMPORTED[key] = _without_injected(entry, signature_from_object(entry.load()))
     return _IMPORTED[key]
 
 
-def _without_injected(entry: Component | Section, sig: Signature | None) -> Signature | None:
-    if sig is None:
-        return None
-    hidden = set(INJECTED.get(entry.kind, ()))
-    if isinstance(entry, Component):
-        hidden |= set(entry.slots)
+def _without_injected(entry: Component | Section, sig: Signature) -> Signature:
+    hidden = set(INJECTED.get(entry.kind, ())) | (set(entry.slots) if isinstance(entry, Component) else set())
     return Signature(tuple(p for p in sig.params if p.name not in hidden), sig.open)
 
 
@@ -82,21 +53,17 @@ def section_values(section: Section, values: dict[str, Any], where: str | None =
 
 
 def slot_keys(sections: list[Section]) -> dict[str, Section]:
-    """Every key the slot-key ``sections`` of one component kind add (``model.freeze`` …), with its section.
-
-    Two plugins adding the same key is refused, both named (the later one is the one to fix).
-    """
+    """Every key the slot-key ``sections`` of one kind add (``model.freeze`` …), with its section; no key twice."""
     owners: dict[str, Section] = {}
     for section in sections:
         for name in load_signature(section).names:
-            other = owners.get(name)
-            if other is not None and other.plugin != section.plugin:
+            other = owners.setdefault(name, section)
+            if other.plugin != section.plugin:
                 raise PluginError(
                     f"plugin '{section.plugin}' adds the key '{name}' to {section.slot_kind} slots, "
                     f"which plugin '{other.plugin}' already adds",
                     hint="rename the key",
                 )
-            owners.setdefault(name, section)
     return owners
 
 
@@ -112,42 +79,34 @@ def check_params(
     extra: dict[str, Param] | None = None,
     provided: Collection[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Validate ``values`` against ``sig``; return them with defaults filled in.
+    """``values`` (at config path ``where``) checked against ``sig`` (None: anything goes), defaults filled in.
 
-    ``where`` is the config path (``model``); ``label`` names the component for messages;
-    ``extra`` are parameters accepted besides the signature's; ``provided`` names parameters the
-    data will supply. ``sig=None`` (parameters unknown) accepts anything.
+    ``label`` names the component in messages, ``extra`` are parameters besides the signature's,
+    ``provided`` the ones the data will supply.
     """
-    params = {p.name: p for p in (sig.params if sig else ())}
-    params.update(extra or {})
+    params = {p.name: p for p in (sig.params if sig else ())} | (extra or {})
     out: dict[str, Any] = {}
     for key, value in values.items():
         p = params.get(key)
-        if p is None:
-            if sig is None or sig.open:
-                out[key] = value
-                continue
+        if p is None and sig is not None and not sig.open:
             names = list(params)
-            takes = ", ".join(names) if len(names) <= 12 else ", ".join(names[:12]) + ", …"
+            takes = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
             raise ConfigError(
                 f"unknown parameter '{where}.{key}' for {label}{did_you_mean(key, params)}",
                 hint=f"{label} takes: {takes or 'no parameters'}",
             )
-        if not check_type(value, p.annotation):
+        if p is not None and not check_type(value, p.annotation):
             raise ConfigError(f"{where}.{key} must be {describe_annotation(p.annotation)}, got {describe(value)}")
         out[key] = value
-    if sig is not None:
-        for name, p in params.items():
-            if name in out:
-                continue
-            if p.default is REQUIRED:
-                if name not in provided:
-                    raise ConfigError(
-                        f"{label} needs parameter '{name}'" + (f" ({p.annotation})" if p.annotation else ""),
-                        hint=f"set {where}.{name}=...",
-                    )
-            elif not isinstance(p.default, Unevaluated) and name not in provided:
-                out[name] = _plain(p.default)
+    for name, p in params.items() if sig is not None else ():
+        if name in out or name in provided or isinstance(p.default, Unevaluated):
+            continue
+        if p.default is REQUIRED:
+            raise ConfigError(
+                f"{label} needs parameter '{name}'" + (f" ({p.annotation})" if p.annotation else ""),
+                hint=f"set {where}.{name}=...",
+            )
+        out[name] = _plain(p.default)
     return out
 
 

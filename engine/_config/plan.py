@@ -1,17 +1,7 @@
-"""The plan of a run: a composed config checked completely and resolved, before any compute.
+"""The plan of a run: a composed config checked completely and resolved, torch-free, before any compute.
 
-:func:`make_plan` checks everything a run needs without importing torch: names resolve in the
-registry (each exactly once), parameters exist on the target's signature (with a did-you-mean),
-values fit their annotations, required parameters are set or provided as facts by the data
-source, every config section (the core's and the plugins') holds known keys of the right types,
-and the trainer's settings are ones Lightning accepts. A target whose parameters cannot be read
-from its source is imported to read them (the plan's ``notes`` say so).
-
-The :class:`Plan` is what building consumes: the task, each slot's component with its own
-parameters and the engine's slot keys (``init_from``, ``freeze``, ``param_groups`` …) split off,
-the data source and its loader settings. ``plan.config`` is the resolved config as plain data
-(qualified names, every default written out): what ``config.yaml`` holds, and what re-plans to
-the same plan.
+``plan.config`` is the resolved config (qualified names, every default written out): what ``config.yaml``
+holds, and what re-plans to the same plan.
 """
 
 from __future__ import annotations
@@ -20,16 +10,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine._config.params import (
-    Param,
-    Signature,
-    check_params,
-    describe,
-    load_signature,
-    section_values,
-    signature_of,
-    slot_keys,
-)
+from engine._config.compose import normalize
+from engine._config.params import check_params, describe, load_signature, section_values, signature_of, slot_keys
+from engine._config.signature import Param, Signature
 from engine._config.trainer import check_trainer
 from engine._config.types import check_type
 from engine._contract.declarations import Component, Section
@@ -69,8 +52,7 @@ class Plan:
     registry: Registry = field(repr=False, compare=False)
     #: What validation had to do or could not do (a target imported to read its parameters).
     notes: tuple[str, ...] = ()
-    #: Parameters left to the data's facts (``model.in_features`` …): not set in the config, and
-    #: named like a fact the data source declares, so the fact fills them (over any default).
+    #: Parameters not set in the config and named like a fact of the data source, which fills them.
     from_facts: tuple[str, ...] = ()
 
     @property
@@ -78,9 +60,6 @@ class Plan:
         """The slot the run is about (the task's ``primary_slot``, else its first model slot)."""
         slot = self.task.main_slot
         return self.slots.get(slot) if slot else None
-
-
-# --------------------------------------------------------------------------- parameters
 
 
 def _params(section: dict[str, Any]) -> dict[str, Any]:
@@ -96,53 +75,31 @@ def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _shorthand(cfg: dict[str, Any], keys: Any) -> None:
-    """``model: core.mlp`` (a config written by hand) means ``model: {name: core.mlp}``."""
-    for key in keys:
-        if isinstance(cfg.get(key), str):
-            cfg[key] = {"name": cfg[key]}
-
-
-class _Signatures:
-    """Signatures for the plan: read statically, else by importing the target (noted), once each."""
-
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def __call__(self, entry: Component | Section) -> Signature | None:
-        sig = signature_of(entry)
-        if sig is not None:
-            return sig
-        try:
-            sig = load_signature(entry)  # a PluginError if the target does not import
-        except (TypeError, ValueError) as exc:  # no introspectable signature (a builtin)
-            self.notes.append(f"parameters of {entry.kind} '{entry.qualified_name}' not checked: {exc}")
-            return None
-        self.notes.append(
-            f"parameters of {entry.kind} '{entry.qualified_name}' read by importing {entry.target_text} "
-            "(its source could not be read statically)"
-        )
+def _signature(entry: Component | Section, notes: list[str]) -> Signature | None:
+    """Read statically, else by importing the target (said in ``notes``); None when not introspectable."""
+    sig = signature_of(entry)
+    if sig is not None:
         return sig
-
-
-# --------------------------------------------------------------------------- sections
+    what = f"parameters of {entry.kind} '{entry.qualified_name}'"
+    try:
+        sig = load_signature(entry)  # a PluginError if the target does not import
+    except (TypeError, ValueError) as exc:  # no introspectable signature (a builtin)
+        notes.append(f"{what} not checked: {exc}")
+        return None
+    notes.append(f"{what} read by importing {entry.target_text} (its source could not be read statically)")
+    return sig
 
 
 def _run_check(entry: Component | Section, values: dict[str, Any], where: str, cfg: dict[str, Any]) -> dict[str, Any]:
     check = entry.load_check()
-    if check is None:
-        return values
-    result = check(values, where, cfg)
+    result = None if check is None else check(values, where, cfg)
     return values if result is None else dict(result)
 
 
 def _slot_keys(
     registry: Registry, kind: str, section: dict[str, Any], sig: Signature | None
 ) -> tuple[dict[str, Any], list[tuple[Section, dict[str, Any]]]]:
-    """A slot's settings split into the component's own and the engine's keys (by slot-key section).
-
-    A component parameter of the same name as an engine key wins: its own meaning is kept.
-    """
+    """A slot's settings split into the component's own and the engine's keys (a parameter of the same name wins)."""
     own = set(sig.names) if sig is not None else set()
     params = _params(section)
     claimed: dict[str, tuple[Section, dict[str, Any]]] = {}
@@ -155,33 +112,20 @@ def _slot_keys(
 def slot_key_params(registry: Registry, kind: str, sig: Signature | None) -> list[Param]:
     """The engine's keys a ``kind`` slot accepts (``model.freeze``), for ``engine components show``."""
     own = set(sig.names) if sig is not None else set()
-    out: list[Param] = []
-    for keys_section in registry.sections(kind):
-        out += [p for p in load_signature(keys_section).params if p.name not in own]
-    return out
-
-
-# --------------------------------------------------------------------------- the plan
+    return [p for section in registry.sections(kind) for p in load_signature(section).params if p.name not in own]
 
 
 def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> Plan:
-    """Check ``cfg`` (as :func:`engine._config.compose.compose` returns it) completely and resolve it.
-
-    ``checks=False`` skips the sections' ``check`` functions (reopening a finished run: what they
-    check about the world, a run ``init_from`` names, mattered when it trained).
-    """
-    cfg = copy.deepcopy(cfg)
-    signature = _Signatures()
+    """Check a composed ``cfg`` completely and resolve it; ``checks=False`` skips ``check`` functions (old runs)."""
+    cfg = normalize(copy.deepcopy(cfg), ("task", "data"))  # ``model: core.mlp``, in a config written by hand
+    notes: list[str] = []
     out: dict[str, Any] = {}
-
-    _shorthand(cfg, ("task", "data"))
     task: Component = registry.resolve("task", _section(cfg, "task")["name"])
-    _shorthand(cfg, task.slots)
+    cfg = normalize(cfg, task.slots)
     if cfg.get("data") is None:
         raise ConfigError("no data source chosen", hint="set data=NAME (see `engine components list --kind data`)")
     data: Component = registry.resolve("data", _section(cfg, "data")["name"])
     facts = set(data.facts)
-
     sections = {s.name: s for s in registry.sections()}
     known = set(CORE_KEYS) | set(sections) | set(task.slots)
     for key in cfg:
@@ -190,26 +134,22 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
                 f"unknown config section '{key}'{did_you_mean(key, known)}",
                 hint=f"sections: {', '.join(sorted(known))}",
             )
-
-    task_params = check_params(
-        "task", f"task '{task.qualified_name}'", _params(cfg["task"]), signature(task), provided=facts
-    )
+    task_sig = _signature(task, notes)
+    task_params = check_params("task", f"task '{task.qualified_name}'", _params(cfg["task"]), task_sig, provided=facts)
     out["task"] = {"name": task.qualified_name, **task_params}
-    from_facts = _left_to_facts("task", signature(task), task_params, facts)
+    from_facts = _left_to_facts("task", task_sig, task_params, facts)
+    data_sig = _signature(data, notes)
     data_values = check_params(
-        "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), signature(data), extra=LOADER_PARAMS
+        "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), data_sig, extra=LOADER_PARAMS
     )
     out["data"] = {"name": data.qualified_name, **data_values}
-
     slots: dict[str, SlotPlan | None] = {}
     pending_checks: list[tuple[Section, dict[str, Any], str]] = []
     for slot, kind in task.slots.items():
-        value = cfg.get(slot, ...)
-        if value is ...:
-            default = task.defaults.get(slot)
-            value = {"name": default} if default else None
-        elif isinstance(value, dict) and "name" not in value and task.defaults.get(slot):
-            value = {"name": task.defaults[slot], **value}  # optimizer.lr=… tunes the default
+        default = task.defaults.get(slot)
+        value = cfg.get(slot, {"name": default} if default else None)
+        if isinstance(value, dict) and "name" not in value and default:
+            value = {"name": default, **value}  # optimizer.lr=… tunes the default
         if value is None:
             if slot in task.required_slots:
                 raise ConfigError(
@@ -220,7 +160,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             continue
         cfg[slot] = value
         comp: Component = registry.resolve(kind, _section(cfg, slot)["name"])
-        sig = signature(comp)
+        sig = _signature(comp, notes)
         own, claimed = _slot_keys(registry, kind, value, sig)
         params = check_params(
             slot, f"{kind} '{comp.qualified_name}'", own, sig, provided=facts if kind == "model" else set()
@@ -228,21 +168,20 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         keys: dict[str, Any] = {}
         for keys_section, values in claimed:
             checked = section_values(keys_section, values, where=slot)
-            keys.update({k: checked[k] for k in values})  # only the keys that were set
-            pending_checks.append((keys_section, {k: checked[k] for k in values}, slot))
+            set_keys = {k: checked[k] for k in values}  # only the keys that were set
+            keys.update(set_keys)
+            pending_checks.append((keys_section, set_keys, slot))
         if "param_groups" in keys and kind == "optimizer":
             _check_group_settings(slot, keys["param_groups"], sig)
         slots[slot] = SlotPlan(slot, kind, comp, params, keys)
         if kind == "model":
             from_facts += _left_to_facts(slot, sig, params, facts)
         out[slot] = {"name": comp.qualified_name, **params, **keys}
-
     seed = cfg.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {describe(seed)}")
     out["seed"] = seed
     out["trainer"] = check_trainer(cfg.get("trainer") or {})
-
     for name, section in sections.items():
         value = cfg.get(name, None if section.optional else {})  # a section installed after the config was written
         if value is None and section.optional:
@@ -252,7 +191,6 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             raise ConfigError(f"'{name}' must be a mapping, got {describe(value)}")
         out[name] = section_values(section, value)
         pending_checks.append((section, out[name], name))
-
     if checks:  # the whole config is typed by now
         used = [("task", task), ("data", data), *((s, p.component) for s, p in slots.items() if p is not None)]
         for where, entry in used:
@@ -268,18 +206,9 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             keys = {k: values.pop(k) for k in list(values) if k in planned.keys}
             slots[slot] = SlotPlan(slot, planned.kind, planned.component, values, keys)
     data_values = _params(out["data"])
-    return Plan(
-        config=out,
-        task=task,
-        task_params=_params(out["task"]),
-        data=data,
-        data_params={k: v for k, v in data_values.items() if k not in LOADER_PARAMS},
-        loader={k: v for k, v in data_values.items() if k in LOADER_PARAMS},
-        slots=slots,
-        registry=registry,
-        notes=tuple(signature.notes),
-        from_facts=from_facts,
-    )
+    loader = {k: v for k, v in data_values.items() if k in LOADER_PARAMS}
+    data_params = {k: v for k, v in data_values.items() if k not in LOADER_PARAMS}
+    return Plan(out, task, _params(out["task"]), data, data_params, loader, slots, registry, tuple(notes), from_facts)
 
 
 def _left_to_facts(where: str, sig: Signature | None, params: dict[str, Any], facts: set[str]) -> tuple[str, ...]:
@@ -292,15 +221,13 @@ def _check_group_settings(slot: str, groups: list[dict[str, Any]], sig: Signatur
     for i, group in enumerate(groups):
         where = f"{slot}.param_groups[{i}]"
         for key, value in group.items():
-            if key == "params":
-                continue
             p = params.get(key)
-            if p is None:
-                if sig is not None and not sig.open:
-                    raise ConfigError(
-                        f"unknown setting '{key}' in {where}{did_you_mean(key, params)}",
-                        hint=f"a group may set: {', '.join(params) or 'nothing'}",
-                    )
+            if key == "params" or (p is None and (sig is None or sig.open)):
                 continue
+            if p is None:
+                raise ConfigError(
+                    f"unknown setting '{key}' in {where}{did_you_mean(key, params)}",
+                    hint=f"a group may set: {', '.join(params) or 'nothing'}",
+                )
             if not check_type(value, p.annotation):
                 raise ConfigError(f"{where}.{key} must be {p.annotation}, got {describe(value)}")

@@ -1,15 +1,14 @@
-"""The ``trainer`` section: ``lightning.Trainer`` arguments, checked before any run directory exists.
+"""The ``trainer`` section: ``lightning.Trainer`` arguments, checked against its signature and the names it knows.
 
-Parameters and types come from the Trainer's signature, read from Lightning's source (no
-import). Values Lightning resolves by name are checked against what it accepts: ``precision``
-and ``profiler`` are closed sets; ``accelerator`` and ``strategy`` names outside the common
-ones are looked up in Lightning's own registries (which imports Lightning, for that case only).
+Only uncommon ``accelerator`` and ``strategy`` names import Lightning (to look them up in its registries).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from engine._config.params import check_params, describe
+from engine._config.signature import read_signature
 from engine._contract.errors import ConfigError, did_you_mean
 
 TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
@@ -22,23 +21,8 @@ RESERVED_TRAINER = {
     "enable_checkpointing": "configure the checkpoint section instead",
 }
 
-PRECISIONS = (
-    64,
-    32,
-    16,
-    "64",
-    "32",
-    "16",
-    "bf16",
-    "64-true",
-    "32-true",
-    "16-true",
-    "16-mixed",
-    "bf16-true",
-    "bf16-mixed",
-    "transformer-engine",
-    "transformer-engine-float16",
-)
+_PRECISION_NAMES = "64-true 32-true 16-true 16-mixed bf16-true bf16-mixed transformer-engine transformer-engine-float16"
+PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", *_PRECISION_NAMES.split())
 PROFILERS = ("simple", "advanced", "pytorch", "xla")
 #: Accelerators and strategies every Lightning 2 install knows (others are looked up).
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
@@ -47,23 +31,13 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "s
 
 def check_trainer(trainer: Any) -> dict[str, Any]:
     """The ``trainer`` section checked; only the keys the user set (Lightning keeps its own defaults)."""
-    from engine._config.params import check_params
-    from engine._config.signature import read_signature
-
     if not isinstance(trainer, dict):
-        raise ConfigError(
-            f"'trainer' must be a mapping of lightning.Trainer arguments, got {trainer!r} ({type(trainer).__name__})"
-        )
+        raise ConfigError(f"'trainer' must be a mapping of lightning.Trainer arguments, got {describe(trainer)}")
     for key, why in RESERVED_TRAINER.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by the engine", hint=why)
     checked = check_params("trainer", "lightning.Trainer", trainer, read_signature(TRAINER_TARGET))
-    out = {k: v for k, v in checked.items() if k in trainer}
-    _check_named(out)
-    return out
-
-
-def _check_named(trainer: dict[str, Any]) -> None:
+    trainer = {k: v for k, v in checked.items() if k in trainer}
     precision = trainer.get("precision")
     if precision is not None and precision not in PRECISIONS:
         names = [str(p) for p in PRECISIONS]
@@ -87,6 +61,7 @@ def _check_named(trainer: dict[str, Any]) -> None:
                     f"{did_you_mean(value, known)}",
                     hint=f"Lightning knows: {', '.join(sorted(known))}",
                 )
+    return trainer
 
 
 def _registered(key: str) -> list[str]:

@@ -1,44 +1,34 @@
 """Finding plugins: the ``engine.plugins`` entry points, cached under a fingerprint of what is installed.
 
-What ``importlib.metadata`` finds is cached (``$ENGINE_CACHE_DIR/plugins-v2.json``) under a
-fingerprint of the installed distributions (every ``*.dist-info`` on ``sys.path`` and its
-``entry_points.txt``), so a command that only lists or validates does not pay for importing and
-scanning package metadata; installing, removing or reinstalling any distribution changes the
-fingerprint. Entry points come in claim order: the distribution installed first keeps a plugin
-name another one also claims.
+Entry points come in claim order: the distribution installed first keeps a contested plugin name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import zlib
 from typing import Any
 
-ENTRY_POINT_GROUP = "engine.plugins"
+from engine._contract.version import API_VERSION
+from engine._plugins.files import write_json_atomic
+from engine._plugins.settings import cache_dir
 
-_CACHE_VERSION = 2
+ENTRY_POINT_GROUP = "engine.plugins"
 
 
 def fingerprint() -> str:
-    """What discovery depends on: the interpreter, the engine API, every distribution on ``sys.path``.
-
-    One ``scandir`` per ``sys.path`` directory and one ``stat`` per distribution: a few
-    milliseconds, against tens for importing ``importlib.metadata`` and reading metadata.
-    """
-    from engine._contract.version import API_VERSION
-
+    """What discovery depends on: the interpreter, the engine API, every distribution on ``sys.path`` (a few ms)."""
     parts = [sys.version, str(API_VERSION)]
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as it:
                 dists = sorted(e.name for e in it if e.name.endswith((".dist-info", ".egg-info")))
         except OSError:  # a zip file, or gone
-            try:
+            with contextlib.suppress(OSError):
                 parts.append(f"{entry} {os.stat(entry).st_mtime_ns}")
-            except OSError:
-                pass
             continue
         parts.append(entry)
         for name in dists:
@@ -52,46 +42,32 @@ def fingerprint() -> str:
 
 
 def cache_file() -> Any:
-    from engine._plugins.settings import cache_dir
-
-    return cache_dir() / f"plugins-v{_CACHE_VERSION}.json"
+    return cache_dir() / "plugins-v2.json"
 
 
 def scan() -> list[dict[str, Any]]:
     """The ``engine.plugins`` entry points, read with ``importlib.metadata``."""
     from importlib.metadata import entry_points
 
-    found = []
+    found: list[dict[str, Any]] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = ep.dist
-        found.append(
-            {
-                "name": ep.name,
-                "value": ep.value,
-                "dist": dist.name if dist else None,
-                "version": dist.version if dist else None,
-                "installed": _installed_at(dist),
-            }
-        )
-    # Claim order: the distribution installed first keeps a contested name.
-    return sorted(found, key=lambda e: (e["installed"], e["dist"] or "", e["name"]))
+        dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
+        entry = {"name": ep.name, "value": ep.value, "dist": dist, "version": version}
+        found.append({**entry, "installed": _installed_at(ep.dist)})
+    return sorted(found, key=lambda e: (e["installed"], e["dist"] or "", e["name"]))  # claim order
 
 
 def _installed_at(dist: Any) -> int:
     """When ``dist`` was installed: its metadata directory's modification time (0 if unknown)."""
-    path = getattr(dist, "_path", None)  # PathDistribution keeps its .dist-info directory here
     try:
-        return os.stat(path).st_mtime_ns if path is not None else 0
-    except OSError:
+        return os.stat(dist._path).st_mtime_ns  # PathDistribution keeps its .dist-info directory here
+    except (AttributeError, OSError):
         return 0
 
 
 class DiscoveryCache:
-    """The entry points and ``ENGINE_API`` verdicts of the current set of distributions.
-
-    The file keeps the last few fingerprints: ``engine`` (script directory first on
-    ``sys.path``) and ``python -m engine`` (current directory first) see different paths.
-    """
+    """The entry points and ``ENGINE_API`` verdicts of the installed distributions (``engine`` and ``python -m
+    engine`` see different paths: the file keeps the last few fingerprints)."""
 
     KEEP = 8
 
@@ -112,12 +88,8 @@ class DiscoveryCache:
     def save(self, verdicts: dict[str, str | None]) -> None:
         if not self.dirty and verdicts == self.verdicts:
             return
-        from engine._plugins.files import write_json_atomic
-
         self.known.pop(self.key, None)
         kept = dict(list(self.known.items())[-(self.KEEP - 1) :])
         kept[self.key] = {"entry_points": self.entry_points, "verdicts": verdicts}  # newest last
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache directory only costs speed
             write_json_atomic(cache_file(), kept)
-        except OSError:
-            pass  # a read-only cache directory only costs speed

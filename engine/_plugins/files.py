@@ -1,9 +1,4 @@
-"""Writing files so that a crash never leaves half of one, and telling whether a recorded process lives.
-
-Every file the engine writes for later (settings, caches, ``summary.json``, checkpoints) goes
-through a temporary file in the same directory, fsynced, then renamed over the old one: a reader,
-or the next command after a kill, sees the old file or the new one, never part of one.
-"""
+"""Writing files through a temporary file and a rename (a crash never leaves half of one); live processes."""
 
 from __future__ import annotations
 
@@ -36,19 +31,14 @@ def temp_path(target: Path) -> Path:
 def write_text_atomic(file: Path, text: str, durable: bool = True) -> None:
     """Write ``text`` to ``file`` through a temporary file (no half-written file, even on a kill).
 
-    ``durable=False`` renames without the two fsyncs: still whole after a killed process (the
-    kernel keeps what was written), not guaranteed after a power cut. For files rewritten many
-    times a second whose source of truth is equally undurable (a sweep's ledger beside its
-    SQLite study in write-ahead-log mode without fsync).
+    ``durable=False`` renames without the two fsyncs: still whole after a killed process, not
+    guaranteed after a power cut (for files rewritten many times a second).
     """
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(file)
     try:
         tmp.write_text(text, encoding="utf-8")
-        if durable:
-            fsync_replace(tmp, file)
-        else:
-            os.replace(tmp, file)
+        (fsync_replace if durable else os.replace)(tmp, file)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -1,15 +1,6 @@
-"""Named components: kind, qualified name, owning plugin, lazy target.
+"""Named components: kind, qualified name (``vision.resnet``, recipes ``vision/digits``), owning plugin, lazy target.
 
-Names are qualified by plugin: ``vision.resnet`` (recipes: ``vision/digits``).
-A short name (``resnet``) resolves when exactly one plugin declares it; the
-core's own components win over plugins for short names, so ``adamw`` always
-means the built-in. Queries work like timm's ``list_models``::
-
-    >>> reg = engine.get_registry()
-    >>> [c.qualified_name for c in reg.list("model", "*res*")]
-    ['vision.resnet']
-    >>> reg.resolve("model", "resnet").target
-    'engine_vision.models:ResNet'
+A short name resolves when one plugin declares it, or to the core's own (``adamw`` is the built-in).
 """
 
 from __future__ import annotations
@@ -34,8 +25,7 @@ class Registry:
     def __init__(self, manager: PluginManager) -> None:
         self.manager = manager
         self._by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
-        #: Old qualified names (``Component(aliases=...)``) -> (kind, current qualified name).
-        self._aliases: dict[tuple[str, str], str] = {}
+        self._aliases: dict[tuple[str, str], str] = {}  # (kind, an old name: Component(aliases=...)) -> the name
         self._warned: set[str] = set()
         for kind in KINDS:
             for info, declared in manager.call(HOOKS[kind]):
@@ -53,19 +43,14 @@ class Registry:
                         self._aliases.setdefault((kind, old), bound.qualified_name)
 
     def _entries(self, kind: str) -> dict[str, Entry]:
-        """The entries of ``kind`` whose plugin works *now*: one found broken later (a command that
-        clashes, a lifecycle hook that raised) loses every component it declared."""
+        """The entries of ``kind`` whose plugin works *now* (one found broken later loses them all)."""
         entries = self._by_kind[kind]
         if all(self.manager.is_ok(e.plugin) for e in entries.values()):
             return entries
         return {q: e for q, e in entries.items() if self.manager.is_ok(e.plugin)}
 
     def _check_sections(self, plugin: str, sections: list[Any]) -> None:
-        """A section name the core or an earlier plugin has is refused, both owners named.
-
-        (Two plugins adding the same key to one kind of slot are found when the keys are read, see
-        :func:`engine._config.params.slot_keys`.)
-        """
+        """A section name the core or an earlier plugin has is refused, both owners named."""
         taken = {name: "the core" for name in CORE_KEYS} | {
             s.name: f"plugin '{s.plugin}'" for s in self._by_kind["section"].values() if s.slot_kind is None
         }
@@ -79,31 +64,22 @@ class Registry:
 
     @staticmethod
     def _check(kind: str, plugin: str, declared: Any) -> list[Entry]:
-        if declared is None:
-            return []
-        if isinstance(declared, (Component, Recipe, Section)):
-            declared = [declared]
+        single = isinstance(declared, (Component, Recipe, Section))
+        entries = [] if declared is None else [declared] if single else list(declared)
         expected = {"recipe": Recipe, "section": Section}.get(kind, Component)
-        entries: list[Entry] = []
-        seen: set[str] = set()
-        for entry in declared:
+        for i, entry in enumerate(entries):
             if not isinstance(entry, expected):
                 raise PluginError(f"{HOOKS[kind]} returned {entry!r}, expected {expected.__name__} declarations")
             if not NAME.match(entry.name):
                 raise PluginError(f"{kind} name {entry.name!r} is not a valid name (letters, digits, _ and -)")
-            if entry.name in seen:
+            if entry.name in {e.name for e in entries[:i]}:
                 raise PluginError(f"plugin '{plugin}' declares the {kind} '{entry.name}' twice")
-            seen.add(entry.name)
-            entries.append(entry)
         return entries
-
-    # ------------------------------------------------------------------ queries
 
     def list(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
         """Components of ``kind`` (all kinds if None) whose name matches a glob ``pattern``."""
-        kinds = [kind] if kind else list(KINDS)
         out: list[Entry] = []
-        for k in kinds:
+        for k in [kind] if kind else KINDS:
             for q, entry in sorted(self._entries(k).items()):
                 names = (q, entry.name, f"{entry.plugin}.{entry.name}")  # recipes match 'vision.*' too
                 if pattern is None or any(fnmatch.fnmatch(n, pattern) for n in names):
@@ -123,20 +99,16 @@ class Registry:
         if (kind, name) in self._aliases and self._aliases[(kind, name)] in entries:
             return self._deprecated(name, entries[self._aliases[(kind, name)]])
         matches = [e for e in entries.values() if e.name == name]
-        if len(matches) > 1:
-            core = [e for e in matches if e.plugin == CORE]
-            if core:
-                return core[0]
+        core = [e for e in matches if e.plugin == CORE]  # the core's own win a short name
+        if core or len(matches) == 1:
+            return (core or matches)[0]
+        if matches:
             candidates = ", ".join(sorted(e.qualified_name for e in matches))
             raise ConfigError(
-                f"{kind} name '{name}' is ambiguous: {candidates}",
-                hint="use the qualified name (plugin.name)",
+                f"{kind} name '{name}' is ambiguous: {candidates}", hint="use the qualified name (plugin.name)"
             )
-        if matches:
-            return matches[0]
-        choices = list(entries) + [e.name for e in entries.values()]
-        message = f"unknown {kind} '{name}'{did_you_mean(name, set(choices))}"
-        raise ConfigError(message, hint=self._why_missing(name, kind))
+        choices = {*entries, *(e.name for e in entries.values())}
+        raise ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}", hint=self._why_missing(name, kind))
 
     def _why_missing(self, name: str, kind: str) -> str:
         """The hint for an unknown name: its plugin is broken or disabled, else where to look."""
@@ -144,11 +116,9 @@ class Registry:
         if owner is not None and owner.status == "broken":
             return f"the plugin '{owner.name}' is broken: {owner.error}"
         if owner is not None and owner.status == "disabled":
-            how = (
-                f"`engine plugins enable {owner.name}`"
-                if owner.name not in self.manager.disabled_now
-                else f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
-            )
+            how = f"`engine plugins enable {owner.name}`"
+            if owner.name in self.manager.disabled_now:
+                how = f"drop --disable {owner.name} / ENGINE_DISABLE_PLUGINS"
             return f"the plugin '{owner.name}' ({owner.distribution}) is disabled: enable it with {how}"
         return f"see `engine components list --kind {kind}`"
 
@@ -160,15 +130,10 @@ class Registry:
         """``entry``, found by a name it had before; said once per process on stderr."""
         if old not in self._warned:
             self._warned.add(old)
-            print(
-                f"warning: {entry.kind} '{old}' is now '{entry.qualified_name}' ({entry.distribution}); "
-                "the old name will be removed in a future version",
-                file=sys.stderr,
-            )
+            now = f"{entry.kind} '{old}' is now '{entry.qualified_name}' ({entry.distribution})"
+            print(f"warning: {now}; the old name will be removed in a future version", file=sys.stderr)
         return entry
 
-
-# --------------------------------------------------------------------------- the process's registries
 
 _REGISTRIES: dict[tuple[str, ...], Registry] = {}
 #: The plugins the running command disabled (``engine --disable NAME ...``): every registry the
@@ -177,10 +142,7 @@ _DEFAULT_DISABLE: list[tuple[str, ...]] = [()]
 
 
 def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False) -> Registry:
-    """The registry of every enabled plugin's components, built once per ``disable`` set.
-
-    ``disable=None`` means the set the running command was given (see :func:`use_disabled`).
-    """
+    """The registry of every enabled plugin's components, built once per ``disable`` set (None: the command's)."""
     key = tuple(sorted(_DEFAULT_DISABLE[0] if disable is None else disable))
     if fresh or key not in _REGISTRIES:
         _REGISTRIES[key] = Registry(PluginManager(disable=key))

@@ -1,18 +1,15 @@
-"""User settings persisted under ``ENGINE_HOME`` (default ``~/.config/engine``).
-
-What ``engine plugins disable|enable`` changes, and the plugins found broken while a command
-ran, live here as JSON in ``$ENGINE_HOME/settings.json``::
-
-    {"disabled_plugins": ["name", ...],
-     "broken_plugins": {"name": {"distribution": "...", "version": "...", "error": "..."}}}
-"""
+"""User settings in ``$ENGINE_HOME/settings.json`` (``~/.config/engine``): the plugins disabled, and found broken."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from engine._contract.errors import EngineError
+from engine._plugins.files import write_json_atomic
 
 
 def home() -> Path:
@@ -20,30 +17,23 @@ def home() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where the engine caches what it can recompute (``$ENGINE_CACHE_DIR``, default ``~/.cache/engine``)."""
+    """Where the engine and its plugins cache what they can recompute (``$ENGINE_CACHE_DIR``, ``~/.cache/engine``)."""
     return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
 
 
-def _file() -> Path:
-    return home() / "settings.json"
-
-
 def load() -> dict[str, Any]:
+    file = home() / "settings.json"
     try:
-        data = json.loads(_file().read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
-        from engine._contract.errors import EngineError
-
-        raise EngineError(f"cannot read {_file()}: {exc}", hint="fix or delete the file") from None
+        raise EngineError(f"cannot read {file}: {exc}", hint="fix or delete the file") from None
     return data if isinstance(data, dict) else {}
 
 
 def save(data: dict[str, Any]) -> None:
-    from engine._plugins.files import write_json_atomic
-
-    write_json_atomic(_file(), data, indent=2)
+    write_json_atomic(home() / "settings.json", data, indent=2)
 
 
 def disabled_plugins() -> set[str]:
@@ -54,39 +44,33 @@ def set_disabled(name: str, disabled: bool) -> bool:
     """Persist ``name`` as disabled (or not); returns whether anything changed."""
     data = load()
     names = set(data.get("disabled_plugins", []))
-    before = set(names)
-    (names.add if disabled else names.discard)(name)
-    if names == before:
+    if (name in names) == disabled:
         return False
-    data["disabled_plugins"] = sorted(names)
+    data["disabled_plugins"] = sorted(names | {name} if disabled else names - {name})
     save(data)
     return True
 
 
-def broken_plugins() -> dict[str, dict[str, Any]]:
+def broken_plugins(data: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Plugins recorded broken by an earlier command (a lifecycle hook that raised), by name."""
-    recorded = load().get("broken_plugins", {})
+    recorded = (load() if data is None else data).get("broken_plugins")
     return recorded if isinstance(recorded, dict) else {}
 
 
 def record_broken(name: str, distribution: str | None, version: str | None, error: str) -> None:
     """Remember that plugin ``name`` (this distribution and version) is broken, and why."""
     data = load()
-    recorded = data.get("broken_plugins") if isinstance(data.get("broken_plugins"), dict) else {}
-    recorded[name] = {"distribution": distribution, "version": version, "error": error}
-    data["broken_plugins"] = recorded
-    try:
+    data["broken_plugins"] = broken_plugins(data)
+    data["broken_plugins"][name] = {"distribution": distribution, "version": version, "error": error}
+    with contextlib.suppress(OSError):  # a read-only home: the failure is still reported for this command
         save(data)
-    except OSError:
-        pass  # a read-only home: the failure is still reported for this command
 
 
 def clear_broken(name: str) -> bool:
     """Forget a recorded failure of plugin ``name``; returns whether there was one."""
     data = load()
-    recorded = data.get("broken_plugins")
-    if not isinstance(recorded, dict) or name not in recorded:
+    if name not in broken_plugins(data):
         return False
-    del recorded[name]
+    del data["broken_plugins"][name]
     save(data)
     return True
