@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Checkpoint
 
 from engine._contract.errors import ConfigError
 
@@ -74,11 +75,13 @@ class EpochLines(L.Callback):
         print(f"epoch {trainer.current_epoch + 1}{total}  {where}{shown}  {took:.1f}s", file=sys.stderr, flush=True)
 
 
-class RunCheckpoints(L.Callback):
+class RunCheckpoints(Checkpoint):
     """A run's checkpoints: ``best.ckpt`` (``best-2.ckpt`` … with ``save_top_k`` > 1) by ``monitor``, and ``last.ckpt``.
 
-    ``last.ckpt`` is written at every opportunity (every ``every_n_train_steps`` steps, else each validation,
-    else each epoch) and at the end of training; the best is considered every ``every_n_epochs`` epochs.
+    A Lightning ``Checkpoint``, so Lightning calls it after every other callback. ``last.ckpt`` is written at
+    every opportunity (every ``every_n_train_steps`` steps; else each epoch's end, or each validation when
+    validation does not run at epoch ends) and at the end of training; the best is considered every
+    ``every_n_epochs`` epochs.
     ``best_metrics`` (every metric when the best was saved) travels in the checkpoint. The state names
     files by their name only, so a moved or copied run resumes from *its* checkpoints.
     """
@@ -128,12 +131,19 @@ class RunCheckpoints(L.Callback):
             self._take(trainer, consider_best=self.monitor in trainer.callback_metrics)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.every_n_train_steps and sum(trainer.num_val_batches) == 0 and not self._skip(trainer):
+        if not self.every_n_train_steps and self._at_epoch_end(trainer) and not self._skip(trainer):
             self._take(trainer, consider_best=self._epoch_due(trainer))
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self.every_n_train_steps and not self._skip(trainer):
+        if not self.every_n_train_steps and not self._at_epoch_end(trainer) and not self._skip(trainer):
             self._take(trainer, consider_best=self._epoch_due(trainer))
+
+    @staticmethod
+    def _at_epoch_end(trainer: L.Trainer) -> bool:
+        """Whether the epoch's end is the opportunity: no validation, or one that runs at each epoch's end."""
+        if sum(trainer.num_val_batches) == 0:
+            return True
+        return trainer.check_val_every_n_epoch == 1 and trainer.val_check_interval == 1.0
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and not trainer.fast_dev_run and self._last_step != trainer.global_step:

@@ -79,7 +79,7 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
     try:
         trainer = L.Trainer(
             default_root_dir=run_dir,
-            enable_checkpointing=False,  # the run's own checkpoints: RunCheckpoints
+            enable_checkpointing=True,  # the run's own RunCheckpoints (a Checkpoint: Lightning adds none of its own)
             callbacks=callbacks,
             logger=_loggers(run_dir) + loggers,
             plugins=plugins,
