@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"# note: {note}", file=sys.stderr)
     if args.dry_run:
         sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
-        print(facts_note(plan), file=sys.stderr)
+        print(plan.facts_note(), file=sys.stderr)
         print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
         return 0
     result = train(plan, resume=resume)
@@ -80,15 +80,3 @@ def results_table(summary: dict[str, Any]) -> Table:
         name = styled(key + " *", "bold") if key == primary else key
         table.add_row(name, format_metric(last), format_metric(best.get(key)))
     return table
-
-
-def facts_note(plan: Any) -> str:
-    """What the data source will tell the run, and which parameters that fills (``--dry-run``)."""
-    name = plan.data.qualified_name
-    if not plan.data.facts:
-        return f"# data facts: {name} declares none (its facts are known once it is loaded)"
-    filled = ", ".join(plan.from_facts) or "nothing (every parameter named like a fact is set)"
-    return (
-        f"# data facts of {name} (values known once it is loaded): {', '.join(plan.data.facts)}\n"
-        f"# filled from them: {filled}"
-    )

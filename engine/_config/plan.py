@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from engine._config.compose import normalize
@@ -60,6 +61,21 @@ class Plan:
         """The slot the run is about (the task's ``primary_slot``, else its first model slot)."""
         slot = self.task.main_slot
         return self.slots.get(slot) if slot else None
+
+    def default_run_name(self) -> str:
+        """The run directory's name when ``run.name`` is unset: ``<model>-<data>-<date>-<time>``."""
+        parts = [self.primary.component.name if self.primary else None, self.data.name]
+        return "-".join([*(p for p in parts if p), datetime.now().strftime("%Y%m%d-%H%M%S")])
+
+    def facts_note(self) -> str:
+        """What the data source will tell the run, and which parameters that fills (``--dry-run`` says it)."""
+        name = self.data.qualified_name
+        if not self.data.facts:
+            return f"# data facts: {name} declares none (its facts are known once it is loaded)"
+        filled = ", ".join(self.from_facts) or "nothing (every parameter named like a fact is set)"
+        return f"# data facts of {name} (values known once it is loaded): {', '.join(self.data.facts)}\n" + (
+            f"# filled from them: {filled}"
+        )
 
 
 def _params(section: dict[str, Any]) -> dict[str, Any]:

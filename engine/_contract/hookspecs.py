@@ -127,7 +127,8 @@ def engine_pipeline_steps() -> list[Component]:
 
     The stage's keys are the parameters (``${stages.NAME}`` already replaced by run directories);
     ``out`` is the stage's directory; the returned dict (optional ``metrics``, ``primary_metric``) is
-    recorded. A torch-free ``check`` refuses bad keys before the first stage trains.
+    recorded. A torch-free ``check(values, where, config)`` refuses bad keys before the first stage trains
+    (``config``: ``{"stages": {name: directory}}``).
     """
 
 

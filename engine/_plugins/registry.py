@@ -122,6 +122,10 @@ class Registry:
             return f"the plugin '{owner.name}' ({owner.distribution}) is disabled: enable it with {how}"
         return f"see `engine components list --kind {kind}`"
 
+    def plugins(self) -> list[Any]:
+        """Every plugin (name, distribution, version, status, error, hooks), the core first, then by name."""
+        return self.manager.infos()
+
     def sections(self, slot_kind: str | None = None) -> list[Section]:
         """Config sections (``slot_kind=None``), or the slot-key sections of one component kind."""
         return [s for s in self.list("section") if s.slot_kind == slot_kind]  # type: ignore[union-attr]

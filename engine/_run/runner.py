@@ -47,10 +47,7 @@ def _new_run_dir(plan: Plan) -> Path:
     """Where a new run goes (not created yet): ``run.name``, else model, data and time (``-1`` … if taken)."""
     run = plan.config["run"]
     root, name = Path(run["dir"]).expanduser(), run["name"]
-    if not name:
-        primary = plan.primary
-        parts = [p.split(".")[-1] for p in (primary.component.name if primary else None, plan.data.name) if p]
-        name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    name = name or plan.default_run_name()
     path = root / name
     if path.exists() and any(path.iterdir()):
         if run["name"]:

@@ -85,11 +85,15 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Any:
-    """``cli(*args) -> CliResult``: the ``engine`` command in this process (no interpreter start-up to pay)."""
+    """``cli(*args) -> CliResult``: the ``engine`` command in this process (``--help`` and argparse's usage
+    errors too: their exit code is returned)."""
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
-        code = main(list(args))
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse ends --help and usage errors with sys.exit
+            code = exc.code if isinstance(exc.code, int) else 2
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 

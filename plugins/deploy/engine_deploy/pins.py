@@ -124,7 +124,7 @@ def current_environment() -> dict[str, Any]:
 
     plugins = [
         {"distribution": p.distribution, "version": p.version, "status": p.status}
-        for p in engine.get_registry().manager.infos()
+        for p in engine.get_registry().plugins()
     ]
     return {"plugins": plugins, "libraries": {}, "python": ".".join(map(str, sys.version_info[:3]))}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +61,7 @@ def _parent(plan: Any) -> Path:
     root = Path(run["dir"]).expanduser()
     if run["name"]:
         return root / run["name"]
-    primary = plan.primary
-    parts = [p.split(".")[-1] for p in (primary.component.name if primary else None, plan.data.name) if p]
-    name = "-".join([*parts, datetime.now().strftime("%Y%m%d-%H%M%S")])
+    name = plan.default_run_name()
     path, i = root / name, 1
     while path.exists() and any(path.iterdir()):
         path, i = root / f"{name}-{i}", i + 1
@@ -93,13 +90,11 @@ def run_main(args: argparse.Namespace, config: dict[str, Any]) -> int:
         return _train_folds(config, registry, folds, group_by)
     import yaml
 
-    from engine_experiments.notes import facts_note
-
     plan = engine.plan({**config, "cv": {"folds": folds, "fold": 0, "group_by": group_by}}, registry=registry)
     for note in plan.notes:
         print(f"# note: {note}", file=sys.stderr)
     sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
-    print(facts_note(plan), file=sys.stderr)
+    print(plan.facts_note(), file=sys.stderr)
     print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)
     return 0
 

@@ -7,18 +7,6 @@ from typing import Any
 from engine.console import format_metric
 
 
-def facts_note(plan: Any) -> str:
-    """What the data source will tell the run, and which parameters that fills (as ``engine run --dry-run``)."""
-    name = plan.data.qualified_name
-    if not plan.data.facts:
-        return f"# data facts: {name} declares none (its facts are known once it is loaded)"
-    filled = ", ".join(plan.from_facts) or "nothing (every parameter named like a fact is set)"
-    return (
-        f"# data facts of {name} (values known once it is loaded): {', '.join(plan.data.facts)}\n"
-        f"# filled from them: {filled}"
-    )
-
-
 def shown_metric(summary: dict[str, Any]) -> str:
     """``NAME=VALUE`` of a run's primary metric (``-`` without one), for one row of a table."""
     primary = summary.get("primary_metric")

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from engine.console import Console, Table
-from engine_experiments.notes import facts_note, metric_cell, wall
+from engine_experiments.notes import metric_cell, wall
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         for r in results.values():
             for note in r.notes:
                 print(f"# note: stage '{r.name}': {note}", file=sys.stderr)
-            for line in facts_note(r.plan).splitlines() if r.plan is not None else ():
+            for line in r.plan.facts_note().splitlines() if r.plan is not None else ():
                 print(f"# stage '{r.name}': {line.removeprefix('# ')}", file=sys.stderr)
         print("# every stage is valid (dry run: nothing was built or trained)", file=sys.stderr)
         return 0
