@@ -97,6 +97,7 @@ def engine_add_commands(subparsers):
     assert out.returncode == 3 and out.stdout.strip() == "hello world"
 
 
+@pytest.mark.slow
 def test_run_dry_run_resume_and_reopen(tmp_path: Path) -> None:
     args = [
         "run",
@@ -124,6 +125,7 @@ def test_run_dry_run_resume_and_reopen(tmp_path: Path) -> None:
     assert reopened.summary["status"] == "completed" and reopened.task().training is False
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
     out = run_cli(
         "run",

@@ -260,6 +260,7 @@ def test_trainer_names_are_checked_before_any_run(override: str, message: str) -
         make_plan(compose(reg, "core/mlp-synthetic", overrides=[override]), reg)
 
 
+@pytest.mark.slow
 def test_a_trainer_lightning_refuses_leaves_no_run_directory(tmp_path) -> None:
     out = run_cli("run", *TINY, *QUIET, "trainer.accelerator=mps", f"run.dir={tmp_path}", "run.name=r")
     assert out.returncode == 2, out.stderr
@@ -269,6 +270,7 @@ def test_a_trainer_lightning_refuses_leaves_no_run_directory(tmp_path) -> None:
 # --------------------------------------------------------------------------- defect 9: --disable
 
 
+@pytest.mark.slow
 def test_disable_holds_when_a_run_is_reopened(plugin_site, tmp_path) -> None:
     marker = tmp_path / "imported"
     plugin_site("marker", f"open({str(marker)!r}, 'a').close()\n" + MODEL.format(model="net"))

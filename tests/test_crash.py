@@ -183,6 +183,7 @@ def _limited(limit: int):
     return apply
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_truncates_nothing(plugin_site, tmp_path) -> None:
     plugin_site("slow", SLOW)
     env = {**os.environ, "CRASH_PROGRESS": str(tmp_path / "p"), "CRASH_BLOB": "2000000", "COLUMNS": "200"}
@@ -206,6 +207,7 @@ def test_a_full_disk_is_one_line_and_truncates_nothing(plugin_site, tmp_path) ->
 
 
 @pytest.mark.parametrize("where", ["/proc/engine-runs", "{tmp}/a-file/runs"])
+@pytest.mark.slow
 def test_an_unwritable_run_dir_is_one_line(tmp_path, where: str) -> None:
     (tmp_path / "a-file").write_text("not a directory")
     out = run_cli("run", *RUN[:4], "trainer.max_epochs=1", *QUIET, f"run.dir={where.format(tmp=tmp_path)}")

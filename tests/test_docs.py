@@ -119,6 +119,7 @@ def test_callbacks_example(install, tmp_path: Path) -> None:
     assert "train/samples_per_s" in header
 
 
+@pytest.mark.slow
 def test_add_commands_example(install, tmp_path: Path) -> None:
     install("engine_add_commands")
     out = run_cli("run", "model=mlp", "data=synthetic", f"run.dir={tmp_path}", "run.name=r", *TINY)

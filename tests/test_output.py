@@ -32,6 +32,7 @@ def engine_recipes():
 # --------------------------------------------------------------------------- logs
 
 
+@pytest.mark.slow
 def test_a_run_in_a_log_prints_one_line_an_epoch_and_no_lightning_tips(tmp_path: Path) -> None:
     out = run_cli("run", *TINY, f"run.dir={tmp_path}", "run.name=r")  # stdout and stderr are pipes
     assert out.returncode == 0, out.stderr
@@ -44,6 +45,7 @@ def test_a_run_in_a_log_prints_one_line_an_epoch_and_no_lightning_tips(tmp_path:
     assert "test/accuracy *" in out.stdout and "run directory:" in out.stdout  # the end-of-run table stays
 
 
+@pytest.mark.slow
 def test_quiet_prints_the_results_only_and_verbose_everything(tmp_path: Path) -> None:
     quiet = run_cli("run", *TINY, f"run.dir={tmp_path}", "run.name=q", "--quiet")
     assert quiet.returncode == 0, quiet.stderr
@@ -132,6 +134,7 @@ def test_dry_run_names_the_data_facts_and_the_parameters_they_fill() -> None:
     assert "in_features" not in out.stdout.split("model:")[1].split("loss:")[0]
 
 
+@pytest.mark.slow
 def test_a_shape_mismatch_shows_the_datas_facts(tmp_path: Path) -> None:
     out = run_cli("run", "model=mlp", "data=synthetic", "model.in_features=3", f"run.dir={tmp_path}")
     assert out.returncode == 2

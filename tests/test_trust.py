@@ -79,6 +79,7 @@ def test_a_planted_pickle_never_runs_when_a_run_is_reopened(good: Path, tmp_path
     assert not marker.exists(), "code from a checkpoint ran"
 
 
+@pytest.mark.slow
 def test_a_checkpoint_swapped_in_before_the_test_phase_is_refused(plugin_site, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     plugin_site(

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.testing import plant_pickle
 
 
@@ -20,6 +22,7 @@ def _refused(out: Any, marker: Path, names: str) -> None:
     assert names in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_deploy_predict_and_serve_load_as_data(mlp_run: Path, tmp_path: Path, cli: Any) -> None:
     run = Path(shutil.copytree(mlp_run, tmp_path / "copy"))
     marker = tmp_path / "marker"

@@ -134,6 +134,7 @@ def test_reopened_run_reads_its_tokenizer(tiny_lm_run: Path, monkeypatch: pytest
     assert x.shape == (32,) and (x[1:] == y[:-1]).all()
 
 
+@pytest.mark.slow
 def test_evaluate_uses_the_runs_tokenizer(tiny_lm_run: Path, corpus_file: Path, tmp_path: Path) -> None:
     """Change the corpus so that retraining would give another vocabulary: evaluate must use the run's."""
     import shutil

@@ -420,6 +420,7 @@ def test_cli_bad_environment_is_one_line_and_writes_nothing(tmp_path: Path, cli:
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_evaluate_command(tmp_path: Path) -> None:
     # `engine evaluate` is the experiments plugin's command
     run_dir = train(

@@ -327,6 +327,7 @@ def test_empty_image_folder(tmp_path: Path, cli: Any) -> None:
         ImageFolder(root=str(tmp_path / "cats"))
 
 
+@pytest.mark.slow
 def test_unreadable_image_is_named(shapes_dir: Path, tmp_path: Path, cli: Any) -> None:
     import shutil
 
