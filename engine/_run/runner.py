@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 from engine._config.plan import Plan
 from engine._contract.errors import EngineError
@@ -138,15 +139,13 @@ def train(plan: Plan, resume: Path | None = None) -> RunResult:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unwritable(run_dir, exc) from None
-    previous_env = os.environ.get(RUN_DIR_ENV)
-    os.environ[RUN_DIR_ENV] = str(run_dir)  # DDP workers re-run the command: same directory
-    try:
-        return _fit(plan, run_dir, last, built, trainer, checkpoint, started)
-    finally:
-        if previous_env is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous_env
+    with patch.dict(os.environ, {RUN_DIR_ENV: str(run_dir)}):  # DDP workers re-run the command: same directory
+        try:
+            return _fit(plan, run_dir, last, built, trainer, checkpoint, started)
+        finally:
+            dist = sys.modules.get("torch.distributed")  # a process group's threads left running at exit abort a rank
+            if dist is not None and dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def _fit(
