@@ -115,9 +115,64 @@ def test_check_type(value: object, annotation: str | None, ok: bool) -> None:
     [
         ("Annotated[int, Ge(1)] | None", "int >= 1 | None"),
         ("list[Annotated[float, Gt(0)]]", "list[float > 0]"),
-        ("Annotated[list[Annotated[float, Ge(0), Lt(1)]], MinLen(1)]", "list[float >= 0, < 1] of length >= 1"),
+        ("Annotated[list[Annotated[float, Ge(0), Lt(1)]], MinLen(1)]", "list[float in [0, 1)] of length >= 1"),
         ("dict[str, int]", "dict[str, int]"),
     ],
 )
 def test_describe_reads_constraints_inside_containers(annotation: str, text: str) -> None:
     assert describe(annotation) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "annotation", "ok"),
+    [
+        (float("inf"), "float", False),
+        (float("nan"), "Annotated[float, Ge(0)]", False),
+        (float("-inf"), "int | float", False),
+        (float("inf"), None, False),  # an unannotated parameter too
+        ("inf", "str", False),  # `x=inf` reads as text: refused, and named as a non-finite number
+        ([1.0, float("nan")], "list[float]", False),
+        (float("inf"), 'Annotated[float, "allow_inf_nan"]', True),
+        (float("inf"), 'Annotated[float, "allow_inf_nan", Ge(0)] | None', True),
+        (float("nan"), 'Annotated[float, "allow_inf_nan"] | None', True),
+        (0.5, "Annotated[float, Interval(gt=0, le=1)]", True),
+        (0.0, "Annotated[float, Interval(gt=0, le=1)]", False),
+        (1.0, "Annotated[float, Interval(gt=0, le=1)]", True),
+        ([1, 0], "list[Annotated[int, Ge(1)]]", False),
+        ((0.9, 1.0), "tuple[Annotated[float, Ge(0), Lt(1)], Annotated[float, Ge(0), Lt(1)]]", False),
+    ],
+)
+def test_floats_are_finite_unless_declared_and_intervals_hold(value: object, annotation: str | None, ok: bool) -> None:
+    assert check_type(value, annotation) is ok
+
+
+@pytest.mark.parametrize(
+    ("annotation", "text"),
+    [
+        ("Annotated[float, Interval(gt=0, le=1)]", "float in (0, 1]"),
+        ("Annotated[int, Ge(0), Le(4294967295)]", "int in [0, 4294967295]"),
+        ('Annotated[float, "allow_inf_nan", Ge(0)]', "float >= 0 (inf, nan allowed)"),
+    ],
+)
+def test_describe_intervals(annotation: str, text: str) -> None:
+    assert describe(annotation) == text
+
+
+def test_a_module_level_range_alias_is_read_through(tmp_path, monkeypatch) -> None:
+    (tmp_path / "aliasmod.py").write_text(
+        "from typing import Annotated\n"
+        "from annotated_types import Ge, Lt\n"
+        "Fraction = Annotated[float, Ge(0), Lt(1)]\n"
+        "Pair = tuple[Fraction, Fraction]\n"
+        "Loop = list[Loop]\n"
+        "def f(p: Fraction = 0.1, q: Pair = (0.1, 0.2), r: list[Fraction] | None = None, s: Loop = None):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sig = read_signature("aliasmod:f")
+    assert sig is not None
+    fraction = "Annotated[float, Ge(0), Lt(1)]"
+    assert sig.get("p").annotation == fraction  # type: ignore[union-attr]
+    assert sig.get("q").annotation == f"tuple[{fraction}, {fraction}]"  # type: ignore[union-attr]
+    assert sig.get("r").annotation == f"list[{fraction}] | None"  # type: ignore[union-attr]
+    assert sig.get("s").annotation == "list[Loop]"  # type: ignore[union-attr]  # a self-reference stops

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from engine._config.signature import REQUIRED, Param, Signature, Unevaluated, read_signature, signature_from_object
-from engine._config.types import check_type
+from engine._config.types import check_type, nonfinite
 from engine._config.types import describe as describe_annotation
 from engine._contract.declarations import INJECTED, Component, Section
 from engine._contract.errors import ConfigError, PluginError, did_you_mean
@@ -68,7 +68,16 @@ def slot_keys(sections: list[Section]) -> dict[str, Section]:
 
 
 def describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    """A value as a message shows it: its repr clipped to ~60 characters and its type (or: not a finite number)."""
+    if isinstance(value, (float, str)) and nonfinite(value):
+        return f"{value} (not a finite number)"
+    return f"{clip(repr(value))} ({type(value).__name__})"
+
+
+def clip(text: Any, width: int = 60) -> str:
+    """``text`` cut to ``width`` characters with ``…``: a message never echoes a huge value whole."""
+    text = str(text)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def check_params(
@@ -92,9 +101,11 @@ def check_params(
             names = list(params)
             takes = ", ".join(names[:12]) + (", …" if len(names) > 12 else "")
             raise ConfigError(
-                f"unknown parameter '{where}.{key}' for {label}{did_you_mean(key, params)}",
+                f"unknown parameter '{clip(f'{where}.{key}')}' for {label}{did_you_mean(str(key), params)}",
                 hint=f"{label} takes: {takes or 'no parameters'}",
             )
+        if p is not None and isinstance(value, str) and nonfinite(value) and check_type(float(value), p.annotation):
+            value = float(value)  # ``x=inf`` reads as text; a parameter that allows inf takes it as the float
         if p is not None and not check_type(value, p.annotation):
             raise ConfigError(f"{where}.{key} must be {describe_annotation(p.annotation)}, got {describe(value)}")
         out[key] = value

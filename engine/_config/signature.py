@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import functools
 import importlib.util
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,39 @@ def _definition(
     return _definition(sub, found, alias.name, depth + 1)
 
 
+class _Aliases(ast.NodeTransformer):
+    """Names of module-level aliases (``Fraction = Annotated[float, Ge(0), Lt(1)]``) replaced by what they name."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        assigns = [n for n in tree.body if isinstance(n, ast.Assign) and isinstance(n.value, ast.Subscript)]
+        self.aliases = {n.targets[0].id: n.value for n in assigns if [type(t) for t in n.targets] == [ast.Name]}
+        self.open: set[str] = set()
+
+    def visit_Name(self, node: ast.Name) -> ast.expr:
+        if node.id not in self.aliases or node.id in self.open:
+            return node
+        self.open.add(node.id)  # an alias naming itself is left as it is
+        try:
+            return self.visit(copy.deepcopy(self.aliases[node.id]))  # type: ignore[no-any-return]
+        finally:
+            self.open.discard(node.id)
+
+
+def _expand(sig: Signature, tree: ast.Module) -> Signature:
+    """``sig`` with the annotations' module-level aliases written out (they are read as text)."""
+    expand = _Aliases(tree)
+    if not expand.aliases:
+        return sig
+
+    def text(annotation: str | None) -> str | None:
+        try:
+            return ast.unparse(expand.visit(ast.parse(annotation, mode="eval"))) if annotation else annotation
+        except SyntaxError:
+            return annotation
+
+    return Signature(tuple(replace(p, annotation=text(p.annotation)) for p in sig.params), sig.open)
+
+
 def _find(tree: ast.Module, path: Path, name: str, method: str | None = None, depth: int = 0) -> Signature | None:
     """Parameters of the function or class ``name`` (its ``__init__``, or ``method``), looking through base classes."""
     found = _definition(tree, path, name) if depth <= 5 else None
@@ -191,15 +225,18 @@ def _find(tree: ast.Module, path: Path, name: str, method: str | None = None, de
         return None
     node, tree, path = found
     if isinstance(node, ast.FunctionDef):
-        return None if method else _params_of_function(node, 0, parse_param_docs(ast.get_docstring(node)))
+        return (
+            None if method else _expand(_params_of_function(node, 0, parse_param_docs(ast.get_docstring(node))), tree)
+        )
     docs = parse_param_docs(ast.get_docstring(node)) if method is None else {}  # a class's docstring documents __init__
     for fn in node.body:
         if isinstance(fn, ast.FunctionDef) and fn.name == (method or "__init__"):
             static = any(getattr(d, "id", "") == "staticmethod" for d in fn.decorator_list)
-            return _params_of_function(fn, 0 if static else 1, docs | parse_param_docs(ast.get_docstring(fn)))
+            sig = _params_of_function(fn, 0 if static else 1, docs | parse_param_docs(ast.get_docstring(fn)))
+            return _expand(sig, tree)
     decorators = [ast.unparse(d.func if isinstance(d, ast.Call) else d) for d in node.decorator_list]
     if method is None and any(d.rpartition(".")[2] == "dataclass" for d in decorators):
-        return _fields(node, docs)
+        return _expand(_fields(node, docs), tree)
     for base in node.bases:
         if isinstance(base, ast.Name) and (sig := _find(tree, path, base.id, method, depth + 1)) is not None:
             return sig
@@ -212,7 +249,7 @@ def read_signature(target: str) -> Signature | None:
     path = locate_module(module)
     if path is None:
         return None
-    file = cache_dir() / "signatures-v2.json"
+    file = cache_dir() / "signatures-v3.json"
     key, cache = f"{path}:{attr}", _disk_cache(file)
     entry = cache.get(key)
     if entry is not None and all(_stamp(Path(f)) == stamp for f, stamp in entry["files"]):

@@ -1,11 +1,14 @@
 """Does a config value fit a parameter's annotation (kept as text)? Anything not understood passes.
 
-Understood: the common types, ``Literal``, unions, and ranges as ``Annotated`` with ``annotated_types``.
+Understood: the common types, ``Literal``, unions, and ranges as ``Annotated`` with ``annotated_types``
+(``Gt``, ``Ge``, ``Lt``, ``Le``, ``Interval``, ``MinLen``, ``MaxLen``; on list elements too). A float must be
+finite unless its annotation carries ``"allow_inf_nan"`` (``Annotated[float, "allow_inf_nan"]``).
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 from typing import Any
 
@@ -19,16 +22,31 @@ _MAPPINGS = {"dict", "Dict", "Mapping", "MutableMapping"}
 _CONSTRAINTS = {"Gt": (">", operator.gt), "Ge": (">=", operator.ge), "Lt": ("<", operator.lt)}
 _CONSTRAINTS |= {"Le": ("<=", operator.le), "MinLen": (">=", operator.ge), "MaxLen": ("<=", operator.le)}
 _LENGTHS = {"MinLen", "MaxLen"}
+_INTERVAL = {"gt": "Gt", "ge": "Ge", "lt": "Lt", "le": "Le"}
+ALLOW_NONFINITE = "allow_inf_nan"  # the marker, in an annotation's metadata, of a float that may be inf or nan
 
 
 def check_type(value: Any, annotation: str | None) -> bool:
-    """Whether ``value`` (plain Python data) fits ``annotation``; unknown types pass."""
+    """Whether ``value`` (plain Python data) fits ``annotation``; unknown types pass, non-finite floats do not."""
+    if nonfinite(value) and ALLOW_NONFINITE not in (annotation or ""):
+        return False
     if annotation is None:
         return True
     try:
         return _check(value, ast.parse(annotation, mode="eval").body)
     except SyntaxError:
         return True
+
+
+def nonfinite(value: Any) -> bool:
+    """Whether ``value`` is, or holds, an inf or nan (or their text: ``x=inf`` reads as the string 'inf')."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, str):
+        return value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan")
+    if isinstance(value, (list, tuple)):
+        return any(nonfinite(v) for v in value)
+    return isinstance(value, dict) and any(nonfinite(v) for v in value.values())
 
 
 def _name(node: ast.expr) -> str:
@@ -55,7 +73,7 @@ def _check(value: Any, node: ast.expr) -> bool:
         return name not in _BARE or (isinstance(value, _BARE[name]) and (name == "bool" or not isinstance(value, bool)))
     outer, items = _name(node.value), _items(node)
     if outer == "Annotated":
-        return _check(value, items[0]) and all(_holds(value, c) for c in items[1:])
+        return _check(value, items[0]) and all(_holds(value, *c) for i in items[1:] for c in _constraints(i))
     if outer in ("Optional", "Union"):
         return (outer == "Optional" and value is None) or any(_check(value, i) for i in items)
     if outer == "Literal":
@@ -73,22 +91,23 @@ def _check(value: Any, node: ast.expr) -> bool:
     return True
 
 
-def _constraint(node: ast.expr) -> tuple[str, Any] | None:
-    """``Ge(1)`` / ``Ge(ge=1)`` -> ``("Ge", 1)``; None for anything else."""
-    if not isinstance(node, ast.Call) or _name(node.func) not in _CONSTRAINTS:
-        return None
-    args = [*node.args, *(k.value for k in node.keywords)]
+def _constraints(node: ast.expr) -> list[tuple[str, Any]]:
+    """``Ge(1)`` / ``Ge(ge=1)`` -> ``[("Ge", 1)]``, ``Interval(gt=0, le=1)`` -> ``[("Gt", 0), ("Le", 1)]``; else []."""
+    name = _name(node.func) if isinstance(node, ast.Call) else ""
+    if name not in _CONSTRAINTS and name != "Interval":
+        return []  # metadata we do not understand
+    assert isinstance(node, ast.Call)
+    args = [(name, a) for a in node.args] + [(_INTERVAL.get(k.arg or "", name), k.value) for k in node.keywords]
     try:
-        return (_name(node.func), ast.literal_eval(args[0])) if len(args) == 1 else None
+        found = [(n, ast.literal_eval(a)) for n, a in args]
     except (ValueError, SyntaxError):
-        return None
+        return []
+    return (
+        found if found and all(n in _CONSTRAINTS for n, _ in found) and (name == "Interval" or len(args) == 1) else []
+    )
 
 
-def _holds(value: Any, node: ast.expr) -> bool:
-    found = _constraint(node)
-    if found is None:
-        return True  # metadata we do not understand
-    name, bound = found
+def _holds(value: Any, name: str, bound: Any) -> bool:
     try:
         if name in _LENGTHS:
             return _CONSTRAINTS[name][1](len(value), bound)
@@ -117,6 +136,14 @@ def _describe(node: ast.expr) -> str:
         return "one of " + ", ".join(ast.unparse(i) for i in items)
     if outer != "Annotated":  # list[...], dict[..., ...]: the items as read
         return f"{ast.unparse(node.value)}[{', '.join(_describe(i) for i in items)}]"
-    constraints = filter(None, map(_constraint, items[1:]))
-    bounds = [f"{'of length ' if n in _LENGTHS else ''}{_CONSTRAINTS[n][0]} {b}" for n, b in constraints]
-    return " ".join([_describe(items[0]), ", ".join(bounds)]).strip()
+    found = dict(c for i in items[1:] for c in _constraints(i))
+    lower, upper = [
+        next(((n, found.pop(n)) for n in pair if n in found), None) for pair in (("Gt", "Ge"), ("Lt", "Le"))
+    ]
+    bounds = [f"{'of length ' if n in _LENGTHS else ''}{_CONSTRAINTS[n][0]} {b}" for n, b in found.items()]
+    if lower and upper:  # float in [0, 1)
+        bounds.insert(0, f"in {'[('[lower[0] == 'Gt']}{lower[1]}, {upper[1]}{'])'[upper[0] == 'Lt']}")
+    else:
+        bounds[:0] = [f"{_CONSTRAINTS[n][0]} {b}" for n, b in filter(None, (lower, upper))]
+    extra = " (inf, nan allowed)" if any(_name(i) == ALLOW_NONFINITE for i in items[1:]) else ""
+    return " ".join([_describe(items[0]), ", ".join(bounds)]).strip() + extra
