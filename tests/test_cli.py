@@ -36,7 +36,7 @@ def test_plugins_and_components_listing() -> None:
     assert "core.reduce_on_plateau" in out.stdout
     out = run_cli("components", "show", "mlp")
     assert out.returncode == 0
-    for text in ("model.hidden", "list[int]", "[128, 128]", "required", "width of each hidden layer"):
+    for text in ("model.hidden", "list[int >= 1]", "[128, 128]", "required", "width of each hidden layer"):
         assert text in out.stdout, text
     out = run_cli("components", "show", "core/mlp-synthetic")
     assert out.returncode == 0 and "num_classes: 6" in out.stdout
@@ -52,7 +52,7 @@ def test_plugins_and_components_listing() -> None:
         (["components", "show", "mlpp"], "no component named 'mlpp' — did you mean 'mlp'"),
         (["components", "list", "--kind", "modle"], "unknown kind 'modle' — did you mean 'model'?"),
         (["plugins", "info", "cor"], "unknown plugin 'cor' — did you mean 'core'"),
-        (["run", "--resume", "/nonexistent/run"], "is not a run directory"),
+        (["run", "--resume", "/nonexistent/run"], "run directory not found"),
         (["--disable", "core", "plugins", "list"], "the core plugin cannot be disabled"),
     ],
 )

@@ -70,7 +70,7 @@ def test_interpolation() -> None:
             "unknown parameter 'trainer.max_epoch' for lightning.Trainer — did you mean 'max_epochs'",
         ),
         (["model=mlp", "data=synthetic", "optimizer.lr=abc"], "optimizer.lr must be float >= 0, got 'abc' (str)"),
-        (["model=mlp", "data=synthetic", "model.hidden=3"], "model.hidden must be list[int]"),
+        (["model=mlp", "data=synthetic", "model.hidden=3"], "model.hidden must be list[int >= 1]"),
         (["model=mlp", "data=synthetic", "model.activation=foo"], "model.activation must be one of 'relu', 'gelu'"),
         (["model=mlp", "data=synthetic", "modle.depth=3"], "unknown config section 'modle' — did you mean 'model'?"),
         (["model=mlp", "data=csv"], "data source 'core.csv' needs parameter 'path'"),

@@ -156,7 +156,7 @@ def test_a_config_yaml_with_shorthand_names_still_opens(good: Path, tmp_path: Pa
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("run.name=" + "x" * 300, "File name too long"),
+        ("run.name=" + "x" * 300, "too long for a directory name"),
         ("data.batch_size=-1", "data.batch_size must be int >= 1, got -1"),
         ("model.hiden[0]=5", "model.hiden is not set in this config"),
     ],

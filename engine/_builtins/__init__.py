@@ -104,7 +104,7 @@ def engine_config_sections() -> list[Section]:
             "Stop when a metric stops improving (off unless a key is set)",
             optional=True,
         ),
-        Section("run", f"{m}:Run", "Where the run directory goes"),
+        Section("run", f"{m}:Run", "Where the run directory goes", check=f"{m}:check_run"),
         Section(
             "param_groups",
             f"{m}:OptimizerKeys",

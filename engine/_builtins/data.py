@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge, Le, Lt
 
 from engine._contract.errors import ConfigError, did_you_mean
 from engine._run.data import ArrayDataset, DataSource, split_indices
+
+Fraction = Annotated[float, Ge(0), Lt(1)]  # of the samples, held out
+Seed = Annotated[int, Ge(0), Le(4294967295)]  # what numpy and Lightning accept
 
 
 class _Table(DataSource):
@@ -64,15 +68,15 @@ class Synthetic(_Table):
 
     def __init__(
         self,
-        num_samples: int = 2000,
-        num_features: int = 16,
-        num_classes: int = 4,
-        clusters_per_class: int = 2,
-        class_sep: float = 1.5,
-        informative: int = 8,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
+        num_samples: Annotated[int, Ge(4)] = 2000,
+        num_features: Annotated[int, Ge(1)] = 16,
+        num_classes: Annotated[int, Ge(2)] = 4,
+        clusters_per_class: Annotated[int, Ge(1)] = 2,
+        class_sep: Annotated[float, Ge(0)] = 1.5,
+        informative: Annotated[int, Ge(1)] = 8,
+        seed: Seed = 0,
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.2,
     ) -> None:
         if num_classes < 2 or num_samples < 2 * num_classes or num_features < 1:
             raise ConfigError("synthetic data needs num_classes >= 2, num_features >= 1, num_samples >= 2*num_classes")
@@ -112,9 +116,9 @@ class CSVTable(_Table):
         label: str | list[str] = "label",
         features: list[str] | None = None,
         problem: Literal["auto", "classification", "multilabel", "regression"] = "auto",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Fraction = 0.1,
+        test_fraction: Fraction = 0.2,
+        seed: Seed = 0,
         standardize: bool = True,
     ) -> None:
         file = Path(path).expanduser()

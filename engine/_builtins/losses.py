@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge, Gt, Lt
 from torch import nn
 
 from engine._builtins.problems import match_target
 
 
-def cross_entropy(label_smoothing: float = 0.0, weight: list[float] | None = None) -> nn.Module:
+def cross_entropy(
+    label_smoothing: Annotated[float, Ge(0), Lt(1)] = 0.0, weight: list[Annotated[float, Ge(0)]] | None = None
+) -> nn.Module:
     """Cross-entropy on logits against integer class targets.
 
     Args:
@@ -29,7 +34,7 @@ def l1() -> nn.Module:
     return _Regression(nn.L1Loss())
 
 
-def huber(delta: float = 1.0) -> nn.Module:
+def huber(delta: Annotated[float, Gt(0)] = 1.0) -> nn.Module:
     """Huber loss: quadratic below ``delta``, linear above.
 
     Args:
@@ -38,7 +43,7 @@ def huber(delta: float = 1.0) -> nn.Module:
     return _Regression(nn.HuberLoss(delta=delta))
 
 
-def bce_with_logits(pos_weight: float | None = None) -> nn.Module:
+def bce_with_logits(pos_weight: Annotated[float, Gt(0)] | None = None) -> nn.Module:
     """Binary cross-entropy on logits (binary or multi-label targets in {0, 1}).
 
     Args:

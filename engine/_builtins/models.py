@@ -26,7 +26,7 @@ class MLP(nn.Module):
         self,
         in_features: int,
         out_features: int,
-        hidden: list[int] = [128, 128],  # noqa: B006 - read-only, shown by `engine components show`
+        hidden: list[Annotated[int, Ge(1)]] = [128, 128],  # noqa: B006 - read-only, shown by `engine components show`
         dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         activation: Literal["relu", "gelu", "silu", "tanh"] = "relu",
         norm: bool = True,

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import torch
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le, Lt
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, OneCycleLR, ReduceLROnPlateau, SequentialLR, StepLR
+
+Beta = Annotated[float, Ge(0), Lt(1)]  # what torch.optim accepts as a beta (a running average's coefficient)
 
 
 def sgd(
@@ -32,8 +34,8 @@ def sgd(
 def adam(
     params: Iterable[Any],
     lr: Annotated[float, Ge(0)] = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
+    betas: tuple[Beta, Beta] = (0.9, 0.999),
+    eps: Annotated[float, Ge(0)] = 1e-8,
     weight_decay: Annotated[float, Ge(0)] = 0.0,
 ) -> Optimizer:
     """Adam.
@@ -50,8 +52,8 @@ def adam(
 def adamw(
     params: Iterable[Any],
     lr: Annotated[float, Ge(0)] = 1e-3,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
+    betas: tuple[Beta, Beta] = (0.9, 0.999),
+    eps: Annotated[float, Ge(0)] = 1e-8,
     weight_decay: Annotated[float, Ge(0)] = 0.01,
 ) -> Optimizer:
     """AdamW: Adam with decoupled weight decay.
@@ -68,7 +70,7 @@ def adamw(
 def rmsprop(
     params: Iterable[Any],
     lr: Annotated[float, Ge(0)] = 1e-3,
-    alpha: float = 0.99,
+    alpha: Annotated[float, Ge(0), Le(1)] = 0.99,
     momentum: Annotated[float, Ge(0)] = 0.0,
     weight_decay: Annotated[float, Ge(0)] = 0.0,
 ) -> Optimizer:
@@ -83,7 +85,12 @@ def rmsprop(
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, momentum=momentum, weight_decay=weight_decay)
 
 
-def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> dict[str, Any]:
+def cosine(
+    optimizer: Optimizer,
+    total_steps: int,
+    warmup_steps: Annotated[int, Ge(0)] = 0,
+    min_lr: Annotated[float, Ge(0)] = 0.0,
+) -> dict[str, Any]:
     """Cosine decay from the optimizer's LR to ``min_lr`` over the run, stepped every batch.
 
     Args:
@@ -98,7 +105,9 @@ def cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 0, min_lr
     return {"scheduler": scheduler, "interval": "step"}
 
 
-def step(optimizer: Optimizer, step_size: int = 10, gamma: float = 0.1) -> dict[str, Any]:
+def step(
+    optimizer: Optimizer, step_size: Annotated[int, Ge(1)] = 10, gamma: Annotated[float, Gt(0)] = 0.1
+) -> dict[str, Any]:
     """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
 
     Args:
@@ -109,7 +118,10 @@ def step(optimizer: Optimizer, step_size: int = 10, gamma: float = 0.1) -> dict[
 
 
 def onecycle(
-    optimizer: Optimizer, total_steps: int, max_lr: float | None = None, pct_start: float = 0.3
+    optimizer: Optimizer,
+    total_steps: int,
+    max_lr: Annotated[float, Gt(0)] | None = None,
+    pct_start: Annotated[float, Ge(0), Le(1)] = 0.3,
 ) -> dict[str, Any]:
     """One-cycle learning-rate policy, stepped every batch.
 
@@ -126,9 +138,9 @@ def reduce_on_plateau(
     optimizer: Optimizer,
     monitor: str = "val/loss",
     mode: Literal["min", "max"] = "min",
-    factor: float = 0.1,
-    patience: int = 3,
-    min_lr: float = 0.0,
+    factor: Annotated[float, Ge(0), Lt(1)] = 0.1,
+    patience: Annotated[int, Ge(0)] = 3,
+    min_lr: Annotated[float, Ge(0)] = 0.0,
 ) -> dict[str, Any]:
     """Reduce the learning rate when ``monitor`` stops improving (checked every epoch).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
@@ -19,7 +20,7 @@ class Checkpoint:
         mode: whether lower or higher is better.
         save_top_k: how many best checkpoints to keep (best.ckpt, best-2.ckpt …; 0 none, -1 all).
         save_last: also keep last.ckpt (needed by --resume).
-        every_n_epochs: checkpoint every N epochs.
+        every_n_epochs: consider a best checkpoint every N epochs.
         every_n_train_steps: checkpoint every N optimizer steps instead.
     """
 
@@ -27,7 +28,7 @@ class Checkpoint:
     mode: Literal["min", "max"] = "min"
     save_top_k: Annotated[int, Ge(-1)] = 1
     save_last: bool = True
-    every_n_epochs: Annotated[int, Ge(0)] = 1
+    every_n_epochs: Annotated[int, Ge(1)] = 1
     every_n_train_steps: Annotated[int, Ge(1)] | None = None
 
 
@@ -54,11 +55,32 @@ class Run:
 
     Args:
         dir: directory holding run directories.
-        name: run directory name (default: <model>-<data>-<timestamp>).
+        name: run directory name (default: <model>-<data>-<timestamp>): one name inside dir, no path.
     """
 
     dir: str = "runs"
     name: str | None = None
+
+
+def check_run(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """``run.name`` is one directory name inside ``run.dir`` (not a path out of it); ``run.dir``'s ``~user`` exists."""
+    name, hint = (
+        values.get("name") or "",
+        f"set {where}.name=NAME (no '/' or '..'), and {where}.dir=PATH for where runs go",
+    )
+    if len(name.encode()) > 255:
+        raise ConfigError(f"{where}.name is too long for a directory name ({len(name.encode())} bytes, at most 255)")
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ConfigError(
+            f"{where}.name={name[:60]!r} is not a directory name: a run goes inside {where}.dir", hint=hint
+        )
+    try:
+        Path(values.get("dir") or ".").expanduser()
+        if "\0" in values.get("dir", ""):
+            raise RuntimeError("a path cannot hold a null character")
+    except RuntimeError as exc:  # ~nosuchuser: no such user
+        why = "no such user's home directory" if "home" in str(exc) else str(exc)
+        raise ConfigError(f"{where}.dir={str(values['dir'])[:60]!r}: {why}", hint=f"set {where}.dir=PATH") from None
 
 
 @dataclass

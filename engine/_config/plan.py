@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from engine._config.compose import normalize
-from engine._config.params import check_params, describe, load_signature, section_values, signature_of, slot_keys
+from engine._config.params import check_params, clip, describe, load_signature, section_values, signature_of, slot_keys
 from engine._config.signature import Param, Signature
 from engine._config.trainer import check_trainer
 from engine._config.types import check_type
@@ -26,6 +26,9 @@ LOADER_PARAMS = {
     "num_workers": Param("num_workers", "Annotated[int, Ge(0)]", 0, "DataLoader worker processes"),
     "pin_memory": Param("pin_memory", "bool", False, "pin host memory (for GPU runs)"),
 }
+
+
+SEED = "Annotated[int, Ge(0), Le(4294967295)]"
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     for key in cfg:
         if key not in known:
             raise ConfigError(
-                f"unknown config section '{key}'{did_you_mean(key, known)}",
+                f"unknown config section '{clip(key)}'{did_you_mean(key, known)}",
                 hint=f"sections: {', '.join(sorted(known))}",
             )
     task_sig = _signature(task, notes)
@@ -194,8 +197,8 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             from_facts += _left_to_facts(slot, sig, params, facts)
         out[slot] = {"name": comp.qualified_name, **params, **keys}
     seed = cfg.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed must be an integer, got {describe(seed)}")
+    if not check_type(seed, SEED):  # what Lightning's seed_everything (and numpy) accept
+        raise ConfigError(f"seed must be an integer in [0, 4294967295], got {describe(seed)}")
     out["seed"] = seed
     out["trainer"] = check_trainer(cfg.get("trainer") or {})
     for name, section in sections.items():

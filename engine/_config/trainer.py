@@ -5,10 +5,11 @@ Only uncommon ``accelerator`` and ``strategy`` names import Lightning (to look t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from engine._config.params import check_params, describe
-from engine._config.signature import read_signature
+from engine._config.signature import Signature, read_signature
 from engine._contract.errors import ConfigError, did_you_mean
 
 TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
@@ -28,6 +29,30 @@ PROFILERS = ("simple", "advanced", "pytorch", "xla")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "single_device", "deepspeed", "xla")
 
+_BATCHES = "Annotated[int, Ge(0)] | Annotated[float, Ge(0), Le(1)] | None"  # a count, or a fraction of the batches
+#: The ranges ``lightning.Trainer`` (its loops and connectors) checks when constructed, checked at --dry-run.
+RANGES = dict.fromkeys(
+    ("limit_train_batches", "limit_val_batches", "limit_test_batches", "limit_predict_batches"), _BATCHES
+)
+RANGES |= {
+    "overfit_batches": _BATCHES.removesuffix(" | None"),
+    "val_check_interval": "Annotated[int, Ge(1)] | Annotated[float, Gt(0), Le(1)] | str | dict | None",
+    "num_nodes": "Annotated[int, Ge(1)]",
+    "devices": "Literal[-1] | Annotated[int, Ge(1)] | Annotated[list[Annotated[int, Ge(0)]], MinLen(1)] | str",
+    "fast_dev_run": "bool | Annotated[int, Ge(0)]",
+    "max_epochs": "Annotated[int, Ge(-1)] | None",
+    "min_epochs": "Annotated[int, Ge(0)] | None",
+    "max_steps": "Annotated[int, Ge(-1)]",
+    "min_steps": "Annotated[int, Ge(0)] | None",
+    "accumulate_grad_batches": "Annotated[int, Ge(1)]",
+    "gradient_clip_val": "Annotated[float, Ge(0)] | None",
+    "gradient_clip_algorithm": "Literal['value', 'norm'] | None",
+    "check_val_every_n_epoch": "Annotated[int, Ge(1)] | None",
+    "num_sanity_val_steps": "Annotated[int, Ge(-1)] | None",
+    "log_every_n_steps": "Annotated[int, Ge(0)] | None",
+    "reload_dataloaders_every_n_epochs": "Annotated[int, Ge(0)]",
+}
+
 
 def check_trainer(trainer: Any) -> dict[str, Any]:
     """The ``trainer`` section checked; only the keys the user set (Lightning keeps its own defaults)."""
@@ -36,8 +61,19 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
     for key, why in RESERVED_TRAINER.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by the engine", hint=why)
-    checked = check_params("trainer", "lightning.Trainer", trainer, read_signature(TRAINER_TARGET))
+    sig = read_signature(TRAINER_TARGET)
+    if sig is not None:
+        sig = Signature(tuple(replace(p, annotation=RANGES.get(p.name, p.annotation)) for p in sig.params), sig.open)
+    checked = check_params("trainer", "lightning.Trainer", trainer, sig)
     trainer = {k: v for k, v in checked.items() if k in trainer}
+    if trainer.get("barebones"):
+        raise ConfigError("trainer.barebones=true cannot work here: the engine always keeps checkpoints and logs")
+    if isinstance(trainer.get("val_check_interval"), float) and "check_val_every_n_epoch" in trainer:
+        if trainer["check_val_every_n_epoch"] is None:
+            raise ConfigError(
+                "trainer.val_check_interval must be a whole number of batches when check_val_every_n_epoch is null",
+                hint="e.g. trainer.val_check_interval=100, or leave check_val_every_n_epoch set",
+            )
     precision = trainer.get("precision")
     if precision is not None and precision not in PRECISIONS:
         names = [str(p) for p in PRECISIONS]

@@ -5,6 +5,7 @@ A model or task parameter named like one of the data's facts is filled from it w
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import inspect
 from collections.abc import Callable, Iterable
@@ -103,11 +104,13 @@ def construct(
     where: str | None = None,
     extra: dict[str, Any] | None = None,
     keys: dict[str, Any] | None = None,
+    copies: int = 0,
 ) -> Any:
     """Build ``component``: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
 
     ``facts`` fill the parameters named like them the user left unset; ``extra`` are passed as they
-    are (a task's built slots); ``keys`` are the engine's keys of the slot (``optimizer.param_groups``).
+    are (a task's built slots); ``keys`` are the engine's keys of the slot (``optimizer.param_groups``);
+    ``copies``: of a model's weights that must fit in memory (:func:`check_size`), 0 for no check.
     """
     fn = component.load()
     sig = load_signature(component)
@@ -118,6 +121,8 @@ def construct(
     params = check_params(where or component.kind, label, {**params, **filled}, sig)
     if component.kind in ("optimizer", "scheduler"):
         return Factory(component, fn, params, param_groups=(keys or {}).get("param_groups"))
+    if copies:
+        check_size(fn, params, label, copies)
     try:
         return fn(**params, **(extra or {}))
     except EngineError:
@@ -128,6 +133,50 @@ def construct(
             hint=f"check its parameters (`engine components show {component.qualified_name}`); "
             "rerun with --debug for the traceback",
         ) from exc
+
+
+def check_size(fn: Callable[..., Any], params: dict[str, Any], label: str, copies: int) -> None:
+    """Refuse a model whose weights, ``copies`` times, exceed the available memory: built first on the meta
+    device (shapes without storage, nothing allocated); a model that cannot be built there is not estimated."""
+    import random
+
+    import torch
+
+    state = random.getstate()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            probe = fn(**params)
+        size = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
+    except Exception:
+        return
+    finally:
+        random.setstate(state)
+    free = available_memory()
+    if free is not None and size * copies > free:
+        what = "its weights" if copies == 1 else "weights, gradients and optimizer state"
+        raise ConfigError(
+            f"{label} needs about {size * copies / 1e9:.1f} GB ({what}; {size / 1e9:.1f} GB of weights) "
+            f"but {free / 1e9:.1f} GB of memory is available",
+            hint="choose a smaller model (its sizes: `engine components show NAME`)",
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still use: psutil's figure when installed, else Linux's (and its cgroup's)."""
+    try:
+        import psutil  # type: ignore[import-untyped]
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    found = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        found += [int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:")]
+    with contextlib.suppress(OSError, ValueError):  # a container's limit (cgroup v2; "max": none)
+        cgroup = Path("/sys/fs/cgroup")
+        found.append(int((cgroup / "memory.max").read_text()) - int((cgroup / "memory.current").read_text()))
+    return min(found) if found else None
 
 
 def build_component(registry: Registry, kind: str, name: str, params: dict[str, Any], **kwargs: Any) -> Any:
@@ -201,7 +250,8 @@ def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> d
         elif planned.kind != "model":
             built[slot] = construct(planned.component, planned.params, None, slot, keys=planned.keys)
         else:
-            model = construct(planned.component, planned.params, facts, slot, keys=planned.keys)
+            copies = 1 if restoring else 4  # training: weights, gradients and two moments (Adam)
+            model = construct(planned.component, planned.params, facts, slot, keys=planned.keys, copies=copies)
             event = ModelBuilt(slot, model, planned.component, plan.config, dict(planned.keys), restoring)
             plan.registry.manager.hook.engine_model_built(built=event)
             built[slot] = event.model
