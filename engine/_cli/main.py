@@ -89,10 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser, commands = build_parser(get_registry(disable).manager)
         argv, pip_args = _split_pip(argv)
         args, extra = parser.parse_known_args(argv)
-        if extra and "items" in vars(args) and all("=" in e and not e.startswith("-") for e in extra):
-            args.items += extra  # `engine run --folds 5 model=mlp …`: overrides after an option
+        options = [e for e in extra if e.startswith("-")]
+        if extra and "items" in vars(args) and not options:
+            args.items += (
+                extra  # `engine run --folds 5 model=mlp …`: overrides after an option (the command reads them)
+            )
         elif extra:
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            parser.error(f"unrecognized arguments: {' '.join(options or extra)}")
         if pip_args:
             args.spec = pip_args
         if "handler" not in vars(args):  # `engine` alone, or a command group without its sub-command

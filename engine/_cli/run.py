@@ -29,12 +29,14 @@ def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any
             recipe = item
         else:
             raise EngineError(
-                f"cannot read '{item}': expected key=value",
+                f"cannot read '{item[:60]}': not an override (expected key=value)",
                 hint="only one recipe name may come first; for example model=mlp",
             )
     resume = base = None
     if args.resume:
         resume = Path(args.resume)
+        if not resume.exists():
+            raise EngineError(f"run directory not found: {resume}", hint="see `engine runs list`")
         if not (resume / "config.yaml").is_file():
             raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
         base = load_file(resume / "config.yaml")

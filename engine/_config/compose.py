@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine._config.params import section_values
+from engine._config.params import clip, section_values
 from engine._contract.errors import ConfigError
 from engine._plugins.registry import Registry
 
@@ -80,19 +80,19 @@ def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
     key, sep, _ = item.partition("=")
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(
-            f"cannot read override '{item}': expected key=value",
+            f"cannot read override '{clip(item)}': expected key=value",
             hint="for example model=mlp, optimizer.lr=3e-4, trainer.max_epochs=5",
         )
     try:
         value: Any = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
     except Exception as exc:
-        raise ConfigError(f"cannot read override '{item}': {exc}") from None
+        raise ConfigError(f"cannot read override '{clip(item)}': {omegaconf_message(exc)}") from None
     for part in key.split("."):
         value = value[part]  # type: ignore[index]
     return tuple(key.split(".")), value
 
 
-_INDEXED = re.compile(r"^([^\[\]]+)\[(-?\d+)\]$")
+_INDEXED = re.compile(r"^([^\[\]]+)\[(-?\d{1,9})\]$")
 
 
 def set_index(cfg: dict[str, Any], item: str) -> None:
@@ -102,7 +102,9 @@ def set_index(cfg: dict[str, Any], item: str) -> None:
     for part in key.split("."):
         m = _INDEXED.match(part)
         if m is None and ("[" in part or "]" in part):
-            raise ConfigError(f"cannot read override '{item}': bad index in '{part}'", hint="e.g. model.hidden[0]=64")
+            raise ConfigError(
+                f"cannot read override '{clip(item)}': bad index in '{clip(part)}'", hint="e.g. model.hidden[0]=64"
+            )
         path += [m.group(1), int(m.group(2))] if m else [part]
     _, value = parse_override(f"value={text}")
     node: Any = cfg
@@ -110,16 +112,17 @@ def set_index(cfg: dict[str, Any], item: str) -> None:
     for i, part in enumerate(path[:-1]):
         if not _has(node, part):
             raise ConfigError(
-                f"cannot apply '{item}': {_dotted(path[: i + 1])} is not set in this config",
+                f"cannot apply '{clip(item)}': {clip(_dotted(path[: i + 1]))} is not set in this config",
                 hint=f"a list's default comes from its component: set the whole list, e.g. {parent}=[...]",
             )
         node = node[part]
     if isinstance(last, int) and not _has(node, last):
         raise ConfigError(
-            f"cannot apply '{item}': {parent} has no element {last}", hint=f"set the whole list, e.g. {parent}=[...]"
+            f"cannot apply '{clip(item)}': {clip(parent)} has no element {last}",
+            hint=f"set the whole list, e.g. {clip(parent)}=[...]",
         )
     if not isinstance(last, int) and not isinstance(node, dict):
-        raise ConfigError(f"cannot apply '{item}': {parent} is not a mapping")
+        raise ConfigError(f"cannot apply '{clip(item)}': {clip(parent)} is not a mapping")
     node[last] = value
 
 
@@ -143,7 +146,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     try:
         data = OmegaConf.to_container(OmegaConf.load(file))
     except Exception as exc:
-        raise ConfigError(f"cannot read config file {file}: {exc}") from None
+        raise ConfigError(f"cannot read config file {file}: {omegaconf_message(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -232,13 +235,56 @@ def _qualified(registry: Registry, kind: str, name: Any) -> Any:
         return name
 
 
+#: The resolvers a config may use: each reads the config alone. ``oc.env`` reads the environment (and config.yaml
+#: would keep the value: a secret in a shared run directory); ``oc.decode`` and ``oc.create`` evaluate text, so they
+#: could assemble ``oc.env``; a plugin's resolver may read anything.
+RESOLVERS = ("oc.select", "oc.dict.keys", "oc.dict.values", "oc.deprecated")
+_RESOLVER = re.compile(r"\$\{\s*([\w.\-]*)\s*([:$]?)")
+
+
 def resolve_interpolations(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``${...}`` references resolved (OmegaConf); a ConfigError when one cannot be."""
+    """``${...}`` references resolved (OmegaConf); a ConfigError when one cannot be, or uses a refused resolver."""
     if "${" not in repr(cfg):
         return cfg
     from omegaconf import OmegaConf
 
+    _check_resolvers(cfg, "")
     try:
         return OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)  # type: ignore[return-value]
     except Exception as exc:
-        raise ConfigError(f"cannot resolve an interpolation: {exc}") from None
+        where = getattr(exc, "full_key", None)
+        raise ConfigError(f"cannot resolve {clip(where) + ': ' if where else ''}{omegaconf_message(exc)}") from None
+
+
+def _check_resolvers(node: Any, where: str) -> None:
+    """No interpolation in ``node`` calls a resolver outside :data:`RESOLVERS` (or one whose name is interpolated)."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        _check_resolvers(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))
+    for name, sep in _RESOLVER.findall(node) if isinstance(node, str) else ():
+        if (sep == ":" and name in RESOLVERS) or not sep:
+            continue
+        var = re.search(r"oc\.env\s*:\s*([^,}\s]*)", node)
+        if name == "oc.env":
+            raise ConfigError(
+                f"{clip(where)} reads an environment variable (oc.env): a config may not, config.yaml would keep it",
+                hint=f'pass the value on the command line: {clip(where)}="${clip(var.group(1) if var else "VAR")}"',
+            )
+        what = f"the resolver '{clip(name)}'" if sep == ":" else "an interpolated resolver or key name"
+        raise ConfigError(
+            f"{clip(where)} uses {what}: a config may use ${{key}} references and {', '.join(RESOLVERS)}",
+            hint="set the value itself (on the command line: KEY=VALUE), or reference another key: ${section.key}",
+        )
+
+
+def omegaconf_message(exc: BaseException) -> str:
+    """An OmegaConf (or YAML) error as one short line: no ``full_key``/``object_type`` lines, no grammar jargon."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    noise = ("full_key:", "object_type=", "reference_type=", 'in "<unicode string>"')
+    text = "; ".join(re.sub(r'^in "[^"]*", ', "", line) for line in lines if line and not line.startswith(noise))
+    text = re.sub(r"token recognition error at: ('.*?')", r"unexpected character \1", text)
+    text = re.sub(
+        r"(no viable alternative at|extraneous|mismatched) input ('.*?')( expecting .*)?", r"cannot parse \2", text
+    )
+    text = re.sub(r"^\w+Error raised while resolving interpolation: ", "", text)
+    return clip(text, 160) or type(exc).__name__

@@ -30,7 +30,7 @@ class PluginError(EngineError):
 
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ``" — did you mean 'x'?"`` for the closest choices, or ``""``."""
-    choices = list(choices)
+    choices = sorted(set(choices))  # the same suggestions whatever the order (a set's differs between processes)
     close = difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
     if not close:
         lowered = word.lower()

@@ -108,7 +108,8 @@ class Registry:
                 f"{kind} name '{name}' is ambiguous: {candidates}", hint="use the qualified name (plugin.name)"
             )
         choices = {*entries, *(e.name for e in entries.values())}
-        raise ConfigError(f"unknown {kind} '{name}'{did_you_mean(name, choices)}", hint=self._why_missing(name, kind))
+        shown = name if len(name) <= 60 else name[:59] + "…"  # a name is echoed, never a huge one whole
+        raise ConfigError(f"unknown {kind} '{shown}'{did_you_mean(name, choices)}", hint=self._why_missing(name, kind))
 
     def _why_missing(self, name: str, kind: str) -> str:
         """The hint for an unknown name: its plugin is broken or disabled, else where to look."""
