@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from engine._config.params import check_params, describe
+from engine._config.params import check_params, clip, describe
 from engine._config.signature import Signature, read_signature
 from engine._contract.errors import ConfigError, did_you_mean
 
@@ -78,13 +78,15 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
     if precision is not None and precision not in PRECISIONS:
         names = [str(p) for p in PRECISIONS]
         raise ConfigError(
-            f"trainer.precision={precision!r} is not a precision Lightning knows{did_you_mean(str(precision), names)}",
+            f"trainer.precision={clip(repr(precision))} is not a precision Lightning knows"
+            f"{did_you_mean(str(precision), names)}",
             hint="e.g. 32-true, 16-mixed, bf16-mixed, 64-true",
         )
     profiler = trainer.get("profiler")
     if isinstance(profiler, str) and profiler.lower() not in PROFILERS:
         raise ConfigError(
-            f"trainer.profiler={profiler!r} is not a profiler Lightning knows{did_you_mean(profiler, PROFILERS)}",
+            f"trainer.profiler={clip(repr(profiler))} is not a profiler Lightning knows"
+            f"{did_you_mean(profiler, PROFILERS)}",
             hint=f"choose one of {', '.join(PROFILERS)}",
         )
     for key, common in (("accelerator", ACCELERATORS), ("strategy", STRATEGIES)):
@@ -93,7 +95,7 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
             known = _registered(key)
             if value not in known:
                 raise ConfigError(
-                    f"trainer.{key}={value!r} is not a{'n' if key[0] == 'a' else ''} {key} Lightning knows"
+                    f"trainer.{key}={clip(repr(value))} is not a{'n' if key[0] == 'a' else ''} {key} Lightning knows"
                     f"{did_you_mean(value, known)}",
                     hint=f"Lightning knows: {', '.join(sorted(known))}",
                 )
