@@ -130,7 +130,8 @@ def test_describe_reads_constraints_inside_containers(annotation: str, text: str
         (float("nan"), "Annotated[float, Ge(0)]", False),
         (float("-inf"), "int | float", False),
         (float("inf"), None, False),  # an unannotated parameter too
-        ("inf", "str", False),  # `x=inf` reads as text: refused, and named as a non-finite number
+        ("nan", "str", True),  # a text is a text (run.name=nan)
+        ("inf", "float", False),  # `x=inf` reads as text: refused (and named as a non-finite number)
         ([1.0, float("nan")], "list[float]", False),
         (float("inf"), 'Annotated[float, "allow_inf_nan"]', True),
         (float("inf"), 'Annotated[float, "allow_inf_nan", Ge(0)] | None', True),

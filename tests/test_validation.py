@@ -97,6 +97,7 @@ def test_refused_before_a_run_directory_exists(tmp_path: Path, cli, overrides: s
         "trainer.gradient_clip_val=0.5 trainer.gradient_clip_algorithm=value",
         "trainer.val_check_interval=2 trainer.check_val_every_n_epoch=null",
         "run.name=my-run.v2",
+        "run.name=nan",
         "run.dir=~/runs",
         "run.name=${model.name}-${seed}",
     ],

@@ -69,7 +69,7 @@ def slot_keys(sections: list[Section]) -> dict[str, Section]:
 
 def describe(value: Any) -> str:
     """A value as a message shows it: its repr clipped to ~60 characters and its type (or: not a finite number)."""
-    if isinstance(value, (float, str)) and nonfinite(value):
+    if isinstance(value, (float, str)) and nonfinite(value, text=True):
         return f"{value} (not a finite number)"
     return f"{clip(repr(value))} ({type(value).__name__})"
 
@@ -104,8 +104,8 @@ def check_params(
                 f"unknown parameter '{clip(f'{where}.{key}')}' for {label}{did_you_mean(str(key), params)}",
                 hint=f"{label} takes: {takes or 'no parameters'}",
             )
-        if p is not None and isinstance(value, str) and nonfinite(value) and check_type(float(value), p.annotation):
-            value = float(value)  # ``x=inf`` reads as text; a parameter that allows inf takes it as the float
+        if p is not None and isinstance(value, str) and nonfinite(value, True):  # ``x=inf`` reads as text:
+            value = float(value) if check_type(float(value), p.annotation) else value  # a float where one is allowed
         if p is not None and not check_type(value, p.annotation):
             raise ConfigError(f"{where}.{key} must be {describe_annotation(p.annotation)}, got {describe(value)}")
         out[key] = value

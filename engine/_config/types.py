@@ -38,15 +38,15 @@ def check_type(value: Any, annotation: str | None) -> bool:
         return True
 
 
-def nonfinite(value: Any) -> bool:
-    """Whether ``value`` is, or holds, an inf or nan (or their text: ``x=inf`` reads as the string 'inf')."""
+def nonfinite(value: Any, text: bool = False) -> bool:
+    """Whether ``value`` is, or holds, an inf or nan (``text``: or their text, ``x=inf`` reads as the string 'inf')."""
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, str):
-        return value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan")
+        return text and value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan")
     if isinstance(value, (list, tuple)):
-        return any(nonfinite(v) for v in value)
-    return isinstance(value, dict) and any(nonfinite(v) for v in value.values())
+        return any(nonfinite(v, text) for v in value)
+    return isinstance(value, dict) and any(nonfinite(v, text) for v in value.values())
 
 
 def _name(node: ast.expr) -> str:
