@@ -13,9 +13,10 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine.data import ArrayDataset, DataSource, split_indices
@@ -208,9 +209,9 @@ class TabularCSV(Table):
         categorical: list[str] | None = None,
         numeric: list[str] | None = None,
         problem: Literal["auto", "classification", "regression"] = "auto",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
     ) -> None:
         file = Path(path).expanduser()
         super().__init__(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from annotated_types import Ge, Lt
 from torch import nn
 
 
@@ -26,9 +29,9 @@ class EmbeddingMLP(nn.Module):
         num_numeric: int,
         cardinalities: list[int],
         out_features: int,
-        embed_dim: int = 8,
-        hidden: list[int] = [128, 64],  # noqa: B006 - read-only default, shown by `engine components show`
-        dropout: float = 0.1,
+        embed_dim: Annotated[int, Ge(1)] = 8,
+        hidden: list[Annotated[int, Ge(1)]] = [128, 64],  # noqa: B006 - read-only default, shown by `engine components show`
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
     ) -> None:
         super().__init__()
         self.num_numeric = num_numeric

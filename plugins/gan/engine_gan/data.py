@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge, Le
 
 from engine import ConfigError
 from engine.data import ArrayDataset, DataSource
@@ -50,15 +51,15 @@ class GaussianMixture(DataSource):
     def __init__(
         self,
         layout: Literal["ring", "grid"] = "ring",
-        num_modes: int = 8,
+        num_modes: Annotated[int, Ge(1)] = 8,
         radius: float = 2.0,
         grid_size: int = 5,
         spacing: float = 2.0,
         std: float = 0.02,
-        num_samples: int = 50000,
-        val_samples: int = 2500,
-        test_samples: int = 2500,
-        seed: int = 0,
+        num_samples: Annotated[int, Ge(1)] = 50000,
+        val_samples: Annotated[int, Ge(0)] = 2500,
+        test_samples: Annotated[int, Ge(0)] = 2500,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
     ) -> None:
         if layout not in ("ring", "grid"):
             raise ConfigError(f"data.layout must be ring or grid, got {layout!r}")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 from torch import nn
 
 LOSSES = ("non_saturating", "hinge", "wgan_gp")
@@ -14,8 +17,8 @@ def discriminator_loss(
     real: torch.Tensor,
     fake: torch.Tensor,
     loss_name: str,
-    gp_weight: float = 10.0,
-    r1_weight: float = 0.0,
+    gp_weight: Annotated[float, Ge(0)] = 10.0,
+    r1_weight: Annotated[float, Ge(0)] = 0.0,
 ) -> torch.Tensor:
     """The loss of ``discriminator`` on ``real`` and ``fake`` samples (model space), with its penalties."""
     if r1_weight > 0:

@@ -9,9 +9,10 @@ batch of samples to one score per sample, ``(B,)``.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Lt
 from torch import nn
 
 from engine import ConfigError
@@ -48,8 +49,8 @@ class MLPGenerator(nn.Module):
     def __init__(
         self,
         in_features: int,
-        latent_dim: int = 16,
-        hidden: list[int] = [256, 256, 256],  # noqa: B006 - read as a literal default by the engine
+        latent_dim: Annotated[int, Ge(1)] = 16,
+        hidden: list[Annotated[int, Ge(1)]] = [256, 256, 256],  # noqa: B006 - read as a literal default by the engine
         activation: Literal["relu", "leaky_relu", "elu"] = "relu",
         batch_norm: bool = False,
         output: Literal["linear", "tanh"] = "linear",
@@ -88,9 +89,9 @@ class MLPDiscriminator(nn.Module):
     def __init__(
         self,
         in_features: int,
-        hidden: list[int] = [256, 256, 256],  # noqa: B006
+        hidden: list[Annotated[int, Ge(1)]] = [256, 256, 256],  # noqa: B006
         spectral_norm: bool = False,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -151,8 +152,8 @@ class DCGANGenerator(nn.Module):
     def __init__(
         self,
         input_shape: list[int],
-        latent_dim: int = 64,
-        width: int = 32,
+        latent_dim: Annotated[int, Ge(1)] = 64,
+        width: Annotated[int, Ge(1)] = 32,
         output: Literal["tanh", "linear"] = "tanh",
     ) -> None:
         super().__init__()
@@ -192,9 +193,9 @@ class DCGANDiscriminator(nn.Module):
     def __init__(
         self,
         input_shape: list[int],
-        width: int = 32,
+        width: Annotated[int, Ge(1)] = 32,
         spectral_norm: bool = False,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
     ) -> None:
         super().__init__()
         c, k, sh, sw = dcgan_plan(input_shape, "gan.dcgan_discriminator")

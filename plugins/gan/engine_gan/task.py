@@ -15,10 +15,11 @@ import copy
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
+from annotated_types import Ge, Le
 from torch import nn
 
 from engine import ConfigError, EngineError
@@ -66,16 +67,16 @@ class AdversarialTask(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         d_optimizer: Callable[..., torch.optim.Optimizer],
         loss: Literal["non_saturating", "hinge", "wgan_gp"] = "non_saturating",
-        d_steps: int = 1,
-        gp_weight: float = 10.0,
-        r1_weight: float = 0.0,
+        d_steps: Annotated[int, Ge(1)] = 1,
+        gp_weight: Annotated[float, Ge(0)] = 10.0,
+        r1_weight: Annotated[float, Ge(0)] = 0.0,
         ema: bool = False,
-        ema_decay: float = 0.999,
-        num_eval_samples: int = 2500,
+        ema_decay: Annotated[float, Ge(0), Le(1)] = 0.999,
+        num_eval_samples: Annotated[int, Ge(0)] = 2500,
         min_mode_samples: int = 20,
         classifier_run: str | None = None,
         data_range: list[float] | None = None,
-        eval_seed: int = 1234,
+        eval_seed: Annotated[int, Ge(0), Le(4294967295)] = 1234,
         input_shape: list[int] | None = None,
         preprocessing: dict[str, Any] | None = None,
         modes: list[list[float]] | None = None,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
-from annotated_types import Gt, Le
+from annotated_types import Ge, Gt, Le, Lt
 from torch.utils.data import Dataset
 
 from engine import ConfigError
@@ -99,11 +99,11 @@ class TextFiles(DataSource):
         self,
         paths: list[str] | None = None,
         tokenizer: Literal["char", "bpe"] = "char",
-        vocab_size: int = 1024,
-        context_length: int = 128,
+        vocab_size: Annotated[int, Ge(1)] = 1024,
+        context_length: Annotated[int, Ge(1)] = 128,
         max_chars: int | None = 2_000_000,
-        val_fraction: float = 0.05,
-        test_fraction: float = 0.05,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.05,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.05,
         stride: int | None = None,
         tokenizer_file: str | None = None,
     ) -> None:
@@ -291,15 +291,15 @@ class TextClassification(DataSource):
         label_column: str = "label",
         format: Literal["auto", "csv", "jsonl"] = "auto",
         tokenizer: Literal["bpe", "char"] = "bpe",
-        vocab_size: int = 2000,
-        max_length: int = 128,
+        vocab_size: Annotated[int, Ge(1)] = 2000,
+        max_length: Annotated[int, Ge(1)] = 128,
         max_samples: int | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         tokenizer_file: str | None = None,
         train_fraction: Annotated[float, Gt(0), Le(1)] = 1.0,
-        subset_seed: int | None = None,
+        subset_seed: Annotated[int, Ge(0), Le(4294967295)] | None = None,
     ) -> None:
         _check_fractions(val_fraction, test_fraction)
         if not 0 < train_fraction <= 1:

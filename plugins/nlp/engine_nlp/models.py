@@ -7,10 +7,11 @@ the classifier). Inputs are token ids ``[batch, time]``; padding (``pad_id``) is
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Gt, Lt
 from torch import nn
 
 
@@ -122,11 +123,11 @@ class GPT(nn.Module):
         self,
         vocab_size: int,
         context_length: int,
-        n_layer: int = 4,
-        n_head: int = 4,
-        d_model: int = 128,
-        mlp_ratio: int = 4,
-        dropout: float = 0.0,
+        n_layer: Annotated[int, Ge(1)] = 4,
+        n_head: Annotated[int, Ge(1)] = 4,
+        d_model: Annotated[int, Ge(1)] = 128,
+        mlp_ratio: Annotated[int, Ge(1)] = 4,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
         positions: Literal["learned", "rotary"] = "learned",
         tie_weights: bool = True,
         bias: bool = False,
@@ -164,7 +165,7 @@ class GPT(nn.Module):
         self,
         idx: torch.Tensor,
         max_new_tokens: int,
-        temperature: float = 1.0,
+        temperature: Annotated[float, Gt(0)] = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
@@ -225,11 +226,11 @@ class TransformerClassifier(nn.Module):
         num_classes: int,
         context_length: int,
         pad_id: int,
-        n_layer: int = 2,
-        n_head: int = 4,
-        d_model: int = 128,
-        mlp_ratio: int = 4,
-        dropout: float = 0.1,
+        n_layer: Annotated[int, Ge(1)] = 2,
+        n_head: Annotated[int, Ge(1)] = 4,
+        d_model: Annotated[int, Ge(1)] = 128,
+        mlp_ratio: Annotated[int, Ge(1)] = 4,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         pooling: Literal["cls", "mean", "last"] = "cls",
         causal: bool = False,
     ) -> None:
@@ -293,11 +294,11 @@ class LSTMClassifier(nn.Module):
         vocab_size: int,
         num_classes: int,
         pad_id: int,
-        embed_dim: int = 128,
-        hidden_size: int = 128,
-        num_layers: int = 1,
+        embed_dim: Annotated[int, Ge(1)] = 128,
+        hidden_size: Annotated[int, Ge(1)] = 128,
+        num_layers: Annotated[int, Ge(1)] = 1,
         bidirectional: bool = True,
-        dropout: float = 0.1,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
     ) -> None:
         super().__init__()
         self.pad_id = pad_id

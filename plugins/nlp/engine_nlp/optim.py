@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Ge
 from torch.optim import Optimizer
 
 
 def gpt_adamw(
     params: Iterable[Any],
-    lr: float = 1e-3,
+    lr: Annotated[float, Ge(0)] = 1e-3,
     betas: tuple[float, float] = (0.9, 0.95),
-    eps: float = 1e-8,
-    weight_decay: float = 0.1,
+    eps: Annotated[float, Ge(0)] = 1e-8,
+    weight_decay: Annotated[float, Ge(0)] = 0.1,
     fused: bool = True,
 ) -> Optimizer:
     """AdamW with GPT-style parameter groups: matrices (dim >= 2) decay, biases and norms do not.

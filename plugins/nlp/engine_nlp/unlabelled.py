@@ -9,7 +9,9 @@ test text.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine_nlp.data import TextClassification, TextFiles
@@ -56,12 +58,12 @@ class UnlabelledTexts(TextFiles):
         label_column: str = "label",
         format: Literal["auto", "csv", "jsonl"] = "auto",
         max_samples: int | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         tokenizer: Literal["bpe", "char"] = "bpe",
-        vocab_size: int = 2000,
-        context_length: int = 128,
+        vocab_size: Annotated[int, Ge(1)] = 2000,
+        context_length: Annotated[int, Ge(1)] = 128,
         stride: int | None = None,
         tokenizer_file: str | None = None,
         extra_text: Literal["none", "snippets"] = "none",

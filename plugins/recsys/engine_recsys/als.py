@@ -119,7 +119,7 @@ class ALS(nn.Module):
         regularization: Annotated[float, Gt(0)] = 30.0,
         alpha: Annotated[float, Ge(0)] = 1.0,
         iterations: Annotated[int, Ge(1)] = 15,
-        init_std: float = 0.01,
+        init_std: Annotated[float, Ge(0)] = 0.01,
         backend: Literal["torch", "implicit"] = "torch",
     ) -> None:
         super().__init__()

@@ -6,9 +6,10 @@ import csv
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine_recsys.source import InteractionSource
@@ -149,11 +150,11 @@ class Interactions(InteractionSource):
         weighted: bool = False,
         duplicates: Literal["keep_last", "error"] = "keep_last",
         split: Literal["leave_last_out", "temporal"] = "leave_last_out",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        num_negatives: int = 1,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        num_negatives: Annotated[int, Ge(0)] = 1,
         negative_sampling: Literal["uniform", "popularity"] = "uniform",
-        seed: int = 0,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
     ) -> None:
         file = Path(path).expanduser()
         if not file.is_file():

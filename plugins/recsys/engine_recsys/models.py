@@ -10,8 +10,10 @@ tensor of users, ``forward`` is ``score_all``.
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Annotated
 
 import torch
+from annotated_types import Ge, Gt, Lt
 from torch import nn
 
 
@@ -90,10 +92,10 @@ class NeuMF(nn.Module):
         self,
         num_users: int,
         num_items: int,
-        factors: int = 32,
-        mlp_layers: list[int] = [64, 32, 16],  # noqa: B006 - read-only, shown by `engine components show`
-        dropout: float = 0.0,
-        score_chunk: int = 64,
+        factors: Annotated[int, Ge(1)] = 32,
+        mlp_layers: list[Annotated[int, Ge(1)]] = [64, 32, 16],  # noqa: B006 - read-only, shown by `engine components show`
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
+        score_chunk: Annotated[int, Ge(1)] = 64,
     ) -> None:
         super().__init__()
         if len(mlp_layers) < 2 or mlp_layers[0] % 2:
@@ -215,13 +217,13 @@ class TwoTower(nn.Module):
         num_items: int,
         user_feature_dim: int,
         item_feature_dim: int,
-        embedding_dim: int = 64,
-        hidden: list[int] = [128],  # noqa: B006 - read-only, shown by `engine components show`
-        out_dim: int = 64,
+        embedding_dim: Annotated[int, Ge(1)] = 64,
+        hidden: list[Annotated[int, Ge(1)]] = [128],  # noqa: B006 - read-only, shown by `engine components show`
+        out_dim: Annotated[int, Ge(1)] = 64,
         use_features: bool = True,
         normalize: bool = True,
-        temperature: float = 0.1,
-        dropout: float = 0.0,
+        temperature: Annotated[float, Gt(0)] = 0.1,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
     ) -> None:
         super().__init__()
         self.num_users, self.num_items = num_users, num_items

@@ -6,7 +6,7 @@ import math
 from typing import Annotated, Literal
 
 import torch
-from annotated_types import Ge, Le
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine_recsys.source import InteractionSource
@@ -59,7 +59,7 @@ class Synthetic(InteractionSource):
         num_users: int = 5000,
         num_items: int = 2000,
         interactions_per_user: float = 30.0,
-        latent_dim: int = 16,
+        latent_dim: Annotated[int, Ge(1)] = 16,
         preference_strength: float = 3.0,
         popularity_exponent: float = 1.4,
         activity_sigma: Annotated[float, Ge(0)] = 1.0,
@@ -67,11 +67,11 @@ class Synthetic(InteractionSource):
         stages: Annotated[int, Ge(1)] = 4,
         side_features: bool = True,
         split: Literal["leave_last_out", "temporal"] = "leave_last_out",
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        num_negatives: int = 1,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        num_negatives: Annotated[int, Ge(0)] = 1,
         negative_sampling: Literal["uniform", "popularity"] = "uniform",
-        seed: int = 0,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
     ) -> None:
         if num_users < 2 or num_items < 10 or interactions_per_user < 3:
             raise ConfigError("synthetic data needs num_users >= 2, num_items >= 10, interactions_per_user >= 3")

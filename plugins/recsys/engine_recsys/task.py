@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
+from annotated_types import Ge
 from torch import nn
 
 from engine import ConfigError
@@ -52,7 +53,7 @@ class RankingTask(L.LightningModule):
         scheduler: Callable[..., Any] | None = None,
         k: list[int] = [10, 20],  # noqa: B006 - read-only, shown by `engine components show`
         popularity_baseline: bool = True,
-        l2: float = 0.0,
+        l2: Annotated[float, Ge(0)] = 0.0,
         ease_baseline: bool = True,
         ease_l2: list[float] = [10.0, 50.0, 200.0, 500.0, 1000.0, 3000.0],  # noqa: B006 - read-only
         ease_max_items: int = 10000,

@@ -16,12 +16,13 @@ conformance kit, a quick look) it yields transitions of a uniformly random polic
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import gymnasium as gym
 import lightning as L
 import numpy as np
 import torch
+from annotated_types import Ge, Le
 from torch.utils.data import DataLoader, IterableDataset
 
 from engine import ConfigError
@@ -62,12 +63,12 @@ class GymEnvironment(L.LightningDataModule):
         self,
         env_id: str = "CartPole-v1",
         env_kwargs: dict[str, Any] | None = None,
-        num_envs: int = 1,
-        seed: int | None = None,
+        num_envs: Annotated[int, Ge(1)] = 1,
+        seed: Annotated[int, Ge(0), Le(4294967295)] | None = None,
         normalize_observation: bool = False,
         normalize_reward: bool = False,
         reward_gamma: float = 0.99,
-        random_batch_size: int = 32,
+        random_batch_size: Annotated[int, Ge(1)] = 32,
     ) -> None:
         super().__init__()
         if num_envs < 1:

@@ -10,9 +10,10 @@ normalises) are kept in buffers the task copies from gymnasium's wrapper.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge
 from torch import nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
@@ -90,7 +91,7 @@ class MLPPolicy(nn.Module):
         observation_discrete: int | None,
         action_low: list[float] | None,
         action_high: list[float] | None,
-        hidden: list[int] = [64, 64],  # noqa: B006 - read as a literal default by the engine
+        hidden: list[Annotated[int, Ge(1)]] = [64, 64],  # noqa: B006 - read as a literal default by the engine
         activation: Literal["tanh", "relu"] = "tanh",
         log_std_init: float = 0.0,
         use_sde: bool = False,
@@ -190,7 +191,7 @@ class QNetwork(nn.Module):
         in_features: int,
         num_actions: int | None,
         observation_discrete: int | None,
-        hidden: list[int] = [128, 128],  # noqa: B006 - read as a literal default by the engine
+        hidden: list[Annotated[int, Ge(1)]] = [128, 128],  # noqa: B006 - read as a literal default by the engine
         activation: Literal["relu", "tanh"] = "relu",
     ) -> None:
         super().__init__()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Gt, Le
 from torch.utils.data import Dataset
 
 from engine import ConfigError
@@ -96,11 +97,11 @@ class SpokenDigits(SpeechSource):
     def __init__(
         self,
         mode: Literal["words", "strings"] = "words",
-        num_utterances: int = 3000,
-        num_eval_utterances: int = 500,
-        num_heldout_utterances: int = 500,
-        min_digits: int = 3,
-        max_digits: int = 6,
+        num_utterances: Annotated[int, Ge(1)] = 3000,
+        num_eval_utterances: Annotated[int, Ge(0)] = 500,
+        num_heldout_utterances: Annotated[int, Ge(0)] = 500,
+        min_digits: Annotated[int, Ge(1)] = 3,
+        max_digits: Annotated[int, Ge(1)] = 6,
         languages: list[str] = LANGUAGES,
         train_variants: list[str] = TRAIN_VARIANTS,
         val_variants: list[str] = VAL_VARIANTS,
@@ -112,26 +113,26 @@ class SpokenDigits(SpeechSource):
         amplitude_range: list[int] = [60, 180],  # noqa: B006
         heldout_speed_range: list[int] = [85, 290],  # noqa: B006
         heldout_pitch_range: list[int] = [0, 99],  # noqa: B006
-        clip_seconds: float = 1.0,
-        seed: int = 0,
+        clip_seconds: Annotated[float, Gt(0)] = 1.0,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         cache_dir: str | None = None,
-        workers: int = 2,
-        sample_rate: int = 16000,
-        n_mels: int = 40,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mfcc: int = 0,
+        workers: Annotated[int, Ge(0)] = 2,
+        sample_rate: Annotated[int, Ge(1)] = 16000,
+        n_mels: Annotated[int, Ge(1)] = 40,
+        win_ms: Annotated[float, Gt(0)] = 25.0,
+        hop_ms: Annotated[float, Gt(0)] = 10.0,
+        n_mfcc: Annotated[int, Ge(0)] = 0,
         augment: bool = True,
         tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
         vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
-        reverb_prob: float = 0.3,
+        reverb_prob: Annotated[float, Ge(0), Le(1)] = 0.3,
         rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
-        noise_prob: float = 0.5,
+        noise_prob: Annotated[float, Ge(0), Le(1)] = 0.5,
         snr_db: list[float] = [5.0, 30.0],  # noqa: B006
-        freq_masks: int = 2,
-        freq_mask_width: int = 6,
-        time_masks: int = 2,
-        time_mask_width: int = 8,
+        freq_masks: Annotated[int, Ge(0)] = 2,
+        freq_mask_width: Annotated[int, Ge(0)] = 6,
+        time_masks: Annotated[int, Ge(0)] = 2,
+        time_mask_width: Annotated[int, Ge(0)] = 8,
     ) -> None:
         self._setup(feature_params(locals()))
         if num_utterances < 1 or num_eval_utterances < 0 or num_heldout_utterances < 0:

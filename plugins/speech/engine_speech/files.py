@@ -6,9 +6,10 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
+from annotated_types import Ge, Gt, Le, Lt
 from torch.utils.data import Dataset
 
 from engine import ConfigError, EngineError
@@ -73,27 +74,27 @@ class WavFolder(SpeechSource):
     def __init__(
         self,
         path: str,
-        clip_seconds: float = 1.0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        clip_seconds: Annotated[float, Gt(0)] = 1.0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         on_error: Literal["raise", "skip"] = "raise",
-        sample_rate: int = 16000,
-        n_mels: int = 40,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mfcc: int = 0,
+        sample_rate: Annotated[int, Ge(1)] = 16000,
+        n_mels: Annotated[int, Ge(1)] = 40,
+        win_ms: Annotated[float, Gt(0)] = 25.0,
+        hop_ms: Annotated[float, Gt(0)] = 10.0,
+        n_mfcc: Annotated[int, Ge(0)] = 0,
         augment: bool = True,
         tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
         vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
-        reverb_prob: float = 0.3,
+        reverb_prob: Annotated[float, Ge(0), Le(1)] = 0.3,
         rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
-        noise_prob: float = 0.5,
+        noise_prob: Annotated[float, Ge(0), Le(1)] = 0.5,
         snr_db: list[float] = [5.0, 30.0],  # noqa: B006
-        freq_masks: int = 2,
-        freq_mask_width: int = 6,
-        time_masks: int = 2,
-        time_mask_width: int = 8,
+        freq_masks: Annotated[int, Ge(0)] = 2,
+        freq_mask_width: Annotated[int, Ge(0)] = 6,
+        time_masks: Annotated[int, Ge(0)] = 2,
+        time_mask_width: Annotated[int, Ge(0)] = 8,
     ) -> None:
         self._setup(feature_params(locals()))
         root = Path(path).expanduser()
@@ -191,26 +192,26 @@ class Transcribed(SpeechSource):
         text_column: str = "transcript",
         split_column: str = "split",
         vocabulary: str | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         on_error: Literal["raise", "skip"] = "raise",
-        sample_rate: int = 16000,
-        n_mels: int = 40,
-        win_ms: float = 25.0,
-        hop_ms: float = 10.0,
-        n_mfcc: int = 0,
+        sample_rate: Annotated[int, Ge(1)] = 16000,
+        n_mels: Annotated[int, Ge(1)] = 40,
+        win_ms: Annotated[float, Gt(0)] = 25.0,
+        hop_ms: Annotated[float, Gt(0)] = 10.0,
+        n_mfcc: Annotated[int, Ge(0)] = 0,
         augment: bool = True,
         tempo_range: list[float] = [0.85, 1.15],  # noqa: B006
         vtlp_range: list[float] = [0.9, 1.1],  # noqa: B006
-        reverb_prob: float = 0.3,
+        reverb_prob: Annotated[float, Ge(0), Le(1)] = 0.3,
         rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
-        noise_prob: float = 0.5,
+        noise_prob: Annotated[float, Ge(0), Le(1)] = 0.5,
         snr_db: list[float] = [5.0, 30.0],  # noqa: B006
-        freq_masks: int = 2,
-        freq_mask_width: int = 6,
-        time_masks: int = 2,
-        time_mask_width: int = 8,
+        freq_masks: Annotated[int, Ge(0)] = 2,
+        freq_mask_width: Annotated[int, Ge(0)] = 6,
+        time_masks: Annotated[int, Ge(0)] = 2,
+        time_mask_width: Annotated[int, Ge(0)] = 8,
     ) -> None:
         self._setup(feature_params(locals()))
         file = Path(manifest).expanduser()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Lt
 from torch import nn
 
 from engine import ConfigError
@@ -41,9 +42,9 @@ class KWSCNN(nn.Module):
         self,
         input_shape: list[int],
         num_classes: int,
-        width: int = 32,
-        stages: int = 4,
-        dropout: float = 0.2,
+        width: Annotated[int, Ge(1)] = 32,
+        stages: Annotated[int, Ge(1)] = 4,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.2,
         norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
@@ -112,11 +113,11 @@ class CTCASR(nn.Module):
         n_mels: int,
         encoder: Literal["gru", "transformer"] = "gru",
         hidden: int = 128,
-        layers: int = 2,
-        conv_channels: int = 128,
+        layers: Annotated[int, Ge(1)] = 2,
+        conv_channels: Annotated[int, Ge(1)] = 128,
         stride: int = 2,
-        heads: int = 4,
-        dropout: float = 0.1,
+        heads: Annotated[int, Ge(1)] = 4,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge
 from torch import nn
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
@@ -63,9 +64,9 @@ class CTCTask(L.LightningModule):
         vocabulary: list[str],
         scheduler: Callable[..., Any] | None = None,
         decoder: Literal["greedy", "beam", "lexicon"] = "greedy",
-        beam_width: int | None = None,
+        beam_width: Annotated[int, Ge(1)] | None = None,
         lexicon: list[str] | None = None,
-        lm_order: int = 2,
+        lm_order: Annotated[int, Ge(1)] = 2,
         lm_weight: float = 0.5,
         word_bonus: float = 1.0,
     ) -> None:

@@ -15,10 +15,11 @@ evaluated and ensembled like any supervised run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Gt, Le
 from torch import nn
 
 from engine import ConfigError, open_run
@@ -48,8 +49,8 @@ class DistillTask(SupervisedTask):
         optimizer: Callable[..., torch.optim.Optimizer],
         teacher: str,
         scheduler: Callable[..., Any] | None = None,
-        temperature: float = 4.0,
-        alpha: float = 0.7,
+        temperature: Annotated[float, Gt(0)] = 4.0,
+        alpha: Annotated[float, Ge(0), Le(1)] = 0.7,
         num_classes: int | None = None,
         metrics: list[str] | None = None,
     ) -> None:
@@ -92,9 +93,10 @@ class DistillTask(SupervisedTask):
                     hint="distill from a teacher trained on the same data (same classes and input shape)",
                 )
         x, _ = sample_batch(datamodule)
+        teacher = self.teacher  # loaded here: a checkpoint it refuses is its own error, not one about inputs
         try:
             with eval_mode(self.model):
-                theirs = self.teacher(x)
+                theirs = teacher(x)
                 ours = self.model(x)
         except Exception as exc:
             raise ConfigError(

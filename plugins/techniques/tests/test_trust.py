@@ -24,7 +24,10 @@ def test_a_planted_pickle_in_a_run_never_runs(teacher: Path, tmp_path: Path, cli
     marker = tmp_path / "marker"
     plant_pickle(run / "checkpoints" / "best.ckpt", marker)
     args = how.format(run=run).split()
-    _refused(cli("run", *tiny, *args, f"run.dir={tmp_path / 'out'}"), marker, "best.ckpt")
+    out = cli("run", *tiny, *args, f"run.dir={tmp_path / 'out'}")
+    _refused(out, marker, "best.ckpt")
+    # the refusal is the teacher's checkpoint, not a teacher that "cannot read this run's inputs" (a wrong hint)
+    assert "inputs" not in out.stderr and "trained on the same data" not in out.stderr, out.stderr
 
 
 def test_an_init_from_file_is_loaded_as_data(teacher: Path, tmp_path: Path, cli: Any, tiny: Any) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError, EngineError
 from engine.data import ArrayDataset, DataSource, split_indices
@@ -116,9 +117,9 @@ class Digits(VisionSource):
 
     def __init__(
         self,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         augment: dict[str, float | bool | list[float]] | None = None,
         classes: list[int] | None = None,
     ) -> None:
@@ -293,9 +294,9 @@ class ImageFolder(VisionSource):
         channels: Literal["auto", 1, 3] = "auto",
         mean: list[float] | None = None,
         std: list[float] | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         augment: dict[str, float | bool | list[float]] | None = None,
     ) -> None:
         if (root is None) == (train_root is None):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from annotated_types import Ge, Lt
 from torch import nn
 
 from engine import ConfigError
@@ -68,10 +69,10 @@ class SmallCNN(nn.Module):
         self,
         input_shape: list[int],
         num_classes: int,
-        width: int = 32,
-        stages: int = 3,
+        width: Annotated[int, Ge(1)] = 32,
+        stages: Annotated[int, Ge(1)] = 3,
         upsample: int = 1,
-        dropout: float = 0.1,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
         super().__init__()
@@ -194,10 +195,10 @@ class ResNet(nn.Module):
         input_shape: list[int],
         num_classes: int,
         depth: Literal[18, 34, 50] = 18,
-        width: int = 64,
+        width: Annotated[int, Ge(1)] = 64,
         stem: Literal["auto", "imagenet", "small"] = "auto",
         upsample: int = 1,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
         zero_init_residual: bool = True,
         norm: Literal["batch", "group", "none"] = "batch",
     ) -> None:
@@ -298,12 +299,12 @@ class ViT(nn.Module):
         self,
         input_shape: list[int],
         num_classes: int,
-        patch_size: int | None = None,
-        depth: int = 6,
-        width: int = 192,
-        heads: int = 3,
+        patch_size: Annotated[int, Ge(1)] | None = None,
+        depth: Annotated[int, Ge(1)] = 6,
+        width: Annotated[int, Ge(1)] = 192,
+        heads: Annotated[int, Ge(1)] = 3,
         mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
         pool: Literal["cls", "mean"] = "cls",
         upsample: int = 1,
     ) -> None:

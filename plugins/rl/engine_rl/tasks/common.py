@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import numpy as np
 import torch
+from annotated_types import Ge
 from torch import nn
 
 from engine import ConfigError
@@ -114,9 +115,9 @@ class RLTask(L.LightningModule):
         total_env_steps: int,
         optimizer: Callable[..., Any] | None,
         scheduler: Any,
-        num_threads: int = 1,
+        num_threads: Annotated[int, Ge(1)] = 1,
         eval_every: int | None = None,
-        eval_episodes: int = 10,
+        eval_episodes: Annotated[int, Ge(1)] = 10,
     ) -> None:
         super().__init__()
         self.num_threads = num_threads

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Le
 from torch import nn
 
 from engine import ConfigError
@@ -101,24 +102,24 @@ class DQN(RLTask):
         optimizer: Callable[..., Any],
         scheduler: Any,
         action_discrete: int | None,
-        total_env_steps: int = 100_000,
-        buffer_size: int = 100_000,
+        total_env_steps: Annotated[int, Ge(1)] = 100_000,
+        buffer_size: Annotated[int, Ge(1)] = 100_000,
         batch_size: int = 64,
-        learning_starts: int = 1_000,
-        train_frequency: int = 4,
-        gradient_steps: int = 1,
-        gamma: float = 0.99,
-        target_update_interval: int = 500,
-        tau: float = 1.0,
-        epsilon_start: float = 1.0,
-        epsilon_end: float = 0.05,
-        exploration_fraction: float = 0.2,
+        learning_starts: Annotated[int, Ge(0)] = 1_000,
+        train_frequency: Annotated[int, Ge(1)] = 4,
+        gradient_steps: Annotated[int, Ge(1)] = 1,
+        gamma: Annotated[float, Ge(0), Le(1)] = 0.99,
+        target_update_interval: Annotated[int, Ge(1)] = 500,
+        tau: Annotated[float, Ge(0), Le(1)] = 1.0,
+        epsilon_start: Annotated[float, Ge(0), Le(1)] = 1.0,
+        epsilon_end: Annotated[float, Ge(0), Le(1)] = 0.05,
+        exploration_fraction: Annotated[float, Gt(0), Le(1)] = 0.2,
         double_dqn: bool = True,
         loss: Literal["huber", "mse"] = "huber",
         save_replay_buffer: bool = True,
-        num_threads: int = 1,
+        num_threads: Annotated[int, Ge(1)] = 1,
         eval_every: int | None = None,
-        eval_episodes: int = 10,
+        eval_episodes: Annotated[int, Ge(1)] = 10,
     ) -> None:
         check_task_fits("rl.dqn", {"action_discrete": action_discrete})
         super().__init__(total_env_steps, optimizer, scheduler, num_threads, eval_every, eval_episodes)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Le
 from torch import nn
 
 from engine import ConfigError
@@ -47,21 +48,21 @@ class PPO(RLTask):
         policy: nn.Module,
         optimizer: Callable[..., Any],
         scheduler: Any,
-        total_env_steps: int = 100_000,
-        rollout_steps: int = 128,
-        minibatch_size: int = 64,
-        update_epochs: int = 4,
-        gamma: float = 0.99,
-        gae_lambda: float = 0.95,
-        clip_coef: float = 0.2,
+        total_env_steps: Annotated[int, Ge(1)] = 100_000,
+        rollout_steps: Annotated[int, Ge(1)] = 128,
+        minibatch_size: Annotated[int, Ge(1)] = 64,
+        update_epochs: Annotated[int, Ge(1)] = 4,
+        gamma: Annotated[float, Ge(0), Le(1)] = 0.99,
+        gae_lambda: Annotated[float, Ge(0), Le(1)] = 0.95,
+        clip_coef: Annotated[float, Gt(0)] = 0.2,
         clip_value: bool = False,
-        ent_coef: float = 0.0,
-        vf_coef: float = 0.5,
+        ent_coef: Annotated[float, Ge(0)] = 0.0,
+        vf_coef: Annotated[float, Ge(0)] = 0.5,
         normalize_advantages: bool = True,
         target_kl: float | None = None,
-        num_threads: int = 1,
+        num_threads: Annotated[int, Ge(1)] = 1,
         eval_every: int | None = None,
-        eval_episodes: int = 10,
+        eval_episodes: Annotated[int, Ge(1)] = 10,
     ) -> None:
         super().__init__(total_env_steps, optimizer, scheduler, num_threads, eval_every, eval_episodes)
         if not hasattr(policy, "distribution") or not hasattr(policy, "value"):

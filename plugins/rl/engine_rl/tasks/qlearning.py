@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from annotated_types import Ge, Gt, Le
 
 from engine_rl.checks import check_task_fits
 from engine_rl.tasks.common import RLTask, linear_schedule
@@ -42,16 +43,16 @@ class QLearning(RLTask):
         num_actions: int | None,
         observation_discrete: int | None,
         action_discrete: int | None,
-        total_env_steps: int = 200_000,
-        learning_rate: float = 0.1,
-        gamma: float = 0.99,
-        epsilon_start: float = 1.0,
-        epsilon_end: float = 0.05,
-        exploration_fraction: float = 0.5,
+        total_env_steps: Annotated[int, Ge(1)] = 200_000,
+        learning_rate: Annotated[float, Gt(0)] = 0.1,
+        gamma: Annotated[float, Ge(0), Le(1)] = 0.99,
+        epsilon_start: Annotated[float, Ge(0), Le(1)] = 1.0,
+        epsilon_end: Annotated[float, Ge(0), Le(1)] = 0.05,
+        exploration_fraction: Annotated[float, Gt(0), Le(1)] = 0.5,
         q_init: float = 0.0,
-        num_threads: int = 1,
+        num_threads: Annotated[int, Ge(1)] = 1,
         eval_every: int | None = None,
-        eval_episodes: int = 10,
+        eval_episodes: Annotated[int, Ge(1)] = 10,
     ) -> None:
         check_task_fits(
             "rl.q_learning", {"observation_discrete": observation_discrete, "action_discrete": action_discrete}

@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine_vision.detection.data import DetectionSource, Item, image_file_size, image_size_param, warn
@@ -200,11 +201,11 @@ class Coco(DetectionSource):
         image_size: int | list[int] = 256,
         mean: list[float] | None = None,
         std: list[float] | None = None,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
         strict: bool = False,
         cache: bool = True,
-        seed: int = 0,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         augment: dict[str, float | bool | list[float]] | None = None,
     ) -> None:
         self.size = image_size_param(image_size)

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
-from annotated_types import Ge, Le
+from annotated_types import Ge, Le, Lt
 
 from engine import ConfigError
 from engine_vision.detection.data import DetectionSource, Item
@@ -134,9 +134,9 @@ class ShapesDetect(DetectionSource):
         max_objects: Annotated[int, Ge(1)] = 5,
         min_size: float = 0.16,
         max_size: float = 0.4,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.2,
-        seed: int = 0,
+        val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
+        test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,
+        seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         augment: dict[str, float | bool | list[float]] | None = None,
     ) -> None:
         if not 1 <= classes <= len(SHAPES):
