@@ -62,8 +62,14 @@ def engine_{hook}():
     return [{declaration}]
 """
 IMPL = """
+from typing import Annotated
+
 import torch
+from annotated_types import Gt
 from torch import nn
+
+def slipped_range(margin: Annotated[float, Gt(0)] = 0.0):  # its own default is out of its range
+    return nn.MSELoss()
 from engine._run.data import ArrayDataset, DataSource
 
 class WrongShape(DataSource):
@@ -162,6 +168,11 @@ BOOM_DATA = (
         ("optimizers", 'Component("empty", "kit_impl:no_params_optimizer")', "optimizer 'kit.empty' steps: ValueError"),
         ("schedulers", 'Component("frozen", "kit_impl:frozen_scheduler")', "scheduler 'kit.frozen' steps: Attribute"),
         ("losses", 'Component("num", "kit_impl:NOT_CALLABLE")', "loss 'kit.num' parameters: "),
+        (
+            "losses",
+            'Component("slip", "kit_impl:slipped_range")',
+            "loss 'kit.slip' parameters: ConformanceError: default margin=0.0 is not float > 0",
+        ),
         ("deploy_targets", 'Component("noload", "kit_impl:NoLoad")', "deploy targets need load"),
         ("deploy_targets", 'Component("drift", "kit_impl:Drifts")', "differs from eager by 1 > tolerance"),
         (
@@ -258,8 +269,14 @@ def engine_data_sources():
     ]
 """
 MIXED_IMPL = """
+from typing import Annotated
+
 import torch
+from annotated_types import Gt
 from torch import nn
+
+def slipped_range(margin: Annotated[float, Gt(0)] = 0.0):  # its own default is out of its range
+    return nn.MSELoss()
 from engine._run.data import ArrayDataset, DataSource
 
 class Pixels(nn.Module):

@@ -11,6 +11,8 @@ from typing import Any
 from engine._config.compose import compose, defaults, merge
 from engine._config.params import load_signature
 from engine._config.plan import make_plan
+from engine._config.signature import Unevaluated
+from engine._config.types import check_type, describe
 from engine._contract.declarations import KINDS
 from engine._contract.protocols import problems
 from engine._contract.targets import parse_targets
@@ -78,7 +80,7 @@ def check_plugin(
     for e in entries:
         if e.kind != "recipe":
             attempt(f"{e.kind} '{e.qualified_name}' imports", e.load)
-            attempt(f"{e.kind} '{e.qualified_name}' parameters", lambda e=e: load_signature(e))
+            attempt(f"{e.kind} '{e.qualified_name}' parameters", lambda e=e: _defaults_fit(load_signature(e)))
         if e.kind == "task":
             attempt(f"task '{e.qualified_name}' protocols", lambda e=e: _conforms(e.load(), "task"))
 
@@ -164,6 +166,13 @@ def check_plugin(
             f"plugin '{name}': {len(failures)} conformance check(s) failed:\n  - " + "\n  - ".join(failures)
         )
     return passed
+
+
+def _defaults_fit(sig: Any) -> None:
+    """Each default fits its parameter's declared type and range (a range refusing its own default is a slip)."""
+    for p in sig.params:
+        if not (p.required or isinstance(p.default, Unevaluated) or check_type(p.default, p.annotation)):
+            raise ConformanceError(f"default {p.name}={p.default!r} is not {describe(p.annotation)}")
 
 
 def _conforms(obj: Any, kind: str) -> None:
