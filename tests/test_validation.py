@@ -125,7 +125,7 @@ def test_a_non_finite_float_is_called_one(cli) -> None:
 
 
 def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path: Path) -> None:
-    """``model.hidden=[1e9]``: 64 GB of weights. Refused from its shapes (built on the meta device), before a byte
+    """``model.hidden=[1e9]``: ~92 GB of weights. Refused from its shapes (built on the meta device), before a byte
     is allocated; the process runs with its address space capped so that allocating fails fast instead."""
     import resource
 

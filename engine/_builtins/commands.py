@@ -18,6 +18,7 @@ overrides:
   checkpoint.monitor=val/accuracy checkpoint.mode=max
   early_stopping.patience=5   switch on early stopping
   seed=1  run.dir=runs  run.name=my-run
+  run.name=${model.name}-${seed}   another key's value (${oc.env:VAR} is refused: write key="$VAR")
   every config section, the plugins' too: `engine components list --kind section`
 
 examples:
