@@ -47,6 +47,8 @@ def test_omegaconf_errors_are_translated(cli, override: str) -> None:
         "optimizer.lr=${" + "x" * 5000,
         "optimizer." + "x" * 5000 + "=1",
         "model=" + "m" * 5000,
+        "task=[" + ",".join(["1"] * 3000) + "]",
+        "optimizer.lr=" + " " * 5000 + "inf",
         "x" * 5000 + "=1",
         "model.hidden[" + "0" * 5000 + "]=1",
     ],

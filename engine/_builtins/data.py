@@ -194,7 +194,7 @@ def _numbers(file: Path, rows: list[dict[str, str]], columns: list[str], hint: s
                 out[r, c] = float(row[name])
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"{file}, line {r + 2}: column '{name}' is not a number: {row[name]!r}",
+                    f"{file}, line {r + 2}: column '{name}' is not a number: {row[name][:60]!r}",
                     hint=f"fix the value, or {hint}",
                 ) from None
     return out

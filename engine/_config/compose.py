@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from engine._config.params import clip, section_values
+from engine._config.params import clip, describe, section_values
 from engine._contract.errors import ConfigError
 from engine._plugins.registry import Registry
 
@@ -222,7 +222,7 @@ def _resolve(registry: Registry, kind: str, section: Any) -> Any:
     """The component a ``task`` or ``data`` section names."""
     if not (isinstance(section, dict) and isinstance(section.get("name"), str)):
         raise ConfigError(
-            f"'{kind}' must be a component name or a mapping with a name, got {section!r}",
+            f"'{kind}' must be a component name or a mapping with a name, got {describe(section)}",
             hint=f"set {kind}=NAME (see `engine components list --kind {kind}`)",
         )
     return registry.resolve(kind, section["name"])

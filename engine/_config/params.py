@@ -70,7 +70,7 @@ def slot_keys(sections: list[Section]) -> dict[str, Section]:
 def describe(value: Any) -> str:
     """A value as a message shows it: its repr clipped to ~60 characters and its type (or: not a finite number)."""
     if isinstance(value, (float, str)) and nonfinite(value, text=True):
-        return f"{value} (not a finite number)"
+        return f"{clip(str(value).strip())} (not a finite number)"
     return f"{clip(repr(value))} ({type(value).__name__})"
 
 
