@@ -77,7 +77,7 @@ def test_a_sweep_yaml_and_a_failing_trial(cli: Any, tmp_path: Path) -> None:
                 "overrides": ["trainer.max_epochs=1", "scheduler=null"],
                 "metric": "val/accuracy",
                 "sampler": "grid",
-                "space": {"model.hidden": "choice([8],[-1])"},
+                "space": {"model.hidden": "choice([8],[1000000000000])"},  # plans; refused at build: no memory
                 "data": {"num_samples": 240, "num_features": 6},  # run config, as with `engine run -c`
                 "model": {"name": "mlp"},
             }
@@ -87,8 +87,8 @@ def test_a_sweep_yaml_and_a_failing_trial(cli: Any, tmp_path: Path) -> None:
     r = cli("sweep", "-c", str(file), "--dir", str(root))
     assert r.returncode == 0, r.stderr  # one trial failed, the sweep went on and found a best
     rows = _rows(root)
-    assert [(r["status"], r["model.hidden"]) for r in rows] == [("completed", "[8]"), ("failed", "[-1]")]
-    assert "negative dimension" in rows[1]["error"] and rows[1]["val/accuracy"] == ""
+    assert [(r["status"], r["model.hidden"]) for r in rows] == [("completed", "[8]"), ("failed", "[1000000000000]")]
+    assert "memory is available" in rows[1]["error"] and rows[1]["val/accuracy"] == ""
     meta = read_json(root / "sweep.json")
     assert meta["trials"] == 2 and meta["counts"] == {"completed": 1, "pruned": 0, "failed": 1}
     assert meta["base"]["files"] == ["config/base-0.yaml"]
