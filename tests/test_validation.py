@@ -114,6 +114,17 @@ def test_an_environment_secret_never_reaches_the_config(cli, monkeypatch: pytest
     assert "run.name" in out.stderr and "T33_SECRET" in out.stderr, out.stderr  # says how to pass it instead
 
 
+def test_a_shared_config_file_cannot_smuggle_an_environment_secret(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T33_SECRET", "hunter2")
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("optimizer:\n  param_groups:\n    - params: 'net.*'\n      lr: ${oc.env:T33_SECRET,0.1}\n")
+    out = cli("run", *TINY, "-c", str(shared), f"run.dir={tmp_path / 'runs'}")
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr, out.stderr
+    assert "optimizer.param_groups[0].lr" in out.stderr and not (tmp_path / "runs").exists(), out.stderr
+
+
 def test_a_value_built_by_interpolation_is_not_resolved_again(cli) -> None:
     out = cli("run", *TINY, "run.dir=${oc.select:nowhere,x}", "--dry-run")
     assert out.returncode == 0 and "dir: x" in out.stdout, out.stderr
