@@ -74,6 +74,7 @@ def _deploy(
 ) -> dict[str, Any]:
     """:func:`deploy`, which puts the caller's thread count back afterwards."""
     import engine
+    from engine.runs import inside
 
     component = engine.get_registry().resolve("deploy", target_name)  # unknown names: did-you-mean, before any work
     run = common.open_trained(run_path)
@@ -91,7 +92,8 @@ def _deploy(
     inputs, targets, split = common.split_inputs(datamodule, samples)
     problem = str(facts.get("problem") or run.config.get("task", {}).get("problem") or "classification")
 
-    out_dir = Path(out) if out is not None else run.path / "deploy" / component.name
+    # the run's own deploy/ (never through a link leading out of it), or where the caller said
+    out_dir = Path(out) if out is not None else inside(run.path, "deploy", component.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / common.MANIFEST).unlink(missing_ok=True)  # a half-written deployment never looks finished
     example = common.batch_of(inputs, min(len(inputs), 8) if len(inputs) > 1 else 2)
