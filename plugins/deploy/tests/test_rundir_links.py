@@ -13,6 +13,7 @@ import pytest
 @pytest.mark.parametrize("link", ["deploy", "deploy/torchscript/model.pt"])
 def test_deploy_never_writes_through_a_link_leading_out(mlp_run: Path, tmp_path: Path, cli: Any, link: str) -> None:
     run = Path(shutil.copytree(mlp_run, tmp_path / "copy"))
+    shutil.rmtree(run / "deploy", ignore_errors=True)  # what other tests deployed
     outside = tmp_path / "outside"
     outside.mkdir()
     (run / link).parent.mkdir(parents=True, exist_ok=True)
@@ -30,6 +31,7 @@ def test_deploy_never_writes_through_a_link_leading_out(mlp_run: Path, tmp_path:
 
 def test_deploy_writes_into_a_link_to_a_directory_of_the_same_run(mlp_run: Path, tmp_path: Path, cli: Any) -> None:
     run = Path(shutil.copytree(mlp_run, tmp_path / "copy"))
+    shutil.rmtree(run / "deploy", ignore_errors=True)  # what other tests deployed
     (run / "exports").mkdir()
     (run / "deploy").symlink_to("exports")  # inside the run: fine
     out = cli("deploy", str(run), "--target", "torchscript", "--no-timing")
