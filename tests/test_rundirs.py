@@ -316,3 +316,15 @@ def test_inside_refuses_every_way_out(tmp_path: Path) -> None:
             engine.runs.inside(run, *parts)
     with pytest.raises(engine.EngineError, match=f"{run / 'sub' / 'up'} is a link to {tmp_path}, outside"):
         engine.runs.inside(run, "sub")
+
+
+def test_a_lock_that_cannot_be_written_is_not_left_behind(tmp_path: Path, monkeypatch) -> None:
+    from engine._run import runs
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(runs.json, "dump", full)
+    with pytest.raises(OSError, match="No space left"):
+        runs.lock_run(tmp_path)
+    assert not (tmp_path / ".lock").exists(), "an empty lock would refuse every later run of the directory"

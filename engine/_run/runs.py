@@ -131,8 +131,12 @@ def lock_run(run_dir: Path) -> Path:
                         os.link(aside, file)
                 aside.unlink()
             continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+        except OSError:  # a full disk: no empty lock left behind to block the run
+            file.unlink(missing_ok=True)
+            raise
         return file
     raise EngineError(f"cannot take the lock {file}: other processes keep taking it")
 
