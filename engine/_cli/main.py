@@ -45,7 +45,7 @@ def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument(
-        "--disable", action="append", metavar="NAME", default=[], help="disable a plugin for this command (repeatable)"
+        "--disable", action="append", metavar="NAME", default=[], help="disable plugin NAME (or NAME@DIST) this once"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     manager = manager or PluginManager(discover=False)
