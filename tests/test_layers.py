@@ -198,8 +198,8 @@ def test_no_source_file_over_400_lines() -> None:
 #: engine/'s size when core v3 landed (the features moved into plugins, the kernel compacted). Issue 32's goal is
 #: 6,000; this ratchet only goes down: a feature belongs in a plugin, not in the kernel. Issue 33's validation before
 #: compute (ranges, finite floats, the Trainer's checks, refused resolvers, the size estimate, defaults checked by
-#: the kit, a help line) added 271 to v3's 7,126.
-KERNEL_LINES = 7397
+#: the kit, a help line) added 269 to v3's 7,126.
+KERNEL_LINES = 7395
 
 
 def test_the_kernel_stays_within_its_budget() -> None:

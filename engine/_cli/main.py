@@ -97,9 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         options = [e for e in extra if e.startswith("-")]
         if extra and "items" in vars(args) and not options:
-            args.items += (
-                extra  # `engine run --folds 5 model=mlp …`: overrides after an option (the command reads them)
-            )
+            args.items += extra  # `engine run --folds 5 model=mlp …`: overrides after an option
         elif extra:
             parser.error(f"unrecognized arguments: {' '.join(options or extra)}")
         if pip_args:
