@@ -1,4 +1,4 @@
-"""Run directories (public): open a finished run (:func:`open_run`), read and write its records, name runs in configs.
+"""Run directories (public): open a finished run (`open_run`), read and write its records, name runs in configs.
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
 tensors only, a recorded path leading out of the directory is refused; files are written atomically.

@@ -49,7 +49,7 @@ def bce_with_logits(pos_weight: float | None = None) -> nn.Module:
 
 
 class _Regression(nn.Module):
-    """A loss on float targets of the output's shape (see :func:`match_target`)."""
+    """A loss on float targets of the output's shape (see `match_target`)."""
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()

@@ -31,7 +31,7 @@ from engine._plugins.settings import broken_plugins, disabled_plugins, record_br
 LIFECYCLE = frozenset({"engine_adjust_config", "engine_callbacks", "engine_model_built", "engine_datasets_built"})
 LIFECYCLE |= {"engine_run_finished", "engine_run_main"}
 CORE = "core"
-#: The plugin whose hook implementation is running (what a :class:`CommandSink` attributes commands to).
+#: The plugin whose hook implementation is running (what a `CommandSink` attributes commands to).
 CALLER: ContextVar[str] = ContextVar("engine_hook_caller", default=CORE)
 
 __all__ = ["CORE", "ENTRY_POINT_GROUP", "LIFECYCLE", "PluginInfo", "PluginManager"]
@@ -57,7 +57,7 @@ class PluginInfo:
 
 
 class Owned(NamedTuple):
-    """A hook implementation's result with the plugin that returned it (see :meth:`PluginManager.call`)."""
+    """A hook implementation's result with the plugin that returned it (see `PluginManager.call`)."""
 
     plugin: str
     value: Any

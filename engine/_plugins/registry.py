@@ -154,7 +154,7 @@ def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False)
 
 
 def use_disabled(disable: tuple[str, ...]) -> None:
-    """Make ``disable`` the process's default plugin set for :func:`get_registry`."""
+    """Make ``disable`` the process's default plugin set for `get_registry`."""
     _DEFAULT_DISABLE[0] = tuple(sorted(disable))
 
 
