@@ -1,12 +1,15 @@
 """The documentation site: API pages a reader can read, and a built site that browses from disk.
 
 - The API reference's docstrings are Markdown (Google style, what mkdocstrings renders): no Sphinx roles.
+- Each ``docs/reference`` page introduces its module in prose, with an example that runs (``pycon`` blocks, run
+  as doctests).
 - The site builds (``mkdocs build --strict``) and headless Chromium opens it from disk (``file://``), follows
   links, finds the tutorial and searches (slow: the build takes seconds).
 """
 
 from __future__ import annotations
 
+import doctest
 import os
 import re
 import shutil
@@ -63,6 +66,41 @@ def test_the_role_pattern_finds_roles() -> None:
         assert SPHINX.search(text), text
     for text in ("`Run`", "``engine.plan``", "Args:", "a: b", "https://x"):
         assert not SPHINX.search(text), text
+
+
+def _pages() -> list[Path]:
+    return sorted(p for p in REFERENCE.glob("*.md") if p.name != "index.md")
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: p.stem)
+def test_each_reference_page_introduces_its_module_before_the_generated_part(page: Path) -> None:
+    text = page.read_text()
+    intro = text[: text.index(":::")] if ":::" in text else text
+    prose = [line for line in intro.splitlines() if line and not line.startswith(("#", "```", ">>>", "..."))]
+    assert len(" ".join(prose).split()) >= 60, f"{page.name}: a few sentences on what the module is for"
+    assert "```pycon" in intro or "```python" in intro, f"{page.name}: an example before the generated reference"
+
+
+def _examples(page: Path) -> list[doctest.Example]:
+    """The ``pycon`` blocks' examples, numbered by their line on the page."""
+    text, parser, found = page.read_text(), doctest.DocTestParser(), []
+    for block in re.finditer(r"```pycon\n(.*?)```", text, flags=re.S):
+        line = text.count("\n", 0, block.start(1))
+        for example in parser.get_examples(block.group(1)):
+            example.lineno += line
+            found.append(example)
+    return found
+
+
+@pytest.mark.parametrize("page", [p for p in _pages() if _examples(p)], ids=lambda p: p.stem)
+def test_the_reference_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's ``pycon`` blocks are one doctest, run in a fresh directory with the core's components only."""
+    monkeypatch.chdir(tmp_path)
+    test = doctest.DocTest(_examples(page), {"__name__": "__main__"}, page.name, str(page), 0, None)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    runner.run(test, out=out.append)
+    assert runner.failures == 0 and runner.tries > 0, "".join(out)
 
 
 # --------------------------------------------------------------------------- the built site in a browser
