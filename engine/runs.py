@@ -1,7 +1,8 @@
 """Run directories (public): open a finished run (`open_run`), read and write its records, name runs in configs.
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
-tensors only, a recorded path leading out of the directory is refused; files are written atomically.
+tensors only, a path leading out of the directory (recorded, or a link) is refused (`inside`: use it for
+every file a plugin reads or writes in a run directory); files are written atomically.
 """
 
 from pathlib import Path
@@ -14,6 +15,7 @@ from engine._run.runs import (
     Run,
     check_run_dir,
     checkpoint_path,
+    inside,
     is_planned,
     open_run,
     planned_runs,
@@ -30,6 +32,7 @@ __all__ = [
     "RunResult",
     "check_run_dir",
     "checkpoint_path",
+    "inside",
     "is_planned",
     "load_checkpoint",
     "load_weights_file",

@@ -51,7 +51,7 @@ def _plugins(sub: Any) -> None:
     psub = sub.add_parser("plugins", help="list, inspect, install, enable and disable plugins").add_subparsers(
         dest="subcommand", metavar="SUBCOMMAND"
     )
-    psub.add_parser("list", help="every plugin: distribution, version, status, hooks").set_defaults(
+    psub.add_parser("list", help="every plugin: distribution, version, status, import time, hooks").set_defaults(
         handler="engine._cli.inspect:cmd_plugins_list"
     )
     p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
@@ -62,14 +62,14 @@ def _plugins(sub: Any) -> None:
     p.add_argument("spec", nargs="*", help="anything pip install accepts: names, paths, -e DIR, --no-deps, …")
     p.set_defaults(handler="engine._cli.manage:cmd_install")
     p = psub.add_parser("uninstall", help="pip-uninstall the distribution providing a plugin")
-    p.add_argument("name", help="plugin name or distribution name (see `engine plugins list`)")
+    p.add_argument("name", help="plugin name, NAME@DISTRIBUTION or distribution name (see `engine plugins list`)")
     p.set_defaults(handler="engine._cli.manage:cmd_uninstall")
     for name, help in (
         ("disable", "turn a plugin off for every command (saved under ENGINE_HOME)"),
         ("enable", "turn a disabled plugin back on (and retry one recorded broken)"),
     ):
         p = psub.add_parser(name, help=help)
-        p.add_argument("name")
+        p.add_argument("name", help="plugin name, or NAME@DISTRIBUTION when two distributions provide it")
         p.set_defaults(handler=f"engine._cli.manage:cmd_{name}")
 
 

@@ -25,9 +25,11 @@ def unknown_plugin(name: str, names: set[str]) -> EngineError:
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from engine._plugins import manager
+
     reg = registry(args)
     counts = Counter(entry.plugin for entry in reg.list())
-    table = Table("plugin", "distribution", "version", "status", "components", "hooks")
+    table = Table("plugin", "distribution", "version", "status", "components", "import", "hooks")
     infos = reg.manager.infos()
     for info in infos:
         table.add_row(
@@ -36,6 +38,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
             info.version or "-",
             styled(info.status, {"ok": "green", "disabled": "yellow"}.get(info.status, "red")),
             str(0 if info.refused else counts[info.name]),
+            "-" if info.import_s is None else f"{info.import_s * 1000:.0f} ms",
             ", ".join(h.removeprefix("engine_") for h in info.hooks),
         )
     console = Console()
@@ -43,6 +46,9 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     for info in infos:
         if info.error:
             console.print(styled(info.status, "red"), f"{info.label}: {info.error}")
+        if (info.import_s or 0) > manager.SLOW_IMPORT_S:
+            how = f"`engine plugins disable {info.name}` if you do not need it"
+            console.print(styled("slow", "yellow"), f"{info.label}: its import takes {info.import_s:.1f} s; {how}")
     return 0
 
 
@@ -58,6 +64,8 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
         console.print(f"module:  {info.module}")
         console.print(f"status:  {info.status}" + (f" — {info.error}" if info.error else ""))
         console.print(f"hooks:   {', '.join(info.hooks) or '-'}")
+        if info.import_s is not None:
+            console.print(f"import:  {info.import_s * 1000:.0f} ms")
         if info.refused or info.status != "ok":
             continue
         entries = [e for e in reg.list() if e.plugin == info.name]

@@ -45,14 +45,14 @@ def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument(
-        "--disable", action="append", metavar="NAME", default=[], help="disable a plugin for this command (repeatable)"
+        "--disable", action="append", metavar="NAME", default=[], help="disable plugin NAME (or NAME@DIST) this once"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     manager = manager or PluginManager(discover=False)
     sink = CommandSink(CALLER.get)
     manager.hook.engine_add_commands(subparsers=sink)
     failed = {name for name, info in manager.plugins.items() if info.status != "ok"}
-    commands, clashes = sink.build(sub, failed)
+    commands, clashes = sink.build(sub, failed, manager)
     for plugin, why in clashes:
         manager.mark_broken(manager.plugins[plugin], why)
     return parser, commands
@@ -86,7 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         disable = _disabled(argv)
         use_disabled(disable)  # runs reopened by this command leave the same plugins out
-        parser, commands = build_parser(get_registry(disable).manager)
+        manager = get_registry(disable).manager
+        if disable:
+            from engine._cli.manage import plugin_key
+
+            for name in disable:
+                plugin_key(name, manager.infos())
+        parser, commands = build_parser(manager)
         argv, pip_args = _split_pip(argv)
         args, extra = parser.parse_known_args(argv)
         if extra and "items" in vars(args) and all("=" in e and not e.startswith("-") for e in extra):

@@ -77,6 +77,8 @@ def cmd_install(args: argparse.Namespace) -> int:
 def _distribution(name: str) -> str:
     """The distribution to uninstall for ``name``: a plugin's (when one provides it) or a distribution's name."""
     infos = _infos()
+    if "@" in name:  # NAME@DISTRIBUTION, as `engine plugins disable` takes it
+        return plugin_key(name, infos).partition("@")[2]
     by_dist = {i.distribution for i in infos if i.distribution and name.lower() == i.distribution.lower()}
     if by_dist:
         return by_dist.pop()
@@ -110,20 +112,36 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
+def plugin_key(text: str, infos: list[Any], ambiguous: bool = False) -> str:
+    """``NAME`` or ``NAME@DISTRIBUTION`` as ``--disable`` and ``plugins disable|enable`` take it, checked against
+    ``infos``: an unknown plugin is refused, and (unless ``ambiguous``) a name several distributions provide."""
+    name, _, dist = text.partition("@")
+    providers = [i for i in infos if i.name == name and dist in ("", i.distribution)]
+    qualified = sorted({f"{i.name}@{i.distribution}" for i in infos if i.distribution})
+    if not providers:
+        names = {i.name for i in infos} | {q for q in qualified if "@" in text or q.split("@")[0] == name}
+        raise unknown_plugin(text, names)
+    choices = [q for q in qualified if q.split("@")[0] == name]
+    if not dist and len(choices) > 1 and not ambiguous:
+        raise EngineError(
+            f"{len(choices)} distributions provide the plugin '{name}': {', '.join(choices)}",
+            hint=f"name one as NAME@DISTRIBUTION, e.g. `{choices[-1]}`",
+        )
+    return text
+
+
 def _toggle(args: argparse.Namespace, disabled: bool) -> int:
     from engine._plugins import settings
 
-    names = {i.name for i in _infos()}
-    if args.name not in names:
-        raise unknown_plugin(args.name, names)
-    if args.name == "core" and disabled:
+    key = plugin_key(args.name, _infos(), ambiguous=not disabled)  # enable NAME: every distribution of it
+    if key == "core" and disabled:
         raise PluginError("the core plugin cannot be disabled")
-    changed = settings.set_disabled(args.name, disabled)
-    if not disabled and settings.clear_broken(args.name):
+    changed = settings.set_disabled(key, disabled)
+    if not disabled and settings.clear_broken(key.partition("@")[0]):
         changed = True
-        print(f"plugin '{args.name}': its recorded failure is forgotten; the next command loads it again")
+        print(f"plugin '{key}': its recorded failure is forgotten; the next command loads it again")
     state = "disabled" if disabled else "enabled"
-    print(f"plugin '{args.name}' {state}" + ("" if changed else " (no change)") + f" — saved in {settings.home()}")
+    print(f"plugin '{key}' {state}" + ("" if changed else " (no change)") + f" — saved in {settings.home()}")
     return 0
 
 

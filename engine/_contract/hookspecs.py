@@ -12,12 +12,14 @@ is built: keep the plugin module free of torch so listing, ``--help`` and ``--dr
 
 **Order.** pluggy calls every hook: the core first, then the plugins in alphabetical order of name,
 whatever the install order; ``@hookimpl(tryfirst=True)``, ``trylast`` and ``wrapper`` work as in
-pluggy. A later plugin sees what earlier ones did and loses a name clash with them.
-``ENGINE_TRACE_HOOKS=1`` prints every call. **Names**: every hook receives component names qualified
-(``vision.resnet``, ``core.supervised``): compare them with ``==``.
+pluggy. A later plugin sees what earlier ones did. A command, option or section two plugins add is
+kept by the core, the plugin of that name, else the distribution installed first. ``ENGINE_TRACE_HOOKS=1``
+prints every call. **Names**: every hook receives component names qualified (``vision.resnet``,
+``core.supervised``): compare them with ``==``.
 
-**Failures.** A plugin that fails to import, implements an unknown hook or raises in a registration
-hook is *broken*: listed with its error, left out, every other plugin working. A lifecycle hook
+**Failures.** A plugin that fails to import, implements an unknown hook, raises in a registration
+hook or returns what its hook does not promise is *broken*: listed with its error, left out, every
+other plugin working. Its ``print`` goes to stderr (``engine_run_main`` excepted). A lifecycle hook
 (``engine_adjust_config``, ``engine_callbacks``, ``engine_model_built``, ``engine_datasets_built``,
 ``engine_run_finished``, ``engine_run_main``) raising anything but an `engine.EngineError`
 stops the command naming plugin, hook and error, and the plugin is recorded broken until

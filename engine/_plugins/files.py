@@ -28,17 +28,19 @@ def temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def write_text_atomic(file: Path, text: str, durable: bool = True) -> None:
-    """Write ``text`` to ``file`` through a temporary file (no half-written file, even on a kill).
+def write_text_atomic(file: Path, text: str | bytes, durable: bool = True) -> None:
+    """Write ``text`` (or bytes) to ``file`` through a temporary file (no half-written file, even on a kill).
 
     ``durable=False`` renames without the two fsyncs: still whole after a killed process, not
-    guaranteed after a power cut (for files rewritten many times a second).
+    guaranteed after a power cut (for files rewritten many times a second). An OSError names ``file``.
     """
-    file.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(file)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
         (fsync_replace if durable else os.replace)(tmp, file)
+    except OSError as exc:  # a full disk's write error names no file
+        raise OSError(exc.errno, exc.strerror or str(exc), str(file)) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

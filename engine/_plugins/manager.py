@@ -6,13 +6,16 @@ EngineError from a lifecycle hook propagate. pluggy calls the core first, then t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import os
+import signal
 import sys
+import threading
 import time
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -23,6 +26,7 @@ from engine._contract import hookspecs
 from engine._contract.declarations import NAME, import_object
 from engine._contract.errors import EngineError, PluginError
 from engine._contract.version import API_VERSION, __version__
+from engine._plugins.contributions import problem, shape
 from engine._plugins.discovery import ENTRY_POINT_GROUP, DiscoveryCache
 from engine._plugins.settings import broken_plugins, disabled_plugins, record_broken
 
@@ -33,6 +37,10 @@ LIFECYCLE |= {"engine_run_finished", "engine_run_main"}
 CORE = "core"
 #: The plugin whose hook implementation is running (what a `CommandSink` attributes commands to).
 CALLER: ContextVar[str] = ContextVar("engine_hook_caller", default=CORE)
+#: An import taking longer is noted on stderr (every command waits for it) and listed by ``engine plugins list``.
+SLOW_IMPORT_S = 1.0
+#: SIGINTs (the user's Ctrl-C) seen while plugin code ran: an interrupt without one is the plugin's own failure.
+SIGINTS = [0]
 
 __all__ = ["CORE", "ENTRY_POINT_GROUP", "LIFECYCLE", "PluginInfo", "PluginManager"]
 
@@ -48,7 +56,9 @@ class PluginInfo:
     status: str = "ok"  # ok | broken | incompatible | disabled
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
-    refused: bool = False  # an entry point refused its name (claimed by an earlier distribution, or ``core``)
+    refused: bool = False  # not holding its name: another distribution's, ``core``, or off by NAME@DIST
+    installed: int = 0  # when its distribution was installed (ns): the earlier keeps a contested name
+    import_s: float | None = None  # how long importing it took
 
     @property
     def label(self) -> str:
@@ -77,6 +87,34 @@ def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | 
         except InvalidSpecifier:
             verdicts[spec] = f"ENGINE_API = {spec!r} is not a version specifier such as '>=1,<2'"
     return verdicts[spec]
+
+
+@contextlib.contextmanager
+def plugin_code(stdout: bool = True) -> Iterator[None]:
+    """Run plugin code: its ``print`` on stderr (a command's output stays clean), SIGINT counted in `SIGINTS`."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None  # None: not set from Python, or not ours to set
+
+    def counted(signum: int, frame: Any) -> None:
+        SIGINTS[0] += 1
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    if previous is not None:
+        signal.signal(signal.SIGINT, counted)
+    try:
+        with contextlib.redirect_stdout(sys.stderr) if stdout else contextlib.nullcontext():
+            yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def users(exc: BaseException, sigints: int) -> bool:
+    """Whether ``exc`` (from plugin code) is the user's Ctrl-C: an interrupt or exit after a SIGINT arrived."""
+    return not isinstance(exc, Exception) and SIGINTS[0] != sigints
 
 
 def describe(exc: BaseException) -> str:
@@ -112,38 +150,54 @@ class PluginManager:
         cache = DiscoveryCache()
         verdicts = dict(cache.verdicts)
         loaded = []
-        for ep in cache.entry_points:
-            name, value = ep["name"], ep["value"]
-            info = PluginInfo(name, ep["dist"], ep["version"], value)
-            other = self.plugins.get(name)
-            if other is not None and other.distribution == info.distribution:
-                continue  # the same distribution seen twice on sys.path
-            why = self._refusal(info, other)
-            if why is not None:
-                info.status, info.error, info.refused = "broken", why, True
-                self.refused.append(info)
-                continue
-            self.plugins[name] = info
-            if name in self.disabled:
-                info.status = "disabled"
-                continue
-            rec = self.recorded.get(name)  # the failure an earlier command recorded for this very version
-            if isinstance(rec, dict) and (rec.get("distribution"), rec.get("version")) == (ep["dist"], ep["version"]):
-                retry = f"`engine plugins enable {name}` retries it"
-                info.status, info.error = "broken", f"{rec.get('error')} (recorded by an earlier command; {retry})"
-                continue
-            try:
-                obj = import_object(value)
-            except (Exception, SystemExit) as exc:
-                info.status, info.error = "broken", f"import of '{value}' failed: {describe(exc)}"
-                continue
-            why = check_api(obj, verdicts)
-            if why is not None:
-                info.status, info.error = "incompatible", why
-                continue
-            loaded.append((obj, info))
+        with plugin_code():
+            for ep in cache.entry_points:
+                loaded += self._load(ep, verdicts)
         cache.save(verdicts)
         return loaded
+
+    def _load(self, ep: dict[str, Any], verdicts: dict[str, str | None]) -> list[tuple[Any, PluginInfo]]:
+        """Entry point ``ep`` claimed, checked and imported: ``[(plugin, info)]``, or ``[]`` (listed, not loaded)."""
+        name, value = ep["name"], ep["value"]
+        info = PluginInfo(name, ep["dist"], ep["version"], value, installed=ep.get("installed") or 0)
+        other = self.plugins.get(name)
+        if other is not None and other.distribution == info.distribution:
+            return []  # the same distribution seen twice on sys.path
+        off = f"{name}@{info.distribution}" in self.disabled  # NAME@DIST: this distribution off, the name left free
+        why = None if off else self._refusal(info, other)
+        if off or why is not None:
+            info.status, info.error, info.refused = ("disabled", None, True) if off else ("broken", why, True)
+            self.refused.append(info)
+            return []
+        self.plugins[name] = info
+        if name in self.disabled:
+            info.status = "disabled"
+            return []
+        rec = self.recorded.get(name)  # the failure an earlier command recorded for this very version
+        if isinstance(rec, dict) and (rec.get("distribution"), rec.get("version")) == (ep["dist"], ep["version"]):
+            retry = f"`engine plugins enable {name}` retries it"
+            info.status, info.error = "broken", f"{rec.get('error')} (recorded by an earlier command; {retry})"
+            return []
+        started, sigints = time.perf_counter(), SIGINTS[0]
+        try:
+            obj = import_object(value)
+        except BaseException as exc:  # KeyboardInterrupt, GeneratorExit … raised by the plugin are its failure
+            if users(exc, sigints):
+                raise
+            info.status, info.error = "broken", f"import of '{value}' failed: {describe(exc)}"
+            return []
+        finally:
+            info.import_s = time.perf_counter() - started
+        if info.import_s > SLOW_IMPORT_S:
+            print(
+                f"note: plugin '{name}' took {info.import_s:.1f} s to import; every command waits for it",
+                file=sys.stderr,
+            )
+        why = check_api(obj, verdicts)
+        if why is not None:
+            info.status, info.error = "incompatible", why
+            return []
+        return [(obj, info)]
 
     @staticmethod
     def _refusal(info: PluginInfo, other: PluginInfo | None) -> str | None:
@@ -176,19 +230,21 @@ class PluginManager:
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(guarded) or [] if h.name.startswith("engine_"))
 
     def _guard(self, info: PluginInfo, hook: str, fn: Any) -> Any:
-        """``fn`` made to record a failure instead of ending the call, and to say which plugin answered."""
+        """``fn`` made to record a failure instead of ending the call, to check what it returned, to print on stderr
+        (``engine_run_main`` excepted: it is the command), and to say which plugin answered."""
         firstresult = hook in ("engine_run_main", "engine_run_collection")
         if inspect.isgeneratorfunction(fn):  # a hook wrapper: a failure before its yield leaves the call alone
 
             @functools.wraps(fn)
             def wrapper(*args: Any) -> Any:
-                gen = fn(*args)
+                gen, sigints = fn(*args), SIGINTS[0]
                 try:
-                    next(gen)
+                    with plugin_code(hook != "engine_run_main"):
+                        next(gen)
                 except StopIteration:
                     return (yield)
-                except (Exception, SystemExit) as exc:
-                    self._failed(info, hook, exc)
+                except BaseException as exc:
+                    self._failed(info, hook, exc, sigints=sigints)
                     return (yield)
                 try:  # the rest of the wrapper, unguarded: the inner result (or error) in, its result out
                     try:
@@ -207,31 +263,41 @@ class PluginManager:
         def guarded(*args: Any) -> Any:
             if info.status != "ok":  # broken by an earlier call
                 return None
-            started = time.perf_counter()
+            started, sigints, before = time.perf_counter(), SIGINTS[0], shape(hook, args)
             token = CALLER.set(info.name)
             try:
-                value = fn(*args)
-            except (Exception, SystemExit) as exc:
-                self._failed(info, hook, exc)
+                with plugin_code(hook != "engine_run_main"):
+                    value = fn(*args)
+            except BaseException as exc:
+                self._failed(info, hook, exc, sigints=sigints)
                 return None
             finally:
                 CALLER.reset(token)
                 if self._trace:
                     took = (time.perf_counter() - started) * 1000
                     print(f"[hook]   {hook} <- {info.name}: {took:.2f} ms", file=sys.stderr, flush=True)
+            why = problem(hook, value, args, before)
+            if why is not None:
+                self._failed(info, hook, why=why)
+                return None
             return value if value is None or firstresult else Owned(info.name, value)
 
         return guarded
 
-    def _failed(self, info: PluginInfo, hook: str, exc: BaseException) -> None:
-        """A hook raised: the core's and the user's errors propagate, else the plugin is broken (and a run stops)."""
-        if info.name == CORE or (isinstance(exc, EngineError) and hook in LIFECYCLE):
+    def _failed(
+        self, info: PluginInfo, hook: str, exc: BaseException | None = None, sigints: int = 0, why: str = ""
+    ) -> None:
+        """A hook raised (``sigints``: SIGINTs before the call) or returned garbage (``why``): the core's errors and
+        the user's (a config error, a Ctrl-C) propagate, else the plugin is broken (and a run stops)."""
+        user = isinstance(exc, EngineError) and hook in LIFECYCLE
+        if exc is not None and (info.name == CORE or user or users(exc, sigints)):
             raise exc
-        self.mark_broken(info, f"hook {hook} raised {describe(exc)}", record=hook in LIFECYCLE)
+        why = why or f"raised {describe(exc)}"  # type: ignore[arg-type]
+        self.mark_broken(info, f"hook {hook} {why}", record=hook in LIFECYCLE)
         if hook in LIFECYCLE:
             raise PluginError(
                 f"plugin '{info.name}' ({info.distribution or 'no distribution'} {info.version or ''}) "
-                f"failed in {hook}: {describe(exc)}",
+                f"failed in {hook}: {why}",
                 hint=f"the plugin is marked broken and left out from now on; fix or reinstall it, `engine plugins "
                 f"enable {info.name}` to retry it, `engine plugins disable {info.name}` to keep it off",
             ) from exc
@@ -265,6 +331,26 @@ class PluginManager:
     def first(self, hook: str, **kwargs: Any) -> Any:
         """``pm.hook.<hook>(**kwargs)`` of a ``firstresult`` hook: the first answer that is not None."""
         return getattr(self.hook, hook)(**kwargs)
+
+    def rank(self, plugin: str, name: str) -> tuple[Any, ...]:
+        """Who keeps a command, option or config section ``name`` several plugins add: the core; a plugin named
+        ``name``; the distribution installed first (then by distribution and plugin name). Never call order."""
+        info = self.plugins[plugin]
+        return plugin != CORE, plugin != name, info.installed, info.distribution or "", plugin
+
+    def lost(self, what: str, name: str, holder: str, loser: str) -> str:
+        """The error of ``loser``, refused the ``what`` called ``name`` that ``holder`` keeps (see `rank`)."""
+        if holder == CORE:
+            return f"its {what} '{name}' is already provided by the core: rename it"
+        keep, other = self.plugins[holder], self.plugins[loser]
+        why = "named after it" if holder == name else "installed first"
+        if holder != name and keep.installed == other.installed:
+            why = "first by distribution name"
+        return (
+            f"its {what} '{name}' is also provided by plugin '{holder}' ({keep.distribution} {keep.version}), which "
+            f"keeps it ({why}); to use this plugin's: `engine plugins disable {holder}`; to hide this error: "
+            f"`engine plugins disable {loser}`"
+        )
 
     def infos(self) -> list[PluginInfo]:
         """Every plugin, refused entry points included: the core first, then by name."""

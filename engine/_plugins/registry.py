@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import fnmatch
 import sys
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine._contract.declarations import HOOKS, KINDS, NAME, Component, Recipe, Section
 from engine._contract.errors import ConfigError, PluginError, did_you_mean
+from engine._plugins.contributions import shown
 from engine._plugins.manager import CORE, PluginManager
 
 #: Config keys the core composes itself; no plugin's section may take them.
@@ -27,20 +29,37 @@ class Registry:
         self._by_kind: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
         self._aliases: dict[tuple[str, str], str] = {}  # (kind, an old name: Component(aliases=...)) -> the name
         self._warned: set[str] = set()
+        sections: dict[str, list[Entry]] = {name: [] for name in CORE_KEYS}  # config keys: one plugin holds each
         for kind in KINDS:
             for info, declared in manager.call(HOOKS[kind]):
                 try:
                     entries = self._check(kind, info.name, declared)
-                    if kind == "section":
-                        self._check_sections(info.name, entries)
                 except PluginError as exc:
                     manager.mark_broken(info, exc.message)
                     continue
                 for entry in entries:
                     bound = entry.bind(kind, info.name, info.distribution, info.version)
+                    if kind == "section" and bound.slot_kind is None:
+                        sections.setdefault(bound.name, []).append(bound)
+                        continue
                     self._by_kind[kind][bound.qualified_name] = bound
                     for old in getattr(bound, "aliases", ()):
                         self._aliases.setdefault((kind, old), bound.qualified_name)
+        self._settle(sections)
+
+    def _settle(self, sections: dict[str, list[Entry]]) -> None:
+        """Each config section to the plugin `PluginManager.rank` says keeps it; the others are broken."""
+        for name, claims in sections.items():
+            owners = {e.plugin for e in claims if self.manager.is_ok(e.plugin)} | (
+                {CORE} if name in CORE_KEYS else set()
+            )
+            holder = min(owners, key=lambda p: self.manager.rank(p, name), default=None)
+            for entry in claims:
+                if entry.plugin != holder and self.manager.is_ok(entry.plugin):
+                    lost = self.manager.lost("config section", name, holder, entry.plugin)  # type: ignore[arg-type]
+                    self.manager.mark_broken(self.manager.plugins[entry.plugin], lost)
+                elif entry.plugin == holder:
+                    self._by_kind["section"][entry.qualified_name] = entry
 
     def _entries(self, kind: str) -> dict[str, Entry]:
         """The entries of ``kind`` whose plugin works *now* (one found broken later loses them all)."""
@@ -49,27 +68,15 @@ class Registry:
             return entries
         return {q: e for q, e in entries.items() if self.manager.is_ok(e.plugin)}
 
-    def _check_sections(self, plugin: str, sections: list[Any]) -> None:
-        """A section name the core or an earlier plugin has is refused, both owners named."""
-        taken = {name: "the core" for name in CORE_KEYS} | {
-            s.name: f"plugin '{s.plugin}'" for s in self._by_kind["section"].values() if s.slot_kind is None
-        }
-        for section in sections:
-            if section.slot_kind is None and section.name in taken:
-                raise PluginError(
-                    f"plugin '{plugin}' declares the config section '{section.name}', "
-                    f"which {taken[section.name]} already provides",
-                    hint="rename the section",
-                )
-
     @staticmethod
     def _check(kind: str, plugin: str, declared: Any) -> list[Entry]:
         single = isinstance(declared, (Component, Recipe, Section))
-        entries = [] if declared is None else [declared] if single else list(declared)
         expected = {"recipe": Recipe, "section": Section}.get(kind, Component)
+        listed = isinstance(declared, Iterable) and not isinstance(declared, (str, bytes, Mapping))
+        entries = [] if declared is None else [declared] if single else list(declared) if listed else [declared]
+        if not all(isinstance(entry, expected) for entry in entries):
+            raise PluginError(f"{HOOKS[kind]} returned {shown(declared)}, expected {expected.__name__} declarations")
         for i, entry in enumerate(entries):
-            if not isinstance(entry, expected):
-                raise PluginError(f"{HOOKS[kind]} returned {entry!r}, expected {expected.__name__} declarations")
             if not NAME.match(entry.name):
                 raise PluginError(f"{kind} name {entry.name!r} is not a valid name (letters, digits, _ and -)")
             if entry.name in {e.name for e in entries[:i]}:

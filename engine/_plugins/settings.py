@@ -41,12 +41,15 @@ def disabled_plugins() -> set[str]:
 
 
 def set_disabled(name: str, disabled: bool) -> bool:
-    """Persist ``name`` as disabled (or not); returns whether anything changed."""
+    """Persist ``name`` (``NAME@DISTRIBUTION``: one distribution's) as disabled, or enabled (a bare ``NAME``: all of
+    its distributions); returns whether anything changed."""
     data = load()
     names = set(data.get("disabled_plugins", []))
-    if (name in names) == disabled:
+    every = {n for n in names if n == name or ("@" not in name and n.startswith(name + "@"))}
+    kept = names | {name} if disabled else names - every
+    if kept == names:
         return False
-    data["disabled_plugins"] = sorted(names | {name} if disabled else names - {name})
+    data["disabled_plugins"] = sorted(kept)
     save(data)
     return True
 

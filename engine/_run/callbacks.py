@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,16 @@ class RNGState(L.Callback):
         if "numpy" in state:
             name, np_keys, pos, has_gauss, cached = state["numpy"]
             np.random.set_state((name, np_keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+class Started(L.Callback):
+    """Calls ``then()`` when training starts (optimizers built, checkpoint restored): a resumed run's records."""
+
+    def __init__(self, then: Callable[[], None]) -> None:
+        self.then = then
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.then()
 
 
 class EpochLines(L.Callback):

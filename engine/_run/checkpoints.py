@@ -65,6 +65,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             with tmp.open("wb") as fh:
                 fh.write(buffer.getbuffer())
             fsync_replace(tmp, target)
+        except OSError as exc:  # a full disk's write error names no file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -74,6 +76,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
     """Write ``state_dict``'s tensors as safetensors (shared storage copied apart), atomically."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
@@ -81,6 +84,8 @@ def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
     try:
         save_file(tensors, str(tmp))
         fsync_replace(tmp, path)
+    except (OSError, SafetensorError) as exc:  # the file system refused: one line naming the file
+        raise OSError(getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc), str(path)) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -31,7 +31,7 @@ from engine._contract.protocols import (
 )
 from engine._plugins.files import remove_stale_temps, write_text_atomic
 from engine._plugins.registry import Registry
-from engine._run.runs import WEIGHTS_FILE, read_json, to_jsonable, write_json
+from engine._run.runs import LOCK_FILE, WEIGHTS_FILE, inside, lock_run, read_json, to_jsonable, unlock_run, write_json
 
 RUN_DIR_ENV = "ENGINE_RUN_DIR"
 
@@ -45,22 +45,37 @@ class RunResult:
 
 
 def _new_run_dir(plan: Plan) -> Path:
-    """Where a new run goes (not created yet): ``run.name``, else model, data and time (``-1`` … if taken)."""
+    """A new run's directory, claimed (created and locked): ``run.name``, else model, data and time (``-1`` …)."""
     run = plan.config["run"]
-    root, name = Path(run["dir"]).expanduser(), run["name"]
-    name = name or plan.default_run_name()
-    path = root / name
-    if path.exists() and any(path.iterdir()):
+    root, name = Path(run["dir"]).expanduser(), run["name"] or plan.default_run_name()
+    i = 0
+    while True:
+        path, i = root / (f"{name}-{i}" if i else name), i + 1
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            if _claim(path):
+                return path
+        except OSError as exc:
+            raise _unwritable(path, exc) from None
         if run["name"]:
             raise EngineError(
                 f"run directory {path} already exists",
                 hint=f"continue it with `engine run --resume {path}`, or choose another run.name",
             )
-        i = 1
-        while (root / f"{name}-{i}").exists():
-            i += 1
-        path = root / f"{name}-{i}"
-    return path
+
+
+def _claim(path: Path) -> bool:
+    """Whether this process took ``path`` (empty, or holding a dead process's lock): two runs never share one."""
+    if path.is_symlink() or any(p.name != LOCK_FILE for p in path.iterdir()):
+        return False
+    try:
+        lock_run(path)
+    except EngineError:
+        return False  # another new run took it first
+    if [p.name for p in path.iterdir()] == [LOCK_FILE]:
+        return True
+    unlock_run(path)  # a run that ended while we looked
+    return False
 
 
 def shared_run_dir(plan: Plan) -> Path:
@@ -124,28 +139,33 @@ def train(plan: Plan, resume: Path | None = None) -> RunResult:
     for noise in ("exists and is not empty", "LeafSpec", "smaller than the logging interval"):
         warnings.filterwarnings("ignore", message=f".*{noise}.*")
     started = time.time()
-    L.seed_everything(plan.config["seed"], workers=True, verbose=False)
-    last = resume_point(resume) if resume is not None else None
-    # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
-    built = build(plan, artifacts=resume)
-    if implements(built.task, ChecksData):
-        built.task.check_data(built.datamodule)  # e.g. one forward pass: a model that does not fit the data fails here
-    run_dir = resume if resume is not None else shared_run_dir(plan)
-    trainer, checkpoint = build_trainer(plan, run_dir, built.datamodule)
-    for callback in trainer.callbacks:
-        if implements(callback, ChecksRun):
-            callback.check_run(trainer, built.task, built.datamodule)
+    rank_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0))) == 0
+    if resume is not None and rank_zero:
+        inside(resume)  # no link in it leads out: what it reads and what Lightning writes stay in the run
+        lock_run(resume)  # refused while another process trains it
+    run_dir = resume
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unwritable(run_dir, exc) from None
-    with patch.dict(os.environ, {RUN_DIR_ENV: str(run_dir)}):  # DDP workers re-run the command: same directory
-        try:
+        L.seed_everything(plan.config["seed"], workers=True, verbose=False)
+        last = resume_point(resume) if resume is not None else None
+        # A resumed run keeps its own artifacts (tokenizer …), not ones rebuilt from data that may have changed.
+        built = build(plan, artifacts=resume)
+        if implements(built.task, ChecksData):
+            built.task.check_data(built.datamodule)  # one forward pass: a model that does not fit the data fails here
+        run_dir = run_dir or shared_run_dir(plan)  # a new run's directory: created and locked (rank 0)
+        trainer, checkpoint = build_trainer(plan, run_dir, built.datamodule)
+        for callback in trainer.callbacks:
+            if implements(callback, ChecksRun):
+                callback.check_run(trainer, built.task, built.datamodule)
+        with patch.dict(os.environ, {RUN_DIR_ENV: str(run_dir)}):  # DDP workers re-run the command: same directory
             return _fit(plan, run_dir, last, built, trainer, checkpoint, started)
-        finally:
-            dist = sys.modules.get("torch.distributed")  # a process group's threads left running at exit abort a rank
-            if dist is not None and dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
+    finally:
+        dist = sys.modules.get("torch.distributed")  # a process group's threads left running at exit abort a rank
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        if run_dir is not None:
+            unlock_run(run_dir)
+            with suppress(OSError):
+                run_dir.rmdir()  # a new run that failed before writing anything leaves nothing behind
 
 
 def _fit(
@@ -155,6 +175,7 @@ def _fit(
 
     import yaml
 
+    from engine._run.callbacks import Started
     from engine._run.trainer import splits
 
     cfg, datamodule, model = plan.config, built.datamodule, built.task
@@ -173,24 +194,34 @@ def _fit(
     }
     if previous.get("status") == "completed":
         summary["previous"] = previous  # put back if this attempt fails: a completed run keeps its figures
+    written, resumed = [], (run_dir / "config.yaml").is_file()
+
+    def records() -> None:  # the run as trained; a resumed run's once it has started (a failed resume keeps the old)
+        if rank_zero and not written:
+            written.append(True)
+            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+            write_json(run_dir / "environment.json", environment(plan.registry))
+            write_json(run_dir / "facts.json", built.facts)
+            if implements(datamodule, SavesArtifacts):
+                datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
+
     if rank_zero:
         try:
             for directory in (run_dir, run_dir / "checkpoints"):
                 remove_stale_temps(directory)  # what a killed attempt was writing
-            write_text_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-            write_json(run_dir / "environment.json", environment(plan.registry))
-            write_json(run_dir / "facts.json", built.facts)
+            if not resumed:
+                records()
             write_json(run_dir / "summary.json", summary)
-            if implements(datamodule, SavesArtifacts):
-                datamodule.save_artifacts(run_dir)  # e.g. a tokenizer trained on this run's data
         except OSError as exc:
             raise _unwritable(run_dir, exc) from None
+    trainer.callbacks.append(Started(records))
 
     _, has_test = splits(datamodule)
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(last) if last is not None else None)
         if trainer.interrupted:
             raise KeyboardInterrupt
+        records()  # a resumed run that had nothing left to train
         fit_metrics = dict(trainer.callback_metrics.items())
         test_metrics: dict[str, Any] = {}
         if has_test and trainer.limit_test_batches != 0:

@@ -1,14 +1,16 @@
-"""A run directory, read: its records (config, facts, summary, checkpoint paths) and `Run`.
+"""A run directory, read: its records (config, facts, summary, checkpoint paths) and `Run`; its lock.
 
 Opening reads only JSON and YAML (no torch). A run directory is data someone may have sent you:
-every path it records is relative to it, and one that is absolute or leads out of it is refused.
+every path it records is relative to it, and one that is absolute or leads out of it (a link) is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,22 +80,88 @@ def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
     return run
 
 
-def inside(root: Path, recorded: str, what: str) -> Path:
-    """``root / recorded``, refusing an absolute path or one that leads out of ``root``."""
-    candidate = Path(recorded)
-    if candidate.is_absolute() or not (root / candidate).resolve().is_relative_to(root.resolve()):
+def inside(run_dir: str | Path, *parts: str | Path, what: str | None = None) -> Path:
+    """``run_dir / parts``, refused (EngineError) when its real path (links followed) is outside ``run_dir``.
+
+    A directory is checked whole: no link in it may lead out either. ``what`` names the record a path came
+    from (``summary.json``). A link to a file of the same run directory is fine.
+    """
+    root = Path(run_dir)
+    path, top = root.joinpath(*parts), root.resolve()
+    if not path.resolve().is_relative_to(top):
+        link = next((p for p in (path, *path.parents) if p != root and p.is_relative_to(root) and p.is_symlink()), None)
+        said = f"{what} names '{Path(*parts)}'," if what else f"{link or path} is"
+        said += f" a link to {link.resolve()}," if link is not None else ""
         raise EngineError(
-            f"{what} names '{recorded}', outside the run directory {root}",
-            hint="a run directory's records name its own files only (relative paths); this one was altered",
+            f"{said} outside the run directory {root}"[:300],
+            hint="a run directory's records and files stay inside it; this one was altered (replace the link)",
         )
-    return root / candidate
+    if path.is_dir():
+        for folder, dirs, files in os.walk(path):
+            for name in dirs + files:
+                if os.path.islink(os.path.join(folder, name)):
+                    inside(root, Path(folder, name).relative_to(root))
+    return path
+
+
+#: The lock a process training a run directory holds: ``{"pid", "host"}``, created exclusively, removed at its end.
+LOCK_FILE = ".lock"
+
+
+def lock_run(run_dir: Path) -> Path:
+    """Take ``run_dir``'s lock; an EngineError naming the holder while a live process (or another host) has it."""
+    file = run_dir / LOCK_FILE
+    for _ in range(5):
+        try:
+            fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            seen, (pid, host) = _holder(file)
+            if host != socket.gethostname() or not isinstance(pid, int) or (pid != os.getpid() and process_alive(pid)):
+                raise EngineError(
+                    f"run {run_dir} is being trained by "
+                    + (f"pid {pid} on {host}" if pid else f"another process ({file})")
+                    + "; wait or stop it",
+                    hint=f"if no process trains it any more (its machine went down), remove {file}",
+                ) from None
+            aside = file.with_name(f"{LOCK_FILE}.{os.getpid()}.stale")  # break it: rename, then check what moved
+            with suppress(FileNotFoundError):
+                os.rename(file, aside)
+                if _holder(aside)[0] != seen:  # a live lock taken meanwhile: put it back
+                    with suppress(FileExistsError):
+                        os.link(aside, file)
+                aside.unlink()
+            continue
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, fh)
+        except OSError:  # a full disk: no empty lock left behind to block the run
+            file.unlink(missing_ok=True)
+            raise
+        return file
+    raise EngineError(f"cannot take the lock {file}: other processes keep taking it")
+
+
+def unlock_run(run_dir: Path) -> None:
+    """Remove ``run_dir``'s lock if this process holds it."""
+    if _holder(run_dir / LOCK_FILE)[1] == (os.getpid(), socket.gethostname()):
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+
+
+def _holder(file: Path) -> tuple[str, tuple[Any, Any]]:
+    """A lock file's text and holder ``(pid, host)``; ``(None, None)`` when unreadable (being written)."""
+    try:
+        text = file.read_text(encoding="utf-8")
+        held = json.loads(text)
+        return text, (held.get("pid"), held.get("host"))
+    except (OSError, ValueError, AttributeError):
+        return "", (None, None)
 
 
 def read_config(root: Path) -> dict[str, Any]:
     """The run's resolved ``config.yaml`` (safe YAML: plain data only)."""
     import yaml
 
-    file = root / "config.yaml"
+    file = inside(root, "config.yaml")
     try:
         config = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -108,7 +176,7 @@ def read_config(root: Path) -> dict[str, Any]:
 
 def read_json(root: Path, name: str) -> dict[str, Any]:
     """``root/name`` as a JSON object (``{}`` when the file is missing)."""
-    file = root / name
+    file = inside(root, name)
     if not file.is_file():
         return {}
     try:
@@ -143,9 +211,9 @@ def checkpoint_path(root: Path, summary: dict[str, Any], which: str = "best") ->
     if which not in ("best", "last"):
         raise EngineError(f"unknown checkpoint '{which}'", hint="choose best or last")
     recorded = summary.get(f"{which}_checkpoint")
-    own = [inside(root, recorded, f"{root / 'summary.json'}")] if isinstance(recorded, str) and recorded else []
+    own = [inside(root, recorded, what=f"{root / 'summary.json'}")] if isinstance(recorded, str) and recorded else []
     names = ["best.ckpt", "last.ckpt"] if which == "best" else ["last.ckpt"]
-    for path in own + [root / "checkpoints" / n for n in names]:
+    for path in own + [inside(root, "checkpoints", n) for n in names]:
         if path.is_file():
             return path
     raise EngineError(
@@ -156,8 +224,6 @@ def checkpoint_path(root: Path, summary: dict[str, Any], which: str = "best") ->
 
 def status(summary: dict[str, Any]) -> str:
     """The run's status, ``interrupted`` for a ``running`` one whose process (on this host) is gone."""
-    import socket
-
     state = str(summary.get("status", "unknown"))
     pid, host = summary.get("pid"), summary.get("host")
     if state == "running" and isinstance(pid, int) and host == socket.gethostname() and not process_alive(pid):
@@ -280,4 +346,5 @@ def open_run(path: str | Path, registry: Any = None) -> Run:
         raise EngineError(f"run directory not found: {root}", hint="see `engine runs list`")
     if not (root / "config.yaml").is_file():
         raise EngineError(f"{root} is not a run directory (no config.yaml)", hint="see `engine runs list`")
+    inside(root)  # no link in it leads out: what a command reads through the run stays in it
     return Run(root, read_config(root), read_json(root, "facts.json"), read_json(root, "summary.json"), registry)

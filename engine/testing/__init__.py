@@ -33,6 +33,7 @@ __all__ = [
     "cli",
     "engine_check",
     "engine_isolated",
+    "full_disk",
     "one_thread",
     "parse_target",
     "parse_targets",
@@ -196,3 +197,39 @@ def plant_pickle(path: str | Path, marker: str | Path) -> Path:
 
     torch.save({"state_dict": _Planted(Path(marker)), "global_step": 1}, path)
     return Path(path)
+
+
+def full_disk(monkeypatch: pytest.MonkeyPatch, under: str | Path, when: Callable[[bytes], bool] = bool) -> None:
+    """Files opened for writing below ``under`` are truncated, then their writes of data ``when`` accepts fail
+    as on a full disk (``ENOSPC``, no file named): ``full_disk(monkeypatch, run, lambda data: b"x" in data)``."""
+    import builtins
+    import errno
+    import io
+
+    real, root = builtins.open, os.path.realpath(under) + os.sep
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self._fh = fh
+
+        def write(self, data: Any) -> int:
+            if when(bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else str(data).encode()):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self._fh.write(data)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._fh, name)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self._fh.close()
+
+    def opened(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        fh = real(file, mode, *args, **kwargs)
+        below = isinstance(file, (str, os.PathLike)) and os.path.realpath(file).startswith(root)
+        return Full(fh) if below and set(mode) & set("wax+") else fh
+
+    monkeypatch.setattr(builtins, "open", opened)
+    monkeypatch.setattr(io, "open", opened)

@@ -267,6 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         read_timeout_s=args.read_timeout,
         keep_alive_s=args.keep_alive,
         max_connections=args.max_connections,
+        max_pending=args.max_pending,
+        max_pending_per_client=args.max_pending_per_client,
         max_queue=args.max_queue,
         max_samples=args.max_samples,
         max_depth=args.max_depth,
@@ -286,7 +288,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"  POST /predict  GET /health /ready /metrics /metadata  docs /docs; adaptive batching up to "
         f"{args.max_batch_size} samples / {args.max_wait_ms:g} ms; API key {'required' if api_key else 'off'}; "
         f"limits: body {limits.max_body_bytes} B, headers {limits.max_header_bytes} B, "
-        f"read {limits.read_timeout_s:g} s, {limits.max_connections} connections, queue {limits.max_queue} samples"
+        f"read {limits.read_timeout_s:g} s, {limits.max_connections} connections (pending {limits.pending[0]}, "
+        f"{limits.pending[1]} per client), queue {limits.max_queue} samples"
     )
     if not loopback and not api_key:
         console.print(f"warning: {args.host} is reachable from other machines and no API key is set", style="yellow")

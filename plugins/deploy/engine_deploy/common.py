@@ -155,12 +155,36 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             hint="deploy first: `engine deploy RUN --target onnx`; --artifact takes the directory it wrote",
         )
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise EngineError(f"cannot read {file}: {exc}") from None
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+        raise EngineError(f"cannot read {file}: {str(exc)[:200]}", hint="deploy again") from None
     if not isinstance(data, dict) or "target" not in data or "artifact" not in data:
         raise EngineError(f"{file} is not a deployment manifest (no target/artifact)")
+    _check_manifest(data, file)
     return data
+
+
+def _check_manifest(data: dict[str, Any], file: Path) -> None:
+    """The manifest's fields predict and serve use have the types ``engine deploy`` writes (it is data)."""
+    spec = data.get("input", {})
+    shape = spec.get("shape", ["batch"]) if isinstance(spec, dict) else None
+    dtype = spec.get("dtype", "float32") if isinstance(spec, dict) else None
+    names = data.get("class_names")
+    problems = {
+        "target": not isinstance(data["target"], str),
+        "options": not isinstance(data.get("options") or {}, dict),
+        "input": not isinstance(spec, dict),
+        "input.shape": not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape[1:]),
+        "input.dtype": not isinstance(dtype, str) or not isinstance(getattr(torch, dtype, None), torch.dtype),
+        "class_names": names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)),
+        "problem": not isinstance(data.get("problem") or "", str),
+    }
+    bad = next((key for key, wrong in problems.items() if wrong), None)
+    if bad is not None:
+        shown = json.dumps(data.get(bad.split(".")[0]))[:80]
+        raise EngineError(f"{file}: '{bad}' is not what engine deploy writes (got {shown})", hint="deploy again")
 
 
 def load_artifact(directory: str | Path) -> Artifact:

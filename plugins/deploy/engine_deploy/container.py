@@ -174,7 +174,7 @@ def _environment(run: Any) -> dict[str, Any]:
     file = run.path / "environment.json"
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # missing, not JSON, nested too deep: a record, not code
         data = None
     if isinstance(data, dict) and data.get("plugins"):
         return data
@@ -252,7 +252,7 @@ def _scrub(dest: Path) -> None:
     if file.is_file():
         try:
             env = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         if isinstance(env, dict) and isinstance(env.get("command"), list):
             env["command"] = [_elide(str(a)) for a in env["command"]]

@@ -11,7 +11,8 @@ import torch
 
 from engine import EngineError
 from engine.protocols import DeclaresBatching, DescribesArtifact, HasPrimaryMetric, implements
-from engine_deploy import common
+from engine.runs import write_text_atomic
+from engine_deploy import common, space
 from engine_deploy.protocols import DescribesOutputs, ScoresOutputs, UsesRun
 
 
@@ -74,6 +75,7 @@ def _deploy(
 ) -> dict[str, Any]:
     """:func:`deploy`, which puts the caller's thread count back afterwards."""
     import engine
+    from engine.runs import inside
 
     component = engine.get_registry().resolve("deploy", target_name)  # unknown names: did-you-mean, before any work
     run = common.open_trained(run_path)
@@ -91,7 +93,10 @@ def _deploy(
     inputs, targets, split = common.split_inputs(datamodule, samples)
     problem = str(facts.get("problem") or run.config.get("task", {}).get("problem") or "classification")
 
-    out_dir = Path(out) if out is not None else run.path / "deploy" / component.name
+    # the run's own deploy/ (never through a link leading out of it), or where the caller said
+    out_dir = Path(out) if out is not None else inside(run.path, "deploy", component.name)
+    weights = common.state_size(model)  # torch's writer aborts the process on a full disk: check first
+    space.check(out_dir, space.needed(weights, run if implements(target, UsesRun) else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / common.MANIFEST).unlink(missing_ok=True)  # a half-written deployment never looks finished
     example = common.batch_of(inputs, min(len(inputs), 8) if len(inputs) > 1 else 2)
@@ -99,7 +104,13 @@ def _deploy(
     if threads > 0:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    artifact = Path(target.export(model, example, out_dir))
+    before = space.snapshot(out_dir)
+    try:
+        artifact = Path(target.export(model, example, out_dir))
+    except Exception as exc:
+        if not space.is_write_failure(exc):
+            raise
+        raise space.write_failed(out_dir, before, exc) from exc
     export_s = time.perf_counter() - t0
     if not artifact.exists():
         raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
@@ -126,7 +137,7 @@ def _deploy(
         "tolerance": tolerance,
         "passed": diff <= tolerance,
         "export_s": round(export_s, 3),
-        "size_bytes": {"eager": common.state_size(model), "artifact": common.artifact_size(artifact)},
+        "size_bytes": {"eager": weights, "artifact": common.artifact_size(artifact)},
     }
     if implements(target, DescribesArtifact) and target.report:
         verification["target_report"] = _plain(dict(target.report))
@@ -184,7 +195,10 @@ def _deploy(
     }
     if "described" in verification:  # how predict and serve turn the outputs into records
         manifest["postprocessing"] = {"by": "task", "task": _plain(run.config.get("task", {}))}
-    (out_dir / common.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    try:  # whole or not at all: a manifest is what makes the directory a deployment
+        write_text_atomic(out_dir / common.MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:
+        raise space.write_failed(out_dir, before, exc) from exc
     if diff > tolerance:
         raise VerificationError(
             f"verification failed: the {component.name} artifact differs from eager PyTorch by {diff:.3g} "

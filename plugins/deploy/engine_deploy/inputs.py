@@ -142,9 +142,9 @@ def read_file(
     suffix = "" if own_format else file.suffix.lower()
     if suffix == ".json":
         try:
-            value = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise InputError(f"{file}: not valid JSON: {exc}") from None
+            value = json.loads(file.read_bytes().decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep
+            raise InputError(f"{file}: not valid JSON: {str(exc)[:200]}") from None
         return as_batch(value, sample_shape, dtype, where=str(file))
     if suffix == ".npy":
         try:
@@ -153,7 +153,11 @@ def read_file(
             raise InputError(f"{file}: not a numpy .npy array: {exc}") from None
         return as_batch(value, sample_shape, dtype, where=str(file))
     if suffix == ".csv":
-        return as_batch(_read_csv(file, feature_names), sample_shape, dtype, where=str(file))
+        try:
+            rows = _read_csv(file, feature_names)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{file}: not a UTF-8 text file: {exc.reason} at byte {exc.start}") from None
+        return as_batch(rows, sample_shape, dtype, where=str(file))
     if loader is not None:
         try:
             sample = loader(str(file))

@@ -5,8 +5,15 @@ One registry per app (several servers in one process, as tests run them, do not 
 - ``engine_requests_total{route, status}`` and ``engine_request_seconds{route}`` (histogram);
 - ``engine_batch_size`` (histogram of samples per model call) and ``engine_queue_samples``
   (samples waiting for the model);
-- ``engine_rejected_total{reason}``: requests refused (``body_too_large``, ``bad_json``,
-  ``bad_input``, ``unauthorized``, ``unsupported_media_type``, ``overloaded``, ``timeout`` …);
+- ``engine_rejected_total{reason}``: requests and connections refused. By the app: ``bad_json``,
+  ``unauthorized``, ``body_too_large``, ``unsupported_media_type``, ``bad_input``, ``overloaded``
+  (queue full), ``timeout`` (body not received in time). Below it (:mod:`engine_deploy.guard`):
+  ``header_too_large`` (431), ``head_timeout`` (408: half a head), ``idle`` (closed without a
+  request: nothing sent within the read timeout, or keep-alive expired), ``evicted`` (closed to
+  make room: its client's or the server's budget of pending connections was full), ``bad_request``
+  (400: not HTTP), ``connections`` (503: more than ``--max-connections`` in progress);
+- ``engine_open_connections`` and ``engine_pending_connections`` (those still sending a request
+  or idle between requests: the budget of :class:`engine_deploy.guard.Pending`);
 - ``engine_model_info{run, backend, task, model}``.
 """
 
@@ -34,6 +41,10 @@ class ServerMetrics:
         self.batch = Histogram("engine_batch_size", "samples per model call", buckets=BATCH_BUCKETS, registry=r)
         self.queue = Gauge("engine_queue_samples", "samples waiting for the model", registry=r)
         self.rejected = Counter("engine_rejected", "requests refused, by reason", ["reason"], registry=r)
+        self.connections = Gauge("engine_open_connections", "open client connections", registry=r)
+        self.pending = Gauge(
+            "engine_pending_connections", "connections still sending a request, or idle between requests", registry=r
+        )
         Info("engine_model", "the model being served", registry=r).info(info)
 
     def answered(self, route: str, status: int, seconds: float) -> None:

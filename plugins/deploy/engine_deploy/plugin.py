@@ -220,7 +220,25 @@ def engine_add_commands(subparsers: Any) -> None:
     )
     limits.add_argument("--keep-alive", type=float, default=5.0, metavar="S", help="idle keep-alive connection (5)")
     limits.add_argument(
-        "--max-connections", type=int, default=512, metavar="N", help="open connections and requests (503; 512)"
+        "--max-connections",
+        type=int,
+        default=512,
+        metavar="N",
+        help="open connections and requests (503, /health and /ready exempt; 512)",
+    )
+    limits.add_argument(
+        "--max-pending",
+        type=int,
+        default=None,
+        metavar="N",
+        help="connections still sending a request or idle; over it the oldest is closed (half --max-connections)",
+    )
+    limits.add_argument(
+        "--max-pending-per-client",
+        type=int,
+        default=64,
+        metavar="N",
+        help="of those, from one client address (64)",
     )
     limits.add_argument(
         "--max-queue",

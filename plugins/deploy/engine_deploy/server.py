@@ -9,10 +9,11 @@ here is a small asyncio loop (:class:`Batcher`); the model and its post-processi
 per batch in one worker thread, so the event loop keeps accepting requests while a batch computes.
 
 Limits (:class:`engine_deploy.guard.Limits`, one ``engine serve`` flag each) hold under hostile
-clients: the request head's size and read time are enforced by the protocol, connections by
-uvicorn, the body's size and read time by :class:`Front`, and everything a request body holds by
-:class:`engine_deploy.endpoint.PredictEndpoint` (4xx with a reason, never a 500); a full queue
-answers 503 with ``Retry-After``. ``GET /metrics`` is Prometheus, ``/health`` liveness,
+clients: the request head's size and read time, and the budget of connections still sending a
+request (per client and in total), are enforced by the protocol (:mod:`engine_deploy.guard`),
+connections by uvicorn, the body's size and read time by :class:`Front`, and everything a request
+body holds by :class:`engine_deploy.endpoint.PredictEndpoint` (4xx with a reason, never a 500); a
+full queue answers 503 with ``Retry-After``. ``GET /metrics`` is Prometheus, ``/health`` liveness,
 ``/ready`` readiness.
 
 The hot path is kept off FastAPI: :class:`Front`, the ASGI entry, enforces the body limit
@@ -97,15 +98,18 @@ class Front:
         path = scope["path"]
         route = path if path in ROUTES else "other"
         status = 500
+        started_response = False
 
         async def counted(message: Any) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started_response = message["status"], True
             await send(message)
 
         try:
             await self._handle(scope, receive, counted)
+            if not started_response:
+                status = 499  # the client went away (or was closed to make room) before an answer: not a 500
         finally:
             seconds = time.perf_counter() - started
             self.metrics.answered(route, status, seconds)

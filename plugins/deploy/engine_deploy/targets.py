@@ -81,11 +81,15 @@ class TorchScript:
         return path
 
     def load(self, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-        return torch.jit.load(str(path)).eval()
+        from engine_deploy.artifacts import load_torchscript
+
+        return load_torchscript(Path(path))
 
 
 class Export:
     """Export with ``torch.export`` to an ExportedProgram (``model.pt2``), batch dimension dynamic.
+
+    Loading inspects the archive first and refuses pickled payloads (:mod:`engine_deploy.artifacts`).
 
     Args:
         dynamic_batch: let the batch size vary (otherwise fixed to the example's).
@@ -104,7 +108,9 @@ class Export:
         return path
 
     def load(self, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-        return torch.export.load(str(path)).module()
+        from engine_deploy.artifacts import load_pt2  # refuses an archive holding pickles before torch reads it
+
+        return load_pt2(Path(path))
 
 
 class OnnxModel:
@@ -198,7 +204,12 @@ class Onnx:
 
     def load(self, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
         require_onnx("onnxruntime")
-        return OnnxModel(Path(path), self.threads, self.optimization)
+        try:
+            return OnnxModel(Path(path), self.threads, self.optimization)
+        except Exception as exc:  # not an ONNX model (ONNX Runtime checks external data stays in its directory)
+            from engine_deploy.artifacts import load_failed
+
+            raise load_failed(Path(path), "ONNX", exc) from exc
 
 
 _LAYERS: dict[str, type[nn.Module]] = {"linear": nn.Linear, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -279,7 +290,9 @@ class Int8:
         return path
 
     def load(self, path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
-        return torch.jit.load(str(path)).eval()
+        from engine_deploy.artifacts import load_torchscript
+
+        return load_torchscript(Path(path))
 
 
 def describe(target: Any) -> dict[str, Any]:

@@ -223,3 +223,15 @@ def test_lock_pins_cpu_torch_and_names_distributions_without_source() -> None:
     assert "torch==2.4.1+cpu" in lines and "lightning==2.4.0" in lines  # the run's versions, CPU torch
     assert "engine-foo==0.3.0" in lines and any("engine-foo has no local source" in n for n in lock.notes)
     assert not any(line.startswith(("engine==", "engine-broken", "nvidia-")) for line in lines)
+
+
+def test_a_run_record_nested_too_deep_is_ignored_not_a_crash(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from engine_deploy.container import _environment, _scrub
+
+    (tmp_path / "environment.json").write_text("[" * 100_000)
+    (tmp_path / "config.yaml").write_text("run: {dir: runs}\n")
+    assert _environment(SimpleNamespace(path=tmp_path))["plugins"]  # what is installed here instead
+    _scrub(tmp_path)  # leaves the unreadable record as it is
+    assert (tmp_path / "environment.json").read_text() == "[" * 100_000

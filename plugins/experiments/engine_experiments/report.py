@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from engine import EngineError
+from engine.runs import inside, write_text_atomic
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, float]]:
     """Every row of the run's metrics CSVs (attempt 0, 1, … of a resumed run), numbers only."""
     rows: list[dict[str, float]] = []
-    attempts = sorted((run_dir / "csv").glob("*/metrics.csv"), key=lambda p: (len(p.parent.name), p.parent.name))
+    found = inside(run_dir, "csv").glob("*/metrics.csv")  # never through a link leading out of the run
+    attempts = sorted(found, key=lambda p: (len(p.parent.name), p.parent.name))
     for file in attempts:
         with file.open(newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
@@ -185,10 +187,18 @@ def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> tupl
     fig, titles, skipped = figure(runs)
     import matplotlib.pyplot as plt
 
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_file, dpi=110)
+    save_png(fig, out_file)
     plt.close(fig)
     return titles, skipped
+
+
+def save_png(fig: Any, file: Path) -> None:
+    """``fig`` as ``file`` (PNG), written whole or not at all; an OSError (a full disk) names the file."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_text_atomic(file, buffer.getvalue())
 
 
 def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None) -> str:
@@ -271,11 +281,11 @@ def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     if out is not None:
         out_dir = Path(out).expanduser()
     elif len(runs) == 1:
-        out_dir = runs[0].path / "report"
+        out_dir = inside(runs[0].path, "report")
     else:
         out_dir = Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     image = out_dir / "curves.png"
     titles, skipped = plot(data, image)
     text = markdown(runs, image.name, skipped)
-    (out_dir / "report.md").write_text(text, encoding="utf-8")
+    write_text_atomic(out_dir / "report.md", text)
     return {"out_dir": out_dir, "png": image, "markdown": out_dir / "report.md", "panels": titles, "text": text}

@@ -22,10 +22,10 @@ from typing import Any
 
 import engine
 from engine import EngineError
-from engine.runs import read_config, read_json
+from engine.runs import inside, read_config, read_json, write_text_atomic
 from engine_experiments.compare import flatten, varied
 from engine_experiments.notes import label
-from engine_experiments.report import plot, read_metrics
+from engine_experiments.report import plot, read_metrics, save_png
 
 #: What a collection's members are called in the report, by its kind.
 MEMBERS = {"sweep": "trials", "pipeline": "stages", "cross-validation": "folds"}
@@ -72,8 +72,7 @@ def collection_report(collection: Any, out: Path | None = None) -> dict[str, Any
     done.sort(key=lambda r: r["value"], reverse=mode == "max")
     best = next((r for r in done if r["name"] == collection.best), None) or done[0]
     keys = varied([r["config"] for r in done])
-    out = out or path / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    out = out or inside(path, "report")
     _scatter(done, metric, list(keys), best, out / "sweep.png")
     written: dict[str, Any] = {"out_dir": out, "png": out / "sweep.png"}
     if (best["path"] / "config.yaml").is_file():
@@ -92,7 +91,7 @@ def collection_report(collection: Any, out: Path | None = None) -> dict[str, Any
         lines.append("| " + " | ".join(cells) + " |")
     if "curves" in written:
         lines += ["", f"## Best: {best['name']}", "", "![best](curves.png)"]
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     written["markdown"] = out / "report.md"
     return written
 
@@ -132,7 +131,7 @@ def _scatter(rows: list[dict[str, Any]], metric: str, keys: list[str], best: dic
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(file, dpi=110)
+    save_png(fig, file)
     plt.close(fig)
 
 

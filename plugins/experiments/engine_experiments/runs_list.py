@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import engine
+from engine import EngineError
 from engine.console import Console, Table
+from engine.runs import inside
 from engine.runs import status as run_status
 from engine_experiments.notes import label, shown_metric, wall
 from engine_experiments.pipeline_state import STAGES, stage_rows
@@ -54,12 +56,10 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _summary(run_dir: Path) -> dict[str, Any] | None:
-    file = run_dir / "summary.json"
-    if not file.is_file():
-        return None
     try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError):
+        file = inside(run_dir, "summary.json")  # a link leading out of the run is not read
+        data = json.loads(file.read_text()) if file.is_file() else None
+    except (OSError, ValueError, EngineError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -23,3 +23,4 @@ def test_torchrun_writes_one_run_directory(tiny: list[str], tmp_path: Path) -> N
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = [p for p in tmp_path.iterdir() if (p / "config.yaml").is_file()]  # both ranks: one directory
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+    assert not (run / ".lock").exists() and not list(tmp_path.glob(f"{run.name}-*"))  # rank 0 claimed it, let it go

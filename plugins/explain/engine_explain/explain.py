@@ -10,7 +10,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from engine import EngineError, did_you_mean
+from engine.runs import inside
 from engine_explain import methods
 from engine_explain import outputs as written
 
@@ -106,7 +109,7 @@ def resolve_target(target: str | None, names: list[str] | None, outputs: torch.T
 
 def token_strings(run_path: Path, ids: list[int]) -> list[str]:
     """Each token id as text, with the run's ``tokenizer.json`` (``#id`` when there is none)."""
-    file = run_path / "tokenizer.json"
+    file = inside(run_path, "tokenizer.json")  # a link leading out of the run is refused, not read
     try:
         from tokenizers import Tokenizer
 
@@ -187,8 +190,7 @@ def explain(
     attribution = torch.cat(scores).numpy()
     records = predictor.describe(raw, 3)
     layers = [torch.cat([m[i] for m in maps]).numpy() for i in range(len(maps[0]))] if maps and maps[0] else []
-    out_dir = Path(out) if out is not None else predictor.run.path / "explain" / method
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out) if out is not None else inside(predictor.run.path, "explain", method)
     items = []
     for i, name in enumerate(names):
         index = int(targets[i])
@@ -202,8 +204,31 @@ def explain(
             length = max((j + 1 for j, t in enumerate(ids) if t != pad), default=0)
             item.tokens = token_strings(predictor.run.path, ids[:length])
             item.attribution = item.attribution[:length]
-    written.write(report, layers, top)
+    _write(report, layers, top, out_dir)
     return report
+
+
+def _write(report: Report, layers: list[np.ndarray], top: int, out_dir: Path) -> None:
+    """Write every file beside ``out_dir`` first, then move each in: a failure (a full disk) keeps what was there."""
+    staging = out_dir.parent / f".{out_dir.name}.{os.getpid()}.tmp"
+    report.out = staging
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        written.write(report, layers, top)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for file in staging.iterdir():
+            os.replace(file, out_dir / file.name)
+    except OSError as exc:
+        raise EngineError(
+            f"cannot write the explanation into {out_dir}: {exc.strerror or exc}",
+            hint=f"free some space or choose another --out; what {out_dir} held is kept",
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report.out = out_dir
+    report.files = [out_dir / f.name for f in report.files]
+    for item in report.items:
+        item.files = [out_dir / f.name for f in item.files]
 
 
 def _progress(chunks: list[int], show: bool, method: str) -> Any:

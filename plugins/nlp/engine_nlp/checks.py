@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import ConfigError
+from engine.runs import inside
 
 #: The models with attention heads, as a run's ``config.yaml`` names them (the weights' source, read back).
 MODELS = ("nlp.gpt", "nlp.transformer_classifier", "nlp.lstm_classifier")
@@ -28,11 +29,11 @@ def _beside(source: str, name: str) -> Path | None:
     """File ``name`` of the run ``source`` (a run directory or one of its checkpoints), or beside a weights file."""
     path = Path(source).expanduser()
     if path.is_dir():
-        candidates = [path / name]
+        candidates = [inside(path, name)]  # a run's own file, never through a link leading out of it
     elif path.is_file():
         candidates = [path.parent / name]
         if path.parent.name == "checkpoints":  # RUN/checkpoints/best.ckpt
-            candidates.append(path.parent.parent / name)
+            candidates.append(inside(path.parent.parent, name))
     else:
         return None
     return next((c for c in candidates if c.is_file()), None)

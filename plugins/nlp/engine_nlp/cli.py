@@ -6,6 +6,7 @@ import argparse
 from typing import Any, Protocol, runtime_checkable
 
 from engine import EngineError
+from engine.runs import inside
 
 
 @runtime_checkable
@@ -22,7 +23,7 @@ class Generates(Protocol):
 def _tokenizer(run: Any) -> Any:
     from engine_nlp.tokenizer import TextTokenizer
 
-    path = run.path / "tokenizer.json"
+    path = inside(run.path, "tokenizer.json")
     if not path.is_file():
         raise EngineError(
             f"run {run.path} has no tokenizer.json",

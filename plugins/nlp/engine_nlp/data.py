@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from engine import ConfigError
 from engine.data import DataSource, split_indices
+from engine.runs import inside
 from engine_nlp.rows import read_rows
 from engine_nlp.tokenizer import TextTokenizer
 
@@ -33,7 +34,7 @@ def _tokenizer(
 
 def _load_run_tokenizer(source: Any, run_dir: Path) -> bool:
     """Replace ``source``'s tokenizer by the run's ``tokenizer.json``; False (keep it) when the run has none."""
-    file = Path(run_dir) / "tokenizer.json"
+    file = inside(run_dir, "tokenizer.json")  # never through a link leading out of the run
     if not file.is_file():
         return False
     source._tokenizer = TextTokenizer.load(file)
@@ -204,7 +205,7 @@ class TextFiles(DataSource):
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Write ``tokenizer.json`` (what generation, prediction and deployment read)."""
-        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+        self.tokenizer.save(inside(run_dir, "tokenizer.json"))
 
     def load_artifacts(self, run_dir: Path) -> None:
         """Use the run's own ``tokenizer.json`` (a reopened run: evaluate, deploy, predict, baselines)."""
@@ -377,7 +378,7 @@ class TextClassification(DataSource):
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Write ``tokenizer.json`` (what prediction and deployment read)."""
-        self.tokenizer.save(Path(run_dir) / "tokenizer.json")
+        self.tokenizer.save(inside(run_dir, "tokenizer.json"))
 
     def load_artifacts(self, run_dir: Path) -> None:
         """Use the run's own ``tokenizer.json`` (a reopened run: evaluate, deploy, predict, baselines)."""

@@ -87,8 +87,11 @@ class TextTokenizer:
         return cls(tok, kind)
 
     def save(self, path: str | Path) -> Path:
+        """Write ``tokenizer.json`` whole or not at all (a full disk keeps the previous one)."""
+        from engine.runs import write_text_atomic
+
         path = Path(path)
-        self.tokenizer.save(str(path))  # type: ignore[attr-defined]
+        write_text_atomic(path, self.tokenizer.to_str(pretty=True))  # type: ignore[attr-defined]
         return path
 
     # ------------------------------------------------------------------ use

@@ -8,7 +8,7 @@ same SQLite study for the pruner. Trial ``k`` of the sweep is trial ``k`` of the
 Resume: a trial the killed sweep left running continues its run directory from its last
 checkpoint (or is read, when it had finished) with the same parameters, as the same study trial;
 then new trials are asked until the sweep has exactly N. A trial asked but never recorded (a
-kill between the two) is recovered the same way.
+kill between the two) is recovered the same way; one recorded but never told is told.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from engine import EngineError, did_you_mean
 from engine_sweep.context import Sweep
+from engine_sweep.records import FINISHED
 from engine_sweep.trial import init_worker, run_trial, threads_per_job
 
 
@@ -110,13 +111,20 @@ class Pool:
 
 
 def _recover(sweep: Sweep, study: Any) -> list[dict[str, Any]]:
-    """Trials to run again on a resume, in order: left running by the killed sweep, or asked unrecorded."""
+    """Trials to run again on a resume, in order: left running by the killed sweep, or asked unrecorded.
+
+    A trial the study still has running but whose outcome is recorded (the kill came between the
+    record and the tell) is told now: the sampler learns it, and it is not run again.
+    """
     import optuna
 
     running = optuna.trial.TrialState.RUNNING
     for trial in study.get_trials(deepcopy=False, states=(running,)):
-        if trial.number not in sweep.records:
+        record = sweep.records.get(trial.number)
+        if record is None:
             sweep.new_record(trial.number, dict(trial.params), trial_id(sweep, trial.number))
+        elif record["status"] in FINISHED:
+            _tell(study, record)
     return [r for _, r in sorted(sweep.records.items()) if r["status"] == "running"]
 
 

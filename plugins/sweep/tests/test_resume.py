@@ -76,3 +76,29 @@ def test_resume_after_sigkill_completes_exactly_n_trials(cli: Any, base: list[st
     assert json.loads((root / "sweep.json").read_text())["finished"] == 4
     r = cli("sweep", "--resume", str(root), "--metric", "val/loss")
     assert r.returncode == 2 and "--resume takes the sweep's settings" in r.stderr
+
+
+def test_resume_tells_the_study_a_trial_recorded_but_never_told(cli: Any, base: list[str], tmp_path: Path) -> None:
+    """A kill between recording a trial's outcome and telling the study left it RUNNING in study.db forever."""
+    import sqlite3
+
+    import optuna
+
+    root = tmp_path / "untold"
+    space = ["--space", "optimizer.lr=loguniform(1e-3,1e-1)"]
+    r = cli("sweep", *base, *space, "--trials", "2", "--metric", "val/accuracy", "--dir", str(root))
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(root / "study.db") as db:  # trial 1 as the kill left it: recorded, not told
+        (trial_id,) = db.execute("SELECT trial_id FROM trials WHERE number = 1").fetchone()
+        db.execute("UPDATE trials SET state = 'RUNNING', datetime_complete = NULL WHERE trial_id = ?", (trial_id,))
+        db.execute("DELETE FROM trial_values WHERE trial_id = ?", (trial_id,))
+    record = json.loads((root / "records" / "001.json").read_text())
+    assert record["status"] == "completed"
+
+    r = cli("sweep", "--resume", str(root))
+    assert r.returncode == 0, r.stderr
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{root / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert trials[1].value == record["value"]  # the sampler learns it
+    assert len(list((root / "records").iterdir())) == 2  # and nothing ran again
