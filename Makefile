@@ -14,7 +14,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak demo test test-fast bench docs lint clean
+.PHONY: setup espeak browser demo test test-fast bench docs docs-serve lint clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	# timm for engine-vision's parity tests, without its declared torchvision (which would pull another torch)
 	$(PY) -m pip install --quiet --no-deps "timm>=1.0,<2"
 	@$(MAKE) --no-print-directory espeak
+	@$(MAKE) --no-print-directory browser
 	@touch $(STAMP)
 
 # The speech plugin synthesises its spoken-digit data with Debian's espeak-ng: install it when it
@@ -41,6 +42,21 @@ espeak:
 	      echo "warning: could not install espeak-ng; speech data will not be synthesised"; \
 	  else \
 	    echo "warning: espeak-ng not found; install it (apt-get install espeak-ng) for engine-speech"; \
+	  fi; }
+
+# The docs' browser test (tests/test_docs_site.py) opens the built site in headless Chromium through
+# Selenium (the docs extra) and Debian's chromedriver, which matches its chromium's version: install both
+# when missing and we can, as for espeak-ng (the test is skipped, saying why, where they are missing).
+browser:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver (the docs site's browser test)"; \
+	    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && \
+	        apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } || \
+	      echo "warning: could not install chromium; the docs site's browser test will be skipped"; \
+	  else \
+	    echo "warning: chromium not found; install it (apt-get install chromium chromium-driver) for the docs browser test"; \
 	  fi; }
 
 demo: setup
@@ -61,9 +77,13 @@ test-fast: setup
 bench: setup
 	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done
 
-# The documentation site; --strict fails on broken links and missing pages.
+# The documentation site; --strict fails on broken links and missing pages. build/site/index.html opens from
+# disk as it is (file://, search included); `make docs-serve` serves it with live reload at 127.0.0.1:8000.
 docs: setup
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 lint: setup
 	$(VENV)/bin/ruff check .

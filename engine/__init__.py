@@ -82,7 +82,7 @@ def compose(
 
 
 def plan(config: dict[str, Any], *, registry: Registry | None = None) -> Plan:
-    """``config`` checked completely and resolved, torch-free: what :func:`build` and :func:`train` consume."""
+    """``config`` checked completely and resolved, torch-free: what `build` and `train` consume."""
     from engine._config.plan import make_plan
 
     return make_plan(config, registry or get_registry())
@@ -133,7 +133,7 @@ def check_arguments(function: Any, values: dict[str, Any], where: str, skip: int
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A YAML config file as plain data; a :class:`ConfigError` naming the file when it cannot be read."""
+    """A YAML config file as plain data; a `ConfigError` naming the file when it cannot be read."""
     from engine._config.compose import load_file
 
     return load_file(path)

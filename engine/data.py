@@ -1,7 +1,7 @@
 """Data sources and their adaptor to Lightning (public).
 
 A data source knows *facts* about its data and builds map-style datasets per split;
-:class:`SourceDataModule` batches them (a shuffle order that depends only on seed and epoch).
+`SourceDataModule` batches them (a shuffle order that depends only on seed and epoch).
 """
 
 from engine._run.data import (

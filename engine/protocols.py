@@ -1,6 +1,6 @@
 """Every optional method the core may call on a plugin's object, as a ``typing.Protocol`` (public).
 
-Ask :func:`implements(obj, Protocol) <implements>` rather than ``hasattr``.
+Ask `implements(obj, Protocol)` rather than ``hasattr``.
 """
 
 from engine._contract.protocols import (

@@ -1,7 +1,7 @@
-"""Run directories (public): open a finished run (:func:`open_run`), read and write its records, name runs in configs.
+"""Run directories (public): open a finished run (`open_run`), read and write its records, name runs in configs.
 
 A run directory is data someone may have sent you: records are read as JSON and YAML, weights as
-tensors only, a path leading out of the directory (recorded, or a link) is refused (:func:`inside`: use it for
+tensors only, a path leading out of the directory (recorded, or a link) is refused (`inside`: use it for
 every file a plugin reads or writes in a run directory); files are written atomically.
 """
 

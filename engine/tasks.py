@@ -1,7 +1,7 @@
 """What a task (a ``LightningModule`` of the ``engine_tasks`` hook) may use from the core (public).
 
-:func:`configure_optimizers`, :func:`matches`, the built-in :class:`SupervisedTask`, and the supervised
-problem types' one table for every place that scores a supervised model (:func:`score` …).
+`configure_optimizers`, `matches`, the built-in `SupervisedTask`, and the supervised
+problem types' one table for every place that scores a supervised model (`score` …).
 """
 
 from engine._builtins.problems import (

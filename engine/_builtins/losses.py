@@ -54,7 +54,7 @@ def bce_with_logits(pos_weight: Annotated[float, Gt(0)] | None = None) -> nn.Mod
 
 
 class _Regression(nn.Module):
-    """A loss on float targets of the output's shape (see :func:`match_target`)."""
+    """A loss on float targets of the output's shape (see `match_target`)."""
 
     def __init__(self, loss: nn.Module) -> None:
         super().__init__()

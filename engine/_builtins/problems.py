@@ -1,6 +1,6 @@
 """The supervised problem types: what each measures (torchmetrics), how it is judged, what its outputs mean.
 
-One table for every place that scores a supervised model (public as :mod:`engine.tasks`). Multi-label metrics
+One table for every place that scores a supervised model (public as `engine.tasks`). Multi-label metrics
 are told whether outputs are ``logits``: the 0.5 threshold applies to probabilities.
 """
 

@@ -1,4 +1,4 @@
-"""The core's own config sections (:class:`engine.Section`): dataclasses read from this source, so keep it light."""
+"""The core's own config sections (`engine.Section`): dataclasses read from this source, so keep it light."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Composition: the defaults, a recipe, YAML files and ``key=value`` overrides (later wins) -> one plain config.
 
-Names come out qualified and ``engine_adjust_config`` has run; :mod:`engine._config.plan` checks the rest.
+Names come out qualified and ``engine_adjust_config`` has run; `engine._config.plan` checks the rest.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 @lru_cache(maxsize=4096)
 def _parse_override(item: str) -> tuple[tuple[str, ...], Any]:
-    """:func:`parse_override`, cached: a sweep composes the same overrides for every trial (~1 ms each)."""
+    """`parse_override`, cached: a sweep composes the same overrides for every trial (~1 ms each)."""
     from omegaconf import OmegaConf
 
     key, sep, _ = item.partition("=")
@@ -257,7 +257,7 @@ def resolve_interpolations(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_resolvers(node: Any, where: str) -> None:
-    """No interpolation in ``node`` calls a resolver outside :data:`RESOLVERS` (or one whose name is interpolated)."""
+    """No interpolation in ``node`` calls a resolver outside `RESOLVERS` (or one whose name is interpolated)."""
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in items:
         _check_resolvers(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))

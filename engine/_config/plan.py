@@ -44,7 +44,7 @@ class SlotPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """A run, resolved: what :mod:`engine._run.build` builds and :mod:`engine._run.runner` trains."""
+    """A run, resolved: what `engine._run.build` builds and `engine._run.runner` trains."""
 
     config: dict[str, Any]
     task: Component

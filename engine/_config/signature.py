@@ -1,6 +1,6 @@
-"""Read a component's parameters from its target's source with :mod:`ast`, never importing it (torch-free).
+"""Read a component's parameters from its target's source with `ast`, never importing it (torch-free).
 
-:func:`signature_from_object` is the fallback when the source cannot be read. Annotations stay text.
+`signature_from_object` is the fallback when the source cannot be read. Annotations stay text.
 """
 
 from __future__ import annotations

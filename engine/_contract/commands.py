@@ -1,6 +1,6 @@
-"""The ``engine`` command as a plugin sees it: :class:`CommandSink`, what ``engine_add_commands`` receives.
+"""The ``engine`` command as a plugin sees it: `CommandSink`, what ``engine_add_commands`` receives.
 
-What each plugin adds is staged under its name and joins the real parser only in :meth:`CommandSink.build`,
+What each plugin adds is staged under its name and joins the real parser only in `CommandSink.build`,
 leaving out plugins that failed: a hook that raises half-way leaves no command behind.
 """
 

@@ -132,12 +132,12 @@ class Component(_Declaration):
             directories, exported by ``engine deploy``); default: the first ``model`` slot.
         task: data sources only — the task of a config that names none (default: ``core.supervised``).
         check: ``"package.module:function"`` (torch-free), ``check(values, where, config)``, called once a config
-            using this component is typed (task, data, then slots): raise :class:`engine.ConfigError`, or return
+            using this component is typed (task, data, then slots): raise `engine.ConfigError`, or return
             a dict replacing ``values``; it may fill keys of other sections the user left unset.
         aliases: qualified names it had before (``"core.distill"``), still resolved with a deprecation warning.
         adapters: models only — ``"package.module:function"`` targets, ``adapter(state, model)``, mapping another
             library's state dict onto this model's keys for ``model.init_from`` (``None``: not its format).
-        weights: models only — :class:`Weights` the plugin ships, by name, for ``model.weights=NAME``.
+        weights: models only — `Weights` the plugin ships, by name, for ``model.weights=NAME``.
     """
 
     target: str | Callable[..., Any]
@@ -229,7 +229,7 @@ class Section(_Declaration):
         slot_kind: instead of a section, add the keys to every slot of this component kind (``"model"``:
             ``model.freeze``, ``generator.freeze`` …); only keys the user sets are kept.
         check: ``"package.module:function"`` (torch-free), ``check(values, where, config)``, called once types
-            are checked: raise :class:`engine.ConfigError`, or return a dict replacing ``values``.
+            are checked: raise `engine.ConfigError`, or return a dict replacing ``values``.
         bookkeeping: the keys say where a run sits (a sweep's trial, a fold): comparisons leave them out.
     """
 

@@ -21,7 +21,7 @@ prints every call. **Names**: every hook receives component names qualified (``v
 hook or returns what its hook does not promise is *broken*: listed with its error, left out, every
 other plugin working. Its ``print`` goes to stderr (``engine_run_main`` excepted). A lifecycle hook
 (``engine_adjust_config``, ``engine_callbacks``, ``engine_model_built``, ``engine_datasets_built``,
-``engine_run_finished``, ``engine_run_main``) raising anything but an :class:`engine.EngineError`
+``engine_run_finished``, ``engine_run_main``) raising anything but an `engine.EngineError`
 stops the command naming plugin, hook and error, and the plugin is recorded broken until
 ``engine plugins enable NAME``. An ``EngineError`` is the user's mistake: one line, exit 2.
 """
@@ -87,8 +87,8 @@ def engine_data_sources() -> list[Component]:
     ``facts`` is what the data knows (``num_classes``, ``input_shape`` …; list their names in
     ``Component(facts=...)`` so configs check without loading data); ``datasets()`` returns
     ``{"train", "val", "test"}`` map-style datasets of ``(input, target)`` (subclass
-    :class:`engine.data.DataSource`). The optional methods (``save_artifacts``, ``load_artifacts``,
-    ``load_input``, ``collate_fn`` …) are the protocols of :mod:`engine.protocols`. A source may return
+    `engine.data.DataSource`). The optional methods (``save_artifacts``, ``load_artifacts``,
+    ``load_input``, ``collate_fn`` …) are the protocols of `engine.protocols`. A source may return
     a ``LightningDataModule`` with ``facts`` when it needs full control.
     """
 
@@ -105,7 +105,7 @@ def engine_tasks() -> list[Component]:
 
     Each slot (``{"model": "model", "optimizer": "optimizer"}``) becomes a config section; the task
     receives built models and losses, and factories for optimizers and schedulers (see
-    :func:`engine.tasks.configure_optimizers`). Its other parameters are ``task.*`` keys, facts filled.
+    `engine.tasks.configure_optimizers`). Its other parameters are ``task.*`` keys, facts filled.
     """
 
 
@@ -164,7 +164,7 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
     """Adjust the composed config in place before it is planned (every ``engine run``, ``--dry-run`` too).
 
     Names are qualified; sections the user did not set hold their defaults. Do not import torch; raise
-    :class:`engine.ConfigError` for a config that cannot work.
+    `engine.ConfigError` for a config that cannot work.
     """
 
 

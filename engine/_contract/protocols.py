@@ -1,7 +1,7 @@
 """Every optional method the core may call on a plugin's object, as a ``typing.Protocol``.
 
-The core never looks a method up by name: it asks :func:`implements(obj, Protocol) <implements>` and
-calls what the protocol documents; :func:`problems` is what the conformance kit reports (docs/hooks.md).
+The core never looks a method up by name: it asks `implements(obj, Protocol)` and
+calls what the protocol documents; `problems` is what the conformance kit reports (docs/hooks.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class HasFacts(Protocol):
 
 @runtime_checkable
 class DataSource(HasFacts, Protocol):
-    """What every data source provides (subclass :class:`engine.data.DataSource` for a base)."""
+    """What every data source provides (subclass `engine.data.DataSource` for a base)."""
 
     def datasets(self) -> Mapping[str, Any]:
         """``{"train": Dataset, "val": Dataset, "test": Dataset}``; ``val`` and ``test`` optional."""
@@ -132,7 +132,7 @@ class ChoosesBest(Protocol):
 class DeployTarget(Protocol):
     """What a deployment target's object provides (see the ``engine_deploy_targets`` hook).
 
-    Optional extras the ``deploy`` command uses: :class:`DescribesArtifact` and :class:`DeclaresBatching`.
+    Optional extras the ``deploy`` command uses: `DescribesArtifact` and `DeclaresBatching`.
     """
 
     tolerance: float

@@ -53,7 +53,7 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """``"test/accuracy >= 0.97"`` -> a :class:`Target`; a ConfigError naming the line otherwise."""
+    """``"test/accuracy >= 0.97"`` -> a `Target`; a ConfigError naming the line otherwise."""
     match = _TARGET.match(text) if isinstance(text, str) else None
     bound = _BOUND.match(match.group(3)) if match else None
     if match is None or bound is None:

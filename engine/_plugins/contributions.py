@@ -1,7 +1,7 @@
 """What a hook implementation hands back, checked as soon as it returns: garbage is the plugin's fault, named.
 
-:func:`problem` says what is wrong (the value shown, shortened) or None; the manager then marks the plugin broken.
-``engine_adjust_config`` must keep the config's shape, ``engine_model_built`` the model a module (:func:`shape`).
+`problem` says what is wrong (the value shown, shortened) or None; the manager then marks the plugin broken.
+``engine_adjust_config`` must keep the config's shape, ``engine_model_built`` the model a module (`shape`).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from engine._plugins.settings import broken_plugins, disabled_plugins, record_br
 LIFECYCLE = frozenset({"engine_adjust_config", "engine_callbacks", "engine_model_built", "engine_datasets_built"})
 LIFECYCLE |= {"engine_run_finished", "engine_run_main"}
 CORE = "core"
-#: The plugin whose hook implementation is running (what a :class:`CommandSink` attributes commands to).
+#: The plugin whose hook implementation is running (what a `CommandSink` attributes commands to).
 CALLER: ContextVar[str] = ContextVar("engine_hook_caller", default=CORE)
 #: An import taking longer is noted on stderr (every command waits for it) and listed by ``engine plugins list``.
 SLOW_IMPORT_S = 1.0
@@ -67,7 +67,7 @@ class PluginInfo:
 
 
 class Owned(NamedTuple):
-    """A hook implementation's result with the plugin that returned it (see :meth:`PluginManager.call`)."""
+    """A hook implementation's result with the plugin that returned it (see `PluginManager.call`)."""
 
     plugin: str
     value: Any
@@ -91,7 +91,7 @@ def check_api(obj: Any, verdicts: dict[str, str | None] | None = None) -> str | 
 
 @contextlib.contextmanager
 def plugin_code(stdout: bool = True) -> Iterator[None]:
-    """Run plugin code: its ``print`` on stderr (a command's output stays clean), SIGINT counted in :data:`SIGINTS`."""
+    """Run plugin code: its ``print`` on stderr (a command's output stays clean), SIGINT counted in `SIGINTS`."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGINT) if main else None  # None: not set from Python, or not ours to set
 
@@ -339,7 +339,7 @@ class PluginManager:
         return plugin != CORE, plugin != name, info.installed, info.distribution or "", plugin
 
     def lost(self, what: str, name: str, holder: str, loser: str) -> str:
-        """The error of ``loser``, refused the ``what`` called ``name`` that ``holder`` keeps (see :meth:`rank`)."""
+        """The error of ``loser``, refused the ``what`` called ``name`` that ``holder`` keeps (see `rank`)."""
         if holder == CORE:
             return f"its {what} '{name}' is already provided by the core: rename it"
         keep, other = self.plugins[holder], self.plugins[loser]

@@ -48,7 +48,7 @@ class Registry:
         self._settle(sections)
 
     def _settle(self, sections: dict[str, list[Entry]]) -> None:
-        """Each config section to the plugin :meth:`PluginManager.rank` says keeps it; the others are broken."""
+        """Each config section to the plugin `PluginManager.rank` says keeps it; the others are broken."""
         for name, claims in sections.items():
             owners = {e.plugin for e in claims if self.manager.is_ok(e.plugin)} | (
                 {CORE} if name in CORE_KEYS else set()
@@ -162,7 +162,7 @@ def get_registry(disable: tuple[str, ...] | None = None, *, fresh: bool = False)
 
 
 def use_disabled(disable: tuple[str, ...]) -> None:
-    """Make ``disable`` the process's default plugin set for :func:`get_registry`."""
+    """Make ``disable`` the process's default plugin set for `get_registry`."""
     _DEFAULT_DISABLE[0] = tuple(sorted(disable))
 
 

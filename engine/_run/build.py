@@ -106,11 +106,11 @@ def construct(
     keys: dict[str, Any] | None = None,
     copies: int = 0,
 ) -> Any:
-    """Build ``component``: a :class:`Factory` for optimizers and schedulers, the built object otherwise.
+    """Build ``component``: a `Factory` for optimizers and schedulers, the built object otherwise.
 
     ``facts`` fill the parameters named like them the user left unset; ``extra`` are passed as they
     are (a task's built slots); ``keys`` are the engine's keys of the slot (``optimizer.param_groups``);
-    ``copies``: of a model's weights that must fit in memory (:func:`check_size`), 0 for no check.
+    ``copies``: of a model's weights that must fit in memory (`check_size`), 0 for no check.
     """
     fn = component.load()
     sig = load_signature(component)
@@ -180,12 +180,12 @@ def available_memory() -> int | None:
 
 
 def build_component(registry: Registry, kind: str, name: str, params: dict[str, Any], **kwargs: Any) -> Any:
-    """Build one component by name (``engine.create``, the conformance kit); see :func:`construct`."""
+    """Build one component by name (``engine.create``, the conformance kit); see `construct`."""
     return construct(registry.resolve(kind, name), params, **kwargs)
 
 
 def build_data(plan: Plan, artifacts: Path | None = None) -> Any:
-    """The run's ``LightningDataModule`` (see :func:`data_module`), its splits seen by ``engine_datasets_built``.
+    """The run's ``LightningDataModule`` (see `data_module`), its splits seen by ``engine_datasets_built``.
 
     ``artifacts``: a run whose saved artifacts (its tokenizer …) the source reads back instead of rebuilding them.
     """
@@ -224,7 +224,7 @@ def data_module(
 
 
 class SplitsHook:
-    """Calls ``engine_datasets_built`` when a :class:`SourceDataModule` first builds its splits."""
+    """Calls ``engine_datasets_built`` when a `SourceDataModule` first builds its splits."""
 
     def __init__(self, registry: Registry, config: dict[str, Any]) -> None:
         self.registry, self.config = registry, config
@@ -259,13 +259,13 @@ def build_slots(plan: Plan, facts: dict[str, Any], restoring: bool = False) -> d
 
 
 def build_task(plan: Plan, facts: dict[str, Any], slots: dict[str, Any]) -> Any:
-    """The run's ``LightningModule``: the task built around its slots (:func:`build_slots`)."""
+    """The run's ``LightningModule``: the task built around its slots (`build_slots`)."""
     return construct(plan.task, plan.task_params, facts=facts, where="task", extra=slots)
 
 
 @dataclass
 class Built:
-    """What :func:`build` made of a plan: the data module, its facts, the task's slots and the task."""
+    """What `build` made of a plan: the data module, its facts, the task's slots and the task."""
 
     datamodule: Any
     facts: dict[str, Any]

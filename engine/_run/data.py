@@ -1,4 +1,4 @@
-"""Data sources and their adaptor to Lightning (behind :mod:`engine.data`)."""
+"""Data sources and their adaptor to Lightning (behind `engine.data`)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from engine._contract.protocols import Collates, LoadsArtifacts, SavesArtifacts,
 
 
 class DataSource:
-    """Base class for data sources: override :meth:`datasets` and :attr:`facts`.
+    """Base class for data sources: override `datasets` and `facts`.
 
     The core also calls ``save_artifacts(run_dir)``, ``load_artifacts(run_dir)`` and ``load_input(path)``
-    when a source has them (the protocols of :mod:`engine.protocols`).
+    when a source has them (the protocols of `engine.protocols`).
     """
 
     #: Optional ``collate_fn`` for the DataLoader.
@@ -103,7 +103,7 @@ class EpochShuffleSampler(Sampler[int]):
 
 
 class SourceDataModule(L.LightningDataModule):
-    """A ``LightningDataModule`` over any :class:`DataSource`."""
+    """A ``LightningDataModule`` over any `DataSource`."""
 
     def __init__(
         self,
@@ -183,7 +183,7 @@ class SourceDataModule(L.LightningDataModule):
 def sample_batch(datamodule: Any, n: int = 2, split: str = "train") -> Any:
     """The first ``n`` samples of ``split`` as one batch, for a task's ``check_data``.
 
-    Without worker processes for a :class:`SourceDataModule`; the first batch of ``train_dataloader()`` otherwise.
+    Without worker processes for a `SourceDataModule`; the first batch of ``train_dataloader()`` otherwise.
     """
     if isinstance(datamodule, SourceDataModule):
         loader = DataLoader(datamodule.splits[split], batch_size=n, collate_fn=datamodule.collate_fn)

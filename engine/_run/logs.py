@@ -1,7 +1,7 @@
 """What long commands print, at three levels set by ``--quiet`` / ``--verbose`` (torch-free).
 
 ``quiet``: the results only; ``normal``: Lightning's progress bar on a terminal, else one line an epoch
-(:class:`engine._run.callbacks.EpochLines`), Lightning's tips and banners dropped; ``verbose``: everything.
+(`engine._run.callbacks.EpochLines`), Lightning's tips and banners dropped; ``verbose``: everything.
 """
 
 from __future__ import annotations

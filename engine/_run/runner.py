@@ -38,7 +38,7 @@ RUN_DIR_ENV = "ENGINE_RUN_DIR"
 
 @dataclass
 class RunResult:
-    """What :func:`train` returns: the run directory and its summary (``summary.json``)."""
+    """What `train` returns: the run directory and its summary (``summary.json``)."""
 
     run_dir: Path
     summary: dict[str, Any]

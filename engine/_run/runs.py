@@ -1,4 +1,4 @@
-"""A run directory, read: its records (config, facts, summary, checkpoint paths) and :class:`Run`; its lock.
+"""A run directory, read: its records (config, facts, summary, checkpoint paths) and `Run`; its lock.
 
 Opening reads only JSON and YAML (no torch). A run directory is data someone may have sent you:
 every path it records is relative to it, and one that is absolute or leads out of it (a link) is refused.
@@ -55,7 +55,7 @@ def planned_runs(paths: Iterable[str | Path]) -> Iterator[None]:
 
 
 def is_planned(path: str | Path) -> bool:
-    """Whether ``path`` is (inside) a run directory of :func:`planned_runs`: it does not exist yet, by design."""
+    """Whether ``path`` is (inside) a run directory of `planned_runs`: it does not exist yet, by design."""
     planned = _PLANNED.get()
     return bool(planned) and any(Path(path).expanduser().resolve().is_relative_to(p) for p in planned)
 
@@ -63,7 +63,7 @@ def is_planned(path: str | Path) -> bool:
 def check_run_dir(path: str, where: str, checkpoint_ok: bool = False) -> Path:
     """``path`` is a run directory (or, with ``checkpoint_ok``, a checkpoint file); a ConfigError otherwise.
 
-    A path :func:`planned_runs` announces (an earlier pipeline stage's run) is accepted.
+    A path `planned_runs` announces (an earlier pipeline stage's run) is accepted.
     """
     run = expand(path, where)
     if is_planned(run):
@@ -233,7 +233,7 @@ def status(summary: dict[str, Any]) -> str:
 
 @dataclass
 class Run:
-    """A run directory, read (:func:`open_run`): its config, facts and summary; its task and data rebuilt."""
+    """A run directory, read (`open_run`): its config, facts and summary; its task and data rebuilt."""
 
     path: Path
     config: dict[str, Any]
@@ -248,7 +248,7 @@ class Run:
         return self.registry
 
     def plan(self) -> Plan:
-        """The run's :class:`~engine._config.plan.Plan`, from its resolved config (made once).
+        """The run's `Plan`, from its resolved config (made once).
 
         The sections' checks of the world at training time (``model.init_from`` exists …) are not
         repeated: the run's weights replace what they loaded.
@@ -337,7 +337,7 @@ class Run:
 
 
 def open_run(path: str | Path, registry: Any = None) -> Run:
-    """Read run directory ``path``; a clear :class:`EngineError` when it is not one.
+    """Read run directory ``path``; a clear `EngineError` when it is not one.
 
     ``registry`` defaults to the running command's (its ``--disable`` set included).
     """

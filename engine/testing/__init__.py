@@ -1,7 +1,7 @@
 """Testing plugins (public; also a pytest plugin, so its fixtures are there in every test of a project).
 
-The conformance kit (:func:`check_plugin`, the ``engine_check`` fixture), running the engine in tests
-(:func:`train_run`, ``cli``, :func:`run_cli`), fixtures for isolation, and recipes' quality targets.
+The conformance kit (`check_plugin`, the ``engine_check`` fixture), running the engine in tests
+(`train_run`, ``cli``, `run_cli`), fixtures for isolation, and recipes' quality targets.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def train_run(
     resume: str | Path | None = None,
     files: tuple[Any, ...] = (),
 ) -> Any:
-    """Compose, plan and train a quiet run into ``root/name``; the :class:`~engine.runs.RunResult`."""
+    """Compose, plan and train a quiet run into ``root/name``; the `RunResult`."""
     import engine
 
     config = engine.compose(recipe, files, [*QUIET, *overrides, f"run.dir={root}", f"run.name={name}"])
@@ -103,7 +103,7 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Any:
 
 @pytest.fixture(scope="session")
 def train() -> Any:
-    """``train(*overrides, root=..., recipe=None, name="run", resume=None) -> RunResult`` (:func:`train_run`)."""
+    """``train(*overrides, root=..., recipe=None, name="run", resume=None) -> RunResult`` (`train_run`)."""
     return train_run
 
 
@@ -132,7 +132,7 @@ def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def engine_check(tmp_path: Path) -> Any:
-    """``engine_check("myplugin", **kwargs)`` runs :func:`check_plugin` with runs in ``tmp_path``."""
+    """``engine_check("myplugin", **kwargs)`` runs `check_plugin` with runs in ``tmp_path``."""
     return lambda name, **kwargs: check_plugin(name, **{"run_dir": tmp_path, **kwargs})
 
 

@@ -34,7 +34,7 @@ def check_plugin(
     skip: Iterable[str] = (),
     task_overrides: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """Check every component plugin ``name`` contributes; raise :class:`ConformanceError` on failure.
+    """Check every component plugin ``name`` contributes; raise `ConformanceError` on failure.
 
     Args:
         name: the plugin (entry-point) name.

@@ -1,6 +1,6 @@
 """Tables with numeric and categorical columns.
 
-Both sources end in :class:`Table`: numeric columns are standardised with the
+Both sources end in `Table`: numeric columns are standardised with the
 training split's statistics (missing values become the training mean), and each
 categorical column is indexed by the categories seen in training, code 0 meaning
 missing or unseen. One sample is a float vector: the numeric columns, then the

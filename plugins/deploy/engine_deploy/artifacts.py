@@ -2,11 +2,11 @@
 
 ``torch.export.load`` unpickles (``weights_only=False``) every weight or constant its archive marks
 ``use_pickle``, opaque constants and legacy ``.pt`` payloads; it retries sample inputs that fail the safe
-unpickler with the unsafe one; and it loads AOTInductor's compiled libraries. :func:`check_pt2` reads the
+unpickler with the unsafe one; and it loads AOTInductor's compiled libraries. `check_pt2` reads the
 archive (a zip) first and refuses any of these: an archive ``torch.export.save`` wrote for an engine model
 holds raw tensor bytes, JSON and sample inputs plain enough for ``weights_only=True``. TorchScript
 (``torch.jit.load``) and ONNX Runtime read their files without Python's unpickler; a file that is not
-what its manifest promises is one line (:func:`load_failed`) instead of a raw library error.
+what its manifest promises is one line (`load_failed`) instead of a raw library error.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _check_payloads(path: Path, config: str, raw: bytes, kind: str) -> None:
 
 
 def load_pt2(path: Path) -> Any:
-    """``torch.export.load(path).module()`` once :func:`check_pt2` found nothing to unpickle."""
+    """``torch.export.load(path).module()`` once `check_pt2` found nothing to unpickle."""
     import torch
 
     check_pt2(path)

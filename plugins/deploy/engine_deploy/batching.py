@@ -41,8 +41,8 @@ class Batcher:
     that queued while the model was busy go at once too, so the model is never idle while a
     request has waited its time. ``max_batch_size=1`` turns batching off.
 
-    **Bounded.** At most ``max_queue`` samples wait; beyond that :meth:`submit` raises
-    :class:`Overloaded` (the server answers 503 with ``Retry-After``), so memory stays bounded
+    **Bounded.** At most ``max_queue`` samples wait; beyond that `submit` raises
+    `Overloaded` (the server answers 503 with ``Retry-After``), so memory stays bounded
     under overload.
     """
 

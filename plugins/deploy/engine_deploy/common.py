@@ -113,7 +113,7 @@ def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torc
 
 def split_targets(datamodule: Any, split: str, limit: int) -> list[Any] | None:
     """The first ``limit`` targets of ``split`` when a batch holds them as a list (one per sample: a detector's
-    boxes), in the order :func:`split_inputs` read the inputs; None for tensor targets or none at all."""
+    boxes), in the order `split_inputs` read the inputs; None for tensor targets or none at all."""
     make = {"test": datamodule.test_dataloader, "val": datamodule.val_dataloader, "train": datamodule.train_dataloader}
     loader = make[split]()
     if isinstance(loader, (list, tuple)):

@@ -72,7 +72,7 @@ class Container:
         return float(self._inner.tolerance)
 
     def use_run(self, run: Any) -> None:
-        """The run to package (``engine deploy`` calls this before :meth:`export`)."""
+        """The run to package (``engine deploy`` calls this before `export`)."""
         self._run = run
 
     def export(self, model: Any, example_inputs: Any, out_dir: Path) -> Path:

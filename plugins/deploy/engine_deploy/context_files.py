@@ -1,6 +1,6 @@
 """The text files of the container target's build context: Dockerfile, .dockerignore, README.md.
 
-Plain functions of an :class:`Info` (no torch, no file access): everything they write is relative to
+Plain functions of an `Info` (no torch, no file access): everything they write is relative to
 the context directory; the only absolute paths are the image's own (``/app``).
 """
 

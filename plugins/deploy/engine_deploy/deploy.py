@@ -33,7 +33,7 @@ def deploy(
 ) -> dict[str, Any]:
     """Export the run's model with ``target_name``, reload it, verify it; return the manifest written.
 
-    A target implementing :class:`engine_deploy.protocols.UsesRun` is handed the run before ``export``.
+    A target implementing `engine_deploy.protocols.UsesRun` is handed the run before ``export``.
 
     Args:
         run_path: a run directory with a checkpoint.
@@ -73,7 +73,7 @@ def _deploy(
     timing: bool = True,
     threads: int = 1,
 ) -> dict[str, Any]:
-    """:func:`deploy`, which puts the caller's thread count back afterwards."""
+    """`deploy`, which puts the caller's thread count back afterwards."""
     import engine
     from engine.runs import inside
 

@@ -92,7 +92,7 @@ class PredictEndpoint:
     api_key: str | None = None
 
     def check_key(self, headers: Headers | Any) -> None:
-        """Raise :class:`Refused` (401) unless the request carries the API key once (when one is set)."""
+        """Raise `Refused` (401) unless the request carries the API key once (when one is set)."""
         if not self.api_key:
             return
         repeated = headers.repeated if isinstance(headers, Headers) else set()
@@ -108,7 +108,7 @@ class PredictEndpoint:
             raise Refused(401, "wrong API key")
 
     def parse(self, body: bytes, headers: Headers) -> tuple[Any, int]:
-        """The request's inputs (a numpy batch) and ``top_k``, or :class:`Refused`."""
+        """The request's inputs (a numpy batch) and ``top_k``, or `Refused`."""
         self.check_key(headers)
         media = (headers.get("content-type") or "").split(";")[0].strip().lower()
         if media != "application/json" or "content-type" in headers.repeated:

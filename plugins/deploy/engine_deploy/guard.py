@@ -1,15 +1,15 @@
 """The limits a server reachable by others needs, enforced below the app: header size, read time, connections.
 
 uvicorn's own parsers differ (httptools accepts a 64 MB header, h11 answers 400) and neither
-times out a client that sends half a request head and waits (slowloris). :class:`Limits` states
-every limit once; :func:`make_server` applies them with uvicorn's options (connections, keep-alive)
+times out a client that sends half a request head and waits (slowloris). `Limits` states
+every limit once; `make_server` applies them with uvicorn's options (connections, keep-alive)
 and a protocol subclass (the request head must arrive whole, within ``read_timeout_s`` and
 ``max_header_bytes``: 408 / 431 otherwise). The body's limits (size, read time) are applied by
-the app as it reads it (:class:`engine_deploy.server.Front`).
+the app as it reads it (`engine_deploy.server.Front`).
 
 uvicorn counts every open connection against ``max_connections``, so 520 sockets holding half a
 head made every request, ``/health`` included, a 503 until the read timeout: connections still
-sending a request have their own budget (:class:`Pending`), ``/health`` and ``/ready`` are answered
+sending a request have their own budget (`Pending`), ``/health`` and ``/ready`` are answered
 whatever the load, and every refusal made here is counted in ``engine_rejected_total``.
 """
 
@@ -82,7 +82,7 @@ _431 = (
 class Pending:
     """Connections still sending a request (its head or body) or idle between requests, oldest first.
 
-    Each client address has a budget of them and the server one in total (:attr:`Limits.pending`); a
+    Each client address has a budget of them and the server one in total (`Limits.pending`); a
     connection that would exceed either makes room by closing the oldest (``evicted``). A client holding
     half-sent requests open thus keeps at most its budget of connections, never the capacity complete
     requests use, and a new request (a health probe) gets in: its head arrives at once, the flood's never.
@@ -121,8 +121,8 @@ PROBES = (b"/health", b"/ready")
 
 def guarded_protocol(limits: Limits, metrics: Any = None) -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol, made to close request heads that are too slow or too large, to give
-    connections still sending a request their own budget (:class:`Pending`), and to count every refusal
-    it makes in ``metrics`` (:class:`engine_deploy.metrics.ServerMetrics`, ``engine_rejected_total``)."""
+    connections still sending a request their own budget (`Pending`), and to count every refusal
+    it makes in ``metrics`` (`engine_deploy.metrics.ServerMetrics`, ``engine_rejected_total``)."""
 
     def count(reason: str | None) -> None:
         if metrics is not None:
@@ -159,7 +159,7 @@ def guarded_protocol(limits: Limits, metrics: Any = None) -> type[asyncio.Protoc
                 count(reason)
 
         def evict(self) -> None:
-            """Make room for a newer connection (see :class:`Pending`)."""
+            """Make room for a newer connection (see `Pending`)."""
             msg = b"request not completed in time: the server needed the connection"
             answered = self.cycle is not None and self.cycle.response_started and not self._reading_head
             partial = (self._head_bytes or not self._reading_head) and not answered

@@ -37,7 +37,7 @@ def as_array(
 ) -> np.ndarray:
     """A nested list / array that is one sample or a batch -> a ``[batch, *sample_shape]`` numpy array.
 
-    Raises :class:`InputError` with a message naming the expected shape when it does not fit.
+    Raises `InputError` with a message naming the expected shape when it does not fit.
     Pure numpy, so the server can check a request on its event loop without torch.
     """
     if isinstance(value, dict):
@@ -80,7 +80,7 @@ def as_array(
 def as_batch(
     value: Any, sample_shape: Sequence[int] | None, dtype: str | None = "float32", where: str = "input"
 ) -> torch.Tensor:
-    """:func:`as_array` as a tensor of the model's input dtype (``value`` may be a tensor)."""
+    """`as_array` as a tensor of the model's input dtype (``value`` may be a tensor)."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()

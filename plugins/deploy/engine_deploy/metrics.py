@@ -7,13 +7,13 @@ One registry per app (several servers in one process, as tests run them, do not 
   (samples waiting for the model);
 - ``engine_rejected_total{reason}``: requests and connections refused. By the app: ``bad_json``,
   ``unauthorized``, ``body_too_large``, ``unsupported_media_type``, ``bad_input``, ``overloaded``
-  (queue full), ``timeout`` (body not received in time). Below it (:mod:`engine_deploy.guard`):
+  (queue full), ``timeout`` (body not received in time). Below it (`engine_deploy.guard`):
   ``header_too_large`` (431), ``head_timeout`` (408: half a head), ``idle`` (closed without a
   request: nothing sent within the read timeout, or keep-alive expired), ``evicted`` (closed to
   make room: its client's or the server's budget of pending connections was full), ``bad_request``
   (400: not HTTP), ``connections`` (503: more than ``--max-connections`` in progress);
 - ``engine_open_connections`` and ``engine_pending_connections`` (those still sending a request
-  or idle between requests: the budget of :class:`engine_deploy.guard.Pending`);
+  or idle between requests: the budget of `engine_deploy.guard.Pending`);
 - ``engine_model_info{run, backend, task, model}``.
 """
 

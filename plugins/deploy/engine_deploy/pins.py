@@ -1,11 +1,11 @@
 """Pinned requirements and engine wheels for a container build context (no torch, no network).
 
-- :func:`used_distributions`: the engine distributions a run used (its ``environment.json``
+- `used_distributions`: the engine distributions a run used (its ``environment.json``
   plugins whose status was ok, the engine first);
-- :func:`source_dir`: the local source directory a distribution was installed from (editable or
+- `source_dir`: the local source directory a distribution was installed from (editable or
   local installs, read from ``direct_url.json``), if any;
-- :func:`build_wheels`: one ``pip wheel --no-deps --no-build-isolation`` for all of them;
-- :func:`lock`: every requirement of those wheels and of serving, down to the leaves, pinned at the
+- `build_wheels`: one ``pip wheel --no-deps --no-build-isolation`` for all of them;
+- `lock`: every requirement of those wheels and of serving, down to the leaves, pinned at the
   versions the run recorded (``environment.json`` "libraries") or, for the rest, installed here;
   torch (and torchvision/torchaudio) pinned to their CPU builds.
 """

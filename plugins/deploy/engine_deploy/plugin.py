@@ -93,7 +93,7 @@ def engine_deploy_targets() -> list[Component]:
 
 @hookimpl
 def engine_pipeline_steps() -> list[Component]:
-    """``engine pipeline``'s ``deploy:`` step: export a stage's run and verify it (see :mod:`engine_deploy.steps`)."""
+    """``engine pipeline``'s ``deploy:`` step: export a stage's run and verify it (see `engine_deploy.steps`)."""
     return [
         Component(
             "deploy",

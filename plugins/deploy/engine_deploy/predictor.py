@@ -1,7 +1,7 @@
 """A run's model (eager or a deployed artifact) behind one interface: batch in, records out.
 
 Records are labels and probabilities (classification) or values (regression); a run whose task
-describes its own outputs (:class:`engine_deploy.protocols.DescribesOutputs`, a detector's boxes)
+describes its own outputs (`engine_deploy.protocols.DescribesOutputs`, a detector's boxes)
 gets the task's records instead, from the same raw outputs.
 """
 
@@ -94,7 +94,7 @@ class Predictor:
         return batch, names
 
     def read_files(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str], list[str | None]]:
-        """:meth:`read`, and per sample the file the data source read it from (None: a .json/.npy/.csv sample)."""
+        """`read`, and per sample the file the data source read it from (None: a .json/.npy/.csv sample)."""
         batches, names, files = [], [], []
         for path in paths:
             suffix = Path(path).suffix.lower()

@@ -1,14 +1,14 @@
-"""What engine-deploy calls on plugin objects beyond the core's protocols (:mod:`engine.protocols`).
+"""What engine-deploy calls on plugin objects beyond the core's protocols (`engine.protocols`).
 
 **Deployment targets.** The core's protocol hands a target the model only
 (``export(model, example_inputs, out_dir)``). A target that packages more of the run (the
 ``container`` target copies its records and checkpoint into a build context and pins the
-libraries it was trained with) says so with :class:`UsesRun`:
+libraries it was trained with) says so with `UsesRun`:
 ``engine deploy`` then calls ``use_run(run)`` once, after building the target and before
 ``export``. Other callers (the conformance kit, a plugin exporting a bare model) do not, so
 ``export`` must still work without it.
 
-Checked with :func:`engine.protocols.implements` like the core's protocols (no ``getattr`` by name)::
+Checked with `engine.protocols.implements` like the core's protocols (no ``getattr`` by name)::
 
     from engine_deploy.protocols import UsesRun
 
@@ -21,10 +21,10 @@ Checked with :func:`engine.protocols.implements` like the core's protocols (no `
 **Tasks whose outputs are not classes or values** (a detector's boxes). ``engine predict``,
 ``engine serve`` and ``engine deploy`` turn a model's outputs into records themselves for
 classification (labels and probabilities) and regression (values). A task implementing
-:class:`DescribesOutputs` does it instead: ``describe_outputs(outputs)`` gets the network's raw
+`DescribesOutputs` does it instead: ``describe_outputs(outputs)`` gets the network's raw
 outputs for a batch (eager or from a deployed artifact: what ``engine deploy`` exports stays the
 network, its post-processing stays in Python) and returns one JSON-ready record per sample,
-which predict prints and serve answers as they are. A task implementing :class:`ScoresOutputs`
+which predict prints and serve answers as they are. A task implementing `ScoresOutputs`
 also gets its metric measured by ``engine deploy`` on eager and artifact outputs. The vision
 plugin's ``vision.detection`` implements both::
 
@@ -36,9 +36,9 @@ plugin's ``vision.detection`` implements both::
             ...
 
 **Data sources that read files for predict.** A record of a sample read from a file with the
-source's ``load_input(path)`` can be put back in that file's terms (:class:`MapsOutputs`: boxes
+source's ``load_input(path)`` can be put back in that file's terms (`MapsOutputs`: boxes
 in the original image's pixels rather than the resized input's) and drawn on it
-(:class:`DrawsOutputs`: ``engine predict RUN image.png --out boxes.png``).
+(`DrawsOutputs`: ``engine predict RUN image.png --out boxes.png``).
 
 The task is checked on its class (``engine.protocols.implements(task_class, DescribesOutputs)``)
 before it is built, so runs of other tasks pay nothing.
@@ -54,7 +54,7 @@ class UsesRun(Protocol):
     """A deployment target that needs the run being deployed, not only its model."""
 
     def use_run(self, run: Any) -> None:
-        """Receive the :class:`engine.runs.Run` (called by ``engine deploy`` before ``export``)."""
+        """Receive the `engine.runs.Run` (called by ``engine deploy`` before ``export``)."""
         ...
 
 
@@ -90,5 +90,5 @@ class DrawsOutputs(Protocol):
     """A data source that draws a record on the input file it was predicted from."""
 
     def draw_outputs(self, path: str, record: dict[str, Any], out: str) -> None:
-        """Draw ``record`` (in the file's terms, see :class:`MapsOutputs`) on file ``path``; write ``out``."""
+        """Draw ``record`` (in the file's terms, see `MapsOutputs`) on file ``path``; write ``out``."""
         ...

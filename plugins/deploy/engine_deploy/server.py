@@ -1,22 +1,22 @@
-"""``engine serve``: a FastAPI app over a :class:`Predictor`, with dynamic batching, an API key and a body limit.
+"""``engine serve``: a FastAPI app over a `Predictor`, with dynamic batching, an API key and a body limit.
 
 Why FastAPI + uvicorn rather than LitServe (both install here): one process, started in
 well under a second (tests start it in-process on a free port), with the request checks
 (size limit, API key, JSON, shape) written as plain code returning 4xx with a message; the
 OpenAPI schema comes from pydantic models. LitServe adds inference worker processes fed
 through queues, which on a small CPU machine costs more than it gives. Dynamic batching
-here is a small asyncio loop (:class:`Batcher`); the model and its post-processing run once
+here is a small asyncio loop (`Batcher`); the model and its post-processing run once
 per batch in one worker thread, so the event loop keeps accepting requests while a batch computes.
 
-Limits (:class:`engine_deploy.guard.Limits`, one ``engine serve`` flag each) hold under hostile
+Limits (`engine_deploy.guard.Limits`, one ``engine serve`` flag each) hold under hostile
 clients: the request head's size and read time, and the budget of connections still sending a
-request (per client and in total), are enforced by the protocol (:mod:`engine_deploy.guard`),
-connections by uvicorn, the body's size and read time by :class:`Front`, and everything a request
-body holds by :class:`engine_deploy.endpoint.PredictEndpoint` (4xx with a reason, never a 500); a
+request (per client and in total), are enforced by the protocol (`engine_deploy.guard`),
+connections by uvicorn, the body's size and read time by `Front`, and everything a request
+body holds by `engine_deploy.endpoint.PredictEndpoint` (4xx with a reason, never a 500); a
 full queue answers 503 with ``Retry-After``. ``GET /metrics`` is Prometheus, ``/health`` liveness,
 ``/ready`` readiness.
 
-The hot path is kept off FastAPI: :class:`Front`, the ASGI entry, enforces the body limit
+The hot path is kept off FastAPI: `Front`, the ASGI entry, enforces the body limit
 and answers ``POST /predict`` itself (FastAPI's routing and middleware cost about 0.13 ms a
 request, as much as a sample of the digits model in a batch). Everything else (health,
 metadata, docs, the OpenAPI schema) is FastAPI's. Requests are checked in numpy on the
@@ -57,7 +57,7 @@ class Front:
 
     A body larger than ``max_body_bytes`` (declared or streamed) gets 413 before it is read
     whole; one that does not arrive within ``read_timeout_s`` gets 408 and the connection is
-    closed. Every answer is counted in :class:`ServerMetrics`; with ``access_log`` each request
+    closed. Every answer is counted in `ServerMetrics`; with ``access_log`` each request
     is also one JSON line on the server's log.
     """
 
@@ -177,7 +177,7 @@ def create_app(
     limits: Limits | None = None,
     access_log: bool = False,
 ) -> Front:
-    """The ASGI app serving ``predictor``: :class:`Front` over the FastAPI app (its ``.app``)."""
+    """The ASGI app serving ``predictor``: `Front` over the FastAPI app (its ``.app``)."""
     limits = limits or Limits()
     if max_body_bytes is not None:
         limits = replace(limits, max_body_bytes=max_body_bytes)

@@ -5,8 +5,8 @@
       export:
         deploy: {run: "${stages.fine}", target: onnx, options: {opset: 17}}
 
-:func:`check_deploy_step` runs when the pipeline is planned (torch-free: nothing is imported but this
-module), :func:`deploy_step` when the stage's turn comes; it returns the manifest ``engine deploy``
+`check_deploy_step` runs when the pipeline is planned (torch-free: nothing is imported but this
+module), `deploy_step` when the stage's turn comes; it returns the manifest ``engine deploy``
 writes, with the figures the pipeline shows (``metrics``, ``primary_metric``).
 """
 

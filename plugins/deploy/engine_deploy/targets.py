@@ -22,7 +22,7 @@ ONNX_HINT = "pip install 'engine-deploy[onnx]'  (onnx, onnxruntime and onnxscrip
 
 
 def require_onnx(*modules: str) -> None:
-    """Raise one clear :class:`EngineError` naming what to install when an ONNX package is missing."""
+    """Raise one clear `EngineError` naming what to install when an ONNX package is missing."""
     import importlib
 
     missing = []
@@ -89,7 +89,7 @@ class TorchScript:
 class Export:
     """Export with ``torch.export`` to an ExportedProgram (``model.pt2``), batch dimension dynamic.
 
-    Loading inspects the archive first and refuses pickled payloads (:mod:`engine_deploy.artifacts`).
+    Loading inspects the archive first and refuses pickled payloads (`engine_deploy.artifacts`).
 
     Args:
         dynamic_batch: let the batch size vary (otherwise fixed to the example's).

@@ -1,6 +1,6 @@
 """A tiny trained core MLP run, shared by every test of the session (a few seconds to train).
 
-``cli``, ``train`` and ``one_thread`` come from :mod:`engine.testing`.
+``cli``, ``train`` and ``one_thread`` come from `engine.testing`.
 """
 
 from __future__ import annotations

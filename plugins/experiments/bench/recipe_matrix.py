@@ -11,7 +11,7 @@ checked on the run's final metrics (the test split of its best checkpoint) and i
 facts as ``facts/NAME`` (``test/accuracy >= 0.98 * facts/bayes_accuracy``). Prints one row per
 cell and each recipe's worst cell: the figure its documentation quotes. Recipes whose figure needs
 more than the run (a fresh evaluation, a baseline) have their own bench script in
-``plugins/*/bench/`` built on the same :mod:`engine_experiments.matrix`. ``--runs`` tabulates finished run
+``plugins/*/bench/`` built on the same `engine_experiments.matrix`. ``--runs`` tabulates finished run
 directories of this script (named ``RECIPE-seedS-threadsT``, e.g. from two processes that ran
 ``--threads 1`` and ``--threads 2`` side by side) instead of training. On a shared machine, start it
 with ``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads then sleep instead of spinning (the same

@@ -4,7 +4,7 @@
   (``expand=False``), members ``fold-0`` … ``fold-K-1``;
 - a pipeline directory (``pipeline.json``): its stages in order (``expand=True``).
 
-Commands ask :func:`engine.run_collection` (the ``engine_run_collection`` hook), so a sweep
+Commands ask `engine.run_collection` (the ``engine_run_collection`` hook), so a sweep
 directory, described by its own plugin, is expanded and summarised the same way.
 """
 

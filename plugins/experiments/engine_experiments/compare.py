@@ -1,6 +1,6 @@
 """``engine runs compare RUN… | COLLECTION…``: runs side by side (no torch).
 
-Each argument is a run directory or a run collection (:func:`engine.run_collection`): a collection
+Each argument is a run directory or a run collection (`engine.run_collection`): a collection
 whose members are listed one by one (a sweep's trials, a pipeline's stages) is expanded into them,
 one that sums its members up (a cross-validation: its folds' means) is one row. The table shows
 the config keys that differ between them as columns, the primary metric first, the other test

@@ -1,4 +1,4 @@
-"""``engine run … --folds K``: the K fold runs of one config, in one parent directory (see :mod:`.folds`).
+"""``engine run … --folds K``: the K fold runs of one config, in one parent directory (see `.folds`).
 
 ::
 

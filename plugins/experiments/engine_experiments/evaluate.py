@@ -2,9 +2,9 @@
 
 For each run the best checkpoint is loaded into the run's task and the run's
 data source is rebuilt from its config (same seed, same split). A task may
-define how it is evaluated (the :class:`~engine.protocols.EvaluatesRun` protocol);
+define how it is evaluated (the `EvaluatesRun` protocol);
 its parameters after ``datamodule`` are the options ``engine evaluate RUN KEY=VALUE``
-sets, checked against their annotations (:func:`engine.check_arguments`)::
+sets, checked against their annotations (`engine.check_arguments`)::
 
     class PPO(L.LightningModule):
         def evaluate_run(self, datamodule, episodes: int = 100, seed: int = 12345) -> dict[str, float]:
@@ -15,8 +15,8 @@ reported.
 
 ``engine evaluate RUN1 RUN2 RUN3 --ensemble`` averages the runs' predicted
 probabilities (outputs, for regression) on their shared test split and reports
-each member beside the ensemble (:func:`ensemble`), scored by the problem type's own
-metrics (:func:`engine.tasks.score`, the table every supervised run is scored by).
+each member beside the ensemble (`ensemble`), scored by the problem type's own
+metrics (`engine.tasks.score`, the table every supervised run is scored by).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def ensemble(paths: list[str], split: str = "test", which: str = "best") -> dict
 
 
 def _ensemble(paths: list[str], split: str, which: str) -> tuple[dict[str, dict[str, float]], str]:
-    """:func:`ensemble`'s result and the runs' problem type."""
+    """`ensemble`'s result and the runs' problem type."""
     if len(paths) < 2:
         raise EngineError("an ensemble needs at least two runs", hint="engine evaluate RUN1 RUN2 [RUN3 ...] --ensemble")
     import torch

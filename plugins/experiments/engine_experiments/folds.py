@@ -1,4 +1,4 @@
-"""Cross-validation folds: dealing a data source's samples into K folds (see :mod:`engine_experiments.crossval`).
+"""Cross-validation folds: dealing a data source's samples into K folds (see `engine_experiments.crossval`).
 
 ``engine run … --folds K`` trains K fold runs of one config in a parent directory.
 
@@ -16,7 +16,7 @@ mean, standard deviation (sample, ddof=1) and per-fold values::
       folds.json            {"folds": 5, "metrics": {"test/accuracy": {"mean": …, "std": …, "values": […]}}, …}
 
 A rerun with the same ``run.name`` skips the folds that completed and resumes the others.
-The splits are re-dealt in the ``engine_datasets_built`` hook (:func:`deal`), for every run whose
+The splits are re-dealt in the ``engine_datasets_built`` hook (`deal`), for every run whose
 config holds the ``cv`` section: training, and reopening a fold run to evaluate or deploy it.
 """
 

@@ -2,12 +2,12 @@
 
 A user's figure must not depend on the seed they happen to use or on how many threads torch takes
 on their machine (reductions split differently, so runs differ in the last bits and, on a fragile
-recipe, in the result). :func:`run_matrix` trains each (recipe, seed, threads) cell with a caller's
-``train(recipe, seed)`` under ``torch.set_num_threads(threads)``; :func:`print_matrix` prints one row
+recipe, in the result). `run_matrix` trains each (recipe, seed, threads) cell with a caller's
+``train(recipe, seed)`` under ``torch.set_num_threads(threads)``; `print_matrix` prints one row
 per cell with every target's value, then the worst cell of each recipe: the figure to document.
 ``plugins/experiments/bench/recipe_matrix.py`` runs it for recipes' own metrics; plugins' bench scripts
 pass their own ``train`` (an extra evaluation, a baseline) to the same functions. Targets are read by
-:func:`engine.testing.parse_targets` (:class:`engine.testing.Target`).
+`engine.testing.parse_targets` (`engine.testing.Target`).
 """
 
 from __future__ import annotations

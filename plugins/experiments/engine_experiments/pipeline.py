@@ -8,10 +8,10 @@
     results["fine"].status, results["fine"].run_dir, results["fine"].metrics["test/accuracy"]
     run_pipeline("ft.yaml", "pipelines/ft", dry_run=True)  # check every stage, train nothing
 
-Every stage is planned before the first one trains (:mod:`.pipeline_spec`). Then each stage, in
+Every stage is planned before the first one trains (`.pipeline_spec`). Then each stage, in
 order, is skipped (completed, same resolved config), resumed (interrupted or failed), or run; a
 stage whose config changed, and every stage after one that did any work, runs again, its old
-directory kept as ``NAME.old-<time>`` (:mod:`.pipeline_state`). Whether a run stage is done is
+directory kept as ``NAME.old-<time>`` (`.pipeline_state`). Whether a run stage is done is
 read from its own run directory (``config.yaml``, ``summary.json``), so a pipeline killed at any
 moment, or whose ``pipeline.json`` was lost, reruns correctly; a step is done when ``pipeline.json``
 records it completed with the same config hash and its directory is not empty.
@@ -104,11 +104,11 @@ def run_pipeline(
         progress: called with each line of progress (default: printed on stderr).
 
     Returns:
-        Each stage's :class:`StageResult`, in order.
+        Each stage's `StageResult`, in order.
 
     Raises:
         EngineError: a mistake in a stage (``stage 'NAME': …``, exit code 2), found before anything
-            trains, or :class:`StageFailed` when a stage's training or step fails (exit code 1).
+            trains, or `StageFailed` when a stage's training or step fails (exit code 1).
     """
     registry = registry if registry is not None else engine.get_registry()
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -271,7 +271,7 @@ def decide(
 ) -> tuple[str, str]:
     """What to do with a stage: ``train`` (nothing there yet), ``skip``, ``resume`` or ``rerun``; and why.
 
-    ``rerun`` moves the stage's directory aside first (:func:`.pipeline_state.move_aside`); ``resume``
+    ``rerun`` moves the stage's directory aside first (`.pipeline_state.move_aside`); ``resume``
     continues the run in place (from its newest checkpoint, or from the start when it has none; a
     step runs again).
     """

@@ -1,4 +1,4 @@
-"""``engine pipeline FILE``: a pipeline's stages, in order, into one directory (see :mod:`.pipeline`)."""
+"""``engine pipeline FILE``: a pipeline's stages, in order, into one directory (see `.pipeline`)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@
 ``${stages.NAME}`` is the run directory of an earlier stage (``DIR/stages/NAME``). It is substituted
 here, before composition, so it never meets OmegaConf's own ``${...}`` interpolation. A run stage is
 composed like ``engine run`` (defaults, recipe, files relative to the pipeline file, its sections,
-its overrides) and planned with :func:`engine.plan`. A step's kind is a component of kind ``step``
+its overrides) and planned with `engine.plan`. A step's kind is a component of kind ``step``
 (the ``engine_pipeline_steps`` hook): its keys are checked against the parameters of the step's
-function (:func:`engine.check_arguments`) and by the step's own ``check``. While the stages are
+function (`engine.check_arguments`) and by the step's own ``check``. While the stages are
 planned, the directories of the run stages count as runs that will exist
-(:func:`engine.runs.planned_runs`), so ``model.init_from: ${stages.pre}`` validates before ``pre``
+(`engine.runs.planned_runs`), so ``model.init_from: ${stages.pre}`` validates before ``pre``
 has trained. See docs/pipelines.md.
 """
 

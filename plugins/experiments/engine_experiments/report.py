@@ -85,7 +85,7 @@ def left_out(runs: list[tuple[str, list[dict[str, float]]]]) -> dict[str, str]:
 def panels(keys: set[str], skip: set[str] | dict[str, str] = frozenset()) -> list[tuple[str, list[str]]]:
     """Group logged keys into chart panels: loss, each metric (train/val, with its baselines), learning rate, the rest.
 
-    ``skip`` are keys left out (see :func:`left_out`); test-split keys are never drawn.
+    ``skip`` are keys left out (see `left_out`); test-split keys are never drawn.
     """
     keys = {k for k in keys if k not in ("step", "epoch") and not k.startswith("test/") and k not in skip}
     out: list[tuple[str, list[str]]] = []
@@ -202,7 +202,7 @@ def save_png(fig: Any, file: Path) -> None:
 
 
 def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None) -> str:
-    """The Markdown summary of ``runs`` (opened with :func:`engine.open_run`); ``skipped``: series not drawn."""
+    """The Markdown summary of ``runs`` (opened with `engine.open_run`); ``skipped``: series not drawn."""
     names = [r.path.name for r in runs]
     lines = [f"# Training report: {', '.join(names)}", "", f"![curves]({image})", ""]
     if skipped:
@@ -266,7 +266,7 @@ def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None)
 def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     """Write ``curves.png`` and ``report.md`` for the runs at ``paths``; return what was written.
 
-    (A collection's report, a sweep's: :func:`engine_experiments.report_collection.collection_report`.)
+    (A collection's report, a sweep's: `engine_experiments.report_collection.collection_report`.)
     """
     import engine
 

@@ -57,7 +57,7 @@ def member_figures(path: Path, metric: str) -> dict[str, Any] | None:
 
 
 def collection_report(collection: Any, out: Path | None = None) -> dict[str, Any]:
-    """Write the report of ``collection`` (a :class:`engine.RunCollection` with a primary metric) into ``out``."""
+    """Write the report of ``collection`` (a `engine.RunCollection` with a primary metric) into ``out``."""
     path = collection.path
     primary = collection.figures.get("primary_metric") or {}
     metric, mode = str(primary.get("name")), str(primary.get("mode") or "max")

@@ -3,7 +3,7 @@
 A pipeline's stages are listed together in stage order as ``PIPELINE/STAGE`` (with their live
 status: ``pending``, ``stale``, ``interrupted``), a sweep's members as ``SWEEP/MEMBER``, a
 cross-validation as one row of its fold means. Collections are recognised through
-:func:`engine.run_collection`, so any plugin's collections are listed (torch-free).
+`engine.run_collection`, so any plugin's collections are listed (torch-free).
 """
 
 from __future__ import annotations

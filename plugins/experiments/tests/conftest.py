@@ -1,6 +1,6 @@
 """Shared pieces of the experiments plugin's tests: isolation, one torch thread, tiny runs.
 
-``cli``, ``train``, ``engine_isolated``, ``one_thread`` and ``plugin_site`` come from :mod:`engine.testing`.
+``cli``, ``train``, ``engine_isolated``, ``one_thread`` and ``plugin_site`` come from `engine.testing`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _isolated(engine_isolated: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny() -> list[str]:
-    """The overrides of a tiny run (:data:`TINY`)."""
+    """The overrides of a tiny run (`TINY`)."""
     return list(TINY)
 
 

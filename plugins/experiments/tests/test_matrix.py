@@ -1,4 +1,4 @@
-"""The seeds x threads recipe matrix (:mod:`engine_experiments.matrix`) and its bench script."""
+"""The seeds x threads recipe matrix (`engine_experiments.matrix`) and its bench script."""
 
 from __future__ import annotations
 

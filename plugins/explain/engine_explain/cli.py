@@ -1,4 +1,4 @@
-"""The ``engine explain`` command: run :func:`engine_explain.explain.explain` and print what it found."""
+"""The ``engine explain`` command: run `engine_explain.explain.explain` and print what it found."""
 
 from __future__ import annotations
 

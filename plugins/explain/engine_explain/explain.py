@@ -1,6 +1,6 @@
 """``engine explain``: read inputs as ``engine predict`` does, attribute them with Captum, draw what was found.
 
-:func:`explain` is the whole command as a function (the CLI prints what it returns)::
+`explain` is the whole command as a function (the CLI prints what it returns)::
 
     from engine_explain.explain import explain
 

@@ -82,7 +82,7 @@ def token_embedding(model: nn.Module, x: torch.Tensor) -> nn.Embedding | None:
 
 
 def check_differentiable(model: nn.Module, x: torch.Tensor, method: str) -> nn.Embedding | None:
-    """Raise :class:`EngineError` when gradients cannot reach the input; the token embedding for token ids."""
+    """Raise `EngineError` when gradients cannot reach the input; the token embedding for token ids."""
     if method in GRADIENT_FREE:
         return token_embedding(model, x) if not x.is_floating_point() else None
     if not x.is_floating_point():

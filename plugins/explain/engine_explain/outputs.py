@@ -35,7 +35,7 @@ def slug(index: int, name: str) -> str:
 
 
 def write(report: Any, layers: list[np.ndarray], top: int) -> None:
-    """Write every file for ``report`` (an :class:`engine_explain.explain.Report`) and record them on it."""
+    """Write every file for ``report`` (an `engine_explain.explain.Report`) and record them on it."""
     out: Path = report.out
     names = report.feature_names
     if report.kind == "features":

@@ -1,4 +1,4 @@
-"""Tiny trained runs shared by the session (``cli``, ``train`` and ``one_thread`` come from :mod:`engine.testing`)."""
+"""Tiny trained runs shared by the session (``cli``, ``train`` and ``one_thread`` come from `engine.testing`)."""
 
 from __future__ import annotations
 

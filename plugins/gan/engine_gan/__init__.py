@@ -1,1 +1,1 @@
-"""engine-gan: adversarial training for engine (declarations live in :mod:`engine_gan.plugin`)."""
+"""engine-gan: adversarial training for engine (declarations live in `engine_gan.plugin`)."""

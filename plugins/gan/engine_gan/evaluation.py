@@ -96,7 +96,7 @@ def measure_samples(
 ) -> dict[str, float]:
     """The metrics of ``samples`` (data space): mixture modes/hq, classifier score, MMD to ``reals``.
 
-    ``classifier`` returns ``(module, num_classes, remap)`` as :func:`load_classifier` does.
+    ``classifier`` returns ``(module, num_classes, remap)`` as `load_classifier` does.
     """
     out: dict[str, float] = {}
     score: float | None = None

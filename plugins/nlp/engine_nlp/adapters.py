@@ -1,11 +1,11 @@
 """``model.init_from`` adapters: other state dicts mapped onto the plugin's models (applied by the techniques plugin).
 
-- :func:`hf_gpt2_to_gpt`: a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``) state dict -> ``nlp.gpt``.
+- `hf_gpt2_to_gpt`: a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``) state dict -> ``nlp.gpt``.
   GPT-2 is a pre-LayerNorm decoder with learned positions, biases, a 4x GELU (tanh approximation) MLP,
   LayerNorm eps 1e-5 and an output layer tied to the token embedding: ``nlp.gpt`` with ``bias=true``,
   ``positions=learned``, ``tie_weights=true``, ``mlp_ratio=4`` computes the same function. Its linear layers
   are ``Conv1D`` (weights stored ``[in, out]``), transposed here to ``nn.Linear``'s ``[out, in]``.
-- :func:`gpt_to_classifier`: an ``nlp.gpt`` state dict (a pre-training run) -> ``nlp.transformer_classifier``:
+- `gpt_to_classifier`: an ``nlp.gpt`` state dict (a pre-training run) -> ``nlp.transformer_classifier``:
   the same blocks (one ``Block`` class; causal vs bidirectional attention is only the mask), the token
   embedding, the positions (shifted one place for the [CLS] slot) and the final LayerNorm. The LM head is
   dropped; the [CLS] vector and the classification head start fresh.

@@ -1,11 +1,11 @@
 """Real text present on every machine: the running interpreter's own standard library sources.
 
-- :func:`stdlib_text`: the top-level ``*.py`` modules of ``sysconfig.get_paths()["stdlib"]`` in sorted
+- `stdlib_text`: the top-level ``*.py`` modules of ``sysconfig.get_paths()["stdlib"]`` in sorted
   file-name order, concatenated (each file followed by a blank line), cut at ``max_chars``. The same
   Python version gives the same corpus on every machine.
-- :func:`stdlib_snippets`: a labelled set for classification. Each sample is a snippet of
+- `stdlib_snippets`: a labelled set for classification. Each sample is a snippet of
   ``lines_per_snippet`` consecutive non-blank source lines from a ``.py`` file of one of the
-  :data:`PACKAGES` below (tests folders excluded); its label is the package it comes from. Files are read in
+  `PACKAGES` below (tests folders excluded); its label is the package it comes from. Files are read in
   sorted order, snippets cut without overlap, and at most ``max_per_class`` snippets per package are kept,
   taken evenly across the package.
 

@@ -147,7 +147,7 @@ class GPT(nn.Module):
             self.head.weight = self.tok_emb.weight
 
     def forward(self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None = None) -> torch.Tensor:
-        """Logits ``[B, T, vocab]``; ``cache`` (one list per block, see :meth:`generate`) holds earlier positions."""
+        """Logits ``[B, T, vocab]``; ``cache`` (one list per block, see `generate`) holds earlier positions."""
         t = idx.shape[1]
         past = cache[0][0].shape[2] if cache and cache[0] else 0
         if past + t > self.context_length:

@@ -68,7 +68,7 @@ class TextTokenizer:
 
     @classmethod
     def load(cls, path: str | Path) -> TextTokenizer:
-        """Read a ``tokenizer.json`` written by :meth:`save` (or any WordLevel/BPE tokenizer file)."""
+        """Read a ``tokenizer.json`` written by `save` (or any WordLevel/BPE tokenizer file)."""
         from tokenizers import Tokenizer
 
         file = Path(path).expanduser()
@@ -125,7 +125,7 @@ class TextTokenizer:
         return [list(e.ids) for e in self.tokenizer.encode_batch(texts)]  # type: ignore[attr-defined]
 
     def encode_prompt(self, text: str) -> list[int]:
-        """Like :meth:`encode`, but a character the tokenizer cannot encode is a clear error."""
+        """Like `encode`, but a character the tokenizer cannot encode is a clear error."""
         bad = self.unknown_chars(text)
         if bad:
             shown = ", ".join(repr(c) for c in bad[:10])

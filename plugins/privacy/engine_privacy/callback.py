@@ -7,7 +7,7 @@ lets a callback reach the object, and nothing is replaced that checkpoints or la
    without wrapping the module, so the state dict, checkpoints, ``model.safetensors`` and every
    command reopening the run see the plain model; removed again when fitting ends;
 2. **Poisson sampling**: the run's training DataLoader is rebuilt with Opacus' Poisson batch sampler
-   (:mod:`engine_privacy.sampling`). The callback's ``setup`` gives the datamodule an instance-level
+   (`engine_privacy.sampling`). The callback's ``setup`` gives the datamodule an instance-level
    ``train_dataloader`` that wraps its own (Lightning asks the datamodule for it by name); removed on
    ``teardown``;
 3. **the private optimizer**: the task's one optimizer is wrapped in Opacus' ``DPOptimizer`` (clip each
@@ -204,7 +204,7 @@ class DPSGD(L.Callback):
         pl_module.log(METRIC, eps, on_step=False, on_epoch=True)  # the loggers' per-epoch row (metrics.csv)
 
     def _record(self, trainer: L.Trainer) -> float:
-        """The epsilon spent by the end of this epoch, recorded in :attr:`epochs`."""
+        """The epsilon spent by the end of this epoch, recorded in `epochs`."""
         eps = self.epsilon(trainer.global_step)
         record = {"epoch": trainer.current_epoch, "step": trainer.global_step, "epsilon": round(eps, 6)}
         self.epochs = [e for e in self.epochs if e["epoch"] != record["epoch"]] + [record]

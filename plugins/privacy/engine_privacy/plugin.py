@@ -2,9 +2,9 @@
 
 Declarations only: neither torch nor opacus is imported here (opacus alone takes seconds), so
 listing, ``--help`` and ``--dry-run`` stay fast. The section's keys are the fields of
-:class:`engine_privacy.spec.Privacy`; its check refuses at ``--dry-run`` what DP-SGD cannot train.
-When the section is on, :func:`engine_callbacks` adds the callback that makes the run private
-(:class:`engine_privacy.callback.DPSGD`).
+`engine_privacy.spec.Privacy`; its check refuses at ``--dry-run`` what DP-SGD cannot train.
+When the section is on, `engine_callbacks` adds the callback that makes the run private
+(`engine_privacy.callback.DPSGD`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``privacy:`` config section and its ``--dry-run`` check (torch-free: nothing heavy is imported here).
 
 The dataclass's fields are the section's keys (read from this source by the engine, typed and
-range-checked before anything is built); :func:`check_privacy` refuses what DP-SGD cannot do with
+range-checked before anything is built); `check_privacy` refuses what DP-SGD cannot do with
 the rest of the config: another task than the supervised one, gradient accumulation or clipping
 by Lightning, several processes, a model Opacus cannot compute per-sample gradients for.
 """

@@ -11,7 +11,7 @@ Two rules, both read from the config and the model's source (never executed):
    rule 1: that code is conditional on the option.
 
 What the scan cannot see (a model built by a factory, code in another package) is caught when
-training starts, by Opacus' ``ModuleValidator`` on the built model (:mod:`engine_privacy.validate`).
+training starts, by Opacus' ``ModuleValidator`` on the built model (`engine_privacy.validate`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _BATCH_VALUES = ("batch", "batchnorm", "batch_norm", "bn")
 
 
 def check_model(model: dict[str, Any], where: str) -> None:
-    """Raise :class:`ConfigError` when the configured model cannot be trained with DP-SGD."""
+    """Raise `ConfigError` when the configured model cannot be trained with DP-SGD."""
     name = model["name"]
     norm_keys = [k for k in model if k in ("norm", "normalization", "normalisation", "batch_norm", "bn")]
     for key in norm_keys:

@@ -1,6 +1,6 @@
 """Can Opacus train this built model with DP-SGD? Opacus' own validators, reported as one clear error.
 
-This is the check on the real module, when training starts; :mod:`engine_privacy.static` refuses
+This is the check on the real module, when training starts; `engine_privacy.static` refuses
 the models it can recognise from their source already at ``--dry-run``.
 """
 
@@ -37,7 +37,7 @@ def problems(module: nn.Module) -> list[tuple[str, str]]:
 
 
 def check_trainable(module: nn.Module, where: str = "privacy") -> None:
-    """Raise :class:`ConfigError` naming the first layer DP-SGD cannot train, why, and the fix."""
+    """Raise `ConfigError` naming the first layer DP-SGD cannot train, why, and the fix."""
     found = problems(module)
     if not found:
         return

@@ -1,4 +1,4 @@
-"""A tiny private run shared by the session (``cli``, ``train`` and ``one_thread`` come from :mod:`engine.testing`)."""
+"""A tiny private run shared by the session (``cli``, ``train`` and ``one_thread`` come from `engine.testing`)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ log = logging.getLogger("engine.recsys")
 
 
 class EaseBaseline:
-    """EASE on a data source's training interactions: ``scores(users)`` once :meth:`fit` succeeded."""
+    """EASE on a data source's training interactions: ``scores(users)`` once `fit` succeeded."""
 
     def __init__(self, l2: Sequence[float], max_items: int) -> None:
         self.grid, self.max_items = [float(v) for v in l2], max_items
@@ -73,6 +73,6 @@ class EaseBaseline:
         return sparse_rows_times(rows, weight)
 
     def scores(self, users: torch.Tensor) -> torch.Tensor:
-        """``[len(users), num_items]`` EASE scores (after a successful :meth:`fit`)."""
+        """``[len(users), num_items]`` EASE scores (after a successful `fit`)."""
         assert self.weight is not None, "fit() first"
         return self._scores(users, self.weight)

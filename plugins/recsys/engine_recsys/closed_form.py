@@ -1,19 +1,19 @@
 """Models fitted in closed form from the training interactions, not by gradient steps: EASE here,
-implicit ALS in :mod:`engine_recsys.als`.
+implicit ALS in `engine_recsys.als`.
 
 The ranking task recognises them by two protocols:
 
-- :class:`ClosedForm`: ``fit_closed_form(interactions)`` fits the model from the training
+- `ClosedForm`: ``fit_closed_form(interactions)`` fits the model from the training
   interaction matrix. The task calls it in its one training step (see
-  :class:`engine_recsys.task.RankingTask`), then validates and stops. A model whose
+  `engine_recsys.task.RankingTask`), then validates and stops. A model whose
   ``fit_closed_form`` also takes ``validate`` gets a function returning each validation user's NDCG at
   the smallest K under the model as it stands (None without validation users), to choose its settings by.
-- :class:`ScoresFromHistory`: the model scores a user from the items the user interacted with
+- `ScoresFromHistory`: the model scores a user from the items the user interacted with
   (EASE: ``x_u B``), so it is handed the training interactions whenever the task is attached to
   data (training, ``engine evaluate``, ``engine recommend``); they are not saved in checkpoints.
 
 Interactions are a sparse CSR tensor ``[num_users, num_items]`` whose values are the interaction
-weights (1 unless ``data.weighted=true``): :func:`interaction_matrix` builds one.
+weights (1 unless ``data.weighted=true``): `interaction_matrix` builds one.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class EASE(nn.Module):
 
     ``l2`` and ``dropout`` may be lists: the model is then fitted for every pair and keeps, by NDCG at
     the smallest K on the validation users, the best plain EASE (dropout 0, as the task's EASE baseline
-    chooses its L2 weight) unless the best pair beats it by more than a standard error (:func:`choose_pair`),
+    chooses its L2 weight) unless the best pair beats it by more than a standard error (`choose_pair`),
     logging ``train/l2`` and ``train/dropout``; without validation users, the first of each.
 
     Args:
@@ -252,11 +252,11 @@ def _grid(name: str, value: float | list[float]) -> list[float]:
 
 
 class ClosedFormFit(torch.optim.Optimizer):
-    """The ranking task's optimizer for a :class:`ClosedForm` model: ``step()`` fits it.
+    """The ranking task's optimizer for a `ClosedForm` model: ``step()`` fits it.
 
     Lightning counts optimizer steps (``global_step``) and writes checkpoints after them, so the
     fit is one optimizer step: ``step()`` calls ``model.fit_closed_form(interactions())`` (with
-    ``validate=`` for a model that takes it) and keeps what it returns in :attr:`figures`. The
+    ``validate=`` for a model that takes it) and keeps what it returns in `figures`. The
     optimizer has no state.
     """
 

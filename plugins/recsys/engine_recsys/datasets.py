@@ -1,6 +1,6 @@
 """Interaction containers and datasets: per-user item lists (CSR), training pairs, evaluation users.
 
-Batches are built whole (``__getitems__``, vectorised), not sample by sample; :func:`collate`
+Batches are built whole (``__getitems__``, vectorised), not sample by sample; `collate`
 passes them through.
 """
 
@@ -58,7 +58,7 @@ def _users_of(c: CSR) -> torch.Tensor:
 
 
 class Batch(tuple):
-    """A batch built whole by a dataset's ``__getitems__``; :func:`collate` passes it through."""
+    """A batch built whole by a dataset's ``__getitems__``; `collate` passes it through."""
 
 
 def collate(samples: Any) -> Any:

@@ -1,6 +1,6 @@
 """Config checks without gymnasium, numpy or torch, and the spaces of gymnasium's own environments as plain data.
 
-``engine run --dry-run`` checks a config through ``rl.gym``'s ``check`` (:func:`check_gym`), which must
+``engine run --dry-run`` checks a config through ``rl.gym``'s ``check`` (`check_gym`), which must
 stay fast: importing gymnasium costs most of a second, so the common case (one of gymnasium's
 own ids) is answered from this table. Each value is two letters: the observation space then the
 action space, ``d`` for Discrete, ``b`` for Box, ``o`` for anything else. Ids not listed here
@@ -67,7 +67,7 @@ def known_kinds(env_id: str, env_kwargs: dict[str, Any] | None = None) -> tuple[
 
 
 def check_task_fits(task: str, facts: dict[str, Any]) -> None:
-    """Raise a :class:`ConfigError` when task ``task`` (qualified name) cannot handle the environment's spaces."""
+    """Raise a `ConfigError` when task ``task`` (qualified name) cannot handle the environment's spaces."""
     env_id = facts.get("env_id") or "the environment"
     if task in ("rl.q_learning", "rl.dqn") and facts.get("action_discrete") is None:
         raise ConfigError(
@@ -85,7 +85,7 @@ def check_config(config: dict[str, Any]) -> None:
     """Check an ``rl.gym`` run's environment id and task/space fit on the composed config (dry-run included).
 
     Names in ``config`` are qualified (the core resolves them before plugins see the config).
-    Gymnasium's own ids are answered from :data:`KNOWN_ENVS` (no import); any other id is looked up
+    Gymnasium's own ids are answered from `KNOWN_ENVS` (no import); any other id is looked up
     in gymnasium's registry (importing gymnasium, slower) so a typo gets its did-you-mean.
     """
     data = config["data"]

@@ -1,6 +1,6 @@
 """The ``rl.gym`` data source: a seeded, vectorised gymnasium environment as a LightningDataModule.
 
-The data of an RL run is its environment. :class:`GymEnvironment` builds a
+The data of an RL run is its environment. `GymEnvironment` builds a
 ``gymnasium.vector.SyncVectorEnv`` of ``num_envs`` copies (same-step autoreset,
 so a finished episode's last observation is in ``info["final_obs"]``), records
 raw episode returns with gymnasium's ``RecordEpisodeStatistics`` and, when asked,

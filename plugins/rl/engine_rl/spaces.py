@@ -11,7 +11,7 @@ from engine import ConfigError, did_you_mean
 
 
 def check_env_id(env_id: str) -> None:
-    """Raise a :class:`ConfigError` with a did-you-mean when ``env_id`` is not registered in gymnasium."""
+    """Raise a `ConfigError` with a did-you-mean when ``env_id`` is not registered in gymnasium."""
     if env_id in gym.registry:
         return
     ids = list(gym.registry)

@@ -1,10 +1,10 @@
 """Audio I/O (soundfile), downmixing and band-limited resampling on torch.
 
-:func:`load_audio` reads any file libsndfile understands (WAV, FLAC, OGG …), downmixes to mono
+`load_audio` reads any file libsndfile understands (WAV, FLAC, OGG …), downmixes to mono
 and resamples to the requested rate; an unreadable or empty file raises one
-:class:`engine.EngineError` naming the file.
+`engine.EngineError` naming the file.
 
-:func:`resample` is a polyphase windowed-sinc resampler (Kaiser window), the algorithm of
+`resample` is a polyphase windowed-sinc resampler (Kaiser window), the algorithm of
 ``torchaudio.functional.resample``: one ``conv1d`` whose stride is the (reduced) input rate and
 whose output channels are the output phases.
 """

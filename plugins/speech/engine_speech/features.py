@@ -1,10 +1,10 @@
 """Speech features on torch: STFT power spectrum, log-mel filterbank, MFCC, and training augmentation.
 
-- :func:`mel_filterbank`: triangular filters on the HTK mel scale, ``[n_freqs, n_mels]``;
-- :func:`dct_matrix`: orthonormal DCT-II, ``[n_mels, n_mfcc]``;
-- :class:`FeatureExtractor`: waveform ``[time]`` -> features ``[n_features, frames]`` (log-mel or MFCC),
+- `mel_filterbank`: triangular filters on the HTK mel scale, ``[n_freqs, n_mels]``;
+- `dct_matrix`: orthonormal DCT-II, ``[n_mels, n_mfcc]``;
+- `FeatureExtractor`: waveform ``[time]`` -> features ``[n_features, frames]`` (log-mel or MFCC),
   normalised per utterance (zero mean, unit variance) so loudness does not matter;
-- :func:`spec_augment` (time and frequency masking, Park et al. 2019) and :func:`add_noise`
+- `spec_augment` (time and frequency masking, Park et al. 2019) and `add_noise`
   (white or pink noise at a random SNR): used on the training split only.
 
 The extractor's settings travel with a run as the ``features`` fact, so ``engine transcribe``

@@ -1,7 +1,7 @@
 """Speech models: a keyword-spotting CNN on log-mel clips and a CTC recogniser (conv + BiGRU/transformer).
 
 Both accept the features the plugin's data sources produce: clips ``[B, 1, n_mels, frames]``, or
-sequences ``(features [B, n_mels, T], lengths [B])``. :class:`CTCASR` returns
+sequences ``(features [B, n_mels, T], lengths [B])``. `CTCASR` returns
 ``(log-probabilities [B, T', vocab_size], output lengths [B])`` with index 0 the CTC blank.
 """
 

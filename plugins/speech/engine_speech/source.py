@@ -6,10 +6,10 @@ Two shapes of data come out of them:
   silence and padded/cropped to ``clip_seconds``; a sample is ``(features [1, n_mels, frames], class)``
   and the ``input_shape`` fact is ``[1, n_mels, frames]``;
 - **sequences** (speech recognition, the ``speech.ctc`` task): variable-length; a batch, padded by
-  :func:`collate_sequences`, is ``((features [B, n_mels, T], lengths [B]), (char ids [B, L], lengths [B]))``.
+  `collate_sequences`, is ``((features [B, n_mels, T], lengths [B]), (char ids [B, L], lengths [B]))``.
   Character ids start at 1 (0 is the CTC blank); the ``vocabulary`` fact lists the characters.
 
-Augmentation (training split only, ``augment=true``, see :mod:`engine_speech.augment`): speed
+Augmentation (training split only, ``augment=true``, see `engine_speech.augment`): speed
 perturbation, a synthetic room, a random time shift (clips), additive white or pink noise at a random SNR,
 vocal-tract-length perturbation of the filterbank, then SpecAugment time and frequency masks.
 """

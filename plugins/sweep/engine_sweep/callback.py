@@ -4,7 +4,7 @@
   pruner says so (``trial.should_prune()``) the run stops at the end of that epoch
   (``trainer.should_stop``), is tested with its best checkpoint like any run, and its
   ``summary.json`` says ``"sweep": {"pruned": true, …}``. A cross-validating trial raises
-  :class:`optuna.TrialPruned` instead, so that its remaining folds do not train.
+  `optuna.TrialPruned` instead, so that its remaining folds do not train.
 - ``ray``: reported to Ray Tune (``ray.tune.report``), whose scheduler (ASHA) stops the trial.
 
 Steps are validations: ``trainer.current_epoch`` (plus ``fold * steps_per_fold`` for fold ``fold``

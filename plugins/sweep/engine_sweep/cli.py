@@ -1,4 +1,4 @@
-"""``engine sweep``, and :func:`sweep`, the same from Python.
+"""``engine sweep``, and `sweep`, the same from Python.
 
 ::
 

@@ -1,8 +1,8 @@
 """A sweep being run: its directory, settings, space and trial records, shared by both backends.
 
-:func:`start` checks a new sweep completely (the base run composes and plans; every key of the
+`start` checks a new sweep completely (the base run composes and plans; every key of the
 space, at every bound and option, composes and plans too) before it creates the directory, so
-a mistake leaves nothing behind; :func:`reopen` loads one to resume.
+a mistake leaves nothing behind; `reopen` loads one to resume.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Sweep:
         }
 
     def spec(self, record: dict[str, Any], resume: bool = False) -> dict[str, Any]:
-        """The plain-data spec :func:`engine_sweep.trial.run_trial` runs (in any process)."""
+        """The plain-data spec `engine_sweep.trial.run_trial` runs (in any process)."""
         if self._template is None:  # the same for every trial of this process
             self._template = self.template()
         return make_spec(self._template, record["number"], record["sampled"], record.get("trial_id"), resume)

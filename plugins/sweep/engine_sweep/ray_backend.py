@@ -3,7 +3,7 @@
 Ray Tune's ``OptunaSearch`` samples the same space (its study in the same ``DIR/study.db``), its
 ASHA scheduler (``--pruner halving``, the default here; ``median``: the median stopping rule)
 stops poor trials from the metric each trial reports after every validation, and every trial is
-the same :func:`engine_sweep.trial.run_trial` writing ``DIR/trials/NNN/``. The sweep's process
+the same `engine_sweep.trial.run_trial` writing ``DIR/trials/NNN/``. The sweep's process
 (the Ray driver) alone writes the records, ``results.csv`` and ``sweep.json``. On a cluster the
 sweep directory must be on a file system every node mounts at the same path; ``--storage`` is
 where Ray keeps its own experiment state (default ``DIR/ray``).

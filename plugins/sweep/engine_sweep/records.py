@@ -10,7 +10,7 @@
 
 Every path recorded is relative to DIR, and every file is written atomically (a temporary file,
 renamed), so a sweep killed at any moment leaves files a resume can read. They are not fsynced,
-like the study's own commits (see :func:`engine_sweep.study.rdb_storage`): a trial costs no
+like the study's own commits (see `engine_sweep.study.rdb_storage`): a trial costs no
 disk flush (on a small VM, 8 flushes were ~20 ms of a sweep's per-trial overhead).
 """
 

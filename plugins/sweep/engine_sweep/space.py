@@ -192,7 +192,7 @@ def _number(item: str, kind: str, text: str, integer: bool = False) -> float:
 
 
 def parse_dimension(key: str, expr: Any) -> Dimension:
-    """One ``key`` and its expression as a :class:`Dimension`; a one-line ConfigError naming it otherwise."""
+    """One ``key`` and its expression as a `Dimension`; a one-line ConfigError naming it otherwise."""
     item = f"{key}={expr}"
     if not isinstance(key, str) or not _KEY.match(key):
         raise ConfigError(f"--space '{item}': '{key}' is not a config key", hint="e.g. optimizer.lr or model.hidden")

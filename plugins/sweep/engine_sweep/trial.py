@@ -1,6 +1,6 @@
 """One trial: compose the run with the trial's overrides, train it (or its folds), judge it by the metric.
 
-:func:`run_trial` takes and returns plain data, so it runs the same in the sweep's own process
+`run_trial` takes and returns plain data, so it runs the same in the sweep's own process
 (``--jobs 1``), in a worker process (``--jobs N``) and in a Ray worker. A trial resumed after a
 killed sweep continues its run directory from its last checkpoint (``engine run --resume``), or
 just reads it when it had finished.
@@ -47,7 +47,7 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
 
     ``spec``: ``number``, ``recipe``, ``files``, ``overrides`` (the base run's, then the space's,
     then the sweep's own), ``run_dir``, ``metric``, ``folds``/``group_by``, ``resume``, ``disable``.
-    A user's mistake inside the trial (an :class:`EngineError`) is an outcome with ``user_error``
+    A user's mistake inside the trial (an `EngineError`) is an outcome with ``user_error``
     set; anything else a failure with its error. KeyboardInterrupt passes through.
     """
     quiet()

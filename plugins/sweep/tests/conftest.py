@@ -1,6 +1,6 @@
 """Shared pieces of the sweep tests: a tiny base run (the core's MLP on 300 synthetic samples).
 
-``cli`` (the engine command in-process) and ``one_thread`` come from :mod:`engine.testing`.
+``cli`` (the engine command in-process) and ``one_thread`` come from `engine.testing`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
     engine run task=distill task.teacher=runs/big-cnn model=vision.cnn model.width=8 data=vision.digits
 
 The student is the ``model`` slot (any registered model); the teacher is the trained model of
-another run, loaded with :func:`engine.open_run` (best checkpoint), frozen and in eval mode.
+another run, loaded with `engine.open_run` (best checkpoint), frozen and in eval mode.
 The loss is ``alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE``
 where CE is the task's loss on the labels (the ``loss`` slot; cross-entropy by default).
 Validation, test and prediction are the student's alone, so a distilled run is deployed,

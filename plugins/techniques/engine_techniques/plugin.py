@@ -5,8 +5,8 @@ and ``--dry-run`` stay fast.
 
 - Every model slot accepts ``init_from``, ``weights``, ``init_skip``, ``init_strict``,
   ``init_mismatch``, ``freeze`` and ``unfreeze_at_epoch`` (the ``transfer`` slot keys); they are
-  applied when the model is built (:func:`engine_model_built`) and reported in ``summary.json``
-  under ``transfer`` (:func:`engine_run_finished`).
+  applied when the model is built (`engine_model_built`) and reported in ``summary.json``
+  under ``transfer`` (`engine_run_finished`).
 - ``prune:`` prunes weights during training (a Lightning callback reporting ``pruning``).
 - ``task=distill task.teacher=RUN`` distils a trained run into the model (``techniques.distill``,
   formerly ``core.distill``).

@@ -26,7 +26,7 @@ class Prune(L.Callback):
     convolution layer are pruned with ``torch.nn.utils.prune`` a bit further, until ``amount`` of
     them are zero (``cubic``: most of it early, as in Zhu & Gupta 2017; ``linear``). The epochs after
     ``end_epoch`` fine-tune the pruned network; the best checkpoint is chosen among them only, so it
-    has the full sparsity (every callback choosing the best, :class:`engine.protocols.ChoosesBest`,
+    has the full sparsity (every callback choosing the best, `engine.protocols.ChoosesBest`,
     forgets the earlier ones). Checkpoints always hold plain weights (pruned ones are zeros), and the
     pruning is made permanent (``prune.remove``) when training ends, so export sees a plain model.
 

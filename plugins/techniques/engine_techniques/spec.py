@@ -1,10 +1,10 @@
 """The plugin's config keys and their ``--dry-run`` checks (torch-free: nothing heavy is imported here).
 
-- :class:`Prune`: the ``prune:`` section (off unless a key is set), checked by :func:`check_prune`.
-- :class:`ModelKeys`: the keys every model slot accepts besides the model's own parameters
-  (``model.init_from``, ``model.freeze`` …), checked by :func:`check_model_keys`.
-- :func:`check_distill`: the distillation task's ``task.teacher`` names a run.
-- :func:`fill_shipped_params`: ``model.weights=NAME`` fills the model's parameters from the weights'
+- `Prune`: the ``prune:`` section (off unless a key is set), checked by `check_prune`.
+- `ModelKeys`: the keys every model slot accepts besides the model's own parameters
+  (``model.init_from``, ``model.freeze`` …), checked by `check_model_keys`.
+- `check_distill`: the distillation task's ``task.teacher`` names a run.
+- `fill_shipped_params`: ``model.weights=NAME`` fills the model's parameters from the weights'
   declaration (``engine_adjust_config``: the composed config still says what the user set).
 
 The dataclasses' fields are read from this source by the engine (types, defaults, ``Args:`` docs).
@@ -67,7 +67,7 @@ class ModelKeys:
     unfreeze_at_epoch: int | None = None
 
 
-#: The keys of :class:`ModelKeys`: what ``engine_model_built`` reads from a model slot.
+#: The keys of `ModelKeys`: what ``engine_model_built`` reads from a model slot.
 MODEL_KEYS = ("init_from", "weights", "init_skip", "init_strict", "init_mismatch", "freeze", "unfreeze_at_epoch")
 
 
@@ -161,7 +161,7 @@ def fill_shipped_params(config: dict[str, Any]) -> None:
 
     A setting of the composed config that differs from the weights' is refused (the weights would not
     fit, or would not be what the user asked for). Weights the model does not ship are left to
-    :func:`check_model_keys`, which names them at plan time.
+    `check_model_keys`, which names them at plan time.
     """
     registry = engine.get_registry()
     task = config.get("task")

@@ -1,6 +1,6 @@
 """Transfer learning: load weights from another run, freeze parameters, unfreeze them later.
 
-Keys of any model slot (checked torch-free by :mod:`engine_techniques.spec`)::
+Keys of any model slot (checked torch-free by `engine_techniques.spec`)::
 
     model.init_from=runs/pretrained     # a run directory (its best checkpoint) or a weights file
     model.weights=NAME                  # weights the model's plugin ships
@@ -12,7 +12,7 @@ Keys of any model slot (checked torch-free by :mod:`engine_techniques.spec`)::
 
 Parameter names are the model's own (``features.0.weight``, as in ``model.named_parameters()``).
 Per-group learning rates (``optimizer.param_groups``) are the core's. How weights are read and
-mapped (adapters, shipped weights) is in :mod:`engine_techniques.weights`.
+mapped (adapters, shipped weights) is in `engine_techniques.weights`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ __all__ = [
 FROZEN_ATTR = "_engine_frozen"
 #: Attribute set on a model by ``freeze``: how many tensors it froze (for summary.json).
 FROZEN_TOTAL_ATTR = "_engine_frozen_total"
-#: Attribute set on a model by ``unfreeze_at_epoch``: the epoch :class:`UnfreezeAtEpoch` unfreezes it.
+#: Attribute set on a model by ``unfreeze_at_epoch``: the epoch `UnfreezeAtEpoch` unfreezes it.
 UNFREEZE_ATTR = "_engine_unfreeze_at"
 #: Batch-norm layers (public classes): when all their parameters are frozen they keep their running statistics.
 _BATCH_NORMS = (
@@ -96,7 +96,7 @@ def _stay_in_eval(self: nn.Module, mode: bool = True) -> nn.Module:
 
 
 def unfreeze(model: nn.Module) -> int:
-    """Undo :func:`freeze` on ``model``; returns how many parameters were unfrozen."""
+    """Undo `freeze` on ``model``; returns how many parameters were unfrozen."""
     frozen = getattr(model, FROZEN_ATTR, None) or []
     params = dict(model.named_parameters())
     for name in frozen:

@@ -2,7 +2,7 @@
 
 ``model.init_from=SOURCE`` names a run directory (its best checkpoint), a ``.ckpt`` file, a
 ``.safetensors`` file or a state dict saved by torch (``.pth``/``.bin``); every one is read as data
-(:func:`engine.runs.load_checkpoint`, :func:`engine.runs.load_weights_file`), never unpickled.
+(`engine.runs.load_checkpoint`, `engine.runs.load_weights_file`), never unpickled.
 
 Weights from other libraries are offered to each *adapter* the model's component declares
 (``Component(adapters=("engine_vision.adapters:timm_resnet", ...))``)::
@@ -16,7 +16,7 @@ Weights from other libraries are offered to each *adapter* the model's component
 The first adapter that recognises the state dict maps it (its notes are reported as *adapted*);
 a state dict no adapter recognises is matched by name as it is. Shapes, ``init_skip``,
 ``init_mismatch`` and ``init_strict`` then apply to the mapped keys. ``model.weights=NAME`` loads
-weights the model's plugin ships (:class:`engine.Weights`), after checking their SHA-256.
+weights the model's plugin ships (`engine.Weights`), after checking their SHA-256.
 """
 
 from __future__ import annotations

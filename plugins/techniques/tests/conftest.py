@@ -33,7 +33,7 @@ def _isolated(engine_isolated: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny() -> tuple[str, ...]:
-    """The overrides of a tiny run (:data:`TINY`)."""
+    """The overrides of a tiny run (`TINY`)."""
     return TINY
 
 

@@ -6,7 +6,7 @@ timm's ResNet-18/34/50 (``timm.create_model("resnet50")``) and torchvision's
 shortcut's convolution and norm) and ``fc``. Their blocks are the ones of ``vision.resnet``
 with ``stem=imagenet`` (7x7 stride-2 convolution and 3x3 max-pool, stride on the 3x3
 convolution of a bottleneck, average pooling, batch norm with eps 1e-5), so
-:func:`timm_resnet` only renames, and the model computes what the source model computes::
+`timm_resnet` only renames, and the model computes what the source model computes::
 
     conv1.weight            -> stem.1.weight
     bn1.*                   -> stem.2.*
@@ -52,7 +52,7 @@ def timm_resnet(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[
 
     Returns ``None`` for a state dict of another layout (the engine then matches keys by name),
     else the tensors under the model's names and notes on what was adapted. Raises
-    :class:`engine.ConfigError` naming the setting to change when the file is a ResNet the model
+    `engine.ConfigError` naming the setting to change when the file is a ResNet the model
     is not built as (another depth, width, stem or norm), or a variant it cannot represent.
     """
     if not isinstance(model, ResNet):

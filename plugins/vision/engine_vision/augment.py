@@ -125,7 +125,7 @@ class Augment:
 class SeededEpochs:
     """A dataset drawing each sample's augmentation from a generator seeded by ``(seed, epoch, index)``.
 
-    The epoch lives in a shared-memory tensor, set by :class:`AugmentEpoch` (a
+    The epoch lives in a shared-memory tensor, set by `AugmentEpoch` (a
     Lightning callback the plugin adds to every run) at the start of each
     training epoch, so worker processes see it too.
     """
@@ -149,7 +149,7 @@ class SeededEpochs:
 
 
 class AugmentedDataset(SeededEpochs, Dataset):
-    """``(augment(x[i]), y[i])`` with a generator seeded by ``(seed, epoch, i)`` (see :class:`SeededEpochs`)."""
+    """``(augment(x[i]), y[i])`` with a generator seeded by ``(seed, epoch, i)`` (see `SeededEpochs`)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, augment: Augment, seed: int) -> None:
         if len(x) != len(y):

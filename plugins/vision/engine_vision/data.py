@@ -3,7 +3,7 @@
 Both hold the images in memory as one normalised float tensor ``(N, C, H, W)``,
 expose the facts image models need (``num_classes``, ``input_shape``,
 ``in_channels``, ``image_size``, ``class_names``, ``preprocessing``), augment the
-training split only (see :mod:`engine_vision.augment`), and implement
+training split only (see `engine_vision.augment`), and implement
 ``load_input(path)``: one image file, preprocessed exactly as the model sees it.
 """
 

@@ -1,6 +1,6 @@
 """Validation of the ``data.augment`` mapping, torch-free (used at ``--dry-run`` time too).
 
-:func:`check_image_data` and :func:`check_detection_data` are the vision data sources' plan-time
+`check_image_data` and `check_detection_data` are the vision data sources' plan-time
 checks (``Component(check=...)``).
 """
 

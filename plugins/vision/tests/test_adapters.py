@@ -4,7 +4,7 @@ The reference outputs are computed by timm's own ResNet (``timm.create_model("re
 weights, nothing downloaded). timm imports torchvision at module level for its data pipeline and
 ``FrozenBatchNorm2d``, and torchvision cannot be installed beside every torch build (PyPI's wheel
 for another build fails to import: "operator torchvision::nms does not exist"). When no working
-torchvision is there, :func:`_import_timm` serves the few torchvision modules timm imports as
+torchvision is there, `_import_timm` serves the few torchvision modules timm imports as
 stubs while timm is imported, then removes them: timm's model code runs unchanged, and a stub
 that is used raises. timm itself is installed with ``pip install --no-deps timm`` (its declared
 torchvision dependency would pull a torch build of its own).

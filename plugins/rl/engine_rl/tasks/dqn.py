@@ -47,7 +47,7 @@ class ReplayBuffer:
         return {k: torch.from_numpy(getattr(self, k)[order].copy()) for k in self._FIELDS}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Refill from :meth:`state_dict` (keeping the newest transitions if this buffer is smaller)."""
+        """Refill from `state_dict` (keeping the newest transitions if this buffer is smaller)."""
         n = min(len(state["reward"]), self.capacity)
         for k in self._FIELDS:
             getattr(self, k)[:n] = np.asarray(state[k][len(state[k]) - n :])

@@ -1,7 +1,7 @@
 """Box-aware augmentation of ``(C, H, W)`` images in [0, 1] and their boxes, seeded per sample and epoch.
 
 Configured like the classification augmentation (``data.augment.KEY=VALUE``, checked torch-free
-by :func:`engine_vision.spec.check_detect_augment`, so ``--dry-run`` reports mistakes)::
+by `engine_vision.spec.check_detect_augment`, so ``--dry-run`` reports mistakes)::
 
     engine run vision/shapes-detect data.augment.hflip=true data.augment.scale=[0.8,1.25] data.augment.crop=0.7
 
@@ -10,7 +10,7 @@ Geometric ops (scale jitter, crop) form one zoom-and-shift applied with bilinear
 ``min_visible`` (0.3) of its area, or less than a pixel a side, is dropped with its label.
 The uncovered canvas takes the fill colour (the data's mean, i.e. 0 once normalised). Colour
 ops (brightness, contrast, saturation) and noise follow. Each sample draws a fixed number of
-numbers from its own generator (:class:`engine_vision.augment.SeededEpochs`), so runs are
+numbers from its own generator (`engine_vision.augment.SeededEpochs`), so runs are
 reproducible and each epoch sees new draws.
 """
 

@@ -87,7 +87,7 @@ def _load_json(path: Path) -> dict[str, Any]:
 def read_coco(
     path: Path, images: Path, size: tuple[int, int], strict: bool, categories: list[dict[str, Any]] | None = None
 ) -> tuple[list[dict[str, Any]], list[Item]]:
-    """The categories (sorted by id) and one :class:`Item` per image of COCO file ``path``.
+    """The categories (sorted by id) and one `Item` per image of COCO file ``path``.
 
     ``categories``: those of the training file, which every other split must use.
     """

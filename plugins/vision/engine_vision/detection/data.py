@@ -1,13 +1,13 @@
 """What the detection sources share: items, splits, decoding, augmentation, batching, files for ``engine predict``.
 
-A source holds one :class:`Item` per image (where its pixels come from, its boxes and labels
+A source holds one `Item` per image (where its pixels come from, its boxes and labels
 in the pixels of the model's input, ``image_size``) and yields ``(image, target)`` samples: the
 image ``(3, H, W)`` normalised with ``mean``/``std``, the target ``{"boxes": (n, 4) xyxy,
 "labels": (n,)}``. Images are resized to ``image_size`` (boxes scaled with them), decoded when
-first used and kept in memory (``cache``). :func:`collate` stacks the images and keeps the
-targets a list (``collate_fn``). For ``engine predict``, :meth:`DetectionSource.load_input` reads
-an image file as training did, :meth:`~DetectionSource.outputs_for_file` maps a record's boxes
-to that file's pixels and :meth:`~DetectionSource.draw_outputs` draws them on it.
+first used and kept in memory (``cache``). `collate` stacks the images and keeps the
+targets a list (``collate_fn``). For ``engine predict``, `DetectionSource.load_input` reads
+an image file as training did, `DetectionSource.outputs_for_file` maps a record's boxes
+to that file's pixels and `DetectionSource.draw_outputs` draws them on it.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class DetectionSource(DataSource):
     """Base of the detection sources: facts, splits, decoding with a cache, augmentation, predict support.
 
     Subclasses set ``class_names``, ``items``, ``size`` (H, W), ``index`` (split -> item indices)
-    and implement :meth:`decode` (item index -> uint8 ``(3, H, W)``), then call :meth:`_finish`.
+    and implement `decode` (item index -> uint8 ``(3, H, W)``), then call `_finish`.
     """
 
     class_names: list[str]

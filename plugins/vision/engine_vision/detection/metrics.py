@@ -2,7 +2,7 @@
 
 torchmetrics' ``MeanAveragePrecision`` cannot be built without torchvision (it converts boxes with
 ``torchvision.ops``), and torchvision pins one torch, so it cannot be installed beside every torch.
-:class:`MeanAP` is a torchmetrics ``Metric`` of our own (public API only: ``Metric``, ``add_state``)
+`MeanAP` is a torchmetrics ``Metric`` of our own (public API only: ``Metric``, ``add_state``)
 that hands the boxes to the COCO evaluation exactly as torchmetrics does: the same COCO-format
 datasets (images numbered from 0, annotations from 1, a box's area ``w * h``, every label a
 category), the same IoU thresholds (0.5:0.95 by 0.05), recall thresholds (0:1 by 0.01) and max

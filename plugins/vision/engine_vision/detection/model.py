@@ -5,7 +5,7 @@ predicts class logits, a centre-ness logit and its distances to the four sides o
 ``forward`` returns one tensor ``(N, A, 5 + num_classes)`` over the ``A`` locations of all
 levels: ``[x1, y1, x2, y2, centerness_logit, class_logit_0, ...]``, boxes already decoded to
 input pixels. That is the network's whole output (what ``engine deploy`` exports); scoring,
-thresholds and NMS are post-processing (:meth:`engine_vision.detection.task.DetectionTask.postprocess`).
+thresholds and NMS are post-processing (`engine_vision.detection.task.DetectionTask.postprocess`).
 
 The backbone's modules keep the names they have in ``vision.resnet`` (``stem``, ``stages``) and
 ``vision.cnn`` (``features``), so ``model.init_from=RUN`` loads a classification run's backbone
@@ -187,7 +187,7 @@ class Detector(nn.Module):
         return out
 
     def detect(self, x: torch.Tensor) -> Anchors:
-        """The output with each location's point, stride and level (see :class:`Anchors`)."""
+        """The output with each location's point, stride and level (see `Anchors`)."""
         _check_input(x, self.input_shape, "vision.detector", exact=False)
         height, width = x.shape[-2], x.shape[-1]
         outputs, points, strides, levels = [], [], [], []

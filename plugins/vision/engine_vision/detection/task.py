@@ -2,7 +2,7 @@
 
 Batches are ``(images (N, 3, H, W), [{"boxes": (n, 4) xyxy pixels, "labels": (n,)}, ...])`` (the
 detection sources' ``collate_fn``). The model in the ``model`` slot maps images to
-``(N, A, 5 + C)`` and has ``detect(images)`` giving the locations too (:class:`Detects`;
+``(N, A, 5 + C)`` and has ``detect(images)`` giving the locations too (`Detects`;
 ``vision.detector`` does). Logged: ``train/loss`` (and ``train/cls``, ``train/box``, ``train/ctr``),
 ``val/loss``, and per evaluated split ``{split}/map`` (mAP@[.5:.95]), ``{split}/map_50``,
 ``{split}/map_75``, ``{split}/mar_100`` and, with ``class_metrics``, ``{split}/ap/<class>`` and
