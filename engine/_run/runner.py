@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
 
 from engine._config.plan import Plan
 from engine._contract.errors import EngineError
@@ -130,6 +129,8 @@ def environment(registry: Registry) -> dict[str, Any]:
 
 def train(plan: Plan, resume: Path | None = None) -> RunResult:
     """Train (and test) the planned run; ``resume`` continues that run directory from its newest checkpoint."""
+    from unittest.mock import patch  # here: it imports asyncio, too slow for --dry-run's import of this module
+
     import lightning as L
 
     from engine._run.build import build
