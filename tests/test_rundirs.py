@@ -21,7 +21,7 @@ import pytest
 
 import engine
 import engine.runs
-from engine.testing import full_disk, train_run
+from engine.testing import full_disk, one_error, snapshot, train_run
 
 TINY = ["model=mlp", "model.hidden=[8]", "data=synthetic", "data.num_samples=120", "trainer.max_epochs=2"]
 
@@ -35,18 +35,6 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _copy(good: Path, tmp_path: Path, name: str = "copy") -> Path:
     return Path(shutil.copytree(good, tmp_path / name, symlinks=True))
-
-
-def _one_error(out, *names: str) -> str:
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    for name in names:
-        assert name in errors[0], errors[0]
-    return errors[0]
-
-
-def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 # --------------------------------------------------------------------------- links
@@ -95,10 +83,10 @@ def test_a_resume_never_reads_or_writes_through_a_link_leading_out(good: Path, t
     (run / link).symlink_to(target)
     if link == "checkpoints/last.ckpt":
         (run / "checkpoints" / "best.ckpt").unlink()  # the link is the newest checkpoint: it would be resumed from
-    before = _snapshot(outside)
+    before = snapshot(outside)
     out = cli("run", "--resume", str(run), "trainer.max_epochs=3")
-    _one_error(out, f"{run / link} is a link to {target}", "outside the run directory")
-    assert _snapshot(outside) == before, "a resume wrote through a link"
+    one_error(out, f"{run / link} is a link to {target}", "outside the run directory")
+    assert snapshot(outside) == before, "a resume wrote through a link"
     assert not (run / ".lock").exists()
 
 
@@ -189,10 +177,10 @@ def test_resuming_a_run_another_live_process_trains_is_refused(good: Path, tmp_p
         summary = json.loads((run / "summary.json").read_text())
         (run / "summary.json").write_text(json.dumps({**summary, "status": "running", "pid": holder.pid, "host": host}))
         (run / ".lock").write_text(json.dumps({"pid": holder.pid, "host": host}))
-        before = _snapshot(run)
+        before = snapshot(run)
         out = cli("run", "--resume", str(run), "trainer.max_epochs=3")
-        _one_error(out, f"run {run} is being trained by pid {holder.pid} on {host}; wait or stop it")
-        assert _snapshot(run) == before
+        one_error(out, f"run {run} is being trained by pid {holder.pid} on {host}; wait or stop it")
+        assert snapshot(run) == before
     finally:
         holder.kill()
         holder.wait()
@@ -279,18 +267,18 @@ def test_a_resumed_run_records_its_new_config_once_it_trains(good: Path, tmp_pat
 
 def test_a_full_disk_on_resume_names_the_file(good: Path, tmp_path: Path, cli) -> None:
     run = _copy(good, tmp_path)
-    before = _snapshot(run)
+    before = snapshot(run)
     with pytest.MonkeyPatch.context() as patch:
         full_disk(patch, run)
-        _one_error(cli("run", "--resume", str(run), "trainer.max_epochs=3"), "No space left on device", f"{run}/")
-    assert _snapshot(run) == before
+        one_error(cli("run", "--resume", str(run), "trainer.max_epochs=3"), "No space left on device", f"{run}/")
+    assert snapshot(run) == before
 
 
 def test_a_full_disk_at_a_resumes_end_names_the_file(good: Path, tmp_path: Path, cli) -> None:
     run = _copy(good, tmp_path)
     with pytest.MonkeyPatch.context() as patch:
         full_disk(patch, run, when=lambda data: data.startswith(b'{\n  "status": "completed"'))  # the final summary
-        _one_error(cli("run", "--resume", str(run)), "No space left on device", str(run / "summary.json"))
+        one_error(cli("run", "--resume", str(run)), "No space left on device", str(run / "summary.json"))
 
 
 def test_write_text_atomic_names_the_file_and_keeps_the_old_one(tmp_path: Path) -> None:

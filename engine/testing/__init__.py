@@ -34,12 +34,14 @@ __all__ = [
     "engine_check",
     "engine_isolated",
     "full_disk",
+    "one_error",
     "one_thread",
     "parse_target",
     "parse_targets",
     "plant_pickle",
     "plugin_site",
     "run_cli",
+    "snapshot",
     "train",
     "train_run",
 ]
@@ -197,6 +199,19 @@ def plant_pickle(path: str | Path, marker: str | Path) -> Path:
 
     torch.save({"state_dict": _Planted(Path(marker)), "global_step": 1}, path)
     return Path(path)
+
+
+def one_error(out: Any, *names: str) -> str:
+    """The one ``error:`` line of a command refused as a user mistake (exit 2, no traceback), naming ``names``."""
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert all(name in errors[0] for name in names), errors[0]
+    return errors[0]
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file below ``directory`` with its bytes: equal before and after when a failure destroyed nothing."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def full_disk(monkeypatch: pytest.MonkeyPatch, under: str | Path, when: Callable[[bytes], bool] = bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.testing import full_disk
+from engine.testing import full_disk, one_error, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +23,6 @@ def _copy(good: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(good, tmp_path / "copy", symlinks=True))
 
 
-def _one_error(out: Any, *names: str) -> None:
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert all(name in errors[0] for name in names), errors[0]
-
-
-def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
 def test_an_interrupted_runs_best_ckpt_link_leading_out_is_not_evaluated(good: Path, tmp_path: Path, cli) -> None:
     run = _copy(good, tmp_path)
     summary = json.loads((run / "summary.json").read_text())
@@ -42,7 +32,7 @@ def test_an_interrupted_runs_best_ckpt_link_leading_out_is_not_evaluated(good: P
     outside = tmp_path / "elsewhere.ckpt"
     shutil.move(run / "checkpoints" / "best.ckpt", outside)
     (run / "checkpoints" / "best.ckpt").symlink_to(outside)
-    _one_error(cli("evaluate", str(run)), f"{run / 'checkpoints' / 'best.ckpt'} is a link to {outside}", "outside")
+    one_error(cli("evaluate", str(run)), f"{run / 'checkpoints' / 'best.ckpt'} is a link to {outside}", "outside")
 
 
 def test_report_never_writes_through_a_link_leading_out(good: Path, tmp_path: Path, cli: Any) -> None:
@@ -51,7 +41,7 @@ def test_report_never_writes_through_a_link_leading_out(good: Path, tmp_path: Pa
     outside = tmp_path / "outside"
     outside.mkdir()
     (run / "report").symlink_to(outside)
-    _one_error(cli("report", str(run)), f"{run / 'report'} is a link to {outside}, outside the run directory")
+    one_error(cli("report", str(run)), f"{run / 'report'} is a link to {outside}, outside the run directory")
     assert not list(outside.iterdir())
 
 
@@ -60,11 +50,11 @@ def test_a_full_disk_is_one_line_naming_the_file_and_keeps_the_previous_report(
 ) -> None:
     run = _copy(good, tmp_path)
     assert cli("report", str(run)).returncode == 0
-    before = _snapshot(run / "report")
+    before = snapshot(run / "report")
     assert set(before) == {"curves.png", "report.md"}
     with pytest.MonkeyPatch.context() as patch:
         full_disk(patch, run / "report")
         out = cli("report", str(run))
-    _one_error(out, "No space left on device", str(run / "report" / "curves.png"))
-    assert _snapshot(run / "report") == before
+    one_error(out, "No space left on device", str(run / "report" / "curves.png"))
+    assert snapshot(run / "report") == before
     assert sorted(p.name for p in (run / "report").iterdir()) == ["curves.png", "report.md"]

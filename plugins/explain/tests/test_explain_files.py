@@ -10,17 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.testing import full_disk
-
-
-def _one_error(out: Any, *names: str) -> None:
-    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
-    assert out.returncode == 2 and len(errors) == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
-    assert all(name in errors[0] for name in names), errors[0]
-
-
-def _snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+from engine.testing import full_disk, one_error, snapshot
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def test_explain_never_writes_through_a_link_leading_out(table_run: Path, sample
     outside.mkdir()
     (run / "explain").symlink_to(outside)
     out = cli("explain", str(run), str(sample), "--steps", "4")
-    _one_error(out, f"{run / 'explain'} is a link to {outside}, outside the run directory")
+    one_error(out, f"{run / 'explain'} is a link to {outside}, outside the run directory")
     assert not list(outside.iterdir())
 
 
@@ -47,11 +37,11 @@ def test_a_full_disk_is_one_line_naming_where_and_keeps_what_was_there(
     out_dir = tmp_path / "ig"
     first = cli("explain", str(table_run), str(sample), "--steps", "4", "--out", str(out_dir))
     assert first.returncode == 0, first.stderr[-2000:]
-    before = _snapshot(out_dir)
+    before = snapshot(out_dir)
     assert {"attributions.json", "attributions.csv"} <= set(before)
     with pytest.MonkeyPatch.context() as patch:
         full_disk(patch, tmp_path)
         out = cli("explain", str(table_run), str(sample), "--steps", "4", "--out", str(out_dir))
-    _one_error(out, "No space left on device", str(out_dir))
-    assert _snapshot(out_dir) == before, "a failed explanation destroyed the previous one"
+    one_error(out, "No space left on device", str(out_dir))
+    assert snapshot(out_dir) == before, "a failed explanation destroyed the previous one"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ig", "one.json"], "temporary files left behind"
