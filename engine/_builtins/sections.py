@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -54,16 +55,20 @@ class Run:
     """Where the run directory goes.
 
     Args:
-        dir: directory holding run directories.
+        dir: directory holding run directories (default: $ENGINE_RUNS_DIR, else runs).
         name: run directory name (default: <model>-<data>-<timestamp>): one name inside dir, no path.
     """
 
-    dir: str = "runs"
+    dir: str | None = None
     name: str | None = None
 
 
-def check_run(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
-    """``run.name`` is one directory name inside ``run.dir`` (not a path out of it); ``run.dir``'s ``~user`` exists."""
+def check_run(values: dict[str, Any], where: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``run.name`` is one directory name inside ``run.dir`` (not a path out of it); ``run.dir``'s ``~user`` exists.
+
+    An unset ``run.dir`` is ``$ENGINE_RUNS_DIR``, else ``runs`` (a config file or override wins over both).
+    """
+    values = {**values, "dir": values.get("dir") or os.environ.get("ENGINE_RUNS_DIR") or "runs"}
     name, hint = (
         values.get("name") or "",
         f"set {where}.name=NAME (no '/' or '..'), and {where}.dir=PATH for where runs go",
@@ -81,6 +86,7 @@ def check_run(values: dict[str, Any], where: str, config: dict[str, Any]) -> Non
     except RuntimeError as exc:  # ~nosuchuser: no such user
         why = "no such user's home directory" if "home" in str(exc) else str(exc)
         raise ConfigError(f"{where}.dir={str(values['dir'])[:60]!r}: {why}", hint=f"set {where}.dir=PATH") from None
+    return values
 
 
 @dataclass

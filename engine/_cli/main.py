@@ -14,7 +14,7 @@ from typing import Any
 
 from engine._contract.commands import CommandSink
 from engine._contract.declarations import import_object
-from engine._contract.errors import EngineError
+from engine._contract.errors import EngineError, did_you_mean
 from engine._contract.version import __version__
 from engine._plugins.manager import CALLER, PluginManager
 
@@ -34,16 +34,27 @@ prints every hook call.
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a did-you-mean for a command or choice it does not know (``engine rn``)."""
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            names = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(
+                action, f"invalid choice: '{value}'{did_you_mean(str(value), names)} (choose from {', '.join(names)})"
+            )
+
+
 def build_parser(manager: Any = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The ``engine`` parser with every working plugin's commands (the core's first), and each command's parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="engine",
         description="A plugin-based deep-learning engine on Lightning: compose runs from plugin names.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"engine {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors (anywhere on the line)")
     parser.add_argument(
         "--disable", action="append", metavar="NAME", default=[], help="disable plugin NAME (or NAME@DIST) this once"
     )
@@ -94,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 plugin_key(name, manager.infos())
         parser, commands = build_parser(manager)
         argv, pip_args = _split_pip(argv)
+        argv = ["--debug"] * debug + [a for a in argv if a != "--debug"]  # `engine run … --debug` too
         args, extra = parser.parse_known_args(argv)
         options = [e for e in extra if e.startswith("-")]
         if extra and "items" in vars(args) and not options:

@@ -16,6 +16,7 @@ from engine._config.compose import compose, load_file
 from engine._config.plan import make_plan
 from engine._contract.errors import EngineError
 from engine._run.runner import train
+from engine._run.runs import find_run
 
 
 def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any], Path | None]:
@@ -34,9 +35,7 @@ def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any
             )
     resume = base = None
     if args.resume:
-        resume = Path(args.resume)
-        if not resume.exists():
-            raise EngineError(f"run directory not found: {resume}", hint="see `engine runs list`")
+        resume = find_run(args.resume)  # also a name as `engine runs list` prints it
         if not (resume / "config.yaml").is_file():
             raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
         base = load_file(resume / "config.yaml")

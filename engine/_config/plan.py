@@ -94,6 +94,20 @@ def _section(cfg: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
+def _nested(key: str, cfg: dict[str, Any], sections: dict[str, Section]) -> str:
+    """`` — did you mean 'trainer.max_epochs'?`` for ``max_epochs``: a section's setting given at the top."""
+    from engine._config.signature import read_signature
+    from engine._config.trainer import TRAINER_TARGET
+
+    keys = {f"{s}.{k}" for s, v in cfg.items() if isinstance(v, dict) for k in v}
+    keys |= {f"trainer.{p.name}" for p in getattr(read_signature(TRAINER_TARGET), "params", ())}
+    keys |= {
+        f"{n}.{p.name}" for n, s in sections.items() if not s.slot_kind for p in getattr(signature_of(s), "params", ())
+    }
+    hits = sorted(k for k in keys if k.endswith("." + key))[:3]
+    return " — did you mean " + " or ".join(f"'{h}'" for h in hits) + "?" if hits else ""
+
+
 def _signature(entry: Component | Section, notes: list[str]) -> Signature | None:
     """Read statically, else by importing the target (said in ``notes``); None when not introspectable."""
     sig = signature_of(entry)
@@ -150,7 +164,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     for key in cfg:
         if key not in known:
             raise ConfigError(
-                f"unknown config section '{clip(key)}'{did_you_mean(key, known)}",
+                f"unknown config section '{clip(key)}'{_nested(key, cfg, sections) or did_you_mean(key, known)}",
                 hint=f"sections: {', '.join(sorted(known))}",
             )
     task_sig = _signature(task, notes)

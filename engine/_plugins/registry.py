@@ -112,7 +112,8 @@ class Registry:
         if matches:
             candidates = ", ".join(sorted(e.qualified_name for e in matches))
             raise ConfigError(
-                f"{kind} name '{name}' is ambiguous: {candidates}", hint="use the qualified name (plugin.name)"
+                f"{kind} name '{name}' is ambiguous: {candidates}",
+                hint=f"use the qualified name (plugin{'/' if kind == 'recipe' else '.'}name)",
             )
         choices = {*entries, *(e.name for e in entries.values())}
         shown = name if len(name) <= 60 else name[:59] + "…"  # a name is echoed, never a huge one whole

@@ -21,6 +21,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ENGINE_CACHE_DIR") or Path.home() / ".cache" / "engine")
 
 
+def runs_root() -> Path:
+    """The directory of run directories when ``run.dir`` is not set: ``$ENGINE_RUNS_DIR``, else ``runs``."""
+    return Path(os.environ.get("ENGINE_RUNS_DIR") or "runs").expanduser()
+
+
 def load() -> dict[str, Any]:
     file = home() / "settings.json"
     try:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from engine._config.plan import Plan, make_plan
-from engine._contract.errors import ConfigError, EngineError
+from engine._contract.errors import ConfigError, EngineError, did_you_mean
 from engine._plugins.files import process_alive, write_json_atomic
 from engine._plugins.registry import get_registry
+from engine._plugins.settings import runs_root as runs_root
 
 #: The best weights of a run as plain tensors (safetensors), beside its checkpoints.
 WEIGHTS_FILE = "model.safetensors"
@@ -336,14 +337,39 @@ class Run:
         return module.eval(), slots
 
 
+def find_run(path: str | Path, where: str = "run directory") -> Path:
+    """``path``, else a name as `engine runs list` prints it: relative to the runs directory (``runs/``,
+    ``$ENGINE_RUNS_DIR``), or a member of a collection in it (``SWEEP/007``). An EngineError otherwise,
+    naming the run a checkpoint file belongs to, or the nearest names in the runs directory."""
+    given, root = expand(path, where), runs_root()
+    if given.is_file():
+        owner = next((p for p in given.parents if (p / "config.yaml").is_file()), None)
+        what = "a checkpoint" if given.suffix in (".ckpt", ".safetensors", ".pt", ".pth", ".bin") else "a file"
+        raise EngineError(
+            f"{given} is {what}" + (f" of the run {owner}" if owner else "") + ", not a run directory",
+            hint=f"give the run directory: {owner}" if owner else "see `engine runs list`",
+        )
+    if given.exists() or given.is_absolute():
+        return given
+    if (root / given).is_dir():
+        return root / given
+    head, _, rest = str(path).rstrip("/").rpartition("/")
+    for base in (root / head, Path(head)) if head else ():  # a collection's member: `runs list` names it so
+        collection = get_registry().manager.first("engine_run_collection", path=base) if base.is_dir() else None
+        for name, member in collection.members if collection else ():
+            if rest in (name, name.rsplit("/", 1)[-1]):
+                return Path(member)
+    names = [f"{root}/{p.name}" for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    guess = did_you_mean(f"{root}/{given.name}", names)
+    raise EngineError(f"{where} not found: {given}{guess}", hint="see `engine runs list`")
+
+
 def open_run(path: str | Path, registry: Any = None) -> Run:
     """Read run directory ``path``; a clear `EngineError` when it is not one.
 
     ``registry`` defaults to the running command's (its ``--disable`` set included).
     """
-    root = expand(path, "run directory")
-    if not root.is_dir():
-        raise EngineError(f"run directory not found: {root}", hint="see `engine runs list`")
+    root = find_run(path)
     if not (root / "config.yaml").is_file():
         raise EngineError(f"{root} is not a run directory (no config.yaml)", hint="see `engine runs list`")
     inside(root)  # no link in it leads out: what a command reads through the run stays in it

@@ -127,6 +127,7 @@ def engine_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     monkeypatch.setenv("ENGINE_CACHE_DIR", str(tmp_path / "engine-cache"))
     monkeypatch.setenv("ENGINE_HOME", str(tmp_path / "engine-home"))
     monkeypatch.delenv("ENGINE_RUN_DIR", raising=False)
+    monkeypatch.delenv("ENGINE_RUNS_DIR", raising=False)
     monkeypatch.delenv("ENGINE_DISABLE_PLUGINS", raising=False)
     yield tmp_path
     clear_registries()

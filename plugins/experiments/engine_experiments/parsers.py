@@ -97,9 +97,10 @@ def _runs(sub: CommandSink) -> None:
     p = rsub.add_parser("list", help="runs, oldest first (by start): status, the task's primary metric, wall time")
     p.add_argument(
         "--dir",
-        default="runs",
-        help="directory holding runs (default: runs); pipeline directories in it, or it, list their stages",
+        help="directory holding runs (default: $ENGINE_RUNS_DIR, else runs, with the sweeps in sweeps/ and "
+        "pipelines in pipelines/); pipeline directories in it, or it, list their stages",
     )
+    p.add_argument("--json", action="store_true", help="print the runs as JSON (a list; see docs/cli.md)")
     p.set_defaults(handler="engine_experiments.runs_list:cmd_runs_list")
     p = rsub.add_parser(
         "compare",

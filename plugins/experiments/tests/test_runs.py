@@ -47,7 +47,10 @@ def test_runs_list_sorts_by_start(cli: Any, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.index("b-first") < out.stdout.index("a-second")
     assert "2026-01-01 10:00" in out.stdout
-    assert cli("runs", "list", "--dir", str(tmp_path / "none")).stdout.startswith("no runs in")
+    missing = cli("runs", "list", "--dir", str(tmp_path / "none"))  # a mistyped directory is not "no runs"
+    assert missing.returncode == 2 and "runs directory not found" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    assert cli("runs", "list", "--dir", str(tmp_path / "empty")).stdout.startswith("no runs in")
     assert cli("runs").returncode == 0  # the group alone prints its help
 
 
@@ -92,3 +95,27 @@ def test_a_collections_report_draws_a_wide_positive_setting_on_a_log_axis() -> N
 
     assert _log_scale([1e-4, 3e-3, 3e-2])  # a learning rate over more than two orders of magnitude
     assert not _log_scale([16.0, 64.0, 256.0]) and not _log_scale([-1.0, 1000.0]) and not _log_scale([])
+
+
+def test_runs_list_json_and_the_default_places(
+    cli: Any, plugin_site: Any, tiny_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --dir: the runs directory ($ENGINE_RUNS_DIR) and the sweeps in sweeps/; names `open_run` takes."""
+    import engine
+
+    plugin_site("study", STUDY)
+    monkeypatch.chdir(tmp_path)
+    make_study(tmp_path / "sweeps", tiny_run)
+    tiny_run(tmp_path / "mine", "solo")
+    monkeypatch.setenv("ENGINE_RUNS_DIR", str(tmp_path / "mine"))
+    out = cli("runs", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["name"] for r in rows] == ["sweeps/study/000", "sweeps/study/001", "sweeps/study/002", "solo"]
+    solo = rows[-1]
+    assert set(solo) == {"name", "path", "kind", "status", "started", "primary_metric", "wall_time_s"}
+    assert solo["kind"] == "run" and solo["status"] == "completed" and solo["path"] == str(tmp_path / "mine/solo")
+    assert solo["primary_metric"]["name"] == "test/accuracy" and 0 <= solo["primary_metric"]["value"] <= 1
+    for row in rows:  # every name listed opens as a run
+        assert engine.open_run(row["name"]).path.resolve() == Path(row["path"]).resolve()
+    assert "sweeps/study/001" in cli("runs", "list").stdout
