@@ -23,7 +23,7 @@ def run_episodes(
 ) -> dict[str, float]:
     """Play ``episodes`` episodes (episode i reset with seed ``seed + i``) with ``act``; return ``eval/*`` figures."""
     if episodes < 1:
-        raise ConfigError(f"--episodes must be at least 1, got {episodes}")
+        raise ConfigError(f"episodes must be at least 1, got {episodes}", hint="engine evaluate RUN episodes=N")
     returns: list[float] = []
     lengths: list[int] = []
     n = min(batch, episodes)
