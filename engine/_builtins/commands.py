@@ -52,11 +52,12 @@ def _plugins(sub: Any) -> None:
     psub = sub.add_parser("plugins", help="list, inspect, install, enable and disable plugins").add_subparsers(
         dest="subcommand", metavar="SUBCOMMAND"
     )
-    psub.add_parser("list", help="every plugin: distribution, version, status, import time, hooks").set_defaults(
-        handler="engine._cli.inspect:cmd_plugins_list"
-    )
+    p = psub.add_parser("list", help="every plugin: distribution, version, status, import time, hooks")
+    _json_option(p)
+    p.set_defaults(handler="engine._cli.inspect:cmd_plugins_list")
     p = psub.add_parser("info", help="one plugin: its hooks, components, and problems with them")
     p.add_argument("name")
+    _json_option(p)
     _import_option(p, "import every target (slower; catches errors inside target modules too)")
     p.set_defaults(handler="engine._cli.inspect:cmd_plugins_info")
     p = psub.add_parser("install", help="pip-install plugin distributions here, then list what they contribute")
@@ -83,12 +84,18 @@ def _components(sub: Any) -> None:
     p.add_argument(
         "--kind", "-k", help="task, model, loss, optimizer, scheduler, data, deploy, recipe, section or step"
     )
+    _json_option(p)
     p.set_defaults(handler="engine._cli.inspect:cmd_components_list")
     p = csub.add_parser("show", help="one component: target, facts, parameters with types and defaults")
     p.add_argument("name", help="qualified (vision.resnet) or unambiguous short name")
     p.add_argument("--kind", "-k", help="only look among this kind")
     _import_option(p, "import the target when its source cannot be read statically")
+    _json_option(p)
     p.set_defaults(handler="engine._cli.inspect:cmd_components_show")
+
+
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON only (its schema: docs/cli.md)")
 
 
 def _import_option(parser: argparse.ArgumentParser, help: str) -> None:

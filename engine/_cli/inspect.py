@@ -31,6 +31,8 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     counts = Counter(entry.plugin for entry in reg.list())
     table = Table("plugin", "distribution", "version", "status", "components", "import", "hooks")
     infos = reg.manager.infos()
+    if args.json:
+        return emit([_plugin(i, 0 if i.refused else counts[i.name]) for i in infos])
     for info in infos:
         table.add_row(
             info.name,
@@ -52,11 +54,39 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def emit(data: Any, code: int = 0) -> int:
+    """``--json``: ``data`` alone on stdout (the schemas: docs/cli.md)."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    return code
+
+
+def _plugin(info: Any, components: int) -> dict[str, Any]:
+    import_ms = None if info.import_s is None else round(info.import_s * 1000)
+    keys = ("name", "distribution", "version", "status", "module", "error")
+    return {k: getattr(info, k) for k in keys} | {"components": components, "import_ms": import_ms, "hooks": info.hooks}
+
+
 def cmd_plugins_info(args: argparse.Namespace) -> int:
     reg = registry(args)
     matches = [i for i in reg.manager.infos() if args.name in (i.name, i.distribution)]
     if not matches:
         raise unknown_plugin(args.name, {i.name for i in reg.manager.infos()})
+    if args.json:
+        out, failed = [], False
+        for info in matches:
+            ok = not info.refused and info.status == "ok"
+            entries = [e for e in reg.list() if e.plugin == info.name] if ok else []
+            found = list(check_components(reg, info.name, import_targets=args.import_)) if ok else []
+            failed |= bool(found) or info.status != "ok"
+            out.append(
+                _plugin(info, len(entries))
+                | {"components": [_component(e) | {"required": list(getattr(e, "required", ()))} for e in entries]}
+                | {"problems": [{"component": n, "problem": p} for n, p in found]}
+            )
+        return emit(out, 1 if failed else 0)
     console = Console()
     problems: list[tuple[str, str]] = []
     for info in matches:
@@ -120,6 +150,8 @@ def cmd_components_list(args: argparse.Namespace) -> int:
             f"unknown kind '{args.kind}'{did_you_mean(args.kind, KINDS)}", hint=f"kinds: {', '.join(KINDS)}"
         )
     entries = registry(args).list(args.kind, args.pattern)
+    if args.json:
+        return emit([_component(e) for e in entries])
     table = Table("kind", "name", "summary")
     for e in entries:
         table.add_row(e.kind, e.qualified_name, e.summary)
@@ -129,6 +161,10 @@ def cmd_components_list(args: argparse.Namespace) -> int:
     else:
         console.print("no components match" + (f" '{args.pattern}'" if args.pattern else ""))
     return 0
+
+
+def _component(e: Any) -> dict[str, Any]:
+    return {"kind": e.kind, "name": e.qualified_name, "plugin": e.plugin, "summary": e.summary}
 
 
 def cmd_components_show(args: argparse.Namespace) -> int:
@@ -147,6 +183,8 @@ def cmd_components_show(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"no component named '{args.name}'{did_you_mean(args.name, every)}", hint="see `engine components list`"
         )
+    if args.json:
+        return emit([_shown(reg, entry, args.import_) for entry in found])
     console = Console()
     for entry in found:
         console.print(styled(entry.qualified_name, "bold"), f" ({entry.kind})  {entry.summary}")
@@ -166,9 +204,40 @@ def cmd_components_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> None:
+def _shown(reg: Any, entry: Any, import_: bool) -> dict[str, Any]:
+    """``components show --json``: one component (a recipe: its config; else its parameters)."""
+    out = _component(entry) | {"distribution": entry.distribution, "version": entry.version}
+    out["target"] = entry.target_text
+    if entry.kind == "recipe":
+        return out | {"targets": list(entry.targets), "required": list(entry.required), "config": entry.load_config()}
+    sig, rows = _parameters(reg, entry, import_)
+    facts = {"facts": list(getattr(entry, "facts", ())), "slots": dict(getattr(entry, "slots", {}))}
+    params = [_param(p) for p in rows] if sig is not None else None
+    return out | facts | {"parameters": params, "open": bool(sig and sig.open)}
+
+
+def _param(p: Any) -> dict[str, Any]:
+    return {"name": p.name, "type": describe(p.annotation) or None, "required": p.required} | {
+        "default": None if p.required else p.default,
+        "description": p.doc or None,
+    }
+
+
+def _parameters(reg: Any, entry: Any, import_: bool) -> tuple[Any, list[Any]]:
+    """A component's signature and its parameters as shown: its own, a data source's loader's, slot keys."""
     from engine._config.params import load_signature, signature_of
     from engine._config.plan import LOADER_PARAMS, slot_key_params
+
+    sig = load_signature(entry) if import_ else signature_of(entry)
+    if sig is None:
+        return None, []
+    rows = list(sig.params) + (list(LOADER_PARAMS.values()) if entry.kind == "data" else [])
+    if entry.kind != "section":
+        rows += slot_key_params(reg, entry.kind, sig)  # model.init_from, model.freeze, optimizer.param_groups
+    return sig, rows
+
+
+def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> None:
     from engine._config.signature import read_signature
 
     if entry.kind == "section":
@@ -190,15 +259,10 @@ def _show_parameters(console: Console, reg: Any, entry: Any, import_: bool) -> N
         for name, shipped in (getattr(entry, "weights", None) or {}).items():
             params = "".join(f" {k}={v}" for k, v in shipped.params.items())
             console.print(f"  weights: {name}  {shipped.summary}  ({where}.weights={name}{params})")
-    sig = load_signature(entry) if import_ else signature_of(entry)
+    sig, rows = _parameters(reg, entry, import_)
     if sig is None:
         console.print("  parameters: not readable from source; add --import to import the target")
         return
-    rows = list(sig.params)
-    if entry.kind == "data":
-        rows += list(LOADER_PARAMS.values())
-    if entry.kind != "section":
-        rows += slot_key_params(reg, entry.kind, sig)  # model.init_from, model.freeze, optimizer.param_groups
     console.print(_param_table("parameter", rows, f"{where}."))
     if sig.open:
         console.print("  (also accepts other keyword arguments)")

@@ -349,9 +349,9 @@ def find_run(path: str | Path, where: str = "run directory") -> Path:
             f"{given} is {what}" + (f" of the run {owner}" if owner else "") + ", not a run directory",
             hint=f"give the run directory: {owner}" if owner else "see `engine runs list`",
         )
-    if given.exists() or given.is_absolute():
+    if given.exists():
         return given
-    if (root / given).is_dir():
+    if not given.is_absolute() and (root / given).is_dir():
         return root / given
     head, _, rest = str(path).rstrip("/").rpartition("/")
     for base in (root / head, Path(head)) if head else ():  # a collection's member: `runs list` names it so
