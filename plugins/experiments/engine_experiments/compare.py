@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import engine
 from engine import EngineError
 from engine.console import Console, Table, format_metric, styled
-from engine.runs import read_config, read_json
+from engine.runs import find_run, read_config, read_json
 from engine_experiments.notes import label
 
 
@@ -40,7 +41,7 @@ def entries(paths: list[str | Path]) -> list[Entry]:
     """The runs ``paths`` name, collections that list their members expanded into them."""
     out: list[Entry] = []
     for raw in paths:
-        path = Path(raw).expanduser()
+        path = find_run(raw)  # a path, or a name as `engine runs list` prints it
         collection = engine.run_collection(path) if path.is_dir() else None
         if collection is not None and collection.expand:
             named = [(member, f"{path.name}/{label(name)}") for name, member in collection.members]
@@ -140,6 +141,9 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     others = sorted({k for e in items for k in e.metrics if k.startswith("test/") and k != primary})
     others = others or sorted({k for e in items for k in e.metrics if k.startswith("val/") and k != primary})
     metrics = ([primary] if primary else []) + others[: args.max_metrics]
+    if args.json:
+        sys.stdout.write(json.dumps(_json(items, params, primary), indent=2, default=str) + "\n")
+        return 0
     heads = [styled(k + " *", "bold") if k == primary else k for k in metrics]
     table = Table("run", "status", *params, *heads, "wall time")
     for e in items:
@@ -160,3 +164,16 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
 
 def _cell(value: Any) -> str:
     return format_metric(value) if isinstance(value, float) else str(value)
+
+
+def _json(items: list[Entry], params: dict[str, list[Any]], primary: str | None) -> dict[str, Any]:
+    """``runs compare --json`` (docs/cli.md): the varied keys, the shared primary metric, each run in order."""
+    runs = []
+    for e in items:
+        flat = flatten(e.config)
+        pm = {"name": e.primary[0], "mode": e.primary[1], "value": e.metrics.get(e.primary[0])} if e.primary else None
+        runs.append(
+            {"name": e.name, "path": str(e.path), "status": e.status, "config": {k: flat.get(k) for k in params}}
+            | {"primary_metric": pm, "metrics": e.metrics, "wall_time_s": e.wall_time_s}
+        )
+    return {"varied": list(params), "primary_metric": primary, "runs": runs}

@@ -235,6 +235,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if options:
             raise EngineError(f"--ensemble takes no evaluation options (got {', '.join(options)})")
         result, problem = _ensemble(runs, split=args.split, which=args.checkpoint)
+        if args.json:
+            members = {k: v for k, v in result.items() if k != "ensemble"}
+            return _emit(
+                {"split": args.split, "checkpoint": args.checkpoint, "runs": members, "ensemble": result["ensemble"]}
+            )
         table = Table("metric", *result)
         for key in next(iter(result.values())):
             table.add_row(f"{args.split}/{key}", *(format_metric(m[key]) for m in result.values()))
@@ -242,10 +247,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         console.print(_ensemble_line(result, problem))
         return 0
     columns = {path: evaluate(path, split=args.split, which=args.checkpoint, **options) for path in runs}
+    if args.json:
+        return _emit({"split": args.split, "checkpoint": args.checkpoint, "runs": columns})
     table = Table("metric", *columns)
     for key in sorted({k for metrics in columns.values() for k in metrics}):
         table.add_row(key, *(format_metric(metrics.get(key)) for metrics in columns.values()))
     console.print(table)
+    return 0
+
+
+def _emit(data: dict[str, Any]) -> int:
+    """``evaluate --json``: the metrics alone on stdout (docs/cli.md)."""
+    import json
+    import sys
+
+    from engine.runs import to_jsonable
+
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
     return 0
 
 

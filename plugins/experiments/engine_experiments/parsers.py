@@ -114,6 +114,7 @@ def _runs(sub: CommandSink) -> None:
     )
     p.add_argument("runs", nargs="+", metavar="RUN|SWEEP_DIR", help="run, cross-validation or sweep directories")
     p.add_argument("--max-metrics", type=int, default=4, metavar="N", help="other metrics shown (default 4)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON (every metric; docs/cli.md)")
     p.set_defaults(handler="engine_experiments.compare:cmd_runs_compare")
 
 
@@ -129,6 +130,7 @@ def _evaluate(sub: CommandSink) -> None:
         formatter_class=_RAW,
     )
     p.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories, then evaluation options")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON (docs/cli.md)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to evaluate (default: test)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
     add_verbosity_options(p)

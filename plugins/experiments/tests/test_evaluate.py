@@ -50,6 +50,10 @@ def test_ensemble_averages_members(cli: Any, teacher: Path, tiny_run: Any, tmp_p
     assert out.returncode == 0, out.stderr
     assert "ensemble" in out.stdout and "test/accuracy" in out.stdout and "test/nll" in out.stdout
     assert "ensemble of 2: accuracy" in out.stdout
+    import json
+
+    data = json.loads(cli("evaluate", str(teacher), str(other), "--ensemble", "--json").stdout)
+    assert set(data["runs"]) == {"teacher", "seed1"} and data["ensemble"] == pytest.approx(result["ensemble"])
     different = tiny_run(tmp_path, "other-data", *SHAPE, "data.num_samples=200", "trainer.max_epochs=1").run_dir
     with pytest.raises(EngineError, match=r"do not share their test split.*num_samples"):
         ensemble([str(teacher), str(different)])
@@ -171,3 +175,17 @@ def test_a_tasks_own_evaluation_takes_checked_options(
     typo = cli("evaluate", run, "epsiodes=5")
     assert typo.returncode == 2 and "unknown parameter 'evaluate.epsiodes'" in typo.stderr
     assert "did you mean 'episodes'" in typo.stderr
+
+
+def test_evaluate_json_of_a_run_named_as_runs_list_names_it(
+    cli: Any, teacher: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    monkeypatch.setenv("ENGINE_RUNS_DIR", str(teacher.parent))
+    out = cli("evaluate", "teacher", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)  # JSON alone on stdout
+    assert set(data) == {"split", "checkpoint", "runs"} and (data["split"], data["checkpoint"]) == ("test", "best")
+    summary = engine.open_run(teacher).summary
+    assert data["runs"]["teacher"]["test/accuracy"] == pytest.approx(summary["best_metrics"]["test/accuracy"])

@@ -119,3 +119,19 @@ def test_runs_list_json_and_the_default_places(
     for row in rows:  # every name listed opens as a run
         assert engine.open_run(row["name"]).path.resolve() == Path(row["path"]).resolve()
     assert "sweeps/study/001" in cli("runs", "list").stdout
+
+
+def test_runs_compare_json(cli: Any, tiny_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, lr in (("slow", "1e-4"), ("fast", "3e-2")):
+        tiny_run(tmp_path, name, f"optimizer.lr={lr}")
+    monkeypatch.setenv("ENGINE_RUNS_DIR", str(tmp_path))
+    out = cli("runs", "compare", "slow", "fast", "--json")  # names as `runs list` prints them
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["varied"] == ["optimizer.lr"] and data["primary_metric"] == "test/accuracy"
+    assert {r["name"] for r in data["runs"]} == {"slow", "fast"}
+    first = data["runs"][0]
+    assert set(first) == {"name", "path", "status", "config", "primary_metric", "metrics", "wall_time_s"}
+    assert first["primary_metric"]["mode"] == "max" and first["config"]["optimizer.lr"] in (1e-4, 3e-2)
+    values = [r["primary_metric"]["value"] for r in data["runs"]]
+    assert values == sorted(values, reverse=True) and "test/loss" in first["metrics"]
