@@ -198,7 +198,8 @@ def test_no_source_file_over_400_lines() -> None:
 #: engine/'s size: 6,747 when core v3 landed (issue 32's goal was 6,000); issue 33's trust fixes added 661 (plugin
 #: manager 220, run directories 156, validation before compute 269, test helpers 16). A feature belongs in a plugin,
 #: not in the kernel: raise this only in a commit that says why. Issue 34: run names as `runs list` prints them,
-#: did-you-means for commands and section keys, ENGINE_RUNS_DIR (+66); --json of the registry's commands (+71); find_run public (+2).
+#: did-you-means for commands and section keys, ENGINE_RUNS_DIR (+66); --json of the registry's commands (+71);
+#: find_run public (+2).
 KERNEL_LINES = 7547
 
 
