@@ -3,13 +3,43 @@
 ``engine plugins disable`` and a plugin recorded broken persist in ``$ENGINE_HOME``; a test must never
 leave them behind for the person running the suite, even from session-scoped fixtures, which run
 before any per-test isolation.
+
+In CI (``CI`` set), a test skipped because a package could not be imported (``pytest.importorskip``)
+fails instead: `make setup` installs every test dependency, so such a skip hides a missing install step.
+A test that may lack its package on purpose says so: ``@pytest.mark.optional_dependency(reason="...")``
+(a module: ``pytestmark = pytest.mark.optional_dependency(reason="...")`` before its importorskip).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+
+MISSING = "could not import"
+WHY = "a missing test dependency fails CI: install it in `make setup`, or mark the test optional_dependency(reason=)"
+
+
+def _missing_dependency(report: Any, optional: bool) -> None:
+    """Turn a skip for a package that could not be imported into a failure, in CI, unless marked optional."""
+    if os.environ.get("CI") and report.skipped and MISSING in str(report.longrepr) and not optional:
+        report.outcome, report.longrepr = "failed", f"{report.longrepr}\n{WHY}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _missing_dependency(outcome.get_result(), item.get_closest_marker("optional_dependency") is not None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield  # a module-level importorskip: the module's marker is read from its source
+    path = getattr(collector, "path", None)
+    source = path.read_text(encoding="utf-8") if path is not None and path.suffix == ".py" else ""
+    _missing_dependency(outcome.get_result(), "pytest.mark.optional_dependency" in source)
 
 
 @pytest.fixture(autouse=True, scope="session")
