@@ -76,7 +76,7 @@ def test_interpolation() -> None:
         (["model=mlp", "data=csv"], "data source 'core.csv' needs parameter 'path'"),
         (["model=mlp"], "no data source chosen"),
         (["data=synthetic"], "needs a model"),
-        (["model=mlp", "data=synthetic", "trainer.logger=false"], "trainer.logger is set by the engine"),
+        (["model=mlp", "data=synthetic", "trainer.logger=false"], "trainer.logger must be a name or a list of names"),
         (["model=mlp", "data=synthetic", "seed=x"], "seed must be an integer"),
         (["model=mlp", "data=synthetic", "checkpoint.mode=up"], "checkpoint.mode must be"),
         (["model=mlp", "data=synthetic", "early_stopping.patiance=2"], "did you mean 'patience'"),

@@ -17,7 +17,6 @@ TRAINER_TARGET = "lightning.pytorch.trainer.trainer:Trainer"
 #: Trainer arguments the engine sets itself, and what to set instead.
 RESERVED_TRAINER = {
     "callbacks": "add callbacks from a plugin's engine_callbacks hook",
-    "logger": "the engine logs CSV (and TensorBoard when installed) into the run directory",
     "default_root_dir": "set run.dir instead",
     "enable_checkpointing": "configure the checkpoint section instead",
 }
@@ -25,6 +24,8 @@ RESERVED_TRAINER = {
 _PRECISION_NAMES = "64-true 32-true 16-true 16-mixed bf16-true bf16-mixed transformer-engine transformer-engine-float16"
 PRECISIONS = (64, 32, 16, "64", "32", "16", "bf16", *_PRECISION_NAMES.split())
 PROFILERS = ("simple", "advanced", "pytorch", "xla")
+#: ``trainer.logger``: experiment trackers (Lightning's loggers), beside the run directory's CSV, and their package.
+LOGGERS = {"csv": "lightning", "tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 #: Accelerators and strategies every Lightning 2 install knows (others are looked up).
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook", "fsdp", "single_device", "deepspeed", "xla")
@@ -61,11 +62,13 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
     for key, why in RESERVED_TRAINER.items():
         if key in trainer:
             raise ConfigError(f"trainer.{key} is set by the engine", hint=why)
+    trackers = check_loggers(trainer.get("logger"))
+    trainer = {k: v for k, v in trainer.items() if k != "logger"}
     sig = read_signature(TRAINER_TARGET)
     if sig is not None:
         sig = Signature(tuple(replace(p, annotation=RANGES.get(p.name, p.annotation)) for p in sig.params), sig.open)
     checked = check_params("trainer", "lightning.Trainer", trainer, sig)
-    trainer = {k: v for k, v in checked.items() if k in trainer}
+    trainer = {k: v for k, v in checked.items() if k in trainer} | ({"logger": trackers} if trackers else {})
     if trainer.get("barebones"):
         raise ConfigError("trainer.barebones=true cannot work here: the engine always keeps checkpoints and logs")
     if isinstance(trainer.get("val_check_interval"), float) and "check_val_every_n_epoch" in trainer:
@@ -100,6 +103,26 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
                     hint=f"Lightning knows: {', '.join(sorted(known))}",
                 )
     return trainer
+
+
+def check_loggers(value: Any) -> list[str]:
+    """``trainer.logger``: a tracker's name or a list of them (`LOGGERS`), each package installed."""
+    import importlib.util
+
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else None
+    if value is None:
+        return []
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"trainer.logger must be a name or a list of names, got {describe(value)}")
+    for name in names:
+        if name not in LOGGERS:
+            raise ConfigError(
+                f"trainer.logger={clip(repr(name))} is not a logger the engine knows{did_you_mean(name, LOGGERS)}",
+                hint=f"choose among {', '.join(LOGGERS)} (the run's CSV is always kept)",
+            )
+        if importlib.util.find_spec(LOGGERS[name]) is None:
+            raise ConfigError(f"trainer.logger={name} needs the package {LOGGERS[name]}", hint=f"pip install {name}")
+    return list(dict.fromkeys(names))
 
 
 def _registered(key: str) -> list[str]:

@@ -6,6 +6,7 @@ Nothing here writes a file: a setting Lightning refuses leaves no run directory 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,26 @@ def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[
     return callbacks, checkpoint
 
 
-def _loggers(run_dir: Path) -> list[Any]:
-    """CSV metrics in ``csv/<attempt>/metrics.csv`` (a resume starts attempt 1, keeping attempt 0), TensorBoard."""
+def _loggers(run_dir: Path, trackers: list[str]) -> list[Any]:
+    """CSV metrics in ``csv/<attempt>/metrics.csv`` (a resume starts attempt 1, keeping attempt 0), TensorBoard
+    (when installed, or named), and the trackers ``trainer.logger`` names (MLflow, W&B: set up by their
+    environment variables, ``MLFLOW_TRACKING_URI``, ``WANDB_MODE`` …; the run's name is the directory's)."""
     attempt = 0
     while (run_dir / "csv" / str(attempt) / "metrics.csv").exists():
         attempt += 1
     loggers: list[Any] = [CSVLogger(run_dir, name="csv", version=str(attempt))]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(run_dir, name="tb", version="", default_hp_metric=False))
+    if "mlflow" in trackers:
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "engine"  # MLflow's own default store: ./mlruns
+        loggers.append(MLFlowLogger(name, run_name=run_dir.name, tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")))
+    if "wandb" in trackers:
+        from lightning.pytorch.loggers import WandbLogger
+
+        project = os.environ.get("WANDB_PROJECT") or "engine"
+        loggers.append(WandbLogger(name=run_dir.name, save_dir=run_dir, project=project))
     return loggers
 
 
@@ -58,6 +71,7 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
     """The Trainer and its checkpoint callback; Lightning's objections become one clear error."""
     has_val, _ = splits(datamodule)
     callbacks, checkpoint = _callbacks(plan.config, run_dir, has_val)
+    callbacks.append(Hyperparameters(plan.config))
     loggers = []
     for info, result in plan.registry.manager.call("engine_callbacks", config=plan.config):
         for item in result or []:
@@ -74,6 +88,7 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
     trainer_args["enable_progress_bar"] = trainer_args.get("enable_progress_bar", True) and logs.progress_bar()
     if logs.verbosity() <= logs.QUIET:
         trainer_args.setdefault("enable_model_summary", False)
+    trackers = _loggers(run_dir, trainer_args.pop("logger", None) or []) + loggers
     plugins = trainer_args.pop("plugins", None) or []
     plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]
     try:
@@ -81,7 +96,7 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
             default_root_dir=run_dir,
             enable_checkpointing=True,  # the run's own RunCheckpoints (a Checkpoint: Lightning adds none of its own)
             callbacks=callbacks,
-            logger=_loggers(run_dir) + loggers,
+            logger=trackers,
             plugins=plugins,
             **trainer_args,
         )
@@ -91,3 +106,14 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
             hint="see `engine run --help` and Lightning's Trainer documentation",
         ) from exc
     return trainer, checkpoint
+
+
+class Hyperparameters(L.Callback):
+    """The resolved config as every logger's hyperparameters (TensorBoard's ``hparams.yaml``, MLflow's params)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams(self.config)
