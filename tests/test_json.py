@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 PLUGIN = {"name", "distribution", "version", "status", "module", "error", "components", "import_ms", "hooks"}
 COMPONENT = {"kind", "name", "plugin", "summary"}
-
-
-@pytest.fixture(autouse=True)
-def _isolated(engine_isolated: Path) -> Path:
-    return engine_isolated
 
 
 def _json(cli: Any, *args: str, code: int = 0) -> Any:

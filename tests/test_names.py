@@ -10,11 +10,21 @@ import yaml
 
 import engine
 
+TWIN = """
+from engine import Recipe, hookimpl
+
+
+@hookimpl
+def engine_recipes():
+    return [Recipe("twin", {"model": {"name": "mlp"}, "data": {"name": "synthetic"}}, "one of two")]
+"""
+
 
 @pytest.fixture(autouse=True)
-def _isolated(engine_isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(engine_isolated)
-    return engine_isolated
+def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ENGINE_RUNS_DIR", raising=False)
+    return tmp_path
 
 
 def _fake_run(run_dir: Path, config: dict[str, Any] | None = None) -> Path:
@@ -95,7 +105,9 @@ def test_a_section_key_given_alone_suggests_its_section(cli: Any) -> None:
     assert out.returncode == 2 and "did you mean 'trainer.max_epochs'?" in out.stderr
 
 
-def test_an_unknown_recipe_suggests_the_plugin_slash_name_form(cli: Any) -> None:
-    out = cli("run", "digits", "--dry-run")  # gan/digits and vision/digits
-    assert out.returncode == 2 and "gan/digits, vision/digits" in out.stderr
+def test_an_ambiguous_recipe_suggests_the_plugin_slash_name_form(cli: Any, plugin_site: Any) -> None:
+    plugin_site("alpha", TWIN)
+    plugin_site("beta", TWIN)
+    out = cli("run", "twin", "--dry-run")
+    assert out.returncode == 2 and "alpha/twin, beta/twin" in out.stderr
     assert "(plugin/name)" in out.stderr and "plugin.name" not in out.stderr

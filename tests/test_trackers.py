@@ -14,11 +14,6 @@ import engine
 TINY = ["model=mlp", "model.hidden=[8]", "data=synthetic", "data.num_samples=200", "trainer.max_epochs=1"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(engine_isolated: Path) -> Path:
-    return engine_isolated
-
-
 def test_tensorboard_and_csv_get_the_resolved_config_as_hyperparameters(train: Any, tmp_path: Path) -> None:
     result = train(*TINY, "trainer.logger=tensorboard", root=tmp_path)
     hparams = yaml.safe_load((result.run_dir / "tb" / "hparams.yaml").read_text())

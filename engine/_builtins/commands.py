@@ -29,7 +29,7 @@ examples:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``run``, ``plugins`` and ``components``."""
+    """Add ``run``, ``plugins``, ``components`` and ``completion``."""
     run = sub.add_parser(
         "run",
         help="compose a config from names and train it",
@@ -46,6 +46,15 @@ def add_commands(sub: Any) -> None:
     run.set_defaults(handler="engine._cli.run:cmd_run")
     _plugins(sub)
     _components(sub)
+    p = sub.add_parser(
+        "completion",
+        help='print the shell completion script: eval "$(engine completion bash)" (zsh, fish)',
+        description="Print the script that makes the shell complete engine's commands, options, component, "
+        'recipe, plugin and run names. bash: add `eval "$(engine completion bash)"` to ~/.bashrc; zsh: the '
+        "same with zsh in ~/.zshrc; fish: `engine completion fish > ~/.config/fish/completions/engine.fish`.",
+    )
+    p.add_argument("shell", choices=("bash", "zsh", "fish"))
+    p.set_defaults(handler="engine._cli.completion:cmd_completion")
 
 
 def _plugins(sub: Any) -> None:

@@ -27,6 +27,7 @@ examples:
   engine run core/mlp-synthetic --dry-run      validate and print the resolved config
   engine run --resume runs/mlp-synthetic-...   continue an interrupted run
   engine COMMAND --help                        every command's options (the plugins' commands too)
+  eval "$(engine completion bash)"             tab completion (zsh, fish too): commands, names, runs
 
 Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error, 130 interrupted.
 Set ENGINE_DISABLE_PLUGINS=a,b or pass --disable NAME to turn plugins off; ENGINE_TRACE_HOOKS=1
@@ -104,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in disable:
                 plugin_key(name, manager.infos())
         parser, commands = build_parser(manager)
+        if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (`engine completion SHELL`)
+            from engine._cli.completion import complete
+
+            complete(parser)
         argv, pip_args = _split_pip(argv)
         argv = ["--debug"] * debug + [a for a in argv if a != "--debug"]  # `engine run … --debug` too
         args, extra = parser.parse_known_args(argv)
