@@ -63,7 +63,10 @@ def test_runs_compare_shows_what_differs(cli: Any, tiny_run: Any, tmp_path: Path
     assert "optimizer.lr" in lines[0] and "test/accuracy *" in lines[0]
     assert {lines[1].split()[0], lines[2].split()[0]} == {"slow", "fast"}
     missing = cli("runs", "compare", str(tmp_path / "nothing"))
-    assert missing.returncode == 2 and "is not a run, cross-validation or sweep directory" in missing.stderr
+    assert missing.returncode == 2 and "run directory not found" in missing.stderr
+    (tmp_path / "empty").mkdir()
+    other = cli("runs", "compare", str(tmp_path / "empty"))
+    assert other.returncode == 2 and "is not a run, cross-validation or sweep directory" in other.stderr
 
 
 def test_a_collection_is_listed_compared_and_reported(
@@ -111,8 +114,10 @@ def test_runs_list_json_and_the_default_places(
     out = cli("runs", "list", "--json")
     assert out.returncode == 0, out.stderr
     rows = json.loads(out.stdout)
-    assert [r["name"] for r in rows] == ["sweeps/study/000", "sweeps/study/001", "sweeps/study/002", "solo"]
-    solo = rows[-1]
+    names = [r["name"] for r in rows]  # by start; a collection's members together, in its order
+    assert sorted(names) == ["solo", "sweeps/study/000", "sweeps/study/001", "sweeps/study/002"]
+    assert [n for n in names if n != "solo"] == ["sweeps/study/000", "sweeps/study/001", "sweeps/study/002"]
+    solo = rows[names.index("solo")]
     assert set(solo) == {"name", "path", "kind", "status", "started", "primary_metric", "wall_time_s"}
     assert solo["kind"] == "run" and solo["status"] == "completed" and solo["path"] == str(tmp_path / "mine/solo")
     assert solo["primary_metric"]["name"] == "test/accuracy" and 0 <= solo["primary_metric"]["value"] <= 1
