@@ -142,6 +142,9 @@ def sorted_by_primary(items: list[Entry]) -> list[Entry]:
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     items = sorted_by_primary(entries(list(args.runs)))
+    names = [e.name for e in items]
+    for e in items:  # two runs of one name (runs/a/seed0, runs/b/seed0): told apart by their parent directory
+        e.name = f"{e.path.parent.name}/{e.name}" if names.count(e.name) > 1 else e.name
     everything = getattr(args, "all", False)
     params = varied([e.config for e in items]) if not everything else _all_keys([e.config for e in items])
     primary = (shared_primary(items) or (None,))[0]
@@ -198,4 +201,5 @@ def _clip(text: str, room: int) -> str:
 
 
 def _cell(value: Any) -> str:
-    return format_metric(value) if isinstance(value, float) else str(value)
+    """A config value: floats to 4 significant digits (``1e-08``, ``0.003``), not 4 decimals."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -166,6 +166,7 @@ def figure(
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     keys = set().union(*(set().union(*rows) if rows else set() for _, rows in runs))
     skipped = left_out(runs)
@@ -198,7 +199,10 @@ def figure(
                     ax.plot(steps, values, color=colors[i % len(colors)], label=label, **style)
             step = (best or {}).get(name)
             if isinstance(step, (int, float)):
-                mark = ax.axvline(step, color=colors[i % len(colors)], linestyle=":", linewidth=1.2, alpha=0.9)
+                # best_step counts optimizer steps taken; the CSV's "step" of that evaluation is one less
+                mark = ax.axvline(
+                    max(0, step - 1), color=colors[i % len(colors)], linestyle=":", linewidth=1.2, alpha=0.9
+                )
                 mark.set_label(f"{name} best" if len(runs) > 1 else "best checkpoint")
                 mark.set_gid("best")
         ax.set_title(title)
@@ -210,6 +214,9 @@ def figure(
             positive = all(v > 0 for _, rows in runs for k in group_keys for v in series(rows, k)[1])
             if positive:
                 ax.set_yscale("log")
+                plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")  # 1.25, not 1.25 x 10^0
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups) :]:

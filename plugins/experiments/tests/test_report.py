@@ -69,7 +69,7 @@ def test_report_marks_the_best_checkpoint_labels_y_axes_and_keeps_identical_runs
     for ax, title in zip(fig.axes, titles, strict=True):
         assert ax.get_ylabel() == title
         marks = [line for line in ax.get_lines() if line.get_gid() == "best"]
-        assert [m.get_xdata()[0] for m in marks] == [6.0, 6.0]  # a vertical line at each run's best step
+        assert [m.get_xdata()[0] for m in marks] == [5.0, 5.0]  # at each run's best evaluation (CSV step 5)
         assert "seed0 best" in ax.get_legend_handles_labels()[1]
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     # Two identical runs: their curves coincide, so each run has its own markers and dashes.

@@ -140,3 +140,12 @@ def test_runs_compare_keeps_its_order_when_a_run_was_interrupted(cli: Any, tmp_p
     assert out.returncode == 0, out.stderr
     assert [line.split()[0] for line in out.stdout.splitlines()[1:5]] == ["best", "mid", "worst", "stopped"]
     assert "test/accuracy *" in out.stdout.splitlines()[0]
+
+
+def test_runs_compare_tells_runs_of_one_name_apart_and_keeps_small_settings(cli: Any, tmp_path: Path) -> None:
+    a = _fake_run(tmp_path / "a", "seed0", {"optimizer": {"eps": 1e-8}}, 0.7)
+    b = _fake_run(tmp_path / "b", "seed0", {"optimizer": {"eps": 1e-6}}, 0.8)
+    out = cli("runs", "compare", str(a), str(b))
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:3]] == ["b/seed0", "a/seed0"]
+    assert "1e-06" in out.stdout and "1e-08" in out.stdout  # not 0.0000
