@@ -70,3 +70,17 @@ def test_short_epochs_log_the_train_loss_and_learning_rate_within_the_epoch(tmp_
     rates = {r["step"] for r in rows if any(r.get(k) for k in r if k.startswith("lr-"))}
     every = {str(step) for step in range(run.summary["global_step"])}
     assert steps == every and rates == every  # every step of the two epochs
+
+
+def test_a_step_line_of_an_endless_dataset_has_no_total() -> None:
+    from engine._run.callbacks import EpochLines
+
+    class Endless:  # an RL experience stream: Lightning estimates -1 or inf steps
+        max_steps, global_step = -1, 7
+        estimated_stepping_batches = -1
+
+    assert EpochLines._step(Endless()) == "step 7"  # type: ignore[arg-type]
+    Endless.estimated_stepping_batches = float("inf")  # type: ignore[assignment]
+    assert EpochLines._step(Endless()) == "step 7"  # type: ignore[arg-type]
+    Endless.estimated_stepping_batches = 40  # type: ignore[assignment]
+    assert EpochLines._step(Endless()) == "step 7/40"  # type: ignore[arg-type]

@@ -80,7 +80,7 @@ class EpochLines(L.Callback):
     def _step(trainer: L.Trainer) -> str:
         """``step 12/40``: of ``max_steps``, else of the steps ``max_epochs`` make (when known)."""
         total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
-        return f"step {trainer.global_step}" + (f"/{int(total)}" if math.isfinite(total) else "")
+        return f"step {trainer.global_step}" + (f"/{int(total)}" if 0 < total < math.inf else "")  # -1, inf: unknown
 
     def _print(self, trainer: L.Trainer, where: str, prefixes: tuple[str, ...]) -> None:
         if not trainer.is_global_zero:
