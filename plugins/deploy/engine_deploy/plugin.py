@@ -23,8 +23,9 @@ examples:
   docker build -t digits image/ && docker run -p 8000:8000 digits    (see image/README.md)
   engine components list --kind deploy                    every target and its plugin
 
-Writes the artifact and manifest.json into --out (default RUN/deploy/<target>/). The container target also
-writes a Dockerfile (non-root, HEALTHCHECK, ENTRYPOINT engine serve), pinned requirements.txt (CPU torch),
+Writes the artifact, manifest.json and sample.json (one raw test input: a valid request for
+`engine predict RUN DIR/sample.json` and `curl -d @DIR/sample.json`) into --out (default
+RUN/deploy/<target>/). The container target also writes a Dockerfile (non-root, HEALTHCHECK, ENTRYPOINT engine serve), pinned requirements.txt (CPU torch),
 wheels/ of the engine distributions the run used, and the run's files; -o format=onnx serves ONNX Runtime.
 Exit codes: 0 verified, 1 verification failed (artifact kept, manifest says passed: false), 2 usage error.
 """
