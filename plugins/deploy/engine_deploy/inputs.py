@@ -228,8 +228,10 @@ def prepare(
     if preprocessing.get("scale") is not None:
         x = x * float(preprocessing["scale"])
     if "mean" in preprocessing and "std" in preprocessing:
-        x = (x - _per_sample(preprocessing["mean"], shape, "mean")) / _per_sample(preprocessing["std"], shape, "std")
-        far = float(np.abs(x).max()) if x.size else 0.0
+        mean, std = _per_sample(preprocessing["mean"], shape, "mean"), _per_sample(preprocessing["std"], shape, "std")
+        x = (x - mean) / std
+        identity = not mean.any() and (std == 1).all()  # `data.standardize=false`: no statistics to compare with
+        far = float(np.abs(x).max()) if x.size and not identity else 0.0
         if warning is None and far > FAR:
             warning = (
                 f"{where}: inputs lie up to {far:.3g} standard deviations from the training data's mean; "

@@ -25,8 +25,9 @@ examples:
 
 Writes the artifact, manifest.json and sample.json (one raw test input: a valid request for
 `engine predict RUN DIR/sample.json` and `curl -d @DIR/sample.json`) into --out (default
-RUN/deploy/<target>/). The container target also writes a Dockerfile (non-root, HEALTHCHECK, ENTRYPOINT engine serve), pinned requirements.txt (CPU torch),
-wheels/ of the engine distributions the run used, and the run's files; -o format=onnx serves ONNX Runtime.
+RUN/deploy/<target>/). The container target also writes a Dockerfile (non-root, HEALTHCHECK,
+ENTRYPOINT engine serve), pinned requirements.txt (CPU torch), wheels/ of the engine distributions
+the run used, and the run's files; -o format=onnx serves ONNX Runtime.
 Exit codes: 0 verified, 1 verification failed (artifact kept, manifest says passed: false), 2 usage error.
 """
 

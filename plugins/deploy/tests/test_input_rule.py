@@ -38,9 +38,12 @@ def test_one_channel_images_take_every_shape_and_one_preprocessing() -> None:
 def test_table_rows_are_standardised_per_feature_and_far_values_warned() -> None:
     pre = {"mean": [1.0, 10.0], "std": [2.0, 5.0]}
     x, warning = prepare(as_array([[3.0, 20.0]], [2]), pre)
-    np.testing.assert_allclose(x, [[1.0, 2.0]]) and warning is None
+    np.testing.assert_allclose(x, [[1.0, 2.0]])
+    assert warning is None
     _, warning = prepare(as_array([[3.0, 2000.0]], [2]), pre, where="rows.csv")
     assert warning is not None and "rows.csv" in warning and "standard deviations" in warning
+    identity = {"mean": [0.0, 0.0], "std": [1.0, 1.0]}  # data.standardize=false: no statistics recorded
+    assert prepare(as_array([[3.0, 2000.0]], [2]), identity)[1] is None
     _, warning = prepare(as_array(np.full((1, 8, 8), 255.0), [1, 8, 8]), PRE)  # 0..255 pixels for 0..16 data
     assert warning is not None and "0..16" in warning
 
