@@ -9,6 +9,9 @@ import os
 import sys
 from typing import Any
 
+from engine._run.logs import format_metric
+
+__all__ = ["Console", "Table", "add_verbosity_options", "format_metric", "styled"]
 _ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33"}
 
 
@@ -76,11 +79,6 @@ class Console:
             print(self.paint(styled(text, style), text), file=self.file)
         else:
             print(" ".join(self.paint(p, str(p)) for p in parts), file=self.file)
-
-
-def format_metric(value: Any) -> str:
-    """A metric for a table: floats to 4 decimals, a missing one as '-'."""
-    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def add_verbosity_options(parser: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -15,6 +16,8 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from engine._contract.errors import ConfigError
+from engine._run.logs import format_metric
+from engine._run.progress import epoch_label
 
 
 class RNGState(L.Callback):
@@ -67,12 +70,17 @@ class EpochLines(L.Callback):
         now = self._clock()
         if now - self._last >= self.every_s:
             self._last = now
-            steps = f"/{trainer.max_steps}" if trainer.max_steps > 0 else ""
-            self._print(trainer, f"step {trainer.global_step}{steps}", ("train/",))
+            self._print(trainer, self._step(trainer), ("train/",))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._print(trainer, f"step {trainer.global_step}", ("train/", "val/"))
+            self._print(trainer, self._step(trainer), ("train/", "val/"))
+
+    @staticmethod
+    def _step(trainer: L.Trainer) -> str:
+        """``step 12/40``: of ``max_steps``, else of the steps ``max_epochs`` make (when known)."""
+        total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+        return f"step {trainer.global_step}" + (f"/{int(total)}" if 0 < total < math.inf else "")  # -1, inf: unknown
 
     def _print(self, trainer: L.Trainer, where: str, prefixes: tuple[str, ...]) -> None:
         if not trainer.is_global_zero:
@@ -80,10 +88,9 @@ class EpochLines(L.Callback):
         metrics = trainer.callback_metrics
         # Headline figures only: per-class breakdowns (val/ap/circle) stay in the metrics CSV.
         keys = sorted(k for k in metrics if k.startswith(prefixes) and k.count("/") == 1 and metrics[k].numel() == 1)
-        shown = "".join(f"  {k} {float(metrics[k]):.4f}" for k in keys)
-        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        shown = "".join(f"  {k} {format_metric(float(metrics[k]))}" for k in keys)
         took = self._clock() - self._started
-        print(f"epoch {trainer.current_epoch + 1}{total}  {where}{shown}  {took:.1f}s", file=sys.stderr, flush=True)
+        print(f"epoch {epoch_label(trainer)}  {where}{shown}  {took:.1f}s", file=sys.stderr, flush=True)
 
 
 class RunCheckpoints(Checkpoint):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 _LEVEL = [NORMAL]
@@ -23,6 +24,8 @@ _NOISE = (
     "`Trainer.fit` stopped",
     "Restoring states from the checkpoint",
     "Loaded model weights from the checkpoint",
+    "`weights_only` was not set",
+    "Restored all states from the checkpoint",  # the CLI's own "resume: continuing RUN from …" says it
 )
 _LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
@@ -48,6 +51,13 @@ def epoch_lines() -> bool:
     return _LEVEL[0] >= NORMAL and not progress_bar()
 
 
+def format_metric(value: Any) -> str:
+    """A metric for a table: floats to 4 decimals, whole numbers above 1 as integers (a counter: 7975), '-' if None."""
+    if isinstance(value, float) and value.is_integer() and abs(value) > 1:
+        return str(int(value))
+    return "-" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 class _Noise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _LEVEL[0] >= VERBOSE:
@@ -66,6 +76,20 @@ def _install_filter() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def quiet_lightning() -> None:
+    """Before training: the filter on Lightning's own handlers too (its modules' info lines propagate to them),
+    and deprecation warnings of the libraries below ``verbose`` (not the user's business in a run's output)."""
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if _FILTER not in handler.filters:
+                handler.addFilter(_FILTER)
+    if _LEVEL[0] < VERBOSE:
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category)
 
 
 _install_filter()  # Lightning's tips are dropped whoever runs the engine (CLI, tests, Python)

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from engine._config.plan import Plan
 from engine._contract.errors import EngineError
 from engine._contract.protocols import HasSplits, implements
-from engine._run import logs
+from engine._run import logs, progress
 from engine._run.callbacks import EpochLines, RNGState, RunCheckpoints
 from engine._run.checkpoints import AtomicCheckpointIO
 
@@ -34,6 +34,10 @@ def _callbacks(cfg: dict[str, Any], run_dir: Path, has_val: bool) -> tuple[list[
     callbacks.append(LearningRateMonitor(logging_interval="step"))
     if logs.epoch_lines():
         callbacks.append(EpochLines())
+    if logs.progress_bar() and cfg["trainer"].get("enable_progress_bar", True):
+        callbacks.append(progress.progress_bar())  # epochs from 1 as in the epoch lines, no v_num
+    if cfg["trainer"].get("log_every_n_steps") is None:
+        callbacks.append(progress.LogInterval())
     return callbacks, checkpoint
 
 
@@ -86,8 +90,9 @@ def build_trainer(plan: Plan, run_dir: Path, datamodule: Any) -> tuple[L.Trainer
         trainer_args.setdefault("limit_val_batches", 0)
     # A progress bar on a terminal; one line an epoch in a log; nothing with --quiet.
     trainer_args["enable_progress_bar"] = trainer_args.get("enable_progress_bar", True) and logs.progress_bar()
-    if logs.verbosity() <= logs.QUIET:
+    if not logs.progress_bar():  # the model summary box: on a terminal or verbose, not in a log, a pipe or -q
         trainer_args.setdefault("enable_model_summary", False)
+    logs.quiet_lightning()
     trackers = _loggers(run_dir, trainer_args.pop("logger", None) or []) + loggers
     plugins = trainer_args.pop("plugins", None) or []
     plugins = [*(plugins if isinstance(plugins, list) else [plugins]), AtomicCheckpointIO()]

@@ -105,18 +105,42 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from engine_deploy.predictor import Predictor
+def check_inputs(args: argparse.Namespace) -> None:
+    """What predict and explain can refuse before importing torch: a run without checkpoint, missing input
+    files, contradicting flags (each in one line, in seconds rather than after Lightning's import)."""
+    from pathlib import Path
 
+    from engine.runs import open_run
+
+    open_run(args.run).checkpoint("best")
+    for path in args.inputs:
+        if not Path(path).expanduser().is_file():
+            raise EngineError(f"input file not found: {path}")
+    if args.raw and args.preprocessed:
+        raise EngineError("--raw and --preprocessed contradict each other", hint="inputs are raw unless --preprocessed")
+
+
+def warn(warnings: list[str]) -> None:
+    """Inputs far outside the training data (`engine_deploy.inputs.prepare`), on stderr."""
+    console = Console(sys.stderr)
+    for text in warnings:
+        console.print(f"warning: {text}", style="yellow")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise EngineError(f"--top must be >= 1, got {args.top}")
+    check_inputs(args)
+    from engine_deploy.predictor import Predictor
+
     predictor = Predictor(args.run, args.artifact)
     if predictor.describer is not None:
         return _predict_described(predictor, args)
     if args.out or args.min_score is not None:
         flag = "--out" if args.out else "--min-score"
         raise EngineError(f"{flag} is for detection runs; this run predicts {predictor.problem}", hint=f"drop {flag}")
-    batch, names = predictor.read(args.inputs, raw=args.raw)
+    batch, names = predictor.read(args.inputs, preprocessed=args.preprocessed)
+    warn(predictor.warnings)
     members: list[list[str]] = []
     if args.ensemble:
         records, members = _ensemble(predictor, args, batch)
@@ -159,7 +183,8 @@ def _predict_described(predictor: Any, args: argparse.Namespace) -> int:
 
     if args.ensemble:
         raise EngineError("--ensemble averages class probabilities; this run's task describes its own outputs")
-    batch, names, files = predictor.read_files(args.inputs, raw=args.raw)
+    batch, names, files = predictor.read_files(args.inputs, preprocessed=args.preprocessed)
+    warn(predictor.warnings)
     records = [predictor.for_file(r, f) for r, f in zip(predictor.predict(batch, args.top), files, strict=True)]
     if args.min_score is not None:
         records = [

@@ -13,6 +13,7 @@ from engine import EngineError
 from engine.protocols import DeclaresBatching, DescribesArtifact, HasPrimaryMetric, implements
 from engine.runs import write_text_atomic
 from engine_deploy import common, space
+from engine_deploy.inputs import unprepare
 from engine_deploy.protocols import DescribesOutputs, ScoresOutputs, UsesRun
 
 
@@ -195,7 +196,9 @@ def _deploy(
     }
     if "described" in verification:  # how predict and serve turn the outputs into records
         manifest["postprocessing"] = {"by": "task", "task": _plain(run.config.get("task", {}))}
+    manifest["sample"] = SAMPLE
     try:  # whole or not at all: a manifest is what makes the directory a deployment
+        write_text_atomic(out_dir / SAMPLE, sample_json(inputs[:1], manifest["preprocessing"]))
         write_text_atomic(out_dir / common.MANIFEST, json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:
         raise space.write_failed(out_dir, before, exc) from exc
@@ -207,6 +210,18 @@ def _deploy(
         )
     manifest["out_dir"] = str(out_dir)
     return manifest
+
+
+SAMPLE = "sample.json"
+
+
+def sample_json(model_form: torch.Tensor, preprocessing: Any) -> str:
+    """A valid request of one raw sample (the input rule): ``engine predict RUN sample.json``, ``curl -d @``."""
+    raw = unprepare(
+        model_form.detach().cpu().float().numpy() if model_form.is_floating_point() else model_form.numpy(),
+        preprocessing,
+    )
+    return json.dumps({"inputs": raw.tolist(), "top_k": 3}) + "\n"
 
 
 def _verify_described(

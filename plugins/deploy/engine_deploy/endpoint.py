@@ -7,7 +7,7 @@ Each refusal is a 4xx with a one-line ``detail`` (never a 500 for what a client 
 - 415: a body that is not declared ``application/json``;
 - 400: malformed JSON (including ``NaN``/``Infinity``, which JSON does not have);
 - 422: JSON nested deeper than ``max_depth``, not ``{"inputs": …}``, booleans or strings where
-  numbers belong, the wrong shape, more than ``max_samples`` samples;
+  numbers belong, the wrong shape, more than ``max_samples`` samples, ``preprocessed`` not a boolean;
 - 503 with ``Retry-After``: the queue of samples waiting for the model is full.
 """
 
@@ -107,8 +107,11 @@ class PredictEndpoint:
         if not hmac.compare_digest(given.encode(), self.api_key.encode()):
             raise Refused(401, "wrong API key")
 
-    def parse(self, body: bytes, headers: Headers) -> tuple[Any, int]:
-        """The request's inputs (a numpy batch) and ``top_k``, or `Refused`."""
+    def parse(self, body: bytes, headers: Headers) -> tuple[Any, int, str | None]:
+        """The request's inputs (a model-form numpy batch), ``top_k`` and a warning about them, or `Refused`.
+
+        Inputs are raw unless ``"preprocessed": true`` (the rule of `engine_deploy.inputs.prepare`).
+        """
         self.check_key(headers)
         media = (headers.get("content-type") or "").split(";")[0].strip().lower()
         if media != "application/json" or "content-type" in headers.repeated:
@@ -128,23 +131,29 @@ class PredictEndpoint:
             raise Refused(422, f"top_k must be a positive integer, got {top_k!r}")
         if (b"true" in body or b"false" in body) and _has_bool(payload["inputs"]):
             raise Refused(422, "inputs must be numbers; booleans are not accepted")
+        preprocessed = payload.get("preprocessed", False)
+        if not isinstance(preprocessed, bool):
+            raise Refused(422, f"preprocessed must be true or false, got {preprocessed!r}")
         try:
-            x = self.predictor.array(payload["inputs"])
+            x, warning = self.predictor.inputs(payload["inputs"], preprocessed=preprocessed)
         except InputError as exc:
             raise Refused(422, exc.message) from None
         if len(x) > self.limits.max_samples:
             raise Refused(422, f"{len(x)} samples in one request; at most {self.limits.max_samples}")
-        return x, top_k
+        return x, top_k, warning
 
     async def __call__(self, body: bytes, headers: Headers) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
         """The status, JSON body and extra headers answering a request."""
         try:
-            x, top_k = self.parse(body, headers)
+            x, top_k, warning = self.parse(body, headers)
             try:
                 predictions = await self.batcher.submit(x, top_k)
             except Overloaded as exc:
                 raise Refused(503, f"overloaded: {exc}; retry shortly", ((b"retry-after", b"1"),)) from None
-            return 200, to_json({"predictions": predictions}), ()
+            answer: dict[str, Any] = {"predictions": predictions}
+            if warning:
+                answer["warnings"] = [warning]
+            return 200, to_json(answer), ()
         except Refused as exc:
             return exc.status, to_json({"detail": exc.detail}), exc.headers
         except Exception as exc:  # the model failed: say so, keep serving

@@ -59,15 +59,20 @@ def as_array(
     if sample_shape is None:
         return np.ascontiguousarray(array if array.ndim > 1 else array[None])
     shape = tuple(int(s) for s in sample_shape)
-    if array.shape == shape:
-        array = array[None]
+    one_channel = len(shape) == 3 and shape[0] == 1  # a 1-channel image: its channel dim may be left out
+    if array.shape == shape or (one_channel and array.shape == shape[1:]):
+        array = array.reshape(1, *shape)
+    elif one_channel and array.ndim == 3 and array.shape[1:] == shape[1:]:
+        array = array[:, None]  # [batch, H, W]
     elif array.shape[1:] != shape:
         if array.ndim == 1 and array.size == math.prod(shape):
             array = array.reshape(1, *shape)  # a flat sample of the right size
         else:
             dims = ", ".join(map(str, shape))
+            hw = ", ".join(map(str, shape[1:]))
+            bare = f", or [{hw}] / [batch, {hw}] without the channel dim" if one_channel else ""
             raise InputError(
-                f"{where}: expected one sample of shape {list(shape)} or a batch [batch, {dims}], "
+                f"{where}: expected one sample of shape {list(shape)} or a batch [batch, {dims}]{bare}, "
                 f"got shape {list(array.shape)}"
             )
     if array.shape[0] == 0:
@@ -172,21 +177,81 @@ def read_file(
     )
 
 
-def standardize(batch: torch.Tensor, preprocessing: Any) -> torch.Tensor:
-    """Apply a recorded ``{"mean": [...], "std": [...]}`` standardisation to raw feature rows."""
-    if not isinstance(preprocessing, dict) or "mean" not in preprocessing or "std" not in preprocessing:
-        raise InputError(
-            "--raw: the run records no mean/std standardisation to apply",
-            hint="give already preprocessed inputs (drop --raw)",
-        )
-    mean = torch.as_tensor(preprocessing["mean"], dtype=batch.dtype)
-    std = torch.as_tensor(preprocessing["std"], dtype=batch.dtype)
-    if batch.dim() != 2 or mean.dim() != 1 or len(mean) != batch.shape[1]:
-        raise InputError(
-            "--raw applies a per-feature mean/std to feature vectors; this run's inputs are not feature vectors",
-            hint="give preprocessed inputs, or files the run's data source reads itself (images for vision runs)",
-        )
-    try:
-        return (batch - mean) / std
-    except RuntimeError as exc:
-        raise InputError(f"--raw: the recorded standardisation does not fit the inputs: {exc}") from None
+#: Model-form values further than this many standard deviations from the training mean draw a warning.
+FAR = 8.0
+
+
+def _per_sample(values: Any, shape: Sequence[int], name: str) -> np.ndarray:
+    """A recorded per-channel (images ``[C, H, W]``) or per-feature statistic shaped to broadcast over a batch."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    if v.size == 1:
+        return v.reshape(())
+    if len(shape) == 3 and v.size == shape[0]:
+        return v.reshape(1, -1, 1, 1)
+    if v.size == math.prod(shape):
+        return v.reshape(1, *shape)
+    raise InputError(
+        f"the run's recorded preprocessing has {v.size} {name} values, which fit no dimension of inputs "
+        f"shaped {list(shape)}",
+        hint="give inputs as the model sees them with --preprocessed",
+    )
+
+
+def prepare(
+    array: np.ndarray, preprocessing: Any, preprocessed: bool = False, where: str = "inputs"
+) -> tuple[np.ndarray, str | None]:
+    """THE input rule's second half, shared by predict, serve and explain (pure numpy).
+
+    ``array`` is a batch of *raw* samples (as the data source produced them before its
+    recorded ``preprocessing``: digit pixels 0..16, image pixels 0..255, table features in
+    their own units); the recorded ``scale`` then per-channel / per-feature ``mean``/``std``
+    are applied. ``preprocessed=True``: the inputs are already as the model sees them (kept).
+    Integer inputs (token ids) and runs recording no preprocessing are kept as given.
+
+    Returns the model-form batch and a warning (None when none) when inputs lie far outside
+    the training data: beyond the recorded ``value_range``, or more than `FAR` standard
+    deviations from the training mean.
+    """
+    if preprocessed or not isinstance(preprocessing, dict) or array.dtype.kind != "f":
+        return array, None
+    x = array.astype(np.float64)
+    shape = array.shape[1:]
+    low, high = (preprocessing.get("value_range") or [None, None])[:2]
+    warning = None
+    if low is not None and high is not None:
+        slack = 0.01 * (float(high) - float(low))
+        if x.min() < float(low) - slack or x.max() > float(high) + slack:
+            warning = (
+                f"{where}: values {x.min():.4g}..{x.max():.4g} lie outside the training data's range "
+                f"{low}..{high}; inputs are read raw (give --preprocessed if they are already normalised)"
+            )
+    if preprocessing.get("scale") is not None:
+        x = x * float(preprocessing["scale"])
+    if "mean" in preprocessing and "std" in preprocessing:
+        mean, std = _per_sample(preprocessing["mean"], shape, "mean"), _per_sample(preprocessing["std"], shape, "std")
+        x = (x - mean) / std
+        identity = not mean.any() and (std == 1).all()  # `data.standardize=false`: no statistics to compare with
+        far = float(np.abs(x).max()) if x.size and not identity else 0.0
+        if warning is None and far > FAR:
+            warning = (
+                f"{where}: inputs lie up to {far:.3g} standard deviations from the training data's mean; "
+                "inputs are read raw (give --preprocessed if they are already normalised)"
+            )
+    return np.ascontiguousarray(x.astype(array.dtype)), warning
+
+
+def unprepare(array: np.ndarray, preprocessing: Any) -> np.ndarray:
+    """`prepare` undone: model-form samples back to raw ones (``engine deploy``'s ``sample.json``).
+
+    Raw values within 1e-3 of whole numbers (digit pixels, image bytes) are rounded to them.
+    """
+    if not isinstance(preprocessing, dict) or array.dtype.kind != "f":
+        return array
+    x = array.astype(np.float64)
+    if "mean" in preprocessing and "std" in preprocessing:
+        shape = array.shape[1:]
+        x = x * _per_sample(preprocessing["std"], shape, "std") + _per_sample(preprocessing["mean"], shape, "mean")
+    if preprocessing.get("scale"):
+        x = x / float(preprocessing["scale"])
+    whole = np.round(x)
+    return whole if np.allclose(x, whole, rtol=0, atol=1e-3) else np.round(x, 6)

@@ -23,30 +23,48 @@ examples:
   docker build -t digits image/ && docker run -p 8000:8000 digits    (see image/README.md)
   engine components list --kind deploy                    every target and its plugin
 
-Writes the artifact and manifest.json into --out (default RUN/deploy/<target>/). The container target also
-writes a Dockerfile (non-root, HEALTHCHECK, ENTRYPOINT engine serve), pinned requirements.txt (CPU torch),
-wheels/ of the engine distributions the run used, and the run's files; -o format=onnx serves ONNX Runtime.
+Writes the artifact, manifest.json and sample.json (one raw test input: a valid request for
+`engine predict RUN DIR/sample.json` and `curl -d @DIR/sample.json`) into --out (default
+RUN/deploy/<target>/). The container target also writes a Dockerfile (non-root, HEALTHCHECK,
+ENTRYPOINT engine serve), pinned requirements.txt (CPU torch), wheels/ of the engine distributions
+the run used, and the run's files; -o format=onnx serves ONNX Runtime.
 Exit codes: 0 verified, 1 verification failed (artifact kept, manifest says passed: false), 2 usage error.
 """
 
-_PREDICT_EPILOG = """\
+_INPUT_RULE = """\
+inputs are raw, as the run's data source holds them before its recorded preprocessing (digit pixels
+0..16, image pixels 0..255, table features in their own units); the run's preprocessing (scale,
+mean/std: see its facts.json or manifest.json) is applied to them. --preprocessed: they are already
+as the model sees them. One sample has the sample shape ([1, 8, 8] for digits; [8, 8] too for
+1-channel images), a batch has a leading batch dim ([5, 1, 8, 8] or [5, 8, 8]). Values far outside
+the training data draw a warning. `engine deploy` writes such an input: DIR/sample.json.
+"""
+
+_PREDICT_EPILOG = (
+    """\
 inputs:
   x.json   a nested list: one sample or a batch, or {"inputs": ...}
   x.npy    a numpy array: one sample or a batch
   x.csv    rows of features (a header row is skipped; named columns are matched to the run's features)
   other    files the run's data source reads itself (load_input), e.g. images for vision runs
 
+"""
+    + _INPUT_RULE
+    + """
 examples:
-  engine predict runs/digits sample.json
+  engine predict runs/digits runs/digits/deploy/onnx/sample.json
   engine predict runs/digits batch.npy --artifact runs/digits/deploy/onnx --top 3 --json
-  engine predict runs/table rows.csv --raw            apply the run's standardisation to raw rows
+  engine predict runs/table rows.csv                  rows in the data's own units
+  engine predict runs/table normalised.npy --preprocessed
   engine predict runs/seed0 digit.png --ensemble runs/seed1 --ensemble runs/seed2   average 3 runs
   engine predict runs/shapes image.png --out boxes.png    detection: boxes printed and drawn (--json too)
 """
+)
 
 _SERVE_EPILOG = """\
 endpoints:
-  POST /predict    {"inputs": one sample or a batch, "top_k": 3} -> labels and probabilities
+  POST /predict    {"inputs": one raw sample or a batch, "top_k": 3, "preprocessed": false} -> labels and
+                   probabilities (+ "warnings" when inputs lie far outside the training data)
   GET  /health     liveness (no API key needed)
   GET  /ready      readiness: 200 once the model is loaded and has answered a warm-up call
   GET  /metrics    Prometheus metrics: requests by route and status, latency, batch sizes, queue, rejections
@@ -108,6 +126,16 @@ def _formatter(prog: str) -> Any:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """``--preprocessed`` (and the old ``--raw``, now the default) for commands reading inputs by `_INPUT_RULE`."""
+    p.add_argument(
+        "--preprocessed",
+        action="store_true",
+        help="inputs are already as the model sees them: skip the run's recorded preprocessing (default: raw inputs)",
+    )
+    p.add_argument("--raw", action="store_true", help="inputs are raw (the default; kept for old scripts)")
+
+
 @hookimpl
 def engine_add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -158,9 +186,7 @@ def engine_add_commands(subparsers: Any) -> None:
     p.add_argument("--artifact", metavar="DIR", help="use the artifact deployed in DIR (with its manifest.json)")
     p.add_argument("--top", type=int, default=3, metavar="K", help="labels to show per sample (default 3)")
     p.add_argument("--json", action="store_true", help="print JSON (one object per sample)")
-    p.add_argument(
-        "--raw", action="store_true", help="inputs are raw features: apply the run's recorded standardisation first"
-    )
+    add_input_options(p)
     p.add_argument(
         "--out",
         metavar="PATH",

@@ -16,7 +16,7 @@ import torch
 from engine import EngineError
 from engine.protocols import implements
 from engine_deploy import common
-from engine_deploy.inputs import InputError, as_array, read_file, standardize
+from engine_deploy.inputs import InputError, as_array, prepare, read_file
 from engine_deploy.protocols import DescribesOutputs, DrawsOutputs, MapsOutputs
 
 
@@ -57,6 +57,7 @@ class Predictor:
             self.problem = str(facts.get("problem") or "classification")
             self.preprocessing = facts.get("preprocessing")
         self.feature_names = facts.get("feature_names")
+        self.warnings: list[str] = []  # inputs far outside the training data (`prepare`), as read
         self.describer = self._describer(facts)
 
     def _describer(self, facts: dict[str, Any]) -> Any:
@@ -88,21 +89,30 @@ class Predictor:
         source = self._source(LoadsInput)
         return source.load_input if source is not None else None
 
-    def read(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str]]:
-        """Input files -> one batch, and the file each sample came from."""
-        batch, names, _ = self.read_files(paths, raw)
+    def read(self, paths: list[str], preprocessed: bool = False) -> tuple[torch.Tensor, list[str]]:
+        """Input files -> one model-form batch, and the file each sample came from (see `read_files`)."""
+        batch, names, _ = self.read_files(paths, preprocessed)
         return batch, names
 
-    def read_files(self, paths: list[str], raw: bool = False) -> tuple[torch.Tensor, list[str], list[str | None]]:
-        """`read`, and per sample the file the data source read it from (None: a .json/.npy/.csv sample)."""
+    def read_files(
+        self, paths: list[str], preprocessed: bool = False
+    ) -> tuple[torch.Tensor, list[str], list[str | None]]:
+        """`read`, and per sample the file the data source read it from (None: a .json/.npy/.csv sample).
+
+        Arrays (.json, .npy, .csv) are raw unless ``preprocessed`` (the rule of `prepare`, warnings
+        in ``self.warnings``); other files are read by the data source itself (images: as the model sees them).
+        """
         batches, names, files = [], [], []
         for path in paths:
             suffix = Path(path).suffix.lower()
             if suffix in (".json", ".npy", ".csv"):
                 try:
                     batch = read_file(path, self.sample_shape, self.dtype, self.feature_names)
+                    array, warning = prepare(batch.numpy(), self.preprocessing, preprocessed, where=path)
+                    batch = torch.from_numpy(array)
+                    self.warnings += [warning] if warning else []
                 except InputError:
-                    # not model-shaped: the data source may read its own raw format (8x8 digits in .npy …)
+                    # not model-shaped: the data source may read its own raw format
                     loader = self._loader() if suffix == ".npy" else None
                     if loader is None:
                         raise
@@ -110,16 +120,22 @@ class Predictor:
             else:
                 batch = read_file(path, self.sample_shape, self.dtype, self.feature_names, self._loader())
                 files += [path] * len(batch)
-            if raw:
-                batch = standardize(batch, self.preprocessing)
             batches.append(batch)
             names += [path if len(batch) == 1 else f"{path}[{i}]" for i in range(len(batch))]
             files += [None] * (len(names) - len(files))
         return torch.cat(batches), names, files
 
-    def array(self, value: Any, where: str = "inputs") -> np.ndarray:
-        """A JSON value (one sample or a batch) -> a batch array (raises ``InputError``); no torch involved."""
-        return as_array(value, self.sample_shape, self.dtype, where=where)
+    def inputs(self, value: Any, where: str = "inputs", preprocessed: bool = False) -> tuple[np.ndarray, str | None]:
+        """A JSON value (one raw sample or a batch, see `prepare`) -> a model-form batch array and a warning.
+
+        Raises ``InputError``; no torch involved (the server calls it on its event loop).
+        """
+        array = as_array(value, self.sample_shape, self.dtype, where=where)
+        return prepare(array, self.preprocessing, preprocessed, where=where)
+
+    def array(self, value: Any, where: str = "inputs", preprocessed: bool = False) -> np.ndarray:
+        """`inputs` without its warning."""
+        return self.inputs(value, where, preprocessed)[0]
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return common.call(self.fn, batch)

@@ -8,10 +8,11 @@ from pydantic import BaseModel, Field
 
 
 class PredictRequest(BaseModel):
-    """One sample or a batch of samples, shaped like the model's input (see GET /metadata)."""
+    """One raw sample or a batch, shaped like the model's input (see GET /metadata and docs/plugins/deploy.md)."""
 
-    inputs: list[Any] = Field(description="one sample (nested list shaped like the input) or a batch of them")
+    inputs: list[Any] = Field(description="one raw sample (nested list shaped like the input) or a batch of them")
     top_k: int = Field(3, ge=1, description="labels to return per sample (classification)")
+    preprocessed: bool = Field(False, description="the inputs are already as the model sees them (normalised)")
 
 
 class Label(BaseModel):
@@ -39,6 +40,7 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
+    warnings: list[str] | None = Field(None, description="inputs far outside the training data")
 
 
 class ErrorResponse(BaseModel):

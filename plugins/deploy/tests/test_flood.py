@@ -145,7 +145,7 @@ def test_health_answers_while_every_connection_is_busy(predictor: Any) -> None:
             gate.wait(20)  # the model is busy until the test lets it go
         return real(batch, top_k)
 
-    stuck = json.dumps({"inputs": [777.0] * 12}).encode()
+    stuck = json.dumps({"inputs": [777.0] * 12, "preprocessed": True}).encode()  # the marker reaches the model
     predictor.predict = predict
     try:
         with _serving(predictor, max_connections=4, read_timeout_s=5.0) as (url, _, app):

@@ -64,7 +64,7 @@ def test_predict_command_json(cli: Any, mlp_run: Path, onnx_dir: Path, samples: 
     assert r.returncode == 0 and "class_" in r.stdout and "(eager)" in r.stdout
 
 
-def test_raw_rows_are_standardised(mlp_run: Path, tmp_path: Path) -> None:
+def test_rows_are_raw_and_standardised_unless_preprocessed(mlp_run: Path, tmp_path: Path) -> None:
     from engine_deploy.predictor import Predictor
 
     from engine.runs import open_run
@@ -73,8 +73,11 @@ def test_raw_rows_are_standardised(mlp_run: Path, tmp_path: Path) -> None:
     standardised = torch.randn(2, 12)
     raw = standardised * torch.tensor(pre["std"]) + torch.tensor(pre["mean"])
     (tmp_path / "raw.json").write_text(json.dumps(raw.tolist()))
-    x, _ = Predictor(mlp_run).read([str(tmp_path / "raw.json")], raw=True)
+    x, _ = Predictor(mlp_run).read([str(tmp_path / "raw.json")])
     assert torch.allclose(x, standardised, atol=1e-4)
+    (tmp_path / "model.json").write_text(json.dumps(standardised.tolist()))
+    x, _ = Predictor(mlp_run).read([str(tmp_path / "model.json")], preprocessed=True)
+    assert torch.allclose(x, standardised, atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -101,7 +104,8 @@ def test_bad_inputs_are_one_clear_line(mlp_run: Path, tmp_path: Path, content: s
 def test_bad_predict_command(cli: Any, mlp_run: Path, tmp_path: Path) -> None:
     r = cli("predict", str(mlp_run), str(tmp_path / "missing.json"))
     assert r.returncode == 2 and "input file not found" in r.stderr and "Traceback" not in r.stderr
-    r = cli("predict", str(mlp_run), "x.json", "--artifact", str(tmp_path))
+    (tmp_path / "x.json").write_text(json.dumps([0.0] * 12))
+    r = cli("predict", str(mlp_run), str(tmp_path / "x.json"), "--artifact", str(tmp_path))
     assert r.returncode == 2 and "no deployed artifact" in r.stderr
     r = cli("predict", str(mlp_run), "x.json", "--top", "0")
     assert r.returncode == 2 and "--top must be >= 1" in r.stderr

@@ -144,7 +144,7 @@ def test_a_failing_model_is_a_500_with_a_message_and_the_fastapi_app_alone_serve
     predictor.predict = predict  # type: ignore[method-assign]
     front = create_app(predictor, max_batch_size=1, api_key=KEY)
     good = json.dumps({"inputs": [0.1] * 12}).encode()
-    bad = json.dumps({"inputs": [999.0] * 12}).encode()
+    bad = json.dumps({"inputs": [999.0] * 12, "preprocessed": True}).encode()  # the marker reaches the model
     # the whole app (Front answers POST /predict), then the FastAPI app on its own (its /predict route)
     for app in (front, front.app):
         with BackgroundServer(app) as url:

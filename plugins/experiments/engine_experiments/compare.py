@@ -4,7 +4,9 @@ Each argument is a run directory or a run collection (`engine.run_collection`): 
 whose members are listed one by one (a sweep's trials, a pipeline's stages) is expanded into them,
 one that sums its members up (a cross-validation: its folds' means) is one row. The table shows
 the config keys that differ between them as columns, the primary metric first, the other test
-metrics, and wall time; it is sorted by the primary metric when they share one.
+metrics, and wall time; it is sorted by the primary metric the runs share (runs without it, an
+interrupted one, last). A table wider than the terminal is turned: runs as columns, keys as rows
+(``--all``: every config key and metric, always turned).
 """
 
 from __future__ import annotations
@@ -122,12 +124,18 @@ def bookkeeping_sections() -> tuple[str, ...]:
     return ("run", *sorted(s.name for s in engine.get_registry().list("section") if s.bookkeeping))
 
 
+def shared_primary(items: list[Entry]) -> tuple[str, str] | None:
+    """The primary metric the entries that have one share (an interrupted run without one aside); else None."""
+    primaries = {e.primary for e in items if e.primary is not None}
+    return next(iter(primaries)) if len(primaries) == 1 else None
+
+
 def sorted_by_primary(items: list[Entry]) -> list[Entry]:
-    """Best first when every entry shares one primary metric; else as given."""
-    primaries = {e.primary for e in items}
-    if len(primaries) != 1 or None in primaries:
+    """Best first by the primary metric the entries share; entries without it (interrupted) last, as given."""
+    shared = shared_primary(items)
+    if shared is None:
         return items
-    ((metric, mode),) = primaries
+    metric, mode = shared
     present = [e for e in items if metric in e.metrics]
     missing = [e for e in items if metric not in e.metrics]
     return sorted(present, key=lambda e: e.metrics[metric], reverse=mode == "max") + missing
@@ -135,26 +143,40 @@ def sorted_by_primary(items: list[Entry]) -> list[Entry]:
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     items = sorted_by_primary(entries(list(args.runs)))
-    params = varied([e.config for e in items])
-    first = items[0].primary
-    primary = first[0] if first and all(e.primary == first for e in items) else None
+    names = [e.name for e in items]
+    for e in items:  # two runs of one name (runs/a/seed0, runs/b/seed0): told apart by their parent directory
+        e.name = f"{e.path.parent.name}/{e.name}" if names.count(e.name) > 1 else e.name
+    everything = getattr(args, "all", False)
+    params = varied([e.config for e in items]) if not everything else _all_keys([e.config for e in items])
+    primary = (shared_primary(items) or (None,))[0]
     others = sorted({k for e in items for k in e.metrics if k.startswith("test/") and k != primary})
-    others = others or sorted({k for e in items for k in e.metrics if k.startswith("val/") and k != primary})
-    metrics = ([primary] if primary else []) + others[: args.max_metrics]
+    if everything:
+        others = sorted({k for e in items for k in e.metrics if k != primary})
+    else:
+        others = others or sorted({k for e in items for k in e.metrics if k.startswith("val/") and k != primary})
+        others = others[: args.max_metrics]
+    metrics = ([primary] if primary else []) + others
     if args.json:
         sys.stdout.write(json.dumps(_json(items, params, primary), indent=2, default=str) + "\n")
         return 0
-    heads = [styled(k + " *", "bold") if k == primary else k for k in metrics]
-    table = Table("run", "status", *params, *heads, "wall time")
-    for e in items:
-        flat = flatten(e.config)
-        table.add_row(
-            e.name,
-            e.status,
-            *(_cell(flat.get(k, "-")) for k in params),
-            *(format_metric(e.metrics.get(k)) for k in metrics),
-            f"{e.wall_time_s:.1f}s" if isinstance(e.wall_time_s, (int, float)) else "-",
-        )
+    rows: list[tuple[Any, list[str]]] = [("status", [e.status for e in items])]
+    rows += [(k, [_cell(flatten(e.config).get(k, "-")) for e in items]) for k in params]
+    rows += [
+        (styled(k + " *", "bold") if k == primary else k, [format_metric(e.metrics.get(k)) for e in items])
+        for k in metrics
+    ]
+    walls = [f"{e.wall_time_s:.1f}s" if isinstance(e.wall_time_s, (int, float)) else "-" for e in items]
+    rows.append(("wall time", walls))
+    table = Table("run", *(head for head, _ in rows))
+    for i, e in enumerate(items):
+        table.add_row(e.name, *(cells[i] for _, cells in rows))
+    if max(map(len, table.lines())) > _width() or everything:
+        # Too wide for the terminal (or everything asked for): the runs as columns, the keys as rows.
+        keys = min(32, max(len(str(head)) for head, _ in rows))
+        room = max(8, (_width() - keys - 2) // len(items) - 2)
+        table = Table("", *(_clip(e.name, room) for e in items))
+        for head, cells in rows:
+            table.add_row(_clip(head, keys), *(_clip(c, room) for c in cells))
     console = Console()
     console.print(table)
     if not params:
@@ -162,8 +184,29 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _all_keys(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Every flattened config key (bookkeeping sections aside), for ``--all``."""
+    ignore = bookkeeping_sections()
+    flat = [flatten(c) for c in configs]
+    keys = sorted(k for k in set().union(*flat) if k.split(".", 1)[0] not in ignore)
+    return {k: [f.get(k, "-") for f in flat] for k in keys}
+
+
+def _width() -> int:
+    """The terminal's width (``COLUMNS``; 120 in a pipe)."""
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def _clip(text: str, room: int) -> str:
+    """``text`` cut to ``room`` characters (``…`` marks the cut)."""
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
 def _cell(value: Any) -> str:
-    return format_metric(value) if isinstance(value, float) else str(value)
+    """A config value: floats to 4 significant digits (``1e-08``, ``0.003``), not 4 decimals."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _json(items: list[Entry], params: dict[str, list[Any]], primary: str | None) -> dict[str, Any]:

@@ -226,11 +226,46 @@ def _split_items(items: list[str]) -> tuple[list[str], dict[str, Any]]:
     return runs, options
 
 
+def incomplete(path: str) -> str | None:
+    """``interrupted after 2 of 5 epochs`` for a run that did not finish (its best checkpoint so far is used)."""
+    from engine.runs import find_run, read_config, read_json, status
+
+    try:
+        summary = read_json(find_run(path), "summary.json")  # a path, or a name as `runs list` prints it
+    except EngineError:
+        return None  # open_run says what is wrong with the directory
+    state = status(summary)
+    if state == "completed":
+        return None
+    figures = {**summary, **(summary.get("last_attempt") or {})}
+    epochs = figures.get("epoch", figures.get("epochs"))
+    try:
+        total = (read_config(find_run(path)).get("trainer") or {}).get("max_epochs")
+    except EngineError:
+        total = None
+    done = f" after {epochs} of {total} epochs" if isinstance(epochs, int) and isinstance(total, int) else ""
+    return f"{state}{done}"
+
+
+def _warn_incomplete(runs: list[str]) -> dict[str, str]:
+    """One line on stderr per run that did not finish; their states (for the table's ``status`` row)."""
+    import sys
+
+    states = {}
+    for path in runs:
+        state = incomplete(path)
+        if state is not None:
+            states[path] = state
+            print(f"warning: run {path} is incomplete ({state}): evaluating its checkpoint so far", file=sys.stderr)
+    return states
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from engine.console import Console, Table, format_metric
 
     runs, options = _split_items(list(args.runs))
     console = Console()
+    states = _warn_incomplete(runs)
     if args.ensemble:
         if options:
             raise EngineError(f"--ensemble takes no evaluation options (got {', '.join(options)})")
@@ -241,6 +276,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 {"split": args.split, "checkpoint": args.checkpoint, "runs": members, "ensemble": result["ensemble"]}
             )
         table = Table("metric", *result)
+        if states:
+            table.add_row("status", *(states.get(p, "completed") for p in runs), "-")
         for key in next(iter(result.values())):
             table.add_row(f"{args.split}/{key}", *(format_metric(m[key]) for m in result.values()))
         console.print(table)
@@ -250,6 +287,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         return _emit({"split": args.split, "checkpoint": args.checkpoint, "runs": columns})
     table = Table("metric", *columns)
+    if states:
+        table.add_row("status", *(states.get(p, "completed") for p in columns))
     for key in sorted({k for metrics in columns.values() for k in metrics}):
         table.add_row(key, *(format_metric(metrics.get(key)) for metrics in columns.values()))
     console.print(table)

@@ -106,14 +106,16 @@ def _runs(sub: CommandSink) -> None:
         "compare",
         help="runs side by side: the settings that differ, the primary metric, test metrics, wall time",
         description="One table of runs, cross-validations (their fold means) or every trial of a sweep "
-        "directory: the config keys that differ as columns, the task's primary metric first (sorted by it), "
-        "the other test metrics and the wall time.",
+        "directory: the config keys that differ as columns, the task's primary metric first (sorted by it; "
+        "runs without it last), the other test metrics and the wall time. A table wider than the terminal "
+        "is turned: runs as columns, keys as rows.",
         epilog="examples:\n  engine runs compare runs/a runs/b runs/c\n  engine runs compare sweeps/lr\n"
         "  engine runs compare runs/cv-mlp runs/cv-resnet      cross-validations (fold means)",
         formatter_class=_RAW,
     )
     p.add_argument("runs", nargs="+", metavar="RUN|SWEEP_DIR", help="run, cross-validation or sweep directories")
     p.add_argument("--max-metrics", type=int, default=4, metavar="N", help="other metrics shown (default 4)")
+    p.add_argument("--all", action="store_true", help="every config key and metric (runs as columns)")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON (every metric; docs/cli.md)")
     p.set_defaults(handler="engine_experiments.compare:cmd_runs_compare")
 

@@ -124,14 +124,39 @@ def config_differences(configs: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return varied(configs)
 
 
+#: The config sections a one-run report shows.
+SECTIONS = ("task", "model", "data", "loss", "optimizer", "scheduler", "trainer", "prune", "seed")
+
+
+def rounded(value: Any, digits: int = 6) -> Any:
+    """``value`` with every float to ``digits`` significant digits (``0.30000000000000004`` -> ``0.3``)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.4f}"
     return "-" if value is None else str(value)
 
 
-def figure(runs: list[tuple[str, list[dict[str, float]]]]) -> tuple[Any, list[str], dict[str, str]]:
-    """The figure of every run's curves, its panel titles, and the series left out (with why)."""
+#: Per run (the 1st, 2nd, …): its validation marker and train dash pattern, so identical runs stay apart.
+MARKERS = ("o", "s", "^", "D", "v", "P")
+DASHES = ("--", "-.", (0, (1, 1.5)), (0, (6, 2, 1, 2, 1, 2)), (0, (8, 3)), (0, (3, 3)))
+
+
+def figure(
+    runs: list[tuple[str, list[dict[str, float]]]], best: dict[str, Any] | None = None
+) -> tuple[Any, list[str], dict[str, str]]:
+    """The figure of every run's curves, its panel titles, and the series left out (with why).
+
+    ``best``: the step of each run's best checkpoint (by run name), marked by a dotted vertical line.
+    """
     try:
         import matplotlib
     except ImportError:
@@ -141,6 +166,7 @@ def figure(runs: list[tuple[str, list[dict[str, float]]]]) -> tuple[Any, list[st
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     keys = set().union(*(set().union(*rows) if rows else set() for _, rows in runs))
     skipped = left_out(runs)
@@ -162,15 +188,35 @@ def figure(runs: list[tuple[str, list[dict[str, float]]]]) -> tuple[Any, list[st
                     label = f"{name} {key}" if len(runs) > 1 else key
                     if baseline_of(key) in group_keys:
                         label += " (baseline)"
-                    ax.plot(steps, values, color=colors[i % len(colors)], label=label, **line_style(key, group_keys))
+                    style = line_style(key, group_keys)
+                    if len(runs) > 1:  # identical runs' curves coincide: the earlier drawn wider, own marks
+                        style["linewidth"] *= 1 + 1.2 * (len(runs) - 1 - i) / (len(runs) - 1)
+                        if "marker" in style:
+                            style.update(marker=MARKERS[i % len(MARKERS)], markersize=3 + 2 * (len(runs) - 1 - i))
+                        elif baseline_of(key) not in group_keys:  # a baseline stays dashed
+                            solid = style["linestyle"] == "-"
+                            style["linestyle"] = ("-", "--", "-.", ":")[i % 4] if solid else DASHES[i % len(DASHES)]
+                    ax.plot(steps, values, color=colors[i % len(colors)], label=label, **style)
+            step = (best or {}).get(name)
+            if isinstance(step, (int, float)):
+                # best_step counts optimizer steps taken; the CSV's "step" of that evaluation is one less
+                mark = ax.axvline(
+                    max(0, step - 1), color=colors[i % len(colors)], linestyle=":", linewidth=1.2, alpha=0.9
+                )
+                mark.set_label(f"{name} best" if len(runs) > 1 else "best checkpoint")
+                mark.set_gid("best")
         ax.set_title(title)
         ax.set_xlabel("step")
+        ax.set_ylabel(title)
         if title == "learning rate":
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         if title == "loss":
             positive = all(v > 0 for _, rows in runs for k in group_keys for v in series(rows, k)[1])
             if positive:
                 ax.set_yscale("log")
+                plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")  # 1.25, not 1.25 x 10^0
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups) :]:
@@ -182,9 +228,11 @@ def figure(runs: list[tuple[str, list[dict[str, float]]]]) -> tuple[Any, list[st
     return fig, [t for t, _ in groups], skipped
 
 
-def plot(runs: list[tuple[str, list[dict[str, float]]]], out_file: Path) -> tuple[list[str], dict[str, str]]:
+def plot(
+    runs: list[tuple[str, list[dict[str, float]]]], out_file: Path, best: dict[str, Any] | None = None
+) -> tuple[list[str], dict[str, str]]:
     """Draw every run's curves into ``out_file`` (PNG); returns the panel titles and the series left out."""
-    fig, titles, skipped = figure(runs)
+    fig, titles, skipped = figure(runs, best)
     import matplotlib.pyplot as plt
 
     save_png(fig, out_file)
@@ -251,15 +299,15 @@ def markdown(runs: list[Any], image: str, skipped: dict[str, str] | None = None)
         lines += ["", "## Config differences", ""]
         if diff:
             lines += ["| key | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
-            lines += [f"| {k} | " + " | ".join(_fmt(v) for v in values) + " |" for k, values in diff.items()]
+            lines += [f"| {k} | " + " | ".join(_fmt(rounded(v)) for v in values) + " |" for k, values in diff.items()]
         else:
             lines.append("The runs have the same config (apart from their names).")
     else:
+        import yaml
+
         c = runs[0].config
-        lines += ["", "## Config", ""]
-        for section in ("task", "model", "data", "loss", "optimizer", "scheduler", "trainer", "prune", "seed"):
-            if c.get(section) is not None:
-                lines.append(f"- `{section}`: `{c[section]}`")
+        shown = {k: rounded(c[k]) for k in SECTIONS if c.get(k) is not None}
+        lines += ["", "## Config", "", "```yaml", yaml.safe_dump(shown, sort_keys=False).rstrip(), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -271,7 +319,11 @@ def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     import engine
 
     runs = [engine.open_run(p) for p in paths]
-    data = [(r.path.name, read_metrics(r.path)) for r in runs]
+    names = [r.path.name for r in runs]
+    # Two runs of one name (runs/a/seed0, runs/b/seed0): labelled with their parent directory too.
+    names = [f"{r.path.parent.name}/{n}" if names.count(n) > 1 else n for r, n in zip(runs, names, strict=True)]
+    data = [(n, read_metrics(r.path)) for r, n in zip(runs, names, strict=True)]
+    best = {n: r.summary.get("best_step") for r, n in zip(runs, names, strict=True)}
     empty = [name for name, rows in data if not rows]
     if len(empty) == len(runs):
         raise EngineError(
@@ -285,7 +337,7 @@ def report(paths: list[str], out: str | None = None) -> dict[str, Any]:
     else:
         out_dir = Path("reports") / datetime.now().strftime("%Y%m%d-%H%M%S")
     image = out_dir / "curves.png"
-    titles, skipped = plot(data, image)
+    titles, skipped = plot(data, image, best)
     text = markdown(runs, image.name, skipped)
     write_text_atomic(out_dir / "report.md", text)
     return {"out_dir": out_dir, "png": image, "markdown": out_dir / "report.md", "panels": titles, "text": text}

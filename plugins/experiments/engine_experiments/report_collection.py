@@ -73,14 +73,15 @@ def collection_report(collection: Any, out: Path | None = None) -> dict[str, Any
     best = next((r for r in done if r["name"] == collection.best), None) or done[0]
     keys = varied([r["config"] for r in done])
     out = out or inside(path, "report")
-    _scatter(done, metric, list(keys), best, out / "sweep.png")
+    noun = MEMBERS.get(collection.kind, "runs")
+    title = f"{collection.kind.capitalize()} {path.name}: {metric} ({mode}) of {len(done)} {noun}"
+    _scatter(done, metric, list(keys), best, out / "sweep.png", title)
     written: dict[str, Any] = {"out_dir": out, "png": out / "sweep.png"}
     if (best["path"] / "config.yaml").is_file():
         curves = read_metrics(best["path"])
         if curves:
             plot([(f"best {label(best['name'])}", curves)], out / "curves.png")
             written["curves"] = out / "curves.png"
-    noun = MEMBERS.get(collection.kind, "runs")
     lines = [f"# {collection.kind.capitalize()} {path.name}", "", f"![{metric} against each setting](sweep.png)", ""]
     lines += [f"{len(done)} finished {noun} of {len(rows)}; metric `{metric}` ({mode})."]
     heads = ["member", *keys, metric, "wall_time_s"]
@@ -96,7 +97,10 @@ def collection_report(collection: Any, out: Path | None = None) -> dict[str, Any
     return written
 
 
-def _scatter(rows: list[dict[str, Any]], metric: str, keys: list[str], best: dict[str, Any], file: Path) -> None:
+def _scatter(
+    rows: list[dict[str, Any]], metric: str, keys: list[str], best: dict[str, Any], file: Path, title: str = ""
+) -> None:
+    """``metric`` against each setting of ``keys``, one panel each, the best member ringed; ``title`` above."""
     try:
         import matplotlib
     except ImportError:
@@ -107,7 +111,8 @@ def _scatter(rows: list[dict[str, Any]], metric: str, keys: list[str], best: dic
 
     keys = keys or ["member"]
     cols = min(3, len(keys))
-    fig, axes = plt.subplots(math.ceil(len(keys) / cols), cols, figsize=(4.6 * cols, 3.4), squeeze=False)
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.4 * nrows + 0.4), squeeze=False)
     y = [r["value"] for r in rows]
     for ax, key in zip(axes.flat, keys, strict=False):
         raw = [r["name"] if key == "member" else flatten(r["config"]).get(key) for r in rows]
@@ -130,6 +135,8 @@ def _scatter(rows: list[dict[str, Any]], metric: str, keys: list[str], best: dic
             ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_png(fig, file)
     plt.close(fig)

@@ -177,6 +177,25 @@ def test_a_tasks_own_evaluation_takes_checked_options(
     assert "did you mean 'episodes'" in typo.stderr
 
 
+def test_evaluating_an_interrupted_run_says_it_is_incomplete(cli: Any, teacher: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    run = Path(shutil.copytree(teacher, tmp_path / "stopped"))
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(status="interrupted", epoch=2)
+    (run / "summary.json").write_text(json.dumps(summary))
+    out = cli("evaluate", str(run))
+    assert out.returncode == 0, out.stderr
+    warned = [line for line in out.stderr.splitlines() if "incomplete" in line]
+    assert warned == [
+        f"warning: run {run} is incomplete (interrupted after 2 of 4 epochs): evaluating its checkpoint so far"
+    ]
+    assert out.stdout.splitlines()[1].split() == ["status", "interrupted", "after", "2", "of", "4", "epochs"]
+    done = cli("evaluate", str(teacher))
+    assert "incomplete" not in done.stderr and "status" not in done.stdout
+
+
 def test_evaluate_json_of_a_run_named_as_runs_list_names_it(
     cli: Any, teacher: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

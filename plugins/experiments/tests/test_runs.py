@@ -100,6 +100,63 @@ def test_a_collections_report_draws_a_wide_positive_setting_on_a_log_axis() -> N
     assert not _log_scale([16.0, 64.0, 256.0]) and not _log_scale([-1.0, 1000.0]) and not _log_scale([])
 
 
+def _fake_run(root: Path, name: str, config: dict[str, Any], value: float | None, status: str = "completed") -> Path:
+    """A run directory as `engine run` leaves it, without training: config.yaml and summary.json."""
+    import yaml
+
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"run": {"name": name}, **config}))
+    summary: dict[str, Any] = {"status": status, "wall_time_s": 3.0, "metrics": {}}
+    if value is not None:
+        summary["metrics"] = {"test/accuracy": value, "test/loss": 1 - value}
+        summary["primary_metric"] = {"name": "test/accuracy", "mode": "max", "value": value}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def test_runs_compare_of_four_different_runs_fits_the_terminal(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    runs = []
+    for i in range(4):  # four recipes: ~30 config keys differ
+        config = {f"section{i}": {f"setting_{k}": f"value-{i}-{k}" for k in range(8)}, "model": {"name": f"m{i}"}}
+        config["data"] = {"shared_setting": 7}
+        runs.append(_fake_run(tmp_path, f"run-{i}", config, 0.5 + i / 10))
+    out = cli("runs", "compare", *map(str, runs))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, out.stdout
+    assert lines[0].split() == ["run-3", "run-2", "run-1", "run-0"]  # turned: runs as columns, best first
+    assert any(line.startswith("test/accuracy *") for line in lines) and any("model.name" in x for x in lines)
+    everything = cli("runs", "compare", "--all", *map(str, runs[:2]))
+    assert everything.returncode == 0 and "data.shared_setting" in everything.stdout  # the same in both
+    assert "data.shared_setting" not in cli("runs", "compare", *map(str, runs[:2])).stdout
+
+
+def test_runs_compare_keeps_its_order_when_a_run_was_interrupted(cli: Any, tmp_path: Path) -> None:
+    runs = [
+        _fake_run(tmp_path, "mid", {"optimizer": {"lr": 0.01}}, 0.7),
+        _fake_run(tmp_path, "stopped", {"optimizer": {"lr": 0.1}}, None, status="interrupted"),
+        _fake_run(tmp_path, "best", {"optimizer": {"lr": 0.001}}, 0.9),
+        _fake_run(tmp_path, "worst", {"optimizer": {"lr": 1.0}}, 0.2),
+    ]
+    out = cli("runs", "compare", *map(str, runs))
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:5]] == ["best", "mid", "worst", "stopped"]
+    assert "test/accuracy *" in out.stdout.splitlines()[0]
+
+
+def test_runs_compare_tells_runs_of_one_name_apart_and_keeps_small_settings(cli: Any, tmp_path: Path) -> None:
+    a = _fake_run(tmp_path / "a", "seed0", {"optimizer": {"eps": 1e-8}}, 0.7)
+    b = _fake_run(tmp_path / "b", "seed0", {"optimizer": {"eps": 1e-6}}, 0.8)
+    out = cli("runs", "compare", str(a), str(b))
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()[1:3]] == ["b/seed0", "a/seed0"]
+    assert "1e-06" in out.stdout and "1e-08" in out.stdout  # not 0.0000
+
+
 def test_runs_list_json_and_the_default_places(
     cli: Any, plugin_site: Any, tiny_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

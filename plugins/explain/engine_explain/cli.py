@@ -13,9 +13,20 @@ from engine.console import Console, Table
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from engine_explain.explain import check_method, explain
+    from engine_deploy.cli import check_inputs, warn
 
-    check_method(args.method)  # before opening the run: a typo costs nothing
+    from engine import EngineError, did_you_mean
+    from engine_explain.plugin import METHODS
+
+    if args.method not in METHODS:  # before importing torch (and opening the run): a typo costs nothing
+        raise EngineError(
+            f"unknown attribution method '{args.method}'{did_you_mean(args.method, METHODS)}",
+            hint=f"choose from {', '.join(METHODS)}",
+        )
+    check_inputs(args)
+    from engine_explain.explain import explain
+
+    warnings: list[str] = []
     report = explain(
         args.run,
         args.inputs,
@@ -27,7 +38,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         samples=args.samples,
         top=args.top,
         attention=not args.no_attention,
+        preprocessed=args.preprocessed,
+        warnings=warnings,
     )
+    warn(warnings)
     if args.json:
         for item in report.items:
             record = {

@@ -148,8 +148,14 @@ def explain(
     top: int = 10,
     attention: bool = True,
     progress: bool = True,
+    preprocessed: bool = False,
+    warnings: list[str] | None = None,
 ) -> Report:
-    """Explain the run's model on ``inputs`` (files read like ``engine predict`` reads them); write into ``out``."""
+    """Explain the run's model on ``inputs`` (files read like ``engine predict`` reads them); write into ``out``.
+
+    Array inputs are raw unless ``preprocessed`` (`engine_deploy.inputs.prepare`); warnings about inputs far
+    outside the training data are appended to ``warnings``.
+    """
     from engine_deploy.predictor import Predictor
 
     check_method(method)
@@ -162,7 +168,9 @@ def explain(
         raise EngineError(
             f"the run's model is a {type(model).__name__}, not a torch.nn.Module: Captum cannot explain it"
         )
-    x, names = predictor.read(list(inputs))
+    x, names = predictor.read(list(inputs), preprocessed=preprocessed)
+    if warnings is not None:
+        warnings += predictor.warnings
     facts = dict(predictor.run.facts)
     kind = input_kind(facts, x)
     embedding = methods.check_differentiable(model, x, method)

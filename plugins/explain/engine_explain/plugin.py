@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from engine_deploy.plugin import add_input_options
+
 from engine import CommandSink, hookimpl
 
 ENGINE_API = ">=1,<2"
@@ -21,8 +23,9 @@ methods (Captum):
   occlusion             the output's change when a window (a token for text) is blanked: no gradients
   gradient_shap         expected gradients against a background of the run's own inputs
 
-inputs (read as `engine predict` reads them):
-  x.json  x.npy  x.csv  one sample or a batch; CSV rows matched to the run's feature names
+inputs (read as `engine predict` reads them, by the rule of docs/plugins/deploy.md#inputs):
+  x.json  x.npy  x.csv  one raw sample or a batch; CSV rows matched to the run's feature names;
+                        the run's recorded preprocessing is applied (--preprocessed: already applied)
   other   files the run's data source reads itself (images for vision runs, text files for nlp runs)
 
 writes into --out (default RUN/explain/<method>/):
@@ -67,6 +70,7 @@ def engine_add_commands(subparsers: CommandSink) -> None:
         metavar="NAME",
         help=f"attribution method: {', '.join(METHODS)} (default integrated_gradients)",
     )
+    add_input_options(p)
     p.add_argument("--target", "-t", metavar="CLASS", help="class name or output index to explain (default: predicted)")
     p.add_argument("--out", "-o", metavar="DIR", help="output directory (default RUN/explain/<method>/)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="inputs attributed together (default 16)")

@@ -80,30 +80,49 @@ def bars_png(
     return path
 
 
-def attention_png(path: Path, layers: Sequence[np.ndarray], labels: Sequence[str] | None, title: str) -> Path:
-    """A grid of attention maps: one row per layer, one column per head (queries down, keys across)."""
+def attention_figure(layers: Sequence[np.ndarray], labels: Sequence[str] | None, title: str) -> Any:
+    """A grid of attention maps: one row per layer, one column per head (queries down, keys across).
+
+    Readable at 8 layers x 4 heads: heads named once above the columns and layers once beside the rows
+    (no per-map titles to collide), tokens on the outer axes only, one colour scale and its colour bar.
+    """
     plt = _pyplot()
     rows, cols = len(layers), max(m.shape[0] for m in layers)
-    size = 2.2 if labels is None or len(labels) <= 12 else 3.2
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols + 0.6, size * rows + 0.6), squeeze=False)
+    tokens = len(labels) if labels is not None else 0
+    size = min(4.0, max(2.0, 0.2 * tokens))  # ~0.2 inch a token: 7-point labels fit
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols + 1.6, size * rows + 0.9), squeeze=False, layout="constrained"
+    )
+    top = max(float(m.max()) for m in layers) or 1e-6
+    image = None
     for r, weights in enumerate(layers):
         for c in range(cols):
             ax = axes[r][c]
             if c >= weights.shape[0]:
                 ax.axis("off")
                 continue
-            ax.imshow(
-                weights[c], cmap="viridis", interpolation="nearest", vmin=0.0, vmax=max(float(weights[c].max()), 1e-6)
-            )
-            ax.set_title(f"layer {r} head {c}", fontsize=8)
-            if labels is not None and len(labels) <= 48 and len(labels) == weights.shape[-1]:
-                ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-                ax.set_yticks(range(len(labels)), labels, fontsize=6) if len(labels) == weights.shape[-2] else None
-            else:
-                ax.set_xticks([])
-                ax.set_yticks([])
+            image = ax.imshow(weights[c], cmap="viridis", interpolation="nearest", vmin=0.0, vmax=top)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"head {c}", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"layer {r}", fontsize=9)
+            if labels is not None and tokens <= 64 and tokens == weights.shape[-1]:
+                if r == rows - 1:
+                    ax.set_xticks(range(tokens), labels, rotation=90, fontsize=7)
+                if c == 0 and tokens == weights.shape[-2]:
+                    ax.set_yticks(range(tokens), labels, fontsize=7)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=min(1.0, 6 / rows + 0.2), label="attention weight")
     fig.suptitle(title)
-    fig.tight_layout()
+    return fig
+
+
+def attention_png(path: Path, layers: Sequence[np.ndarray], labels: Sequence[str] | None, title: str) -> Path:
+    """`attention_figure` written to ``path`` (PNG)."""
+    plt = _pyplot()
+    fig = attention_figure(layers, labels, title)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -132,3 +132,27 @@ def test_terminal_colours_and_html_escape(tmp_path: Path) -> None:
     assert terminal_tokens(["a", " "], [0.25, 0.0], color=False) == "a(+0.250) ' '(+0.000)"
     page = html_page(tmp_path / "p.html", "t", [{"heading": "h", "tokens": ["<b>"], "scores": [1.0]}]).read_text()
     assert "&lt;b&gt;" in page and "<b>" not in page.split("<body>")[1]
+
+
+@pytest.fixture(scope="module")
+def digits_run(train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The digits CNN with its shipped weights (test accuracy 1.0), one step at a negligible lr: seconds."""
+    quick = ["model.weights=digits", "optimizer.lr=1e-8", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+             "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]  # fmt: skip
+    return Path(train(*quick, root=tmp_path_factory.mktemp("digits"), recipe="vision/digits", name="d").run_dir)
+
+
+@pytest.mark.slow
+def test_explain_reads_raw_digits_like_predict(digits_run: Path, tmp_path: Path, cli: Any) -> None:
+    """The input rule of docs/plugins/deploy.md: a raw ``(5, 8, 8)`` batch of pixels 0..16 is preprocessed."""
+    from engine_explain.explain import explain
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    raw = np.stack([bunch.images[list(bunch.target).index(d)] for d in range(5)]).astype(np.float32)
+    np.save(tmp_path / "nhw.npy", raw)
+    report = explain(digits_run, [str(tmp_path / "nhw.npy")], method="saliency", out=tmp_path / "why", progress=False)
+    assert [item.prediction["label"] for item in report.items] == ["0", "1", "2", "3", "4"]
+    np.save(tmp_path / "far.npy", raw * 16)  # 0..255 pixels given to a 0..16 run: warned
+    r = cli("explain", str(digits_run), str(tmp_path / "far.npy"), "-m", "saliency", "--out", str(tmp_path / "f"))
+    assert r.returncode == 0 and "warning:" in r.stderr and "0..16" in r.stderr

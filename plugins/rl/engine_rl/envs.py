@@ -101,8 +101,9 @@ class GymEnvironment(L.LightningDataModule):
         return dict(self._facts)
 
     def has_split(self, name: str) -> bool:
-        """Only a training split: evaluation runs episodes (``evaluate_run``), not a test loop."""
-        return name == "train"
+        """A training split, and a test split of one placeholder batch: the task's ``test_step`` plays
+        greedy episodes at the end of the run (on the best checkpoint), so every run ends with its return."""
+        return name in ("train", "test")
 
     # ------------------------------------------------------------------ environments
 
@@ -156,6 +157,10 @@ class GymEnvironment(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(ExperienceSource(self._generate), batch_size=None, num_workers=0)
+
+    def test_dataloader(self) -> DataLoader:
+        """One placeholder batch: the test step plays its episodes itself (`RLTask.test_step`)."""
+        return DataLoader([torch.zeros(1)], batch_size=None, num_workers=0)
 
     def _generate(self) -> Iterator[Any]:
         trainer = getattr(self, "trainer", None)

@@ -470,3 +470,25 @@ def test_episode_return_metric_is_the_mean_of_the_last_100_episodes() -> None:
         task._record({"episode": {"r": np.array([float(i)]), "l": np.array([i])}, "_episode": np.array([True])})
     assert task.episodes == 150
     assert math.isclose(float(np.mean(task.recent_returns)), float(np.mean(np.arange(50, 150))))
+
+
+def test_every_run_ends_with_its_primary_metric(tmp_path: Path, cli: Any) -> None:
+    """Greedy test episodes on the best checkpoint: the results table, summary.json and `runs list` show them."""
+    r = cli(
+        "run",
+        "rl/frozenlake-q",
+        "task.total_env_steps=640",
+        "data.num_envs=32",
+        f"run.dir={tmp_path}",
+        "run.name=q",
+    )
+    assert r.returncode == 0, r.stderr
+    table = r.stdout.split("metric", 1)[1].splitlines()
+    assert table[1].split()[:2] == ["test/eval_return", "*"], r.stdout  # the primary metric, first
+    summary = open_run(tmp_path / "q").summary
+    primary = summary["primary_metric"]
+    assert primary["name"] == "test/eval_return" and primary["mode"] == "max" and 0 <= primary["value"] <= 1
+    assert 0 <= summary["metrics"]["test/success_rate"] <= 1
+    listed = cli("runs", "list", "--dir", str(tmp_path))
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("q "))
+    assert f"{primary['value']:.4f}" in row, listed.stdout

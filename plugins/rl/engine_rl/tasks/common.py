@@ -14,6 +14,10 @@ from torch import nn
 
 from engine import ConfigError
 
+#: Greedy episodes played at the end of every run (``test/eval_return``) and the seed of the first; ``engine
+#: evaluate`` plays the same by default (`RLTask.evaluate_run`), so the two agree.
+TEST_EPISODES, TEST_SEED = 100, 12345
+
 #: Environments whose episodes succeed when their return is positive (goal reached).
 _SUCCESS_ENVS = ("FrozenLake",)
 
@@ -213,10 +217,23 @@ class RLTask(L.LightningModule):
 
     @property
     def primary_metric(self) -> tuple[str, str]:
-        """RL runs are judged by the mean return of the periodic greedy evaluation (``task.eval_every``)."""
+        """RL runs are judged by the mean return of greedy episodes: ``test/eval_return`` at the end of every
+        run (`test_step`), ``val/eval_return`` during training with ``task.eval_every``."""
         return ("eval_return", "max")
 
-    def evaluate_run(self, datamodule: Any, episodes: int = 100, seed: int = 12345) -> dict[str, float]:
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        """The end of a run: `TEST_EPISODES` greedy episodes of the (best) policy, logged as ``test/*``."""
+        result = self.evaluate_run(self.trainer.datamodule, TEST_EPISODES, TEST_SEED)
+        logged = {
+            "test/eval_return": result["eval/return_mean"],
+            "test/eval_return_std": result["eval/return_std"],
+            "test/episode_length": result["eval/length_mean"],
+        }
+        if "eval/success_rate" in result:
+            logged["test/success_rate"] = result["eval/success_rate"]
+        self.log_dict(logged, batch_size=1)
+
+    def evaluate_run(self, datamodule: Any, episodes: int = TEST_EPISODES, seed: int = TEST_SEED) -> dict[str, float]:
         """Greedy / deterministic policy on ``episodes`` fresh episodes (seeds ``seed`` … ``seed + episodes - 1``).
 
         Args:
