@@ -19,6 +19,8 @@ LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.accumulate_gr
 def check_resume(plan: Plan, resume: Path) -> dict[str, Any] | None:
     """Torch-free, before any compute: a completed run given no new length is left alone (its summary is
     returned); a new length is refused when a scheduler was planned for the old one (cosine, one-cycle)."""
+    if not (resume / "config.yaml").is_file():
+        return None  # killed before its records: trained again in place
     old, new = read_config(resume), plan.config
     changed = {key: (_value(old, key), _value(new, key)) for key in LENGTH_KEYS}
     changed = {key: (a, b) for key, (a, b) in changed.items() if a != b}
