@@ -197,8 +197,9 @@ def test_no_source_file_over_400_lines() -> None:
 
 #: engine/'s size: 6,747 when core v3 landed (issue 32's goal was 6,000); issue 33's trust fixes added 661 (plugin
 #: manager 220, run directories 156, validation before compute 269, test helpers 16). A feature belongs in a plugin,
-#: not in the kernel: raise this only in a commit that says why. Issue 34: stopping and continuing runs 85.
-KERNEL_LINES = 7493
+#: not in the kernel: raise this only in a commit that says why. Issue 34: stopping and continuing runs 87, paths
+#: checked before torch 24.
+KERNEL_LINES = 7519
 
 
 def test_the_kernel_stays_within_its_budget() -> None:
