@@ -17,7 +17,7 @@ LENGTH_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.accumulate_gr
 
 
 def check_resume(plan: Plan, resume: Path) -> dict[str, Any] | None:
-    """Torch-free, before any compute: a completed run given no new length is left alone (its summary is
+    """Torch-free, before any compute: a completed run given the same config is left alone (its summary is
     returned); a new length is refused when a scheduler was planned for the old one (cosine, one-cycle)."""
     if not (resume / "config.yaml").is_file():
         return None  # killed before its records: trained again in place
@@ -25,10 +25,10 @@ def check_resume(plan: Plan, resume: Path) -> dict[str, Any] | None:
     changed = {key: (_value(old, key), _value(new, key)) for key in LENGTH_KEYS}
     changed = {key: (a, b) for key, (a, b) in changed.items() if a != b}
     summary = read_json(resume, "summary.json")
-    if not changed and summary.get("status") == "completed":
+    if old == new and summary.get("status") == "completed":  # the same config: nothing left to train
         print(
             f"resume: {resume} is complete ({summary.get('epochs')} epochs, {summary.get('global_step')} steps): "
-            "nothing left to train, left as it was (a larger trainer.max_epochs trains on)",
+            "nothing left to train with the same config, left as it was (a larger trainer.max_epochs trains on)",
             file=sys.stderr,
         )
         return summary
