@@ -277,7 +277,7 @@ def test_disable_holds_when_a_run_is_reopened(plugin_site, tmp_path) -> None:
     train = run_cli("--disable", "marker", "run", *TINY, *QUIET, f"run.dir={tmp_path}", "run.name=r")
     assert train.returncode == 0, train.stderr
     assert not marker.exists()
-    out = run_cli("--disable", "marker", "run", "--resume", str(tmp_path / "r"), *QUIET)
+    out = run_cli("--disable", "marker", "run", "--resume", str(tmp_path / "r"), "trainer.max_epochs=2", *QUIET)
     assert out.returncode == 0, out.stderr
     assert not marker.exists()  # the reopened run's registry left the plugin out too
 

@@ -112,7 +112,7 @@ class CSVTable(_Table):
 
     def __init__(
         self,
-        path: str,
+        path: Annotated[str, "existing_path"],
         label: str | list[str] = "label",
         features: list[str] | None = None,
         problem: Literal["auto", "classification", "multilabel", "regression"] = "auto",

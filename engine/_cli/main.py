@@ -29,7 +29,7 @@ examples:
   engine COMMAND --help                        every command's options (the plugins' commands too)
   eval "$(engine completion bash)"             tab completion (zsh, fish too): commands, names, runs
 
-Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error, 130 interrupted.
+Exit codes: 0 success, 1 a run failed, 2 a usage or configuration error, 130 interrupted, 143 SIGTERM.
 Set ENGINE_DISABLE_PLUGINS=a,b or pass --disable NAME to turn plugins off; ENGINE_TRACE_HOOKS=1
 prints every hook call.
 """
@@ -130,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `engine components list | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
-    except KeyboardInterrupt:
-        run_dir = os.environ.get("ENGINE_RUN_DIR")
+    except KeyboardInterrupt as exc:  # Ctrl-C; a run's RunInterrupted (Ctrl-C or SIGTERM) names its directory
+        run_dir = getattr(exc, "run_dir", None) or os.environ.get("ENGINE_RUN_DIR")
         print("interrupted" + (f"; continue with `engine run --resume {run_dir}`" if run_dir else ""), file=sys.stderr)
-        return 130
+        return getattr(exc, "exit_code", 130)
     except Exception as exc:
         if debug:
             raise

@@ -15,6 +15,7 @@ from engine._cli.inspect import registry
 from engine._config.compose import compose, load_file
 from engine._config.plan import make_plan
 from engine._contract.errors import EngineError
+from engine._run.resume import check_resume
 from engine._run.runner import train
 from engine._run.runs import find_run
 
@@ -53,6 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"# note: {note}", file=sys.stderr)
     if args.dry_run:
+        if resume is not None:
+            check_resume(plan, resume)  # a new length the run's scheduler cannot follow is refused here too
         sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))
         print(plan.facts_note(), file=sys.stderr)
         print("# config is valid (dry run: nothing was built or trained)", file=sys.stderr)

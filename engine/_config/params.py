@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from engine._config.signature import REQUIRED, Param, Signature, Unevaluated, read_signature, signature_from_object
-from engine._config.types import check_type, nonfinite
+from engine._config.types import EXISTING_PATH, check_type, nonfinite
 from engine._config.types import describe as describe_annotation
 from engine._contract.declarations import INJECTED, Component, Section
 from engine._contract.errors import ConfigError, PluginError, did_you_mean
@@ -119,6 +120,14 @@ def check_params(
             )
         out[name] = _plain(p.default)
     return out
+
+
+def check_paths(where: str, sig: Signature | None, values: dict[str, Any]) -> None:
+    """Paths declared ``Annotated[str, "existing_path"]`` exist: a missing file is refused before torch is imported."""
+    for p in sig.params if sig else ():
+        value = values.get(p.name)
+        if isinstance(value, str) and EXISTING_PATH in (p.annotation or "") and not Path(value).expanduser().exists():
+            raise ConfigError(f"{where}.{p.name}: no such file or directory: {clip(value, 200)}", hint="check the path")
 
 
 def _plain(value: Any) -> Any:

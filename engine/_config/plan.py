@@ -12,7 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from engine._config.compose import normalize
-from engine._config.params import check_params, clip, describe, load_signature, section_values, signature_of, slot_keys
+from engine._config.params import (
+    check_params,
+    check_paths,
+    clip,
+    describe,
+    load_signature,
+    section_values,
+    signature_of,
+    slot_keys,
+)
 from engine._config.signature import Param, Signature
 from engine._config.trainer import check_trainer
 from engine._config.types import check_type
@@ -172,6 +181,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
     out["task"] = {"name": task.qualified_name, **task_params}
     from_facts = _left_to_facts("task", task_sig, task_params, facts)
     data_sig = _signature(data, notes)
+    sigs = {"task": task_sig, "data": data_sig}
     data_values = check_params(
         "data", f"data source '{data.qualified_name}'", _params(cfg["data"]), data_sig, extra=LOADER_PARAMS
     )
@@ -193,7 +203,7 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
             continue
         cfg[slot] = value
         comp: Component = registry.resolve(kind, _section(cfg, slot)["name"])
-        sig = _signature(comp, notes)
+        sig = sigs[slot] = _signature(comp, notes)
         own, claimed = _slot_keys(registry, kind, value, sig)
         params = check_params(
             slot, f"{kind} '{comp.qualified_name}'", own, sig, provided=facts if kind == "model" else set()
@@ -232,6 +242,8 @@ def make_plan(cfg: dict[str, Any], registry: Registry, checks: bool = True) -> P
         for section, values, where in pending_checks:
             checked = _run_check(section, values, where, out)
             out[where] = checked if section.slot_kind is None else {**out[where], **checked}
+        for where, _ in used:
+            check_paths(where, sigs[where], out[where])  # a missing data.path before torch is imported
     # What building consumes, read back from the checked config (checks may have changed it).
     for slot, planned in slots.items():
         if planned is not None:

@@ -2,7 +2,8 @@
 
 Understood: the common types, ``Literal``, unions, and ranges as ``Annotated`` with ``annotated_types``
 (``Gt``, ``Ge``, ``Lt``, ``Le``, ``Interval``, ``MinLen``, ``MaxLen``; on list elements too). A float must be
-finite unless its annotation carries ``"allow_inf_nan"`` (``Annotated[float, "allow_inf_nan"]``).
+finite unless its annotation carries ``"allow_inf_nan"`` (``Annotated[float, "allow_inf_nan"]``). A path that must
+exist carries ``"existing_path"`` (``Annotated[str, "existing_path"]``): checked when a run is planned.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _CONSTRAINTS |= {"Le": ("<=", operator.le), "MinLen": (">=", operator.ge), "MaxL
 _LENGTHS = {"MinLen", "MaxLen"}
 _INTERVAL = {"gt": "Gt", "ge": "Ge", "lt": "Lt", "le": "Le"}
 ALLOW_NONFINITE = "allow_inf_nan"  # the marker, in an annotation's metadata, of a float that may be inf or nan
+EXISTING_PATH = "existing_path"  # the marker of a path (a file or a directory) that must exist
 
 
 def check_type(value: Any, annotation: str | None) -> bool:
@@ -146,4 +148,5 @@ def _describe(node: ast.expr) -> str:
     else:
         bounds[:0] = [f"{_CONSTRAINTS[n][0]} {b}" for n, b in filter(None, (lower, upper))]
     extra = " (inf, nan allowed)" if any(_name(i) == ALLOW_NONFINITE for i in items[1:]) else ""
+    extra += " (an existing path)" if any(_name(i) == EXISTING_PATH for i in items[1:]) else ""
     return " ".join([_describe(items[0]), ", ".join(bounds)]).strip() + extra

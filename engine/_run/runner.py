@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
 import time
 import warnings
@@ -30,6 +31,7 @@ from engine._contract.protocols import (
 )
 from engine._plugins.files import remove_stale_temps, write_text_atomic
 from engine._plugins.registry import Registry
+from engine._run.resume import check_resume
 from engine._run.runs import LOCK_FILE, WEIGHTS_FILE, inside, lock_run, read_json, to_jsonable, unlock_run, write_json
 
 RUN_DIR_ENV = "ENGINE_RUN_DIR"
@@ -41,6 +43,14 @@ class RunResult:
 
     run_dir: Path
     summary: dict[str, Any]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (exit code 130) or SIGTERM (143): its directory, recorded ``interrupted``, resumes."""
+
+    def __init__(self, run_dir: Path, exit_code: int = 130) -> None:
+        super().__init__(f"interrupted: {run_dir}")
+        self.run_dir, self.exit_code = run_dir, exit_code
 
 
 def _new_run_dir(plan: Plan) -> Path:
@@ -129,6 +139,8 @@ def environment(registry: Registry) -> dict[str, Any]:
 
 def train(plan: Plan, resume: Path | None = None) -> RunResult:
     """Train (and test) the planned run; ``resume`` continues that run directory from its newest checkpoint."""
+    if resume is not None and (done := check_resume(plan, resume)) is not None:
+        return RunResult(resume, done)  # completed, nothing left to train: left alone
     from unittest.mock import patch  # here: it imports asyncio, too slow for --dry-run's import of this module
 
     import lightning as L
@@ -185,6 +197,13 @@ def _fit(
         previous = read_json(run_dir, "summary.json")
     except EngineError:
         previous = {}  # unreadable: the attempt starting now writes a new one
+    # Wall time is the sum of the attempts' (a killed attempt's is lost); each attempt's is kept beside it.
+    attempts = previous.get("attempts_wall_time_s") or [previous[k] for k in ("wall_time_s",) if k in previous]
+
+    def wall_time() -> dict[str, Any]:
+        now = round(time.time() - started, 3)
+        return {"wall_time_s": round(sum(attempts) + now, 3), "attempts_wall_time_s": [*attempts, now]}
+
     summary: dict[str, Any] = {
         "status": "running",
         # the first attempt's start: `engine runs list` sorts by it
@@ -192,6 +211,7 @@ def _fit(
         "seed": cfg["seed"],
         "pid": os.getpid(),
         "host": socket.gethostname(),
+        **({"attempts_wall_time_s": attempts} if attempts else {}),
     }
     if previous.get("status") == "completed":
         summary["previous"] = previous  # put back if this attempt fails: a completed run keeps its figures
@@ -232,10 +252,11 @@ def _fit(
         if rank_zero:
             _save_weights(model, checkpoint, run_dir)
     except BaseException as exc:
+        stopped = isinstance(exc, (KeyboardInterrupt, SystemExit))  # Lightning turns Ctrl-C into sys.exit(1)
         attempt = {
-            "status": "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed",
-            "error": f"{type(exc).__name__}: {exc}",
-            "wall_time_s": round(time.time() - started, 3),
+            "status": "interrupted" if stopped else "failed",
+            **({} if stopped else {"error": f"{type(exc).__name__}: {exc}"}),
+            **wall_time(),
             "global_step": trainer.global_step,
             "epoch": trainer.current_epoch,
         }
@@ -251,6 +272,10 @@ def _fit(
                 pass  # the disk that failed the run may refuse this too; the error below says why
         if isinstance(exc, OSError):
             raise _unwritable(run_dir, exc) from exc
+        if stopped:
+            with suppress(ValueError):  # Lightning ignores Ctrl-C from now on; a caller going on gets it back
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise RunInterrupted(run_dir, 143 if getattr(trainer, "received_sigterm", False) else 130) from exc
         raise
     final = {**fit_metrics, **test_metrics}
     best_metrics = {**checkpoint.best_metrics, **(test_metrics if checkpoint.best_model_path else {})}
@@ -268,7 +293,7 @@ def _fit(
         last_checkpoint=_relative(checkpoint.last_model_path, run_dir),
         global_step=trainer.global_step,
         epochs=trainer.current_epoch,
-        wall_time_s=round(time.time() - started, 3),
+        **wall_time(),
     )
     for callback in trainer.callbacks:
         if implements(callback, ReportsSummary):

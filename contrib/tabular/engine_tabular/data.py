@@ -204,7 +204,7 @@ class TabularCSV(Table):
 
     def __init__(
         self,
-        path: str,
+        path: Annotated[str, "existing_path"],
         label: str = "label",
         categorical: list[str] | None = None,
         numeric: list[str] | None = None,

@@ -287,7 +287,7 @@ class TextClassification(DataSource):
 
     def __init__(
         self,
-        path: str | None = None,
+        path: Annotated[str, "existing_path"] | None = None,
         text_column: str = "text",
         label_column: str = "label",
         format: Literal["auto", "csv", "jsonl"] = "auto",

@@ -140,7 +140,7 @@ class Interactions(InteractionSource):
 
     def __init__(
         self,
-        path: str,
+        path: Annotated[str, "existing_path"],
         user_col: str | None = None,
         item_col: str | None = None,
         rating_col: str | None = None,

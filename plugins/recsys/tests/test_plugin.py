@@ -145,5 +145,5 @@ def test_bad_k_and_missing_file_fail_before_training(tmp_path: Path, cli: Any) -
     assert r.returncode == 2 and "task.k must be a list of positive integers" in r.stderr
     missing = ["run", "model=recsys.mf", "data=recsys.interactions", f"data.path={tmp_path / 'no.csv'}"]
     r = cli(*missing, f"run.dir={tmp_path}")
-    assert r.returncode == 2 and "interactions file not found" in r.stderr
+    assert r.returncode == 2 and "data.path: no such file or directory" in r.stderr
     assert not any(tmp_path.iterdir())  # nothing was left behind

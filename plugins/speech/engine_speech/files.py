@@ -73,7 +73,7 @@ class WavFolder(SpeechSource):
 
     def __init__(
         self,
-        path: str,
+        path: Annotated[str, "existing_path"],
         clip_seconds: Annotated[float, Gt(0)] = 1.0,
         val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
         test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.2,

@@ -286,10 +286,10 @@ class ImageFolder(VisionSource):
 
     def __init__(
         self,
-        root: str | None = None,
-        train_root: str | None = None,
-        val_root: str | None = None,
-        test_root: str | None = None,
+        root: Annotated[str, "existing_path"] | None = None,
+        train_root: Annotated[str, "existing_path"] | None = None,
+        val_root: Annotated[str, "existing_path"] | None = None,
+        test_root: Annotated[str, "existing_path"] | None = None,
         image_size: int | list[int] | None = None,
         channels: Literal["auto", 1, 3] = "auto",
         mean: list[float] | None = None,
