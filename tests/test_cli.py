@@ -105,6 +105,7 @@ def test_run_dry_run_resume_and_reopen(tmp_path: Path) -> None:
         "data.num_samples=400",
         "model.hidden=[16]",
         "trainer.max_epochs=2",
+        "scheduler=step",  # a schedule without a length: the run can be extended (cosine's is refused)
         f"run.dir={tmp_path}",
         "run.name=demo",
         *QUIET,

@@ -266,7 +266,7 @@ class ClosedFormFit(torch.optim.Optimizer):
         interactions: Callable[[], torch.Tensor],
         validate: Callable[[], torch.Tensor] | None = None,
     ) -> None:
-        super().__init__(list(model.parameters()), {})
+        super().__init__(list(model.parameters()), {"lr": 0.0})  # no learning rate: 0 in the LR curves
         self.model, self.interactions, self.validate = model, interactions, validate
         self.figures: dict[str, float] = {}
 
