@@ -203,7 +203,8 @@ def test_no_source_file_over_400_lines() -> None:
 #: section keys, ENGINE_RUNS_DIR (66); --json of the registry's commands (71); find_run public (2);
 #: trainer.logger=mlflow|wandb|tensorboard|csv and the config as hyperparameters (49); shell completion (113).
 #: Issue 34: stopping and continuing runs 87, paths checked before torch 24.
-KERNEL_LINES = 7902
+#: `engine.cli`, the pre-v3 module of the command, kept for `python -m engine.cli` (8).
+KERNEL_LINES = 7910
 
 
 def test_the_kernel_stays_within_its_budget() -> None:
