@@ -10,9 +10,12 @@ from engine._contract.protocols import (
     Collates,
     DataSource,
     DeclaresBatching,
+    DeclaresIO,
     DeployTarget,
     DescribesArtifact,
+    EncodesText,
     EvaluatesRun,
+    Generates,
     GroupsSamples,
     HasFacts,
     HasPrimaryMetric,
@@ -26,4 +29,5 @@ from engine._contract.protocols import (
 
 __all__ = ["ChecksData", "ChecksRun", "ChoosesBest", "Collates", "DataSource", "DeclaresBatching", "DeployTarget"]
 __all__ += ["DescribesArtifact", "EvaluatesRun", "GroupsSamples", "HasFacts", "HasPrimaryMetric", "HasSplits"]
+__all__ += ["DeclaresIO", "EncodesText", "Generates"]
 __all__ += ["LoadsArtifacts", "LoadsInput", "ReportsSummary", "SavesArtifacts", "implements"]

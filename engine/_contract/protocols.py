@@ -7,7 +7,7 @@ calls what the protocol documents; `problems` is what the conformance kit report
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -156,12 +156,53 @@ class DeclaresBatching(Protocol):
     dynamic_batch: bool
 
 
+@runtime_checkable
+class DeclaresIO(Protocol):
+    """A task saying what its model takes and gives: ``predict``, ``serve``, ``deploy``, ``explain`` pick a path by it.
+
+    ``input_kind``: ``"tensor"`` (one fixed-shape tensor per sample: what a task without this protocol takes) or
+    ``"text"`` (strings, turned into ids by the data source's `EncodesText`). ``output_kind``: ``"scores"`` or
+    ``"values"`` (classes or values, as without this protocol), ``"records"`` (the task describes them) or
+    ``"text"`` (ids from the task's `Generates`, turned into text by `EncodesText`).
+    """
+
+    input_kind: str
+    output_kind: str
+
+
+@runtime_checkable
+class EncodesText(Protocol):
+    """A data source turning text into its model's token ids and generated ids back into text (its tokenizers).
+
+    With two vocabularies (translation) ``encode_text`` uses the source side and ``decode_tokens`` the target side.
+    """
+
+    def encode_text(self, text: str) -> list[int]:
+        """One input's ids; ConfigError (one line) for text the model cannot take (empty, too long, unknown chars)."""
+
+    def decode_tokens(self, ids: Sequence[int]) -> str:
+        """The text of generated ids, special tokens dropped."""
+
+
+@runtime_checkable
+class Generates(Protocol):
+    """A task whose outputs are generated token by token: its decoding loop runs over any network callable."""
+
+    def generate(self, network: Callable[..., Any], inputs: list[list[int]], **options: Any) -> list[list[int]]:
+        """Generated ids per input. ``network`` is the model or a loaded deployed artifact, called like the model
+        (with the tensors the task pads and builds itself); ``options`` are decoding settings with defaults
+        (``max_new_tokens``, ``beam`` …); ConfigError for a setting out of range."""
+
+    def network_inputs(self, inputs: list[list[int]]) -> tuple[Any, ...]:
+        """The arguments of one network call for these inputs (what ``engine deploy`` exports and verifies with)."""
+
+
 _MISSING = object()
 
 #: The protocols to check, per kind of object the conformance kit builds.
 BY_KIND: dict[str, tuple[type, ...]] = {
-    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples),
-    "task": (ChecksData, EvaluatesRun, HasPrimaryMetric),
+    "data": (SavesArtifacts, LoadsArtifacts, LoadsInput, HasSplits, GroupsSamples, EncodesText),
+    "task": (ChecksData, EvaluatesRun, HasPrimaryMetric, Generates),
     "callback": (ReportsSummary, ChecksRun),
     "deploy": (DeployTarget,),
 }
