@@ -143,7 +143,7 @@ def engine_recipes() -> list[Recipe]:
             "translate-synthetic",
             "engine_nlp:recipes/translate-synthetic.yaml",
             "Encoder-decoder transformer on a generated language pair (reordering, agreement): minutes on 2 cores",
-            targets=("test/bleu >= 90", "test/bleu >= 2 * test/dict_bleu"),
+            targets=("test/bleu >= 90", "test/chrf >= 1.5 * test/dict_chrf"),  # dictionary: BLEU ~3, chrF ~47
         ),
         Recipe(
             "translate-tsv",

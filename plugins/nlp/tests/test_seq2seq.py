@@ -152,6 +152,23 @@ def test_padding_is_masked_from_the_source() -> None:
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
+def test_model_traces_and_scripts_for_any_padded_shape() -> None:
+    """TorchScript (trace and script) of one example call agrees with eager on batches of other sizes and lengths:
+    the causal mask is explicit, no mask is detected from data."""
+    import torch
+
+    model = _model()
+    example = (torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]]), torch.tensor([[1, 1], [1, 1]]))
+    other = (
+        torch.tensor([[5, 6, 7, 9, 9, 9, 2], [8, 2, 0, 0, 0, 0, 0], [4, 2, 0, 0, 0, 0, 0]]),
+        torch.tensor([[1, 3, 4, 5]] * 3),
+    )
+    with torch.no_grad():
+        want = model(*other)
+        for program in (torch.jit.trace(model, example), torch.jit.script(model)):
+            torch.testing.assert_close(program(*other), want, atol=1e-5, rtol=1e-5)
+
+
 class FixedSteps:
     """A fake network: next-token probabilities depend only on the prefix's last token.
 

@@ -165,14 +165,14 @@ class Seq2SeqTransformer(nn.Module):
         for emb in (self.src_embed, self.tgt_embed):
             nn.init.normal_(emb.weight, std=d_model**-0.5)
 
-    def _embed(self, emb: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        pos = torch.arange(ids.shape[1], device=ids.device) + start
-        return self.drop(emb(ids) * math.sqrt(self.d_model) + sinusoids(pos, self.d_model))
+    def _embed(self, vectors: torch.Tensor, start: int = 0) -> torch.Tensor:
+        pos = torch.arange(vectors.shape[1], device=vectors.device) + start
+        return self.drop(vectors * math.sqrt(self.d_model) + sinusoids(pos, self.d_model))
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder output ``[B, S, d]`` and the source mask ``[B, 1, 1, S]`` (True: a real token)."""
         mask = (src != self.pad_id)[:, None, None, :]
-        x = self._embed(self.src_embed, src)
+        x = self._embed(self.src_embed(src))
         for layer in self.encoder:
             x = layer(x, mask)
         return self.enc_norm(x), mask
@@ -181,7 +181,7 @@ class Seq2SeqTransformer(nn.Module):
         if tgt_in is None:
             tgt_in = torch.full((src.shape[0], 1), self.bos_id, dtype=torch.long, device=src.device)
         memory, mask = self.encode(src)
-        x = self._embed(self.tgt_embed, tgt_in)
+        x = self._embed(self.tgt_embed(tgt_in))
         for layer in self.decoder:
             x, _ = layer(x, layer.cross_attn.keys_values(memory), mask)
         return self.head(self.dec_norm(x))
@@ -195,7 +195,7 @@ class Seq2SeqTransformer(nn.Module):
 
     def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Logits ``[N, V]`` of the token after ``tokens [N]`` (the last of each row's prefix); updates ``cache``."""
-        x = self._embed(self.tgt_embed, tokens[:, None], start=cache.length)
+        x = self._embed(self.tgt_embed(tokens[:, None]), start=cache.length)
         for i, layer in enumerate(self.decoder):
             x, cache.past[i] = layer(x, cache.cross[i], cache.mask, past=cache.past[i])
         cache.length += 1
