@@ -287,12 +287,16 @@ def test_translate_tsv_recipe_on_a_written_file(tmp_path: Path, pairs_tsv: Path,
     source, task = run.datamodule().source, run.task("best")
     out = task.generate(task.model, [source.encode_text("the old dogs see a cat")], beam=2)
     assert isinstance(source.decode_tokens(out[0]), str)
+    table = cli("nlp", "baselines", str(result.run_dir))
+    assert table.returncode == 0 and "test/bleu" in table.stdout and "(word dictionary)" in table.stdout
 
 
 def test_no_task_named_gets_the_seq2seq_task(pairs_tsv: Path, cli) -> None:
     out = cli("run", "model=nlp.seq2seq", "data=nlp.parallel_text", f"data.path={pairs_tsv}", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("task:\n  name: nlp.seq2seq\n")
+    wrong = cli("run", "task=nlp.seq2seq", "data=nlp.text_classification", "--dry-run")  # no pairs: refused at once
+    assert wrong.returncode == 2 and "needs parameter 'bos_id'" in wrong.stderr
 
 
 @pytest.mark.slow
