@@ -17,27 +17,27 @@ class Recompute:
     """Full-prefix recompute through ``network(src [N, S], prefix [N, T]) -> logits [N, T, V]``."""
 
     def __init__(self, network: Callable[..., Any], src: torch.Tensor) -> None:
-        self.network, self.src = network, src
+        self.network, self.src, self.device = network, src, src.device
 
     def step(self, prefix: torch.Tensor) -> torch.Tensor:
         logits = torch.as_tensor(self.network(self.src, prefix))
         return logits[:, -1].float().log_softmax(-1)
 
     def reorder(self, index: torch.Tensor) -> None:
-        self.src = self.src.index_select(0, index)
+        self.src = self.src.index_select(0, index.to(self.device))
 
 
 class Cached:
     """Incremental decoding with the model's KV cache (feeds only each prefix's last token)."""
 
     def __init__(self, model: Any, src: torch.Tensor) -> None:
-        self.model, self.cache = model, model.start_decoding(src)
+        self.model, self.cache, self.device = model, model.start_decoding(src), src.device
 
     def step(self, prefix: torch.Tensor) -> torch.Tensor:
         return self.model.decode_step(prefix[:, -1], self.cache).float().log_softmax(-1)
 
     def reorder(self, index: torch.Tensor) -> None:
-        self.cache.reorder(index)
+        self.cache.reorder(index.to(self.device))
 
 
 def stepper(network: Any, src: torch.Tensor, cache: bool = True) -> Recompute | Cached:
@@ -62,7 +62,7 @@ def greedy(
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """The likeliest next token at each step (temperature 0), or a sample; rows leave the batch at ``</s>``."""
-    prefix = torch.full((batch, 1), bos, dtype=torch.long, device=getattr(step, "src", torch.empty(0)).device)
+    prefix = torch.full((batch, 1), bos, dtype=torch.long, device=step.device)
     alive = torch.arange(batch)
     out: list[list[int]] = [[] for _ in range(batch)]
     for _ in range(max_new_tokens):
@@ -82,7 +82,7 @@ def greedy(
             break
         if len(keep) < len(alive):
             step.reorder(keep)
-            alive, prefix, nxt = alive[keep], prefix[keep], nxt[keep]
+            alive, prefix, nxt = alive[keep.cpu()], prefix[keep], nxt[keep]
         prefix = torch.cat([prefix, nxt[:, None]], dim=1)
     return [_strip(r, eos) for r in out]
 
@@ -100,7 +100,7 @@ def beam_search(
     ``</s>``). A batch item stops once ``beam`` hypotheses ended and no open one can still beat the worst of them."""
     k = beam
     step.reorder(torch.arange(batch).repeat_interleave(k))  # k rows per input
-    prefix = torch.full((batch * k, 1), bos, dtype=torch.long)
+    prefix = torch.full((batch * k, 1), bos, dtype=torch.long, device=step.device)
     scores = torch.full((batch, k), float("-inf"))
     scores[:, 0] = 0.0  # the k copies of <s> are one hypothesis
     done: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
@@ -110,7 +110,7 @@ def beam_search(
         return score / (length**length_penalty)
 
     for t in range(1, max_new_tokens + 1):
-        logp = step.step(prefix)  # [B*k, V]
+        logp = step.step(prefix).cpu()  # [B*k, V]: the bookkeeping below is on the CPU
         v = logp.shape[-1]
         cand = (scores.reshape(-1, 1) + logp).reshape(batch, k * v)
         top, idx = cand.topk(min(2 * k, k * v), dim=-1)
@@ -146,7 +146,7 @@ def beam_search(
             break
         flat = (torch.arange(batch)[:, None] * k + parents).reshape(-1)
         step.reorder(flat)
-        prefix = torch.cat([prefix[flat], tokens.reshape(-1, 1)], dim=1)
+        prefix = torch.cat([prefix[flat.to(step.device)], tokens.reshape(-1, 1).to(step.device)], dim=1)
         scores = new_scores
     results = []
     for b in range(batch):

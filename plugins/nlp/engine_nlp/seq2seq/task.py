@@ -213,7 +213,8 @@ class Seq2SeqTask(L.LightningModule):
             with torch.no_grad():
                 for i in range(0, len(inputs), batch_size):
                     chunk = inputs[i : i + batch_size]
-                    step = decoding.stepper(network, pad_batch(chunk, self.pad_id), options.get("cache", True))
+                    src = pad_batch(chunk, self.pad_id).to(_device(network))
+                    step = decoding.stepper(network, src, options.get("cache", True))
                     if beam > 1:
                         lp = float(options.get("length_penalty", self.length_penalty))
                         out += decoding.beam_search(step, len(chunk), self.bos_id, self.eos_id, max_new, beam, lp)
@@ -236,6 +237,14 @@ class Seq2SeqTask(L.LightningModule):
         text = self.detokenize or (lambda ids: " ".join(map(str, ids)))
         hyps, refs = [text(o) for o in outputs], [text(t) for t in targets]
         return {**text_scores(hyps, refs), "token_accuracy": position_accuracy(outputs, targets)}
+
+
+def _device(network: Any) -> torch.device:
+    """Where a torch network's weights are (CPU for any other callable)."""
+    if isinstance(network, nn.Module):
+        for p in network.parameters():
+            return p.device
+    return torch.device("cpu")
 
 
 def _unpad(row: torch.Tensor, pad_id: int) -> list[int]:
