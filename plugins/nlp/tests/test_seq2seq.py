@@ -22,6 +22,9 @@ def test_read_pairs_formats(tmp_path: Path) -> None:
     tsv = tmp_path / "a.tsv"
     tsv.write_text('He said "hi".\tIl a dit « salut ».\t#1\nGo.\tVa !\t#2\n', encoding="utf-8")
     assert read_pairs(tsv) == [('He said "hi".', "Il a dit « salut »."), ("Go.", "Va !")]
+    export = tmp_path / "tatoeba.tsv"
+    export.write_text("1276\tLet's try something.\t77\tEssayons quelque chose !\n", encoding="utf-8")
+    assert read_pairs(export) == [("Let's try something.", "Essayons quelque chose !")]
     headed = tmp_path / "b.tsv"
     headed.write_text("id\ttarget\tsource\n1\tVa !\tGo.\n", encoding="utf-8")
     assert read_pairs(headed) == [("Go.", "Va !")]

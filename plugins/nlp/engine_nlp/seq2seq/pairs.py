@@ -28,8 +28,10 @@ def _text(file: Path) -> str:
 
 
 def read_pairs(file: Path, fmt: str = "auto", source_column: str = "source", target_column: str = "target") -> list:
-    """The (source, target) pairs of ``file``; a TSV whose first row does not name both columns has no header:
-    its first two columns are source and target (Tatoeba's export), further columns are ignored."""
+    """The (source, target) pairs of ``file``. A TSV whose first row does not name both columns has no header: its
+    first two columns are source and target (Tatoeba's pairs as manythings.org ships them: source, target,
+    attribution), further columns ignored; rows ``id, sentence, id, translation`` (Tatoeba's own sentence-pair
+    export) give the second and fourth columns."""
     fmt = _format(file, fmt)
     text = _text(file)
     pairs: list[tuple[str, str]] = []
@@ -66,6 +68,8 @@ def read_pairs(file: Path, fmt: str = "auto", source_column: str = "source", tar
             f"{file}: no '{source_column}' and '{target_column}' columns; the header is {', '.join(header)}",
             hint="set data.source_column / data.target_column",
         )
+    elif all(len(r) >= 4 and r[0].strip().isdigit() and r[2].strip().isdigit() for r in rows[:100]):
+        s, t, start = 1, 3, 1  # Tatoeba's sentence-pair export: id, sentence, id, translation
     else:
         s, t, start = 0, 1, 1
     for line, row in enumerate(rows, start=start):
