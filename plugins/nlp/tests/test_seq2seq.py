@@ -324,3 +324,11 @@ def test_tiny_training_beats_copy_and_dictionary_baselines(tmp_path: Path) -> No
     m = train_run(*overrides, root=tmp_path).summary["metrics"]
     assert m["test/bleu"] > max(m["test/copy_bleu"], m["test/dict_bleu"]) + 20, m
     assert m["test/chrf"] > m["test/dict_chrf"], m
+
+
+def test_a_pair_file_that_is_not_utf8_is_one_line_exit_2(tmp_path: Path, cli) -> None:
+    latin = tmp_path / "pairs-latin1.tsv"
+    latin.write_bytes("caf\xe9\tcoffee\nthé\ttea\n".encode("latin-1"))
+    out = cli("run", "nlp/translate-tsv", f"data.path={latin}", f"run.dir={tmp_path / 'runs'}")
+    assert out.returncode == 2 and "pairs-latin1.tsv is not UTF-8 text" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "runs").exists()
