@@ -222,6 +222,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
+    # what routes mounted on the app use (helper routes for text runs: the predictor's `.text` path, the batcher's
+    # `submit(ids, 1, options)`, the API key check, the limits, the metrics)
+    app.state.predictor, app.state.endpoint, app.state.limits, app.state.metrics = predictor, endpoint, limits, metrics
     errors = {
         400: {"model": ErrorResponse, "description": "malformed JSON"},
         401: {"model": ErrorResponse, "description": "missing, repeated or wrong API key"},
