@@ -143,9 +143,10 @@ class PredictEndpoint:
     def bounded(self, options: dict[str, Any], asked: Any) -> dict[str, Any]:
         """``max_new_tokens`` within the server's limit: refused above it when the request asks (`Refused`), the
         task's default capped to it when the request does not."""
-        if "max_new_tokens" not in options:
-            return options
-        value, limit = options["max_new_tokens"], self.limits.max_new_tokens
+        limit, text = self.limits.max_new_tokens, self.predictor.text
+        if "max_new_tokens" not in options:  # a task naming no such option, or taking **options (then: the limit)
+            return {**options, "max_new_tokens": limit} if text is not None and text.open else options
+        value = options["max_new_tokens"]
         if "max_new_tokens" not in asked:
             return {**options, "max_new_tokens": limit if not isinstance(value, int) else min(value, limit)}
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

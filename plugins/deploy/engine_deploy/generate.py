@@ -45,17 +45,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true", help="print the whole text at the end")
 
 
-def given_options(args: argparse.Namespace, accepted: dict[str, Any], task: str) -> dict[str, Any]:
-    """The decoding options set on the command line; one line for an option the task does not take."""
+def given_options(args: argparse.Namespace, accepted: dict[str, Any], task: str, open_: bool = False) -> dict[str, Any]:
+    """The decoding options set on the command line; one line for an option the task does not take (a task whose
+    ``generate`` takes ``**options`` checks them itself)."""
     options: dict[str, Any] = {}
     for name, flag in OPTIONS.items():
         value = getattr(args, name, None)
         if value is None:
             continue
-        if name not in accepted:
+        if name not in accepted and not open_:
             took = ", ".join(OPTIONS.get(k, k) for k in accepted) or "none"
             raise EngineError(f"{flag}: this run's task ({task}) does not take it (its options: {took})")
-        options[name] = value[0] if name == "stop" and len(value) == 1 and _single(accepted[name]) else value
+        single = name == "stop" and len(value) == 1 and _single(accepted.get(name))
+        options[name] = value[0] if single else value
     return options
 
 
@@ -89,7 +91,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "use engine predict for other runs",
         )
     name = type(text.task).__name__
-    options = given_options(args, text.defaults, name)
+    options = given_options(args, text.defaults, name, text.open)
     try:
         options = text.options(options, "options")
         ids = text.encode(texts, "TEXT")

@@ -26,7 +26,7 @@ from engine.runs import write_text_atomic
 from engine_deploy import common, space
 from engine_deploy.common import SAMPLE, VerificationError, _options, _plain
 from engine_deploy.protocols import ScoresOutputs, UsesRun
-from engine_deploy.text import text_source
+from engine_deploy.text import text_source, vocabulary
 
 #: Samples verified at most (each is decoded twice, token by token, with full recompute over the artifact).
 MAX_SAMPLES = 256
@@ -237,7 +237,7 @@ def deploy_generating(
             "arguments": [{"shape": list(a.shape), "dtype": str(a.dtype).removeprefix("torch.")} for a in example],
         },
         "output": {"kind": kinds[1], "by": "task.generate, in Python, over the artifact"},
-        "vocabulary": {k: v for k, v in sorted(facts.items()) if "vocab" in k and isinstance(v, int)},
+        "vocabulary": vocabulary(facts),
         "data_artifacts": packaged,
         "preprocessing": None,
         "class_names": None,

@@ -87,7 +87,7 @@ class Predictor:
 
         if self.text is not None:
             ids, _, _ = generation.split_samples(self.datamodule, 1)
-            options = {"max_new_tokens": 1} if "max_new_tokens" in self.text.defaults else {}
+            options = {"max_new_tokens": 1} if "max_new_tokens" in self.text.defaults or self.text.open else {}
             return self.text_batch(ids), tuple(options.items())
         if self.sample_shape:
             return self.array([0] * math.prod(self.sample_shape)), None

@@ -39,11 +39,12 @@ def text_source(datamodule: Any) -> Any:
     return None
 
 
-def option_names(task: Any) -> dict[str, Any]:
-    """The decoding options the task's ``generate`` takes, with their defaults (``inspect.Parameter.empty``: none)."""
+def option_names(task: Any) -> tuple[dict[str, Any], bool]:
+    """The decoding options the task's ``generate`` names, with their defaults (``inspect.Parameter.empty``: none),
+    and whether it takes others too (``**options``: the task checks them itself, ConfigError for one it lacks)."""
     params = list(inspect.signature(task.generate).parameters.values())[2:]  # after network, inputs
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name: p.default for p in params if p.kind in named}
+    return {p.name: p.default for p in params if p.kind in named}, any(p.kind == p.VAR_KEYWORD for p in params)
 
 
 class TextPath:
@@ -58,14 +59,14 @@ class TextPath:
         self.task, self.source, self.network, self.max_text_chars = task, source, network, max_text_chars
         self.kinds = (task.input_kind, task.output_kind) if implements(task, DeclaresIO) else ("text", "text")
         self.streams = implements(task, StreamsTokens)
-        self.defaults = option_names(task)
+        self.defaults, self.open = option_names(task)
 
     def options(self, values: dict[str, Any], where: str = "options") -> dict[str, Any]:
         """``values`` checked against the task's ``generate`` (names with did-you-mean, types); InputError if not."""
         import engine
 
         unknown = [k for k in values if k not in self.defaults]
-        if unknown:
+        if unknown and not self.open:
             took = ", ".join(self.defaults) or "none"
             raise InputError(f"{where}: this run's task does not take {unknown[0]!r} (its decoding options: {took})")
         try:
@@ -95,7 +96,7 @@ class TextPath:
         return ids
 
     def generate(self, ids: list[list[int]], **options: Any) -> list[dict[str, Any]]:
-        """One record per input: the generated text and its number of tokens."""
+        """One record per input: the generated text and its number of tokens (ConfigError: an option refused)."""
         out = self.task.generate(self.network, [list(i) for i in ids], **options)
         return [{"text": self.source.decode_tokens(o), "tokens": len(o)} for o in out]
 
@@ -119,6 +120,7 @@ class TextPath:
         return {
             "input": {"kind": self.kinds[0], "max_text_chars": self.max_text_chars},
             "output": {"kind": self.kinds[1], "streams": self.streams},
+            "generate_takes_other_options": self.open,
             "generate_options": {
                 k: (v if isinstance(v, plain) else repr(v))
                 for k, v in self.defaults.items()
@@ -147,4 +149,4 @@ def read_texts(path: str | Path) -> list[str]:
 
 def vocabulary(facts: dict[str, Any]) -> dict[str, int]:
     """The vocabulary sizes a run's facts name (``vocab_size``, ``src_vocab_size``, ``tgt_vocab_size`` …)."""
-    return {k: int(v) for k, v in sorted(facts.items()) if "vocab_size" in k and isinstance(v, int)}
+    return {k: v for k, v in sorted(facts.items()) if "vocab_size" in k and type(v) is int}

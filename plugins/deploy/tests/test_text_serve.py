@@ -172,3 +172,38 @@ def test_generate_bad_requests_are_one_line(cli: Any, s2s_run: Path, args: list[
 
 def test_generate_refuses_a_run_that_does_not_generate(cli: Any, mlp_run: Path) -> None:
     one_error(cli("generate", str(mlp_run), "abc"), "does not generate")
+
+
+def test_a_task_taking_any_options_checks_them_itself() -> None:
+    """``generate(network, inputs, **options)`` (nlp.seq2seq's form): every option is passed, the task refuses."""
+    import argparse
+
+    from engine_deploy.generate import given_options
+    from engine_deploy.text import TextPath
+
+    from engine import ConfigError
+
+    class Task:
+        def generate(self, network: Any, inputs: list[list[int]], **options: Any) -> list[list[int]]:
+            if set(options) - {"beam", "max_new_tokens"}:
+                raise ConfigError(f"unknown decoding option {sorted(options)[0]!r}")
+            return [list(reversed(i))[: options.get("max_new_tokens", 9)] for i in inputs]
+
+        def network_inputs(self, inputs: list[list[int]]) -> tuple[Any, ...]:
+            return ()
+
+    class Source:
+        def encode_text(self, text: str) -> list[int]:
+            return [ord(c) for c in text]
+
+        def decode_tokens(self, ids: list[int]) -> str:
+            return "".join(map(chr, ids))
+
+    path = TextPath(Task(), Source(), network=None)
+    assert path.open and path.defaults == {}
+    assert path.options({"beam": 3}) == {"beam": 3}
+    assert path.generate(path.encode(["abc"]), **path.options({"max_new_tokens": 2})) == [{"text": "cb", "tokens": 2}]
+    args = argparse.Namespace(beam=4, top_p=None, max_new_tokens=None)
+    assert given_options(args, {}, "Task", open_=True) == {"beam": 4}
+    with pytest.raises(ConfigError, match="unknown decoding option 'top_p'"):
+        path.generate([[1]], top_p=0.9)
