@@ -11,6 +11,7 @@ options the task's ``generate`` does not take or of the wrong type.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from engine import ConfigError, EngineError
 from engine.protocols import DeclaresIO, EncodesText, Generates, implements
 from engine_deploy.inputs import InputError
 from engine_deploy.protocols import StreamsTokens
+
+# nn.TransformerEncoder's eval fast path on padded batches warns on every call that nested tensors are a
+# prototype: torch's note to itself, not the user's business (one filter for this message, process-wide).
+warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype", category=UserWarning)
 
 #: Longest text accepted by default (characters; the server's ``--max-text-chars``).
 MAX_TEXT_CHARS = 4096
