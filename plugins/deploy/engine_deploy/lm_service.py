@@ -39,15 +39,6 @@ class DecodesInSteps(Protocol):
         ...
 
 
-@runtime_checkable
-class StreamsTokens(Protocol):
-    """A `Generates` task that yields one prompt's tokens as they are generated (helper B's protocol's shape)."""
-
-    def generate_stream(self, network: Callable[..., Any], ids: list[int], **options: Any) -> Iterator[int]:
-        """The generated ids of ``ids``, one at a time; options as ``generate``'s."""
-        ...
-
-
 class _StreamDecoder:
     """`DecodesInSteps`'s interface over one ``generate_stream`` (a task without a batched decoder)."""
 

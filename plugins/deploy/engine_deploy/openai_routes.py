@@ -31,7 +31,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from engine import ConfigError, EngineError
 from engine.protocols import EncodesText, Generates, implements
-from engine_deploy.lm_service import DecodesInSteps, GenerationMetrics, Generator, Job, StreamsTokens
+from engine_deploy.lm_service import DecodesInSteps, GenerationMetrics, Generator, Job
+from engine_deploy.protocols import StreamsTokens
 
 #: The chat template of a data source without one: a transcript the model continues after ``Assistant:``.
 DEFAULT_CHAT_TEMPLATE = "{System: system\\n}{User: user\\n}{Assistant: assistant\\n}...Assistant:"

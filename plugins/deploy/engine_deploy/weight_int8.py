@@ -68,6 +68,8 @@ class Int8Weight:
         min_features: leave Linear layers with fewer input features in float (tiny layers gain nothing).
     """
 
+    carries_network = True  # `CarriesNetwork`: the run is read for the model's settings, the artifact is the network
+
     def __init__(self, tolerance: float = 0.5, min_features: int = 16) -> None:
         if tolerance <= 0:
             raise ConfigError(f"int8-weight tolerance must be positive, got {tolerance}")

@@ -175,13 +175,12 @@ def test_a_client_leaving_mid_stream_frees_its_slot(lm_run: Path) -> None:
         assert client.completions.create(model=lm_run.name, prompt=PROMPT, max_tokens=3).choices[0].text is not None
 
 
-@pytest.mark.xfail(strict=True, reason="defects 1-2 of issue 36: fixed by the generic text path of predict/serve")
 def test_predict_and_serve_an_lm_run(lm_run: Path, tmp_path: Path, cli: Any, lm_server: tuple[str, Any]) -> None:
     """Defects 1 and 2 of issue 36: ``engine predict`` of a prompt file and ``POST /predict`` of a prompt shorter
     than the context on an ``nlp.gpt`` run; token ids outside the vocabulary are a 4xx, never a 500.
 
-    Fails on v3 (exit 1 ``TypeError``; HTTP 500); passes with the generic text path of ``engine predict`` and
-    ``engine serve`` (chosen by `DeclaresIO` / `Generates` / `EncodesText`): remove the xfail marker then."""
+    Failed on v3 before the generic text path (exit 1 ``TypeError``; HTTP 500); passes with it and this task's
+    `DeclaresIO` / `Generates` / `EncodesText`."""
     import httpx
 
     prompt = tmp_path / "prompt.txt"

@@ -64,6 +64,11 @@ def _stop_sequences(stop: Any) -> tuple[tuple[int, ...], ...]:
     out = []
     for item in stop:
         seq = (item,) if isinstance(item, int) else tuple(item) if isinstance(item, (list, tuple)) else None
+        if isinstance(item, str):
+            raise ConfigError(
+                f"stop takes token ids here, not text ({item!r}): the task has no tokenizer; engine serve's /v1 "
+                "routes take stop strings"
+            )
         if not seq or any(isinstance(i, bool) or not isinstance(i, int) for i in seq):
             raise ConfigError(f"stop must be token ids or non-empty lists of token ids, got {item!r}")
         out.append(seq)
