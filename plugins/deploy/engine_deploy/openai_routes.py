@@ -170,7 +170,10 @@ def mount_openai(app: FastAPI, predictor: Any, check_key: Any, registry: Any, li
             )  # fmt: skip
             if not ok:
                 raise _Error(400, "messages must be a non-empty list of {role: system|user|assistant, content}")
-            prompt = source.format_chat(messages) if implements(source, FormatsChat) else default_chat(messages)
+            try:
+                prompt = source.format_chat(messages) if implements(source, FormatsChat) else default_chat(messages)
+            except (ConfigError, EngineError) as exc:  # e.g. a tokenizer without a chat template
+                raise _Error(400, str(exc).splitlines()[0]) from exc
             opts, stop = options(body, () if implements(source, FormatsChat) else ("\nUser:",))
         else:
             prompt = body.get("prompt")

@@ -235,3 +235,42 @@ def test_int8_weight_target_keeps_perplexity_and_serves(lm_run: Path, tmp_path: 
     with BackgroundServer(create_app(Predictor(lm_run, out), api_key=KEY)) as url:
         done = _client(url).completions.create(model=lm_run.name, prompt=PROMPT, max_tokens=6, temperature=0)
         assert done.choices[0].finish_reason == "length" and done.usage.completion_tokens == 6
+
+
+def test_chat_uses_the_sources_template_and_refuses_one_missing(lm_run: Path) -> None:
+    """A data source with ``format_chat`` (a Hugging Face tokenizer's template) is used; its refusal is a 400."""
+    import openai
+    from engine_deploy.openai_routes import FormatsChat, default_chat, mount_openai
+    from engine_deploy.predictor import Predictor
+    from engine_deploy.server import BackgroundServer, create_app
+    from prometheus_client import CollectorRegistry
+
+    from engine import ConfigError
+
+    assert default_chat([{"role": "user", "content": "hi"}]) == "User: hi\nAssistant:"
+    predictor = Predictor(lm_run)
+    source = predictor.datamodule.source
+    seen: list = []
+
+    def format_chat(messages: list) -> str:
+        seen.append(messages)
+        if messages[-1]["content"] == "no template":
+            raise ConfigError("this tokenizer has no chat template")
+        return "def " + messages[-1]["content"]
+
+    source.format_chat = format_chat
+    assert isinstance(source, FormatsChat)
+    front = create_app(predictor)
+    front.app.router.routes = [r for r in front.app.router.routes if not getattr(r, "path", "").startswith("/v1")]
+    mount_openai(front.app, predictor, front.endpoint.check_key, CollectorRegistry())
+    with BackgroundServer(front) as url:
+        client = _client(url, "unused")
+        chat = client.chat.completions.create(
+            model=lm_run.name, messages=[{"role": "user", "content": "main"}], max_tokens=3, temperature=0
+        )
+        assert seen == [[{"role": "user", "content": "main"}]]  # the source formatted the conversation
+        assert chat.choices[0].message.content is not None
+        with pytest.raises(openai.BadRequestError, match="no chat template"):
+            client.chat.completions.create(
+                model=lm_run.name, messages=[{"role": "user", "content": "no template"}], max_tokens=3
+            )
