@@ -90,6 +90,7 @@ def test_top_k_one_is_greedy_and_stop_sequences_end_early() -> None:
         ([[1]], {"temperature": -1}, "temperature"),
         ([[1]], {"top_p": 0}, "top_p"),
         ([[1]], {"max_new_token": 3}, "did you mean 'max_new_tokens'"),
+        ([[1]], {"stop": ["\n"]}, "stop takes token ids here, not text"),
     ],
 )
 def test_bad_prompts_and_options_are_one_line_errors(prompts: list, options: dict, message: str) -> None:
