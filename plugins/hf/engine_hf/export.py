@@ -141,8 +141,15 @@ def convert(source: str, out_dir: str | Path) -> Path:
         raise ConfigError(f"{source} is already a Hugging Face directory (config.json): nothing to convert")
     out = Path(out_dir).expanduser()
     model = AutoModelForCausalLM.from_pretrained(str(location.directory), dtype=torch.float32, **location.kwargs())
+    # transformers marks a model read from GGUF as quantised (not serialisable), though its weights are plain
+    # float32 once dequantised: the same weights in a model built from its config (the GGUF marker dropped).
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(model.state_dict())
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out), safe_serialization=True)
+    plain.save_pretrained(str(out), safe_serialization=True)
     load_tokenizer(source, "source").save_pretrained(str(out))
     return out
 
