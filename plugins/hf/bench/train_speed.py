@@ -45,6 +45,8 @@ def model_dir(root: Path, args: argparse.Namespace) -> Path:
         resid_pdrop=0.0,
         embd_pdrop=0.0,
         attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
     )
     torch.manual_seed(0)
     GPT2LMHeadModel(cfg).save_pretrained(str(root / "gpt2"))

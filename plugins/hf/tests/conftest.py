@@ -53,7 +53,16 @@ def _config(family: str, vocab: int) -> Any:
 
     if family == "gpt2":
         return t.GPT2Config(
-            vocab_size=vocab, n_positions=64, n_embd=32, n_layer=2, n_head=2, resid_pdrop=0, embd_pdrop=0, attn_pdrop=0
+            vocab_size=vocab,
+            n_positions=64,
+            n_embd=32,
+            n_layer=2,
+            n_head=2,
+            resid_pdrop=0,
+            embd_pdrop=0,
+            attn_pdrop=0,
+            bos_token_id=0,
+            eos_token_id=0,  # the tokenizer's <|endoftext|>
         )
     if family == "llama":  # RoPE, RMSNorm, SwiGLU, grouped-query attention (2 key/value heads for 4 query heads)
         return t.LlamaConfig(
