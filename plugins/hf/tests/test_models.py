@@ -50,6 +50,9 @@ def test_causal_lm_trains_and_reloads(train, tmp_path: Path, models: dict[str, P
         assert logits.shape == (2, 16, 320)
         assert not torch.allclose(logits, before.eval()(ids))  # trained: the weights moved
     assert (Path(result.run_dir) / "tokenizer" / "tokenizer_config.json").is_file()
+    source = run.datamodule().source  # reopened: the run's own copy of the tokenizer
+    assert Path(source.tokenizer.name_or_path) == Path(result.run_dir) / "tokenizer"
+    assert source.decode_tokens(source.encode_text("import os")) == "import os"
     if family == "llama":  # grouped-query attention: fewer key/value heads than query heads
         attn = model.hf.model.layers[0].self_attn
         assert attn.k_proj.out_features == attn.q_proj.out_features // 2
