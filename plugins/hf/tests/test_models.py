@@ -66,9 +66,10 @@ def test_tied_embeddings_are_saved_once(train, tmp_path: Path, models: dict[str,
     assert "model.hf.transformer.wte.weight" in keys and "model.hf.lm_head.weight" not in keys
 
 
-def test_sequence_classification_trains_with_the_supervised_task(
-    train, tmp_path: Path, models: dict[str, Path]
-) -> None:
+@pytest.fixture(scope="module")
+def classifier_run(train, tmp_path_factory: pytest.TempPathFactory, models: dict[str, Path]) -> Path:
+    """A BERT sequence classifier trained briefly through core.supervised on hf.text_classification."""
+    tmp_path = tmp_path_factory.mktemp("classifier")
     rows = tmp_path / "rows.jsonl"
     lines = [
         json.dumps({"text": ("import os" if i % 2 else "class A: pass") * 3, "label": ["a", "b"][i % 2]})
@@ -85,9 +86,23 @@ def test_sequence_classification_trains_with_the_supervised_task(
         "trainer.max_epochs=2",
         root=tmp_path,
     )
-    run = open_run(result.run_dir)
+    return Path(result.run_dir)
+
+
+def test_sequence_classification_trains_with_the_supervised_task(classifier_run: Path, cli, tmp_path: Path) -> None:
+    run = open_run(classifier_run)
     assert run.config["task"]["name"] == "core.supervised"
     assert run.model()(torch.randint(0, 320, (3, 16))).shape == (3, 2)
+    text = tmp_path / "snippet.txt"
+    text.write_text("import os import os")
+    done = cli("predict", str(classifier_run), str(text))  # the data source's load_input, the run's tokenizer
+    assert done.returncode == 0 and "probability" in done.stdout, done
+
+
+@pytest.mark.slow
+def test_a_classifier_run_deploys_to_onnx(classifier_run: Path, cli) -> None:
+    done = cli("deploy", str(classifier_run), "--target", "onnx")
+    assert done.returncode == 0 and "verified" in done.stdout, done.stderr
 
 
 def test_token_classification_and_question_answering_build(models: dict[str, Path]) -> None:
