@@ -75,6 +75,16 @@ def load_hf(
         raise ConfigError(f"cannot build a {kind.replace('_', ' ')} model from this config: {exc}") from None
 
 
+def _own_vocabulary(path: str) -> int | None:
+    """The size of the tokenizer saved beside the weights at ``path`` (None: there is none)."""
+    from engine_hf.data import load_tokenizer
+    from engine_hf.paths import has_tokenizer
+
+    if not has_tokenizer(locate(path)):
+        return None
+    return len(load_tokenizer(path, "model.path"))
+
+
 def _positions(cfg: Any) -> int | None:
     for name in ("n_positions", "max_position_embeddings"):
         value = getattr(cfg, name, None)
@@ -137,6 +147,14 @@ class HFModel(nn.Module):
                 "the tokenizer does not belong to these weights",
                 hint="use the tokenizer saved with the model (data.tokenizer = the model's directory)",
             )
+        if vocab_size is not None and vocab_size != rows and path is not None:
+            own = _own_vocabulary(path)  # embeddings are often padded; the tokenizer saved with them is the judge
+            if own is not None and own != vocab_size:
+                raise ConfigError(
+                    f"the data's tokenizer has {vocab_size} tokens, the one saved with these weights {own}: "
+                    "token ids would mean other tokens",
+                    hint="use the tokenizer saved with the model (leave data.tokenizer unset: it is model.path)",
+                )
         positions = _positions(cfg)
         if context_length is not None and positions is not None and context_length > positions:
             raise ConfigError(

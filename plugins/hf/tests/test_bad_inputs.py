@@ -58,3 +58,15 @@ def test_a_context_longer_than_the_model_positions(models: dict[str, Path], corp
     cfg["data"]["paths"], cfg["data"]["context_length"] = [str(corpus_file)], 100
     with pytest.raises(engine.ConfigError, match="the model has 64 positions"):
         engine.build(engine.plan(cfg))
+
+
+def test_a_smaller_tokenizer_than_the_one_saved_with_the_weights(
+    tmp_path: Path, models: dict[str, Path], corpus_file: Path, make_model
+) -> None:
+    other = make_model("gpt2", tmp_path, corpus_file, vocab=300)  # another tokenizer of 300 tokens
+    cfg = engine.compose(None, (), ["model=hf.causal_lm", f"model.path={models['gpt2']}", "data=hf.text"])
+    cfg["data"]["tokenizer"], cfg["data"]["paths"] = str(other), [str(corpus_file)]
+    with pytest.raises(
+        engine.ConfigError, match="the data's tokenizer has 300 tokens, the one saved with these weights 320"
+    ):
+        engine.build(engine.plan(cfg))
