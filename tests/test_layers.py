@@ -206,7 +206,8 @@ def test_no_source_file_over_400_lines() -> None:
 #: `engine.cli`, the pre-v3 module of the command, kept for `python -m engine.cli` (8).
 #: Issue 35: DeclaresIO, EncodesText, Generates, the protocols of text in / text out models (45); the kit counts only
 #: a protocol method's positional parameters (Generates.generate's **options) (2, the same hunk as h-lmserve's).
-KERNEL_LINES = 7957
+#: Issue 36 defect 6: a tied tensor written once in model.safetensors and read back under each name (11).
+KERNEL_LINES = 7968
 
 
 def test_the_kernel_stays_within_its_budget() -> None:
