@@ -125,6 +125,18 @@ def baselines(args: argparse.Namespace) -> int:
                     f"{majority_accuracy(train, labels):.4f} (majority class)",
                 )
             )
+    elif source is not None and callable(getattr(source, "baseline_scores", None)):  # translation: copy, dictionary
+        for split in ("val", "test"):
+            base = source.baseline_scores(split)
+            for name in ("bleu", "chrf") if base else ():
+                model = metrics.get(f"{split}/{name}")
+                rows.append(
+                    (
+                        f"{split}/{name}",
+                        f"{model:.2f}" if model is not None else "-",
+                        f"{base['copy_' + name]:.2f} (copy), {base['dict_' + name]:.2f} (word dictionary)",
+                    )
+                )
     else:
         raise EngineError(f"run {run.path} does not use an nlp data source", hint="see `engine runs list`")
     width = max(len(r[0]) for r in rows)

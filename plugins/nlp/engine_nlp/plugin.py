@@ -10,6 +10,16 @@ ENGINE_API = ">=1,<2"
 
 _CLS_FACTS = ("problem", "num_classes", "class_names", "vocab_size", "context_length", "pad_id")
 _LM_FACTS = ("vocab_size", "context_length", "pad_id")
+_S2S_FACTS = (
+    "src_vocab_size",
+    "tgt_vocab_size",
+    "pad_id",
+    "bos_id",
+    "eos_id",
+    "max_source_length",
+    "max_target_length",
+)
+_S2S = "engine_nlp.seq2seq"
 #: ``model.init_from`` weights: data encoded by their tokenizer, the heads they were trained with (torch-free).
 _CHECK = "engine_nlp.checks:check_model"
 
@@ -34,6 +44,11 @@ def engine_models() -> list[Component]:
         ),
         Component(
             "lstm_classifier", f"{m}:LSTMClassifier", "(Bi)LSTM text classifier over packed sequences", check=_CHECK
+        ),
+        Component(
+            "seq2seq",
+            f"{_S2S}.model:Seq2SeqTransformer",
+            "Encoder-decoder transformer (SDPA, padding masked, tied target embeddings) with a KV cache for decoding",
         ),
     ]
 
@@ -61,6 +76,20 @@ def engine_data_sources() -> list[Component]:
             "The training texts of a labelled set (default: nlp/classify's), labels dropped, for LM pre-training",
             facts=_LM_FACTS,
         ),
+        Component(
+            "parallel_text",
+            f"{_S2S}.data:ParallelText",
+            "Sentence pairs from TSV (Tatoeba's, no header), CSV or JSONL; BPE or char tokenizers, shared or not",
+            facts=_S2S_FACTS,
+            task="nlp.seq2seq",
+        ),
+        Component(
+            "synthetic_translation",
+            f"{_S2S}.data:SyntheticTranslation",
+            "A generated language pair with reordering and agreement (SVO to SOV, gender and number endings)",
+            facts=_S2S_FACTS,
+            task="nlp.seq2seq",
+        ),
     ]
 
 
@@ -74,7 +103,15 @@ def engine_tasks() -> list[Component]:
             slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"optimizer": "nlp.gpt_adamw", "scheduler": None},
             required_slots=("model",),
-        )
+        ),
+        Component(
+            "seq2seq",
+            f"{_S2S}.task:Seq2SeqTask",
+            "Sequence to sequence: label-smoothed cross-entropy; BLEU/chrF (sacrebleu), exact match; beam search",
+            slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"model": "nlp.seq2seq", "optimizer": "adamw", "scheduler": None},
+            required_slots=("model",),
+        ),
     ]
 
 
@@ -101,6 +138,18 @@ def engine_recipes() -> list[Recipe]:
             "engine_nlp:recipes/classify.yaml",
             "Transformer classifier: which stdlib package a code snippet comes from (8 classes)",
             targets=("test/accuracy >= 0.88",),  # the majority class's is 0.13
+        ),
+        Recipe(
+            "translate-synthetic",
+            "engine_nlp:recipes/translate-synthetic.yaml",
+            "Encoder-decoder transformer on a generated language pair (reordering, agreement): minutes on 2 cores",
+            targets=("test/bleu >= 90", "test/chrf >= 1.5 * test/dict_chrf"),  # dictionary: BLEU ~3, chrF ~47
+        ),
+        Recipe(
+            "translate-tsv",
+            "engine_nlp:recipes/translate-tsv.yaml",
+            "Translate your sentence pairs: a TSV (Tatoeba's export: source, target, ...) or CSV/JSONL; set data.path",
+            required=("data.path",),
         ),
     ]
 
@@ -131,10 +180,11 @@ def engine_add_commands(subparsers: CommandSink) -> None:
     nsub = nlp.add_subparsers(dest="nlp_command", metavar="SUBCOMMAND")
     b = nsub.add_parser(
         "baselines",
-        help="a run's metrics next to a bigram LM (language models) or the majority class (classifiers)",
+        help="a run's metrics next to its baseline: bigram LM, majority class, copy or dictionary translation",
         description="Rebuild the run's data (same split, same tokenizer) and print its val/test metrics next to "
         "the baseline: a smoothed bigram model's loss for language models (best of a few smoothings), "
-        "the majority-class accuracy for classifiers.",
+        "the majority-class accuracy for classifiers, BLEU/chrF of copying the source and of a word-by-word "
+        "dictionary learnt from the training pairs for translation.",
         epilog="example:\n  engine nlp baselines runs/char-gpt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -20,13 +20,15 @@ def _run(overrides: list[str], tmp_path: Path) -> dict:
 # --------------------------------------------------------------------------- conformance
 
 
-def test_conformance(engine_check) -> None:
+def test_conformance(engine_check, pairs_tsv: Path) -> None:
     passed = engine_check(
         "nlp",
         data_params={
             "nlp.text_classification": {"max_samples": 160, "vocab_size": 300, "max_length": 32},
             "nlp.text_files": dict(TINY),
             "nlp.unlabelled_texts": {"max_samples": 160, "vocab_size": 300, "context_length": 32},
+            "nlp.parallel_text": {"path": str(pairs_tsv), "vocab_size": 300},
+            "nlp.synthetic_translation": {"num_pairs": 200},
         },
         task_overrides={
             "nlp.language_modeling": [
@@ -36,11 +38,15 @@ def test_conformance(engine_check) -> None:
                 "model=nlp.gpt",
                 "model.n_layer=1",
                 "model.d_model=32",
-            ]
+            ],
+            "nlp.seq2seq": ["data=nlp.synthetic_translation", "data.num_pairs=200", "model.d_model=32"],
         },
     )
     assert any("recipe 'nlp/char-gpt' completes" in p for p in passed)
     assert any("recipe 'nlp/classify' completes" in p for p in passed)
+    assert any("recipe 'nlp/translate-synthetic' completes" in p for p in passed)
+    assert any("task 'nlp.seq2seq' completes" in p for p in passed)
+    assert any("model 'nlp.seq2seq' forward/backward" in p for p in passed)
 
 
 def test_plugin_module_imports_no_torch() -> None:
