@@ -156,24 +156,7 @@ def engine_recipes() -> list[Recipe]:
 
 @hookimpl
 def engine_add_commands(subparsers: CommandSink) -> None:
-    p = subparsers.add_parser(
-        "generate",
-        help="sample text from a trained language model run (nlp plugin)",
-        description="Continue --prompt with text sampled from the GPT of run RUN (its best checkpoint), using "
-        "the tokenizer.json saved in the run. Temperature 0 is greedy decoding.",
-        epilog="example:\n  engine generate runs/char-gpt --prompt 'def ' --max-new-tokens 300 --temperature 0.8 "
-        "--top-k 40 --seed 1",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run", help="a run directory of a language model (e.g. from `engine run nlp/char-gpt`)")
-    p.add_argument("--prompt", default="", help="text to continue (default: start from a newline)")
-    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample (default: 200)")
-    p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 = greedy (default: 0.8)")
-    p.add_argument("--top-k", type=int, default=40, help="sample among the k likeliest tokens; 0 = all (default: 40)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default: 0)")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
-    p.set_defaults(handler="engine_nlp.cli:generate")
-
+    # `engine generate` is engine-deploy's (any task implementing engine.protocols.Generates, issue 35)
     nlp = subparsers.add_parser(
         "nlp", help="nlp plugin tools: compare a run with its baseline", description="Tools of the nlp plugin."
     )

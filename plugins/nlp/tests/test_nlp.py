@@ -345,6 +345,10 @@ def test_gpt_is_causal_and_ties_weights() -> None:
 # --------------------------------------------------------------------------- commands
 
 
+@pytest.mark.skip(
+    reason="engine generate is engine-deploy's generic command now (issue 35); it runs nlp.gpt runs "
+    "once the LM task implements engine.protocols.Generates (helper D's branch), which brings its own tests"
+)
 def test_generate_command(tiny_lm_run: Path, cli: Any) -> None:
     r = cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
     assert r.returncode == 0, r.stderr
@@ -355,6 +359,10 @@ def test_generate_command(tiny_lm_run: Path, cli: Any) -> None:
     assert greedy.returncode == 0, greedy.stderr
 
 
+@pytest.mark.skip(
+    reason="engine generate is engine-deploy's generic command now (issue 35); it runs nlp.gpt runs "
+    "once the LM task implements engine.protocols.Generates (helper D's branch), which brings its own tests"
+)
 def test_generate_bad_input(tiny_lm_run: Path, tmp_path: Path, cli: Any) -> None:
     r = cli("generate", str(tiny_lm_run), "--prompt", "☃ snow")
     assert r.returncode == 2 and "never seen" in r.stderr and "'☃'" in r.stderr and "Traceback" not in r.stderr
