@@ -207,7 +207,9 @@ def test_no_source_file_over_400_lines() -> None:
 #: Issue 35: DeclaresIO, EncodesText, Generates, the protocols of text in / text out models (45); the kit counts only
 #: a protocol method's positional parameters (Generates.generate's **options) (2, the same hunk as h-lmserve's).
 #: Issue 36 defect 6: a tied tensor written once in model.safetensors and read back under each name (11).
-KERNEL_LINES = 7968
+#: Issue 37: every evaluated split in the end-of-run table and float32 metrics kept to their 7 digits (17); the
+#: recipe keys a swapped component drops, one note each (12).
+KERNEL_LINES = 7997
 
 
 def test_the_kernel_stays_within_its_budget() -> None:
