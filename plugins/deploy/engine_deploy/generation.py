@@ -96,7 +96,7 @@ class Compared:
         return out
 
 
-def scored(task: Any, generated: list[list[int]], refs: list[list[int]]) -> dict[str, float] | str:
+def scored(task: Any, generated: list[Any], refs: list[Any]) -> dict[str, float] | str:
     """The task's metrics of ``generated`` against ``refs``, or the error they raised (reported, never dropped)."""
     try:
         return {k: float(v) for k, v in task.score_outputs(generated, refs).items()}
@@ -189,8 +189,11 @@ def deploy_generating(
     }
     if implements(target, DescribesArtifact) and target.report:
         verification["target_report"] = _plain(dict(target.report))
-    if implements(task, ScoresOutputs):
-        eager_scores, artifact_scores = scored(task, eager_out, refs), scored(task, artifact_out, refs)
+    if implements(task, ScoresOutputs):  # text outputs are scored as text (protocols.ScoresOutputs)
+        texts = text_source(datamodule)
+        as_text = (lambda rows: [texts.decode_tokens(r) for r in rows]) if texts is not None else (lambda rows: rows)
+        hyps, gold = as_text(eager_out), as_text(refs)
+        eager_scores, artifact_scores = scored(task, hyps, gold), scored(task, as_text(artifact_out), gold)
         if isinstance(eager_scores, str) or isinstance(artifact_scores, str):
             verification["metric"] = {"error": eager_scores if isinstance(eager_scores, str) else artifact_scores}
         elif eager_scores:

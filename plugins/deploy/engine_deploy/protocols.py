@@ -78,7 +78,11 @@ class ScoresOutputs(Protocol):
     """A task that measures raw outputs against its data's targets (``engine deploy``: eager vs artifact)."""
 
     def score_outputs(self, outputs: Any, targets: list[Any]) -> dict[str, float]:
-        """Metrics of ``outputs`` (a batch of network outputs) against ``targets`` (one per sample)."""
+        """Metrics of ``outputs`` (a batch of network outputs) against ``targets`` (one per sample).
+
+        A task whose outputs are text (`engine.protocols.DeclaresIO` ``output_kind="text"``) gets the generated
+        texts and the reference texts, both decoded by the data source's ``decode_tokens``.
+        """
         ...
 
 

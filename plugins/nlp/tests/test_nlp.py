@@ -367,6 +367,25 @@ def test_baselines_command(tiny_lm_run: Path, cli: Any) -> None:
     r = cli("nlp", "baselines", str(tiny_lm_run))
     assert r.returncode == 0, r.stderr
     assert "bigram" in r.stdout and "val/loss" in r.stdout
+    # issue 37 item 11: the compressors a user tries first, in bits per character of the same text
+    for name in ("xz -9e", "zstd -19", "zstd --ultra -22"):
+        assert any(line.startswith("val bits/char") and line.endswith(f"({name})") for line in r.stdout.splitlines())
+
+
+def test_compressors_bits_per_char() -> None:
+    import lzma
+    import random
+
+    from engine_nlp.baselines import compressed_bits_per_char
+
+    rng = random.Random(0)
+    noise = "".join(rng.choice("ab") for _ in range(20_000))  # one bit of entropy per character
+    figures = compressed_bits_per_char(noise)
+    assert set(figures) == {"xz -9e", "zstd -19", "zstd --ultra -22"}
+    assert all(1.0 < v < 1.6 for v in figures.values()), figures
+    xz = len(lzma.compress(noise.encode(), preset=9 | lzma.PRESET_EXTREME)) * 8 / len(noise)
+    assert figures["xz -9e"] == xz
+    assert compressed_bits_per_char("def f():\n    return 1\n" * 500)["xz -9e"] < 0.1
 
 
 def test_model_check_refuses_weights_read_another_way(tiny_lm_run: Path) -> None:

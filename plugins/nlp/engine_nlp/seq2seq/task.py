@@ -227,10 +227,13 @@ class Seq2SeqTask(L.LightningModule):
                 network.train()
         return out
 
-    def score_outputs(self, outputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]) -> dict[str, float]:
+    def score_outputs(self, outputs: Sequence[Any], targets: Sequence[Any]) -> dict[str, float]:
         """BLEU, chrF (sacrebleu, 0-100), exact match of the texts and position-wise token accuracy of generated
         ids against reference ids (``<s>``, ``</s>`` and padding dropped from both). Texts come from the data's
-        target tokenizer (`detokenize`); without one, ids are the words."""
+        target tokenizer (`detokenize`); without one, ids are the words. Given texts (what ``engine deploy``
+        passes a text task), the text metrics of those texts."""
+        if all(isinstance(t, str) for t in [*outputs, *targets]):
+            return text_scores(list(outputs), list(targets))
         specials = {self.bos_id, self.eos_id, self.pad_id}
         outputs = [[int(i) for i in o if int(i) not in specials] for o in outputs]
         targets = [[int(i) for i in t if int(i) not in specials] for t in targets]

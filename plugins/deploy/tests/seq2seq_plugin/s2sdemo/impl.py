@@ -227,9 +227,9 @@ class Seq2SeqTask(L.LightningModule):
     def generate_stream(self, network: Any, ids: list[int], **options: Any) -> Iterator[int]:
         yield from self.generate(network, [ids], **options)[0]
 
-    # ScoresOutputs: generated ids against reference ids
+    # ScoresOutputs: a text task's generated texts against the reference texts (character accuracy)
     def score_outputs(self, outputs: Any, targets: list[Any]) -> dict[str, float]:
-        refs = [[i for i in (t.tolist() if isinstance(t, torch.Tensor) else t) if i not in (PAD, EOS)] for t in targets]
+        refs = list(targets)
         exact = sum(o == r for o, r in zip(outputs, refs, strict=True)) / max(1, len(refs))
         hits = sum(sum(a == b for a, b in zip(o, r, strict=False)) for o, r in zip(outputs, refs, strict=True))
         return {"exact_match": exact, "token_accuracy": hits / max(1, sum(len(r) for r in refs))}
