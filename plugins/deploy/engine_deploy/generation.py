@@ -25,7 +25,7 @@ from engine.protocols import DeclaresIO, DescribesArtifact, HasPrimaryMetric, Sa
 from engine.runs import write_text_atomic
 from engine_deploy import common, space
 from engine_deploy.common import SAMPLE, VerificationError, _options, _plain
-from engine_deploy.protocols import ScoresOutputs, UsesRun
+from engine_deploy.protocols import CarriesNetwork, ScoresOutputs, UsesRun
 from engine_deploy.text import text_source, vocabulary
 
 #: Samples verified at most (each is decoded twice, token by token, with full recompute over the artifact).
@@ -106,7 +106,7 @@ def scored(task: Any, generated: list[Any], refs: list[Any]) -> dict[str, float]
 
 def refuse(component: Any, target: Any) -> None:
     """Targets that cannot carry a generating run: one line."""
-    if implements(target, UsesRun):
+    if implements(target, UsesRun) and not implements(target, CarriesNetwork):
         raise EngineError(
             f"the {component.name} target does not package generating runs yet",
             hint="deploy the network with --target torchscript, onnx or export, then `engine serve RUN --artifact DIR`",

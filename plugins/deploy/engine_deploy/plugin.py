@@ -118,6 +118,11 @@ def engine_deploy_targets() -> list[Component]:
         Component("onnx", f"{m}:Onnx", "ONNX model (model.onnx), dynamic batch, onnx.checker + onnxruntime parity"),
         Component("int8", f"{m}:Int8", "Dynamic int8 quantization of Linear/LSTM/GRU layers (TorchScript model.pt)"),
         Component(
+            "int8-weight",
+            "engine_deploy.weight_int8:Int8Weight",
+            "int8 weight-only Linear layers via torchao (language models: smaller, faster generation on CPU)",
+        ),
+        Component(
             "container",
             "engine_deploy.container:Container",
             "Docker/Podman build context serving the run: Dockerfile, pinned requirements, engine wheels",

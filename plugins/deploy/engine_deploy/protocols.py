@@ -105,6 +105,14 @@ class DrawsOutputs(Protocol):
 
 
 @runtime_checkable
+class CarriesNetwork(Protocol):
+    """A `UsesRun` target whose artifact is still the network alone (int8-weight reads the run's model settings to
+    rebuild it), so ``engine deploy`` of a generating run verifies it like torchscript or onnx."""
+
+    carries_network: bool
+
+
+@runtime_checkable
 class StreamsTokens(Protocol):
     """A generating task that yields one input's generated token ids one at a time (streaming)."""
 

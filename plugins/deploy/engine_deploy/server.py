@@ -43,6 +43,7 @@ from engine_deploy.batching import Batcher
 from engine_deploy.endpoint import Headers, PredictEndpoint, Refused, to_json
 from engine_deploy.guard import Limits, make_server
 from engine_deploy.metrics import REASONS, ServerMetrics
+from engine_deploy.openai_routes import mount_openai
 from engine_deploy.predictor import Predictor
 from engine_deploy.schemas import ErrorResponse, PredictRequest, PredictResponse
 
@@ -283,6 +284,7 @@ def create_app(
         status, body, extra = await endpoint(await request.body(), Headers(request.scope.get("headers") or []))
         return Response(body, status, media_type="application/json", headers={k.decode(): v.decode() for k, v in extra})
 
+    mount_openai(app, predictor, endpoint.check_key, metrics.registry)  # /v1/… when the run generates text
     return Front(app, endpoint, metrics, access_log)
 
 

@@ -119,7 +119,10 @@ def engine_tasks() -> list[Component]:
 def engine_optimizers() -> list[Component]:
     return [
         Component(
-            "gpt_adamw", "engine_nlp.optim:gpt_adamw", "AdamW, decay on matrices only, fused kernel (transformers)"
+            "gpt_adamw",
+            "engine_nlp.optim:gpt_adamw",
+            "AdamW, decay on matrices only, fused kernel (transformers)",
+            check="engine_nlp.optim:check_adamw",
         )
     ]
 
@@ -173,3 +176,18 @@ def engine_add_commands(subparsers: CommandSink) -> None:
     )
     b.add_argument("run", help="a run directory of an nlp data source")
     b.set_defaults(handler="engine_nlp.cli:baselines")
+    pp = nsub.add_parser(
+        "perplexity",
+        help="a language model run's loss, bits/token and perplexity on any text file",
+        description="Encode FILE with the run's tokenizer and score it with the run's model in windows of its "
+        "context: loss (nats/token), bits/token and perplexity. --stride below the context overlaps the windows "
+        "(each token scored once, with more history).",
+        epilog="example:\n  engine nlp perplexity runs/char-gpt notes.txt --stride 64",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pp.add_argument("run", help="a run directory of a language model")
+    pp.add_argument("file", help="a UTF-8 text file")
+    pp.add_argument("--stride", type=int, default=None, help="tokens between window starts (default: the context)")
+    pp.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which weights (default: best)")
+    pp.add_argument("--json", action="store_true", help="print one JSON object")
+    pp.set_defaults(handler="engine_nlp.perplexity:command")

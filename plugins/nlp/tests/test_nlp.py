@@ -345,27 +345,19 @@ def test_gpt_is_causal_and_ties_weights() -> None:
 # --------------------------------------------------------------------------- commands
 
 
-@pytest.mark.skip(
-    reason="engine generate is engine-deploy's generic command now (issue 35); it runs nlp.gpt runs "
-    "once the LM task implements engine.protocols.Generates (helper D's branch), which brings its own tests"
-)
 def test_generate_command(tiny_lm_run: Path, cli: Any) -> None:
     r = cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("def ") and len(r.stdout.rstrip("\n")) >= 40
+    assert len(r.stdout) >= 30  # the continuation: 40 characters (special tokens dropped)
     again = cli("generate", str(tiny_lm_run), "--prompt", "def ", "--max-new-tokens", "40", "--seed", "3")
     assert again.stdout == r.stdout  # seeded
-    greedy = cli("generate", str(tiny_lm_run), "--max-new-tokens", "10", "--temperature", "0")
-    assert greedy.returncode == 0, greedy.stderr
+    greedy = cli("generate", str(tiny_lm_run), "def ", "--max-new-tokens", "10", "--temperature", "0")
+    assert greedy.returncode == 0 and greedy.stdout.strip("\n"), greedy.stderr
 
 
-@pytest.mark.skip(
-    reason="engine generate is engine-deploy's generic command now (issue 35); it runs nlp.gpt runs "
-    "once the LM task implements engine.protocols.Generates (helper D's branch), which brings its own tests"
-)
 def test_generate_bad_input(tiny_lm_run: Path, tmp_path: Path, cli: Any) -> None:
     r = cli("generate", str(tiny_lm_run), "--prompt", "☃ snow")
-    assert r.returncode == 2 and "never seen" in r.stderr and "'☃'" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "vocabulary lacks: '☃'" in r.stderr and "Traceback" not in r.stderr
     r = cli("generate", str(tmp_path / "nope"), "--prompt", "x")
     assert r.returncode == 2 and "run directory not found" in r.stderr
     assert "--top-k" in run_cli("generate", "--help").stdout  # the installed command
