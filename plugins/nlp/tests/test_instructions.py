@@ -154,3 +154,22 @@ def test_an_instruction_run_measures_exact_match_before_and_after(tmp_path: Path
     assert 0 <= metrics["test/exact_match"] <= 1 and "test/exact_match_before" in metrics
     assert result.summary["global_step"] == 6 if "global_step" in result.summary else True
     assert (Path(result.run_dir) / "tokenizer.json").is_file()
+
+
+def test_the_lm_loss_ignores_masked_targets_and_weighs_tokens_it_scores() -> None:
+    """Validation loss: the mean over the targets that are not -100 (a batch mostly masked weighs what it scores)."""
+    import torch
+    import torch.nn.functional as F
+    from engine_nlp.task import LanguageModelingTask
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 10))
+    task = LanguageModelingTask(model, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    x1, y1 = torch.randint(0, 10, (2, 6)), torch.randint(0, 10, (2, 6))
+    x2, y2 = torch.randint(0, 10, (2, 6)), torch.randint(0, 10, (2, 6))
+    y2[:, :5] = IGNORE  # 2 of its 12 targets scored
+    for x, y in ((x1, y1), (x2, y2)):
+        task._evaluate((x, y), "val")
+    logits = torch.cat([model(x1), model(x2)]).reshape(-1, 10)
+    expected = F.cross_entropy(logits, torch.cat([y1, y2]).reshape(-1))  # mean over the 14 scored targets
+    assert torch.allclose(task.nll["val"].compute(), expected, atol=1e-6)
