@@ -40,6 +40,7 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
 
 
+@pytest.mark.slow
 def test_a_lora_run_saves_adapters_reopens_and_merges(tmp_path: Path, base_run: Path, train: Any) -> None:
     result = train(
         *GPT,
@@ -76,6 +77,7 @@ def test_a_lora_run_saves_adapters_reopens_and_merges(tmp_path: Path, base_run: 
     assert report["missing"] == [] and (plain.eval()(ids) - adapted).abs().max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_a_lora_target_matching_nothing_stops_the_run(tmp_path: Path, base_run: Path, train: Any) -> None:
     with pytest.raises(engine.ConfigError, match=r"'qkvv' matches no layer of the model — did you mean .*'qkv'"):
         train(*GPT, f"model.init_from={base_run}", "peft.target_modules=[qkvv]", root=tmp_path, name="bad")
