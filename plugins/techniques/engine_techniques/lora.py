@@ -161,13 +161,13 @@ def _keep_base(
 # --------------------------------------------------------------------------- building
 
 
-def _has_pretrained_dir(model: nn.Module) -> bool:
-    """Whether a Hugging Face model inside ``model`` was loaded from a local directory (``name_or_path``)."""
+def _pretrained_dir(model: nn.Module) -> str | None:
+    """The local directory a Hugging Face model inside ``model`` was loaded from (its ``name_or_path``), if any."""
     for module in model.modules():
         path = getattr(module, "name_or_path", None)
         if isinstance(path, str) and path and Path(path).expanduser().is_dir():
-            return True
-    return False
+            return path
+    return None
 
 
 def adapt_model(
@@ -206,9 +206,12 @@ def adapt_model(
     net = peft_model.get_base_model()  # the model itself, its target layers now wrapped
     _no_fast_path(net, chosen)
     keys = keys or {}
+    base = {k: str(keys[k]) for k in ("init_from", "weights") if keys.get(k)}
+    if _pretrained_dir(net):
+        base["pretrained"] = str(_pretrained_dir(net))
     save_base = settings.get("save_base")
     if save_base is None:
-        save_base = not (keys.get("init_from") or keys.get("weights") or _has_pretrained_dir(net))
+        save_base = not base
     trainable, total = count_parameters(net)
     info = {
         "method": "lora",
@@ -223,6 +226,7 @@ def adapt_model(
         "base_params": total_before,
         "trainable_fraction": round(trainable / max(total, 1), 6),
         "base_saved": bool(save_base),
+        "base": base,  # what rebuilds the base weights (besides the model's settings in config.yaml)
     }
     print(
         f"peft: LoRA r={config.r} on {len(chosen)} layers of {slot}: {trainable:,} of {total:,} parameters train "

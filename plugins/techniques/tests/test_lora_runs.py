@@ -54,7 +54,7 @@ def test_a_lora_run_saves_adapters_reopens_and_merges(tmp_path: Path, base_run: 
     run_dir = Path(result.run_dir)
     info = result.summary["peft"]["model"]
     assert info["adapted_layers"] == 2 and info["trainable_params"] < info["total_params"] / 5
-    assert not info["base_saved"]
+    assert not info["base_saved"] and info["base"] == {"init_from": str(base_run)}
     state = _weights(run_dir)
     assert state and all("lora_" in k for k in state), sorted(state)[:5]  # the adapters, no base weight
     assert all("lora_" in k for k in load_weights_file(run_dir / "model.safetensors"))
