@@ -240,18 +240,26 @@ class Instructions(DataSource):
 
 
 def _tokenizer_template(tokenizer_file: str | None) -> tuple[str | None, dict[str, str]]:
-    """The chat template (and special tokens) of ``tokenizer_config.json`` beside ``tokenizer_file``, if any."""
+    """The chat template (and special tokens) saved beside ``tokenizer_file`` by Hugging Face tokenizers:
+    ``chat_template.jinja`` or the ``chat_template`` of ``tokenizer_config.json``; (None, {}) without one."""
     if not tokenizer_file:
         return None, {}
-    config = Path(tokenizer_file).expanduser().parent / "tokenizer_config.json"
-    if not config.is_file():
-        return None, {}
+    folder = Path(tokenizer_file).expanduser().parent
     try:
-        data = json.loads(config.read_text(encoding="utf-8"))
+        data = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None, {}
+        data = {}
+    data = data if isinstance(data, dict) else {}
     template = data.get("chat_template")
     if isinstance(template, list):  # several named templates: the default one
         template = next((t.get("template") for t in template if t.get("name") == "default"), None)
-    special = {k: v for k in ("bos_token", "eos_token") if isinstance(v := data.get(k), str)}
+    jinja = folder / "chat_template.jinja"
+    if not isinstance(template, str) and jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    special = {}
+    for key in ("bos_token", "eos_token"):
+        value = data.get(key)
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str):
+            special[key] = value
     return (template if isinstance(template, str) else None), special

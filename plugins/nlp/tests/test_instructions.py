@@ -68,6 +68,11 @@ def test_the_tokenizers_chat_template_is_used(tmp_path: Path) -> None:
         ("3<|im_end|>\n", True),
     ]
     assert source.format_chat(example[:1]).endswith("<|im_start|>assistant\n")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": {"content": "<|im_end|>"}}))
+    (tmp_path / "chat_template.jinja").write_text(CHATML)  # where recent transformers save it
+    again = Instructions(path=str(data), tokenizer_file=str(tmp_path / "tokenizer.json"), test_fraction=0.2)
+    assert again.template_from == "tokenizer" and again.end == "<|im_end|>"
+    assert segments(example, again.render) == segments(example, source.render)
 
 
 def test_file_formats_and_bad_records(tmp_path: Path) -> None:
