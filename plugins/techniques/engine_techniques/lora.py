@@ -155,7 +155,8 @@ def _keep_base(
     """``load_state_dict`` pre-hook: base weights absent from a checkpoint of adapters keep the built ones."""
     own = nn.Module.state_dict(module.net, prefix=prefix + "net.", keep_vars=True)
     for key, value in own.items():
-        state.setdefault(key, value.detach())
+        if key[len(prefix) :] not in module.adapter_keys:  # missing adapters stay missing (an error when strict)
+            state.setdefault(key, value.detach())
 
 
 # --------------------------------------------------------------------------- building

@@ -60,6 +60,8 @@ def test_lora_on_the_engines_gpt_trains_adapters_only_and_merges() -> None:
     fresh = adapt_model(copy.deepcopy(_gpt()), {**LORA, "target_modules": ["qkv", "proj"]}, "model", {"init_from": "x"})
     assert fresh.load_state_dict(state, strict=True)
     assert torch.equal(fresh.eval()(ids), adapted(ids))
+    missing = fresh.load_state_dict({k: v for k, v in state.items() if "lora_A" in k}, strict=False).missing_keys
+    assert missing and all("lora_B" in k for k in missing)  # adapters absent from a checkpoint are reported
 
 
 def test_globs_all_linear_and_a_target_matching_nothing() -> None:
