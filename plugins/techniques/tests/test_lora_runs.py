@@ -81,3 +81,15 @@ def test_a_lora_run_saves_adapters_reopens_and_merges(tmp_path: Path, base_run: 
 def test_a_lora_target_matching_nothing_stops_the_run(tmp_path: Path, base_run: Path, train: Any) -> None:
     with pytest.raises(engine.ConfigError, match=r"'qkvv' matches no layer of the model — did you mean .*'qkv'"):
         train(*GPT, f"model.init_from={base_run}", "peft.target_modules=[qkvv]", root=tmp_path, name="bad")
+
+
+@pytest.mark.slow
+def test_a_lora_run_continues_from_its_checkpoint(tmp_path: Path, base_run: Path, train: Any) -> None:
+    """Resuming loads the adapters-only checkpoint strictly (Lightning): the base comes from init_from again."""
+    lora = (*GPT[:-2], f"model.init_from={base_run}", "peft.target_modules=[qkv]", "trainer.val_check_interval=2")
+    first = train(*lora, "trainer.max_steps=2", root=tmp_path, name="resumed")
+    before = _weights(Path(first.run_dir))
+    result = train(*lora, "trainer.max_steps=4", root=tmp_path, name="resumed", resume=first.run_dir)
+    after = _weights(Path(result.run_dir))
+    assert result.summary["status"] == "completed" and sorted(after) == sorted(before)
+    assert all("lora_" in k for k in after) and any(not torch.equal(after[k], before[k]) for k in after)
