@@ -46,12 +46,22 @@ def exact_match(
         return float("nan"), []
     prompts = [source.format_chat(m[:-1]) for m in examples]
     ids = [source.tokenizer.encode(p)[-(source.context_length - max_new_tokens) :] for p in prompts]
-    replies = [
-        _cut(source.decode_tokens(g), source.end) for g in greedy(network, ids, max_new_tokens, source.context_length)
-    ]
+    end_ids = source.tokenizer.encode(source.end) if source.end else []
+    generated = greedy(network, ids, max_new_tokens, source.context_length)
+    replies = [_cut(source.decode_tokens(_until(g, end_ids)), source.end) for g in generated]
     refs = [m[-1]["content"].strip() for m in examples]
     hits = sum(r == ref for r, ref in zip(replies, refs, strict=True))
     return hits / len(examples), list(zip(prompts, replies, refs, strict=True))
+
+
+def _until(ids: list[int], end: list[int]) -> list[int]:
+    """``ids`` up to the first occurrence of the ``end`` ids (a special end-of-turn token is dropped when decoded,
+    so the reply is cut on ids before it is cut on text)."""
+    n = len(end)
+    for i in range(len(ids) - n + 1) if n else ():
+        if ids[i : i + n] == end:
+            return ids[:i]
+    return ids
 
 
 def _cut(text: str, end: str) -> str:

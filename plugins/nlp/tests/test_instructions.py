@@ -123,6 +123,12 @@ def test_truncation_is_reported_and_packing_keeps_each_mask(capsys: pytest.Captu
     assert x.shape == y.shape and (y == IGNORE).any()
 
 
+def test_replies_are_cut_at_the_end_ids_before_decoding() -> None:
+    from engine_nlp.instruct_task import _until
+
+    assert _until([5, 6, 7, 8, 9], [7, 8]) == [5, 6] and _until([5, 6], [7]) == [5, 6] and _until([5], []) == [5]
+
+
 def test_the_generated_set_has_checkable_answers() -> None:
     examples = generated_examples(200, seed=3)
     for messages in examples:
