@@ -210,7 +210,8 @@ def test_no_source_file_over_400_lines() -> None:
 #: Issue 37: every evaluated split in the end-of-run table and float32 metrics kept to their 7 digits (17); the
 #: recipe keys a swapped component drops, one note each (12).
 #: Issue 36 defect 4: trainer.strategy=fsdp without CUDA and deepspeed without its package refused at --dry-run (13).
-KERNEL_LINES = 8010
+#: Issue 36: MergesAdapters, a model trained through adapters (LoRA) handing deploy the merged network (8).
+KERNEL_LINES = 8018
 
 
 def test_the_kernel_stays_within_its_budget() -> None:

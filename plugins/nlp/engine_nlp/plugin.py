@@ -77,6 +77,14 @@ def engine_data_sources() -> list[Component]:
             facts=_LM_FACTS,
         ),
         Component(
+            "instructions",
+            "engine_nlp.instructions:Instructions",
+            "Instruction/chat examples (JSONL: prompt/response, Alpaca, messages; default: generated), loss on replies",
+            facts=_LM_FACTS,
+            task="nlp.instruct",
+            check="engine_nlp.checks:check_instructions",
+        ),
+        Component(
             "parallel_text",
             f"{_S2S}.data:ParallelText",
             "Sentence pairs from TSV (Tatoeba's, no header), CSV or JSONL; BPE or char tokenizers, shared or not",
@@ -103,6 +111,13 @@ def engine_tasks() -> list[Component]:
             slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"optimizer": "nlp.gpt_adamw", "scheduler": None},
             required_slots=("model",),
+        ),
+        Component(
+            "instruct",
+            "engine_nlp.instruct_task:InstructionTask",
+            "Language modelling on instruction data: loss on replies, exact-match accuracy of greedy replies",
+            slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"optimizer": "nlp.gpt_adamw", "scheduler": None},
         ),
         Component(
             "seq2seq",
@@ -141,6 +156,18 @@ def engine_recipes() -> list[Recipe]:
             "engine_nlp:recipes/classify.yaml",
             "Transformer classifier: which stdlib package a code snippet comes from (8 classes)",
             targets=("test/accuracy >= 0.88",),  # the majority class's is 0.13
+        ),
+        Recipe(
+            "instruct-lora",
+            "engine_nlp:recipes/instruct-lora.yaml",
+            "LoRA fine-tuning of a pre-trained char GPT (model.init_from) on generated instructions; exact match",
+            required=("model.init_from",),
+        ),
+        Recipe(
+            "instruct-smollm2",
+            "engine_nlp:recipes/instruct-smollm2.yaml",
+            "LoRA fine-tuning of SmolLM2-135M-Instruct (hf.causal_lm, needs the hf plugin) on generated instructions",
+            required=("model.path",),
         ),
         Recipe(
             "translate-synthetic",
