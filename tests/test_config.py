@@ -165,3 +165,6 @@ def test_swapping_a_recipes_component_says_which_keys_were_dropped(capsys: pytes
     ]
     engine.compose("mlp-synthetic", overrides=["data=synthetic", "model.hidden=[8]"])  # the same source: kept
     assert "dropped" not in capsys.readouterr().err
+    with pytest.raises(engine.ConfigError, match="did you mean 'sgd'"):  # unknown: the error alone, no note before
+        engine.compose("mlp-synthetic", overrides=["optimizer=sgdd"])
+    assert "dropped" not in capsys.readouterr().err

@@ -185,17 +185,20 @@ def compose(
     cfg = resolve_interpolations(cfg)
     if chosen is not None:
         _check_required(chosen, cfg)
-        _note_dropped(chosen.qualified_name, normalize(layers[0], kinds), cfg, kinds, same)
+        _note_dropped(chosen.qualified_name, normalize(layers[0], kinds), cfg, kinds, same, registry)
     qualify(cfg, registry)
     registry.manager.hook.engine_adjust_config(config=cfg)
     return cfg
 
 
-def _note_dropped(name: str, recipe: dict[str, Any], cfg: dict[str, Any], kinds: Any, same: Callable) -> None:
-    """A section whose component replaced the recipe's (``data=x``) starts afresh: each recipe key dropped, a line."""
+def _note_dropped(name: str, recipe: dict[str, Any], cfg: dict[str, Any], kinds: Any, same: Callable, reg: Any) -> None:
+    """A section whose component replaced the recipe's (``data=x``) starts afresh: each recipe key dropped, a line
+    (not for an unknown name: its error comes next and says more)."""
     for section, values in recipe.items():
         now = cfg.get(section)
         if section in kinds and isinstance(values, dict) and isinstance(now, dict) and "name" in values:
+            if _qualified(reg, kinds[section], now.get("name")) not in reg.names(kinds[section]):
+                continue
             for key in [] if same(section, values["name"], now.get("name")) else sorted(values.keys() - now.keys()):
                 line = f"{name}'s {section}.{key}={values[key]} dropped: {section} is now {now.get('name')}"
                 print(f"# note: recipe {line}", file=sys.stderr)
