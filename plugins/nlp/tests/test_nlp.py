@@ -27,6 +27,7 @@ def test_conformance(engine_check) -> None:
             "nlp.text_classification": {"max_samples": 160, "vocab_size": 300, "max_length": 32},
             "nlp.text_files": dict(TINY),
             "nlp.unlabelled_texts": {"max_samples": 160, "vocab_size": 300, "context_length": 32},
+            "nlp.reading_comprehension": {"num_questions": 60},
         },
         task_overrides={
             "nlp.language_modeling": [
@@ -36,7 +37,8 @@ def test_conformance(engine_check) -> None:
                 "model=nlp.gpt",
                 "model.n_layer=1",
                 "model.d_model=32",
-            ]
+            ],
+            "nlp.extractive_qa": ["data=nlp.reading_comprehension", "data.num_questions=60", "model.d_model=32"],
         },
     )
     assert any("recipe 'nlp/char-gpt' completes" in p for p in passed)
