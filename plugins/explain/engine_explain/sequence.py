@@ -107,6 +107,30 @@ def teacher_forced(call: tuple[Any, ...], generated: list[int]) -> Callable[[tor
     return build
 
 
+def decoder_start(model: nn.Module, call: tuple[Any, ...], generated: list[int]) -> tuple[Any, ...]:
+    """``call`` with its last argument cut to the decoder's real start tokens.
+
+    ``network_inputs`` gives the arguments of one decoding call, whose target prefix may hold more than the start
+    (an export shape: ``<s>`` and one more token). Of the prefix's leading parts, the one under which the
+    teacher-forced model best reproduces the generated tokens (argmax agreement; ties: the longer) is the start.
+    A causal LM's prompt (one argument) is kept whole.
+    """
+    prefix = call[-1]
+    if len(call) == 1 or not isinstance(prefix, torch.Tensor) or prefix.dim() != 2 or prefix.shape[1] < 2:
+        return call
+    wanted = torch.tensor(generated, dtype=torch.long)
+    best, chosen = -1.0, call
+    for k in range(prefix.shape[1], 0, -1):
+        candidate = (*call[:-1], prefix[:, :k])
+        with torch.no_grad():
+            logits = _logits(model(*teacher_forced(candidate, generated)(call[0])))
+        predicted = logits[0, k - 1 : k - 1 + len(generated)].argmax(-1).cpu()
+        agree = float((predicted == wanted[: len(predicted)]).float().mean()) if len(predicted) else 0.0
+        if agree > best:
+            best, chosen = agree, candidate
+    return chosen
+
+
 def _logits(out: Any) -> torch.Tensor:
     out = out[0] if isinstance(out, (tuple, list)) else out
     if not isinstance(out, torch.Tensor) or out.dim() != 3:
@@ -153,6 +177,7 @@ def attribute(
     probability the model gave each generated token. ``call``: ``network_inputs`` of one input (batch 1)."""
     import captum.attr as ca
 
+    call = decoder_start(model, call, generated)
     ids = call[0]
     n, count = ids.shape[1], len(generated)
     build = teacher_forced(call, generated)

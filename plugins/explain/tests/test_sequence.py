@@ -210,6 +210,15 @@ def test_each_generated_token_is_attributed_to_the_input_token_it_copies(method:
     assert np.allclose(matrix - np.diag(np.diag(matrix)), 0, atol=1e-5), f"{method}: {matrix}"
 
 
+def test_the_decoder_start_is_found_when_network_inputs_gives_a_longer_prefix() -> None:
+    """A task's network_inputs may give ``<s> <s>`` (an export shape); the model was trained after one ``<s>``."""
+    from engine_explain.sequence import attribute
+
+    src = torch.tensor([[3, 5, 4, 7]])
+    matrix, probs = attribute(Copier(), (src, torch.tensor([[1, 1]])), [3, 5, 4, 7], "integrated_gradients", 0, 8, 4)
+    assert matrix.argmax(1).tolist() == [0, 1, 2, 3] and min(probs) > 0.9, matrix
+
+
 def test_a_causal_lm_attributes_generated_tokens_to_its_prompt_only() -> None:
     from engine_explain.sequence import attribute
 
