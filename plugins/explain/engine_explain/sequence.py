@@ -80,11 +80,13 @@ def read_texts(paths: list[str]) -> tuple[list[str], list[str]]:
 
 
 def token_texts(source: Any, ids: list[int], facts: dict[str, Any], side: str) -> list[str]:
-    """Each id as text: ``decode_tokens`` (target side); the input side the same when the vocabulary is shared,
-    else the source's ``decode_source`` when it has one. Special tokens show by their fact's name (``<eos>``)."""
+    """Each id as text: ``decode_tokens`` (target side); the input side by the source's ``decode_source`` when it
+    has one, else ``decode_tokens`` when the vocabulary is shared. Special tokens show by their fact's name."""
     special = {v: f"<{k.removesuffix('_id')}>" for k, v in facts.items() if k.endswith("_id") and isinstance(v, int)}
     two = facts.get("src_vocab_size") is not None and facts.get("src_vocab_size") != facts.get("tgt_vocab_size")
-    decode = getattr(source, "decode_source", None) if side == "source" and two else source.decode_tokens
+    decode = source.decode_tokens
+    if side == "source":  # the source side's own decoder when there is one, else the shared vocabulary's
+        decode = getattr(source, "decode_source", None) or (None if two else source.decode_tokens)
     out = []
     for i in ids:
         text = decode([i]) if decode is not None else ""

@@ -275,3 +275,18 @@ def test_a_trained_reversal_model_attributes_each_output_to_the_mirrored_input(
         assert item.output_text == item.text[::-1]
         n = len(item.text)
         assert item.attribution[:n].argmax(1).tolist() == list(range(n - 1, -1, -1)), item.attribution
+
+
+def test_input_tokens_are_shown_with_the_source_side_vocabulary() -> None:
+    from engine_explain.sequence import token_texts
+
+    class Pair:
+        def decode_tokens(self, ids: list[int]) -> str:
+            return "".join("T" for i in ids if i > 2)
+
+        def decode_source(self, ids: list[int]) -> str:
+            return "".join("S" for i in ids if i > 2)
+
+    facts = {"src_vocab_size": 9, "tgt_vocab_size": 9, "eos_id": 2}  # two vocabularies of one size
+    assert token_texts(Pair(), [5, 2], facts, "source") == ["S", "<eos>"]
+    assert token_texts(Pair(), [5, 1], facts, "target") == ["T", "#1"]
