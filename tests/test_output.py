@@ -161,3 +161,28 @@ def test_the_docs_build_strictly(tmp_path: Path) -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_results_table_shows_every_evaluated_split_and_metrics_are_stored_sanely() -> None:
+    """Issue 37 item 4: a plugin's ``heldout/`` metrics (recipes' declared targets) are in the end-of-run table, and
+    a float32 metric at the top of its range is stored as 1.0, not 1.0000001 (macro F1: ten classes weighted 0.1f)."""
+    import torch
+
+    from engine._cli.run import results_table
+    from engine._run.runs import to_jsonable
+    from engine.tasks import score
+
+    summary = {
+        "metrics": {"train/loss": 0.3, "val/wer": 0.2, "test/wer": 0.1, "heldout/wer": 0.25, "epoch": 3},
+        "best_metrics": {"val/wer": 0.15, "test/wer": 0.1, "heldout/wer": 0.25},
+        "primary_metric": {"name": "test/wer"},
+        "best_checkpoint": "checkpoints/best.ckpt",
+        "best_step": 40,
+    }
+    rows = [line.split() for line in results_table(summary).lines()[1:]]
+    assert [r[0] for r in rows] == ["test/wer", "heldout/wer", "val/wer"]
+    assert rows[1] == ["heldout/wer", "-", "0.2500"]  # measured on the best checkpoint, as test/ is
+    perfect = score(torch.eye(10) * 10, torch.arange(10), "classification", names=["f1"])
+    assert perfect == {"f1": 1.0}
+    f1 = torch.tensor(1.0000001192092896, dtype=torch.float32)
+    assert to_jsonable({"test/f1": f1}) == {"test/f1": 1.0} and to_jsonable(torch.tensor(0.1234567891)) == 0.1234568

@@ -12,6 +12,7 @@ import torch
 import torchmetrics
 
 from engine._contract.errors import ConfigError
+from engine._run.runs import metric_number
 
 #: Every metric each problem knows.
 METRICS: dict[str, tuple[str, ...]] = {
@@ -83,7 +84,7 @@ def score(
         num_classes = int(outputs.shape[-1])
     collection = metrics(problem, names, num_classes)
     collection.update(*prepare(outputs.float(), targets, problem, logits))
-    return {k: float(v) for k, v in collection.compute().items()}
+    return {k: float(metric_number(v)) for k, v in collection.compute().items()}  # 1.0, not 1.0000001
 
 
 def to_probabilities(outputs: torch.Tensor, problem: str) -> torch.Tensor:

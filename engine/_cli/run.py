@@ -71,16 +71,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def results_table(summary: dict[str, Any]) -> Table:
-    """Validation and test metrics, the primary first: final beside the best checkpoint's (which test ones measure)."""
+    """Evaluation metrics (every ``split/name`` but ``train/``: val, test, a plugin's ``heldout/`` …), the primary
+    first: final beside the best checkpoint's (which the test pass measures)."""
     final, best = summary.get("metrics", {}), summary.get("best_metrics", {})
     primary = (summary.get("primary_metric") or {}).get("name")
     step = summary.get("best_step")
-    keys = sorted(k for k in {*final, *best} if k.startswith(("test/", "val/")))
+    keys = sorted(k for k in {*final, *best} if "/" in k and not k.startswith("train/"))
     keys.sort(key=lambda k: k != primary)
     tested_best = bool(summary.get("best_checkpoint"))
     table = Table("metric", "final", "best checkpoint" + (f" (step {step})" if step is not None else ""))
     for key in keys:
-        last = None if key.startswith("test/") and tested_best else final.get(key)
+        last = None if tested_best and not key.startswith("val/") and key in best else final.get(key)
         name = styled(key + " *", "bold") if key == primary else key
         table.add_row(name, format_metric(last), format_metric(best.get(key)))
     return table

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -184,9 +185,20 @@ def compose(
     cfg = resolve_interpolations(cfg)
     if chosen is not None:
         _check_required(chosen, cfg)
+        _note_dropped(chosen.qualified_name, normalize(layers[0], kinds), cfg, kinds, same)
     qualify(cfg, registry)
     registry.manager.hook.engine_adjust_config(config=cfg)
     return cfg
+
+
+def _note_dropped(name: str, recipe: dict[str, Any], cfg: dict[str, Any], kinds: Any, same: Callable) -> None:
+    """A section whose component replaced the recipe's (``data=x``) starts afresh: each recipe key dropped, a line."""
+    for section, values in recipe.items():
+        now = cfg.get(section)
+        if section in kinds and isinstance(values, dict) and isinstance(now, dict) and "name" in values:
+            for key in [] if same(section, values["name"], now.get("name")) else sorted(values.keys() - now.keys()):
+                line = f"{name}'s {section}.{key}={values[key]} dropped: {section} is now {now.get('name')}"
+                print(f"# note: recipe {line}", file=sys.stderr)
 
 
 def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:

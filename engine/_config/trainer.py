@@ -102,7 +102,20 @@ def check_trainer(trainer: Any) -> dict[str, Any]:
                     f"{did_you_mean(value, known)}",
                     hint=f"Lightning knows: {', '.join(sorted(known))}",
                 )
+    strategy, accelerator = str(trainer.get("strategy")), trainer.get("accelerator")
+    if strategy.startswith("fsdp") and accelerator not in ("cuda", "gpu"):  # what Lightning's connector requires
+        hint = "on CPU, trainer.strategy=ddp with trainer.devices=2 runs two processes; or leave the strategy unset"
+        raise ConfigError(f"trainer.strategy={strategy} needs CUDA GPUs (trainer.accelerator=cuda)", hint=hint)
+    if strategy.startswith("deepspeed") and not _installed("deepspeed"):
+        hint = "pip install deepspeed (it trains on CUDA GPUs), or leave trainer.strategy unset"
+        raise ConfigError(f"trainer.strategy={strategy} needs the deepspeed package, which is not installed", hint=hint)
     return trainer
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
 
 
 def check_loggers(value: Any) -> list[str]:

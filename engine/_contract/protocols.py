@@ -244,7 +244,9 @@ def problems(obj: Any, kind: str) -> list[str]:
             if name.startswith("_") or not inspect.isfunction(method):
                 continue
             if inspect.getattr_static(obj, name, _MISSING) is not _MISSING:
-                why = _call_problem(getattr(obj, name), len(inspect.signature(method).parameters) - 1, unbound)
+                params = inspect.signature(method).parameters.values()  # **options of Generates are not positional
+                positional = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) - 1
+                why = _call_problem(getattr(obj, name), positional, unbound)
                 if why:
                     out.append(f"{name}(): {why} ({proto.__name__} protocol)")
     if kind == "task" and not unbound and implements(obj, HasPrimaryMetric):

@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from engine._contract.errors import ConfigError
 from engine._run.logs import format_metric
 from engine._run.progress import epoch_label
+from engine._run.runs import metric_number
 
 
 class RNGState(L.Callback):
@@ -201,7 +202,9 @@ class RunCheckpoints(Checkpoint):
         dropped = self.ranked[keep:]
         del self.ranked[keep:]
         if rank == 0:  # set before saving: the checkpoint written now carries its own figures
-            self.best_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+            self.best_metrics = {
+                k: float(metric_number(v)) for k, v in trainer.callback_metrics.items() if v.numel() == 1
+            }
             self.best_step = step
         try:
             for r in range(len(self.ranked), rank + 1, -1):  # the ones below move down a rank

@@ -7,6 +7,7 @@ line naming it. Writing goes to a temporary file in the same directory, fsynced 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import re
 import sys
@@ -75,14 +76,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
-    """Write ``state_dict``'s tensors as safetensors (shared storage copied apart), atomically."""
+    """Write ``state_dict``'s tensors as safetensors, atomically; a tensor tied under several names is stored once."""
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in state_dict.items() if isinstance(v, torch.Tensor)}
+    tensors, seen, tied = {}, {}, {}
+    for k, v in state_dict.items():  # a tied parameter (one tensor under two names) is written once
+        if isinstance(v, torch.Tensor):
+            view = (v.untyped_storage().data_ptr(), v.storage_offset(), v.shape, v.stride(), v.dtype, v.device)
+            if v.numel() and view in seen:
+                tied[k] = seen[view]
+            else:
+                seen[view], tensors[k] = k, v.detach().cpu().clone().contiguous()
     tmp = temp_path(path)
     try:
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"tied": json.dumps(tied)} if tied else None)
         fsync_replace(tmp, path)
     except (OSError, SafetensorError) as exc:  # the file system refused: one line naming the file
         raise OSError(getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc), str(path)) from exc
@@ -93,11 +101,14 @@ def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
 
 def load_weights_file(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file; an EngineError naming the file when it is not one."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
-        return load_file(str(path), device="cpu")
+        state = load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as f:
+            tied = json.loads((f.metadata() or {}).get("tied", "{}"))
+        return {**state, **{k: state[v] for k, v in tied.items() if v in state}}
     except (SafetensorError, OSError, ValueError) as exc:
         raise EngineError(f"cannot read weights file {path}: {exc}") from None
 

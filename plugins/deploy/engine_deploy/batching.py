@@ -23,6 +23,7 @@ class _Item:
     top_k: int
     future: asyncio.Future[list[dict[str, Any]]]
     arrived: float  # time.monotonic() when queued
+    key: tuple[tuple[str, Any], ...] | None = None  # options the batch is computed with: batches share them
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Batcher:
     under overload.
     """
 
-    predict: Callable[[torch.Tensor, int], list[dict[str, Any]]]
+    predict: Callable[..., list[dict[str, Any]]]
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
     max_queue: int = 1024
@@ -79,14 +80,20 @@ class Batcher:
         if self._executor is not None:
             self._executor.shutdown(wait=False)
 
-    async def submit(self, x: np.ndarray, top_k: int = 3) -> list[dict[str, Any]]:
-        """The records of the samples in ``x`` (computed with the batch they joined)."""
+    async def submit(
+        self, x: np.ndarray, top_k: int = 3, key: tuple[tuple[str, Any], ...] | None = None
+    ) -> list[dict[str, Any]]:
+        """The records of the samples in ``x`` (computed with the batch they joined).
+
+        ``key``: options passed to ``predict`` as keywords (a text run's decoding options); requests with other
+        options go in other batches. ``x`` may be an object array of token id lists (a text run's inputs).
+        """
         assert self._queue is not None, "Batcher.start() was not called"
         if self.queued + len(x) > self.max_queue:
             raise Overloaded(f"{self.queued} samples are waiting for the model (at most {self.max_queue})")
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
         self.queued += len(x)
-        self._queue.put_nowait(_Item(x, top_k, future, time.monotonic()))
+        self._queue.put_nowait(_Item(x, top_k, future, time.monotonic(), key))
         return await future
 
     async def _next(self) -> list[_Item]:
@@ -107,7 +114,7 @@ class Batcher:
                     item = await asyncio.wait_for(self._queue.get(), remaining)
                 except asyncio.TimeoutError:
                     break
-            if size + len(item.x) > self.max_batch_size:
+            if size + len(item.x) > self.max_batch_size or item.key != first.key:
                 self._held = item  # starts the next batch
                 break
             items.append(item)
@@ -115,9 +122,11 @@ class Batcher:
         self._last_size = size
         return items
 
-    def _compute(self, arrays: list[np.ndarray], top_k: int) -> list[dict[str, Any]]:
-        """In the model thread: one tensor for the whole batch, its records."""
+    def _compute(self, arrays: list[np.ndarray], top_k: int, key: Any = None) -> list[dict[str, Any]]:
+        """In the model thread: one tensor for the whole batch (token id lists stay lists), its records."""
         batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+        if batch.dtype == object:
+            return self.predict(list(batch), top_k, dict(key or ()))
         return self.predict(torch.from_numpy(batch), top_k)
 
     async def _loop(self) -> None:
@@ -130,7 +139,8 @@ class Batcher:
                 continue
             top_k = max(i.top_k for i in live)
             try:
-                records = await loop.run_in_executor(self._executor, self._compute, [i.x for i in live], top_k)
+                arrays = [i.x for i in live]
+                records = await loop.run_in_executor(self._executor, self._compute, arrays, top_k, live[0].key)
             except Exception as exc:
                 for item in live:
                     if not item.future.done():

@@ -58,19 +58,30 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     table = Table("check", "value")
     options = ", ".join(f"{k}={v}" for k, v in manifest["options"].items())
     table.add_row("target", f"{manifest['target']} ({options})")
-    table.add_row("input", f"{manifest['input']['shape']} {manifest['input']['dtype']}")
-    table.add_row(
-        "max abs diff", f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:g}, {v['samples']} {v['split']} samples)"
-    )
+    generated = v.get("generation")
+    if generated:  # a generating run: the network exported, the decoding loop in Python over it
+        from engine_deploy.text_cli import deploy_rows
+
+        deploy_rows(table, manifest)
+    else:
+        table.add_row("input", f"{manifest['input']['shape']} {manifest['input']['dtype']}")
+        shapes = f", batches {', '.join(v['batch_shapes'])}" if v.get("batch_shapes") else ""
+        table.add_row(
+            "max abs diff",
+            f"{v['max_abs_diff']:.3g} (tolerance {v['tolerance']:g}, {v['samples']} {v['split']} samples{shapes})",
+        )
     if "top1_agreement" in v:
         table.add_row("top-1 agreement", f"{v['top1_agreement']:.4f}")
     if "described" in v:  # records made by the task (a detector's boxes) from eager and artifact outputs
         d = v["described"]
-        table.add_row("same records", f"{d['same_records']:.4f} (max box diff {d['max_box_diff']:.3g} px)")
+        boxes = f" (max box diff {d['max_box_diff']:.3g} px)" if "max_box_diff" in d else ""
+        table.add_row("same records", f"{d['same_records']:.4f}{boxes}")
     for name, pair in v.get("metrics", {}).items():
         if name != v.get("metric", {}).get("name"):
             table.add_row(name, f"eager {pair['eager']:.4f}  artifact {pair['artifact']:.4f}")
     metric = v.get("metric", {})
+    if "error" in metric:  # reported, never dropped
+        table.add_row("metric", f"could not be computed: {metric['error']}")
     if "eager" in metric:
         table.add_row(
             metric["name"],
@@ -134,6 +145,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from engine_deploy.predictor import Predictor
 
     predictor = Predictor(args.run, args.artifact)
+    if predictor.text is not None:
+        from engine_deploy.text_cli import predict_text
+
+        return predict_text(predictor, args)
     if predictor.describer is not None:
         return _predict_described(predictor, args)
     if args.out or args.min_score is not None:
@@ -297,8 +312,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         max_samples=args.max_samples,
         max_depth=args.max_depth,
+        max_text_chars=args.max_text_chars,
+        max_new_tokens=args.max_new_tokens,
     ).check()
-    predictor = Predictor(args.run, args.artifact)
+    predictor = Predictor(args.run, args.artifact, max_text_chars=args.max_text_chars)
     app = create_app(
         predictor, args.max_batch_size, args.max_wait_ms, api_key, limits=limits, access_log=args.access_log
     )

@@ -14,6 +14,13 @@ from engine import EngineError
 from engine.runs import Run, open_run
 
 MANIFEST = "manifest.json"
+SAMPLE = "sample.json"
+
+
+class VerificationError(EngineError):
+    """The exported artifact does not reproduce the eager model within the target's tolerance."""
+
+    exit_code = 1
 
 
 def plugin_version() -> str:
@@ -75,8 +82,9 @@ def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
     return model
 
 
-def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torch.Tensor | None, str]:
-    """Up to ``limit`` real inputs (and targets) of the test split (else validation, else training)."""
+def split_batches(datamodule: Any, limit: int = 1024) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
+    """Up to ``limit`` real inputs (and targets) of the test split (else validation, else training), in the
+    loader's batches: a source padding per batch gives batches of different lengths, kept as they are."""
     datamodule.setup("test")
     loaders = [("test", datamodule.test_dataloader), ("val", datamodule.val_dataloader)]
     loaders.append(("train", datamodule.train_dataloader))
@@ -96,19 +104,37 @@ def split_inputs(datamodule: Any, limit: int = 1024) -> tuple[torch.Tensor, torc
             x, y = (batch[0], batch[1]) if isinstance(batch, (list, tuple)) and len(batch) > 1 else (batch, None)
             if not isinstance(x, torch.Tensor):
                 raise EngineError(
-                    f"the run's data yields {type(x).__name__} inputs; deployment needs models taking one tensor"
+                    f"the run's data yields {type(x).__name__} inputs; deployment needs models taking one tensor",
+                    hint="a task taking several tensors implements engine.protocols.Generates (network_inputs)",
                 )
-            xs.append(x)
+            xs.append(x[: limit - seen])
             if isinstance(y, torch.Tensor):
-                ys.append(y)
-            seen += len(x)
+                ys.append(y[: limit - seen])
+            seen += len(xs[-1])
             if seen >= limit:
                 break
         if xs:
-            inputs = torch.cat(xs)[:limit]
-            targets = torch.cat(ys)[:limit] if len(ys) == len(xs) else None
-            return inputs, targets, split
+            return xs, (ys if len(ys) == len(xs) else []), split
     raise EngineError("the run's data source yields no samples to verify the model on")
+
+
+def join(parts: list[torch.Tensor], pad: float = 0) -> torch.Tensor:
+    """Batches concatenated; those of other sizes beyond the batch dim (padded per batch) first padded with ``pad``
+    to the largest (never ``torch.cat`` of unequal lengths)."""
+    widest = [max(p.shape[d] for p in parts) for d in range(1, parts[0].dim())]
+    padded = []
+    for p in parts:
+        if list(p.shape[1:]) != widest:
+            grow = [n for d in reversed(range(1, p.dim())) for n in (0, widest[d - 1] - p.shape[d])]
+            p = torch.nn.functional.pad(p, grow, value=pad)
+        padded.append(p)
+    return torch.cat(padded)
+
+
+def split_inputs(datamodule: Any, limit: int = 1024, pad: float = 0) -> tuple[torch.Tensor, torch.Tensor | None, str]:
+    """`split_batches` as one batch: batches of other lengths padded with ``pad`` (the data's ``pad_id``)."""
+    xs, ys, split = split_batches(datamodule, limit)
+    return join(xs, pad), (join(ys, pad) if ys else None), split
 
 
 def split_targets(datamodule: Any, split: str, limit: int) -> list[Any] | None:
@@ -211,16 +237,20 @@ def load_artifact(directory: str | Path) -> Artifact:
 # --------------------------------------------------------------------------- measuring
 
 
-def call(fn: Any, x: torch.Tensor) -> torch.Tensor:
+def call(fn: Any, x: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """``fn`` on one input tensor, or on the arguments of one network call (a tuple)."""
     with torch.inference_mode():
-        out = fn(x)
+        out = fn(*x) if isinstance(x, tuple) else fn(x)
     if isinstance(out, (list, tuple)):
         out = out[0]
     return torch.as_tensor(out)
 
 
-def outputs(fn: Any, inputs: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
-    """``fn`` over ``inputs`` in batches (the last one smaller: it exercises a dynamic batch)."""
+def outputs(fn: Any, inputs: torch.Tensor | list[torch.Tensor], batch_size: int = 32) -> torch.Tensor:
+    """``fn`` over ``inputs`` in batches (the last one smaller: it exercises a dynamic batch); a list of batches
+    (padded per batch, of different lengths) is run batch by batch, the outputs joined (`join`)."""
+    if isinstance(inputs, list):
+        return join([call(fn, x) for x in inputs])
     return torch.cat([call(fn, inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 
@@ -281,3 +311,36 @@ def to_probabilities(out: torch.Tensor, problem: str) -> torch.Tensor:
     from engine.tasks import to_probabilities
 
     return to_probabilities(out, problem)
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _parameters(component: Any) -> list[str]:
+    """The names of a component's parameters, in order (its target's signature; none when it has none readable)."""
+    import inspect
+
+    try:
+        params = inspect.signature(component.load()).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in named]
+
+
+def _options(target: Any, component: Any) -> dict[str, Any]:
+    """The target's parameters as built (defaults included), read back from the instance."""
+    return {name: getattr(target, name) for name in _parameters(component) if hasattr(target, name)}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy (tuples to lists, tensors to lists, other objects to strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

@@ -10,17 +10,12 @@ from typing import Any
 import torch
 
 from engine import EngineError
-from engine.protocols import DeclaresBatching, DescribesArtifact, HasPrimaryMetric, implements
+from engine.protocols import DeclaresBatching, DescribesArtifact, Generates, HasPrimaryMetric, implements
 from engine.runs import write_text_atomic
 from engine_deploy import common, space
+from engine_deploy.common import SAMPLE, VerificationError, _options, _parameters, _plain
 from engine_deploy.inputs import unprepare
 from engine_deploy.protocols import DescribesOutputs, ScoresOutputs, UsesRun
-
-
-class VerificationError(EngineError):
-    """The exported artifact does not reproduce the eager model within the target's tolerance."""
-
-    exit_code = 1
 
 
 def deploy(
@@ -53,18 +48,6 @@ def deploy(
         torch.set_num_threads(previous)  # a pipeline or a bench goes on with its own thread count
 
 
-def _parameters(component: Any) -> list[str]:
-    """The names of a component's parameters, in order (its target's signature; none when it has none readable)."""
-    import inspect
-
-    try:
-        params = inspect.signature(component.load()).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in params if p.kind in named]
-
-
 def _deploy(
     run_path: str | Path,
     target_name: str,
@@ -91,7 +74,7 @@ def _deploy(
     datamodule = run.datamodule()
     facts = common.run_facts(run, datamodule)
     model = common.eager_model(run, datamodule)
-    inputs, targets, split = common.split_inputs(datamodule, samples)
+    task_class = run.plan().task.load()
     problem = str(facts.get("problem") or run.config.get("task", {}).get("problem") or "classification")
 
     # the run's own deploy/ (never through a link leading out of it), or where the caller said
@@ -100,6 +83,15 @@ def _deploy(
     space.check(out_dir, space.needed(weights, run if implements(target, UsesRun) else None))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / common.MANIFEST).unlink(missing_ok=True)  # a half-written deployment never looks finished
+    if implements(task_class, Generates):  # the decoding loop stays in Python, over the exported network
+        from engine_deploy.generation import deploy_generating
+
+        return deploy_generating(run, component, target, model, datamodule, out_dir, samples, timing, threads)
+    batches, target_batches, split = common.split_batches(datamodule, samples)
+    pad = facts.get("pad_id") if isinstance(facts.get("pad_id"), int) else 0
+    inputs = common.join(batches, pad)
+    targets = common.join(target_batches, pad) if target_batches else None
+    ragged = len({tuple(b.shape[1:]) for b in batches}) > 1  # padded per batch: verified batch by batch
     example = common.batch_of(inputs, min(len(inputs), 8) if len(inputs) > 1 else 2)
 
     if threads > 0:
@@ -117,9 +109,9 @@ def _deploy(
         raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
     loaded = target.load(artifact)
 
-    eager_out = common.outputs(model, inputs)
+    eager_out = common.outputs(model, batches if ragged else inputs)
     try:
-        artifact_out = common.outputs(loaded, inputs)
+        artifact_out = common.outputs(loaded, batches if ragged else inputs)
     except Exception as exc:
         raise VerificationError(
             f"the reloaded {component.name} artifact failed on the run's {split} inputs: {type(exc).__name__}: {exc}",
@@ -140,6 +132,8 @@ def _deploy(
         "export_s": round(export_s, 3),
         "size_bytes": {"eager": weights, "artifact": common.artifact_size(artifact)},
     }
+    if ragged:
+        verification["batch_shapes"] = sorted({str(list(b.shape[1:])) for b in batches})
     if implements(target, DescribesArtifact) and target.report:
         verification["target_report"] = _plain(dict(target.report))
     if problem == "classification":
@@ -157,7 +151,7 @@ def _deploy(
             }
         except Exception as exc:  # a metric we cannot compute is reported, not fatal
             verification["metric"] = {"error": f"{type(exc).__name__}: {exc}"}
-    if implements(run.plan().task.load(), DescribesOutputs):  # records from the task (a detector's boxes)
+    if implements(task_class, DescribesOutputs):  # records from the task (a detector's boxes)
         _verify_described(run, facts, datamodule, split, eager_out, artifact_out, verification)
     if timing:
         verification["latency_ms"] = {}
@@ -212,9 +206,6 @@ def _deploy(
     return manifest
 
 
-SAMPLE = "sample.json"
-
-
 def sample_json(model_form: torch.Tensor, preprocessing: Any) -> str:
     """A valid request of one raw sample (the input rule): ``engine predict RUN sample.json``, ``curl -d @``."""
     raw = unprepare(
@@ -236,9 +227,10 @@ def _verify_described(
     """The task's records of eager and artifact outputs compared, and its metric on both when it scores outputs."""
     task = run.task(facts=facts)
     eager, artifact = task.describe_outputs(eager_out), task.describe_outputs(artifact_out)
-    same, box_diff = 0, 0.0
+    same, box_diff, boxes = 0, 0.0, False
     for e, a in zip(eager, artifact, strict=True):
         if "detections" in e and "detections" in a:
+            boxes = True
             ed, ad = e["detections"], a["detections"]
             if [d["label"] for d in ed] == [d["label"] for d in ad]:
                 pairs = [(x, y) for p, q in zip(ed, ad, strict=True) for x, y in zip(p["box"], q["box"], strict=True)]
@@ -247,7 +239,9 @@ def _verify_described(
                 same += diff <= 0.5
         else:
             same += e == a
-    verification["described"] = {"same_records": round(same / max(1, len(eager)), 6), "max_box_diff": box_diff}
+    verification["described"] = {"same_records": round(same / max(1, len(eager)), 6)}
+    if boxes:  # records with boxes (a detector's): how far the artifact's boxes moved
+        verification["described"]["max_box_diff"] = box_diff
     if not implements(task, ScoresOutputs):
         return
     targets = common.split_targets(datamodule, split, len(eager_out))
@@ -271,21 +265,3 @@ def _verify_described(
         f"{split}/{k}": {"eager": round(v, 6), "artifact": round(scored_artifact[k], 6)}
         for k, v in scored_eager.items()
     }
-
-
-def _options(target: Any, component: Any) -> dict[str, Any]:
-    """The target's parameters as built (defaults included), read back from the instance."""
-    return {name: getattr(target, name) for name in _parameters(component) if hasattr(target, name)}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy (tuples to lists, tensors to lists, other objects to strings)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)

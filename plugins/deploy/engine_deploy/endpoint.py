@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from engine import ConfigError
 from engine_deploy.batching import Batcher, Overloaded
 from engine_deploy.guard import Limits
 from engine_deploy.inputs import InputError
@@ -107,21 +108,59 @@ class PredictEndpoint:
         if not hmac.compare_digest(given.encode(), self.api_key.encode()):
             raise Refused(401, "wrong API key")
 
-    def parse(self, body: bytes, headers: Headers) -> tuple[Any, int, str | None]:
-        """The request's inputs (a model-form numpy batch), ``top_k`` and a warning about them, or `Refused`.
-
-        Inputs are raw unless ``"preprocessed": true`` (the rule of `engine_deploy.inputs.prepare`).
-        """
+    def payload(self, body: bytes, headers: Headers) -> Any:
+        """The request's JSON after the API key and media type checks, or `Refused` (also for other routes)."""
         self.check_key(headers)
         media = (headers.get("content-type") or "").split(";")[0].strip().lower()
         if media != "application/json" or "content-type" in headers.repeated:
             raise Refused(415, f"send the body as application/json (Content-Type: {media or 'missing'})")
         try:
-            payload = json.loads(body, parse_constant=_no_constant)
+            return json.loads(body, parse_constant=_no_constant)
         except RecursionError:
             raise Refused(422, f"the JSON is nested deeper than {self.limits.max_depth} levels") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise Refused(400, f"malformed JSON: {exc}") from None
+
+    def parse_text(self, payload: Any) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+        """A text run's request ``{"inputs": ["text", ...], "max_new_tokens": 20, ...}``: the inputs' token ids
+        (an object array for the batcher) and the decoding options (checked against the task's ``generate``)."""
+        text = self.predictor.text
+        assert text is not None
+        if not isinstance(payload, dict) or "inputs" not in payload:
+            raise Refused(422, 'expected a JSON object {"inputs": ["text", ...], "max_new_tokens": 32}')
+        inputs = payload["inputs"]
+        count = len(inputs) if isinstance(inputs, list) else 1
+        if count > self.limits.max_samples:
+            raise Refused(422, f"{count} texts in one request; at most {self.limits.max_samples}")
+        options = {k: v for k, v in payload.items() if k != "inputs"}
+        try:
+            ids = text.encode(inputs, "inputs")
+            options = text.options(options, "request")
+        except InputError as exc:
+            raise Refused(422, exc.message) from None
+        return self.predictor.text_batch(ids), tuple(sorted(self.bounded(options, payload).items()))
+
+    def bounded(self, options: dict[str, Any], asked: Any) -> dict[str, Any]:
+        """``max_new_tokens`` within the server's limit: refused above it when the request asks (`Refused`), the
+        task's default capped to it when the request does not."""
+        limit, text = self.limits.max_new_tokens, self.predictor.text
+        if "max_new_tokens" not in options:  # a task naming no such option, or taking **options (then: the limit)
+            return {**options, "max_new_tokens": limit} if text is not None and text.open else options
+        value = options["max_new_tokens"]
+        if "max_new_tokens" not in asked:
+            return {**options, "max_new_tokens": limit if not isinstance(value, int) else min(value, limit)}
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise Refused(422, f"max_new_tokens must be a positive integer, got {value!r}")
+        if value > limit:
+            raise Refused(422, f"max_new_tokens {value} is over this server's limit of {limit}")
+        return options
+
+    def parse(self, body: bytes, headers: Headers) -> tuple[Any, int, str | None]:
+        """The request's inputs (a model-form numpy batch), ``top_k`` and a warning about them, or `Refused`.
+
+        Inputs are raw unless ``"preprocessed": true`` (the rule of `engine_deploy.inputs.prepare`).
+        """
+        payload = self.payload(body, headers)
         if not isinstance(payload, dict) or "inputs" not in payload:
             raise Refused(422, 'expected a JSON object {"inputs": [...], "top_k": 3}')
         if _depth(payload["inputs"]) > self.limits.max_depth:
@@ -145,6 +184,15 @@ class PredictEndpoint:
     async def __call__(self, body: bytes, headers: Headers) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
         """The status, JSON body and extra headers answering a request."""
         try:
+            if self.predictor.text is not None:  # a generating run: text in, text out
+                x, key = self.parse_text(self.payload(body, headers))
+                try:
+                    outputs = await self.batcher.submit(x, 1, key)
+                except Overloaded as exc:
+                    raise Refused(503, f"overloaded: {exc}; retry shortly", ((b"retry-after", b"1"),)) from None
+                except ConfigError as exc:  # the task's generate refusing a setting (out of its range)
+                    raise Refused(422, exc.message) from None
+                return 200, to_json({"outputs": outputs}), ()
             x, top_k, warning = self.parse(body, headers)
             try:
                 predictions = await self.batcher.submit(x, top_k)

@@ -39,6 +39,8 @@ class Limits:
     max_queue: int = 1024  # samples waiting for the model (503 + Retry-After above)
     max_samples: int = 256  # samples in one request (422 above)
     max_depth: int = 32  # nesting of a request's JSON (422 deeper)
+    max_text_chars: int = 4096  # characters of one text input of a text run (422 above)
+    max_new_tokens: int = 256  # tokens a text run generates per input (422 above; the default when not asked)
 
     def check(self) -> Limits:
         """Refuse limits that cannot work, naming the flag."""
@@ -51,6 +53,8 @@ class Limits:
             ("max_queue", 1),
             ("max_samples", 1),
             ("max_depth", 3),
+            ("max_text_chars", 1),
+            ("max_new_tokens", 1),
         ):
             if getattr(self, name) is not None and getattr(self, name) < low:
                 raise EngineError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")

@@ -82,6 +82,16 @@ def as_array(
     return np.ascontiguousarray(array)
 
 
+def check_ids(array: np.ndarray, vocab_size: int | None, where: str = "inputs") -> None:
+    """Integer inputs of a model taking token ids lie in ``[0, vocab_size)``: else `InputError` (not an IndexError)."""
+    if vocab_size is None or array.dtype.kind not in "iu" or array.size == 0:
+        return
+    low, high = int(array.min()), int(array.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise InputError(f"{where}: token id {bad} is outside the vocabulary (ids 0..{vocab_size - 1})")
+
+
 def as_batch(
     value: Any, sample_shape: Sequence[int] | None, dtype: str | None = "float32", where: str = "input"
 ) -> torch.Tensor:

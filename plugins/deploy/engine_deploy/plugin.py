@@ -46,6 +46,7 @@ inputs:
   x.json   a nested list: one sample or a batch, or {"inputs": ...}
   x.npy    a numpy array: one sample or a batch
   x.csv    rows of features (a header row is skipped; named columns are matched to the run's features)
+  x.txt    text runs (a task that generates): one input per line, UTF-8; x.json: a list of strings
   other    files the run's data source reads itself (load_input), e.g. images for vision runs
 
 """
@@ -65,6 +66,8 @@ _SERVE_EPILOG = """\
 endpoints:
   POST /predict    {"inputs": one raw sample or a batch, "top_k": 3, "preprocessed": false} -> labels and
                    probabilities (+ "warnings" when inputs lie far outside the training data)
+                   text runs (a task that generates): {"inputs": ["text", ...], "max_new_tokens": 32, ...}
+                   -> {"outputs": [{"text": ..., "tokens": n}]}; options are the task's generate's
   GET  /health     liveness (no API key needed)
   GET  /ready      readiness: 200 once the model is loaded and has answered a warm-up call
   GET  /metrics    Prometheus metrics: requests by route and status, latency, batch sizes, queue, rejections
@@ -80,6 +83,19 @@ examples:
   engine serve runs/digits --artifact runs/digits/deploy/onnx --max-batch-size 64 --max-wait-ms 2
   ENGINE_API_KEY=secret engine serve runs/digits --port 9000
   curl -s localhost:8000/predict -H 'content-type: application/json' -d '{"inputs": [[...]]}'
+"""
+
+
+_GENERATE_EPILOG = """\
+examples:
+  engine generate runs/translate "the cat sleeps"                greedy (the task's defaults)
+  engine translate runs/translate "the cat sleeps" --beam 4      beam search, when the task has it
+  engine generate runs/lm "Once upon" --max-new-tokens 50 --temperature 0.8 --top-k 40 --seed 1
+  engine generate runs/translate "a" "b" "c" --json              one batch, one JSON object per input
+  engine generate runs/translate "text" --artifact runs/translate/deploy/onnx    over the deployed network
+
+The run's task implements engine.protocols.Generates and its data source EncodesText (bad text: one line,
+exit 2). Options the task's generate does not take are refused, naming the ones it takes.
 """
 
 
@@ -101,6 +117,11 @@ def engine_deploy_targets() -> list[Component]:
         ),
         Component("onnx", f"{m}:Onnx", "ONNX model (model.onnx), dynamic batch, onnx.checker + onnxruntime parity"),
         Component("int8", f"{m}:Int8", "Dynamic int8 quantization of Linear/LSTM/GRU layers (TorchScript model.pt)"),
+        Component(
+            "int8-weight",
+            "engine_deploy.weight_int8:Int8Weight",
+            "int8 weight-only Linear layers via torchao (language models: smaller, faster generation on CPU)",
+        ),
         Component(
             "container",
             "engine_deploy.container:Container",
@@ -277,7 +298,32 @@ def engine_add_commands(subparsers: Any) -> None:
     limits.add_argument(
         "--max-depth", type=int, default=32, metavar="N", help="nesting of a request's inputs (422; 32)"
     )
+    limits.add_argument(
+        "--max-text-chars", type=int, default=4096, metavar="N", help="text runs: characters of one input (422; 4096)"
+    )
+    limits.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=256,
+        metavar="N",
+        help="text runs: tokens generated per input (422 when asked for more; the default when not asked; 256)",
+    )
     p.add_argument("--access-log", action="store_true", help="log one JSON line per request (method, path, status, ms)")
     p.add_argument("--threads", type=int, default=0, metavar="N", help="torch intra-op threads (default: torch's)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(handler="engine_deploy.cli:cmd_serve")
+
+    p = subparsers.add_parser(
+        "generate",
+        aliases=["translate"],
+        help="generate text with a run whose task generates (translation, transduction, language models)",
+        description="Encode TEXT with the run's data source, run the task's decoding loop over the run's model "
+        "(or a deployed artifact) and print the generated text (streamed as it comes when the task streams). "
+        "Only the options given are passed to the task's generate; an option it does not take is refused.",
+        epilog=_GENERATE_EPILOG,
+        formatter_class=_formatter,
+    )
+    from engine_deploy.generate import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(handler="engine_deploy.generate:cmd_generate")

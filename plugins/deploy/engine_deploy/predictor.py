@@ -15,9 +15,10 @@ import torch
 
 from engine import EngineError
 from engine.protocols import implements
-from engine_deploy import common
-from engine_deploy.inputs import InputError, as_array, prepare, read_file
+from engine_deploy import common, generation
+from engine_deploy.inputs import InputError, as_array, check_ids, prepare, read_file
 from engine_deploy.protocols import DescribesOutputs, DrawsOutputs, MapsOutputs
+from engine_deploy.text import TextPath, generates, text_source, vocabulary
 
 
 class Predictor:
@@ -28,11 +29,17 @@ class Predictor:
         artifact: a directory written by ``engine deploy`` (its ``manifest.json`` names the target).
     """
 
-    def __init__(self, run_path: str | Path, artifact: str | Path | None = None) -> None:
+    def __init__(self, run_path: str | Path, artifact: str | Path | None = None, max_text_chars: int = 4096) -> None:
         self.run = common.open_trained(run_path)
         self._datamodule: Any = None
         facts = dict(self.run.facts)
         self.manifest: dict[str, Any] | None = None
+        self.text: TextPath | None = None  # a generating run: text in, text out (`engine_deploy.text`)
+        self.vocab_size = facts.get("vocab_size") if isinstance(facts.get("vocab_size"), int) else None
+        task_class = self.run.plan().task.load()
+        if generates(task_class):
+            self._text(artifact, facts, max_text_chars)
+            return
         if artifact is not None:
             loaded = common.load_artifact(artifact)
             self.manifest = loaded.manifest
@@ -59,6 +66,39 @@ class Predictor:
         self.feature_names = facts.get("feature_names")
         self.warnings: list[str] = []  # inputs far outside the training data (`prepare`), as read
         self.describer = self._describer(facts)
+
+    def _text(self, artifact: str | Path | None, facts: dict[str, Any], max_text_chars: int) -> None:
+        """The text path: the task's ``generate`` over the model (or artifact), the data source's tokenizers."""
+        facts = common.run_facts(self.run, self.datamodule)
+        if artifact is not None:
+            loaded = common.load_artifact(artifact)
+            self.manifest, self.fn, self.backend = loaded.manifest, loaded.fn, loaded.target
+        else:
+            self.fn, self.backend = common.eager_model(self.run, self.datamodule), "eager"
+        self.text = TextPath(self.run.task(facts=facts), text_source(self.datamodule), self.fn, max_text_chars)
+        self.sample_shape, self.dtype, self.class_names, self.preprocessing = None, "int64", None, None
+        self.problem = generation.problem_of(self.text.task, facts)
+        self.feature_names, self.warnings, self.describer = None, [], None
+        self.vocabulary = vocabulary(facts)
+
+    def warmup(self) -> Any:
+        """A first request for the server's warm-up: one real input (text runs: one token), or zeros; None if none."""
+        import math
+
+        if self.text is not None:
+            ids, _, _ = generation.split_samples(self.datamodule, 1)
+            options = {"max_new_tokens": 1} if "max_new_tokens" in self.text.defaults or self.text.open else {}
+            return self.text_batch(ids), tuple(options.items())
+        if self.sample_shape:
+            return self.array([0] * math.prod(self.sample_shape)), None
+        return None
+
+    @staticmethod
+    def text_batch(ids: list[list[int]]) -> np.ndarray:
+        """Token id lists as one object array (what the server's batcher queues and joins)."""
+        batch = np.empty(len(ids), dtype=object)
+        batch[:] = [list(i) for i in ids]
+        return batch
 
     def _describer(self, facts: dict[str, Any]) -> Any:
         """The run's task when it describes its own outputs (built with the checkpoint), else None."""
@@ -123,7 +163,9 @@ class Predictor:
             batches.append(batch)
             names += [path if len(batch) == 1 else f"{path}[{i}]" for i in range(len(batch))]
             files += [None] * (len(names) - len(files))
-        return torch.cat(batches), names, files
+        batch = torch.cat(batches)
+        check_ids(batch.numpy(), self.vocab_size, ", ".join(paths))
+        return batch, names, files
 
     def inputs(self, value: Any, where: str = "inputs", preprocessed: bool = False) -> tuple[np.ndarray, str | None]:
         """A JSON value (one raw sample or a batch, see `prepare`) -> a model-form batch array and a warning.
@@ -131,6 +173,7 @@ class Predictor:
         Raises ``InputError``; no torch involved (the server calls it on its event loop).
         """
         array = as_array(value, self.sample_shape, self.dtype, where=where)
+        check_ids(array, self.vocab_size, where)
         return prepare(array, self.preprocessing, preprocessed, where=where)
 
     def array(self, value: Any, where: str = "inputs", preprocessed: bool = False) -> np.ndarray:
@@ -177,7 +220,10 @@ class Predictor:
             records.append({"labels": [t["label"] for t in scores if t["probability"] >= threshold], "top": scores})
         return records
 
-    def predict(self, batch: torch.Tensor, top_k: int = 3) -> list[dict[str, Any]]:
+    def predict(self, batch: Any, top_k: int = 3, options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Records of a batch: a tensor, or token id lists of a text run (``options``: its decoding options)."""
+        if self.text is not None:
+            return self.text.generate(list(batch), **(options or {}))
         return self.describe(self.forward(batch), top_k)
 
     def for_file(self, record: dict[str, Any], path: str | None) -> dict[str, Any]:
@@ -208,4 +254,8 @@ class Predictor:
         }
         if self.describer is not None:  # records come from the task: say which, and its settings
             info["outputs"] = {"described_by": self.run.config.get("task", {})}
+        if self.text is not None:
+            info.update(self.text.metadata(), vocabulary=self.vocabulary, task=self.run.config.get("task", {}))
+        elif self.vocab_size is not None:
+            info["vocabulary"] = {"vocab_size": self.vocab_size}
         return info

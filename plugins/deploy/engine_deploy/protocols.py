@@ -35,6 +35,11 @@ plugin's ``vision.detection`` implements both::
         def score_outputs(self, outputs, targets):  # -> {"map": 0.71, "map_50": 0.95}
             ...
 
+**Tasks that stream generated tokens.** A task implementing `engine.protocols.Generates` may also
+implement `StreamsTokens`: ``generate_stream(network, ids, **options)`` yields the token ids of one input
+as they are generated (same options as its ``generate``). ``engine generate`` prints text as it comes
+and the server's streaming routes send it as it comes; without it they print/send the whole text at the end.
+
 **Data sources that read files for predict.** A record of a sample read from a file with the
 source's ``load_input(path)`` can be put back in that file's terms (`MapsOutputs`: boxes
 in the original image's pixels rather than the resized input's) and drawn on it
@@ -46,6 +51,7 @@ before it is built, so runs of other tasks pay nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -72,7 +78,11 @@ class ScoresOutputs(Protocol):
     """A task that measures raw outputs against its data's targets (``engine deploy``: eager vs artifact)."""
 
     def score_outputs(self, outputs: Any, targets: list[Any]) -> dict[str, float]:
-        """Metrics of ``outputs`` (a batch of network outputs) against ``targets`` (one per sample)."""
+        """Metrics of ``outputs`` (a batch of network outputs) against ``targets`` (one per sample).
+
+        A task whose outputs are text (`engine.protocols.DeclaresIO` ``output_kind="text"``) gets the generated
+        texts and the reference texts, both decoded by the data source's ``decode_tokens``.
+        """
         ...
 
 
@@ -91,4 +101,21 @@ class DrawsOutputs(Protocol):
 
     def draw_outputs(self, path: str, record: dict[str, Any], out: str) -> None:
         """Draw ``record`` (in the file's terms, see `MapsOutputs`) on file ``path``; write ``out``."""
+        ...
+
+
+@runtime_checkable
+class CarriesNetwork(Protocol):
+    """A `UsesRun` target whose artifact is still the network alone (int8-weight reads the run's model settings to
+    rebuild it), so ``engine deploy`` of a generating run verifies it like torchscript or onnx."""
+
+    carries_network: bool
+
+
+@runtime_checkable
+class StreamsTokens(Protocol):
+    """A generating task that yields one input's generated token ids one at a time (streaming)."""
+
+    def generate_stream(self, network: Any, ids: list[int], **options: Any) -> Iterator[int]:
+        """Token ids of the continuation of ``ids`` as they are generated, over ``network`` (like ``generate``)."""
         ...

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -44,6 +43,7 @@ from engine_deploy.batching import Batcher
 from engine_deploy.endpoint import Headers, PredictEndpoint, Refused, to_json
 from engine_deploy.guard import Limits, make_server
 from engine_deploy.metrics import REASONS, ServerMetrics
+from engine_deploy.openai_routes import mount_openai
 from engine_deploy.predictor import Predictor
 from engine_deploy.schemas import ErrorResponse, PredictRequest, PredictResponse
 
@@ -186,6 +186,8 @@ def create_app(
         raise EngineError(f"--max-batch-size must be >= 1, got {max_batch_size}")
     if max_wait_ms < 0:
         raise EngineError(f"--max-wait-ms must be >= 0, got {max_wait_ms}")
+    if predictor.text is not None:  # a text run: the server's limit on one input's characters
+        predictor.text.max_text_chars = limits.max_text_chars
     meta = predictor.metadata()
     metrics = ServerMetrics(
         {
@@ -197,17 +199,19 @@ def create_app(
     )
     batcher = Batcher(predictor.predict, max_batch_size, max_wait_ms, limits.max_queue, metrics.batch.observe)
     endpoint = PredictEndpoint(predictor, batcher, limits, api_key)
-    state = {"ready": False}
+    state: dict[str, Any] = {"ready": False, "reason": "starting"}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         batcher.start()
-        if predictor.sample_shape:  # the first model call (lazy init, allocations) happens before traffic
-            try:
-                await batcher.submit(predictor.array([0] * math.prod(predictor.sample_shape)), 1)
-            except Exception as exc:
-                log.warning("warm-up prediction on zeros failed (%s: %s); serving anyway", type(exc).__name__, exc)
-        state["ready"] = True
+        try:  # the first model call (lazy init, allocations) happens before traffic; a model failing it is not ready
+            warm = predictor.warmup()
+            if warm is not None:
+                await batcher.submit(warm[0], 1, warm[1])
+            state.update(ready=True, reason=None)
+        except Exception as exc:
+            state["reason"] = f"the warm-up prediction failed: {type(exc).__name__}: {str(exc)[:200]}"
+            log.error("%s; /ready answers 503 (POST /predict is still answered)", state["reason"])
         yield
         state["ready"] = False
         await batcher.stop()
@@ -219,6 +223,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batcher = batcher
+    # what routes mounted on the app use (helper routes for text runs: the predictor's `.text` path, the batcher's
+    # `submit(ids, 1, options)`, the API key check, the limits, the metrics)
+    app.state.predictor, app.state.endpoint, app.state.limits, app.state.metrics = predictor, endpoint, limits, metrics
     errors = {
         400: {"model": ErrorResponse, "description": "malformed JSON"},
         401: {"model": ErrorResponse, "description": "missing, repeated or wrong API key"},
@@ -234,8 +241,9 @@ def create_app(
 
     @app.get("/ready", summary="readiness: the model is loaded and has answered once")
     async def ready() -> Response:
-        ok = state["ready"] and batcher.running
-        return Response(to_json({"ready": ok}), 200 if ok else 503, media_type="application/json")
+        ok = bool(state["ready"]) and batcher.running
+        answer = {"ready": ok} if ok else {"ready": False, "reason": state["reason"] or "the model thread stopped"}
+        return Response(to_json(answer), 200 if ok else 503, media_type="application/json")
 
     @app.get("/metrics", summary="Prometheus metrics (text format)")
     async def prometheus() -> Response:
@@ -276,6 +284,7 @@ def create_app(
         status, body, extra = await endpoint(await request.body(), Headers(request.scope.get("headers") or []))
         return Response(body, status, media_type="application/json", headers={k.decode(): v.decode() for k, v in extra})
 
+    mount_openai(app, predictor, endpoint.check_key, metrics.registry)  # /v1/… when the run generates text
     return Front(app, endpoint, metrics, access_log)
 
 

@@ -17,6 +17,15 @@ import torch
 from torch import nn
 
 from engine import ConfigError, EngineError
+from engine_deploy.exporting import (
+    Example,
+    arguments,
+    dynamic_shapes,
+    explicit_masks,
+    length_options,
+    not_exportable,
+    widened,
+)
 
 ONNX_HINT = "pip install 'engine-deploy[onnx]'  (onnx, onnxruntime and onnxscript)"
 
@@ -72,10 +81,12 @@ class TorchScript:
             raise ConfigError(f"torchscript method must be 'trace' or 'script', got {method!r}")
         self.method = method
 
-    def export(self, model: nn.Module, example_inputs: torch.Tensor, out_dir: Path) -> Path:
+    def export(self, model: nn.Module, example_inputs: Example, out_dir: Path) -> Path:
         model = model.eval()
-        with torch.no_grad():
-            program = torch.jit.trace(model, example_inputs) if self.method == "trace" else torch.jit.script(model)
+        args = arguments(example_inputs)
+        with torch.no_grad(), explicit_masks(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            program = torch.jit.trace(model, args) if self.method == "trace" else torch.jit.script(model)
         path = Path(out_dir) / "model.pt"
         program.save(str(path))
         return path
@@ -100,9 +111,17 @@ class Export:
     def __init__(self, dynamic_batch: bool = True) -> None:
         self.dynamic_batch = dynamic_batch
 
-    def export(self, model: nn.Module, example_inputs: torch.Tensor, out_dir: Path) -> Path:
-        shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if self.dynamic_batch else None
-        program = torch.export.export(model.eval(), (example_inputs,), dynamic_shapes=shapes)
+    def export(self, model: nn.Module, example_inputs: Example, out_dir: Path) -> Path:
+        args = widened(arguments(example_inputs)) if self.dynamic_batch else arguments(example_inputs)
+        for lengths in length_options(args, self.dynamic_batch):
+            shapes = dynamic_shapes(args, 4096, lengths) if self.dynamic_batch else None
+            try:
+                with explicit_masks():
+                    program = torch.export.export(model.eval(), args, dynamic_shapes=shapes)
+                break
+            except Exception as exc:
+                if not lengths:
+                    raise not_exportable("torch.export", exc) from exc
         path = Path(out_dir) / "model.pt2"
         torch.export.save(program, str(path))
         return path
@@ -132,13 +151,12 @@ class OnnxModel:
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_name = self.session.get_outputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().cpu().contiguous().numpy()
-        out = self.session.run([self.output_name], {self.input_name: array})[0]
-        return torch.from_numpy(out)
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        feed = {n: a.detach().cpu().contiguous().numpy() for n, a in zip(self.input_names, args, strict=True)}
+        return torch.from_numpy(self.session.run([self.output_name], feed)[0])
 
 
 class Onnx:
@@ -168,34 +186,36 @@ class Onnx:
             raise ConfigError(f"onnx optimization must be none, basic, extended or all, got {optimization!r}")
         self.opset, self.dynamic_batch, self.threads, self.optimization = opset, dynamic_batch, threads, optimization
 
-    def export(self, model: nn.Module, example_inputs: torch.Tensor, out_dir: Path) -> Path:
+    def export(self, model: nn.Module, example_inputs: Example, out_dir: Path) -> Path:
         require_onnx("onnx", "onnxscript")
         import onnx
 
         model = model.eval()
         path = Path(out_dir) / "model.onnx"
-        shapes = ({0: torch.export.Dim("batch", min=1, max=65536)},) if self.dynamic_batch else None
-        try:
-            with _quiet_export(), torch.no_grad():
-                torch.onnx.export(
-                    model,
-                    (example_inputs,),
-                    str(path),
-                    dynamo=True,
-                    dynamic_shapes=shapes,
-                    input_names=["input"],
-                    output_names=["output"],
-                    opset_version=self.opset,
-                    external_data=False,
-                    verbose=False,
-                )
-        except EngineError:
-            raise
-        except Exception as exc:
-            raise EngineError(
-                f"ONNX export failed: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
-                hint="try another --opset, or the torchscript/export targets; rerun with --debug for the traceback",
-            ) from exc
+        args = widened(arguments(example_inputs)) if self.dynamic_batch else arguments(example_inputs)
+        names = ["input"] if len(args) == 1 else [f"input{i}" for i in range(len(args))]
+        for lengths in length_options(args, self.dynamic_batch):
+            shapes = dynamic_shapes(args, 65536, lengths) if self.dynamic_batch else None
+            try:
+                with _quiet_export(), torch.no_grad(), explicit_masks():
+                    torch.onnx.export(
+                        model,
+                        args,
+                        str(path),
+                        dynamo=True,
+                        dynamic_shapes=shapes,
+                        input_names=names,
+                        output_names=["output"],
+                        opset_version=self.opset,
+                        external_data=False,
+                        verbose=False,
+                    )
+                break
+            except EngineError:
+                raise
+            except Exception as exc:
+                if not lengths:
+                    raise not_exportable("ONNX", exc) from exc
         try:
             onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         except Exception as exc:
@@ -265,7 +285,7 @@ class Int8:
         self.quantized_layers = 0
         self.report: dict[str, Any] = {}
 
-    def export(self, model: nn.Module, example_inputs: torch.Tensor, out_dir: Path) -> Path:
+    def export(self, model: nn.Module, example_inputs: Example, out_dir: Path) -> Path:
         qmodel = quantize(model.eval(), self.layers)
         self.quantized_layers = count_quantized(qmodel)
         from engine_deploy.common import state_size
@@ -280,12 +300,16 @@ class Int8:
                 hint="dynamic quantization covers Linear, LSTM and GRU layers; use the onnx or export target instead",
             )
         path = Path(out_dir) / "model.pt"
-        with warnings.catch_warnings(), torch.no_grad():
+        args = arguments(example_inputs)
+        with warnings.catch_warnings(), torch.no_grad(), explicit_masks():
             warnings.simplefilter("ignore")
             try:
-                program = torch.jit.trace(qmodel, example_inputs, check_trace=False)
+                program = torch.jit.trace(qmodel, args, check_trace=False)
             except Exception:
-                program = torch.jit.script(qmodel)
+                try:
+                    program = torch.jit.script(qmodel)
+                except Exception as exc:
+                    raise _int8_failed(model, exc) from None
         program.save(str(path))
         return path
 
@@ -293,6 +317,21 @@ class Int8:
         from engine_deploy.artifacts import load_torchscript
 
         return load_torchscript(Path(path))
+
+
+def _int8_failed(model: nn.Module, exc: Exception) -> EngineError:
+    """One line for a quantised model TorchScript cannot save (quantised ``nn.Transformer*`` layers)."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    kinds = sorted({type(m).__name__ for m in model.modules() if isinstance(m, _ATTENTION)})
+    why = f"its {'/'.join(kinds)} layers" if kinds else "the quantised model"
+    return EngineError(
+        f"int8: TorchScript cannot save {why} once quantised ({type(exc).__name__}: {first})",
+        hint="deploy this run with --target onnx, export or torchscript (float); dynamic int8 suits models built "
+        "of Linear/LSTM/GRU layers",
+    )
+
+
+_ATTENTION = (nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)
 
 
 def describe(target: Any) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def baselines(args: argparse.Namespace) -> int:
                     f"{loss:.4f} ({bits(loss):.3f} bits, bigram, add-{alpha:g})",
                 )
             )
+            rows += _compressor_rows(source, split, model)
     elif source is not None and hasattr(source, "class_names"):
         splits = dm.splits
         train = torch.stack([splits["train"][i][1] for i in range(len(splits["train"]))])
@@ -124,6 +125,18 @@ def baselines(args: argparse.Namespace) -> int:
                     f"{majority_accuracy(train, labels):.4f} (majority class)",
                 )
             )
+    elif source is not None and callable(getattr(source, "baseline_scores", None)):  # translation: copy, dictionary
+        for split in ("val", "test"):
+            base = source.baseline_scores(split)
+            for name in ("bleu", "chrf") if base else ():
+                model = metrics.get(f"{split}/{name}")
+                rows.append(
+                    (
+                        f"{split}/{name}",
+                        f"{model:.2f}" if model is not None else "-",
+                        f"{base['copy_' + name]:.2f} (copy), {base['dict_' + name]:.2f} (word dictionary)",
+                    )
+                )
     else:
         raise EngineError(f"run {run.path} does not use an nlp data source", hint="see `engine runs list`")
     width = max(len(r[0]) for r in rows)
@@ -131,3 +144,23 @@ def baselines(args: argparse.Namespace) -> int:
     for name, model_value, base in rows:
         print(f"{name.ljust(width)}  {model_value:<26}  {base}")
     return 0
+
+
+def _compressor_rows(source: object, split: str, model: float | None) -> list[tuple[str, str, str]]:
+    """Bits per character of the split's text: the run's (its loss over the split's tokens, per character) beside
+    xz and zstd compressing the same text alone."""
+    from engine_nlp.baselines import bits, compressed_bits_per_char
+
+    text = (getattr(source, "_texts", None) or {}).get(split)
+    if not text:
+        return []
+    tokens = len(source.ids[split])  # type: ignore[attr-defined]
+    run = f"{bits(model) * tokens / len(text):.3f}" if model is not None else "-"
+    return [
+        (
+            f"{split} bits/char",
+            run,
+            f"{value:.3f} ({name})" if value is not None else f"- ({name}: pip install zstandard)",
+        )
+        for name, value in compressed_bits_per_char(text).items()
+    ]

@@ -14,6 +14,7 @@ from engine import ConfigError
 from engine.data import DataSource, split_indices
 from engine.runs import inside
 from engine_nlp.rows import read_rows
+from engine_nlp.textcodec import TextCodec
 from engine_nlp.tokenizer import TextTokenizer
 
 
@@ -75,7 +76,7 @@ def _expand(paths: list[str]) -> list[Path]:
     return files
 
 
-class TextFiles(DataSource):
+class TextFiles(TextCodec, DataSource):
     """Local text files as one corpus for language modelling, in blocks of the context length.
 
     The files are read in the given order (a glob's or folder's matches sorted), concatenated, and split by

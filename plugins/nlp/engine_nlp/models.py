@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from annotated_types import Ge, Gt, Lt
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 
 class Rotary(nn.Module):
@@ -117,6 +118,8 @@ class GPT(nn.Module):
         positions: learned (an embedding per position) or rotary (RoPE on queries and keys).
         tie_weights: share the token embedding with the output projection.
         bias: use biases in linear and LayerNorm layers.
+        gradient_checkpointing: recompute each block's activations in the backward pass while training (less
+            memory for more compute; the same gradients).
     """
 
     def __init__(
@@ -131,10 +134,12 @@ class GPT(nn.Module):
         positions: Literal["learned", "rotary"] = "learned",
         tie_weights: bool = True,
         bias: bool = False,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         _check_heads(d_model, n_head)
         self.vocab_size, self.context_length = vocab_size, context_length
+        self.gradient_checkpointing = gradient_checkpointing
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.pos_emb = nn.Embedding(context_length, d_model) if positions == "learned" else None
         rotary = Rotary(d_model // n_head, context_length) if positions == "rotary" else None
@@ -157,7 +162,10 @@ class GPT(nn.Module):
             x = x + self.pos_emb.weight[past : past + t]
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, causal=True, cache=None if cache is None else cache[i])
+            if self.gradient_checkpointing and self.training and cache is None:
+                x = checkpoint(block, x, True, use_reentrant=False)
+            else:
+                x = block(x, causal=True, cache=None if cache is None else cache[i])
         return self.head(self.ln_f(x))
 
     @torch.no_grad()
@@ -218,6 +226,7 @@ class TransformerClassifier(nn.Module):
         causal: attend causally, each position to itself and the ones before it (as ``nlp.gpt`` does), so the
             blocks of a GPT it starts from see what they were trained on; the [CLS] slot is then a first token
             that sees only itself, so pooling must be mean or last.
+        gradient_checkpointing: recompute each block's activations in the backward pass while training.
     """
 
     def __init__(
@@ -233,6 +242,7 @@ class TransformerClassifier(nn.Module):
         dropout: Annotated[float, Ge(0), Lt(1)] = 0.1,
         pooling: Literal["cls", "mean", "last"] = "cls",
         causal: bool = False,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         _check_heads(d_model, n_head)
@@ -243,6 +253,7 @@ class TransformerClassifier(nn.Module):
                 "a causal classifier's [CLS] slot sees only itself", hint="set model.pooling=mean or model.pooling=last"
             )
         self.context_length, self.pad_id, self.pooling, self.causal = context_length, pad_id, pooling, causal
+        self.gradient_checkpointing = gradient_checkpointing
         self.tok_emb = nn.Embedding(vocab_size, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.pos_emb = nn.Embedding(context_length + 1, d_model)
@@ -263,7 +274,10 @@ class TransformerClassifier(nn.Module):
         if self.causal:  # and only to earlier positions ([CLS] is the first: still no empty row)
             mask = mask & torch.ones(t + 1, t + 1, dtype=torch.bool, device=idx.device).tril()
         for block in self.blocks:
-            x = block(x, causal=False, mask=mask)
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(block, x, False, mask, use_reentrant=False)
+            else:
+                x = block(x, causal=False, mask=mask)
         x = self.ln_f(x)
         if self.pooling == "cls":
             pooled = x[:, 0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
@@ -25,9 +25,15 @@ class LanguageModelingTask(L.LightningModule):
     mean ``loss`` (nats per token), ``perplexity`` (exp of it) and ``bits_per_token`` (``loss / ln 2``):
     ``val/loss``, ``val/perplexity``, ``val/bits_per_token``, ``test/...``.
 
+    Text in, text out (`engine.protocols.DeclaresIO`): ``generate`` / ``generate_stream`` continue prompts of
+    token ids (any length up to the context) over the model or a deployed artifact (`engine_nlp.generation`).
+
     Args:
         compile: run the training forward pass through ``torch.compile`` (weights and checkpoints unchanged).
     """
+
+    input_kind = "text"
+    output_kind = "text"
 
     def __init__(
         self,
@@ -130,10 +136,74 @@ class LanguageModelingTask(L.LightningModule):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self.model(x)[:, -1].softmax(-1)  # next-token distribution after each sequence
 
+    # ------------------------------------------------------------------ generation (Generates)
+    def _limits(self, network: Any) -> tuple[int | None, int | None]:
+        """The vocabulary size and context length of ``network`` (or of this task's model: an artifact's)."""
+        found = []
+        for name in ("vocab_size", "context_length"):
+            value = getattr(network, name, None) or getattr(self.model, name, None)
+            found.append(int(value) if isinstance(value, int) else None)
+        return found[0], found[1]
+
+    def generate(self, network: Callable[..., Any], inputs: list[list[int]], **options: Any) -> list[list[int]]:
+        """The ids generated after each prompt (stop sequence excluded). Options: ``max_new_tokens`` (64),
+        ``temperature`` (1.0; 0 greedy), ``top_k`` (0: all), ``top_p`` (1.0), ``stop`` (token ids or id
+        sequences), ``seed`` (None: random; a seed makes each prompt's tokens the same alone or batched)."""
+        from engine_nlp import generation
+
+        opts = generation.check_options(options)
+        vocab, context = self._limits(network)
+        inputs = generation.check_inputs(inputs, vocab, context)
+        decoder = generation.Decoder(network, inputs, [opts] * len(inputs), context)
+        with _eval(network):
+            while not decoder.finished:
+                decoder.step()
+        return [generation.strip_stop(r.out, opts["stop"]) for r in decoder.rows]
+
+    def generate_stream(self, network: Callable[..., Any], ids: list[int], **options: Any) -> Iterator[int]:
+        """``generate`` of one prompt, a token at a time as each is sampled (``engine serve``'s streams).
+
+        Options and prompt are checked here, before the first token is asked for (a server answers 4xx)."""
+        from engine_nlp import generation
+
+        opts = generation.check_options(options)
+        vocab, context = self._limits(network)
+        (ids,) = generation.check_inputs([ids], vocab, context)
+
+        def tokens() -> Iterator[int]:
+            with _eval(network):
+                yield from generation.stream(network, ids, opts, context)
+
+        return tokens()
+
+    def decoder(self, network: Callable[..., Any], inputs: list[list[int]], options: list[dict[str, Any]]) -> Any:
+        """A `engine_nlp.generation.Decoder` over these prompts, one option dict each: ``step()`` advances them
+        all by a token (a server's continuous batching: several decoders advance in turn), ``cancel(i)``."""
+        from engine_nlp import generation
+
+        opts = [generation.check_options(o) for o in options]
+        vocab, context = self._limits(network)
+        inputs = generation.check_inputs(inputs, vocab, context)
+        if isinstance(network, nn.Module) and network.training:
+            network.eval()
+        return generation.Decoder(network, inputs, opts, context)
+
+    def network_inputs(self, inputs: list[list[int]]) -> tuple[Any, ...]:
+        """``(ids [B, T],)``: the prompts right-padded with id 0 to the longest (causal: padding is never seen)."""
+        width = max(len(ids) for ids in inputs)
+        return (torch.tensor([list(ids) + [0] * (width - len(ids)) for ids in inputs], dtype=torch.long),)
+
     def configure_optimizers(self) -> Any:
         from engine.tasks import configure_optimizers
 
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
+
+
+def _eval(network: Any) -> Any:
+    """Eval mode for an ``nn.Module`` network (restored after), nothing for another callable."""
+    import contextlib
+
+    return eval_mode(network) if isinstance(network, nn.Module) else contextlib.nullcontext()
 
 
 def _shape(value: Any) -> Any:

@@ -53,3 +53,14 @@ def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory, corpus_file: Path) -> 
         "trainer.val_check_interval=40",
     ]
     return train_run(*overrides, root=tmp_path_factory.mktemp("runs"), name="tiny-lm").run_dir
+
+
+@pytest.fixture(scope="session")
+def pairs_tsv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 sentence pairs of the synthetic language as Tatoeba ships a TSV: no header, a third column ignored."""
+    from engine_nlp.seq2seq.synthetic import sentence_pairs
+
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    rows = [f"{s}\t{t}\tCC-BY 2.0 (France) #{i}" for i, (s, t) in enumerate(sentence_pairs(300, seed=5))]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path

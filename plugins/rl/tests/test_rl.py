@@ -388,6 +388,14 @@ def test_periodic_evaluation_keeps_the_best_checkpoint_and_resume_keeps_the_buff
     assert len(evals) == 17 and math.isclose(max(evals), best_score, rel_tol=1e-6)  # one row per evaluation
     assert summary["metrics"]["val/env_steps"] >= 17 * 3 * 8  # evaluation steps are reported, not budgeted
     assert summary["metrics"]["train/env_steps"] == 800
+    # issue 37 item 8: the primary metric is the best checkpoint's fresh evaluation (100 new episodes), not the best
+    # of the periodic 3-episode ones; every environment step is counted beside the training budget
+    m = summary["metrics"]
+    assert summary["primary_metric"]["name"] == "test/eval_return" and m["test/episodes"] == 100
+    assert summary["primary_metric"]["value"] == summary["best_metrics"]["test/eval_return"]
+    tested = round(m["test/episode_length"] * 100)
+    assert m["test/env_steps_train"] == 800 and m["test/env_steps_eval"] == m["val/env_steps"] + tested
+    assert m["test/env_steps_total"] == 800 + m["test/env_steps_eval"]
     # the replay buffer travels in the checkpoint and a resumed run continues with it
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     saved = ckpt["rl"]["replay_buffer"]

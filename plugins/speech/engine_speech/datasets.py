@@ -81,11 +81,27 @@ def collate_sequences(
     return (x, x_lens), (y, y_lens)
 
 
+def to_int16(wave: torch.Tensor) -> torch.Tensor:
+    """A float waveform as stored int16 samples (rescaled only where it would clip)."""
+    peak = wave.abs().max().clamp_min(1e-6)
+    scale = 0.95 / peak if peak > 1 else 1.0
+    return (wave * scale * 32767).round().to(torch.int16)
+
+
+def stored_wave(wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """What every split keeps of an utterance: silence trimmed, int16. The one preparation of raw audio."""
+    return to_int16(trim_silence(wave, sample_rate))
+
+
 def prepare_input(wave: torch.Tensor, facts: dict[str, Any]) -> torch.Tensor:
-    """Model input for one waveform (at the run's sample rate), exactly as evaluation prepares it."""
+    """Model input for one waveform (at the run's sample rate), exactly as evaluation prepares it.
+
+    Transcribe, predict and serve go through here: the wave is stored as the splits store it (`stored_wave`:
+    silence trimmed, int16), then read back as the evaluation datasets read it (clips fitted to
+    ``clip_seconds``)."""
     extractor = FeatureExtractor.from_config(facts["features"])
+    wave = stored_wave(wave, extractor.sample_rate).float() / 32767
     clip = facts.get("clip_seconds")
     if clip:
-        wave = fit_length(trim_silence(wave, extractor.sample_rate), round(clip * extractor.sample_rate))
-        return extractor(wave).unsqueeze(0)
+        return extractor(fit_length(wave, round(clip * extractor.sample_rate))).unsqueeze(0)
     return extractor(wave)

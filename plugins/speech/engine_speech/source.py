@@ -24,16 +24,10 @@ from torch.utils.data import Dataset
 
 from engine import ConfigError
 from engine.data import DataSource
-from engine_speech.audio import load_audio, trim_silence
+from engine_speech.audio import load_audio
 from engine_speech.augment import Augment
-from engine_speech.datasets import ClipDataset, SequenceDataset, prepare_input
+from engine_speech.datasets import ClipDataset, SequenceDataset, prepare_input, stored_wave
 from engine_speech.features import FeatureExtractor
-
-
-def _to_int16(wave: torch.Tensor) -> torch.Tensor:
-    peak = wave.abs().max().clamp_min(1e-6)
-    scale = 0.95 / peak if peak > 1 else 1.0  # only rescale what would clip
-    return (wave * scale * 32767).round().to(torch.int16)
 
 
 class SpeechSource(DataSource):
@@ -81,7 +75,7 @@ class SpeechSource(DataSource):
         }
 
     def _clip_dataset(self, waves: list[torch.Tensor], labels: list[int], train: bool) -> ClipDataset:
-        waves = [_to_int16(trim_silence(w, self.sample_rate)) for w in waves]
+        waves = [stored_wave(w, self.sample_rate) for w in waves]
         return ClipDataset(
             waves,
             torch.tensor(labels, dtype=torch.long),
@@ -92,7 +86,7 @@ class SpeechSource(DataSource):
 
     def _sequence_dataset(self, waves: list[torch.Tensor], targets: list[list[int]], train: bool) -> SequenceDataset:
         return SequenceDataset(
-            [_to_int16(trim_silence(w, self.sample_rate)) for w in waves],
+            [stored_wave(w, self.sample_rate) for w in waves],
             [torch.tensor(t, dtype=torch.long) for t in targets],
             self.extractor,
             self.augment if train else None,

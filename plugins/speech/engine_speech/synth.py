@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,12 +55,8 @@ def available_voices() -> tuple[frozenset[str], frozenset[str]]:
         if len(parts) > 1:
             languages.add(parts[1])
             languages.update(p[1:] for p in parts[5:] if p.startswith("("))  # aliases: "(en 2)"
-    names = set()
-    for line in variants.splitlines()[1:]:
-        parts = line.split()
-        for p in parts:
-            if p.startswith("!v/"):
-                names.add(p[3:])
+    # the File column may hold spaces ("!v/Mr serious"): it ends at two spaces (before "Other Languages") or the line
+    names = {m.group(1) for m in re.finditer(r"!v/(.+?)(?: {2,}|$)", variants, flags=re.MULTILINE)}
     return frozenset(languages), frozenset(names)
 
 
@@ -80,6 +77,38 @@ def check_voices(voices: Sequence[str], where: str) -> None:
                 f"{where}: espeak-ng has no variant '{variant}' (in voice '{voice}'); names are case-sensitive",
                 hint=f"e.g. {', '.join(close) or 'm1, f3'}; list them with `espeak-ng --voices=variant`",
             )
+
+
+PROBE = " ".join(DIGIT_WORDS)  # the text voices are told apart by
+
+
+def check_distinct_voices(splits: dict[str, list[str]], cache_dir: str | os.PathLike[str], where: str) -> None:
+    """Voices are told apart by the audio they produce, as espeak-ng falls back silently.
+
+    A variant espeak ignores (``en-gb+m3``, ``en+fast``: the audio of the language alone), two voices of a split
+    with the same audio, or a voice of another split that sounds exactly like a training voice is refused: the
+    splits would not hold the speakers their names promise. Fingerprints are cached WAVs of ``PROBE``.
+    """
+    voices = sorted(
+        {v for vs in splits.values() for v in vs} | {v.partition("+")[0] for vs in splits.values() for v in vs}
+    )
+    paths = generate([Utterance(PROBE, v) for v in voices], cache_dir, label="voice check")
+    sound = {v: hashlib.sha1(p.read_bytes()[44:]).hexdigest() for v, p in zip(voices, paths, strict=True)}
+    heard: dict[str, tuple[str, str]] = {}  # audio -> (split, voice)
+    for split in sorted(splits, key=lambda s: s != "train"):  # training voices first
+        for voice in splits[split]:
+            lang, _, variant = voice.partition("+")
+            if variant and sound[voice] == sound[lang]:
+                raise ConfigError(
+                    f"{where}: espeak-ng ignores variant '{variant}' in voice '{voice}' (its audio is '{lang}' alone)",
+                    hint="drop that language/variant pair; `espeak-ng --voices=variant` lists the variant files",
+                )
+            first = heard.setdefault(sound[voice], (split, voice))
+            if first != (split, voice):
+                raise ConfigError(
+                    f"{where}: voice '{voice}' ({split}) sounds exactly like '{first[1]}' ({first[0]}) in espeak-ng",
+                    hint="keep voices that produce different audio: a held-out voice must not be heard in training",
+                )
 
 
 @dataclass(frozen=True)

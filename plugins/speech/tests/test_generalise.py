@@ -129,3 +129,41 @@ def test_decoder_option_and_errors(tiny_asr_run: Path, tmp_path: Path, cli: Any)
     assert len(transcribe_files(str(tiny_asr_run), [str(wav)], decoder="beam")) == 1
     res = cli("run", "speech/digits-asr", "task.decoder=lexicn", "--dry-run")
     assert res.returncode == 2 and "lexicn" in res.stderr + res.stdout and "Traceback" not in res.stderr
+
+
+def test_voices_espeak_replaces_by_its_default_are_refused(speech_cache: Path) -> None:
+    """Issue 37 item 2: espeak-ng falls back silently; voices are told apart by their audio."""
+    from engine_speech.digits import TRAIN_VARIANTS
+    from engine_speech.synth import available_voices, check_distinct_voices, check_voices
+
+    _, variants = available_voices()
+    assert "Mr serious" in variants and "Mr" not in variants  # the variant file's name has a space
+    with pytest.raises(ConfigError, match="no variant 'Mr'"):
+        check_voices(["en+Mr"], "data")
+    check_voices(["en+Mr serious"], "data")
+    refused = {
+        r"ignores variant 'fast' in voice 'en-us\+fast'": {"train": ["en-us+m1", "en-us+fast"]},
+        r"ignores variant 'm3' in voice 'en-gb\+m3'": {"train": ["en-us+m1"], "heldout": ["en-gb+m3"]},
+        r"'en-us\+caleb' \(train\) sounds exactly like 'en-us\+klatt' \(train\)": {
+            "train": ["en-us+klatt", "en-us+caleb"]
+        },
+        r"'en-us\+klatt6' \(test\) sounds exactly like 'en-us\+klatt' \(train\)": {
+            "test": ["en-us+klatt6"],
+            "train": ["en-us+klatt"],
+        },
+    }
+    for message, splits in refused.items():
+        with pytest.raises(ConfigError, match=message):
+            check_distinct_voices(splits, speech_cache, "data")
+    check_distinct_voices({"train": ["en-us+m1", "en-us+klatt"], "test": ["en-us-nyc+m3"]}, speech_cache, "data")
+    assert not {"Mr", "fast", "klatt6", "caleb"} & set(TRAIN_VARIANTS)
+
+
+@pytest.mark.slow
+def test_default_voices_all_sound_different(speech_cache: Path) -> None:
+    """Every default voice of every split produces its own audio (about 550 short syntheses, cached)."""
+    from engine_speech.digits import SpokenDigits
+    from engine_speech.synth import check_distinct_voices
+
+    src = SpokenDigits(cache_dir=str(speech_cache))
+    check_distinct_voices({s: src.voices(s) for s in src.splits}, speech_cache, "data")

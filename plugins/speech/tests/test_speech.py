@@ -376,3 +376,28 @@ def test_models_without_batchnorm_on_request(norm: str) -> None:
         assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
         assert any(isinstance(m, torch.nn.GroupNorm) for m in model.modules()) == (norm == "group")
     assert kws(torch.randn(1, 1, 40, 32)).shape == (1, 10)  # a batch of one: per-sample statistics
+
+
+def test_leading_silence_is_trimmed_for_inference_as_in_training(tiny_asr_run: Path, tmp_path: Path) -> None:
+    """Issue 37 item 1: transcribe/predict/serve prepare audio as the splits do (silence trimmed)."""
+    import numpy as np
+    import soundfile as sf
+    from engine_speech.audio import load_audio, trim_silence
+    from engine_speech.cli import transcribe_files
+    from engine_speech.datasets import prepare_input
+    from engine_speech.synth import Utterance, synthesize
+
+    from engine.runs import open_run
+
+    wav = synthesize(Utterance("three four two", "en-us+m7", 160, 50), tmp_path / "speech.wav")
+    speech, rate = sf.read(str(wav), dtype="float32")
+    padded = write_wav(tmp_path / "padded.wav", np.concatenate([np.zeros(rate // 4, "float32"), speech]), rate)
+    facts = open_run(tiny_asr_run).facts
+    sr = int(facts["sample_rate"])
+    by_hand = write_wav(tmp_path / "trimmed.wav", trim_silence(load_audio(padded, sr), sr).numpy(), sr)
+    x_padded, x_trimmed = (prepare_input(load_audio(f, sr), facts) for f in (padded, by_hand))
+    assert x_padded.shape == x_trimmed.shape  # before: 25 more frames of silence for the model
+    diff = (x_padded - x_trimmed).abs()
+    assert float(diff.mean()) < 0.05 * float(x_padded.std())  # the same frames, but for 16-bit rounding
+    texts = [text for _, text in transcribe_files(str(tiny_asr_run), [str(padded), str(by_hand)])]
+    assert texts[0] == texts[1]

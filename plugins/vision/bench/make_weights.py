@@ -53,6 +53,8 @@ def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
+    import engine
+
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
     arch = [f"model.{k}={v}" for k, v in PARAMS.items()]
@@ -63,7 +65,9 @@ def main() -> None:
         recipe = f"{RECIPE} seed={args.seed} " + " ".join(arch)
         # One metadata entry: safetensors writes the entries of its metadata mapping in no fixed order,
         # which would change the file (and its SHA-256) from one run to the next.
-        about = json.dumps({"model": "vision.cnn", "params": PARAMS, "recipe": recipe}, sort_keys=True)
+        data = engine.open_run(Path(tmp) / "train").config["data"]  # the split: a run on another is warned about
+        split = {k: data[k] for k in ("seed", "val_fraction", "test_fraction")}
+        about = json.dumps({"model": "vision.cnn", "params": PARAMS, "recipe": recipe, "split": split}, sort_keys=True)
         out = Path(tmp) / SHIPPED.name
         save_file(own, str(out), metadata={"engine": about})
         load = [f"model.init_from={out}", "trainer.max_epochs=0"]  # the shipped weights, tested, not trained

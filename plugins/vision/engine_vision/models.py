@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import torch
 from annotated_types import Ge, Lt
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from engine import ConfigError
 from engine.layers import norm_layer
@@ -293,6 +294,7 @@ class ViT(nn.Module):
         dropout: dropout in attention, MLP and embeddings.
         pool: classify from the class token (cls) or the mean of the patch tokens (mean).
         upsample: enlarge the input by this factor inside the model (bilinear).
+        gradient_checkpointing: recompute each block's activations in the backward pass while training.
     """
 
     def __init__(
@@ -307,8 +309,10 @@ class ViT(nn.Module):
         dropout: Annotated[float, Ge(0), Lt(1)] = 0.0,
         pool: Literal["cls", "mean"] = "cls",
         upsample: int = 1,
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.gradient_checkpointing = gradient_checkpointing
         c, h, w = _shape(input_shape, "vision.vit")
         self.input_shape = (c, h, w)
         h, w = h * upsample, w * upsample
@@ -351,5 +355,11 @@ class ViT(nn.Module):
         _check_input(x, self.input_shape, "vision.vit", exact=True)
         tokens = self.embed(self.upsample(x)).flatten(2).transpose(1, 2)  # (N, patches, width)
         tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], 1) + self.pos
-        out = self.encoder(self.drop(tokens))
+        if self.gradient_checkpointing and self.training:  # block by block, each recomputed in the backward pass
+            out = self.drop(tokens)
+            for block in self.encoder.layers:
+                out = checkpoint(block, out, use_reentrant=False)
+            out = self.encoder.norm(out)
+        else:
+            out = self.encoder(self.drop(tokens))
         return self.head(out[:, 0] if self.pool == "cls" else out[:, 1:].mean(1))

@@ -6,6 +6,7 @@ checks (``Component(check=...)``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -115,8 +116,39 @@ def check_detect_augment(spec: Any, where: str = "data.augment") -> dict[str, An
 
 
 def check_image_data(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
-    """``vision.digits`` / ``vision.image_folder``: ``data.augment`` checked before anything is built."""
+    """``vision.digits`` / ``vision.image_folder``: ``data.augment`` checked before anything is built; shipped
+    weights trained on another split of the same data are warned about (their training images are in this test)."""
     check_augment(values.get("augment"), f"{where}.augment")
+    model = config.get("model") or {}
+    if model.get("weights") == "digits" and str(config.get("data", {}).get("name")) in ("vision.digits", "digits"):
+        split = digits_weights_split()
+        differs = {k: (v, values.get(k)) for k, v in split.items() if k in values and values.get(k) != v}
+        if differs:
+            theirs = " ".join(f"{where}.{k}={a}" for k, (a, _) in differs.items())
+            ours = " ".join(f"{where}.{k}={b}" for k, (_, b) in differs.items())
+            print(
+                f"warning: model.weights=digits were trained on the digits split of {theirs}; this run splits with "
+                f"{ours}, so its val/test images were partly in their training split and its figures overstate "
+                f"(set {theirs} to test them on images they never saw)",
+                file=sys.stderr,
+            )
+
+
+def digits_weights_split() -> dict[str, Any]:
+    """The data split the shipped ``digits`` weights were trained on, from their file's metadata (torch-free):
+    ``split`` when recorded (bench/make_weights.py), else the ``seed=N`` of the recipe they record."""
+    import json
+    import re
+    import struct
+    from importlib.resources import files
+
+    raw = (files("engine_vision") / "weights" / "cnn-digits.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
+    about = json.loads(header.get("__metadata__", {}).get("engine", "{}"))
+    if "split" in about:
+        return dict(about["split"])
+    seed = re.search(r"\bseed=(\d+)", about.get("recipe", ""))
+    return {"seed": int(seed.group(1))} if seed else {}
 
 
 def check_detection_data(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:

@@ -280,3 +280,18 @@ def test_shipped_digits_weights_reach_their_stated_test_accuracy(tmp_path: Path,
     summary = json.loads((tmp_path / "w" / "summary.json").read_text())
     assert summary["transfer"]["model"]["init_from"]["loaded"] == 38 and summary["global_step"] == 0
     assert summary["metrics"]["test/accuracy"] >= stated
+
+
+def test_shipped_weights_on_another_split_are_warned_about(cli: Any) -> None:
+    """Issue 37 item 14: seed=1 splits the digits anew; most of its test images trained the seed-0 weights."""
+    from engine_vision.spec import digits_weights_split
+
+    assert digits_weights_split()["seed"] == 0
+    other = cli("run", "vision/digits", "model.weights=digits", "seed=1", "--dry-run")
+    assert other.returncode == 0, other.stderr
+    warning = [ln for ln in other.stderr.splitlines() if ln.startswith("warning: model.weights=digits")]
+    assert len(warning) == 1 and "data.seed=0" in warning[0] and "data.seed=1" in warning[0]
+    same = cli("run", "vision/digits", "model.weights=digits", "seed=0", "--dry-run")
+    assert same.returncode == 0 and "warning: model.weights" not in same.stderr
+    trained_anew = cli("run", "vision/digits", "seed=1", "--dry-run")  # no shipped weights: nothing to warn about
+    assert "warning: model.weights" not in trained_anew.stderr

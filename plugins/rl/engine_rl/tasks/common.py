@@ -134,6 +134,7 @@ class RLTask(L.LightningModule):
         self.eval_every, self.eval_episodes = eval_every, eval_episodes
         self.evaluations = 0
         self.eval_env_steps = 0
+        self.run_steps = (0, 0)  # (training, evaluation) env steps before a checkpoint was loaded (`test_step`)
         self.total_env_steps = total_env_steps
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.env_steps = 0
@@ -203,6 +204,8 @@ class RLTask(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("rl", {})
+        # the test stage reloads the best checkpoint after training: the run's step counts so far are kept beside
+        self.run_steps = (max(self.env_steps, self.run_steps[0]), max(self.eval_env_steps, self.run_steps[1]))
         self.env_steps = int(state.get("env_steps", 0))
         self.episodes = int(state.get("episodes", 0))
         self.recent_returns.extend(state.get("recent_returns", []))
@@ -224,10 +227,17 @@ class RLTask(L.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         """The end of a run: `TEST_EPISODES` greedy episodes of the (best) policy, logged as ``test/*``."""
         result = self.evaluate_run(self.trainer.datamodule, TEST_EPISODES, TEST_SEED)
+        tested = int(result["eval/length_mean"] * result["eval/episodes"])
+        trained, evaluated = max(self.env_steps, self.run_steps[0]), max(self.eval_env_steps, self.run_steps[1])
         logged = {
             "test/eval_return": result["eval/return_mean"],
             "test/eval_return_std": result["eval/return_std"],
             "test/episode_length": result["eval/length_mean"],
+            "test/episodes": result["eval/episodes"],
+            # every environment step the run took: training's budget, then the periodic and this final evaluation
+            "test/env_steps_train": float(trained),
+            "test/env_steps_eval": float(evaluated + tested),
+            "test/env_steps_total": float(trained + evaluated + tested),
         }
         if "eval/success_rate" in result:
             logged["test/success_rate"] = result["eval/success_rate"]
