@@ -22,6 +22,7 @@ from engine._contract.protocols import (
     HasSplits,
     LoadsArtifacts,
     LoadsInput,
+    MergesAdapters,
     ReportsSummary,
     SavesArtifacts,
     implements,
@@ -29,5 +30,5 @@ from engine._contract.protocols import (
 
 __all__ = ["ChecksData", "ChecksRun", "ChoosesBest", "Collates", "DataSource", "DeclaresBatching", "DeployTarget"]
 __all__ += ["DescribesArtifact", "EvaluatesRun", "GroupsSamples", "HasFacts", "HasPrimaryMetric", "HasSplits"]
-__all__ += ["DeclaresIO", "EncodesText", "Generates"]
+__all__ += ["DeclaresIO", "EncodesText", "Generates", "MergesAdapters"]
 __all__ += ["LoadsArtifacts", "LoadsInput", "ReportsSummary", "SavesArtifacts", "implements"]

@@ -210,8 +210,9 @@ def test_no_source_file_over_400_lines() -> None:
 #: Issue 37: every evaluated split in the end-of-run table and float32 metrics kept to their 7 digits (17); the
 #: recipe keys a swapped component drops, one note each (12).
 #: Issue 36 defect 4: trainer.strategy=fsdp without CUDA and deepspeed without its package refused at --dry-run (13).
+#: Issue 36: MergesAdapters, a model trained through adapters (LoRA) handing deploy the merged network (8).
 #: Issue 35, defect 7: the supervised task refuses at plan time data declaring no num_classes (18).
-KERNEL_LINES = 8028
+KERNEL_LINES = 8036
 
 
 def test_the_kernel_stays_within_its_budget() -> None:

@@ -197,6 +197,13 @@ class Generates(Protocol):
         """The arguments of one network call for these inputs (what ``engine deploy`` exports and verifies with)."""
 
 
+@runtime_checkable
+class MergesAdapters(Protocol):
+    """A model trained through adapters (LoRA): ``merged()`` is the plain network with them merged, to export."""
+
+    def merged(self) -> Any: ...
+
+
 _MISSING = object()
 
 #: The protocols to check, per kind of object the conformance kit builds.

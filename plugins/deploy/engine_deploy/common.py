@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from engine import EngineError
+from engine.protocols import MergesAdapters, implements
 from engine.runs import Run, open_run
 
 MANIFEST = "manifest.json"
@@ -63,7 +64,10 @@ def run_facts(run: Run, datamodule: Any = None) -> dict[str, Any]:
 
 
 def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
-    """The run's trained model: its task's primary slot (best checkpoint, eval mode, CPU)."""
+    """The run's trained model: its task's primary slot (best checkpoint, eval mode, CPU).
+
+    A model trained through adapters (LoRA: `engine.protocols.MergesAdapters`) is handed out merged: a plain network.
+    """
     facts = run_facts(run, datamodule)
     try:
         model = run.model(facts=facts)
@@ -79,6 +83,8 @@ def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
             f"the run's model ({type(model).__name__}) is not a torch.nn.Module, so it cannot be exported",
             hint="deploy works on runs whose task's primary slot holds a network (the supervised task's model)",
         )
+    if implements(model, MergesAdapters):
+        model = model.merged().eval()
     return model
 
 

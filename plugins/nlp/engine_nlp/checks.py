@@ -143,3 +143,20 @@ def check_heads(model: dict[str, Any], where: str = "model") -> None:
             f"({found[1]}): every tensor would load, but attention would be cut into other heads",
             hint=f"set {where}.n_head={found[0]}",
         )
+
+
+def check_instructions(values: dict[str, Any], where: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    """Plan-time: the data is read through the pre-trained model's tokenizer (filled in when unset): that of a
+    run ``model.init_from`` names, or the ``tokenizer.json`` of a Hugging Face directory ``model.path``."""
+    if values.get("tokenizer_file"):
+        return None
+    for section in config.values():
+        if not isinstance(section, dict):
+            continue
+        for key in ("init_from", "path"):
+            source = section.get(key)
+            if isinstance(source, str) and Path(source).expanduser().is_dir():
+                file = inside(Path(source).expanduser(), "tokenizer.json")
+                if file.is_file():
+                    return {**values, "tokenizer_file": str(file)}
+    return None

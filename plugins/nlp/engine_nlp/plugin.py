@@ -101,6 +101,14 @@ def engine_data_sources() -> list[Component]:
             task="nlp.extractive_qa",
         ),
         Component(
+            "instructions",
+            "engine_nlp.instructions:Instructions",
+            "Instruction/chat examples (JSONL: prompt/response, Alpaca, messages; default: generated), loss on replies",
+            facts=_LM_FACTS,
+            task="nlp.instruct",
+            check="engine_nlp.checks:check_instructions",
+        ),
+        Component(
             "parallel_text",
             f"{_S2S}.data:ParallelText",
             "Sentence pairs from TSV (Tatoeba's, no header), CSV or JSONL; BPE or char tokenizers, shared or not",
@@ -135,6 +143,13 @@ def engine_tasks() -> list[Component]:
             slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
             defaults={"model": "nlp.span_qa", "optimizer": "nlp.gpt_adamw", "scheduler": None},
             required_slots=("model",),
+        ),
+        Component(
+            "instruct",
+            "engine_nlp.instruct_task:InstructionTask",
+            "Language modelling on instruction data: loss on replies, exact-match accuracy of greedy replies",
+            slots={"model": "model", "optimizer": "optimizer", "scheduler": "scheduler"},
+            defaults={"optimizer": "nlp.gpt_adamw", "scheduler": None},
         ),
         Component(
             "seq2seq",
@@ -179,6 +194,18 @@ def engine_recipes() -> list[Recipe]:
             "engine_nlp:recipes/qa-synthetic.yaml",
             "Extractive QA on generated paragraphs about people: SQuAD exact match and F1",
             targets=("test/f1 >= 0.35",),  # measured, not yet good: see docs/plugins/nlp.md (the name-blind baseline)
+        ),
+        Recipe(
+            "instruct-lora",
+            "engine_nlp:recipes/instruct-lora.yaml",
+            "LoRA fine-tuning of a pre-trained char GPT (model.init_from) on generated instructions; exact match",
+            required=("model.init_from",),
+        ),
+        Recipe(
+            "instruct-smollm2",
+            "engine_nlp:recipes/instruct-smollm2.yaml",
+            "LoRA fine-tuning of SmolLM2-135M-Instruct (hf.causal_lm, needs the hf plugin) on generated instructions",
+            required=("model.path",),
         ),
         Recipe(
             "translate-synthetic",

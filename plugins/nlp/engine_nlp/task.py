@@ -108,7 +108,7 @@ class LanguageModelingTask(L.LightningModule):
     def _evaluate(self, batch: Any, split: str) -> None:
         x, y = batch
         loss = self._loss(self.model(x), y)
-        self.nll[split].update(loss, weight=y.numel())
+        self.nll[split].update(loss, weight=int((y != -100).sum()))  # the targets the loss scored (-100: ignored)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self._evaluate(batch, "val")

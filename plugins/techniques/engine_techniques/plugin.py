@@ -7,6 +7,8 @@ and ``--dry-run`` stay fast.
   ``init_mismatch``, ``freeze`` and ``unfreeze_at_epoch`` (the ``transfer`` slot keys); they are
   applied when the model is built (`engine_model_built`) and reported in ``summary.json``
   under ``transfer`` (`engine_run_finished`).
+- ``peft:`` adds LoRA adapters (Hugging Face ``peft``) to a model slot when it is built; only they train,
+  checkpoints hold them alone, ``merged()`` gives the model to deploy (`engine_techniques.lora`).
 - ``prune:`` prunes weights during training (a Lightning callback reporting ``pruning``).
 - ``task=distill task.teacher=RUN`` distils a trained run into the model (``techniques.distill``,
   formerly ``core.distill``).
@@ -51,6 +53,13 @@ def engine_config_sections() -> list[Section]:
             check=f"{_SPEC}:check_prune",
         ),
         Section(
+            "peft",
+            f"{_SPEC}:Peft",
+            "Parameter-efficient fine-tuning with peft: LoRA adapters on a model slot (off unless a key is set)",
+            optional=True,
+            check=f"{_SPEC}:check_peft",
+        ),
+        Section(
             "transfer",
             f"{_SPEC}:ModelKeys",
             "Keys of every model slot: init_from, weights, init_skip, …, freeze, unfreeze_at_epoch",
@@ -70,14 +79,23 @@ def engine_adjust_config(config: dict[str, Any]) -> None:
 
 @hookimpl
 def engine_model_built(built: ModelBuilt) -> None:
-    """Load ``init_from`` / ``weights`` (unless the run's own checkpoint will), freeze, note ``unfreeze_at_epoch``."""
+    """Load ``init_from`` / ``weights`` (unless the run's own checkpoint will), freeze, note ``unfreeze_at_epoch``;
+    then the ``peft`` section's adapters on its slot (the base is loaded even when reopening a run: its
+    checkpoints hold the adapters only)."""
     from engine_techniques.spec import MODEL_KEYS
 
+    peft = built.config.get("peft")
+    adapted = isinstance(peft, dict) and peft.get("slot", "model") == built.slot
     keys = {k: v for k, v in built.keys.items() if k in MODEL_KEYS and v not in (None, [], False)}
     if keys:  # torch-side code imported only when there is something to do
         from engine_techniques.transfer import apply_model_keys
 
-        apply_model_keys(built.model, keys, built.slot, load=not built.restoring, component=built.component)
+        load = not built.restoring or (adapted and peft.get("save_base") is not True)
+        apply_model_keys(built.model, keys, built.slot, load=load, component=built.component)
+    if adapted:
+        from engine_techniques.lora import adapt_model
+
+        built.model = adapt_model(built.model, peft, built.slot, keys)
 
 
 @hookimpl
@@ -102,5 +120,12 @@ def engine_run_finished(run: RunFinished) -> dict[str, Any] | None:
         return None
     from engine_techniques.transfer import init_reports
 
+    out: dict[str, Any] = {}
     reports = init_reports(run.task)
-    return {"transfer": reports} if reports else None
+    if reports:
+        out["transfer"] = reports
+    if run.config.get("peft"):
+        from engine_techniques.lora import peft_reports
+
+        out["peft"] = peft_reports(run.task)
+    return out or None

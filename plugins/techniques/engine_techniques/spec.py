@@ -13,7 +13,9 @@ The dataclasses' fields are read from this source by the engine (types, defaults
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from annotated_types import Ge, Gt, Lt
 
 import engine
 from engine import ConfigError, did_you_mean
@@ -65,6 +67,37 @@ class ModelKeys:
     init_mismatch: Literal["error", "reinit"] = "error"
     freeze: list[str] | str = field(default_factory=list)
     unfreeze_at_epoch: int | None = None
+
+
+@dataclass
+class Peft:
+    """Parameter-efficient fine-tuning with Hugging Face ``peft`` (off unless a key is set; see
+    docs/plugins/techniques.md): the model slot's weights are frozen and low-rank adapters train.
+
+    Args:
+        method: lora: low-rank adapters (W + alpha/r * B A) on the target layers.
+        r: rank of the adapters.
+        alpha: scale of the adapters' update (multiplied by alpha / r).
+        dropout: dropout on the adapters' input while training.
+        target_modules: layers to adapt: names (q_proj: every layer called so), glob patterns on the model's module
+            names (blocks.*.attn.qkv; a prefix adapts every layer under it), or all-linear (every linear layer but
+            the last, the output head).
+        slot: the model slot to adapt.
+        bias: train no biases (none), every bias (all), or those of the adapted layers (lora_only).
+        modules_to_save: layers trained in full beside the adapters (e.g. a new classification head), names or globs.
+        save_base: also save the frozen base weights in checkpoints; default (null): only when nothing else rebuilds
+            the base (no init_from, weights, or pretrained Hugging Face directory).
+    """
+
+    method: Literal["lora"] = "lora"
+    r: Annotated[int, Ge(1)] = 8
+    alpha: Annotated[float, Gt(0)] = 16.0
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.05
+    target_modules: list[str] | str = "all-linear"
+    slot: str = "model"
+    bias: Literal["none", "all", "lora_only"] = "none"
+    modules_to_save: list[str] = field(default_factory=list)
+    save_base: bool | None = None
 
 
 #: The keys of `ModelKeys`: what ``engine_model_built`` reads from a model slot.
@@ -144,6 +177,34 @@ def _check_shipped(name: str, where: str, config: dict[str, Any]) -> None:
             f"{did_you_mean(name, model.weights)}",
             hint=f"weights it ships: {have} (`engine components show {model.qualified_name}`)",
         )
+
+
+def check_peft(values: dict[str, Any], where: str, config: dict[str, Any]) -> dict[str, Any]:
+    """``peft.slot`` is a model slot of the config; targets are non-empty names (one name made a list)."""
+    targets = values["target_modules"]
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    if not targets or any(not isinstance(t, str) or not t.strip() for t in targets):
+        raise ConfigError(
+            f"{where}.target_modules holds an empty name", hint=f"e.g. {where}.target_modules=[q_proj,v_proj]"
+        )
+    slot = values["slot"]
+    slots = _model_slots(config)
+    if slots is not None and slot not in slots:
+        raise ConfigError(
+            f"{where}.slot={slot}: the task has no model slot '{slot}'{did_you_mean(slot, slots)}",
+            hint=f"its model slots: {', '.join(slots) or 'none'}",
+        )
+    return {**values, "target_modules": targets, "modules_to_save": list(values.get("modules_to_save") or [])}
+
+
+def _model_slots(config: dict[str, Any]) -> list[str] | None:
+    """The model slots of the config's task (None when the task is unknown here: the plan names it)."""
+    task = config.get("task")
+    try:
+        slots = engine.get_registry().resolve("task", task["name"]).slots  # type: ignore[index]
+    except (ConfigError, TypeError, KeyError):
+        return None
+    return [slot for slot, kind in slots.items() if kind == "model"]
 
 
 def check_distill(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:

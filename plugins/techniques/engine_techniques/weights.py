@@ -42,6 +42,8 @@ Adapter = Callable[[dict[str, torch.Tensor], nn.Module], "tuple[dict[str, torch.
 def _state_dict_of(source: str, slot: str) -> tuple[dict[str, torch.Tensor], str]:
     """The weights of model slot ``slot`` (else ``model``) in ``source``, keys without the prefix."""
     path = Path(source).expanduser()
+    if path.is_dir() and open_run(path).config.get("peft"):  # a LoRA run: its checkpoints hold the adapters only
+        return _merged_state(path), str(path)
     ckpt = open_run(path).checkpoint("best") if path.is_dir() else path
     if ckpt.suffix == ".safetensors":
         state: Any = load_weights_file(ckpt)
@@ -60,6 +62,16 @@ def _state_dict_of(source: str, slot: str) -> tuple[dict[str, torch.Tensor], str
         f"{ckpt} has no weights for a '{slot}' slot",
         hint="init_from loads the weights of the same slot (or 'model') of another run",
     )
+
+
+def _merged_state(path: Path) -> dict[str, torch.Tensor]:
+    """The weights of the LoRA run ``path``'s model with its adapters merged (its base rebuilt from its config)."""
+    from engine.protocols import MergesAdapters, implements
+
+    model = open_run(path).model()
+    if not implements(model, MergesAdapters):
+        raise EngineError(f"{path}: the run's model has no merged() to give its adapted weights")
+    return {k: v for k, v in model.merged().state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def adapters_of(component: Component | None) -> list[tuple[str, Adapter]]:
