@@ -18,6 +18,7 @@ def engine_tasks() -> list[Component]:
             slots={slot: slot for slot in ("model", "loss", "optimizer", "scheduler")},
             defaults={"optimizer": "adamw", "loss": None, "scheduler": None},
             required_slots=("model",),
+            check="engine._builtins.sections:check_supervised",
         ),
     ]
 

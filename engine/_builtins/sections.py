@@ -112,3 +112,19 @@ def check_param_groups(values: dict[str, Any], where: str, config: dict[str, Any
                 f"{where}.param_groups[{i}] needs 'params': a glob pattern or a list of them on parameter names",
                 hint=f"for example {where}.param_groups=[{{params: 'features.*', lr: 1e-4}}]",
             )
+
+
+def check_supervised(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """A classifier needs ``num_classes``: refuse, at plan time, data that declares its facts but not that one."""
+    from engine._plugins.registry import get_registry
+
+    data = get_registry().resolve("data", config["data"]["name"])
+    if values.get("problem") == "regression" or values.get("num_classes") is not None or not data.facts:
+        return
+    if not {"num_classes", "problem"} & set(data.facts):
+        task = f"task={data.task} (the task this data is for)" if data.task else "task=NAME (the task this data is for)"
+        raise ConfigError(
+            f"task 'core.supervised' ({values.get('problem')}) needs num_classes, and data '{data.qualified_name}' "
+            f"provides only {', '.join(data.facts)}",
+            hint=f"set {task}, or task.problem=regression / task.num_classes=N",
+        )

@@ -37,7 +37,7 @@ def cross_validation(path: Path) -> RunCollection:
     runs = [str(r) for r in folds.get("runs") or []] or [f"fold-{k}" for k in range(int(folds.get("folds") or 0))]
     members = [(r, path / r) for r in runs]
     metrics = {k: m["mean"] for k, m in (folds.get("metrics") or {}).items() if isinstance(m, dict) and "mean" in m}
-    figures: dict[str, Any] = {"status": f"{folds.get('folds')} folds", "metrics": metrics}
+    figures: dict[str, Any] = {"status": _cv_status(folds, [_summary(p) for _, p in members]), "metrics": metrics}
     primary = folds.get("primary_metric") or {}
     if primary.get("name"):
         figures["primary_metric"] = {
@@ -56,6 +56,17 @@ def cross_validation(path: Path) -> RunCollection:
     if first is not None and (first / "config.yaml").is_file():
         config = {k: v for k, v in read_config(first).items() if k not in ("cv", "run")}
     return RunCollection("cross-validation", path, members, figures, config, expand=False)
+
+
+def _cv_status(folds: dict[str, Any], summaries: list[dict[str, Any]]) -> str:
+    """``5 folds`` when complete; else how far it got (``2/5 folds, failed``, or ``incomplete``: running or stopped)."""
+    total = folds.get("folds")
+    if folds.get("status", "completed") == "completed":  # records before the status was written are complete
+        return f"{total} folds"
+    done = sum(s.get("status") == "completed" for s in summaries)
+    states = {str(s.get("status")) for s in summaries if s and s.get("status") != "completed"}
+    state = "failed" if "failed" in states else "interrupted" if "interrupted" in states else "incomplete"
+    return f"{done}/{total} folds, {state}"
 
 
 def pipeline(path: Path) -> RunCollection:

@@ -73,7 +73,8 @@ def collection_entry(collection: Any, name: str) -> Entry:
     pm = (primary["name"], primary.get("mode") or "max") if primary.get("name") else None
     metrics = {k: float(v) for k, v in (figures.get("metrics") or {}).items() if _number(v)}
     status = str(figures.get("status") or collection.kind)
-    return Entry(name, collection.path, dict(collection.config), metrics, status, figures.get("wall_time_s"), pm)
+    extra = {"cv": f"{len(collection.members)} folds"} if collection.kind == "cross-validation" else {}
+    return Entry(name, collection.path, dict(collection.config), metrics, status, figures.get("wall_time_s"), pm, extra)
 
 
 def run_entry(path: Path, name: str) -> Entry:
@@ -85,7 +86,10 @@ def run_entry(path: Path, name: str) -> Entry:
     pm = (primary["name"], primary.get("mode") or "max") if primary.get("name") else None
     numbers = {k: float(v) for k, v in metrics.items() if _number(v)}
     status = str(summary.get("status", "?"))
-    return Entry(name, path, read_config(path), numbers, status, summary.get("wall_time_s"), pm)
+    config = read_config(path)
+    cv = config.get("cv") if isinstance(config.get("cv"), dict) else None
+    extra = {"cv": f"fold {int(cv.get('fold') or 0) + 1}/{cv.get('folds')}"} if cv else {}
+    return Entry(name, path, config, numbers, status, summary.get("wall_time_s"), pm, extra)
 
 
 def _number(value: Any) -> bool:
@@ -115,8 +119,13 @@ def varied(configs: list[dict[str, Any]], ignore: tuple[str, ...] | None = None)
     return {
         k: [f.get(k, "-") for f in flat]
         for k in keys
-        if k.split(".", 1)[0] not in ignore and len({json.dumps(f.get(k, "-"), default=str) for f in flat}) > 1
+        if k.split(".", 1)[0] not in ignore and len({json.dumps(_unset(f.get(k)), default=str) for f in flat}) > 1
     }
+
+
+def _unset(value: Any) -> Any:
+    """A value, with None and an absent key made one (``-``): both mean the setting is not used."""
+    return "-" if value is None else value
 
 
 def bookkeeping_sections() -> tuple[str, ...]:
@@ -160,6 +169,8 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(_json(items, params, primary), indent=2, default=str) + "\n")
         return 0
     rows: list[tuple[Any, list[str]]] = [("status", [e.status for e in items])]
+    if any("cv" in e.extra for e in items):  # cross-validation: the folds of each (the cv section is bookkeeping)
+        rows.append(("cv", [e.extra.get("cv", "-") for e in items]))
     rows += [(k, [_cell(flatten(e.config).get(k, "-")) for e in items]) for k in params]
     rows += [
         (styled(k + " *", "bold") if k == primary else k, [format_metric(e.metrics.get(k)) for e in items])
@@ -206,6 +217,8 @@ def _clip(text: str, room: int) -> str:
 
 def _cell(value: Any) -> str:
     """A config value: floats to 4 significant digits (``1e-08``, ``0.003``), not 4 decimals."""
+    if value is None:  # a setting left empty reads like one that is absent: `-`, never `None`
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -217,6 +230,6 @@ def _json(items: list[Entry], params: dict[str, list[Any]], primary: str | None)
         pm = {"name": e.primary[0], "mode": e.primary[1], "value": e.metrics.get(e.primary[0])} if e.primary else None
         runs.append(
             {"name": e.name, "path": str(e.path), "status": e.status, "config": {k: flat.get(k) for k in params}}
-            | {"primary_metric": pm, "metrics": e.metrics, "wall_time_s": e.wall_time_s}
+            | {"primary_metric": pm, "metrics": e.metrics, "wall_time_s": e.wall_time_s, "cv": e.extra.get("cv")}
         )
     return {"varied": list(params), "primary_metric": primary, "runs": runs}

@@ -31,6 +31,9 @@ def run_folds(
     base = engine.plan(cfg, registry=registry)  # every mistake found before the first fold trains
     parent = _parent(base)
     parent.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"folds": folds, "group_by": group_by, "runs": [f"fold-{k}" for k in range(folds)]}
+    # Recorded before the first fold trains: `runs list` shows a cross-validation running, failed or interrupted.
+    write_json(parent / FOLDS_FILE, {**result, "status": "running"})
     summaries = []
     for k in range(folds):
         run = {**(cfg.get("run") or {}), "dir": str(parent), "name": f"fold-{k}"}
@@ -45,7 +48,7 @@ def run_folds(
         progress(f"fold {k + 1}/{folds}: training {fold_dir}")
         resume = fold_dir if (fold_dir / "config.yaml").is_file() else None
         summaries.append(engine.train(plan, resume=resume).summary)
-    result: dict[str, Any] = {"folds": folds, "group_by": group_by, "runs": [f"fold-{k}" for k in range(folds)]}
+    result["status"] = "completed"
     result["metrics"] = aggregate(summaries)
     primary = summaries[0].get("primary_metric") or {}
     if primary.get("name") in result["metrics"]:

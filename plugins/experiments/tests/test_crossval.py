@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -162,3 +163,48 @@ def test_data_with_its_own_datamodule_cannot_be_cross_validated(cli: Any, plugin
         out.stderr
     )
     assert not (tmp_path / "cv" / "fold-0").exists()  # refused before the fold's run directory exists
+
+
+def test_runs_list_and_compare_show_a_cross_validation_that_did_not_finish(
+    cli: Any, tiny: list[str], tmp_path: Path, tiny_run: Any
+) -> None:
+    """Issue 35, defect 8: a --folds parent is listed from its first fold (it was missing until all folds ended)."""
+    from engine_experiments.crossval import run_folds
+
+    def stop(line: str) -> None:
+        if line.startswith("fold 2/3: training"):
+            raise KeyboardInterrupt  # the process stopped after the first fold
+
+    cfg = engine.compose(None, overrides=[*tiny, f"run.dir={tmp_path}", "run.name=cv"])
+    with pytest.raises(KeyboardInterrupt):
+        run_folds(cfg, engine.get_registry(), 3, progress=stop)
+    listed = cli("runs", "list", "--dir", str(tmp_path))
+    assert listed.returncode == 0 and "1/3 folds, incomplete" in listed.stdout, listed.stdout
+    rows = json.loads(cli("runs", "list", "--dir", str(tmp_path), "--json").stdout)
+    assert [(r["name"], r["kind"]) for r in rows] == [("cv", "cross-validation")]
+    tiny_run(tmp_path, "plain")
+    compared = cli("runs", "compare", str(tmp_path / "cv"), str(tmp_path / "plain"), "--json")
+    assert compared.returncode == 0, compared.stderr
+    assert {r["name"]: r["status"] for r in json.loads(compared.stdout)["runs"]}["cv"] == "1/3 folds, incomplete"
+
+
+def test_runs_compare_shows_cv_for_every_run_and_a_dash_without_folds(
+    cli: Any, tiny: list[str], tmp_path: Path
+) -> None:
+    """Issue 35, defect 8: `cv` shown for each compared run, `-` for a run without folds (never `None`)."""
+    from engine_experiments.crossval import run_folds
+
+    from engine.testing import train_run
+
+    run_folds(engine.compose(None, overrides=[*tiny, f"run.dir={tmp_path}", "run.name=cv"]), engine.get_registry(), 2)
+    train_run(*tiny, root=tmp_path, name="plain")
+    runs = [str(tmp_path / "plain"), str(tmp_path / "cv"), str(tmp_path / "cv" / "fold-1")]
+    out = cli("runs", "compare", *runs, "--all")  # runs as columns
+    assert out.returncode == 0, out.stderr
+    names = out.stdout.splitlines()[0].split()
+    cv = next(line for line in out.stdout.splitlines() if line.startswith("cv "))
+    cells = dict(zip(names, re.split(r"\s{2,}", cv.strip())[1:], strict=True))
+    assert cells == {"plain": "-", "cv": "2 folds", "fold-1": "fold 2/2"}, out.stdout
+    assert "None" not in out.stdout  # empty settings (checkpoint.monitor …) read "-" like absent ones
+    data = json.loads(cli("runs", "compare", str(tmp_path / "cv"), str(tmp_path / "plain"), "--json").stdout)
+    assert {r["name"]: r["cv"] for r in data["runs"]} == {"cv": "2 folds", "plain": None}

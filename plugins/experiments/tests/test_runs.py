@@ -193,7 +193,8 @@ def test_runs_compare_json(cli: Any, tiny_run: Any, tmp_path: Path, monkeypatch:
     assert data["varied"] == ["optimizer.lr"] and data["primary_metric"] == "test/accuracy"
     assert {r["name"] for r in data["runs"]} == {"slow", "fast"}
     first = data["runs"][0]
-    assert set(first) == {"name", "path", "status", "config", "primary_metric", "metrics", "wall_time_s"}
+    assert set(first) == {"name", "path", "status", "config", "primary_metric", "metrics", "wall_time_s", "cv"}
+    assert first["cv"] is None  # not cross-validated
     assert first["primary_metric"]["mode"] == "max" and first["config"]["optimizer.lr"] in (1e-4, 3e-2)
     values = [r["primary_metric"]["value"] for r in data["runs"]]
     assert values == sorted(values, reverse=True) and "test/loss" in first["metrics"]

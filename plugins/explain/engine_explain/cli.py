@@ -40,8 +40,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         attention=not args.no_attention,
         preprocessed=args.preprocessed,
         warnings=warnings,
+        generation={"max_new_tokens": args.max_new_tokens} if args.max_new_tokens is not None else None,
     )
     warn(warnings)
+    if report.kind == "sequence":
+        _sequences(report, args.json)
+        return 0
     if args.json:
         for item in report.items:
             record = {
@@ -67,12 +71,43 @@ def _shown(label: Any) -> str:
     return text if text and text.strip() == text else repr(text)
 
 
+def _number(value: Any) -> str:
+    """A value as printed: numbers to 4 significant digits, a missing one as ``-`` (never a format error)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-" if value is None else str(value)
+    return f"{value:.4g}"
+
+
 def _said(item: Any) -> str:
-    p = item.prediction
+    p = item.prediction or {}
     if "label" in p:
-        return f"{_shown(p['label'])} ({p['probability']:.3f})"
+        probability = p.get("probability")
+        return f"{_shown(p['label'])} ({probability:.3f})" if isinstance(probability, float) else _shown(p["label"])
     value = p.get("value")
-    return ", ".join(f"{v:.4g}" for v in value) if isinstance(value, list) else f"{value:.4g}"
+    if isinstance(value, list):
+        return ", ".join(_number(v) for v in value)
+    return _number(value) if "value" in p or not p else ", ".join(f"{k}={v}" for k, v in p.items())
+
+
+def _sequences(report: Any, as_json: bool) -> None:
+    """Generated text: per input its tokens and, one row per generated token, the input tokens coloured."""
+    from engine_explain.outputs import sequence_record
+    from engine_explain.render import terminal_tokens
+
+    if as_json:
+        for item in report.items:
+            sys.stdout.write(json.dumps(sequence_record(item, report.method)) + "\n")
+        return
+    console = Console()
+    for item in report.items:
+        console.print(f"{item.name}: {item.text!r} -> {item.output_text!r}", style="bold")
+        if not item.output_tokens:
+            console.print("  (nothing generated)", style="dim")
+        for t, (token, p) in enumerate(zip(item.output_tokens, item.probabilities, strict=True)):
+            row = terminal_tokens(item.input_tokens, item.attribution[t].tolist(), console.color)
+            console.print(f"  {t:>3} {_shown(token):>8} p={p:.2f}  {row}")
+    console.print(f"{report.method} attributions of each generated token written to {report.out}", style="dim")
+    console.print(f"  also: {', '.join(p.name for p in report.files)}", style="dim")
 
 
 def _print(console: Console, report: Any, top: int) -> None:

@@ -23,10 +23,10 @@ from torch import nn
 
 from engine import EngineError, did_you_mean
 from engine.runs import inside
-from engine_explain import methods
+from engine_explain import methods, sequence
 from engine_explain import outputs as written
 
-KINDS = ("image", "spectrogram", "matrix", "features", "text", "tensor")
+KINDS = ("image", "spectrogram", "matrix", "features", "text", "tensor", "sequence")
 
 
 @dataclass
@@ -150,18 +150,31 @@ def explain(
     progress: bool = True,
     preprocessed: bool = False,
     warnings: list[str] | None = None,
+    generation: dict[str, Any] | None = None,
 ) -> Report:
     """Explain the run's model on ``inputs`` (files read like ``engine predict`` reads them); write into ``out``.
 
     Array inputs are raw unless ``preprocessed`` (`engine_deploy.inputs.prepare`); warnings about inputs far
-    outside the training data are appended to ``warnings``.
+    outside the training data are appended to ``warnings``. A run whose task generates text
+    (`engine_explain.sequence`) reads text files (one input a line) and explains every generated token;
+    ``generation`` holds options of its task's ``generate`` (``max_new_tokens`` …).
     """
+    from engine_deploy import common
     from engine_deploy.predictor import Predictor
 
     check_method(method)
     for name, value, low in (("--batch-size", batch_size, 1), ("--steps", steps, 2), ("--samples", samples, 1)):
         if value < low:
             raise EngineError(f"{name} must be >= {low}, got {value}")
+    opened = common.open_trained(run)
+    if sequence.generates_text(opened.plan().task.load()):  # by protocol: Generates + output_kind "text"
+        if target is not None:
+            raise EngineError("--target is for classes; a model generating text has each output token explained")
+        items, _ = sequence.explain_sequences(opened, list(inputs), method, steps, samples, generation or {}, progress)
+        out_dir = Path(out) if out is not None else inside(opened.path, "explain", method)
+        report = Report(opened.path, method, "sequence", out_dir, items)  # type: ignore[arg-type]
+        _write(report, [], top, out_dir)
+        return report
     predictor = Predictor(run)
     model = predictor.fn
     if not isinstance(model, nn.Module):
@@ -222,7 +235,10 @@ def _write(report: Report, layers: list[np.ndarray], top: int, out_dir: Path) ->
     report.out = staging
     try:
         staging.mkdir(parents=True, exist_ok=True)
-        written.write(report, layers, top)
+        if report.kind == "sequence":
+            report.files = written.write_sequences(staging, report.run, report.method, report.items)
+        else:
+            written.write(report, layers, top)
         out_dir.mkdir(parents=True, exist_ok=True)
         for file in staging.iterdir():
             os.replace(file, out_dir / file.name)

@@ -123,3 +123,43 @@ def _json(path: Path, report: Any) -> Path:
         records.append(record)
     path.write_text(json.dumps({"run": str(report.run), "method": report.method, "inputs": records}, indent=1))
     return path
+
+
+def write_sequences(out: Path, run: Path, method: str, items: list[Any]) -> list[Path]:
+    """Files for generated text (`engine_explain.sequence.Explained`): per input ``NNN-name.png`` (output tokens
+    down, input tokens across), ``attributions.html`` (one row per output token) and ``attributions.json``."""
+    sections = []
+    for i, item in enumerate(items):
+        title = f"{Path(item.name.split('[')[0]).name}: {item.text!r} -> {item.output_text!r} ({method})"
+        if len(item.output_tokens):
+            rows = [f"{t} ({p:.2f})" for t, p in zip(item.output_tokens, item.probabilities, strict=True)]
+            item.files.append(
+                render.matrix_png(out / f"{slug(i, item.name)}.png", item.attribution, rows, item.input_tokens, title)
+            )
+        sections.append({"heading": title, "tokens": [], "scores": []})
+        for t, (token, p) in enumerate(zip(item.output_tokens, item.probabilities, strict=True)):
+            sections.append(
+                {"heading": f"output token {t}: {token!r} (p={p:.3f})", "tokens": item.input_tokens,
+                 "scores": item.attribution[t].tolist(), "level": 3}
+            )  # fmt: skip
+    files = [render.html_page(out / "attributions.html", f"{run.name}: {method}", sections)]
+    records = [sequence_record(item, method) for item in items]
+    path = out / "attributions.json"
+    path.write_text(json.dumps({"run": str(run), "method": method, "kind": "sequence", "inputs": records}, indent=1))
+    return [*files, path]
+
+
+def sequence_record(item: Any, method: str) -> dict[str, Any]:
+    """One generated input as JSON: texts, tokens as text, ids, probabilities, ``attribution[output][input]``."""
+    return {
+        "input": item.name,
+        "text": item.text,
+        "output": item.output_text,
+        "method": method,
+        "input_tokens": item.input_tokens,
+        "output_tokens": item.output_tokens,
+        "output_ids": item.output_ids,
+        "probabilities": item.probabilities,
+        "attribution": np.round(item.attribution, 6).tolist(),
+        "files": [p.name for p in item.files],
+    }

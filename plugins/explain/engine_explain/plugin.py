@@ -32,6 +32,9 @@ writes into --out (default RUN/explain/<method>/):
   images, spectrograms   NNN-name.png: input, signed attribution, |attribution| over the input
   feature vectors, CSV   NNN-name.png: ranked bars; attributions.csv: every feature; a table on screen
   text                   attributions.html: tokens shaded red/blue; coloured tokens on screen
+  generated text         one row per generated token (its logit given its prefix) over the input tokens:
+                         NNN-name.png (output x input), attributions.html, rows on screen; a task
+                         generating text (Generates, output_kind "text") reads text files, one input a line
   transformers           NNN-name-attention.png: attention per layer and head (vision.vit: NNN-name-cls.png)
   always                 attributions.json: prediction, explained output, raw attributions per input
 
@@ -77,6 +80,12 @@ def engine_add_commands(subparsers: CommandSink) -> None:
     p.add_argument("--steps", type=int, default=50, metavar="N", help="integrated gradients steps (default 50)")
     p.add_argument("--samples", type=int, default=16, metavar="N", help="gradient_shap samples per input (default 16)")
     p.add_argument("--top", type=int, default=10, metavar="K", help="features shown in tables and bars (default 10)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        metavar="N",
+        help="models generating text: tokens generated per input (default: the task's own)",
+    )
     p.add_argument("--no-attention", action="store_true", help="skip the attention maps of transformer models")
     p.add_argument("--json", action="store_true", help="print one JSON object per input instead of tables")
     p.set_defaults(handler="engine_explain.cli:cmd_explain")

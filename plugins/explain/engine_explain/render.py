@@ -153,6 +153,25 @@ def cls_png(path: Path, image: np.ndarray, layers: Sequence[np.ndarray], title: 
     return path
 
 
+def matrix_png(path: Path, matrix: np.ndarray, rows: Sequence[str], cols: Sequence[str], title: str) -> Path:
+    """Attributions of generated text: one row per output token, one column per input token, signed colours."""
+    plt = _pyplot()
+    bound = float(np.abs(matrix).max()) or 1.0
+    fig, ax = plt.subplots(
+        figsize=(min(16.0, 1.8 + 0.32 * len(cols)), min(16.0, 1.4 + 0.3 * len(rows))), constrained_layout=True
+    )
+    im = ax.imshow(matrix, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest", aspect="auto")
+    ax.set_xticks(range(len(cols)), [c.strip() or repr(c) for c in cols], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(rows)), [r.strip() or repr(r) for r in rows], fontsize=8)
+    ax.set_xlabel("input token")
+    ax.set_ylabel("generated token (probability)")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="attribution")
+    ax.set_title(title, fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 # --------------------------------------------------------------------------- text
 
 
@@ -183,14 +202,15 @@ def html_page(path: Path, title: str, sections: Sequence[dict[str, Any]]) -> Pat
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
         ".t{font-family:monospace;white-space:pre-wrap;line-height:1.9}.t span{padding:1px 0}"
-        "h2{font-size:1em;margin-top:2em}</style></head><body>",
+        "h2{font-size:1em;margin-top:2em}h3{font-size:.9em;font-weight:normal;margin:.6em 0 0}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         "<p>Red: towards the explained class; blue: against it. Hover a token for its score.</p>",
     ]
     for section in sections:
         tokens, scores = section["tokens"], section["scores"]
         bound = max((abs(s) for s in scores), default=0.0)
-        parts.append(f"<h2>{html.escape(section['heading'])}</h2><div class='t'>")
+        level = int(section.get("level", 2))
+        parts.append(f"<h{level}>{html.escape(section['heading'])}</h{level}><div class='t'>")
         for token, score in zip(tokens, scores, strict=True):
             r, g, b = _rgb(score, bound)
             parts.append(f"<span style='background:rgb({r},{g},{b})' title='{score:+.4f}'>{html.escape(token)}</span>")

@@ -29,6 +29,7 @@ def test_conformance(engine_check, pairs_tsv: Path) -> None:
             "nlp.unlabelled_texts": {"max_samples": 160, "vocab_size": 300, "context_length": 32},
             "nlp.parallel_text": {"path": str(pairs_tsv), "vocab_size": 300},
             "nlp.synthetic_translation": {"num_pairs": 200},
+            "nlp.reading_comprehension": {"num_questions": 60},
         },
         task_overrides={
             "nlp.language_modeling": [
@@ -40,6 +41,7 @@ def test_conformance(engine_check, pairs_tsv: Path) -> None:
                 "model.d_model=32",
             ],
             "nlp.seq2seq": ["data=nlp.synthetic_translation", "data.num_pairs=200", "model.d_model=32"],
+            "nlp.extractive_qa": ["data=nlp.reading_comprehension", "data.num_questions=60", "model.d_model=32"],
         },
     )
     assert any("recipe 'nlp/char-gpt' completes" in p for p in passed)
