@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -79,6 +79,13 @@ def read_texts(paths: list[str]) -> tuple[list[str], list[str]]:
     return texts, names
 
 
+@runtime_checkable
+class DecodesSource(Protocol):
+    """A data source with two vocabularies that shows input (source side) ids as text (explain's token labels)."""
+
+    def decode_source(self, ids: list[int]) -> str: ...
+
+
 def token_texts(source: Any, ids: list[int], facts: dict[str, Any], side: str) -> list[str]:
     """Each id as text: ``decode_tokens`` (target side); the input side by the source's ``decode_source`` when it
     has one, else ``decode_tokens`` when the vocabulary is shared. Special tokens show by their fact's name."""
@@ -86,7 +93,7 @@ def token_texts(source: Any, ids: list[int], facts: dict[str, Any], side: str) -
     two = facts.get("src_vocab_size") is not None and facts.get("src_vocab_size") != facts.get("tgt_vocab_size")
     decode = source.decode_tokens
     if side == "source":  # the source side's own decoder when there is one, else the shared vocabulary's
-        decode = getattr(source, "decode_source", None) or (None if two else source.decode_tokens)
+        decode = source.decode_source if implements(source, DecodesSource) else None if two else source.decode_tokens
     out = []
     for i in ids:
         text = decode([i]) if decode is not None else ""
