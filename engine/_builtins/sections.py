@@ -118,7 +118,10 @@ def check_supervised(values: dict[str, Any], where: str, config: dict[str, Any])
     """A classifier needs ``num_classes``: refuse, at plan time, data that declares its facts but not that one."""
     from engine._plugins.registry import get_registry
 
-    data = get_registry().resolve("data", config["data"]["name"])
+    try:
+        data = get_registry().resolve("data", config["data"]["name"])
+    except ConfigError:  # a source registered on another registry than the default one: its plan judges it
+        return
     if values.get("problem") == "regression" or values.get("num_classes") is not None or not data.facts:
         return
     if not {"num_classes", "problem"} & set(data.facts):

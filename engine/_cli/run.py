@@ -20,8 +20,10 @@ from engine._run.runner import train
 from engine._run.runs import find_run
 
 
-def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any], Path | None]:
-    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed."""
+def compose_from_args(
+    args: argparse.Namespace, reg: Any, notes: list[str] | None = None
+) -> tuple[dict[str, Any], Path | None]:
+    """``[RECIPE] KEY=VALUE…`` (and ``-c`` files, ``--resume RUN``) composed; ``notes`` as `compose`'s."""
     recipe = None
     overrides: list[str] = []
     for item in args.items:
@@ -40,13 +42,13 @@ def compose_from_args(args: argparse.Namespace, reg: Any) -> tuple[dict[str, Any
         if not (resume / "config.yaml").is_file():
             raise EngineError(f"{resume} is not a run directory (no config.yaml)", hint="see `engine runs list`")
         base = load_file(resume / "config.yaml")
-    return compose(reg, recipe, args.config or [], overrides, base=base), resume
+    return compose(reg, recipe, args.config or [], overrides, base=base, notes=notes), resume
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Compose, let a plugin take over (``engine_run_main``), plan, then print the config (dry run) or train."""
-    reg = registry(args)
-    cfg, resume = compose_from_args(args, reg)
+    reg, dropped = registry(args), []
+    cfg, resume = compose_from_args(args, reg, dropped)
     code = reg.manager.first("engine_run_main", args=args, config=cfg)  # a plugin's options (--folds K) take over
     if code is not None:
         return int(code)
@@ -54,6 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"# note: {note}", file=sys.stderr)
     if args.dry_run:
+        for note in dropped:  # recipe keys a swapped component dropped
+            print(f"# note: {note}", file=sys.stderr)
         if resume is not None:
             check_resume(plan, resume)  # a new length the run's scheduler cannot follow is refused here too
         sys.stdout.write(yaml.safe_dump(plan.config, sort_keys=False))

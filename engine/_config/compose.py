@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -161,8 +160,10 @@ def compose(
     files: Sequence[str | Path | Mapping[str, Any]] = (),
     overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Compose the defaults (or ``base``), a recipe, files (paths or mappings) and overrides into one plain config."""
+    """Compose the defaults (or ``base``), a recipe, files (paths or mappings) and overrides into one plain config;
+    ``notes`` receives a line per recipe key a swapped component dropped (``--dry-run`` prints them)."""
     kinds = section_kinds(registry)
 
     def same(section: str, a: Any, b: Any) -> bool:
@@ -185,23 +186,25 @@ def compose(
     cfg = resolve_interpolations(cfg)
     if chosen is not None:
         _check_required(chosen, cfg)
-        _note_dropped(chosen.qualified_name, normalize(layers[0], kinds), cfg, kinds, same, registry)
+        if notes is not None:
+            notes += _dropped(chosen.qualified_name, normalize(layers[0], kinds), cfg, kinds, same, registry)
     qualify(cfg, registry)
     registry.manager.hook.engine_adjust_config(config=cfg)
     return cfg
 
 
-def _note_dropped(name: str, recipe: dict[str, Any], cfg: dict[str, Any], kinds: Any, same: Callable, reg: Any) -> None:
+def _dropped(name: str, recipe: dict[str, Any], cfg: dict[str, Any], kinds: Any, same: Callable, reg: Any) -> list[str]:
     """A section whose component replaced the recipe's (``data=x``) starts afresh: each recipe key dropped, a line
-    (not for an unknown name: its error comes next and says more)."""
+    (not for an unknown name: its error says more)."""
+    out = []
     for section, values in recipe.items():
         now = cfg.get(section)
         if section in kinds and isinstance(values, dict) and isinstance(now, dict) and "name" in values:
             if _qualified(reg, kinds[section], now.get("name")) not in reg.names(kinds[section]):
                 continue
             for key in [] if same(section, values["name"], now.get("name")) else sorted(values.keys() - now.keys()):
-                line = f"{name}'s {section}.{key}={values[key]} dropped: {section} is now {now.get('name')}"
-                print(f"# note: recipe {line}", file=sys.stderr)
+                out.append(f"recipe {name}'s {section}.{key}={values[key]} dropped: {section} is now {now.get('name')}")
+    return out
 
 
 def _check_required(recipe: Any, cfg: dict[str, Any]) -> None:
