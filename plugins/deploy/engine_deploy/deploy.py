@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from engine import EngineError
 from engine.protocols import DeclaresBatching, DescribesArtifact, Generates, HasPrimaryMetric, implements
 from engine.runs import write_text_atomic
 from engine_deploy import common, space
@@ -96,17 +95,8 @@ def _deploy(
 
     if threads > 0:
         torch.set_num_threads(threads)
-    t0 = time.perf_counter()
     before = space.snapshot(out_dir)
-    try:
-        artifact = Path(target.export(model, example, out_dir))
-    except Exception as exc:
-        if not space.is_write_failure(exc):
-            raise
-        raise space.write_failed(out_dir, before, exc) from exc
-    export_s = time.perf_counter() - t0
-    if not artifact.exists():
-        raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
+    artifact, export_s = space.export_artifact(target, component, model, example, out_dir, before)
     loaded = target.load(artifact)
 
     eager_out = common.outputs(model, batches if ragged else inputs)

@@ -136,16 +136,7 @@ def deploy_generating(
     if threads > 0:
         torch.set_num_threads(threads)
     before = space.snapshot(out_dir)
-    t0 = time.perf_counter()
-    try:
-        artifact = Path(target.export(model, example, out_dir))
-    except Exception as exc:
-        if not space.is_write_failure(exc):
-            raise
-        raise space.write_failed(out_dir, before, exc) from exc
-    export_s = time.perf_counter() - t0
-    if not artifact.exists():
-        raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
+    artifact, export_s = space.export_artifact(target, component, model, example, out_dir, before)
     compared = Compared(target.load(artifact), model)
     eager_out: list[list[int]] = []
     artifact_out: list[list[int]] = []

@@ -96,3 +96,22 @@ def write_failed(out_dir: Path, before: dict[str, tuple[int, int, int]], exc: Ba
         f"cannot write the deployment into {out_dir}: {reason} ({where}); the files it wrote were removed "
         "(free some space or choose another --out)"
     )
+
+
+def export_artifact(
+    target: Any, component: Any, model: Any, example: Any, out_dir: Path, before: dict[str, tuple[int, int, int]]
+) -> tuple[Path, float]:
+    """``target.export`` into ``out_dir`` (as it was ``before``: `snapshot`): the artifact's path and the seconds it
+    took; a full disk is one line naming what was written, an artifact the target did not write an error."""
+    import time
+
+    t0 = time.perf_counter()
+    try:
+        artifact = Path(target.export(model, example, out_dir))
+    except Exception as exc:
+        if not is_write_failure(exc):
+            raise
+        raise write_failed(out_dir, before, exc) from exc
+    if not artifact.exists():
+        raise EngineError(f"target '{component.qualified_name}' reported {artifact}, which it did not write")
+    return artifact, time.perf_counter() - t0
