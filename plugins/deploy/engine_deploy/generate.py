@@ -38,7 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, metavar="T", help="sampling temperature (0: greedy)")
     p.add_argument("--top-k", type=int, metavar="K", help="sample among the K likeliest tokens")
     p.add_argument("--top-p", type=float, metavar="P", help="sample among the likeliest tokens of mass P")
-    p.add_argument("--stop", action="append", metavar="S", help="stop at this text (repeatable)")
+    p.add_argument(
+        "--stop", action="append", metavar="TEXT", help="end the output where this text first appears (repeatable)"
+    )
     p.add_argument("--seed", type=int, metavar="S", help="random seed of the sampling")
     p.add_argument("--artifact", metavar="DIR", help="generate over the artifact deployed in DIR (the loop in Python)")
     p.add_argument("--json", action="store_true", help="print one JSON object per input")
@@ -53,17 +55,11 @@ def given_options(args: argparse.Namespace, accepted: dict[str, Any], task: str,
         value = getattr(args, name, None)
         if value is None:
             continue
-        if name not in accepted and not open_:
+        if name not in accepted and not open_ and name != "stop":  # stop texts: the text path's (any task)
             took = ", ".join(OPTIONS.get(k, k) for k in accepted) or "none"
             raise EngineError(f"{flag}: this run's task ({task}) does not take it (its options: {took})")
-        single = name == "stop" and len(value) == 1 and _single(accepted.get(name))
-        options[name] = value[0] if single else value
+        options[name] = value
     return options
-
-
-def _single(default: Any) -> bool:
-    """Whether a ``stop`` default suggests one string (``None`` or a str) rather than a list."""
-    return default is None or isinstance(default, str)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -67,17 +67,25 @@ class TextPath:
         self.defaults, self.open = option_names(task)
 
     def options(self, values: dict[str, Any], where: str = "options") -> dict[str, Any]:
-        """``values`` checked against the task's ``generate`` (names with did-you-mean, types); InputError if not."""
+        """``values`` checked against the task's ``generate`` (names with did-you-mean, types); InputError if not.
+
+        ``stop`` as text (a string or a list of strings) is this path's, whatever the task takes: `generate` and
+        `stream` cut the decoded output at the first stop text; the task never sees the strings."""
         import engine
 
+        values = dict(values)
+        stops = text_stops(values.get("stop"), where)
+        if stops is not None:
+            del values["stop"]
         unknown = [k for k in values if k not in self.defaults]
         if unknown and not self.open:
             took = ", ".join(self.defaults) or "none"
             raise InputError(f"{where}: this run's task does not take {unknown[0]!r} (its decoding options: {took})")
         try:
-            return dict(engine.check_arguments(self.task.generate, dict(values), where, skip=2))
+            checked = dict(engine.check_arguments(self.task.generate, dict(values), where, skip=2))
         except ConfigError as exc:
             raise InputError(exc.message) from None
+        return {**checked, "stop": stops} if stops else checked
 
     def encode(self, texts: Any, where: str = "inputs") -> list[list[int]]:
         """Texts (a string or a list of strings) -> token ids per text; InputError naming the text that fails."""
@@ -102,19 +110,41 @@ class TextPath:
 
     def generate(self, ids: list[list[int]], **options: Any) -> list[dict[str, Any]]:
         """One record per input: the generated text and its number of tokens (ConfigError: an option refused)."""
+        stops, options = _split_stop(options)
         out = self.task.generate(self.network, [list(i) for i in ids], **options)
-        return [{"text": self.source.decode_tokens(o), "tokens": len(o)} for o in out]
+        records = []
+        for o in out:
+            text = self.source.decode_tokens(o)
+            cut = first_stop(text, stops)
+            if cut >= 0:  # the tokens of the text kept (a token holding the stop's first character is cut too)
+                text, o = text[:cut], _tokens_of(o, cut, self.source)
+            records.append({"text": text, "tokens": len(o)})
+        return records
 
     def stream(self, ids: list[int], **options: Any) -> Iterator[str]:
         """The text of one input as it is generated: the new text after each token (needs `StreamsTokens`)."""
+        stops, options = _split_stop(options)
+        hold = max((len(s) for s in stops), default=1) - 1  # text that may begin a stop is held back
         done: list[int] = []
         shown = ""
-        for token in self.task.generate_stream(self.network, list(ids), **options):
-            done.append(int(token))
-            text = self.source.decode_tokens(done)
-            if text.startswith(shown) and len(text) > len(shown):
-                yield text[len(shown) :]
-                shown = text
+        tokens = self.task.generate_stream(self.network, list(ids), **options)
+        try:
+            for token in tokens:
+                done.append(int(token))
+                text = self.source.decode_tokens(done)
+                cut = first_stop(text, stops)
+                if cut >= 0:  # generation ends here: the task's generator is closed below
+                    if cut > len(shown) and text.startswith(shown):
+                        yield text[len(shown) : cut]
+                    return
+                ready = text[: max(len(shown), len(text) - hold)]
+                if ready.startswith(shown) and len(ready) > len(shown):
+                    yield ready[len(shown) :]
+                    shown = ready
+        finally:
+            close = getattr(tokens, "close", None)
+            if close is not None:
+                close()
         text = self.source.decode_tokens(done)
         if text != shown and text.startswith(shown):
             yield text[len(shown) :]
@@ -132,6 +162,38 @@ class TextPath:
                 if v is not inspect.Parameter.empty
             },
         }
+
+
+def text_stops(value: Any, where: str) -> tuple[str, ...] | None:
+    """A ``stop`` given as text (a string or a list of non-empty strings) -> the strings; None for no ``stop`` or
+    one that is not text (token ids: the task's own); InputError for an empty string."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not any(isinstance(s, str) for s in items):
+        return None
+    if not all(isinstance(s, str) and s for s in items):
+        raise InputError(f"{where}: stop must be a non-empty text or a list of non-empty texts, got {value!r}")
+    return tuple(items)
+
+
+def first_stop(text: str, stops: tuple[str, ...]) -> int:
+    """Where the first stop text begins in ``text`` (-1: none)."""
+    return min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+
+
+def _split_stop(options: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """Stop texts (this path's) apart from the options the task gets (a ``stop`` of token ids stays the task's)."""
+    stops = text_stops(options.get("stop"), "stop") or ()
+    return stops, ({k: v for k, v in options.items() if k != "stop"} if stops else dict(options))
+
+
+def _tokens_of(ids: list[int], chars: int, source: Any) -> list[int]:
+    """The shortest prefix of ``ids`` whose text covers ``chars`` characters."""
+    for n in range(len(ids) + 1):
+        if len(source.decode_tokens(ids[:n])) >= chars:
+            return ids[:n]
+    return ids
 
 
 def read_texts(path: str | Path) -> list[str]:

@@ -193,7 +193,8 @@ def engine_recipes() -> list[Recipe]:
             "qa-synthetic",
             "engine_nlp:recipes/qa-synthetic.yaml",
             "Extractive QA on generated paragraphs about people: SQuAD exact match and F1",
-            targets=("test/f1 >= 0.35",),  # measured, not yet good: see docs/plugins/nlp.md (the name-blind baseline)
+            # the name-blind baseline (test/blind_exact_match) is ~0.65; seed 0 scored 0.964 (docs/plugins/nlp.md)
+            targets=("test/f1 >= 0.85", "test/exact_match >= 1.3 * test/blind_exact_match"),
         ),
         Recipe(
             "instruct-lora",

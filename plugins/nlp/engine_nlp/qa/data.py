@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 from engine import ConfigError
 from engine.data import DataSource, split_indices
 from engine.runs import inside
-from engine_nlp.qa.squad import Example, read_squad
-from engine_nlp.qa.synthetic import generate
+from engine_nlp.qa.squad import Example, exact_match, f1, read_squad
+from engine_nlp.qa.synthetic import blind_answer, generate
 from engine_nlp.tokenizer import TextTokenizer
 
 SEP = "\x1e"  # the record separator: one token in the char and byte-level tokenizers alike
@@ -95,8 +95,10 @@ class SpanData(DataSource):
     def _offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         if self.tokenizer.kind == "char":
             return self.tokenizer.encode(text), [(i, i + 1) for i in range(len(text))]
-        enc = self.tokenizer.tokenizer.encode(text)  # type: ignore[attr-defined]
-        return list(enc.ids), [tuple(o) for o in enc.offsets]
+        # A space in front: a name opening the context is the same token (" Alice") as in the question and in
+        # the context's other sentences (byte-level BPE gives "Alice" at the start of a text another token).
+        enc = self.tokenizer.tokenizer.encode(" " + text)  # type: ignore[attr-defined]
+        return list(enc.ids), [(max(a - 1, 0), b - 1) for a, b in enc.offsets]
 
     def encode(self, question: str, context: str) -> tuple[list[int], list[tuple[int, int]], int]:
         """Ids of ``question <sep> context`` (cut to ``context_length``), context offsets, the context's first index."""
@@ -125,7 +127,8 @@ class SpanData(DataSource):
             where[first : first + len(offsets)] = torch.tensor(offsets, dtype=torch.long).reshape(-1, 2)
             span = torch.tensor([first + inside_[0], first + inside_[-1]], dtype=torch.long)
             answers = ANSWERS.join(a for a, _ in e.answers)
-            rows.append({"ids": x, "span": span, "offsets": where, "context": e.context, "answers": answers})
+            row = {"ids": x, "span": span, "offsets": where, "context": e.context, "answers": answers}
+            rows.append({**row, "question": e.question})
         return rows
 
     @property
@@ -228,3 +231,16 @@ class ReadingComprehension(SpanData):
 
     def examples(self) -> dict[str, list[Example]]:
         return self._split(generate(self.num_questions, self.seed))
+
+    def baseline_scores(self, split: str = "test") -> dict[str, float]:
+        """The name-blind baseline on ``split``'s questions (those the model is scored on): the value of the
+        paragraph's first sentence giving the fact asked, whoever it names (`blind_answer`); ``blind_exact_match``,
+        ``blind_f1`` (what a model scores that reads the question's fact but not its name)."""
+        rows = self.rows.get(split) or []
+        if not rows:
+            return {}
+        guesses = [(blind_answer(r["question"], r["context"]), r["answers"].split(ANSWERS)) for r in rows]
+        return {
+            "blind_exact_match": sum(exact_match(p, g) for p, g in guesses) / len(rows),
+            "blind_f1": sum(f1(p, g) for p, g in guesses) / len(rows),
+        }

@@ -9,6 +9,7 @@ distractors). The answer is always a span of the paragraph. Deterministic for a 
 from __future__ import annotations
 
 import random
+import re
 
 from engine_nlp.qa.squad import Example
 
@@ -74,3 +75,33 @@ def generate(count: int, seed: int = 0, people: tuple[int, int] = (2, 3)) -> lis
             out.append(Example(f"synthetic-{p}-{len(out)}", question, context, ((value, start),)))
         p += 1
     return out[:count]
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """A sentence or question template as a regex: ``{n}`` a name, ``{v}`` the value (a group)."""
+    parts = re.split(r"(\{n\}|\{v\})", template)
+    body = "".join(r"[A-Z]\w*" if p == "{n}" else r"(?P<v>\w+)" if p == "{v}" else re.escape(p) for p in parts)
+    return re.compile(body)
+
+
+_QUESTIONS = [(fact, _pattern(q)) for fact, (_, qs) in FACTS.items() for q in qs]
+_SENTENCES = {fact: [_pattern(s) for s in sentences] for fact, (sentences, _) in FACTS.items()}
+_COUNT_Q = re.compile(r"How many (\w+) does [A-Z]\w* have\?")
+
+
+def blind_answer(question: str, context: str) -> str:
+    """The name-blind baseline: the value of the paragraph's first sentence giving the fact the question asks,
+    whoever it is about ("" for a question of another form)."""
+    count = _COUNT_Q.fullmatch(question)
+    if count:
+        found = re.search(rf"[A-Z]\w* has (\w+) {re.escape(count.group(1))}\.", context)
+        return found.group(1) if found else ""
+    fact = next((f for f, p in _QUESTIONS if p.fullmatch(question)), None)
+    if fact is None:
+        return ""
+    for sentence in re.split(r"(?<=\.) ", context):
+        for pattern in _SENTENCES[fact]:
+            found = pattern.fullmatch(sentence)
+            if found:
+                return found.group("v")
+    return ""

@@ -125,5 +125,12 @@ class ExtractiveQATask(L.LightningModule):
     def test_step(self, batch: Any, _: int) -> None:
         self._evaluate(batch, "test")
 
+    def on_test_epoch_end(self) -> None:
+        """The data's baselines beside the test figures (``test/blind_exact_match`` …) when it has them."""
+        source = getattr(getattr(self.trainer, "datamodule", None), "source", None)
+        if callable(getattr(source, "baseline_scores", None)):
+            for name, value in source.baseline_scores("test").items():
+                self.log(f"test/{name}", value)
+
     def configure_optimizers(self) -> Any:
         return configure_optimizers(self, self.optimizer_factory, self.scheduler_factory)
