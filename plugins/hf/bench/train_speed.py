@@ -119,7 +119,7 @@ def reference_tps(args: argparse.Namespace, path: Path) -> float:
         for x, y in loader:
             if step == args.warmup:
                 t0 = time.perf_counter()
-            logits = model(input_ids=x).logits
+            logits = model(input_ids=x, use_cache=False).logits  # as hf.causal_lm trains it
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
