@@ -59,3 +59,15 @@ def test_serve_and_translate_text(cli: Any, run: Path) -> None:
     assert r.returncode == 0 and r.stdout.strip(), r.stderr
     bad = cli("translate", str(run), "")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_explain_attributes_each_translated_word(cli: Any, run: Path, tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("the small dog sees a cat\n")
+    res = cli("explain", str(run), str(tmp_path / "in.txt"), "--method", "saliency", "--max-new-tokens", "8")
+    assert res.returncode == 0, res.stderr
+    record = json.loads((run / "explain" / "saliency" / "attributions.json").read_text())
+    first = record["inputs"][0]
+    assert record["kind"] == "sequence" and first["output_tokens"], record
+    assert len(first["attribution"]) == len(first["output_tokens"])  # a row per generated token
+    assert all(len(row) == len(first["input_tokens"]) for row in first["attribution"])
+    assert any(t.strip() in ("dog", "small", "sees", "cat") for t in first["input_tokens"])  # tokens as text
