@@ -27,12 +27,12 @@ import torch
 from torch import nn
 
 from engine import EngineError
-from engine.protocols import EncodesText, Generates, implements
+from engine.protocols import DeclaresIO, EncodesText, Generates, implements
 
 
 def generates_text(task_class: Any) -> bool:
     """Whether a task generates text (`Generates` and ``output_kind == "text"``): explain's sequence path."""
-    return implements(task_class, Generates) and getattr(task_class, "output_kind", None) == "text"
+    return implements(task_class, Generates) and implements(task_class, DeclaresIO) and task_class.output_kind == "text"
 
 
 @dataclass
