@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 from annotated_types import Ge, Le, Lt
+from engine_nlp.data import BlockDataset
 from torch.utils.data import Dataset
 
 from engine import ConfigError
@@ -98,21 +99,6 @@ class _Tokenized(DataSource):
         return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
 
-class _Blocks(Dataset):
-    def __init__(self, ids: torch.Tensor, block: int, stride: int) -> None:
-        self.ids, self.block, self.stride = ids, block, stride
-        self.n = max(0, (len(ids) - block - 1) // stride + 1)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        chunk = self.ids[i * self.stride : i * self.stride + self.block + 1]
-        return chunk[:-1], chunk[1:]
-
-
 class HFText(_Tokenized):
     """Local text files for language modelling, encoded by a model directory's tokenizer, in blocks.
 
@@ -159,9 +145,9 @@ class HFText(_Tokenized):
             docs = [stdlib_text(max_chars)[0]]
             self.corpus = "the Python stdlib sources"
         self._docs = [d[:max_chars] if max_chars else d for d in docs]
-        self._splits: dict[str, _Blocks] | None = None
+        self._splits: dict[str, BlockDataset] | None = None
 
-    def _blocks(self) -> dict[str, _Blocks]:
+    def _blocks(self) -> dict[str, BlockDataset]:
         if self._splits is None:
             sep = self.tokenizer.eos_token_id
             ids: list[int] = []
@@ -174,7 +160,7 @@ class HFText(_Tokenized):
             self._splits = {}
             for split, part in parts.items():
                 stride = self.stride if split == "train" else self.context_length
-                blocks = _Blocks(torch.tensor(part, dtype=torch.long), self.context_length, stride)
+                blocks = BlockDataset(torch.tensor(part, dtype=torch.long), self.context_length, stride)
                 if len(blocks) == 0 and (split == "train" or part):
                     raise ConfigError(
                         f"the {split} text is {len(part)} tokens, shorter than one block of {self.context_length}+1",
