@@ -1,5 +1,7 @@
 """Training augmentation on torch, seeded per utterance: speed (tempo) perturbation, vocal-tract-length
-perturbation, synthetic room reverberation, additive noise and SpecAugment.
+perturbation, synthetic room reverberation, bandwidth variation (a low-pass at a random cut-off, or a round
+trip through 8 kHz, the band of a telephone or an 8 kHz voice), level (gain, saturating at full scale),
+leading and trailing silence (sequences), additive noise and SpecAugment.
 
 Every random draw comes from a ``torch.Generator`` seeded by (augmentation seed, utterance index, how
 often that utterance was drawn before), so a run's augmentation depends on its seeds only: not on
@@ -51,6 +53,32 @@ def reverberate(wave: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
     return out * (wave.pow(2).mean().sqrt() / out.pow(2).mean().sqrt().clamp_min(1e-8))
 
 
+def low_pass(wave: torch.Tensor, cutoff: float, sample_rate: int, width: float = 0.1) -> torch.Tensor:
+    """``wave`` without its energy above ``cutoff`` Hz (FFT mask: flat below, a linear roll-off over ``width``
+    x ``cutoff`` above, zero beyond)."""
+    n = wave.numel()
+    freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate)
+    mask = ((cutoff * (1 + width) - freqs) / (cutoff * width)).clamp(0.0, 1.0)
+    return torch.fft.irfft(torch.fft.rfft(wave) * mask, n)
+
+
+def narrowband(wave: torch.Tensor, sample_rate: int, rate: int = 8000) -> torch.Tensor:
+    """``wave`` resampled to ``rate`` Hz and back: nothing above ``rate`` / 2 is left."""
+    if sample_rate <= rate:
+        return wave
+    return resample(resample(wave, sample_rate, rate), rate, sample_rate)[: wave.numel()]
+
+
+def apply_gain(wave: torch.Tensor, gain_db: float) -> torch.Tensor:
+    """``wave`` scaled by ``gain_db``, saturating at full scale (-1..1) as a loud recording clips."""
+    return (wave * 10 ** (gain_db / 20)).clamp(-1.0, 1.0)
+
+
+def pad_silence(wave: torch.Tensor, lead: int, trail: int) -> torch.Tensor:
+    """``lead`` samples of silence before ``wave`` and ``trail`` after it."""
+    return torch.nn.functional.pad(wave, (lead, trail))
+
+
 def _range(params: dict[str, Any], key: str, low: float, high: float) -> list[float]:
     value = [float(v) for v in params[key]]
     if len(value) != 2 or not low <= value[0] <= value[1] <= high:
@@ -70,6 +98,15 @@ class Augment:
         if not (0 <= self.reverb_prob <= 1 and 0 <= self.noise_prob <= 1):
             raise ConfigError("reverb_prob and noise_prob must be within 0..1")
         self.snr_db = params["snr_db"]
+        # bandwidth, level and silence (absent keys: off, for callers that predate them)
+        self.lowpass_prob = float(params.get("lowpass_prob", 0.0))
+        self.narrowband_prob = float(params.get("narrowband_prob", 0.0))
+        if not (0 <= self.lowpass_prob <= 1 and 0 <= self.narrowband_prob <= 1):
+            raise ConfigError("lowpass_prob and narrowband_prob must be within 0..1")
+        nyquist = sample_rate / 2
+        self.cutoff_hz = _range({"cutoff_hz": params.get("cutoff_hz", [nyquist, nyquist])}, "cutoff_hz", 500, nyquist)
+        self.gain_db = _range({"gain_db": params.get("gain_db", [0.0, 0.0])}, "gain_db", -60.0, 40.0)
+        self.pad_seconds = _range({"pad_seconds": params.get("pad_seconds", [0.0, 0.0])}, "pad_seconds", 0.0, 5.0)
         self.freq_masks, self.freq_mask_width = params["freq_masks"], params["freq_mask_width"]
         self.time_masks, self.time_mask_width = params["time_masks"], params["time_mask_width"]
         self._draws: dict[int, int] = {}
@@ -81,14 +118,37 @@ class Augment:
         return torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 10_007 + n)
 
     def perturb(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Speed perturbation, then (with ``reverb_prob``) a synthetic room."""
+        """Speed perturbation, then (with ``reverb_prob``) a synthetic room, then the channel: bandwidth, level."""
         lo, hi = self.tempo_range
         if hi > lo:
             wave = perturb_speed(wave, _uniform(g, lo, hi), self.sample_rate)
         if self.reverb_prob > 0 and float(torch.rand((), generator=g)) < self.reverb_prob:
             rt60 = _uniform(g, *self.rt60_range)
             wave = reverberate(wave, room_impulse(rt60, self.sample_rate, _uniform(g, 0.0, 10.0), g))
+        return self.level(self.bandwidth(wave, g), g)
+
+    def bandwidth(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """With ``narrowband_prob`` an 8 kHz round trip, else with ``lowpass_prob`` a low-pass at a cut-off drawn
+        from ``cutoff_hz``."""
+        draw = float(torch.rand((), generator=g))
+        if draw < self.narrowband_prob:
+            return narrowband(wave, self.sample_rate)
+        if draw < self.narrowband_prob + (1 - self.narrowband_prob) * self.lowpass_prob:
+            return low_pass(wave, _uniform(g, *self.cutoff_hz), self.sample_rate)
         return wave
+
+    def level(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """A gain drawn from ``gain_db`` (saturating at full scale)."""
+        lo, hi = self.gain_db
+        return apply_gain(wave, _uniform(g, lo, hi)) if hi > lo or lo != 0 else wave
+
+    def silence(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Leading and trailing silence, each of a length drawn from ``pad_seconds``."""
+        lo, hi = self.pad_seconds
+        if hi <= 0:
+            return wave
+        lead, trail = (round(_uniform(g, lo, hi) * self.sample_rate) for _ in range(2))
+        return pad_silence(wave, lead, trail)
 
     def noise(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """White or pink noise at an SNR drawn from ``snr_db``, with probability ``noise_prob``."""

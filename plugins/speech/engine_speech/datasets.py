@@ -62,7 +62,7 @@ class SequenceDataset(Dataset):
         if self.augment is None:
             return self.extractor(wave), self.targets[i]
         g = self.augment.generator(i)
-        wave = self.augment.noise(self.augment.perturb(wave, g), g)
+        wave = self.augment.noise(self.augment.silence(self.augment.perturb(wave, g), g), g)
         return self.augment.feats(self.extractor(wave, self.augment.warp(g)), g), self.targets[i]
 
 

@@ -86,13 +86,19 @@ class SpokenDigits(SpeechSource):
         win_ms: STFT window (Hann), milliseconds.
         hop_ms: STFT hop (frame shift), milliseconds.
         n_mfcc: 0 for log-mel features, else keep this many MFCCs (DCT of the log-mel).
-        augment: augment the training split (tempo, vocal-tract length, reverb, noise, time shift, SpecAugment).
+        augment: augment the training split (tempo, vocal-tract length, reverb, bandwidth, level, silence or time
+            shift, noise, SpecAugment).
         tempo_range: [low, high] speed-perturbation factor (resampling: tempo and pitch together); [1, 1] is off.
         vtlp_range: [low, high] vocal-tract-length warp of the frequency axis; [1, 1] is off.
         reverb_prob: probability of a synthetic room (exponentially decaying noise impulse response).
         rt60_range: [low, high] reverberation time of that room, seconds.
         noise_prob: probability of adding white or pink noise to a training utterance.
         snr_db: [low, high] signal-to-noise ratio range of that noise, dB.
+        lowpass_prob: probability of a low-pass at a cut-off drawn from cutoff_hz (another voice's bandwidth).
+        cutoff_hz: [low, high] cut-off of that low-pass, Hz (at most sample_rate / 2).
+        narrowband_prob: probability of an 8 kHz round trip (resampled to 8 kHz and back: nothing above 4 kHz).
+        gain_db: [low, high] level change, dB, saturating at full scale; [0, 0] is off.
+        pad_seconds: [low, high] leading and trailing silence added to a training string (each drawn), seconds.
         freq_masks: SpecAugment frequency masks per training utterance.
         freq_mask_width: widest frequency mask (mel bands).
         time_masks: SpecAugment time masks per training utterance.
@@ -134,6 +140,11 @@ class SpokenDigits(SpeechSource):
         rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
         noise_prob: Annotated[float, Ge(0), Le(1)] = 0.5,
         snr_db: list[float] = [5.0, 30.0],  # noqa: B006
+        lowpass_prob: Annotated[float, Ge(0), Le(1)] = 0.3,
+        cutoff_hz: list[float] = [2500.0, 7000.0],  # noqa: B006
+        narrowband_prob: Annotated[float, Ge(0), Le(1)] = 0.2,
+        gain_db: list[float] = [-20.0, 6.0],  # noqa: B006
+        pad_seconds: list[float] = [0.0, 0.3],  # noqa: B006
         freq_masks: Annotated[int, Ge(0)] = 2,
         freq_mask_width: Annotated[int, Ge(0)] = 6,
         time_masks: Annotated[int, Ge(0)] = 2,

@@ -10,8 +10,9 @@ Two shapes of data come out of them:
   Character ids start at 1 (0 is the CTC blank); the ``vocabulary`` fact lists the characters.
 
 Augmentation (training split only, ``augment=true``, see `engine_speech.augment`): speed
-perturbation, a synthetic room, a random time shift (clips), additive white or pink noise at a random SNR,
-vocal-tract-length perturbation of the filterbank, then SpecAugment time and frequency masks.
+perturbation, a synthetic room, bandwidth (random low-pass or 8 kHz round trip) and level (spoken_digits),
+leading/trailing silence (sequences) or a random time shift (clips), additive white or pink noise at a random
+SNR, vocal-tract-length perturbation of the filterbank, then SpecAugment time and frequency masks.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ class SpeechSource(DataSource):
 def feature_params(local: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "sample_rate n_mels win_ms hop_ms n_mfcc augment tempo_range vtlp_range reverb_prob rt60_range "
-        "noise_prob snr_db freq_masks freq_mask_width time_masks time_mask_width"
+        "noise_prob snr_db freq_masks freq_mask_width time_masks time_mask_width lowpass_prob narrowband_prob "
+        "cutoff_hz gain_db pad_seconds"
     ).split()
-    return {k: local[k] for k in keys}
+    return {k: local[k] for k in keys if k in local}  # sources without the newer keys leave them off

@@ -1,0 +1,114 @@
+"""Training for robustness to another synthesiser: bandwidth, level and silence augmentation (issue 37, item 3).
+
+Each transform has a property that fails if it does nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine import ConfigError
+
+OFF = {
+    "tempo_range": [1.0, 1.0],
+    "vtlp_range": [1.0, 1.0],
+    "rt60_range": [0.2, 0.3],
+    "reverb_prob": 0.0,
+    "noise_prob": 0.0,
+    "snr_db": [10, 20],
+    "freq_masks": 0,
+    "freq_mask_width": 0,
+    "time_masks": 0,
+    "time_mask_width": 0,
+}
+
+
+def _band_energy(wave, sample_rate: int, lo: float, hi: float) -> float:
+    import torch
+
+    spec = torch.fft.rfft(wave).abs().pow(2)
+    freqs = torch.fft.rfftfreq(wave.numel(), 1.0 / sample_rate)
+    return float(spec[(freqs >= lo) & (freqs < hi)].sum())
+
+
+def _noise(n: int = 16000):
+    import torch
+
+    return torch.randn(n, generator=torch.Generator().manual_seed(0)) * 0.1
+
+
+def test_low_pass_removes_energy_above_the_cutoff() -> None:
+    from engine_speech.augment import low_pass
+
+    wave = _noise()
+    out = low_pass(wave, 3000, 16000)
+    assert _band_energy(out, 16000, 3300, 8001) < 1e-6 * _band_energy(wave, 16000, 3300, 8001)
+    assert _band_energy(out, 16000, 0, 3000) == pytest.approx(_band_energy(wave, 16000, 0, 3000), rel=1e-3)
+
+
+def test_narrowband_round_trip_leaves_nothing_above_4k() -> None:
+    from engine_speech.augment import narrowband
+
+    wave = _noise()
+    out = narrowband(wave, 16000)
+    assert out.numel() == wave.numel()
+    assert _band_energy(out, 16000, 4100, 8001) < 1e-3 * _band_energy(wave, 16000, 4100, 8001)
+    assert _band_energy(out, 16000, 100, 3500) > 0.9 * _band_energy(wave, 16000, 100, 3500)
+
+
+def test_gain_scales_and_saturates() -> None:
+    from engine_speech.augment import apply_gain
+
+    wave = _noise()
+    louder = apply_gain(wave, 20 * 0.30103)  # x2
+    assert float(louder.pow(2).mean().sqrt()) == pytest.approx(2 * float(wave.pow(2).mean().sqrt()), rel=1e-3)
+    assert float(apply_gain(wave, 40).abs().max()) == 1.0  # clipped at full scale
+
+
+def test_augment_draws_channel_and_silence_per_seed() -> None:
+    import torch
+    from engine_speech.augment import Augment
+
+    wave = _noise()
+    narrow = Augment({**OFF, "narrowband_prob": 1.0}, 16000)
+    out = narrow.perturb(wave, narrow.generator(0))
+    assert _band_energy(out, 16000, 4100, 8001) < 1e-3 * _band_energy(wave, 16000, 4100, 8001)
+    low = Augment({**OFF, "lowpass_prob": 1.0, "cutoff_hz": [2000, 3000]}, 16000)
+    out = low.perturb(wave, low.generator(0))
+    assert _band_energy(out, 16000, 3300, 8001) < 1e-6 * _band_energy(wave, 16000, 3300, 8001)
+    quiet = Augment({**OFF, "gain_db": [-30, -20]}, 16000)
+    ratio = float(quiet.perturb(wave, quiet.generator(0)).pow(2).mean() / wave.pow(2).mean())
+    assert 10**-3 <= ratio <= 10**-2
+    pad = Augment({**OFF, "pad_seconds": [0.1, 0.3]}, 16000)
+    a, b = pad.silence(wave, torch.Generator().manual_seed(7)), pad.silence(wave, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)  # the same seed, the same silence
+    assert 16000 + 3200 <= a.numel() <= 16000 + 9600
+    lead = int(torch.nonzero(a).flatten()[0])
+    assert 1600 <= lead <= 4800 and torch.equal(a[lead : lead + 16000], wave)
+    with pytest.raises(ConfigError, match="cutoff_hz"):
+        Augment({**OFF, "cutoff_hz": [3000, 9000]}, 16000)  # above the Nyquist frequency
+    with pytest.raises(ConfigError, match="narrowband_prob"):
+        Augment({**OFF, "narrowband_prob": 1.5}, 16000)
+
+
+def test_spoken_digits_pads_training_strings_only(speech_cache: Path, tiny_digits: Callable[..., dict]) -> None:
+    from engine_speech.digits import SpokenDigits
+
+    params = {**tiny_digits(speech_cache, "strings", n=20, n_eval=10), **OFF, "lowpass_prob": 0.0}
+    params.update(narrowband_prob=0.0, gain_db=[0.0, 0.0])
+    plain = SpokenDigits(**params, augment=False).datasets()
+    padded = SpokenDigits(**params, pad_seconds=[0.2, 0.2]).datasets()
+    frames = lambda ds: ds[0][0].shape[-1]  # noqa: E731
+    assert frames(padded["train"]) - frames(plain["train"]) in (39, 40, 41)  # 2 x 0.2 s at a 10 ms hop
+    assert frames(padded["test"]) == frames(plain["test"])  # evaluation is not augmented
+
+
+@pytest.mark.parametrize("recipe", ["speech/digits-kws", "speech/digits-asr"])
+def test_recipes_train_with_bandwidth_level_and_silence_variation(recipe: str) -> None:
+    import engine
+
+    data = engine.plan(engine.compose(recipe)).config["data"]
+    assert data["augment"] and data["lowpass_prob"] > 0 and data["narrowband_prob"] > 0
+    assert data["gain_db"][0] < data["gain_db"][1] and data["pad_seconds"][1] > 0
