@@ -12,7 +12,8 @@ but ``awb_time``, a talking clock) and 8 kHz versions of three of them (resample
 error rate per voice; recognition: 3-6 digit strings, WER per voice (the run's decoder). Beside them the
 run's own espeak held-out figure (``heldout/accuracy`` or ``heldout/wer``), which must keep its target.
 Goals: KWS error <= 0.10 and ASR WER <= 0.30 on flite overall. Runs are trained one at a time with 1 torch
-thread; ``--keep DIR`` keeps them and reuses finished ones; ``--quick`` trains a small configuration.
+thread; ``--keep DIR`` keeps them and reuses finished ones (``--no-train``: only tabulate those);
+``--quick`` trains a small configuration.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def eval_set(recipe: str, per_voice: int, cache: Path) -> list[tuple[str, str, P
 
 
 def train(recipe: str, seed: int, variant: str, out_dir: Path, extra: list[str]) -> Path:
-    name = f"{recipe.split('-')[-1]}-{variant}-s{seed}"
+    name = f"{recipe.split('-')[-1]}-{variant}-s{seed}"  # as main() names it
     run_dir = out_dir / name
     if (run_dir / "summary.json").is_file():
         return run_dir
@@ -152,6 +153,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=["aug", "ref"], choices=["aug", "ref"])
     parser.add_argument("--keep", default=None, help="keep the runs here (finished ones are reused)")
+    parser.add_argument("--no-train", action="store_true", help="tabulate the finished runs in --keep only")
     parser.add_argument("--quick", action="store_true", help="a small training configuration, for iterating")
     parser.add_argument("--per-voice", type=int, default=15, help="ASR digit strings per flite voice")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides applied to every run")
@@ -172,11 +174,13 @@ def main() -> None:
         items = eval_set(recipe, args.per_voice, cache)
         for seed in args.seeds:
             for variant in args.variants:
-                run_dir = train(recipe, seed, variant, out_dir, extra)
+                name = f"{recipe.split('-')[-1]}-{variant}-s{seed}"
+                run_dir = out_dir / name if args.no_train else train(recipe, seed, variant, out_dir, extra)
                 if not (run_dir / "summary.json").is_file():
                     continue
                 summary = json.loads((run_dir / "summary.json").read_text())
                 err = evaluate(run_dir, recipe, items)
+                print(f"{run_dir.name}: flite error {err['all']:.3f} {err}", file=sys.stderr, flush=True)
                 name = "augmented" if variant == "aug" else "reference"
                 rows.append(
                     {"recipe": recipe, "variant": name, "seed": seed, "err": err, "summary": summary}
