@@ -258,7 +258,7 @@ class RankingTask(L.LightningModule):
 
     def _choose(self, split: str, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Validation: keep the fallback's figures when it beats the model (NDCG at the smallest K)."""
-        if split == "val" and self._fallback_val:
+        if split == "val" and self._fallback_val and not self.trainer.sanity_checking:  # a whole validation
             main = f"ndcg@{min(self.ks)}"
             model, fallback = values[f"val/{main}"], self._fallback_val[main].to(values[f"val/{main}"])
             self.fallback_chosen.fill_(bool(fallback > model))
