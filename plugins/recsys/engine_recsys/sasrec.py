@@ -109,13 +109,17 @@ class SASRec(nn.Module):
 
 
 class NextItemCE(nn.Module):
-    """Full softmax cross-entropy of the next item at every position (targets item + 1; 0 pads, ignored)."""
+    """Full softmax cross-entropy of the next item at every position (targets item + 1; 0 pads, ignored):
+    logits ``[batch, length, items]`` and targets ``[batch, length]``, or one position per row
+    (``[batch, items]``, ``[batch]``)."""
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if logits.dim() == 2 and targets.dim() == 1:  # one position per row: [batch, items], [batch]
+            logits, targets = logits[:, None], targets[:, None]
         if logits.dim() != 3 or targets.shape != logits.shape[:2]:
             raise ValueError(
                 f"next_item_ce takes logits [batch, length, items] and targets [batch, length], got "

@@ -83,8 +83,10 @@ def test_sasrec_cannot_see_the_future() -> None:
     torch.testing.assert_close(short, padded[:, -5:])
     loss = next_item_ce()(a, torch.tensor([[0, 7, 1, 9, 4, 2]]))
     assert loss.item() > 0
+    one = next_item_ce()(a[:, -1], torch.tensor([3]))  # one position per row
+    torch.testing.assert_close(one, torch.nn.functional.cross_entropy(a[:, -1], torch.tensor([2])))
     with pytest.raises(ValueError, match="next_item_ce takes logits"):
-        next_item_ce()(a[:, 0], torch.tensor([1]))
+        next_item_ce()(a, torch.tensor([1]))
 
 
 def test_seen_items_are_everything_before_the_held_out_one(source: Interactions) -> None:
