@@ -145,8 +145,8 @@ class InteractionSource(DataSource):
         """Sparse CSR ``[users, items]`` of what users saw before ``split``'s held-out item (val: training,
         test: training and validation items), weights 1."""
         seen = (self._val if split == "val" else self._test).seen
-        ones = torch.ones(len(seen.indices))
-        return torch.sparse_csr_tensor(seen.indptr, seen.indices, ones, (self.num_users, self.num_items))
+        users = torch.repeat_interleave(torch.arange(self.num_users), seen.counts())
+        return interaction_matrix(users, seen.indices, None, self.num_users, self.num_items)
 
     def interaction_matrix(self) -> torch.Tensor:
         """The training interactions: sparse CSR ``[num_users, num_items]`` float32, values their weights."""

@@ -107,6 +107,7 @@ class RankingTask(L.LightningModule):
         self.fallback = fallback
         self.register_buffer("fallback_chosen", torch.zeros((), dtype=torch.bool))
         self._fallback_val: dict[str, torch.Tensor] = {}
+        self._fallback_fit: dict[str, float] = {}
 
     # ------------------------------------------------------------------ data hand-over
 
@@ -157,7 +158,8 @@ class RankingTask(L.LightningModule):
         val = self._source.datasets().get("val")
         check = (lambda: user_ndcg(val, self.fallback.score_all, min(self.ks), self.device)) if val else None
         fit = self.fallback.fit_closed_form
-        fit(self._interactions(), **({"validate": check} if "validate" in inspect.signature(fit).parameters else {}))
+        kwargs = {"validate": check} if "validate" in inspect.signature(fit).parameters else {}
+        self._fallback_fit = {f"train/fallback_{n}": float(v) for n, v in fit(self._interactions(), **kwargs).items()}
         if val:
             metric = RankingMetrics(self.ks)
             for start in range(0, len(val), 1024):
@@ -263,6 +265,7 @@ class RankingTask(L.LightningModule):
             model, fallback = values[f"val/{main}"], self._fallback_val[main].to(values[f"val/{main}"])
             self.fallback_chosen.fill_(bool(fallback > model))
             values.update({"val/model_" + main: model, "val/fallback_" + main: fallback})
+            values.update({n: torch.tensor(v) for n, v in self._fallback_fit.items()})  # its settings (l2, ...)
             if self.fallback_chosen:
                 values.update({f"val/{n}": v.to(model) for n, v in self._fallback_val.items()})
         return {f"{split}/fallback_chosen": self.fallback_chosen.float()}
