@@ -55,6 +55,13 @@ def test_histories_are_time_ordered_with_ties_in_file_order(source: Interactions
     # the held-out items match the histories: val is 10 (index 0), test 14 (index 4) for user 1
     _, (seen, target) = source.datasets()["test"].__getitems__([0])
     assert target[0].nonzero().flatten().tolist() == [4] and seen[0].nonzero().flatten().tolist() == [0, 1, 2, 3]
+    # a user scored by id (engine recommend) is scored from the whole known history
+    model = SASRec(3, 5, dim=8, max_length=2).eval()
+    with pytest.raises(RuntimeError, match="attach it to data first"):
+        model.score_all(one)
+    model.set_histories(lambda users: source.history(users, "all"))
+    with torch.no_grad():
+        torch.testing.assert_close(model.score_all(one), model.score_sequences(torch.tensor([[1, 5]])))
 
 
 def test_windows_train_every_prefix_once() -> None:
@@ -120,7 +127,7 @@ def test_generator_draws_genre_runs_and_releases_in_time_order() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_movielens_recipe_with_sasrec_runs_and_chooses_on_validation(tmp_path: Path) -> None:
+def test_movielens_recipe_with_sasrec_runs_and_chooses_on_validation(tmp_path: Path, cli: Any) -> None:
     path = _write(tmp_path / "u.data")
     quick = ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "model.dim=16", "fallback.l2=[10.0,100.0]"]
     train_run(f"data.path={path}", *quick, root=tmp_path, name="seq", recipe="recsys/movielens")
@@ -130,6 +137,10 @@ def test_movielens_recipe_with_sasrec_runs_and_chooses_on_validation(tmp_path: P
     for key in ("test/recall@10", "test/ease_recall@10", "test/pop_recall@10", "test/fallback_chosen"):
         assert key in m, key
     assert {"val/model_ndcg@10", "val/fallback_ndcg@10"} <= set(m)
+    # engine recommend scores a user of the run from the whole known history (or with the chosen fallback)
+    r = cli("recommend", str(tmp_path / "seq"), "--user", "3", "--k", "4", "--json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["recommendations"]) == 4
     # an untrained SASRec (no step at lr 0) loses to EASE on validation: the run's figures are EASE's
     train_run(f"data.path={path}", *quick, "optimizer.lr=0", root=tmp_path, name="untrained", recipe="recsys/movielens")
     m = json.loads((tmp_path / "untrained" / "summary.json").read_text())["metrics"]
