@@ -101,7 +101,10 @@ class TextFiles(TextCodec, DataSource):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
         if eval_stride is not None and eval_stride > context_length:
-            raise ConfigError(f"eval_stride ({eval_stride}) must be at most context_length ({context_length})")
+            raise ConfigError(
+                f"eval_stride ({eval_stride}) must be at most context_length ({context_length})",
+                hint="set data.eval_stride too (e.g. half the context), or data.eval_stride=null: no overlap",
+            )
         if paths:
             files = _expand(list(paths))
             parts = []

@@ -149,7 +149,7 @@ class LanguageModelingTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
-        if self.dynamic_eval_lrs:
+        if self.dynamic_eval_lrs and not getattr(self._trainer, "fast_dev_run", False):  # not in a smoke run
             self._log_dynamic()
 
     def _log_dynamic(self) -> None:
