@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -44,7 +45,7 @@ def test_text_files_eval_stride(corpus_file: Path) -> None:
         TextFiles(paths=[str(corpus_file)], max_chars=30_000, context_length=32, eval_stride=33)
 
 
-def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_file: Path) -> None:
+def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_file: Path, cli: Any) -> None:
     from engine_nlp.baselines import compressed_bits_per_char
     from engine_nlp.data import TextFiles
 
@@ -62,7 +63,8 @@ def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_fi
         "trainer.max_steps=3",
         "trainer.val_check_interval=3",
     ]
-    metrics = train_run(*overrides, root=tmp_path).summary["metrics"]
+    result = train_run(*overrides, root=tmp_path)
+    metrics = result.summary["metrics"]
     src = TextFiles(paths=[str(corpus_file)], context_length=16)
     for split in ("val", "test"):
         text = src.split_text(split)
@@ -72,6 +74,9 @@ def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_fi
         assert metrics[f"{split}/xz_bits_per_char"] == pytest.approx(compressed["xz -9e"])
         assert metrics[f"{split}/zstd_bits_per_char"] == pytest.approx(compressed["zstd -19"])
     assert metrics["test/dynamic_lr"] == pytest.approx(0.001) and 0 < metrics["test/dynamic_bits_per_char"] < 10
+    shown = cli("nlp", "baselines", str(result.run_dir)).stdout.splitlines()
+    dynamic = f"{metrics['test/dynamic_bits_per_char']:.3f}"
+    assert any(line.startswith("test bits/char (dynamic eval)") and dynamic in line for line in shown)
 
 
 def test_dynamic_evaluation_adapts_to_the_text_and_leaves_the_model_alone() -> None:
