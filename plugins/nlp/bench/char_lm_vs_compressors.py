@@ -120,7 +120,7 @@ def main() -> None:
         print(f"seed {seed}: {rows[-1]['model']:.3f} bits/char, {rows[-1]['wall']:.0f} s", file=sys.stderr, flush=True)
     for run_dir in args.runs or ():
         rows.append(row(Path(run_dir), unseen, targets))
-    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(sys.argv)}")
+    print(f"$ OMP_NUM_THREADS={args.threads} MKL_NUM_THREADS={args.threads} .venv/bin/python {' '.join(sys.argv)}")
     print(f"{args.recipe}, {platform.processor() or platform.machine()}, {args.threads} thread(s), machine shared")
     print(f"targets: {'; '.join(map(str, targets))}; unseen text: {args.unseen} ({len(unseen)} characters)")
     print(
