@@ -1,4 +1,5 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Both set everything up first.
+# (`make test-pretrained`: the tests of a real pretrained model, SmolLM2, which `make test` leaves out.)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -18,7 +19,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak browser demo test test-fast bench docs docs-serve lint clean
+.PHONY: setup espeak browser demo test test-pretrained test-fast bench docs docs-serve lint clean
 
 setup: $(STAMP)
 
@@ -73,12 +74,17 @@ demo: setup
 
 TESTS := tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests))
 
+# The tests of real pretrained models (@pytest.mark.pretrained: SmolLM2 answering, minutes on CPU) are left
+# out of `make test`; `make test-pretrained` runs them.
 test: setup
-	$(PY) -m pytest $(TESTS) -q
+	$(PY) -m pytest $(TESTS) -q -m "not pretrained"
+
+test-pretrained: setup
+	$(PY) -m pytest $(TESTS) -q -m pretrained
 
 # The inner loop: every module exercised, the tests that train for long left out (@pytest.mark.slow).
 test-fast: setup
-	$(PY) -m pytest $(TESTS) -q -m "not slow"
+	$(PY) -m pytest $(TESTS) -q -m "not slow and not pretrained"
 
 bench: setup
 	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done
