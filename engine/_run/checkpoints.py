@@ -6,7 +6,6 @@ line naming it. Writing goes to a temporary file in the same directory, fsynced 
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import re
@@ -60,14 +59,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(target)
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)  # serialised first: a full disk is then an OSError of the write below
-        try:
+        try:  # streamed to the file: a checkpoint (weights and optimizer state) is never held twice in memory
             with tmp.open("wb") as fh:
-                fh.write(buffer.getbuffer())
+                torch.save(checkpoint, fh)
             fsync_replace(tmp, target)
-        except OSError as exc:  # a full disk's write error names no file
-            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        except (OSError, RuntimeError) as exc:  # a full disk's write error names no file (torch wraps it)
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, cause.strerror or str(cause), str(target)) from exc
         finally:
             tmp.unlink(missing_ok=True)
 
