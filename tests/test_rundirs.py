@@ -344,3 +344,31 @@ def test_a_checkpoint_is_streamed_to_disk_not_copied_in_memory(tmp_path: Path, m
     with pytest.raises(OSError) as err:
         AtomicCheckpointIO().save_checkpoint(state, tmp_path / "b.ckpt")
     assert err.value.filename == str(tmp_path / "b.ckpt") and not list(tmp_path.glob("*.tmp*"))
+
+
+_WEIGHTS_MEMORY = """
+import resource, sys, torch
+from pathlib import Path
+from engine._run.runner import _save_weights
+ckpt = Path(sys.argv[1])
+torch.save({"state_dict": {"w": torch.ones(1_000_000)}, "optimizer_states": [torch.ones(50_000_000)]}, ckpt)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_save_weights(None, type("C", (), {"best_model_path": str(ckpt)})(), ckpt.parent)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_model_safetensors_is_written_without_loading_the_optimizer_state(tmp_path: Path) -> None:
+    """At a run's end the best checkpoint's weights become model.safetensors; its optimizer state (200 MB here, Adam's
+    moments are twice the weights) is not read into memory, nor are the weights copied (issue 36: +2 GB at 124 M)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _WEIGHTS_MEMORY, str(tmp_path / "best.ckpt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) < 100, out.stdout  # MiB of peak RSS added
+    from engine.runs import load_weights_file
+
+    assert load_weights_file(tmp_path / "model.safetensors")["w"].shape == (1_000_000,)
