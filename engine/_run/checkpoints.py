@@ -6,7 +6,6 @@ line naming it. Writing goes to a temporary file in the same directory, fsynced 
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import re
@@ -25,11 +24,12 @@ class UnsafeCheckpointError(EngineError):
     """A checkpoint that could only be read by running code from it."""
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path`` as plain data (``weights_only=True``); an EngineError naming the file otherwise."""
+def load_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``path`` as plain data (``weights_only=True``); an EngineError naming the file otherwise.
+    ``mmap``: tensors mapped from the file, read only when used (the weights without the optimizer's state)."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise EngineError(f"checkpoint not found: {path}") from None
     except Exception as exc:  # the unpickler fails in many ways on a truncated or foreign file
@@ -60,14 +60,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(target)
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)  # serialised first: a full disk is then an OSError of the write below
-        try:
+        try:  # streamed to the file: a checkpoint (weights and optimizer state) is never held twice in memory
             with tmp.open("wb") as fh:
-                fh.write(buffer.getbuffer())
+                torch.save(checkpoint, fh)
             fsync_replace(tmp, target)
-        except OSError as exc:  # a full disk's write error names no file
-            raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
+        except (OSError, RuntimeError) as exc:  # a full disk's write error names no file (torch wraps it)
+            cause = exc if isinstance(exc, OSError) else exc.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, cause.strerror or str(cause), str(target)) from exc
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -80,14 +81,16 @@ def save_weights(state_dict: dict[str, Any], path: Path) -> Path:
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    tensors, seen, tied = {}, {}, {}
+    tensors, seen, tied, storages = {}, {}, {}, set()
     for k, v in state_dict.items():  # a tied parameter (one tensor under two names) is written once
         if isinstance(v, torch.Tensor):
             view = (v.untyped_storage().data_ptr(), v.storage_offset(), v.shape, v.stride(), v.dtype, v.device)
             if v.numel() and view in seen:
                 tied[k] = seen[view]
-            else:
-                seen[view], tensors[k] = k, v.detach().cpu().clone().contiguous()
+            else:  # copied only when another view of its storage is written (safetensors refuses shared memory)
+                shared = v.numel() and view[0] in storages
+                seen[view], tensors[k] = k, (v.detach().cpu().clone() if shared else v.detach().cpu()).contiguous()
+                storages.add(view[0])
     tmp = temp_path(path)
     try:
         save_file(tensors, str(tmp), metadata={"tied": json.dumps(tied)} if tied else None)

@@ -316,7 +316,8 @@ def _save_weights(model: Any, checkpoint: Any, run_dir: Path) -> None:
     from engine._run.checkpoints import load_checkpoint, save_weights
 
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    state = load_checkpoint(best)["state_dict"] if best is not None and best.is_file() else model.state_dict()
+    mapped = best is not None and best.is_file()  # mapped: the optimizer's state (Adam: 2x the weights) stays on disk
+    state = load_checkpoint(best, mmap=True)["state_dict"] if mapped else model.state_dict()
     save_weights(state, run_dir / WEIGHTS_FILE)
 
 

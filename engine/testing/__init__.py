@@ -41,6 +41,7 @@ __all__ = [
     "plant_pickle",
     "plugin_site",
     "run_cli",
+    "run_cli_imports",
     "snapshot",
     "train",
     "train_run",
@@ -84,6 +85,16 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict[str, str] | Non
         env={**os.environ, "COLUMNS": "200", **(env or {})},
         timeout=900,
     )
+
+
+def run_cli_imports(*args: str, env: dict[str, str] | None = None) -> tuple[Any, bool]:
+    """Run ``python -X importtime -m engine ARGS``: its ``CompletedProcess`` (the import-time lines removed from
+    stderr) and whether torch was imported: for "this mistake is reported before torch loads" tests."""
+    command = [sys.executable, "-X", "importtime", "-m", "engine", *args]
+    r = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    timings = [line for line in r.stderr.splitlines() if line.startswith("import time:")]
+    r.stderr = "\n".join(line for line in r.stderr.splitlines() if not line.startswith("import time:"))
+    return r, any(line.rsplit("|", 1)[-1].strip() == "torch" for line in timings)
 
 
 @pytest.fixture

@@ -88,6 +88,20 @@ def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
     return model
 
 
+def task_network(run: Run, task: Any, datamodule: Any = None) -> torch.nn.Module:
+    """The network of ``task`` (built from ``run``'s checkpoint): its primary slot, merged when trained through
+    adapters (then put back in the task, so that the task and the network share one copy of the weights); a task
+    that does not keep its slot under the slot's name gets `eager_model` (a second build)."""
+    slot = run.plan().task.main_slot
+    model = getattr(task, slot, None) if slot else None
+    if not isinstance(model, torch.nn.Module):
+        return eager_model(run, datamodule)
+    if implements(model, MergesAdapters):
+        model = model.merged().eval()
+        setattr(task, slot, model)  # the adapted copy is released: one model in memory
+    return model.eval()
+
+
 def split_batches(datamodule: Any, limit: int = 1024) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
     """Up to ``limit`` real inputs (and targets) of the test split (else validation, else training), in the
     loader's batches: a source padding per batch gives batches of different lengths, kept as they are."""

@@ -100,7 +100,9 @@ def mount_openai(app: FastAPI, predictor: Any, check_key: Any, registry: Any, li
     if not can_mount(task_class, source):
         return False
     limits = limits or LMLimits()
-    task = predictor.run.task(facts=dict(predictor.run.facts))
+    # the text path's task and network (one copy of the weights); a predictor without one builds the task
+    text = getattr(predictor, "text", None)
+    task = text.task if text is not None else predictor.run.task(facts=dict(predictor.run.facts))
     service = Generator(task, predictor.fn, GenerationMetrics(registry), limits.max_batch_size, limits.max_wait_ms)
     model_id = predictor.run.path.name
     created = int(predictor.run.path.stat().st_mtime)

@@ -70,12 +70,13 @@ class Predictor:
     def _text(self, artifact: str | Path | None, facts: dict[str, Any], max_text_chars: int) -> None:
         """The text path: the task's ``generate`` over the model (or artifact), the data source's tokenizers."""
         facts = common.run_facts(self.run, self.datamodule)
+        task = self.run.task(facts=facts)  # built once: its model is the network (/predict and /v1 share it)
         if artifact is not None:
             loaded = common.load_artifact(artifact)
             self.manifest, self.fn, self.backend = loaded.manifest, loaded.fn, loaded.target
         else:
-            self.fn, self.backend = common.eager_model(self.run, self.datamodule), "eager"
-        self.text = TextPath(self.run.task(facts=facts), text_source(self.datamodule), self.fn, max_text_chars)
+            self.fn, self.backend = common.task_network(self.run, task, self.datamodule), "eager"
+        self.text = TextPath(task, text_source(self.datamodule), self.fn, max_text_chars)
         self.sample_shape, self.dtype, self.class_names, self.preprocessing = None, "int64", None, None
         self.problem = generation.problem_of(self.text.task, facts)
         self.feature_names, self.warnings, self.describer = None, [], None

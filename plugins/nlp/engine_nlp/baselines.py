@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import math
+from typing import Any
 
 import torch
 
@@ -45,6 +46,22 @@ def compressed_bits_per_char(text: str) -> dict[str, float | None]:
     for name, level in (("zstd -19", 19), ("zstd --ultra -22", 22)):
         sizes[name] = len(zstandard.ZstdCompressor(level=level).compress(raw)) if zstandard is not None else None
     return {name: None if size is None else 8 * size / len(text) for name, size in sizes.items()}
+
+
+def per_character(datamodule: Any, split: str, nll: float, cache: dict[str, dict[str, float]]) -> dict[str, float]:
+    """A language model's ``bits_per_char`` on ``split`` (mean loss ``nll`` in nats per token, times the split's
+    tokens, over its characters) and the compressors' on the same text (``xz_bits_per_char``, ``zstd_bits_per_char``
+    at level 19; computed once per split into ``cache``). Empty when the data does not tell its characters."""
+    facts = getattr(datamodule, "facts", None) or {}
+    tokens, chars = (facts.get("tokens") or {}).get(split), (facts.get("characters") or {}).get(split)
+    if not tokens or not chars:
+        return {}
+    out = {"bits_per_char": bits(nll) * tokens / chars}
+    source = getattr(datamodule, "source", None)
+    if split not in cache and callable(getattr(source, "split_text", None)):
+        sizes = compressed_bits_per_char(source.split_text(split))
+        cache[split] = {k: v for k, v in (("xz", sizes["xz -9e"]), ("zstd", sizes["zstd -19"])) if v is not None}
+    return out | {f"{name}_bits_per_char": value for name, value in cache.get(split, {}).items()}
 
 
 def majority_accuracy(train_labels: torch.Tensor, eval_labels: torch.Tensor) -> float:

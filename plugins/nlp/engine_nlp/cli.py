@@ -109,7 +109,11 @@ def baselines(args: argparse.Namespace) -> int:
                     f"{loss:.4f} ({bits(loss):.3f} bits, bigram, add-{alpha:g})",
                 )
             )
-            rows += _compressor_rows(source, split, model)
+            compressed = _compressor_rows(source, split, model)
+            rows += compressed
+            dynamic = metrics.get(f"{split}/dynamic_bits_per_char")
+            if dynamic is not None and compressed:  # task.dynamic_eval_lrs: the model adapting to the text it reads
+                rows.append((f"{split} bits/char (dynamic eval)", f"{dynamic:.3f}", compressed[0][2]))
     elif source is not None and hasattr(source, "class_names"):
         splits = dm.splits
         train = torch.stack([splits["train"][i][1] for i in range(len(splits["train"]))])

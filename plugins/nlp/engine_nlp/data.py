@@ -16,6 +16,7 @@ from engine.runs import inside
 from engine_nlp.rows import read_rows
 from engine_nlp.textcodec import TextCodec
 from engine_nlp.tokenizer import TextTokenizer
+from engine_nlp.windows import BlockDataset, ScoredWindows  # BlockDataset: engine-hf imports it from here
 
 
 def _check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -40,24 +41,6 @@ def _load_run_tokenizer(source: Any, run_dir: Path) -> bool:
         return False
     source._tokenizer = TextTokenizer.load(file)
     return True
-
-
-class BlockDataset(Dataset):
-    """Consecutive blocks of ``block`` tokens: ``(ids[i*s : i*s+block], ids[i*s+1 : i*s+block+1])``."""
-
-    def __init__(self, ids: torch.Tensor, block: int, stride: int) -> None:
-        self.ids, self.block, self.stride = ids, block, stride
-        self.n = max(0, (len(ids) - block - 1) // stride + 1)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if not 0 <= i < self.n:
-            raise IndexError(i)
-        start = i * self.stride
-        chunk = self.ids[start : start + self.block + 1]
-        return chunk[:-1], chunk[1:]
 
 
 def _expand(paths: list[str]) -> list[Path]:
@@ -95,6 +78,9 @@ class TextFiles(TextCodec, DataSource):
         test_fraction: fraction of the text at the end held out for the final test.
         stride: tokens between the starts of consecutive training blocks (default: context_length, no overlap).
         tokenizer_file: reuse this tokenizer.json (e.g. from an earlier run) instead of training one.
+        eval_stride: val/test in windows of the context every this many tokens, each scoring only the tokens it
+            adds (every token once, with at least context_length - eval_stride of history; `engine_nlp.windows`);
+            default: non-overlapping blocks.
     """
 
     def __init__(
@@ -108,12 +94,17 @@ class TextFiles(TextCodec, DataSource):
         test_fraction: Annotated[float, Ge(0), Lt(1)] = 0.05,
         stride: int | None = None,
         tokenizer_file: str | None = None,
+        eval_stride: Annotated[int, Ge(1)] | None = None,
     ) -> None:
         _check_fractions(val_fraction, test_fraction)
-        if context_length < 1:
-            raise ConfigError(f"context_length must be at least 1, got {context_length}")
-        if stride is not None and stride < 1:
-            raise ConfigError(f"stride must be at least 1, got {stride}")
+        for name, value in (("context_length", context_length), ("stride", stride), ("eval_stride", eval_stride)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if eval_stride is not None and eval_stride > context_length:
+            raise ConfigError(
+                f"eval_stride ({eval_stride}) must be at most context_length ({context_length})",
+                hint="set data.eval_stride too (e.g. half the context), or data.eval_stride=null: no overlap",
+            )
         if paths:
             files = _expand(list(paths))
             parts = []
@@ -141,15 +132,20 @@ class TextFiles(TextCodec, DataSource):
         n_test, n_val = int(n * test_fraction), int(n * val_fraction)
         n_train = n - n_val - n_test
         texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
-        self._use_texts(texts, (tokenizer_file, tokenizer, vocab_size), context_length, stride)
+        self._use_texts(texts, (tokenizer_file, tokenizer, vocab_size), context_length, stride, eval_stride)
 
     def _use_texts(
-        self, texts: dict[str, str], tokenizer_spec: tuple[Any, ...], context_length: int, stride: int | None
+        self,
+        texts: dict[str, str],
+        tokenizer_spec: tuple[Any, ...],
+        context_length: int,
+        stride: int | None,
+        eval_stride: int | None = None,
     ) -> None:
         """The text of each split (an empty val/test split is left out), tokenised and cut into blocks lazily."""
         self._texts = texts
         self._tokenizer_spec = tokenizer_spec
-        self._stride = stride or context_length
+        self._stride, self.eval_stride = stride or context_length, eval_stride
         self.context_length = context_length
         # Tokenizer and token ids are built on first use: a reopened run (``load_artifacts``) reads its own
         # tokenizer.json instead of training one again.
@@ -185,6 +181,8 @@ class TextFiles(TextCodec, DataSource):
                         hint="give more text, a smaller data.context_length"
                         + (f", or a larger data.{split}_fraction" if split != "train" else ""),
                     )
+                if split != "train" and self.eval_stride is not None:
+                    ds = ScoredWindows(tokens, self.context_length, self.eval_stride)
                 ids[split], splits[split] = tokens, ds
             self._ids, self._splits = ids, splits
         return self._ids
@@ -197,12 +195,17 @@ class TextFiles(TextCodec, DataSource):
             "pad_id": self.tokenizer.pad_id,
             "tokenizer": self.tokenizer.kind,
             "tokens": {k: len(v) for k, v in self.ids.items()},
+            "characters": {k: len(self._texts[k]) for k in self.ids},
             "corpus": self.corpus,
         }
 
     def datasets(self) -> dict[str, Dataset]:
         self.ids  # noqa: B018 -- tokenizes on first use
         return dict(self._splits)
+
+    def split_text(self, split: str) -> str:
+        """The text of ``split`` (what the compressor baselines compress)."""
+        return self._texts[split]
 
     def save_artifacts(self, run_dir: Path) -> None:
         """Write ``tokenizer.json`` (what generation, prediction and deployment read)."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 import torchmetrics
+from annotated_types import Gt
 from torch import nn
 
 from engine import ConfigError
@@ -30,6 +31,10 @@ class LanguageModelingTask(L.LightningModule):
 
     Args:
         compile: run the training forward pass through ``torch.compile`` (weights and checkpoints unchanged).
+        dynamic_eval_lrs: after the test, also score the test text with dynamic evaluation (the model keeps
+            learning from the text as it reads it, as a compressor does; `engine_nlp.dynamic`) at the learning
+            rate of these that scores the validation text best: ``test/dynamic_bits_per_char`` beside the static
+            ``test/bits_per_char``, ``val/dynamic_bits_per_char``, ``test/dynamic_lr``. Empty: not measured.
     """
 
     input_kind = "text"
@@ -41,13 +46,14 @@ class LanguageModelingTask(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         compile: bool = False,
+        dynamic_eval_lrs: list[Annotated[float, Gt(0)]] = (),
     ) -> None:
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.nll = nn.ModuleDict({s: torchmetrics.MeanMetric() for s in ("val", "test")})
-        self.compile = compile
+        self.compile, self.dynamic_eval_lrs = compile, list(dynamic_eval_lrs)
         self.__dict__["_train_forward"] = torch.compile(model) if compile else model  # not a registered submodule
         self._t0: float | None = None
 
@@ -125,12 +131,45 @@ class LanguageModelingTask(L.LightningModule):
         self.log(f"{split}/loss", nll, prog_bar=True)
         self.log(f"{split}/perplexity", torch.exp(nll))
         self.log(f"{split}/bits_per_token", nll / math.log(2))
+        for name, value in self._per_character(split, float(nll)).items():
+            self.log(f"{split}/{name}", value)
+
+    def _per_character(self, split: str, nll: float) -> dict[str, float]:
+        """``bits_per_char`` (the loss over the split's tokens, per character of its text) and the compressors'
+        (``xz_bits_per_char``: ``xz -9e``, ``zstd_bits_per_char``: ``zstd -19``, the text compressed alone), when
+        the data tells its characters (``facts["characters"]``) and its text (``split_text``)."""
+        from engine_nlp.baselines import per_character
+
+        trainer = self._trainer  # None outside a Trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        return per_character(datamodule, split, nll, self.__dict__.setdefault("_compressed", {}))
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+        if self.dynamic_eval_lrs and not getattr(self._trainer, "fast_dev_run", False):  # not in a smoke run
+            self._log_dynamic()
+
+    def _log_dynamic(self) -> None:
+        """Dynamic evaluation's figures (see ``dynamic_eval_lrs``), when the data has token ids and characters."""
+        from engine_nlp.baselines import bits
+        from engine_nlp.dynamic import dynamic_figures
+
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        source, facts = getattr(datamodule, "source", None), getattr(datamodule, "facts", None) or {}
+        ids, chars = getattr(source, "ids", None), facts.get("characters") or {}
+        if not isinstance(ids, dict) or not chars:
+            return
+        context = int(getattr(self.model, "context_length", 0) or facts["context_length"])
+        stride = getattr(source, "eval_stride", None) or context
+        figures = dynamic_figures(self.model, ids, context, stride, self.dynamic_eval_lrs)
+        for split in ("val", "test") if figures else ():
+            per_char = bits(figures[f"{split}/dynamic_loss"]) * len(ids[split]) / chars[split]
+            self.log(f"{split}/dynamic_bits_per_char", per_char)
+        if figures:
+            self.log("test/dynamic_lr", figures["dynamic_lr"])
 
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x = batch[0] if isinstance(batch, (list, tuple)) else batch

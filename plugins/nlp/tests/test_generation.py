@@ -167,10 +167,11 @@ def test_fused_adamw_is_chosen_so_that_mixed_precision_can_clip(corpus_file: Pat
 
     assert plan("trainer.precision=bf16-mixed").config["optimizer"]["fused"] is False
     assert plan("trainer.precision=bf16-mixed", "trainer.gradient_clip_val=null").config["optimizer"]["fused"] is True
-    assert plan().config["optimizer"]["fused"] is True  # 32-true clips a fused optimizer
+    assert plan("trainer.precision=32-true").config["optimizer"]["fused"] is True  # 32-true clips a fused optimizer
     with pytest.raises(ConfigError, match=r"optimizer\.fused=true cannot be combined with trainer\.gradient_clip_val"):
         plan("trainer.precision=bf16-mixed", "optimizer.fused=true")
     tiny = ["model.n_layer=1", "model.d_model=32", "model.n_head=2", "data.context_length=32", "data.max_chars=20000"]
+    tiny.append("data.eval_stride=16")
     steps = ["trainer.max_steps=3", "trainer.val_check_interval=3", "trainer.precision=bf16-mixed"]
     result = train_run(*tiny, *steps, f"data.paths=[{corpus_file}]", recipe="nlp/char-gpt", root=tmp_path)
     assert result.summary["status"] == "completed"

@@ -66,8 +66,8 @@ QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=fals
 
 
 def movielens_model() -> list[str]:
-    """The recsys/movielens recipe's model settings, as overrides (kept in step with the recipe)."""
-    model = engine.compose("recsys/movielens", overrides=["data.path=unused"])["model"]  # data.path: required
+    """The recsys/movielens recipe's EASE settings (its fallback), as overrides (kept in step with the recipe)."""
+    model = engine.compose("recsys/movielens", overrides=["data.path=unused"])["fallback"]  # data.path: required
     return [f"model={model['name']}", *(f"model.{k}={v}" for k, v in model.items() if k != "name")]
 
 

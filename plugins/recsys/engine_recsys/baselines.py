@@ -72,7 +72,10 @@ class EaseBaseline:
         rows = select_rows(*self._parts, users.long(), self._num_items)
         return sparse_rows_times(rows, weight)
 
-    def scores(self, users: torch.Tensor) -> torch.Tensor:
-        """``[len(users), num_items]`` EASE scores (after a successful `fit`)."""
+    def scores(self, users: torch.Tensor, history: torch.Tensor | None = None) -> torch.Tensor:
+        """``[len(users), num_items]`` EASE scores (after a successful `fit`): from the users' training
+        items, or from ``history`` (boolean ``[len(users), num_items]`` rows) when given."""
         assert self.weight is not None, "fit() first"
+        if history is not None:
+            return history.to(self.weight).float() @ self.weight
         return self._scores(users, self.weight)

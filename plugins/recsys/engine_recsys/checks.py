@@ -27,3 +27,24 @@ def ranking(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
     monitor = checkpoint["monitor"]
     if isinstance(monitor, str) and any(m in monitor for m in RANKING_METRICS):
         checkpoint["mode"] = "max"
+
+
+def sasrec(values: dict[str, Any], where: str, config: dict[str, Any]) -> None:
+    """``recsys.sasrec`` at plan time: windows of ``max_length`` unless set, and a next-item loss."""
+    data = config.get("data")
+    if isinstance(data, dict) and "sequence_length" in data:
+        if data["sequence_length"] is None:
+            data["sequence_length"] = values["max_length"]
+        elif data["sequence_length"] > values["max_length"]:
+            raise ConfigError(
+                f"data.sequence_length={data['sequence_length']} is longer than {where}.max_length="
+                f"{values['max_length']}",
+                hint=f"set {where}.max_length to at least data.sequence_length",
+            )
+    loss = config.get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else loss
+    if where == "model" and name is not None and not str(name).endswith("next_item_ce"):
+        raise ConfigError(
+            f"recsys.sasrec learns the next item of each position: loss={name} does not fit it",
+            hint="set loss=recsys.next_item_ce",
+        )

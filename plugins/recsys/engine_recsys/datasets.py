@@ -146,3 +146,37 @@ class EvalUsers(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         users, (seen, target) = self.__getitems__([i])
         return users[0], (seen[0], target[0])
+
+
+class SequenceWindows(Dataset):
+    """Training rows of sequential models: ``x`` the items of a window of a user's time-ordered training
+    history, ``y`` the item after each (both item + 1, left-padded with 0 to ``length``).
+
+    A history of ``n`` items gives windows ending at ``n``, ``n - length``, ``n - 2 length``, ...: every
+    item after the first is the target of exactly one position (each prefix of the history is trained
+    on once, its last ``length`` items as context at the window's end, fewer at its start). Users
+    with fewer than 2 training items give no row.
+    """
+
+    def __init__(self, sequences: Sequence[torch.Tensor], length: int) -> None:
+        xs, ys = [], []
+        for seq in sequences:
+            for end in range(len(seq), 1, -length):
+                window = seq[max(0, end - length - 1) : end] + 1
+                x, y = torch.zeros(length, dtype=torch.long), torch.zeros(length, dtype=torch.long)
+                x[length - len(window) + 1 :] = window[:-1]
+                y[length - len(window) + 1 :] = window[1:]
+                xs.append(x)
+                ys.append(y)
+        self.x = torch.stack(xs) if xs else torch.zeros(0, length, dtype=torch.long)
+        self.y = torch.stack(ys) if ys else torch.zeros(0, length, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        idx = torch.as_tensor(list(indices), dtype=torch.long)
+        return Batch((self.x[idx], self.y[idx]))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[i], self.y[i]

@@ -136,6 +136,8 @@ class Interactions(InteractionSource):
         num_negatives: negative items sampled per training interaction.
         negative_sampling: uniform, or popularity (proportional to count ** 0.75).
         seed: seed of the negatives.
+        sequence_length: training rows are windows of this many time-ordered items per user (sequential
+            models: recsys.sasrec fills it from its max_length); None: (user, item, negatives) rows.
     """
 
     def __init__(
@@ -155,6 +157,7 @@ class Interactions(InteractionSource):
         num_negatives: Annotated[int, Ge(0)] = 1,
         negative_sampling: Literal["uniform", "popularity"] = "uniform",
         seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
+        sequence_length: Annotated[int, Ge(2)] | None = None,
     ) -> None:
         file = Path(path).expanduser()
         if not file.is_file():
@@ -213,6 +216,7 @@ class Interactions(InteractionSource):
             negative_sampling,
             seed,
             extra_facts={"duplicates_removed": removed, "file_rows": len(rows)},
+            sequence_length=sequence_length,
         )
 
 

@@ -29,8 +29,14 @@ def engine_tasks() -> list[Component]:
             "ranking",
             "engine_recsys.task:RankingTask",
             "Implicit-feedback ranking (sampled negatives or closed form); Recall/NDCG/HitRate@K + popularity, EASE",
-            slots={"model": "model", "loss": "loss", "optimizer": "optimizer", "scheduler": "scheduler"},
-            defaults={"loss": "recsys.bpr", "optimizer": "adam", "scheduler": None},
+            slots={
+                "model": "model",
+                "loss": "loss",
+                "optimizer": "optimizer",
+                "scheduler": "scheduler",
+                "fallback": "model",  # closed-form model whose figures are kept when it wins on validation
+            },
+            defaults={"loss": "recsys.bpr", "optimizer": "adam", "scheduler": None, "fallback": None},
             required_slots=("model",),
             check="engine_recsys.checks:ranking",  # task.k; checkpoint.monitor val/ndcg@K (max) unless set
         )
@@ -46,6 +52,12 @@ def engine_models() -> list[Component]:
         Component("two_tower", f"{m}:TwoTower", "Two-tower retrieval: user/item towers over IDs + side features"),
         Component("ease", "engine_recsys.closed_form:EASE", "EASE: closed-form item-item linear model (Steck 2019)"),
         Component("als", "engine_recsys.als:ALS", "Implicit ALS: weighted matrix factorisation with confidences"),
+        Component(
+            "sasrec",
+            "engine_recsys.sasrec:SASRec",
+            "SASRec: causal self-attention over the user's last items, scoring the next item (Kang & McAuley 2018)",
+            check="engine_recsys.checks:sasrec",  # data.sequence_length from max_length; loss next_item_ce
+        ),
     ]
 
 
@@ -56,6 +68,11 @@ def engine_losses() -> list[Component]:
         Component("bpr", f"{m}:bpr", "Bayesian personalised ranking (pairwise, positive vs sampled negatives)"),
         Component("sampled_softmax", f"{m}:sampled_softmax", "Softmax cross-entropy over positive + sampled negatives"),
         Component("bce", f"{m}:bce", "Binary cross-entropy: positives 1, sampled negatives 0 (pointwise)"),
+        Component(
+            "next_item_ce",
+            "engine_recsys.sasrec:next_item_ce",
+            "Full softmax cross-entropy of the next item at every position (sequential models)",
+        ),
     ]
 
 

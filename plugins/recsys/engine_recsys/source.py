@@ -5,6 +5,9 @@ Both sources turn ``(user, item, weight, timestamp)`` interactions into
 - a **training** dataset of ``(x, y)`` where ``x = [user, positive item, negative items...]``
   (``LongTensor`` of length ``2 + num_negatives``, negatives sampled per batch) and ``y``
   the interaction's weight;
+  With ``sequence_length`` set (sequential models, `engine_recsys.sasrec`), training rows are
+  instead each user's time-ordered training items in windows (`SequenceWindows`): every item after
+  a user's first is the target of one position;
 - **val/test** datasets of users, each yielding ``(user, (seen, target))``: boolean rows over
   all items of what the user saw before (excluded from ranking) and what the user will
   interact with (the held-out items).
@@ -22,7 +25,7 @@ from torch.utils.data import Dataset
 from engine import ConfigError
 from engine.data import DataSource
 from engine_recsys.closed_form import interaction_matrix
-from engine_recsys.datasets import CSR, EvalUsers, TrainPairs, collate, merge_csr
+from engine_recsys.datasets import CSR, EvalUsers, SequenceWindows, TrainPairs, collate, merge_csr
 
 Split = Literal["leave_last_out", "temporal"]
 
@@ -53,6 +56,7 @@ class InteractionSource(DataSource):
         negative_sampling: Literal["uniform", "popularity"],
         seed: int,
         extra_facts: dict[str, Any] | None = None,
+        sequence_length: int | None = None,
     ) -> None:
         if num_negatives < 1:
             raise ConfigError(f"num_negatives must be >= 1, got {num_negatives}")
@@ -75,9 +79,20 @@ class InteractionSource(DataSource):
         val = CSR(users[va & has_train[users]], items[va & has_train[users]], nu)
         test = CSR(users[te & has_train[users]], items[te & has_train[users]], nu)
         self.item_popularity = torch.bincount(items[tr], minlength=ni).float()
-        self._train = TrainPairs(
+        self._train = self._pairs = TrainPairs(
             users[tr], items[tr], weights[tr].float(), ni, num_negatives, seed, negative_sampling, self.item_popularity
         )
+        # each user's interactions in time order (ties: file order), as the split ordered them
+        order = torch.argsort(times, stable=True)
+        order = order[torch.argsort(users[order], stable=True)]
+        self._seq_items, self._seq_part = items[order], part[order]
+        self._seq_starts = torch.cumsum(torch.bincount(users, minlength=nu), 0) - torch.bincount(users, minlength=nu)
+        self._seq_counts = torch.bincount(users, minlength=nu)
+        self.sequence_length = sequence_length
+        if sequence_length is not None:
+            if sequence_length < 2:
+                raise ConfigError(f"data.sequence_length must be at least 2, got {sequence_length}")
+            self._train = SequenceWindows([self._sequence(u, 0) for u in range(nu)], sequence_length)
         self._val = EvalUsers(self.train, val, ni)
         self._test = EvalUsers(self.train_val, test, ni)
         self._facts: dict[str, Any] = {
@@ -107,10 +122,36 @@ class InteractionSource(DataSource):
             out["test"] = self._test
         return out
 
+    def _sequence(self, user: int, upto: int) -> torch.Tensor:
+        """The user's items in time order, of parts 0 (train) to ``upto`` (1: val, 2: test)."""
+        a = int(self._seq_starts[user])
+        b = a + int(self._seq_counts[user])
+        return self._seq_items[a:b][self._seq_part[a:b] <= upto]
+
+    def history(self, users: torch.Tensor, split: str = "all", length: int | None = None) -> torch.Tensor:
+        """``[len(users), length]`` time-ordered histories (item + 1, left-padded with 0) of what each user
+        interacted with before ``split``'s held-out item: ``val`` (training items), ``test`` (training and
+        validation items) or ``all`` (every item, for recommending)."""
+        upto = {"val": 0, "test": 1, "all": 2}[split]
+        length = length or self.sequence_length or 50
+        out = torch.zeros(len(users), length, dtype=torch.long)
+        for row, u in enumerate(users.tolist()):
+            seq = self._sequence(u, upto)[-length:]
+            if len(seq):
+                out[row, length - len(seq) :] = seq + 1
+        return out
+
+    def seen_matrix(self, split: str) -> torch.Tensor:
+        """Sparse CSR ``[users, items]`` of what users saw before ``split``'s held-out item (val: training,
+        test: training and validation items), weights 1."""
+        seen = (self._val if split == "val" else self._test).seen
+        users = torch.repeat_interleave(torch.arange(self.num_users), seen.counts())
+        return interaction_matrix(users, seen.indices, None, self.num_users, self.num_items)
+
     def interaction_matrix(self) -> torch.Tensor:
         """The training interactions: sparse CSR ``[num_users, num_items]`` float32, values their weights."""
         if getattr(self, "_matrix", None) is None:
-            t = self._train
+            t = self._pairs
             self._matrix = interaction_matrix(t.users, t.items, t.weights, self.num_users, self.num_items)
         return self._matrix
 

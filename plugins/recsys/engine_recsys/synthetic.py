@@ -29,6 +29,12 @@ class Synthetic(InteractionSource):
     Items also get genre-like side features and users demographic-like ones, both noisy views of
     the (initial) latent factors (``side_features``).
 
+    With ``genre_stickiness > 0`` or ``release_spread > 0`` histories are drawn item by item in time
+    order instead (`engine_recsys.sequential_data`): users watch in genre runs (the next item is from
+    the previous item's genre with probability ``genre_stickiness``), items are released over time
+    (none is chosen before its release while a released one is left) and are popular for a while after
+    (``novelty``), users are active over a window of the calendar, and tastes drift as above.
+
     The defaults (5,000 users, 2,000 items, ~151k interactions, density 1.5 %, the top 10 % of
     items taking 54 % of them, half the users with 16 training items or fewer) make popularity
     reach about 60 % of EASE, as on MovieLens. The data of earlier versions (static tastes,
@@ -45,6 +51,9 @@ class Synthetic(InteractionSource):
         activity_sigma: spread (log-normal sigma) of the users' interaction counts (larger: more light users).
         drift: how far each user's taste turns over their history (0: static, 1: to an unrelated taste).
         stages: consecutive parts of each history drawn with the taste of their time (with drift > 0).
+        genre_stickiness: probability that a user's next item shares the genre of the previous one.
+        release_spread: fraction of the calendar over which items are released (0: all at the start).
+        novelty: popularity bonus (log scale) of an item just released, fading over 5 % of the calendar.
         side_features: generate user/item side features (used by two-tower models).
         split: leave_last_out (each user's last item is test, the one before val) or temporal.
         val_fraction: temporal split only: fraction of the latest interactions before test used as val.
@@ -52,6 +61,8 @@ class Synthetic(InteractionSource):
         num_negatives: negative items sampled per training interaction.
         negative_sampling: uniform, or popularity (proportional to count ** 0.75).
         seed: seed of the data, the split and the negatives.
+        sequence_length: training rows are windows of this many time-ordered items per user (sequential
+            models: recsys.sasrec fills it from its max_length); None: (user, item, negatives) rows.
     """
 
     def __init__(
@@ -65,6 +76,9 @@ class Synthetic(InteractionSource):
         activity_sigma: Annotated[float, Ge(0)] = 1.0,
         drift: Annotated[float, Ge(0), Le(1)] = 0.5,
         stages: Annotated[int, Ge(1)] = 4,
+        genre_stickiness: Annotated[float, Ge(0), Lt(1)] = 0.0,
+        release_spread: Annotated[float, Ge(0), Le(1)] = 0.0,
+        novelty: Annotated[float, Ge(0)] = 0.0,
         side_features: bool = True,
         split: Literal["leave_last_out", "temporal"] = "leave_last_out",
         val_fraction: Annotated[float, Ge(0), Lt(1)] = 0.1,
@@ -72,6 +86,7 @@ class Synthetic(InteractionSource):
         num_negatives: Annotated[int, Ge(0)] = 1,
         negative_sampling: Literal["uniform", "popularity"] = "uniform",
         seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
+        sequence_length: Annotated[int, Ge(2)] | None = None,
     ) -> None:
         if num_users < 2 or num_items < 10 or interactions_per_user < 3:
             raise ConfigError("synthetic data needs num_users >= 2, num_items >= 10, interactions_per_user >= 3")
@@ -85,7 +100,13 @@ class Synthetic(InteractionSource):
         mu = math.log(interactions_per_user) - sigma**2 / 2
         n_u = torch.exp(mu + sigma * torch.randn(num_users, generator=g)).round().long()
         n_u = n_u.clamp(3, max(3, num_items // 2))
-        if drift > 0:
+        if genre_stickiness > 0 or release_spread > 0:
+            from engine_recsys.sequential_data import in_time_order
+
+            users, items, times = in_time_order(
+                u, v, pop, n_u, preference_strength, drift, genre_stickiness, release_spread, novelty, g
+            )
+        elif drift > 0:
             users, items, times = _drifting(u, v, pop, n_u, preference_strength, drift, stages, g)
         else:
             users, items = _static(u, v, pop, n_u, preference_strength, g)
@@ -112,6 +133,7 @@ class Synthetic(InteractionSource):
             num_negatives,
             negative_sampling,
             seed,
+            sequence_length=sequence_length,
         )
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +9,11 @@ import pytest
 
 import engine
 from engine import ConfigError
+from engine.testing import run_cli_imports
 
 
 def plan(tiny: tuple[str, ...], *overrides: str) -> Any:
     return engine.plan(engine.compose(overrides=[*tiny, *overrides]))
-
-
-def imports_torch(stderr: str) -> bool:
-    """Whether ``python -X importtime`` output shows torch imported."""
-    return re.search(r"\|\s+torch$", stderr, re.MULTILINE) is not None
 
 
 def test_techniques_validate_without_torch(tiny: tuple[str, ...], fake_run: Path, tmp_path: Path) -> None:
@@ -41,38 +33,21 @@ def test_techniques_validate_without_torch(tiny: tuple[str, ...], fake_run: Path
         "scheduler=reduce_on_plateau",
         "scheduler.patience=2",
     ]
-    env = {"ENGINE_HOME": str(tmp_path / "home")}
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "engine", "run", *items, "--dry-run"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **env},
-    )
+    done, torch = run_cli_imports("run", *items, "--dry-run", env={"ENGINE_HOME": str(tmp_path / "home")})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert not imports_torch(done.stderr), "torch was imported"
+    assert not torch, "torch was imported"
     for line in ("init_from:", "freeze:", "param_groups:", "amount: 0.5", "precision: bf16-mixed", "patience: 3"):
         assert line in done.stdout
     distill = [*tiny, "task=distill", f"task.teacher={fake_run}", "--dry-run"]
-    teach = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "engine", "run", *distill],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    teach, torch = run_cli_imports("run", *distill)
     assert teach.returncode == 0, teach.stderr[-2000:]
-    assert not imports_torch(teach.stderr) and "techniques.distill" in teach.stdout
+    assert not torch and "techniques.distill" in teach.stdout
 
 
 def test_listing_the_distill_task_stays_torch_free() -> None:
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "engine", "components", "show", "distill"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done, torch = run_cli_imports("components", "show", "distill")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "task.teacher" in done.stdout and not imports_torch(done.stderr)
+    assert "task.teacher" in done.stdout and not torch
 
 
 def test_the_resolved_config_keeps_the_keys(tiny: tuple[str, ...], fake_run: Path) -> None:
