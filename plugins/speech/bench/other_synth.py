@@ -3,8 +3,9 @@
     .venv/bin/python plugins/speech/bench/other_synth.py [--recipes speech/digits-kws speech/digits-asr]
         [--seeds 0 1 2] [--keep DIR] [--quick] [--per-voice N] [k=v ...]
 
-For each recipe and seed, two runs with the recipe's own settings: **augmented** (the recipe as shipped:
-bandwidth, level and silence augmentation on) and **reference** (the same seed with those three off:
+For each recipe and seed, two runs with the recipe's own settings: **augmented** (bandwidth, level and silence
+augmentation on, the data source's defaults: as speech/digits-kws ships) and **reference** (those three off, as
+speech/digits-asr ships:
 ``data.lowpass_prob=0 data.narrowband_prob=0 data.gain_db=[0,0] data.pad_seconds=[0,0]``). Both are trained
 on espeak-ng only, then evaluated on flite audio of the recipe's vocabulary: every flite voice (``flite -lv``
 but ``awb_time``, a talking clock) and 8 kHz versions of three of them (resampled to 8 kHz and back, as an
@@ -35,6 +36,7 @@ VOICES = ["kal", "kal16", "awb", "rms", "slt", "awb@8k", "rms@8k", "slt@8k"]  # 
 STRETCH = [0.8, 1.0, 1.25]  # flite duration_stretch: faster, as is, slower
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 REFERENCE = ["data.lowpass_prob=0", "data.narrowband_prob=0", "data.gain_db=[0,0]", "data.pad_seconds=[0,0]"]
+AUGMENTED = ["data.lowpass_prob=0.3", "data.narrowband_prob=0.2", "data.gain_db=[-20,6]", "data.pad_seconds=[0,0.3]"]
 QUICK = ["data.num_utterances=600", "data.num_eval_utterances=60", "data.num_heldout_utterances=60"]
 GOALS = {"speech/digits-kws": 0.10, "speech/digits-asr": 0.30}
 HELDOUT = {"speech/digits-kws": ("heldout/accuracy", ">=", 0.97), "speech/digits-asr": ("heldout/wer", "<=", 0.05)}
@@ -93,7 +95,7 @@ def train(recipe: str, seed: int, variant: str, out_dir: Path, extra: list[str])
     shutil.rmtree(run_dir, ignore_errors=True)
     cmd = [ENGINE, "run", recipe, f"seed={seed}", f"run.dir={out_dir}", f"run.name={name}"]
     cmd += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *extra]
-    cmd += REFERENCE if variant == "ref" else []
+    cmd += REFERENCE if variant == "ref" else AUGMENTED  # explicit: speech/digits-asr ships with it off
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     started = time.time()
     with (out_dir / f"{name}.log").open("w") as fh:
