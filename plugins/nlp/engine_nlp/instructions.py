@@ -188,6 +188,7 @@ class Instructions(DataSource):
     @property
     def facts(self) -> dict[str, Any]:
         rows = self.rows
+        lengths = [len(ids) - 1 for ids, _ in rows["train"]]
         return {
             "vocab_size": self.tokenizer.vocab_size,
             "context_length": self.context_length,
@@ -195,6 +196,8 @@ class Instructions(DataSource):
             "tokenizer": self.tokenizer.kind,
             "examples": {k: len(v) for k, v in self.examples.items()},
             "samples": {k: len(v) for k, v in rows.items()},
+            "mean_length": round(sum(lengths) / max(len(lengths), 1), 1),  # tokens per training sample
+            "max_length": max(lengths, default=0),  # what data.context_length needs to keep every example whole
             "truncated": self.truncated,
             "dropped": self.dropped,
             "packed": self.pack,

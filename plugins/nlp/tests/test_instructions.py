@@ -123,10 +123,58 @@ def test_truncation_is_reported_and_packing_keeps_each_mask(capsys: pytest.Captu
     assert x.shape == y.shape and (y == IGNORE).any()
 
 
-def test_replies_are_cut_at_the_end_ids_before_decoding() -> None:
-    from engine_nlp.instruct_task import _until
+class _Oracle:
+    """A network that continues every prompt with its reference reply and end marker (then repeats ``a``),
+    counting its calls: what exact match must score 1.0 with."""
 
-    assert _until([5, 6, 7, 8, 9], [7, 8]) == [5, 6] and _until([5, 6], [7]) == [5, 6] and _until([5], []) == [5]
+    def __init__(self, source: Instructions, split: str = "test") -> None:
+        tok = source.tokenizer
+        self.texts = [
+            tok.encode(source.format_chat(m[:-1]) + m[-1]["content"] + source.end) for m in source.examples[split]
+        ]
+        self.vocab, self.filler, self.calls = tok.vocab_size, tok.encode("a")[0], 0
+
+    def __call__(self, idx: Any) -> Any:
+        import torch
+
+        self.calls += 1
+        logits = torch.zeros(idx.shape[0], idx.shape[1], self.vocab)
+        for b, row in enumerate(idx.tolist()):
+            full = next((t for t in self.texts if t[: len(row)] == row), None)
+            nxt = full[len(row)] if full is not None and len(full) > len(row) else self.filler
+            logits[b, -1, nxt] = 1.0
+        return logits
+
+
+def _word_source(tmp_path: Path) -> Instructions:
+    records = [{"prompt": f"Write {w} in capitals.", "response": w.upper()} for w in ("castle", "falcon", "pepper")]
+    return Instructions(path=str(_write(tmp_path / "w.jsonl", records * 10)), val_fraction=0, test_fraction=0.3)
+
+
+def test_a_correct_reply_longer_than_max_new_tokens_with_its_end_marker_still_counts(tmp_path: Path) -> None:
+    """Six capitals plus the 7-character end marker do not fit in 8 new characters: the budget grows to the
+    longest reference plus its end marker, so a correct reply is not cut into "CASTLE<|" and marked wrong."""
+    from engine_nlp.instruct_task import exact_match
+
+    source = _word_source(tmp_path)
+    value, rows = exact_match(_Oracle(source), source, "test", max_new_tokens=8)
+    assert value == 1.0, rows
+    assert all(reply == ref for _, reply, ref in rows)
+
+
+def test_exact_match_stops_decoding_at_the_end_marker_and_never_grades_a_reply_that_does_not_stop(
+    tmp_path: Path,
+) -> None:
+    from engine_nlp.instruct_task import exact_match
+
+    source = _word_source(tmp_path)
+    oracle = _Oracle(source)
+    assert exact_match(oracle, source, "test", max_new_tokens=64)[0] == 1.0
+    assert oracle.calls <= len("CASTLE<|end|>") + 1  # not 64: every reply stopped at its end marker
+    rambling = _Oracle(source)
+    rambling.texts = [t[: -len(source.end)] for t in rambling.texts]  # the right word, then no end marker
+    value, rows = exact_match(rambling, source, "test", max_new_tokens=8)
+    assert value == 0.0 and all(reply.startswith(ref + "a") for _, reply, ref in rows)
 
 
 def test_the_generated_set_has_checkable_answers() -> None:
