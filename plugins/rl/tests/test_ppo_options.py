@@ -102,3 +102,24 @@ def test_a_missing_box2d_is_one_line_naming_what_to_install(monkeypatch: pytest.
     with pytest.raises(ConfigError, match="needs a package that is not installed: Box2D") as info:
         make_env("LunarLander-v3")
     assert "\n" not in info.value.args[0] and "box2d" in (info.value.hint or "")
+
+
+def test_the_spent_budget_is_logged_once_not_at_every_update_of_the_last_rollout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine_rl.tasks.ppo import PPO
+
+    logged: list[dict] = []
+    original = PPO.log_dict
+
+    def counting(self: PPO, metrics: dict, *args: object, **kwargs: object) -> None:
+        logged.append(metrics)
+        original(self, metrics, *args, **kwargs)
+
+    monkeypatch.setattr(PPO, "log_dict", counting)
+    # one rollout (16 steps), then 8 updates, all after the budget is spent; logging every 1000 updates
+    train_run(
+        *TINY, "task.total_env_steps=16", "trainer.log_every_n_steps=1000", root=tmp_path, recipe="rl/cartpole-ppo"
+    )
+    rows = [m for m in logged if "train/loss" in m]
+    assert len(rows) == 1 and rows[0]["train/env_steps"] == 16  # each self.log costs ~30 ms on a shared core
