@@ -112,6 +112,12 @@ def engine_recipes() -> list[Recipe]:
             "PPO, Gaussian policy, on Pendulum-v1: mean return >= -250",
             targets=("eval/return_mean >= -250",),
         ),
+        Recipe(
+            "lunarlander-ppo",
+            f"{r}/lunarlander-ppo.yaml",
+            "PPO on LunarLander-v3 (box2d), rl-baselines3-zoo settings, 1e6 steps: mean return >= 200",
+            targets=("eval/return_mean >= 200", "train/env_steps <= 1000000"),
+        ),
     ]
 
 

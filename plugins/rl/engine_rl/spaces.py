@@ -31,6 +31,12 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> gym.Env:
     check_env_id(env_id)
     try:
         return gym.make(env_id, **(env_kwargs or {}))
+    except gym.error.DependencyNotInstalled as exc:  # e.g. Box2D for LunarLander: one line, what to install
+        raise ConfigError(
+            f"gymnasium environment '{env_id}' needs a package that is not installed: {str(exc).splitlines()[0]}",
+            hint="engine-rl declares box2d and pygame (LunarLander, BipedalWalker, CarRacing): "
+            "`make setup` or `pip install -e plugins/rl`; other families: `pip install 'gymnasium[FAMILY]'`",
+        ) from None
     except Exception as exc:
         raise ConfigError(
             f"cannot make gymnasium environment '{env_id}' with {env_kwargs or {}}: {type(exc).__name__}: {exc}",

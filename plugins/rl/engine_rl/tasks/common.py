@@ -85,10 +85,12 @@ class GreedyEvaluation(L.Callback):
     def __init__(self, every: int, episodes: int) -> None:
         super().__init__()
         self.every, self.episodes = every, episodes
+        self._done_at = -1  # a skipped optimizer step (PPO's target_kl) leaves global_step where it was
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step % self.every or trainer.sanity_checking:
+        if trainer.global_step % self.every or trainer.sanity_checking or trainer.global_step == self._done_at:
             return
+        self._done_at = trainer.global_step
         pl_module.evaluations += 1
         seed = 1_000_000 + pl_module.evaluations * self.episodes
         was_training = pl_module.training
@@ -138,6 +140,7 @@ class RLTask(L.LightningModule):
         self.total_env_steps = total_env_steps
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.env_steps = 0
+        self._logged_final = False
         self.episodes = 0
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.recent_lengths: deque[int] = deque(maxlen=100)
@@ -169,8 +172,11 @@ class RLTask(L.LightningModule):
     def _log_progress(self, loss: torch.Tensor, extra: dict[str, Any] | None = None) -> None:
         """Log every ``trainer.log_every_n_steps`` steps (``self.log`` costs more than a tiny RL update)."""
         every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 1)) if self._trainer is not None else 1
-        if self.global_step % every and self.env_steps < self.total_env_steps:
+        final = self.env_steps >= self.total_env_steps and not self._logged_final
+        if self.global_step % every and not final:
             return
+        # once more when the budget is spent (not on every update of the last rollout: logging costs ~30 ms)
+        self._logged_final = self._logged_final or final
         metrics: dict[str, Any] = {
             "train/loss": loss.detach(),
             "train/episode_return": float(np.mean(self.recent_returns)) if self.recent_returns else float("nan"),

@@ -34,10 +34,17 @@ class PPO(RLTask):
         gae_lambda: GAE lambda (bias/variance trade-off of the advantage).
         clip_coef: PPO clipping range of the probability ratio.
         clip_value: also clip the value update to clip_coef around the old values.
-        ent_coef: weight of the entropy bonus.
+        ent_coef: weight of the entropy bonus (at the start, with ent_coef_end).
+        ent_coef_end: with a value, the entropy weight moves linearly from ent_coef to it over total_env_steps
+            (None: constant ent_coef, as in CleanRL and SB3).
         vf_coef: weight of the value loss.
         normalize_advantages: standardise advantages in each minibatch.
-        target_kl: stop a rollout's updates early once the approximate KL exceeds it (None: never).
+        target_kl: stop a rollout's updates at the first minibatch whose approximate KL to the rollout's policy
+            exceeds it, without taking that minibatch's step (SB3's early stop; None: never, the CleanRL/SB3 default).
+        anneal_lr: set the learning rate to lr x (1 - env steps / total_env_steps) before each rollout (CleanRL's
+            anneal_lr, default true there; SB3's default is constant): it reaches ~0 at the end of the budget
+            however many updates target_kl skipped. Do not combine with a scheduler.
+        anneal_clip: anneal clip_coef the same way (rl-baselines3-zoo's lin_0.2; default constant).
         num_threads: torch CPU threads while training and evaluating (1 is fastest for small RL networks).
         eval_every: every this many optimizer steps, evaluate the greedy policy and log val/eval_return (None: never).
         eval_episodes: episodes per periodic evaluation (their env steps are logged as val/env_steps, not budgeted).
@@ -59,7 +66,10 @@ class PPO(RLTask):
         ent_coef: Annotated[float, Ge(0)] = 0.0,
         vf_coef: Annotated[float, Ge(0)] = 0.5,
         normalize_advantages: bool = True,
-        target_kl: float | None = None,
+        target_kl: Annotated[float, Gt(0)] | None = None,
+        ent_coef_end: Annotated[float, Ge(0)] | None = None,
+        anneal_lr: bool = False,
+        anneal_clip: bool = False,
         num_threads: Annotated[int, Ge(1)] = 1,
         eval_every: int | None = None,
         eval_episodes: Annotated[int, Ge(1)] = 10,
@@ -75,7 +85,15 @@ class PPO(RLTask):
         self.gamma, self.gae_lambda, self.clip_coef, self.clip_value = gamma, gae_lambda, clip_coef, clip_value
         self.ent_coef, self.vf_coef = ent_coef, vf_coef
         self.normalize_advantages, self.target_kl = normalize_advantages, target_kl
+        if anneal_lr and scheduler is not None:
+            raise ConfigError(
+                "task.anneal_lr and a scheduler both set the learning rate",
+                hint="set scheduler=null or anneal_lr=false",
+            )
+        self.ent_coef_end, self.anneal_lr, self.anneal_clip = ent_coef_end, anneal_lr, anneal_clip
+        self._ent, self._clip = ent_coef, clip_coef  # this rollout's values (schedules)
         self._stop_updates = False
+        self.kl_stops = 0  # rollouts whose updates target_kl cut short
 
     @torch.no_grad()
     def _rollout(self, dm: Any, env: Any, obs: np.ndarray) -> tuple[dict[str, torch.Tensor], np.ndarray]:
@@ -138,6 +156,7 @@ class PPO(RLTask):
             )
         # whole rollouts only, never past the budget
         while self._budget_left() and self.env_steps + per_rollout <= self.total_env_steps:
+            self._schedule(self.env_steps / self.total_env_steps)
             data, obs = self._rollout(dm, env, obs)
             self._sync_observation_stats(dm)
             size = len(data["logp"])
@@ -152,7 +171,19 @@ class PPO(RLTask):
         if self._trainer is not None:
             self.trainer.should_stop = True
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def _schedule(self, progress: float) -> None:
+        """This rollout's learning rate, clip range and entropy weight (``progress``: budget used, in [0, 1))."""
+        left = 1.0 - progress
+        self._clip = self.clip_coef * left if self.anneal_clip else self.clip_coef
+        if self.ent_coef_end is not None:
+            self._ent = self.ent_coef + (self.ent_coef_end - self.ent_coef) * progress
+        if self.anneal_lr and self._trainer is not None:
+            for optimizer in self.trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group.setdefault("base_lr", group["lr"])  # kept in the optimizer's state: a resume continues
+                    group["lr"] = group["base_lr"] * left
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         dist = self.model.distribution(batch["obs"], normalized=True)
         logp = dist.log_prob(batch["action"])
         entropy = dist.entropy().mean()
@@ -162,18 +193,21 @@ class PPO(RLTask):
         adv = batch["advantage"]
         if self.normalize_advantages and len(adv) > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - self.clip_coef, 1 + self.clip_coef)).mean()
+        clip = self._clip
+        pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip, 1 + clip)).mean()
         if self.clip_value:
-            clipped = batch["value"] + (value - batch["value"]).clamp(-self.clip_coef, self.clip_coef)
+            clipped = batch["value"] + (value - batch["value"]).clamp(-clip, clip)
             v_loss = 0.5 * torch.max((value - batch["return"]) ** 2, (clipped - batch["return"]) ** 2).mean()
         else:
             v_loss = 0.5 * ((value - batch["return"]) ** 2).mean()
-        loss = pg_loss - self.ent_coef * entropy + self.vf_coef * v_loss
+        loss = pg_loss - self._ent * entropy + self.vf_coef * v_loss
         with torch.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()
-            clipfrac = ((ratio - 1.0).abs() > self.clip_coef).float().mean()
+            clipfrac = ((ratio - 1.0).abs() > clip).float().mean()
         if self.target_kl is not None and approx_kl > self.target_kl:
-            self._stop_updates = True
+            self._stop_updates = True  # this rollout's remaining minibatches are not yielded
+            self.kl_stops += 1
+            return None  # Lightning skips this optimizer step
         self._log_progress(
             loss,
             {
@@ -182,6 +216,8 @@ class PPO(RLTask):
                 "train/entropy": entropy,
                 "train/approx_kl": approx_kl,
                 "train/clipfrac": clipfrac,
+                "train/ent_coef": self._ent,
+                "train/clip_coef": clip,
             },
         )
         return loss
