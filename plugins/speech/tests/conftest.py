@@ -11,6 +11,23 @@ def _threads(one_thread: None) -> None:
     """One torch thread (engine.testing's ``one_thread``): the CPU is shared, one is faster than two contending."""
 
 
+@pytest.fixture
+def augment_off() -> dict:
+    """Augmentation settings with every transform off (a test switches on the one it checks)."""
+    return {
+        "tempo_range": [1.0, 1.0],
+        "vtlp_range": [1.0, 1.0],
+        "rt60_range": [0.2, 0.3],
+        "reverb_prob": 0.0,
+        "noise_prob": 0.0,
+        "snr_db": [10, 20],
+        "freq_masks": 0,
+        "freq_mask_width": 0,
+        "time_masks": 0,
+        "time_mask_width": 0,
+    }
+
+
 # Tiny spoken-digit data: 2 accents x few variants, a few dozen utterances (synthesised once per session).
 TINY_VOICES = {
     "languages": ["en-us", "en-gb-scotland"],

@@ -34,7 +34,9 @@ def test_heldout_split_is_disjoint_from_training_voices(speech_cache: Path, tiny
         SpokenDigits(heldout_variants=["m1"])
 
 
-def test_augmentation_is_seeded_and_off_at_eval(speech_cache: Path, tiny_digits: Callable[..., dict]) -> None:
+def test_augmentation_is_seeded_and_off_at_eval(
+    speech_cache: Path, tiny_digits: Callable[..., dict], augment_off: dict
+) -> None:
     import torch
     from engine_speech.augment import Augment
     from engine_speech.digits import SpokenDigits
@@ -54,18 +56,7 @@ def test_augmentation_is_seeded_and_off_at_eval(speech_cache: Path, tiny_digits:
         for split in ("val", "test", "heldout"):  # never augmented: the same features every time
             ds = a[split]
             assert ds.augment is None and torch.equal(ds[0][0], ds[0][0])
-    params = {
-        "tempo_range": [1.0, 1.0],
-        "vtlp_range": [1.0, 1.0],
-        "rt60_range": [0.2, 0.3],
-        "reverb_prob": 0.0,
-        "noise_prob": 0.0,
-        "snr_db": [10, 20],
-        "freq_masks": 0,
-        "freq_mask_width": 0,
-        "time_masks": 0,
-        "time_mask_width": 0,
-    }
+    params = augment_off
     off = Augment(params, 16000)
     wave = torch.randn(8000)
     g = off.generator(0)

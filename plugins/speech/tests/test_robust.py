@@ -11,19 +11,6 @@ import pytest
 
 from engine import ConfigError
 
-OFF = {
-    "tempo_range": [1.0, 1.0],
-    "vtlp_range": [1.0, 1.0],
-    "rt60_range": [0.2, 0.3],
-    "reverb_prob": 0.0,
-    "noise_prob": 0.0,
-    "snr_db": [10, 20],
-    "freq_masks": 0,
-    "freq_mask_width": 0,
-    "time_masks": 0,
-    "time_mask_width": 0,
-}
-
 
 def _band_energy(wave, sample_rate: int, lo: float, hi: float) -> float:
     import torch
@@ -67,36 +54,38 @@ def test_gain_scales_and_saturates() -> None:
     assert float(apply_gain(wave, 40).abs().max()) == 1.0  # clipped at full scale
 
 
-def test_augment_draws_channel_and_silence_per_seed() -> None:
+def test_augment_draws_channel_and_silence_per_seed(augment_off: dict) -> None:
     import torch
     from engine_speech.augment import Augment
 
     wave = _noise()
-    narrow = Augment({**OFF, "narrowband_prob": 1.0}, 16000)
+    narrow = Augment({**augment_off, "narrowband_prob": 1.0}, 16000)
     out = narrow.perturb(wave, narrow.generator(0))
     assert _band_energy(out, 16000, 4100, 8001) < 1e-3 * _band_energy(wave, 16000, 4100, 8001)
-    low = Augment({**OFF, "lowpass_prob": 1.0, "cutoff_hz": [2000, 3000]}, 16000)
+    low = Augment({**augment_off, "lowpass_prob": 1.0, "cutoff_hz": [2000, 3000]}, 16000)
     out = low.perturb(wave, low.generator(0))
     assert _band_energy(out, 16000, 3300, 8001) < 1e-6 * _band_energy(wave, 16000, 3300, 8001)
-    quiet = Augment({**OFF, "gain_db": [-30, -20]}, 16000)
+    quiet = Augment({**augment_off, "gain_db": [-30, -20]}, 16000)
     ratio = float(quiet.perturb(wave, quiet.generator(0)).pow(2).mean() / wave.pow(2).mean())
     assert 10**-3 <= ratio <= 10**-2
-    pad = Augment({**OFF, "pad_seconds": [0.1, 0.3]}, 16000)
+    pad = Augment({**augment_off, "pad_seconds": [0.1, 0.3]}, 16000)
     a, b = pad.silence(wave, torch.Generator().manual_seed(7)), pad.silence(wave, torch.Generator().manual_seed(7))
     assert torch.equal(a, b)  # the same seed, the same silence
     assert 16000 + 3200 <= a.numel() <= 16000 + 9600
     lead = int(torch.nonzero(a).flatten()[0])
     assert 1600 <= lead <= 4800 and torch.equal(a[lead : lead + 16000], wave)
     with pytest.raises(ConfigError, match="cutoff_hz"):
-        Augment({**OFF, "cutoff_hz": [3000, 9000]}, 16000)  # above the Nyquist frequency
+        Augment({**augment_off, "cutoff_hz": [3000, 9000]}, 16000)  # above the Nyquist frequency
     with pytest.raises(ConfigError, match="narrowband_prob"):
-        Augment({**OFF, "narrowband_prob": 1.5}, 16000)
+        Augment({**augment_off, "narrowband_prob": 1.5}, 16000)
 
 
-def test_spoken_digits_pads_training_strings_only(speech_cache: Path, tiny_digits: Callable[..., dict]) -> None:
+def test_spoken_digits_pads_training_strings_only(
+    speech_cache: Path, tiny_digits: Callable[..., dict], augment_off: dict
+) -> None:
     from engine_speech.digits import SpokenDigits
 
-    params = {**tiny_digits(speech_cache, "strings", n=20, n_eval=10), **OFF, "lowpass_prob": 0.0}
+    params = {**tiny_digits(speech_cache, "strings", n=20, n_eval=10), **augment_off, "lowpass_prob": 0.0}
     params.update(narrowband_prob=0.0, gain_db=[0.0, 0.0])
     plain = SpokenDigits(**params, augment=False).datasets()
     padded = SpokenDigits(**params, pad_seconds=[0.2, 0.2]).datasets()
