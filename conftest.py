@@ -8,15 +8,23 @@ In CI (``CI`` set), a test skipped because a package could not be imported (``py
 fails instead: `make setup` installs every test dependency, so such a skip hides a missing install step.
 A test that may lack its package on purpose says so: ``@pytest.mark.optional_dependency(reason="...")``
 (a module: ``pytestmark = pytest.mark.optional_dependency(reason="...")`` before its importorskip).
+
+A shell starts a background job (``make test &``, ``nohup``) with SIGINT ignored, and every child inherits that:
+the tests that press Ctrl-C on an ``engine`` command would see it ignored. The suite restores Python's handler,
+so its children start with SIGINT at its default, as they do from a terminal.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 MISSING = "could not import"
 WHY = "a missing test dependency fails CI: install it in `make setup`, or mark the test optional_dependency(reason=)"
