@@ -44,6 +44,9 @@ class Container:
     verifies against eager PyTorch like any target. Build it with ``docker build -t NAME DIR``
     (see the README.md it writes). Without a run (a bare model) it writes the model artifact only.
 
+    A generating run (a language model, a translator) is packaged the same way: the image serves the exported
+    network, and ``engine serve`` runs the task's decoding loop over it in Python (the engine wheels carry it).
+
     Args:
         format: the model the image serves: torchscript (needs torch only), export (torch.export) or onnx
             (ONNX Runtime, installed in the image).
@@ -66,6 +69,10 @@ class Container:
         self._inner = engine.create("deploy", INNER[format])
         self._run: Any = None
         self.report: dict[str, Any] = {}
+
+    #: The artifact is the network alone (`engine_deploy.protocols.CarriesNetwork`): a generating run's decoding
+    #: loop is verified over it like torchscript's or onnx's, and `engine serve` runs that loop in the image.
+    carries_network = True
 
     @property
     def tolerance(self) -> float:
@@ -120,7 +127,8 @@ def write_context(run: Any, out: Path, artifact: Path, example: Any, target: Con
     notes = ([base_note] if base_note else []) + lock.notes
     (out / "requirements.txt").write_text(lock.text(python or None), encoding="utf-8")
 
-    sample = example[:1].detach().cpu()
+    first = example[0] if isinstance(example, (tuple, list)) else example  # a generating run: the network's arguments
+    sample = first[:1].detach().cpu()  # a generating run's deploy replaces sample.json with a real text input
     (out / SAMPLE).write_text(json.dumps({"inputs": sample[0].tolist()}) + "\n", encoding="utf-8")
     command = entrypoint(target.port)
     info = context_files.Info(

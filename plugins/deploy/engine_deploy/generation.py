@@ -7,8 +7,10 @@ model on the run's test inputs, in batches of different lengths (each padded by 
 difference of every network call the loop made, the share of identical generations, and the task's metric
 (`ScoresOutputs`: generated ids against the reference ids) for both.
 
-Targets carrying the network: torchscript, export, onnx (the loop in Python over them). int8 refuses transformer
-layers it cannot save (one line); the container target does not package generating runs yet (one line).
+Targets carrying the network: torchscript, export, onnx and container (the loop in Python over them; the container's
+image runs it in ``engine serve``). int8 refuses transformer layers it cannot save (one line). A task that samples
+gets the same ``seed`` over the eager model and over the artifact (when its ``generate`` takes one), so their
+generations compare.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from typing import Any
 
 import torch
 
-from engine import EngineError
+from engine import ConfigError, EngineError
 from engine.protocols import DeclaresIO, DescribesArtifact, HasPrimaryMetric, SavesArtifacts, implements
 from engine.runs import write_text_atomic
 from engine_deploy import common, space
 from engine_deploy.common import SAMPLE, VerificationError, _options, _plain
 from engine_deploy.protocols import CarriesNetwork, ScoresOutputs, UsesRun
-from engine_deploy.text import text_source, vocabulary
+from engine_deploy.text import option_names, text_source, vocabulary
 
 #: Samples verified at most (each is decoded twice, token by token, with full recompute over the artifact).
 MAX_SAMPLES = 256
@@ -141,13 +143,19 @@ def deploy_generating(
     eager_out: list[list[int]] = []
     artifact_out: list[list[int]] = []
     timings = {"eager": 0.0, "artifact": 0.0}
-    for chunk in chunks:
+    seeded = seeds(task, model, chunks[0])
+
+    def eager(*args: Any) -> Any:  # the eager model as a plain callable: the same loop as over the artifact
+        return model(*args)  # (a model's own shortcuts, a KV cache refilled at the context limit, left out)
+
+    for number, chunk in enumerate(chunks):
+        options = {"seed": number} if seeded else {}
         t0 = time.perf_counter()
-        eager_out += task.generate(model, chunk)
+        eager_out += task.generate(eager, chunk, **options)
         timings["eager"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
-            artifact_out += task.generate(compared, chunk)
+            artifact_out += task.generate(compared, chunk, **options)
         except EngineError:
             raise
         except Exception as exc:
@@ -255,6 +263,21 @@ def deploy_generating(
         )
     manifest["out_dir"] = str(out_dir)
     return manifest
+
+
+def seeds(task: Any, model: Any, inputs: list[list[int]]) -> bool:
+    """Whether the task's ``generate`` takes a ``seed``: a sampling loop then samples the same over the eager model
+    and over the artifact, so their generations compare (a task that refuses the option decodes as it does)."""
+    names, open_ = option_names(task)
+    if "seed" in names:
+        return True
+    if not open_:
+        return False
+    try:
+        task.generate(model, inputs[:1], seed=0)  # one input: the task checks its options before decoding
+    except ConfigError:
+        return False
+    return True
 
 
 def common_batch(inputs: list[list[int]], size: int) -> list[list[int]]:

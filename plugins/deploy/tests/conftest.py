@@ -67,3 +67,67 @@ def s2s_run(s2s_site: Path, train: Any, tmp_path_factory: pytest.TempPathFactory
     overrides = ["data=s2sdemo.chars", "data.batch_size=16", "trainer.max_epochs=4", "optimizer.lr=0.01"]
     root = tmp_path_factory.mktemp("s2s-runs")
     return Path(train(*overrides, root=root, name="s2s").run_dir)
+
+
+@pytest.fixture
+def context_server(tmp_path: Path) -> Any:
+    """``context_server(out, key)``: a context manager running a container context's entry command in ``out`` on
+    127.0.0.1 (as ``docker run -e ENGINE_API_KEY=key IMAGE --host 127.0.0.1 --port N`` would), waiting for
+    ``/health`` (60 s at most); it gives ``call(path, body=None, key=key) -> (status, json)`` and stops the server."""
+    import contextlib
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    def call(url: str, body: bytes | None, key: str | None) -> tuple[int, Any]:
+        headers = {"content-type": "application/json", **({"X-API-Key": key} if key else {})}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=60) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"{}")
+
+    @contextlib.contextmanager
+    def serve(out: Path, key: str) -> Iterator[Any]:
+        lines = [line for line in (out / "Dockerfile").read_text().splitlines() if line.startswith("ENTRYPOINT ")]
+        assert len(lines) == 1, lines
+        command = json.loads(lines[0].removeprefix("ENTRYPOINT "))
+        script = Path(sys.executable).with_name("engine")
+        exe = [str(script)] if script.is_file() else [sys.executable, "-m", "engine"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        log_path = tmp_path / "serve.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [*exe, *command[1:], "--host", "127.0.0.1", "--port", str(port)],  # appended flags win, as in docker
+                cwd=out,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "ENGINE_API_KEY": key},
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + 60
+                while True:
+                    assert proc.poll() is None, log_path.read_text()
+                    with contextlib.suppress(OSError):
+                        if call(f"{url}/health", None, None)[0] == 200:
+                            break
+                    assert time.monotonic() < deadline, "no /health within 60 s: " + log_path.read_text()
+                    time.sleep(0.25)
+                yield lambda path, body=None, key=key: call(url + path, body, key)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+
+    return serve

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -116,65 +110,18 @@ def test_a_wheel_per_engine_distribution_the_run_used(context: Any, mlp_run: Pat
     assert report["pinned_by_version"] == {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _call(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=body, headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
 @pytest.mark.slow
-def test_the_entry_command_serves_the_context_outside_a_container(context: Any, tmp_path: Path) -> None:
+def test_the_entry_command_serves_the_context_outside_a_container(context: Any, context_server: Any) -> None:
     """What `docker run -e ENGINE_API_KEY=... IMAGE --host 127.0.0.1 --port N` runs, in the context directory."""
     out, _ = context
-    command = _entrypoint((out / "Dockerfile").read_text())
-    script = Path(sys.executable).with_name("engine")
-    exe = [str(script)] if script.is_file() else [sys.executable, "-m", "engine"]
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*exe, *command[1:], "--host", "127.0.0.1", "--port", str(port)],  # appended flags win, as in docker run
-        cwd=out,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ENGINE_API_KEY": KEY},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                status, health = _call(f"{url}/health")
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "no /health within 60 s: " + (tmp_path / "serve.log").read_text()
-            time.sleep(0.25)
-        assert health["status"] == "ok"
+    with context_server(out, KEY) as call:
+        assert call("/health")[1]["status"] == "ok"
         sample = (out / "sample.json").read_bytes()  # one real test input
-        assert _call(f"{url}/predict", sample)[0] == 401  # the key from the environment is required
-        status, answer = _call(f"{url}/predict", sample, {"X-API-Key": KEY})
+        assert call("/predict", sample, key=None)[0] == 401  # the key from the environment is required
+        status, answer = call("/predict", sample)
         assert status == 200, answer
         (prediction,) = answer["predictions"]
         assert prediction["label"].startswith("class_") and 0 < prediction["probability"] <= 1
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
 
 
 def test_a_foreign_directory_is_not_overwritten(tmp_path: Path) -> None:

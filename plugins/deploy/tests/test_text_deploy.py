@@ -78,11 +78,6 @@ def test_int8_of_a_transformer_is_one_line(cli: Any, s2s_run: Path, tmp_path: Pa
     assert "--target onnx" in r.stderr
 
 
-def test_container_refuses_a_generating_run(cli: Any, s2s_run: Path, tmp_path: Path) -> None:
-    r = cli("deploy", str(s2s_run), "--target", "container", "--out", str(tmp_path), "--no-timing")
-    one_error(r, "container", "generating")
-
-
 def test_transformer_decoder_exports_to_onnx_without_data_dependent_guard(tmp_path: Path) -> None:
     """Defect 2 on the bare model (what the author wrote: a causal mask without tgt_is_causal)."""
     from engine_deploy.targets import Onnx
