@@ -68,14 +68,22 @@ class Predictor:
         self.describer = self._describer(facts)
 
     def _text(self, artifact: str | Path | None, facts: dict[str, Any], max_text_chars: int) -> None:
-        """The text path: the task's ``generate`` over the model (or artifact), the data source's tokenizers."""
-        facts = common.run_facts(self.run, self.datamodule)
-        task = self.run.task(facts=facts)  # built once: its model is the network (/predict and /v1 share it)
+        """The text path: the task's ``generate`` over the model (or artifact), the data source's tokenizers.
+
+        Only the source's text codec is used (its tokenizer, read back from the run): the run's data are not read,
+        so a run sent from another machine, or packaged in a container, is served without them."""
+        try:  # the recorded facts; the live data's only when one of them did not survive JSON
+            task = self.run.task(facts=facts)  # built once: its model is the network (/predict and /v1 share it)
+        except EngineError:
+            raise
+        except Exception:
+            facts = common.run_facts(self.run, self.datamodule)
+            task = self.run.task(facts=facts)
         if artifact is not None:
             loaded = common.load_artifact(artifact)
             self.manifest, self.fn, self.backend = loaded.manifest, loaded.fn, loaded.target
         else:
-            self.fn, self.backend = common.task_network(self.run, task, self.datamodule), "eager"
+            self.fn, self.backend = common.task_network(self.run, task), "eager"
         self.text = TextPath(task, text_source(self.datamodule), self.fn, max_text_chars)
         self.sample_shape, self.dtype, self.class_names, self.preprocessing = None, "int64", None, None
         self.problem = generation.problem_of(self.text.task, facts)
@@ -83,11 +91,15 @@ class Predictor:
         self.vocabulary = vocabulary(facts)
 
     def warmup(self) -> Any:
-        """A first request for the server's warm-up: one real input (text runs: one token), or zeros; None if none."""
+        """A first request for the server's warm-up: one real input (text runs: one token of generation), or zeros;
+        None if none (a text run whose data are not on this machine)."""
         import math
 
         if self.text is not None:
-            ids, _, _ = generation.split_samples(self.datamodule, 1)
+            try:
+                ids, _, _ = generation.split_samples(self.datamodule, 1)
+            except EngineError:  # the run's data are not here (a run sent from elsewhere): no warm-up
+                return None
             options = {"max_new_tokens": 1} if "max_new_tokens" in self.text.defaults or self.text.open else {}
             return self.text_batch(ids), tuple(options.items())
         if self.sample_shape:

@@ -208,6 +208,27 @@ def test_deployed_network_generates_what_the_eager_model_generates(lm_run: Path,
     assert generation["same_outputs"] == 1.0 and manifest["verification"]["passed"], generation
 
 
+def test_a_run_whose_corpus_is_elsewhere_generates_and_serves(lm_run: Path, tmp_path: Path, cli: Any) -> None:
+    """A run sent from another machine (its config names a corpus not here): ``engine generate`` and the server use
+    the run's tokenizer and checkpoint only. Before: "no text file matches" (the data source read its corpus)."""
+    import shutil
+
+    import yaml
+    from engine_deploy.predictor import Predictor
+
+    sent = tmp_path / "sent"
+    shutil.copytree(lm_run, sent)
+    config = yaml.safe_load((sent / "config.yaml").read_text())
+    config["data"]["paths"] = [str(tmp_path / "elsewhere" / "corpus.txt")]
+    (sent / "config.yaml").write_text(yaml.safe_dump(config))
+    r = cli("generate", str(sent), "def ", "--max-new-tokens", "5", "--seed", "0")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    predictor = Predictor(sent)
+    assert predictor.warmup() is None  # no real input to warm up with: ready at once
+    (output,) = predictor.text.generate([predictor.text.source.encode_text(PROMPT)], max_new_tokens=4)
+    assert output["tokens"] == 4
+
+
 @pytest.mark.slow
 def test_container_of_an_lm_run_serves_text(lm_run: Path, tmp_path: Path, context_server: Any) -> None:
     """A generating run in a container build context (before: refused): the image serves the exported network and

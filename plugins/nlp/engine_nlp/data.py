@@ -105,6 +105,14 @@ class TextFiles(TextCodec, DataSource):
                 f"eval_stride ({eval_stride}) must be at most context_length ({context_length})",
                 hint="set data.eval_stride too (e.g. half the context), or data.eval_stride=null: no overlap",
             )
+        self.corpus = ""  # what was read: set when the corpus is read
+        self._corpus_spec = (list(paths) if paths else None, max_chars, val_fraction, test_fraction)
+        self._use_texts(None, (tokenizer_file, tokenizer, vocab_size), context_length, stride, eval_stride)
+
+    def _read_corpus(self) -> dict[str, str]:
+        """The text of each split (train first, test last), read now: a reopened run that only encodes and decodes
+        text (served, deployed, asked to generate) never reads its corpus, which may not be on this machine."""
+        paths, max_chars, val_fraction, test_fraction = self._corpus_spec
         if paths:
             files = _expand(list(paths))
             parts = []
@@ -131,19 +139,19 @@ class TextFiles(TextCodec, DataSource):
         n = len(text)
         n_test, n_val = int(n * test_fraction), int(n * val_fraction)
         n_train = n - n_val - n_test
-        texts = {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
-        self._use_texts(texts, (tokenizer_file, tokenizer, vocab_size), context_length, stride, eval_stride)
+        return {"train": text[:n_train], "val": text[n_train : n_train + n_val], "test": text[n_train + n_val :]}
 
     def _use_texts(
         self,
-        texts: dict[str, str],
+        texts: dict[str, str] | None,
         tokenizer_spec: tuple[Any, ...],
         context_length: int,
         stride: int | None,
         eval_stride: int | None = None,
     ) -> None:
-        """The text of each split (an empty val/test split is left out), tokenised and cut into blocks lazily."""
-        self._texts = texts
+        """The text of each split (an empty val/test split is left out; None: `_read_corpus` on first use), tokenised
+        and cut into blocks lazily."""
+        self._read: dict[str, str] | None = texts
         self._tokenizer_spec = tokenizer_spec
         self._stride, self.eval_stride = stride or context_length, eval_stride
         self.context_length = context_length
@@ -152,6 +160,12 @@ class TextFiles(TextCodec, DataSource):
         self._tokenizer: TextTokenizer | None = None
         self._ids: dict[str, torch.Tensor] | None = None
         self._splits: dict[str, BlockDataset] = {}
+
+    @property
+    def _texts(self) -> dict[str, str]:
+        if self._read is None:
+            self._read = self._read_corpus()
+        return self._read
 
     @property
     def tokenizer(self) -> TextTokenizer:
