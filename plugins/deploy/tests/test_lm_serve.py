@@ -233,6 +233,7 @@ def test_a_run_whose_corpus_is_elsewhere_generates_and_serves(lm_run: Path, tmp_
 def test_container_of_an_lm_run_serves_text(lm_run: Path, tmp_path: Path, context_server: Any) -> None:
     """A generating run in a container build context (before: refused): the image serves the exported network and
     runs the task's decoding loop over it; its entry command answers a text prompt outside a container."""
+    import yaml
     from engine_deploy.deploy import deploy
 
     out = tmp_path / "context"
@@ -244,6 +245,9 @@ def test_container_of_an_lm_run_serves_text(lm_run: Path, tmp_path: Path, contex
     assert (out / "run" / "tokenizer.json").is_file()
     sample = json.loads((out / "sample.json").read_text())
     assert isinstance(sample["inputs"][0], str)  # a real test prompt, as text
+    config = yaml.safe_load((out / "run" / "config.yaml").read_text())
+    config["data"]["paths"] = ["/nowhere/corpus.txt"]  # as in the image: the training corpus is not there
+    (out / "run" / "config.yaml").write_text(yaml.safe_dump(config))
     with context_server(out, KEY) as call:
         status, answer = call("/predict", json.dumps({"inputs": [PROMPT]}).encode())
         assert status == 200, answer
