@@ -203,7 +203,7 @@ class HFModel(_HFModule):
         if callable(getattr(cache, "reorder_cache", None)):  # a transformers Cache (DynamicCache): in place
             cache.reorder_cache(rows)
             return cache
-        return tuple(tuple(t.index_select(0, rows) for t in layer) for layer in cache)  # the legacy tuples
+        return tuple(tuple(t.index_select(0, rows.to(t.device)) for t in layer) for layer in cache)  # legacy tuples
 
 
 class HFClassifier(_HFModule):

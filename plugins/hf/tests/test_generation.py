@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +92,25 @@ def test_decoding_past_the_context_restarts_the_cache() -> None:
         decoder.step()
     # the prompt, a position per token up to 16 held, the last 8 again, and so on: 1 + 12 + 1 + 8 + 1 + 7 calls
     assert len(decoder.rows[0].out) == 30 and [n for n in fed if n > 1] == [4, 8, 8] and len(fed) == 30
+
+
+def test_engine_generate_of_an_hf_run_decodes_with_its_cache(
+    train: Any, cli: Any, tmp_path: Path, models: dict[str, Path], corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine_hf.models import HFModel
+
+    overrides = ["model=hf.causal_lm", "data=hf.text", "data.context_length=32", "data.batch_size=8"]
+    overrides += ["trainer.max_steps=2", "trainer.val_check_interval=2", f"model.path={models['llama']}"]
+    result = train(*overrides, f"data.paths=[{corpus_file}]", root=tmp_path)
+    fed: list[int] = []
+    original = HFModel.forward_cached
+
+    def counted(self: Any, ids: Any, cache: Any = None) -> Any:
+        fed.append(ids.shape[1])
+        return original(self, ids, cache)
+
+    monkeypatch.setattr(HFModel, "forward_cached", counted)
+    out = cli("generate", str(result.run_dir), "import os", "--max-new-tokens", "6", "--temperature", "0", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.splitlines()[0])["tokens"] == 6
+    assert len(fed) == 6 and fed[0] > 1 and fed[1:] == [1] * 5  # the prompt once, then one position per token

@@ -178,7 +178,7 @@ class GPT(nn.Module):
 
     def reorder_cache(self, cache: list[list[torch.Tensor]], rows: torch.Tensor) -> list[list[torch.Tensor]]:
         """``cache`` keeping batch rows ``rows`` only, in that order."""
-        return [[t.index_select(0, rows) for t in layer] for layer in cache]
+        return [[t.index_select(0, rows.to(t.device)) for t in layer] for layer in cache]
 
     @torch.no_grad()
     def generate(
