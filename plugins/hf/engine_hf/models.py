@@ -191,12 +191,17 @@ class HFModel(_HFModule):
         return self._outputs(ids, mask=False).logits
 
     def forward_cached(self, ids: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
-        """``forward`` of ``ids`` following the positions of ``cache`` (transformers' ``past_key_values``; None:
-        none), and the cache holding them too: the decoding loop's KV cache (``engine_nlp``'s ``CachedDecoding``)."""
-        name = "cache" if "cache" in inspect.signature(self.hf.forward).parameters else "past_key_values"  # 5.x: cache
-        out = self.hf(input_ids=ids, use_cache=True, **{name: cache})
+        """Next-token logits ``[B, vocab]`` after ``ids``, which follow the positions of ``cache`` (transformers'
+        cache; None: none), and the cache holding them too: the decoding loop's KV cache (``engine_nlp``'s
+        ``CachedDecoding``). The output layer runs on the last position only (``logits_to_keep``), as in
+        transformers' ``generate``."""
+        params = inspect.signature(self.hf.forward).parameters
+        kwargs = {"cache" if "cache" in params else "past_key_values": cache}  # transformers 5.x renamed it cache
+        if "logits_to_keep" in params:
+            kwargs["logits_to_keep"] = 1
+        out = self.hf(input_ids=ids, use_cache=True, **kwargs)
         new = getattr(out, "cache", None)
-        return out.logits, new if new is not None else out.past_key_values
+        return out.logits[:, -1], new if new is not None else out.past_key_values
 
     def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
         """``cache`` keeping batch rows ``rows`` only, in that order (prompts that finished leave the batch)."""

@@ -1,5 +1,5 @@
 """``hf.causal_lm`` in the shared decoding loop (`engine_nlp.generation`): transformers' own KV cache
-(``past_key_values``) through the ``CachedDecoding`` protocol, the same tokens as recomputing the prefix."""
+through the ``CachedDecoding`` protocol, the same tokens as recomputing the prefix."""
 
 from __future__ import annotations
 
@@ -94,13 +94,23 @@ def test_decoding_past_the_context_restarts_the_cache() -> None:
     assert len(decoder.rows[0].out) == 30 and [n for n in fed if n > 1] == [4, 8, 8] and len(fed) == 30
 
 
+@pytest.mark.parametrize("lora", [False, True])
 def test_engine_generate_of_an_hf_run_decodes_with_its_cache(
-    train: Any, cli: Any, tmp_path: Path, models: dict[str, Path], corpus_file: Path, monkeypatch: pytest.MonkeyPatch
+    train: Any,
+    cli: Any,
+    tmp_path: Path,
+    models: dict[str, Path],
+    corpus_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lora: bool,
 ) -> None:
     from engine_hf.models import HFModel
 
     overrides = ["model=hf.causal_lm", "data=hf.text", "data.context_length=32", "data.batch_size=8"]
     overrides += ["trainer.max_steps=2", "trainer.val_check_interval=2", f"model.path={models['llama']}"]
+    if lora:  # the model becomes LoRA's AdaptedModel, which forwards the protocol's methods to it
+        pytest.importorskip("engine_techniques")
+        overrides += ["peft.method=lora", "peft.target_modules=[q_proj,v_proj]"]
     result = train(*overrides, f"data.paths=[{corpus_file}]", root=tmp_path)
     fed: list[int] = []
     original = HFModel.forward_cached

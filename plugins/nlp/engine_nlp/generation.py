@@ -140,8 +140,8 @@ class CachedDecoding(Protocol):
     """
 
     def forward_cached(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
-        """Logits ``[B, T, vocab]`` of ``ids [B, T]``, which follow the positions ``cache`` holds (``None``: an
-        empty cache, ``ids`` start at position 0), and the cache now holding ``ids`` too."""
+        """The next-token logits ``[B, vocab]`` after ``ids [B, T]``, which follow the positions ``cache`` holds
+        (``None``: an empty cache, ``ids`` start at position 0), and the cache now holding ``ids`` too."""
         ...
 
     def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
@@ -175,11 +175,11 @@ def _group(network: Any, rows: list[_Row], context: int | None) -> Iterator[None
         with torch.inference_mode():
             if cached and (held == 0 or (context is not None and held >= context)):
                 keep = idx.shape[1] if context is None or idx.shape[1] <= context else max(context // 2, 1)
-                out, cache = network.forward_cached(idx[:, -keep:], None)  # (re)fill the cache
-                logits, held = _last(out), keep
+                logits, cache = network.forward_cached(idx[:, -keep:], None)  # (re)fill the cache
+                logits, held = logits.float(), keep
             elif cached:
-                out, cache = network.forward_cached(idx[:, -1:], cache)
-                logits, held = _last(out), held + 1
+                logits, cache = network.forward_cached(idx[:, -1:], cache)
+                logits, held = logits.float(), held + 1
             else:
                 logits = _last(network(idx[:, -context:] if context else idx))
         new = []

@@ -72,7 +72,7 @@ class ThirdPartyLM(torch.nn.Module):
     def forward_cached(self, idx: torch.Tensor, cache: object) -> tuple[torch.Tensor, object]:
         self.calls.append(("cached", idx.shape[1]))
         cache = [[] for _ in self.model.blocks] if cache is None else cache
-        return self.model(idx, cache), cache
+        return self.model(idx, cache)[:, -1], cache
 
     def reorder_cache(self, cache: list, rows: torch.Tensor) -> list:
         self.calls.append(("reorder", len(rows)))
