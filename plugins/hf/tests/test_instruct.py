@@ -1,4 +1,5 @@
-"""Exact match of instruction replies on an ``hf.causal_lm``: its own ``generate`` (KV cache), the same replies."""
+"""Exact match of instruction replies on an ``hf.causal_lm``: the shared decoding loop with transformers' KV cache
+(no ``generate`` of its own), the same replies as recomputing the prefix."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import engine
 
 
-def test_exact_match_on_a_transformers_model_uses_its_cached_generate_and_gives_the_same_replies(
+def test_exact_match_on_a_transformers_model_decodes_with_its_cache_in_the_shared_loop(
     tmp_path: Path, models: dict[str, Path]
 ) -> None:
     from engine_nlp.instruct_task import exact_match
@@ -21,15 +22,20 @@ def test_exact_match_on_a_transformers_model_uses_its_cached_generate_and_gives_
     source = Instructions(
         path=str(data), tokenizer_file=str(models["llama"] / "tokenizer.json"), context_length=48, test_fraction=0.5
     )
-    assert len(source.tokenizer.encode(source.end)) == 1  # the end of turn is one token (generate stops on it)
     model = engine.create("model", "hf.causal_lm", path=str(models["llama"])).eval()
-    calls: list[int] = []
-    model.register_forward_hook(lambda *a: calls.append(1))
-    fast, fast_rows = exact_match(model, source, "test", max_new_tokens=6)
-    assert calls == []  # the wrapper's full forward was not called once per token: transformers' generate was
 
-    def plain(ids: Any) -> Any:  # the same network seen as a bare callable: engine_nlp.generation's loop
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("exact match has no model-specific path: it does not call transformers' generate")
+
+    model.hf.generate = refuse
+    fed: list[int] = []
+    model.hf.register_forward_pre_hook(lambda _m, _a, kw: fed.append(kw["input_ids"].shape[1]), with_kwargs=True)
+    fast, fast_rows = exact_match(model, source, "test", max_new_tokens=6)
+    prompts = [n for n in fed if n > 1]  # one call per prompt length fills the cache, then a position per token
+    assert 0 < len(prompts) <= len(fast_rows) and len(fed) > 2 * len(prompts)
+
+    def plain(ids: Any) -> Any:  # the same network seen as a bare callable (a deployed artifact): no cache
         return model(ids)
 
     slow, slow_rows = exact_match(plain, source, "test", max_new_tokens=6)
-    assert calls and fast == slow and [r[1] for r in fast_rows] == [r[1] for r in slow_rows]
+    assert fast == slow and [r[1] for r in fast_rows] == [r[1] for r in slow_rows]

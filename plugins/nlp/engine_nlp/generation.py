@@ -2,18 +2,18 @@
 
 Prompts of any length up to the context are grouped by length (no padding, so no attention mask is needed and
 every row sees exactly what it would see alone); the groups advance in lockstep, one token per step. A network
-that is the eager ``nlp.gpt`` keeps a KV cache (each new token costs one position's forward pass); any other
-callable (a deployed artifact, a wrapped model) is called like the model's forward on the last ``context``
-tokens each step. Each row samples with its own generator seeded by ``seed``, so a prompt gives the same tokens
-alone or batched with others.
+offering `CachedDecoding` (``nlp.gpt``, ``hf.causal_lm``, either with LoRA adapters) keeps a KV cache: each new
+token costs one position's forward pass. Any other callable (a deployed artifact) is called like the model's
+forward on the last ``context`` tokens each step. Each row samples with its own generator seeded by ``seed``, so
+a prompt gives the same tokens alone or batched with others.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -132,36 +132,56 @@ def sample(logits: torch.Tensor, opts: dict[str, Any], generator: torch.Generato
     return int(torch.multinomial(logits.softmax(-1), 1, generator=generator))
 
 
-def _cached(network: Any) -> bool:
-    """The eager ``nlp.gpt`` (its forward takes a KV cache), not a deployed artifact or another model."""
-    from engine_nlp.models import GPT
+@runtime_checkable
+class CachedDecoding(Protocol):
+    """A causal LM that keeps the keys and values of earlier positions (a KV cache) for the decoding loop.
 
-    return isinstance(network, GPT)
+    The cache is the model's own object, opaque to the loop; rows are prompts of one length (no padding).
+    """
+
+    def forward_cached(self, ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """The next-token logits ``[B, vocab]`` after ``ids [B, T]``, which follow the positions ``cache`` holds
+        (``None``: an empty cache, ``ids`` start at position 0), and the cache now holding ``ids`` too."""
+        ...
+
+    def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
+        """``cache`` keeping only batch rows ``rows`` (indices, in that order; rows may repeat)."""
+        ...
 
 
-def _logits(network: Callable[..., Any], idx: torch.Tensor, cache: Any = None) -> torch.Tensor:
-    out = network(idx) if cache is None else network(idx, cache)
+def caches(network: Any) -> bool:
+    """Whether ``network`` offers `CachedDecoding` (asked with ``getattr``: a wrapper forwarding its model's
+    attributes, as LoRA's ``AdaptedModel`` does, offers it too)."""
+    return all(callable(getattr(network, name, None)) for name in ("forward_cached", "reorder_cache"))
+
+
+def _last(out: Any) -> torch.Tensor:
     if isinstance(out, (list, tuple)):
         out = out[0]
     return torch.as_tensor(out)[:, -1].float()
 
 
 def _group(network: Any, rows: list[_Row], context: int | None) -> Iterator[None]:
-    """Advance ``rows`` (prompts of one length) a token per step; finished rows leave the batch (and the cache)."""
+    """Advance ``rows`` (prompts of one length) a token per step; finished rows leave the batch (and the cache).
+
+    With a cache, when it holds ``context`` positions it restarts from the last ``context // 2`` tokens (without
+    one, each step re-reads the last ``context``): up to a full context both give the same tokens."""
     idx = torch.tensor([r.ids for r in rows], dtype=torch.long)
     active = list(range(len(rows)))
-    cached = _cached(network) and context is not None
-    cache: list[list[torch.Tensor]] | None = None
+    cached = caches(network)
+    cache: Any = None
+    held = 0  # positions in the cache
     while active:
         with torch.inference_mode():
-            if cached and (cache is None or cache[0][0].shape[2] >= context):
-                cache = [[] for _ in network.blocks]  # (re)fill the cache from the recent tokens
-                keep = context if idx.shape[1] <= context else context // 2
-                logits = _logits(network, idx[:, -max(keep, 1) :], cache)
+            if cached and (held == 0 or (context is not None and held >= context)):
+                keep = idx.shape[1] if context is None or idx.shape[1] <= context else max(context // 2, 1)
+                logits, cache = network.forward_cached(idx[:, -keep:], None)  # (re)fill the cache
+                logits, held = logits.float(), keep
             elif cached:
-                logits = _logits(network, idx[:, -1:], cache)
+                logits, cache = network.forward_cached(idx[:, -1:], cache)
+                logits, held = logits.float(), held + 1
             else:
-                logits = _logits(network, idx[:, -context:] if context else idx)
+                logits = _last(network(idx[:, -context:] if context else idx))
         new = []
         for j, i in enumerate(active):
             row = rows[i]
@@ -177,8 +197,8 @@ def _group(network: Any, rows: list[_Row], context: int | None) -> Iterator[None
         if len(keep_rows) < len(active):
             sel = torch.tensor(keep_rows, dtype=torch.long)
             idx = idx[sel]
-            if cache is not None:
-                cache = [[t[sel] for t in layer] for layer in cache]
+            if cache is not None and keep_rows:
+                cache = network.reorder_cache(cache, sel)
             active = [active[j] for j in keep_rows]
         yield None
 

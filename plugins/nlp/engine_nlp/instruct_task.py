@@ -24,9 +24,10 @@ def exact_match(
 ) -> tuple[float, list[tuple[str, str, str]]]:
     """Exact-match accuracy of greedy replies on ``source``'s ``split`` examples, and (prompt, reply, reference).
 
-    Decoding (`engine_nlp.generation`: a KV cache for the eager ``nlp.gpt``) stops a reply at the end marker
-    (``source.end``'s ids); every reply may run to ``max_new_tokens`` or to the longest reference plus its end
-    marker, whichever is longer, so a correct reply is never cut short (and one that does not stop is wrong)."""
+    Decoding (`engine_nlp.generation`: the model's KV cache when it offers one, ``CachedDecoding``, as ``nlp.gpt``
+    and ``hf.causal_lm`` do) stops a reply at the end marker (``source.end``'s ids); every reply may run to
+    ``max_new_tokens`` or to the longest reference plus its end marker, whichever is longer, so a correct reply is
+    never cut short (and one that does not stop is wrong)."""
     from engine_nlp import generation
 
     examples = source.examples.get(split) or []
@@ -38,58 +39,15 @@ def exact_match(
     end_ids = source.tokenizer.encode(source.end) if source.end else []
     budget = max([max_new_tokens] + [len(source.tokenizer.encode(r)) + len(end_ids) for r in refs])
     ids = [source.tokenizer.encode(p)[-max(1, source.context_length - budget) :] for p in prompts]
-    hf = _transformers_model(network)
-    if hf is not None and len(end_ids) == 1:  # its own generate: a KV cache (a full forward per token otherwise)
-        generated = _hf_greedy(hf, ids, budget, end_ids[0])
-    else:
-        opts = generation.check_options(
-            {"max_new_tokens": budget, "temperature": 0, "stop": [end_ids] if end_ids else []}
-        )
-        decoder = generation.Decoder(network, ids, [opts] * len(ids), source.context_length)
-        with torch.inference_mode():
-            while not decoder.finished:
-                decoder.step()
-        generated = [generation.strip_stop(r.out, opts["stop"]) for r in decoder.rows]
+    opts = generation.check_options({"max_new_tokens": budget, "temperature": 0, "stop": [end_ids] if end_ids else []})
+    decoder = generation.Decoder(network, ids, [opts] * len(ids), source.context_length)
+    with torch.inference_mode():
+        while not decoder.finished:
+            decoder.step()
+    generated = [generation.strip_stop(r.out, opts["stop"]) for r in decoder.rows]
     replies = [_cut(source.decode_tokens(g), source.end) for g in generated]
     hits = sum(r == ref for r, ref in zip(replies, refs, strict=True))
     return hits / len(examples), list(zip(prompts, replies, refs, strict=True))
-
-
-def _transformers_model(network: Any) -> Any:
-    """The ``transformers`` model inside ``network`` (an ``hf.causal_lm``, LoRA-adapted or not), else None."""
-    if not isinstance(network, nn.Module):
-        return None
-    for module in network.modules():
-        hf = getattr(module, "hf", None)
-        if isinstance(hf, nn.Module) and callable(getattr(hf, "generate", None)):
-            return hf
-    return None
-
-
-@torch.inference_mode()
-def _hf_greedy(hf: Any, prompts: list[list[int]], budget: int, end: int) -> list[list[int]]:
-    """Greedy replies by ``hf.generate`` (KV cache), prompts of one length batched (no padding), cut before ``end``."""
-    out: list[list[int]] = [[] for _ in prompts]
-    groups: dict[int, list[int]] = {}
-    for i, p in enumerate(prompts):
-        groups.setdefault(len(p), []).append(i)
-    for members in groups.values():
-        idx = torch.tensor([prompts[i] for i in members], dtype=torch.long)
-        rows = hf.generate(
-            input_ids=idx,
-            attention_mask=torch.ones_like(idx),
-            max_new_tokens=budget,
-            do_sample=False,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            eos_token_id=end,
-            pad_token_id=end,
-            use_cache=True,
-        )[:, idx.shape[1] :].tolist()
-        for row, i in zip(rows, members, strict=True):
-            out[i] = row[: row.index(end)] if end in row else row
-    return out
 
 
 def _cut(text: str, end: str) -> str:

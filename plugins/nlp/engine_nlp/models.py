@@ -168,6 +168,18 @@ class GPT(nn.Module):
                 x = block(x, causal=True, cache=None if cache is None else cache[i])
         return self.head(self.ln_f(x))
 
+    def forward_cached(
+        self, idx: torch.Tensor, cache: list[list[torch.Tensor]] | None = None
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Next-token logits ``[B, vocab]`` after ``idx``, which follows the positions ``cache`` holds (None: none),
+        and the cache holding them too: the decoding loop's KV cache (`engine_nlp.generation.CachedDecoding`)."""
+        cache = [[] for _ in self.blocks] if cache is None else cache
+        return self(idx, cache)[:, -1], cache
+
+    def reorder_cache(self, cache: list[list[torch.Tensor]], rows: torch.Tensor) -> list[list[torch.Tensor]]:
+        """``cache`` keeping batch rows ``rows`` only, in that order."""
+        return [[t.index_select(0, rows.to(t.device)) for t in layer] for layer in cache]
+
     @torch.no_grad()
     def generate(
         self,

@@ -58,6 +58,76 @@ def test_prompts_of_any_length_cache_and_recompute_agree(positions: str) -> None
         assert out == ref
 
 
+class ThirdPartyLM(torch.nn.Module):
+    """Not an ``nlp.gpt``: any model offering ``CachedDecoding`` (here over a GPT's blocks), calls counted."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.context_length, self.calls = model, model.context_length, []
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        self.calls.append(("forward", idx.shape[1]))
+        return self.model(idx)
+
+    def forward_cached(self, idx: torch.Tensor, cache: object) -> tuple[torch.Tensor, object]:
+        self.calls.append(("cached", idx.shape[1]))
+        cache = [[] for _ in self.model.blocks] if cache is None else cache
+        return self.model(idx, cache)[:, -1], cache
+
+    def reorder_cache(self, cache: list, rows: torch.Tensor) -> list:
+        self.calls.append(("reorder", len(rows)))
+        return [[t[rows] for t in layer] for layer in cache]
+
+
+class Forwarding(torch.nn.Module):
+    """A wrapper forwarding its model's attributes (as LoRA's ``AdaptedModel``): ``implements`` cannot see them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = model
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.net(idx)
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["net"], name)
+
+
+def test_the_kv_cache_is_a_protocol_not_a_model_name() -> None:
+    from engine_nlp.generation import CachedDecoding, caches
+
+    task = _task()
+    assert isinstance(task.model, CachedDecoding) and caches(task.model) and caches(Forwarding(task.model))
+    assert not caches(Recompute(task.model))  # an opaque callable (a deployed artifact): recomputed
+    prompts = [[1, 2, 3], [4, 5, 6], [7]]
+    ref = task.generate(Recompute(task.model), prompts, max_new_tokens=8, temperature=0, stop=[[0]])
+    lm = ThirdPartyLM(task.model)
+    assert task.generate(lm, prompts, max_new_tokens=8, temperature=0, stop=[[0]]) == ref
+    assert ("forward", 3) not in lm.calls and lm.calls[:2] == [("cached", 3), ("cached", 1)]
+    assert {n for kind, n in lm.calls if kind == "cached"} == {3, 1}  # the prompts once, then one token a step
+    opts = {"max_new_tokens": 8, "temperature": 0.8, "seed": 1}
+    assert task.generate(Forwarding(ThirdPartyLM(task.model)), prompts, **opts) == task.generate(
+        Recompute(task.model), prompts, **opts
+    )
+
+
+def test_finished_rows_leave_the_cache_and_the_context_restarts_it() -> None:
+    task = _task(context=8)
+    lm = ThirdPartyLM(task.model)
+    free = task.generate(Recompute(task.model), [[1, 2], [3, 4]], max_new_tokens=4, temperature=0)
+    stop = [[free[0][1]]]  # the first prompt stops early, the second goes on alone
+    out = task.generate(lm, [[1, 2], [3, 4]], max_new_tokens=4, temperature=0, stop=stop)
+    assert out == task.generate(Recompute(task.model), [[1, 2], [3, 4]], max_new_tokens=4, temperature=0, stop=stop)
+    if len(out[1]) == 4:
+        assert ("reorder", 1) in lm.calls
+    lm.calls.clear()
+    task.generate(lm, [[1, 2]], max_new_tokens=12, temperature=0)  # 2 + 12 tokens through a context of 8
+    assert [c for c in lm.calls if c[1] > 1] == [("cached", 2), ("cached", 4)]  # full at 8: the last 4 again
+
+
 def test_seeded_sampling_is_deterministic_alone_or_batched() -> None:
     task = _task()
     opts = {"max_new_tokens": 20, "temperature": 0.9, "top_k": 10, "top_p": 0.9, "seed": 7}
