@@ -8,14 +8,18 @@
   `PACKAGES` below (tests folders excluded); its label is the package it comes from. Files are read in
   sorted order, snippets cut without overlap, and at most ``max_per_class`` snippets per package are kept,
   taken evenly across the package.
+- `read_files`: the user's own text files instead (``nlp.text_files``' ``data.paths``).
 
 No torch here.
 """
 
 from __future__ import annotations
 
+import glob
 import sysconfig
 from pathlib import Path
+
+from engine import ConfigError
 
 #: The standard-library packages whose code the ``nlp/classify`` recipe tells apart.
 PACKAGES = ("asyncio", "email", "idlelib", "importlib", "multiprocessing", "tkinter", "unittest", "xml")
@@ -69,3 +73,34 @@ def stdlib_snippets(
             snippets = [snippets[int(i * step)] for i in range(max_per_class)]
         rows += [(s, package) for s in snippets]
     return rows
+
+
+def read_files(paths: list[str], max_chars: int | None) -> tuple[str, str]:
+    """The text of ``paths`` (files, folders: every file below, globs; each sorted) joined by blank lines, cut to
+    ``max_chars``, and a description of what was read; ConfigError for a pattern matching nothing or non-UTF-8."""
+    files = _expand(list(paths))
+    parts = []
+    for f in files:
+        try:
+            parts.append(f.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{f} is not UTF-8 text", hint="give only text files in data.paths") from None
+    text = "\n\n".join(parts)
+    described = ", ".join(str(f) for f in files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    return (text[:max_chars] if max_chars is not None else text), described
+
+
+def _expand(paths: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for pattern in paths:
+        p = Path(pattern).expanduser()
+        if p.is_dir():
+            matches = sorted(f for f in p.rglob("*") if f.is_file())
+        elif p.is_file():
+            matches = [p]
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+        if not matches:
+            raise ConfigError(f"no text file matches '{pattern}'", hint="check data.paths (files, folders or globs)")
+        files += matches
+    return files

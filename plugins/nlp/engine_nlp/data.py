@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,22 +40,6 @@ def _load_run_tokenizer(source: Any, run_dir: Path) -> bool:
         return False
     source._tokenizer = TextTokenizer.load(file)
     return True
-
-
-def _expand(paths: list[str]) -> list[Path]:
-    files: list[Path] = []
-    for pattern in paths:
-        p = Path(pattern).expanduser()
-        if p.is_dir():
-            matches = sorted(f for f in p.rglob("*") if f.is_file())
-        elif p.is_file():
-            matches = [p]
-        else:
-            matches = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
-        if not matches:
-            raise ConfigError(f"no text file matches '{pattern}'", hint="check data.paths (files, folders or globs)")
-        files += matches
-    return files
 
 
 class TextFiles(TextCodec, DataSource):
@@ -114,19 +97,9 @@ class TextFiles(TextCodec, DataSource):
         text (served, deployed, asked to generate) never reads its corpus, which may not be on this machine."""
         paths, max_chars, val_fraction, test_fraction = self._corpus_spec
         if paths:
-            files = _expand(list(paths))
-            parts = []
-            for f in files:
-                try:
-                    parts.append(f.read_text(encoding="utf-8"))
-                except UnicodeDecodeError:
-                    raise ConfigError(f"{f} is not UTF-8 text", hint="give only text files in data.paths") from None
-            text = "\n\n".join(parts)
-            if max_chars is not None:
-                text = text[:max_chars]
-            self.corpus = ", ".join(str(f) for f in files[:5]) + (
-                f" and {len(files) - 5} more" if len(files) > 5 else ""
-            )
+            from engine_nlp.corpus import read_files
+
+            text, self.corpus = read_files(paths, max_chars)
         else:
             from engine_nlp.corpus import stdlib_dir, stdlib_text
 
