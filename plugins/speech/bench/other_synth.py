@@ -1,7 +1,9 @@
 """Robustness to a synthesiser the speech models never train on: Debian's flite (issue 37, item 3).
 
-    .venv/bin/python plugins/speech/bench/other_synth.py [--recipes speech/digits-kws speech/digits-asr]
-        [--seeds 0 1 2] [--keep DIR] [--quick] [--per-voice N] [k=v ...]
+    .venv/bin/python plugins/speech/bench/other_synth.py [k=v ...] [--recipes speech/digits-kws speech/digits-asr]
+        [--seeds 0 1 2] [--keep DIR] [--quick] [--per-voice N]
+
+(``k=v`` overrides first: after ``--seeds``/``--variants``/``--recipes`` they would be read as more values.)
 
 For each recipe and seed, two runs with the recipe's own settings: **augmented** (bandwidth, level and silence
 augmentation on, the data source's defaults: as speech/digits-kws ships) and **reference** (those three off, as

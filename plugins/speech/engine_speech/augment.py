@@ -1,5 +1,6 @@
 """Training augmentation on torch, seeded per utterance: speed (tempo) perturbation, vocal-tract-length
-perturbation, synthetic room reverberation, bandwidth variation (a low-pass at a random cut-off, or a round
+perturbation, synthetic room reverberation, a random spectral envelope (equalisation: another voice source's
+tilt and resonances), bandwidth variation (a low-pass at a random cut-off, or a round
 trip through 8 kHz, the band of a telephone or an 8 kHz voice), level (gain, saturating at full scale),
 leading and trailing silence (sequences), additive noise and SpecAugment.
 
@@ -17,7 +18,9 @@ import torch
 
 from engine import ConfigError
 from engine_speech.audio import resample
-from engine_speech.features import add_noise, spec_augment
+from engine_speech.features import add_noise, hz_to_mel, spec_augment
+
+EQ_POINTS = 6  # control points of the random spectral envelope: 0, 0.46, 1.2, 2.5, 4.6, 8 kHz at 16 kHz
 
 
 def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
@@ -60,6 +63,18 @@ def low_pass(wave: torch.Tensor, cutoff: float, sample_rate: int, width: float =
     freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate)
     mask = ((cutoff * (1 + width) - freqs) / (cutoff * width)).clamp(0.0, 1.0)
     return torch.fft.irfft(torch.fft.rfft(wave) * mask, n)
+
+
+def equalise(wave: torch.Tensor, gains_db: list[float] | torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``wave`` through a smooth equaliser: ``gains_db`` at points equally spaced on the mel scale from 0 Hz to
+    the Nyquist frequency, linear in between (FFT mask), rescaled to the input's RMS (level is `apply_gain`'s)."""
+    n, gains = wave.numel(), torch.as_tensor(gains_db, dtype=torch.float64)
+    mel = hz_to_mel(torch.fft.rfftfreq(n, 1.0 / sample_rate).double()) / float(hz_to_mel(sample_rate / 2))
+    pos = mel.clamp(0, 1) * (gains.numel() - 1)
+    lo = pos.floor().long().clamp(max=gains.numel() - 2)
+    db = gains[lo] + (pos - lo) * (gains[lo + 1] - gains[lo])
+    out = torch.fft.irfft(torch.fft.rfft(wave) * (10 ** (db / 20)).float(), n)
+    return out * (wave.pow(2).mean().sqrt() / out.pow(2).mean().sqrt().clamp_min(1e-8))
 
 
 def narrowband(wave: torch.Tensor, sample_rate: int, rate: int = 8000) -> torch.Tensor:
@@ -106,6 +121,9 @@ class Augment:
         nyquist = sample_rate / 2
         self.cutoff_hz = _range({"cutoff_hz": params.get("cutoff_hz", [nyquist, nyquist])}, "cutoff_hz", 500, nyquist)
         self.gain_db = _range({"gain_db": params.get("gain_db", [0.0, 0.0])}, "gain_db", -60.0, 40.0)
+        self.eq_prob, self.eq_db = float(params.get("eq_prob", 0.0)), float(params.get("eq_db", 0.0))
+        if not (0 <= self.eq_prob <= 1 and 0 <= self.eq_db <= 30):
+            raise ConfigError(f"eq_prob must be within 0..1 and eq_db within 0..30, got {self.eq_prob}, {self.eq_db}")
         self.pad_seconds = _range({"pad_seconds": params.get("pad_seconds", [0.0, 0.0])}, "pad_seconds", 0.0, 5.0)
         self.freq_masks, self.freq_mask_width = params["freq_masks"], params["freq_mask_width"]
         self.time_masks, self.time_mask_width = params["time_masks"], params["time_mask_width"]
@@ -118,13 +136,16 @@ class Augment:
         return torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 10_007 + n)
 
     def perturb(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """Speed perturbation, then (with ``reverb_prob``) a synthetic room, then the channel: bandwidth, level."""
+        """Speed perturbation, then (with ``reverb_prob``) a synthetic room, (with ``eq_prob``) a spectral envelope,
+        then the channel: bandwidth, level."""
         lo, hi = self.tempo_range
         if hi > lo:
             wave = perturb_speed(wave, _uniform(g, lo, hi), self.sample_rate)
         if self.reverb_prob > 0 and float(torch.rand((), generator=g)) < self.reverb_prob:
             rt60 = _uniform(g, *self.rt60_range)
             wave = reverberate(wave, room_impulse(rt60, self.sample_rate, _uniform(g, 0.0, 10.0), g))
+        if self.eq_prob > 0 and float(torch.rand((), generator=g)) < self.eq_prob:  # no draw when off
+            wave = equalise(wave, [_uniform(g, -self.eq_db, self.eq_db) for _ in range(EQ_POINTS)], self.sample_rate)
         return self.level(self.bandwidth(wave, g), g)
 
     def bandwidth(self, wave: torch.Tensor, g: torch.Generator) -> torch.Tensor:

@@ -94,6 +94,8 @@ class SpokenDigits(SpeechSource):
         rt60_range: [low, high] reverberation time of that room, seconds.
         noise_prob: probability of adding white or pink noise to a training utterance.
         snr_db: [low, high] signal-to-noise ratio range of that noise, dB.
+        eq_prob: probability of a random spectral envelope (another voice source's tilt and resonances; 0: off).
+        eq_db: that envelope's gains are drawn within -eq_db..+eq_db dB at 6 points equally spaced in mel.
         lowpass_prob: probability of a low-pass at a cut-off drawn from cutoff_hz (another voice's bandwidth).
         cutoff_hz: [low, high] cut-off of that low-pass, Hz (at most sample_rate / 2).
         narrowband_prob: probability of an 8 kHz round trip (resampled to 8 kHz and back: nothing above 4 kHz).
@@ -140,6 +142,8 @@ class SpokenDigits(SpeechSource):
         rt60_range: list[float] = [0.1, 0.6],  # noqa: B006
         noise_prob: Annotated[float, Ge(0), Le(1)] = 0.5,
         snr_db: list[float] = [5.0, 30.0],  # noqa: B006
+        eq_prob: Annotated[float, Ge(0), Le(1)] = 0.0,
+        eq_db: Annotated[float, Ge(0), Le(30)] = 10.0,
         lowpass_prob: Annotated[float, Ge(0), Le(1)] = 0.3,
         cutoff_hz: list[float] = [2500.0, 7000.0],  # noqa: B006
         narrowband_prob: Annotated[float, Ge(0), Le(1)] = 0.2,

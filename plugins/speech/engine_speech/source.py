@@ -112,6 +112,6 @@ def feature_params(local: dict[str, Any]) -> dict[str, Any]:
     keys = (
         "sample_rate n_mels win_ms hop_ms n_mfcc augment tempo_range vtlp_range reverb_prob rt60_range "
         "noise_prob snr_db freq_masks freq_mask_width time_masks time_mask_width lowpass_prob narrowband_prob "
-        "cutoff_hz gain_db pad_seconds"
+        "cutoff_hz gain_db pad_seconds eq_prob eq_db"
     ).split()
     return {k: local[k] for k in keys if k in local}  # sources without the newer keys leave them off

@@ -1,4 +1,5 @@
-"""Training for robustness to another synthesiser: bandwidth, level and silence augmentation (issue 37, item 3).
+"""Training for robustness to another synthesiser: speaker (tempo, vocal-tract length, spectral envelope), bandwidth,
+level and silence augmentation (issue 37, item 3).
 
 Each transform has a property that fails if it does nothing."""
 
@@ -24,6 +25,65 @@ def _noise(n: int = 16000):
     import torch
 
     return torch.randn(n, generator=torch.Generator().manual_seed(0)) * 0.1
+
+
+def _tone(freqs: tuple[float, ...], n: int = 16000, sample_rate: int = 16000):
+    import torch
+
+    t = torch.arange(n) / sample_rate
+    return sum(0.3 * torch.sin(2 * torch.pi * f * t) for f in freqs)
+
+
+def _peak_hz(wave, sample_rate: int = 16000) -> float:
+    import torch
+
+    return float(torch.fft.rfftfreq(wave.numel(), 1.0 / sample_rate)[torch.fft.rfft(wave).abs().argmax()])
+
+
+def test_speed_perturbation_moves_pitch_and_formants_with_tempo() -> None:
+    from engine_speech.augment import perturb_speed
+
+    wave = _tone((1000.0,))
+    faster, slower = perturb_speed(wave, 1.1, 16000), perturb_speed(wave, 0.9, 16000)
+    assert abs(faster.numel() - 16000 / 1.1) < 100 and abs(slower.numel() - 16000 / 0.9) < 100
+    assert _peak_hz(faster) == pytest.approx(1100, abs=15) and _peak_hz(slower) == pytest.approx(900, abs=15)
+
+
+def test_vocal_tract_length_perturbation_moves_the_spectrum_along_the_mel_axis() -> None:
+    from engine_speech.features import FeatureExtractor
+
+    extractor = FeatureExtractor(normalize=False)
+    band = lambda warp: int(extractor(_tone((3000.0,)), warp).mean(-1).argmax())  # noqa: E731
+    assert band(1.15) >= band(1.0) + 2 and band(0.85) <= band(1.0) - 2  # 3 kHz read as 3.45 / 2.55 kHz
+
+
+def test_equalise_reshapes_the_spectrum_at_the_same_level() -> None:
+    import torch
+    from engine_speech.augment import equalise
+
+    wave = _noise()
+    assert torch.allclose(equalise(wave, [0.0] * 6, 16000), wave, atol=1e-5)
+    tilted = equalise(wave, [-12, -7, -2, 2, 7, 12], 16000)  # +24 dB from 0 Hz to 8 kHz
+    rms = lambda w: float(w.pow(2).mean().sqrt())  # noqa: E731
+    assert rms(tilted) == pytest.approx(rms(wave), rel=1e-4)
+    before = _band_energy(wave, 16000, 5000, 8000) / _band_energy(wave, 16000, 50, 400)
+    after = _band_energy(tilted, 16000, 5000, 8000) / _band_energy(tilted, 16000, 50, 400)
+    assert 10 * torch.log10(torch.tensor(after / before)) > 15
+
+
+def test_augment_draws_a_spectral_envelope_only_when_asked(augment_off: dict) -> None:
+    import torch
+    from engine_speech.augment import Augment
+
+    wave = _noise()
+    off = Augment({**augment_off, "tempo_range": [0.9, 1.1]}, 16000)
+    same = Augment({**augment_off, "tempo_range": [0.9, 1.1], "eq_prob": 0.0, "eq_db": 10}, 16000)
+    assert torch.equal(off.perturb(wave, off.generator(3)), same.perturb(wave, same.generator(3)))  # same stream
+    eq = Augment({**augment_off, "eq_prob": 1.0, "eq_db": 10}, 16000)
+    outs = [eq.perturb(wave, eq.generator(0)) for _ in range(2)]
+    assert not torch.allclose(outs[0], wave, atol=1e-3) and not torch.allclose(outs[0], outs[1], atol=1e-3)
+    with pytest.raises(ConfigError, match="eq_db"):
+        Augment({**augment_off, "eq_prob": 1.0, "eq_db": 40}, 16000)
 
 
 def test_low_pass_removes_energy_above_the_cutoff() -> None:
@@ -107,4 +167,4 @@ def test_recognition_keeps_the_augmentation_its_heldout_target_was_measured_with
 
     data = engine.plan(engine.compose("speech/digits-asr")).config["data"]
     assert data["augment"] and data["lowpass_prob"] == data["narrowband_prob"] == 0
-    assert data["gain_db"] == [0.0, 0.0] and data["pad_seconds"] == [0.0, 0.0]
+    assert data["gain_db"] == [0.0, 0.0] and data["pad_seconds"] == [0.0, 0.0] and data["eq_prob"] == 0
