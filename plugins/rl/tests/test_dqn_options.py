@@ -70,3 +70,11 @@ def test_n_step_target_discounts_by_gamma_to_the_steps(monkeypatch: pytest.Monke
     task.training_step(batch, 0)
     assert seen[0].tolist() == [4.0, 1.0]  # 0.5 * 8 and 0.5**3 * 8
     dm.teardown("fit")
+
+
+def test_the_cartpole_recipe_uses_the_settings_measured_against_the_collapse() -> None:
+    import engine
+
+    config = engine.plan(engine.compose("rl/cartpole-dqn")).config  # torch-free, no training
+    assert config["task"]["n_step"] == 3 and config["scheduler"]["name"] == "rl.linear"
+    assert config["scheduler"].get("end_factor", 0.0) == 0.0  # the learning rate ends at 0 (docs/plugins/rl.md)
