@@ -97,7 +97,7 @@ def engine_recipes() -> list[Recipe]:
         Recipe(
             "cartpole-dqn",
             f"{r}/cartpole-dqn.yaml",
-            "Double DQN on CartPole-v1, 100k steps; periodic greedy evaluation keeps the best checkpoint",
+            "Double DQN, 3-step returns, lr decaying to 0, on CartPole-v1, 100k steps; the best evaluation is kept",
             targets=("eval/return_mean >= 475", "train/env_steps <= 100000"),
         ),
         Recipe(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
@@ -27,19 +28,27 @@ class ReplayBuffer:
         self.action = np.zeros(capacity, dtype=np.int64)
         self.reward = np.zeros(capacity, dtype=np.float32)
         self.terminated = np.zeros(capacity, dtype=np.float32)
+        self.steps = np.ones(capacity, dtype=np.float32)  # environment steps to the bootstrap observation (n-step)
         self.rng = np.random.default_rng(seed)
 
     def add(
-        self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray, next_obs: np.ndarray, term: np.ndarray
+        self,
+        obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        next_obs: np.ndarray,
+        term: np.ndarray,
+        steps: np.ndarray | None = None,
     ) -> None:
         for i in range(len(obs)):
             p = self.pos
             self.obs[p], self.action[p], self.reward[p] = obs[i], action[i], reward[i]
             self.next_obs[p], self.terminated[p] = next_obs[i], term[i]
+            self.steps[p] = 1 if steps is None else steps[i]
             self.pos = (p + 1) % self.capacity
             self.size = min(self.size + 1, self.capacity)
 
-    _FIELDS = ("obs", "next_obs", "action", "reward", "terminated")
+    _FIELDS = ("obs", "next_obs", "action", "reward", "terminated", "steps")
 
     def state_dict(self) -> dict[str, Any]:
         """The stored transitions (oldest first) as tensors: small enough for a checkpoint on classic-control tasks."""
@@ -50,7 +59,8 @@ class ReplayBuffer:
         """Refill from `state_dict` (keeping the newest transitions if this buffer is smaller)."""
         n = min(len(state["reward"]), self.capacity)
         for k in self._FIELDS:
-            getattr(self, k)[:n] = np.asarray(state[k][len(state[k]) - n :])
+            if k in state:  # checkpoints before n-step returns have no "steps": one-step transitions
+                getattr(self, k)[:n] = np.asarray(state[k][len(state[k]) - n :])
         self.size, self.pos = n, n % self.capacity
 
     def sample(self, n: int) -> dict[str, torch.Tensor]:
@@ -61,6 +71,7 @@ class ReplayBuffer:
             "reward": torch.as_tensor(self.reward[idx]),
             "next_obs": torch.as_tensor(self.next_obs[idx]),
             "terminated": torch.as_tensor(self.terminated[idx]),
+            "steps": torch.as_tensor(self.steps[idx]),
         }
 
 
@@ -83,6 +94,8 @@ class DQN(RLTask):
         train_frequency: environment steps (per copy) between training phases.
         gradient_steps: optimizer steps per training phase.
         gamma: discount factor.
+        n_step: bootstrap n environment steps ahead: the reward is the discounted sum of the next n rewards (fewer
+            at an episode's end), the target adds gamma**n times the value there (1: the usual one-step target).
         target_update_interval: environment steps between target-network updates.
         tau: target update rate (1.0 copies the online network).
         epsilon_start: exploration rate at the start.
@@ -109,6 +122,7 @@ class DQN(RLTask):
         train_frequency: Annotated[int, Ge(1)] = 4,
         gradient_steps: Annotated[int, Ge(1)] = 1,
         gamma: Annotated[float, Ge(0), Le(1)] = 0.99,
+        n_step: Annotated[int, Ge(1)] = 1,
         target_update_interval: Annotated[int, Ge(1)] = 500,
         tau: Annotated[float, Ge(0), Le(1)] = 1.0,
         epsilon_start: Annotated[float, Ge(0), Le(1)] = 1.0,
@@ -134,6 +148,7 @@ class DQN(RLTask):
         self.target = copy.deepcopy(q_network).requires_grad_(False)
         self.buffer_size, self.batch_size, self.learning_starts = buffer_size, batch_size, learning_starts
         self.train_frequency, self.gradient_steps, self.gamma = train_frequency, gradient_steps, gamma
+        self.n_step = n_step
         self.target_update_interval, self.tau = target_update_interval, tau
         self.epsilon_start, self.epsilon_end, self.exploration_fraction = (
             epsilon_start,
@@ -156,6 +171,7 @@ class DQN(RLTask):
             buffer.load_state_dict(self._restored_buffer)
             self._restored_buffer = None
         rng = np.random.default_rng(dm.seed + 2 + self.env_steps)
+        pending: list[deque[tuple[Any, Any, float]]] = [deque() for _ in range(dm.num_envs)]  # n-step windows
         obs, _ = env.reset(seed=dm.seed)
         calls = 0
         while self._budget_left():
@@ -168,7 +184,7 @@ class DQN(RLTask):
                 with torch.no_grad():
                     greedy = self.model.q_values(self._obs_tensor(obs), normalized=True).argmax(-1).cpu().numpy()
                 action = np.where(rng.random(dm.num_envs) < self.epsilon, env.action_space.sample(), greedy)
-            next_obs, reward, terminated, _truncated, info = env.step(action)
+            next_obs, reward, terminated, truncated, info = env.step(action)
             self.env_steps += dm.num_envs
             calls += 1
             self._record(info)
@@ -176,7 +192,10 @@ class DQN(RLTask):
             if "final_obs" in info:
                 for i in np.nonzero(info["_final_obs"])[0]:
                     final[i] = info["final_obs"][i]
-            buffer.add(obs, action, reward, final, terminated)
+            if self.n_step == 1:
+                buffer.add(obs, action, reward, final, terminated)
+            else:
+                self._add_n_step(buffer, pending, obs, action, reward, final, terminated, terminated | truncated)
             obs = next_obs
             if self.env_steps - self._last_target_update >= self.target_update_interval:
                 self._update_target()
@@ -185,6 +204,21 @@ class DQN(RLTask):
                 self._sync_observation_stats(dm)
                 for _ in range(self.gradient_steps):
                     yield buffer.sample(self.batch_size)
+
+    def _add_n_step(
+        self, buffer: ReplayBuffer, pending: list[deque[tuple[Any, Any, float]]], obs: np.ndarray, *step: np.ndarray
+    ) -> None:
+        """Store each copy's transition from ``n_step`` steps ago (all its pending ones when its episode ended)."""
+        action, reward, final, terminated, done = step
+        for i, window in enumerate(pending):
+            window.append((obs[i].copy(), action[i], float(reward[i])))
+            while window and (done[i] or len(window) == self.n_step):
+                k = len(window)
+                ret = sum(self.gamma**j * r for j, (_, _, r) in enumerate(window))
+                first, act, _ = window.popleft()
+                buffer.add(first[None], [act], [ret], final[i : i + 1], [terminated[i]], [k])
+                if not done[i]:
+                    break
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -216,7 +250,8 @@ class DQN(RLTask):
                 next_value = next_target.gather(1, best).squeeze(1)
             else:
                 next_value = next_target.max(1).values
-            target = batch["reward"] + self.gamma * (1.0 - batch["terminated"]) * next_value
+            discount = self.gamma ** batch["steps"] if self.n_step > 1 else self.gamma
+            target = batch["reward"] + discount * (1.0 - batch["terminated"]) * next_value
         if self.loss_name == "huber":
             loss = nn.functional.smooth_l1_loss(q, target)
         else:
