@@ -118,7 +118,7 @@ def main() -> None:
     unseen = Path(args.unseen).read_text(encoding="utf-8")
     recipe = {r.qualified_name: r for r in engine.get_registry().list("recipe")}[args.recipe]
     targets = parse_targets(recipe.targets, args.recipe)
-    root = Path(args.out or tempfile.mkdtemp(prefix="charlm-"))
+    root = Path(args.out or (tempfile.mkdtemp(prefix="charlm-") if not args.runs else "."))
     rows: list[dict[str, Any]] = []
     for seed in args.seeds if not args.runs else ():
         overrides = [f"seed={seed}", f"run.dir={root}", f"run.name=seed{seed}", *QUIET, *args.set]
@@ -149,7 +149,7 @@ def main() -> None:
         f"worst test bits/char {worst['model']:.3f} (seed {worst['seed']}) vs xz -9e {worst['xz']:.3f}: "
         f"{'beats' if worst['model'] < worst['xz'] else 'does not beat'} it by {worst['xz'] - worst['model']:+.3f}"
     )
-    print(f"runs in {root}")
+    print(f"runs in {root}" if not args.runs else f"runs: {' '.join(args.runs)}")
 
 
 if __name__ == "__main__":
