@@ -1,16 +1,19 @@
-"""Does `nlp/char-gpt` beat a compressor? Test bits/char over seeds beside xz -9e, zstd -19 and the bigram.
+"""Does a language-model recipe beat a compressor? Test bits/char over seeds beside xz -9e, zstd -19 and the bigram.
 
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python plugins/nlp/bench/char_lm_vs_compressors.py \\
-        [--seeds 0 1 2] [--threads 1] [--set K=V ...] [--unseen /usr/share/common-licenses/GPL-3] [--out DIR]
+        [--recipe nlp/bpe-gpt] [--seeds 0 1 2] [--threads 1] [--set K=V ...] [--out DIR] [--runs RUN_DIR ...]
 
-Each seed is ``engine run nlp/char-gpt seed=S`` (plus ``--set``), trained in this process. Per seed: the run's
+Each seed is ``engine run RECIPE seed=S`` (default ``nlp/bpe-gpt``, the recipe that beats the compressors; plus
+``--set``), trained in this process; ``--runs`` tabulates finished runs instead. Per seed: the run's
 ``test/bits_per_char`` (its loss over the test split's tokens, per character of the split's text; the recipe's
 sliding-window evaluation) beside the compressors on the same text compressed alone (``test/xz_bits_per_char``,
 ``test/zstd_bits_per_char``, what the recipe's targets compare), the best add-alpha bigram counted on the train
 split, and the same figures on an **unseen text** (default: the GPL-3 licence text, which is not Python source):
 the model scores it in windows of its context every ``context / 4`` tokens (characters its vocabulary lacks are
-``<unk>``, counted), the compressors compress it alone. Wall time is the run's (training + evaluation), under the
-thread count given; on a shared machine it is inflated, so the steps are printed too.
+``<unk>``, counted; none for BPE), the compressors compress it alone. Bits per character are always the loss over
+the text's tokens, in bits, divided by its characters, whatever the tokenizer. Wall time is the run's (training +
+evaluation), under the thread count given; on a shared machine it is inflated, so the steps and training tokens
+(steps x batch x context) are printed too.
 """
 
 from __future__ import annotations
@@ -75,6 +78,10 @@ def row(run_dir: Path, unseen: str, targets: list[Any]) -> dict[str, Any]:
     return {
         "seed": run.summary.get("seed"),
         "steps": run.config["trainer"]["max_steps"],
+        "tokens": run.config["trainer"]["max_steps"]
+        * run.config["data"]["batch_size"]
+        * run.config["data"]["context_length"],
+        "tokenizer": run.facts.get("tokenizer", "?"),
         "model": m["test/bits_per_char"],
         "dynamic": m.get("test/dynamic_bits_per_char", math.nan),
         "val": m["val/bits_per_char"],
@@ -89,7 +96,7 @@ def row(run_dir: Path, unseen: str, targets: list[Any]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="nlp/char-gpt")
+    ap.add_argument("--recipe", default="nlp/bpe-gpt")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: the machine is shared)")
     ap.add_argument("--set", nargs="*", default=[], metavar="K=V", help="extra overrides for every run")
@@ -111,7 +118,7 @@ def main() -> None:
     unseen = Path(args.unseen).read_text(encoding="utf-8")
     recipe = {r.qualified_name: r for r in engine.get_registry().list("recipe")}[args.recipe]
     targets = parse_targets(recipe.targets, args.recipe)
-    root = Path(args.out or tempfile.mkdtemp(prefix="charlm-"))
+    root = Path(args.out or (tempfile.mkdtemp(prefix="charlm-") if not args.runs else "."))
     rows: list[dict[str, Any]] = []
     for seed in args.seeds if not args.runs else ():
         overrides = [f"seed={seed}", f"run.dir={root}", f"run.name=seed{seed}", *QUIET, *args.set]
@@ -124,13 +131,15 @@ def main() -> None:
     print(f"{args.recipe}, {platform.processor() or platform.machine()}, {args.threads} thread(s), machine shared")
     print(f"targets: {'; '.join(map(str, targets))}; unseen text: {args.unseen} ({len(unseen)} characters)")
     print(
-        f"{'seed':>4} {'steps':>6} {'val':>6} {'test':>6} {'dyn.':>6} {'bigram':>7} {'xz -9e':>7} {'zstd-19':>7}  "
+        f"{'seed':>4} {'tok.':>4} {'steps':>6} {'tokens':>7} {'val':>6} {'test':>6} {'dyn.':>6} {'bigram':>7} "
+        f"{'xz -9e':>7} {'zstd-19':>7}  "
         f"{'unseen':>6} {'dyn.':>6} {'xz':>6} {'zstd':>6} {'unk':>4} {'wall s':>7}  targets"
     )
     for r in rows:
         u = r["unseen"]
         print(
-            f"{r['seed']:>4} {r['steps']:>6} {r['val']:>6.3f} {r['model']:>6.3f} {r['dynamic']:>6.3f} "
+            f"{r['seed']:>4} {r['tokenizer']:>4} {r['steps']:>6} {r['tokens'] / 1e6:>6.2f}M {r['val']:>6.3f} "
+            f"{r['model']:>6.3f} {r['dynamic']:>6.3f} "
             f"{r['bigram']:>7.3f} {r['xz']:>7.3f} {r['zstd']:>7.3f}  {u['model']:>6.3f} {u['dynamic']:>6.3f} "
             f"{u['xz']:>6.3f} {u['zstd']:>6.3f} {u['unknown']:>4} {r['wall']:>7.0f}  "
             f"{'held' if r['held'] else 'MISSED'}"
@@ -140,7 +149,7 @@ def main() -> None:
         f"worst test bits/char {worst['model']:.3f} (seed {worst['seed']}) vs xz -9e {worst['xz']:.3f}: "
         f"{'beats' if worst['model'] < worst['xz'] else 'does not beat'} it by {worst['xz'] - worst['model']:+.3f}"
     )
-    print(f"runs in {root}")
+    print(f"runs in {root}" if not args.runs else f"runs: {' '.join(args.runs)}")
 
 
 if __name__ == "__main__":

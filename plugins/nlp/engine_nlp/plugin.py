@@ -185,6 +185,12 @@ def engine_recipes() -> list[Recipe]:
             targets=("test/bits_per_char <= test/xz_bits_per_char", "test/bits_per_char <= test/zstd_bits_per_char"),
         ),
         Recipe(
+            "bpe-gpt",
+            "engine_nlp:recipes/bpe-gpt.yaml",
+            "GPT on BPE tokens of the whole Python stdlib: char-gpt's compute, beats xz -9e and zstd -19 on its test",
+            targets=("test/bits_per_char <= test/xz_bits_per_char", "test/bits_per_char <= test/zstd_bits_per_char"),
+        ),
+        Recipe(
             "classify",
             "engine_nlp:recipes/classify.yaml",
             "Transformer classifier: which stdlib package a code snippet comes from (8 classes)",

@@ -97,3 +97,44 @@ def test_dynamic_evaluation_adapts_to_the_text_and_leaves_the_model_alone() -> N
     assert dynamic_loss(model, ids, 16, 8, 0.0) == pytest.approx(float(static), rel=1e-5)  # lr 0: the static loss
     assert dynamic_loss(model, ids, 16, 8, 0.01) < 0.5 * float(static)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_bits_per_char_of_a_bpe_run_is_the_text_total_loss_over_its_characters(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    """With BPE a token covers several characters: ``bits_per_char`` must be the split's whole loss in bits (every
+    token's, the first, which no window predicts, counted at the mean) over its characters, not bits per token."""
+    from engine_nlp.perplexity import perplexity
+
+    from engine.runs import open_run
+
+    overrides = [
+        "task=nlp.language_modeling",
+        "model=nlp.gpt",
+        "model.n_layer=1",
+        "model.d_model=16",
+        "model.n_head=2",
+        "data=nlp.text_files",
+        f"data.paths=[{corpus_file}]",
+        "data.tokenizer=bpe",
+        "data.vocab_size=300",
+        "data.context_length=16",
+        "data.eval_stride=4",
+        "trainer.max_steps=3",
+        "trainer.val_check_interval=3",
+    ]
+    result = train_run(*overrides, root=tmp_path)
+    run = open_run(result.run_dir)
+    source = run.datamodule().source
+    model = run.model("best").eval()
+    for split in ("val", "test"):
+        text = source.split_text(split)
+        ids = source.tokenizer.encode(text)
+        assert source.tokenizer.decode(ids) == text and len(ids) < 0.8 * len(text)  # several characters a token
+        scored = perplexity(model, ids, 16, stride=4)
+        assert scored["tokens"] == len(ids) - 1
+        total_bits = scored["loss"] * len(ids) / math.log(2)
+        assert result.summary["metrics"][f"{split}/bits_per_char"] == pytest.approx(total_bits / len(text), rel=1e-4)
+        assert (
+            result.summary["metrics"][f"{split}/bits_per_token"] > result.summary["metrics"][f"{split}/bits_per_char"]
+        )
