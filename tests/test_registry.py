@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import engine
@@ -182,8 +184,12 @@ def test_list_patterns_and_create() -> None:
         engine.create("model", "mlp", in_features=5, out_features=3, hiden=[8])
 
 
-def test_discovery_cache_follows_installs_and_edits(plugin_site) -> None:
+def test_discovery_cache_follows_installs_and_edits(plugin_site, request) -> None:
     from engine._plugins.discovery import cache_file
+
+    # the module written below by hand, not by plugin_site, is imported: forget it, or a later test's own
+    # engine_beta_plugin (test_names' twin recipe) would be this one from sys.modules
+    request.addfinalizer(lambda: sys.modules.pop("engine_beta_plugin", None))
 
     assert "alpha" not in PluginManager().plugins
     assert cache_file().exists()  # the first discovery wrote the cache
