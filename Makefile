@@ -106,18 +106,25 @@ demo-llm: setup
 	$(ENGINE) generate $(SMOLLM2_RUN) "$(DEMO_QUESTION)" --seed 0 --max-new-tokens 24 --stop system
 
 TESTS := tests $(foreach d,$(PLUGIN_DIRS),$(wildcard $(d)/tests))
+# The suite runs on every core (pytest-xdist: TEST_WORKERS=auto, one worker per core; TEST_WORKERS=0 runs it in
+# one process), a file's tests on one worker in their order (--dist loadfile: its module fixtures built once), with
+# one torch thread per worker and per command a test starts (more threads than cores crawl), and lists its slowest
+# tests at the end, so that a test grown slow is seen (the guide: the suite under 15 minutes).
+TEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest --durations=15
+PARALLEL = -n $(TEST_WORKERS) $(if $(filter 0,$(TEST_WORKERS)),,--dist loadfile)
 
 # The tests of real pretrained models (@pytest.mark.pretrained: SmolLM2 answering, minutes on CPU) are left
-# out of `make test`; `make test-pretrained` runs them.
+# out of `make test`; `make test-pretrained` runs them (one test: in one process).
 test: setup
-	$(PY) -m pytest $(TESTS) -q -m "not pretrained"
+	$(PYTEST) $(PARALLEL) $(TESTS) -q -m "not pretrained"
 
 test-pretrained: setup
-	$(PY) -m pytest $(TESTS) -q -m pretrained
+	$(PYTEST) $(TESTS) -q -m pretrained
 
 # The inner loop: every module exercised, the tests that train for long left out (@pytest.mark.slow).
 test-fast: setup
-	$(PY) -m pytest $(TESTS) -q -m "not slow and not pretrained"
+	$(PYTEST) $(PARALLEL) $(TESTS) -q -m "not slow and not pretrained"
 
 bench: setup
 	@set -e; for script in $(BENCHES); do echo "== $$script"; $(PY) $$script; done

@@ -12,6 +12,9 @@ A test that may lack its package on purpose says so: ``@pytest.mark.optional_dep
 A shell starts a background job (``make test &``, ``nohup``) with SIGINT ignored, and every child inherits that:
 the tests that press Ctrl-C on an ``engine`` command would see it ignored. The suite restores Python's handler,
 so its children start with SIGINT at its default, as they do from a terminal.
+
+Run on several cores (``pytest -n N``, as ``make test`` does), each worker, and each command it starts, uses one
+torch thread unless told otherwise: N workers with a thread per core each would crawl.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ import pytest
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported: read when it loads, inherited by children
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 MISSING = "could not import"
 WHY = "a missing test dependency fails CI: install it in `make setup`, or mark the test optional_dependency(reason=)"
