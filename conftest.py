@@ -14,7 +14,9 @@ the tests that press Ctrl-C on an ``engine`` command would see it ignored. The s
 so its children start with SIGINT at its default, as they do from a terminal.
 
 Run on several cores (``pytest -n N``, as ``make test`` does), each worker, and each command it starts, uses one
-torch thread unless told otherwise: N workers with a thread per core each would crawl.
+torch thread unless told otherwise: N workers with a thread per core each would crawl. A worker starts with
+``COLUMNS=80 LINES=24`` in its environment, which one process does not have: the commands the tests run in-process
+would wrap their tables at 80 columns (long tmp paths), so a worker drops them and sees the width one process sees.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 if os.environ.get("PYTEST_XDIST_WORKER"):  # before torch is imported: read when it loads, inherited by children
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    for var in ("COLUMNS", "LINES"):
+        os.environ.pop(var, None)
 
 MISSING = "could not import"
 WHY = "a missing test dependency fails CI: install it in `make setup`, or mark the test optional_dependency(reason=)"
