@@ -21,10 +21,15 @@ INSTALLED = sorted({ep.name for ep in entry_points(group="engine.plugins")})
 
 @pytest.fixture(autouse=True, scope="module")
 def _kernel_alone() -> Iterator[None]:
-    """No installed plugin for a whole module (its module-scoped fixtures, which run first, included)."""
+    """No installed plugin for a whole module (its module-scoped fixtures, which run first, included).
+
+    The registries are cleared too: one cached by a plugin's tests run before in the same process (a parallel run's
+    worker takes files in any order) would build the module's fixtures with every plugin on."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ENGINE_DISABLE_PLUGINS", ",".join(INSTALLED))
+        clear_registries()
         yield
+    clear_registries()
 
 
 @pytest.fixture(autouse=True)
