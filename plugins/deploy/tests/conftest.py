@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,26 @@ PLUGIN_DIR = Path(__file__).parent / "seq2seq_plugin"
 
 
 @pytest.fixture(scope="session")
-def s2s_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The third-party-style seq2seq plugin of ``seq2seq_plugin/`` installed for the session (an entry point)."""
-    import importlib
-    import os
-
-    import engine
-
+def s2s_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The third-party-style seq2seq plugin of ``seq2seq_plugin/`` as an installed distribution (an entry point),
+    on the path only while `s2s_plugin` holds it: other modules' tests (and the kernel's, in a parallel run's worker)
+    see the plugins they expect."""
     site = tmp_path_factory.mktemp("s2s-site")
     info = site / "engine_s2sdemo-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: engine-s2sdemo\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[engine.plugins]\ns2sdemo = s2sdemo.plugin\n")
+    return site
+
+
+@contextlib.contextmanager
+def s2s_plugin(site: Path) -> Iterator[None]:
+    """The s2sdemo plugin installed (on ``sys.path`` and ``PYTHONPATH``, for engine commands too) inside the block."""
+    import importlib
+    import os
+
+    import engine
+
     paths = [str(site), str(PLUGIN_DIR)]
     with pytest.MonkeyPatch.context() as mp:
         for p in paths:
@@ -57,16 +66,25 @@ def s2s_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("PYTHONPATH", os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]))
         importlib.invalidate_caches()
         engine.get_registry(fresh=True)
-        yield site
+        yield
+    importlib.invalidate_caches()
     engine.get_registry(fresh=True)
 
 
 @pytest.fixture(scope="session")
-def s2s_run(s2s_site: Path, train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained character-reversal run (per-batch padding, nn.TransformerDecoder): a few seconds."""
+def s2s_trained(s2s_site: Path, train: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained character-reversal run (per-batch padding, nn.TransformerDecoder): a few seconds, once a session."""
     overrides = ["data=s2sdemo.chars", "data.batch_size=16", "trainer.max_epochs=4", "optimizer.lr=0.01"]
     root = tmp_path_factory.mktemp("s2s-runs")
-    return Path(train(*overrides, root=root, name="s2s").run_dir)
+    with s2s_plugin(s2s_site):
+        return Path(train(*overrides, root=root, name="s2s").run_dir)
+
+
+@pytest.fixture(scope="module")
+def s2s_run(s2s_trained: Path, s2s_site: Path) -> Iterator[Path]:
+    """`s2s_trained`, with its plugin installed for the module's tests."""
+    with s2s_plugin(s2s_site):
+        yield s2s_trained
 
 
 @pytest.fixture
