@@ -92,7 +92,6 @@ def context_server(tmp_path: Path) -> Any:
     """``context_server(out, key)``: a context manager running a container context's entry command in ``out`` on
     127.0.0.1 (as ``docker run -e ENGINE_API_KEY=key IMAGE --host 127.0.0.1 --port N`` would), waiting for
     ``/health`` (60 s at most); it gives ``call(path, body=None, key=key) -> (status, json)`` and stops the server."""
-    import contextlib
     import json
     import os
     import socket
