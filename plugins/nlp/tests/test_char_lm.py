@@ -45,18 +45,25 @@ def test_text_files_eval_stride(corpus_file: Path) -> None:
         TextFiles(paths=[str(corpus_file)], max_chars=30_000, context_length=32, eval_stride=33)
 
 
-def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_file: Path, cli: Any) -> None:
-    from engine_nlp.baselines import compressed_bits_per_char
-    from engine_nlp.data import TextFiles
-
-    overrides = [
+def _tiny_lm(corpus: Path) -> list[str]:
+    """A one-block GPT of width 16 on ``corpus``: the runs below differ in their data and evaluation settings."""
+    return [
         "task=nlp.language_modeling",
         "model=nlp.gpt",
         "model.n_layer=1",
         "model.d_model=16",
         "model.n_head=2",
         "data=nlp.text_files",
-        f"data.paths=[{corpus_file}]",
+        f"data.paths=[{corpus}]",
+    ]
+
+
+def test_run_logs_bits_per_char_beside_the_compressors(tmp_path: Path, corpus_file: Path, cli: Any) -> None:
+    from engine_nlp.baselines import compressed_bits_per_char
+    from engine_nlp.data import TextFiles
+
+    overrides = [
+        *_tiny_lm(corpus_file),
         "data.context_length=16",
         "data.eval_stride=4",
         "task.dynamic_eval_lrs=[0.001]",
@@ -109,13 +116,7 @@ def test_bits_per_char_of_a_bpe_run_is_the_text_total_loss_over_its_characters(
     from engine.runs import open_run
 
     overrides = [
-        "task=nlp.language_modeling",
-        "model=nlp.gpt",
-        "model.n_layer=1",
-        "model.d_model=16",
-        "model.n_head=2",
-        "data=nlp.text_files",
-        f"data.paths=[{corpus_file}]",
+        *_tiny_lm(corpus_file),
         "data.tokenizer=bpe",
         "data.vocab_size=300",
         "data.context_length=16",
