@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,21 +64,27 @@ def run_facts(run: Run, datamodule: Any = None) -> dict[str, Any]:
     return facts
 
 
+def with_facts(run: Run, build: Callable[[dict[str, Any]], Any], datamodule: Any = None) -> tuple[Any, dict[str, Any]]:
+    """``build(facts)`` and the facts it was given: the live ``datamodule``'s when given; else the recorded ones,
+    and the rebuilt data's only when ``build`` failed on them (a fact that did not survive JSON)."""
+    if datamodule is not None:
+        facts = run_facts(run, datamodule)
+        return build(facts), facts
+    try:
+        return build(dict(run.facts)), dict(run.facts)
+    except EngineError:
+        raise
+    except Exception:
+        facts = run_facts(run, run.datamodule())
+        return build(facts), facts
+
+
 def eager_model(run: Run, datamodule: Any = None) -> torch.nn.Module:
     """The run's trained model: its task's primary slot (best checkpoint, eval mode, CPU).
 
     A model trained through adapters (LoRA: `engine.protocols.MergesAdapters`) is handed out merged: a plain network.
     """
-    facts = run_facts(run, datamodule)
-    try:
-        model = run.model(facts=facts)
-    except EngineError:
-        raise
-    except Exception:
-        if datamodule is not None:
-            raise
-        # a fact that did not survive JSON: rebuild the data and retry with its facts
-        return eager_model(run, run.datamodule())
+    model, _ = with_facts(run, lambda facts: run.model(facts=facts), datamodule)
     if not isinstance(model, torch.nn.Module):
         raise EngineError(
             f"the run's model ({type(model).__name__}) is not a torch.nn.Module, so it cannot be exported",

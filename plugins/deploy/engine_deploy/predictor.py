@@ -72,13 +72,8 @@ class Predictor:
 
         Only the source's text codec is used (its tokenizer, read back from the run): the run's data are not read,
         so a run sent from another machine, or packaged in a container, is served without them."""
-        try:  # the recorded facts; the live data's only when one of them did not survive JSON
-            task = self.run.task(facts=facts)  # built once: its model is the network (/predict and /v1 share it)
-        except EngineError:
-            raise
-        except Exception:
-            facts = common.run_facts(self.run, self.datamodule)
-            task = self.run.task(facts=facts)
+        # built once: its model is the network (/predict and /v1 share it)
+        task, facts = common.with_facts(self.run, lambda recorded: self.run.task(facts=recorded))
         if artifact is not None:
             loaded = common.load_artifact(artifact)
             self.manifest, self.fn, self.backend = loaded.manifest, loaded.fn, loaded.target
