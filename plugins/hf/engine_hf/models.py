@@ -185,6 +185,7 @@ class HFModel(_HFModule):
     """
 
     kind = "causal_lm"
+    _cache_call: tuple[str, dict[str, int]] | None = None  # forward_cached's keywords for this transformers version
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``[B, T, vocab]`` (no attention mask: LM blocks are not padded)."""
@@ -195,11 +196,12 @@ class HFModel(_HFModule):
         cache; None: none), and the cache holding them too: the decoding loop's KV cache (``engine_nlp``'s
         ``CachedDecoding``). The output layer runs on the last position only (``logits_to_keep``), as in
         transformers' ``generate``."""
-        params = inspect.signature(self.hf.forward).parameters
-        kwargs = {"cache" if "cache" in params else "past_key_values": cache}  # transformers 5.x renamed it cache
-        if "logits_to_keep" in params:
-            kwargs["logits_to_keep"] = 1
-        out = self.hf(input_ids=ids, use_cache=True, **kwargs)
+        if self._cache_call is None:  # read once, at the first step: not at every token
+            params = inspect.signature(self.hf.forward).parameters
+            name = "cache" if "cache" in params else "past_key_values"  # transformers 5.x renamed it cache
+            self._cache_call = (name, {"logits_to_keep": 1} if "logits_to_keep" in params else {})
+        name, keep = self._cache_call
+        out = self.hf(input_ids=ids, use_cache=True, **{name: cache}, **keep)
         new = getattr(out, "cache", None)
         return out.logits[:, -1], new if new is not None else out.past_key_values
 
