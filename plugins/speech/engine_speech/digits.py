@@ -1,4 +1,4 @@
-"""``speech.spoken_digits``: digits spoken by espeak-ng voices, split by voice."""
+"""``speech.spoken_digits``: digits spoken by espeak-ng voices (and festival ones in training), split by voice."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from engine import ConfigError
 from engine_speech.audio import load_audio
 from engine_speech.datasets import collate_sequences
 from engine_speech.source import SpeechSource, feature_params
-from engine_speech.synth import DIGIT_WORDS, Utterance, check_distinct_voices, check_voices, generate
+from engine_speech.synth import (
+    DIGIT_WORDS,
+    Utterance,
+    check_distinct_voices,
+    check_festival_voices,
+    check_voices,
+    generate,
+)
 from engine_speech.text import encode_text
 
 # Every English espeak-ng language but the two held-out accents (West Midlands, New York City).
@@ -59,6 +66,10 @@ class SpokenDigits(SpeechSource):
     ("seven") per utterance for keyword spotting (10 classes); ``strings`` mode says
     ``min_digits``..``max_digits`` random digits ("three one four") for speech recognition.
 
+    With ``festival_share`` > 0, that share of the *training* utterances is spoken by ``festival_voices``
+    instead (Debian's festival: recorded diphones of a real speaker, where espeak-ng makes every sound by rule),
+    at the same drawn speeds, pitches and amplitudes. Validation, test and held-out stay espeak-ng.
+
     Args:
         mode: words (classification, clips) or strings (recognition, sequences).
         num_utterances: training utterances.
@@ -77,6 +88,9 @@ class SpokenDigits(SpeechSource):
         amplitude_range: [low, high] espeak-ng amplitude (0-200, 100 is its default).
         heldout_speed_range: held-out speeds come from this range outside speed_range.
         heldout_pitch_range: held-out pitches come from this range outside pitch_range.
+        festival_voices: festival voices for a share of the training utterances (``festival -b "(print
+            (voice.list))"`` lists them; Debian's festvox-kdlpc16k gives ked_diphone).
+        festival_share: share of the training utterances spoken by festival_voices (0: espeak-ng only).
         clip_seconds: clip length in words mode.
         seed: seed of the texts, voices, speeds and pitches (and, with the run's seed, the augmentation).
         cache_dir: where synthesised WAVs are cached (default $ENGINE_CACHE_DIR/speech, ~/.cache/engine/speech).
@@ -126,6 +140,8 @@ class SpokenDigits(SpeechSource):
         amplitude_range: list[int] = [60, 180],  # noqa: B006
         heldout_speed_range: list[int] = [85, 290],  # noqa: B006
         heldout_pitch_range: list[int] = [0, 99],  # noqa: B006
+        festival_voices: list[str] = [],  # noqa: B006
+        festival_share: Annotated[float, Ge(0), Le(1)] = 0.0,
         clip_seconds: Annotated[float, Gt(0)] = 1.0,
         seed: Annotated[int, Ge(0), Le(4294967295)] = 0,
         cache_dir: str | None = None,
@@ -168,6 +184,11 @@ class SpokenDigits(SpeechSource):
         ):
             if len(rng) != 2 or not lo <= rng[0] <= rng[1] <= hi:
                 raise ConfigError(f"{name} must be [low, high] within {lo}..{hi}, got {rng}")
+        if festival_share > 0 and not festival_voices:
+            raise ConfigError(
+                f"festival_share is {festival_share} but festival_voices is empty",
+                hint="name festival voices, e.g. data.festival_voices=[ked_diphone], or set data.festival_share=0",
+            )
         if clip_seconds <= 0:
             raise ConfigError(f"clip_seconds must be positive, got {clip_seconds}")
         splits = {"train": train_variants, "val": val_variants, "test": test_variants, "heldout": heldout_variants}
@@ -203,6 +224,7 @@ class SpokenDigits(SpeechSource):
         self.amplitude_range = list(amplitude_range)
         self.heldout_ranges = list(heldout_speed_range), list(heldout_pitch_range)
         self.seed = seed
+        self.festival_voices, self.festival_share = list(festival_voices), festival_share if festival_voices else 0.0
         from engine import cache_dir as engine_cache
 
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else engine_cache() / "speech"
@@ -227,6 +249,8 @@ class SpokenDigits(SpeechSource):
         voices = self.voices(split)
         rng.shuffle(voices)
         outer = self.heldout_ranges if split == "heldout" else (None, None)
+        share = self.festival_share if split == "train" else 0.0
+        festival = random.Random(f"{self.seed}-festival-{self.mode}")  # its own draws: espeak's stay as they were
         utts, labels = [], []
         for i in range(self.counts[split]):
             if self.mode == "words":
@@ -239,7 +263,11 @@ class SpokenDigits(SpeechSource):
             speed = _draw(rng, self.speed_range, outer[0])
             pitch = _draw(rng, self.pitch_range, outer[1])
             amplitude = rng.randint(*self.amplitude_range)
-            utts.append(Utterance(text, voices[i % len(voices)], speed, pitch, amplitude))
+            if share and festival.random() < share:
+                voice = festival.choice(self.festival_voices)
+                utts.append(Utterance(text, voice, speed, pitch, amplitude, synthesiser="festival"))
+            else:
+                utts.append(Utterance(text, voices[i % len(voices)], speed, pitch, amplitude))
             labels.append(label)
         return utts, labels
 
@@ -247,6 +275,8 @@ class SpokenDigits(SpeechSource):
         names = [s for s in self.counts if self.counts[s] > 0 and self.splits[s]]
         check_voices([v for s in names for v in self.voices(s)], "data (speech.spoken_digits)")
         check_distinct_voices({s: self.voices(s) for s in names}, self.cache_dir, "data (speech.spoken_digits)")
+        if self.festival_share:
+            check_festival_voices(self.festival_voices, "data (speech.spoken_digits)")
         plan = {s: self.utterances(s) for s in names}
         everything = [u for utts, _ in plan.values() for u in utts]
         paths = generate(everything, self.cache_dir, self.workers, label="speech.spoken_digits")

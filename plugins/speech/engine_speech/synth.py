@@ -1,9 +1,11 @@
-"""Real speech from Debian's ``espeak-ng``: voices, one-shot synthesis, a parallel cached generator.
+"""Real speech from Debian's ``espeak-ng`` and ``festival``: voices, one-shot synthesis, a parallel cached generator.
 
-A *voice* is ``language+variant`` (``en-us+f3``, ``en-gb-scotland+m2``): the language sets the accent,
-the variant the speaker (formants, pitch, breathiness). Each utterance is cached as one WAV file
-(22050 Hz, as espeak writes it) named by a hash of everything that shapes it (text, voice, speed,
-pitch, amplitude, espeak version), so any configuration reuses what an earlier one synthesised.
+An espeak-ng *voice* is ``language+variant`` (``en-us+f3``, ``en-gb-scotland+m2``): the language sets the accent,
+the variant the speaker (formants, pitch, breathiness). espeak-ng is a formant synthesiser: every sound is made by
+rule. A festival voice (``ked_diphone``, Debian's ``festvox-kdlpc16k``) joins recorded diphones of a real speaker,
+so its consonants are a person's: a second, unlike source of training speech. Each utterance is cached as one
+WAV file named by a hash of everything that shapes it (synthesiser and its version, text, voice, speed, pitch,
+amplitude), so any configuration reuses what an earlier one synthesised.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
+from typing import Literal
 
 from engine import ConfigError, EngineError
 
@@ -79,6 +83,37 @@ def check_voices(voices: Sequence[str], where: str) -> None:
             )
 
 
+def festival() -> str:
+    """Path of the ``festival`` executable, or a clear error telling how to install it."""
+    exe = shutil.which("festival") or shutil.which("festival", path="/usr/bin:/usr/local/bin")
+    if exe is None:
+        raise EngineError(
+            "festival is not installed (needed for festival_voices)",
+            hint="`make setup` installs it as root, else: sudo apt-get install festival festvox-kdlpc16k",
+        )
+    return exe
+
+
+@lru_cache(maxsize=1)
+def festival_info() -> tuple[str, frozenset[str]]:
+    """(festival's version, the voices it has): ``festival --version`` and ``(voice.list)``."""
+    exe = festival()
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    voices = subprocess.run([exe, "-b", "(print (voice.list))"], capture_output=True, text=True, check=False).stdout
+    return version or "unknown", frozenset(voices.strip().strip("()").split())
+
+
+def check_festival_voices(voices: Sequence[str], where: str) -> None:
+    """Every festival voice exists (festival writes no audio for an unknown one and still exits 0)."""
+    known = festival_info()[1]
+    for voice in voices:
+        if voice not in known:
+            raise ConfigError(
+                f"{where}: festival has no voice '{voice}'",
+                hint=f"festival has: {', '.join(sorted(known)) or 'none'}; Debian's festvox-* packages add voices",
+            )
+
+
 PROBE = " ".join(DIGIT_WORDS)  # the text voices are told apart by
 
 
@@ -113,23 +148,75 @@ def check_distinct_voices(splits: dict[str, list[str]], cache_dir: str | os.Path
 
 @dataclass(frozen=True)
 class Utterance:
-    """One thing to say: text, voice, speed (words per minute), pitch (0-99), amplitude (0-200)."""
+    """One thing to say: text, voice, speed (words per minute), pitch (0-99), amplitude (0-200), synthesiser.
+
+    espeak-ng takes speed, pitch and amplitude as they are. For festival they become a duration stretch
+    (``FESTIVAL_WPM / speed``), a mean F0 of ``70 + 1.6 * pitch`` Hz (70-228) and a scale of ``amplitude / 100``.
+    """
 
     text: str
     voice: str
     speed: int = 160
     pitch: int = 50
     amplitude: int = 100
+    synthesiser: Literal["espeak-ng", "festival"] = "espeak-ng"
 
     def key(self) -> str:
         loud = "" if self.amplitude == 100 else f"|a{self.amplitude}"  # keys of earlier caches stay valid
-        raw = f"{espeak_version()}|{self.voice}|{self.speed}|{self.pitch}{loud}|{self.text}"
+        version = espeak_version() if self.synthesiser == "espeak-ng" else f"festival|{festival_info()[0]}"
+        raw = f"{version}|{self.voice}|{self.speed}|{self.pitch}{loud}|{self.text}"
         return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
 
+FESTIVAL_WPM = 170  # the speaking rate festival's duration stretch 1 is taken for
+FESTIVAL_MODEL_F0 = "(model_f0_mean 170) (model_f0_std 34)"  # the diphone voices' intonation model (their own)
+
+
+def _scheme_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def festival_batch(items: Sequence[tuple[Utterance, Path]]) -> int:
+    """Synthesise festival utterances in one ``festival --pipe`` process (a few ms each, where a process per
+    utterance takes 250 ms); returns how many. Texts and paths go in as quoted Scheme strings, voice names are
+    checked: what is said is never run.
+    """
+    lines, voice, tmps = [], None, []
+    for utt, out in items:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", utt.voice):
+            raise EngineError(f"festival voice names are letters, digits and _, got '{utt.voice}'")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmps.append(tmp)
+        if utt.voice != voice:
+            lines.append(f"(voice_{utt.voice})")
+            voice = utt.voice
+        f0 = 70 + 1.6 * utt.pitch
+        lines += [
+            f"(Parameter.set 'Duration_Stretch {FESTIVAL_WPM / utt.speed:.4f})",
+            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std 15) {FESTIVAL_MODEL_F0}))",
+            f"(set! utt (utt.synth (Utterance Text {_scheme_string(utt.text)})))",
+            f"(utt.wave.rescale utt {utt.amplitude / 100:g})",
+            f"(utt.save.wave utt {_scheme_string(str(tmp))} 'riff)",
+        ]
+    proc = subprocess.run([festival(), "--pipe"], input="\n".join(lines), capture_output=True, text=True, check=False)
+    failed = [utt for (utt, _), tmp in zip(items, tmps, strict=True) if not tmp.is_file() or tmp.stat().st_size <= 44]
+    if proc.returncode != 0 or failed:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        why = (proc.stderr.strip() or "no audio written").splitlines()[0]
+        raise EngineError(f"festival failed for {failed[0] if failed else items[0][0]}: {why}")
+    for (_, out), tmp in zip(items, tmps, strict=True):
+        os.replace(tmp, out)
+    return len(items)
+
+
 def synthesize(utt: Utterance, out: str | os.PathLike[str]) -> Path:
-    """Write ``utt`` as a WAV file (22050 Hz mono, 16 bit) to ``out``; returns the path."""
+    """Write ``utt`` as a WAV file (mono, 16 bit; 22050 Hz from espeak-ng, the voice's rate from festival)."""
     out = Path(out)
+    if utt.synthesiser == "festival":
+        festival_batch([(utt, out)])
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".{os.getpid()}.tmp")
     cmd = [
@@ -154,6 +241,11 @@ def synthesize(utt: Utterance, out: str | os.PathLike[str]) -> Path:
     return out
 
 
+def _one(utt: Utterance, out: Path) -> int:
+    synthesize(utt, out)
+    return 1
+
+
 def generate(
     utterances: Sequence[Utterance], cache_dir: str | os.PathLike[str], workers: int = 2, label: str = "speech"
 ) -> list[Path]:
@@ -163,15 +255,27 @@ def generate(
     """
     root = Path(cache_dir).expanduser() / "espeak"
     paths = [root / u.key()[:2] / f"{u.key()}.wav" for u in utterances]
-    todo = [(u, p) for u, p in zip(utterances, paths, strict=True) if not p.is_file()]
+    todo = list({p: (u, p) for u, p in zip(utterances, paths, strict=True) if not p.is_file()}.values())  # once each
     if todo:
-        espeak()
+        used = sorted({u.synthesiser for u, _ in todo})
+        for name in used:
+            {"espeak-ng": espeak, "festival": festival}[name]()
         started = time.time()
         step = max(1, len(todo) // 10)
-        print(f"[{label}] synthesising {len(todo)} utterances with espeak-ng into {root} ...", file=sys.stderr)
-        # Threads are enough: each job is an espeak-ng process, so they run in parallel.
+        print(
+            f"[{label}] synthesising {len(todo)} utterances with {' and '.join(used)} into {root} ...", file=sys.stderr
+        )
+        # A job is one espeak-ng utterance or a chunk of festival ones: one synthesiser process each, so threads
+        # are enough to run them in parallel.
+        spoken = [(u, p) for u, p in todo if u.synthesiser == "festival"]
+        chunk = max(1, min(100, -(-len(spoken) // max(1, workers))))
+        jobs = [partial(festival_batch, spoken[i : i + chunk]) for i in range(0, len(spoken), chunk)]
+        jobs += [partial(_one, u, p) for u, p in todo if u.synthesiser != "festival"]
+        done, shown = 0, 0
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for done, _ in enumerate(pool.map(lambda up: synthesize(*up), todo), 1):
-                if done % step == 0 or done == len(todo):
+            for n in pool.map(lambda job: job(), jobs):
+                done += n
+                if done - shown >= step or done == len(todo):
+                    shown = done
                     print(f"[{label}] {done}/{len(todo)} ({time.time() - started:.0f} s)", file=sys.stderr, flush=True)
     return paths
