@@ -160,6 +160,7 @@ def test_keyword_spotting_trains_with_bandwidth_level_and_silence_variation() ->
     data = engine.plan(engine.compose("speech/digits-kws")).config["data"]
     assert data["augment"] and data["lowpass_prob"] > 0 and data["narrowband_prob"] > 0
     assert data["gain_db"][0] < data["gain_db"][1] and data["pad_seconds"][1] > 0
+    assert data["festival_voices"] == ["ked_diphone"] and data["festival_share"] == 0.2  # a second synthesiser
 
 
 def test_recognition_keeps_the_augmentation_its_heldout_target_was_measured_with() -> None:
