@@ -30,15 +30,18 @@ from engine import ConfigError, EngineError
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def espeak() -> str:
-    """Path of the ``espeak-ng`` executable, or a clear error telling how to install it."""
-    exe = shutil.which("espeak-ng") or shutil.which("espeak-ng", path="/usr/bin:/usr/local/bin")
+def _executable(name: str, needed_for: str, hint: str) -> str:
+    """Path of a synthesiser's executable, or a clear error telling how to install it."""
+    exe = shutil.which(name) or shutil.which(name, path="/usr/bin:/usr/local/bin")
     if exe is None:
-        raise EngineError(
-            "espeak-ng is not installed (needed to synthesise spoken digits)",
-            hint="install it: sudo apt-get install espeak-ng (Debian/Ubuntu), brew install espeak-ng (macOS)",
-        )
+        raise EngineError(f"{name} is not installed (needed {needed_for})", hint=hint)
     return exe
+
+
+def espeak() -> str:
+    """Path of the ``espeak-ng`` executable."""
+    hint = "install it: sudo apt-get install espeak-ng (Debian/Ubuntu), brew install espeak-ng (macOS)"
+    return _executable("espeak-ng", "to synthesise spoken digits", hint)
 
 
 @lru_cache(maxsize=1)
@@ -84,14 +87,9 @@ def check_voices(voices: Sequence[str], where: str) -> None:
 
 
 def festival() -> str:
-    """Path of the ``festival`` executable, or a clear error telling how to install it."""
-    exe = shutil.which("festival") or shutil.which("festival", path="/usr/bin:/usr/local/bin")
-    if exe is None:
-        raise EngineError(
-            "festival is not installed (needed for festival_voices)",
-            hint="`make setup` installs it as root, else: sudo apt-get install festival festvox-kdlpc16k",
-        )
-    return exe
+    """Path of the ``festival`` executable."""
+    hint = "`make setup` installs it as root, else: sudo apt-get install festival festvox-kdlpc16k"
+    return _executable("festival", "for festival_voices", hint)
 
 
 @lru_cache(maxsize=1)
