@@ -7,17 +7,16 @@
 
 For each recipe and seed, two runs with the recipe's own settings: **augmented** (bandwidth, level and silence
 augmentation on, the data source's defaults: as speech/digits-kws ships) and **reference** (those three off, as
-speech/digits-asr ships:
-``data.lowpass_prob=0 data.narrowband_prob=0 data.gain_db=[0,0] data.pad_seconds=[0,0]``). Both are trained
-on espeak-ng and, as the recipes ship, festival's ``ked_diphone`` (a fifth of the training utterances;
-``data.festival_share=0`` for espeak-ng alone), never on flite, then evaluated on flite audio of the recipe's
-vocabulary: every flite voice (``flite -lv`` but ``awb_time``, a talking clock) and 8 kHz versions of three of them (resampled to 8 kHz and back, as an
-8 kHz recording is), at three speaking rates (flite's ``duration_stretch``). Keyword spotting: each digit word,
-error rate per voice; recognition: 3-6 digit strings, WER per voice (the run's decoder). Beside them the
-run's own espeak held-out figure (``heldout/accuracy`` or ``heldout/wer``), which must keep its target.
-Goals: KWS error <= 0.10 and ASR WER <= 0.30 on flite overall. Runs are trained one at a time with 1 torch
-thread; ``--keep DIR`` keeps them and reuses finished ones (``--no-train``: only tabulate those);
-``--quick`` trains a small configuration.
+speech/digits-asr ships: ``data.lowpass_prob=0 data.narrowband_prob=0 data.gain_db=[0,0] data.pad_seconds=[0,0]``).
+Both are trained on espeak-ng and, as the recipes ship, festival's ``ked_diphone`` (a fifth of the training
+utterances; ``data.festival_share=0`` for espeak-ng alone), never on flite, then evaluated on flite audio of the
+recipe's vocabulary: every flite voice (``flite -lv`` but ``awb_time``, a talking clock) and 8 kHz versions of three
+of them (resampled to 8 kHz and back, as an 8 kHz recording is), at three speaking rates (flite's
+``duration_stretch``). Keyword spotting: each digit word, error rate per voice; recognition: 3-6 digit strings, WER
+per voice (the run's decoder). Beside them the run's own espeak held-out figure (``heldout/accuracy`` or
+``heldout/wer``), which must keep its target. Goals: KWS error <= 0.10 and ASR WER <= 0.30 on flite overall. Runs
+are trained one at a time with 1 torch thread; ``--keep DIR`` keeps them and reuses finished ones (``--no-train``:
+only tabulate those); ``--quick`` trains a small configuration.
 """
 
 from __future__ import annotations
