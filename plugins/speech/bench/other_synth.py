@@ -96,8 +96,9 @@ def train(recipe: str, seed: int, variant: str, out_dir: Path, extra: list[str])
         return run_dir
     shutil.rmtree(run_dir, ignore_errors=True)
     cmd = [ENGINE, "run", recipe, f"seed={seed}", f"run.dir={out_dir}", f"run.name={name}"]
-    cmd += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", *extra]
+    cmd += ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     cmd += REFERENCE if variant == "ref" else AUGMENTED  # explicit: speech/digits-asr ships with it off
+    cmd += extra  # last: the command line's overrides win over the variant's
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     started = time.time()
     with (out_dir / f"{name}.log").open("w") as fh:
