@@ -224,7 +224,7 @@ class SpokenDigits(SpeechSource):
         self.amplitude_range = list(amplitude_range)
         self.heldout_ranges = list(heldout_speed_range), list(heldout_pitch_range)
         self.seed = seed
-        self.festival_voices, self.festival_share = list(festival_voices), festival_share if festival_voices else 0.0
+        self.festival_voices, self.festival_share = list(festival_voices), festival_share  # no voices: share 0
         from engine import cache_dir as engine_cache
 
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else engine_cache() / "speech"
